@@ -1,0 +1,103 @@
+# Portcullis — GNU make build.
+#
+#   make            release binary: build/portcullis
+#   make check      install what is missing, then unit + case + integration
+#                   tests, everything built with ASan + UBSan
+#   make demo       install what is missing, build, start the gateway in
+#                   front of the example upstreams (examples/demo.yaml)
+#   make bench      the benchmark in bench/ (see bench/README.md)
+#   make deps       only install what is missing (apt + npm)
+
+CC      ?= cc
+PKGS    := libevent jansson yaml-0.1 libcrypto
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-unused-parameter \
+           -Wstrict-prototypes -Wmissing-prototypes -Wvla
+BASE_CFLAGS := -std=c17 -D_GNU_SOURCE $(WARN) -fno-strict-aliasing \
+           -fstack-protector-strong -Isrc $(PKG_CFLAGS)
+
+REL_CFLAGS  := $(BASE_CFLAGS) -O2 -g -D_FORTIFY_SOURCE=2 -fPIE
+REL_LDFLAGS := -pie -Wl,-z,relro,-z,now
+SAN_FLAGS   := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+               -fno-omit-frame-pointer
+ASAN_CFLAGS := $(BASE_CFLAGS) -O1 -g $(SAN_FLAGS)
+
+SRCS      := $(sort $(wildcard src/*/*.c))
+LIB_SRCS  := $(filter-out src/cli/%,$(SRCS))
+CLI_SRCS  := $(filter src/cli/%,$(SRCS))
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+FIX_SRCS  := $(sort $(wildcard tests/fixtures/*.c))
+BENCH_SRCS:= $(sort $(wildcard bench/*.c))
+
+REL  := build/rel
+ASAN := build/asan
+
+REL_OBJS  := $(SRCS:%.c=$(REL)/%.o)
+ASAN_LIB_OBJS := $(LIB_SRCS:%.c=$(ASAN)/%.o)
+ASAN_CLI_OBJS := $(CLI_SRCS:%.c=$(ASAN)/%.o)
+
+.PHONY: all check demo bench deps clean unit cases integration asan fixtures
+all: build/portcullis
+
+build/portcullis: $(REL)/portcullis
+	@ln -sf rel/portcullis $@
+
+$(REL)/portcullis: $(REL_OBJS)
+	$(CC) $(REL_CFLAGS) $(REL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(REL)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(REL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(ASAN)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ASAN_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(ASAN)/portcullis: $(ASAN_LIB_OBJS) $(ASAN_CLI_OBJS)
+	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# Unit tests link every module except the CLI.
+$(ASAN)/tests/unit/%: tests/unit/%.c $(ASAN_LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(PKG_LIBS) $(shell pkg-config --libs cmocka)
+
+# Test fixtures (C upstreams) and bench tools are built without sanitizers:
+# they are not the code under test.
+FIX_BINS   := $(FIX_SRCS:tests/fixtures/%.c=build/fixtures/%)
+BENCH_BINS := $(BENCH_SRCS:bench/%.c=build/bench/%)
+build/fixtures/%: tests/fixtures/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(REL_CFLAGS) -o $@ $< $(PKG_LIBS)
+build/bench/%: bench/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(REL_CFLAGS) -o $@ $< $(PKG_LIBS) -lpthread
+
+fixtures: $(FIX_BINS)
+asan: $(ASAN)/portcullis
+
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(ASAN)/tests/unit/%)
+
+deps:
+	@scripts/deps.sh
+
+unit: $(UNIT_BINS) $(FIX_BINS)
+	@scripts/run-unit.sh $(UNIT_BINS)
+
+check: deps
+	@$(MAKE) --no-print-directory asan fixtures $(UNIT_BINS) $(BENCH_BINS) build/portcullis
+	@scripts/check.sh
+
+demo: deps
+	@$(MAKE) --no-print-directory build/portcullis
+	@scripts/demo.sh
+
+bench: deps
+	@$(MAKE) --no-print-directory build/portcullis $(FIX_BINS) $(BENCH_BINS)
+	@bench/run.sh
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,118 @@
+/*
+ * Configuration: the YAML file, its schema, and secret references.
+ *
+ * The struct is plain data, read by every module after loading; it is never
+ * changed in place. A reload builds a new pc_config and swaps it in whole,
+ * so a failed reload leaves the running one untouched.
+ *
+ * References in string values (upstream env and anywhere the schema allows):
+ *   ${env:NAME}   the gateway's environment variable NAME (error if unset)
+ *   ${file:PATH}  the contents of PATH, one trailing newline stripped; a file
+ *                 readable by group or others is refused (it holds secrets)
+ * Resolved values are recorded in `secrets` so later modules can redact them.
+ */
+#ifndef PC_CONFIG_H
+#define PC_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct pc_listen_conf {
+	char *address;		/* numeric IP literal; default "127.0.0.1" */
+	uint16_t port;		/* 0 = ephemeral (tests) */
+};
+
+enum pc_era_pref { PC_ERA_AUTO = 0, PC_ERA_LEGACY, PC_ERA_MODERN };
+
+struct pc_upstream_conf {
+	char *name;		/* [a-z0-9-]{1,32}, unique */
+	char *prefix;		/* exposed name prefix: default = name; "" = none */
+	char **argv;		/* NULL-terminated; argv[0] is the program */
+	size_t argc;
+	char **env;		/* NULL-terminated "KEY=VALUE", resolved */
+	size_t nenv;
+	char **inherit_env;	/* names copied from the gateway's env; NULL-term. */
+	size_t ninherit;
+	char *cwd;		/* NULL = gateway's cwd */
+	enum pc_era_pref era;
+	bool client_roots;	/* declare the roots capability upstream */
+	uint32_t call_timeout_ms;
+	uint32_t max_call_timeout_ms;
+	uint32_t probe_timeout_ms;
+	uint32_t init_timeout_ms;
+	uint32_t shutdown_grace_ms;
+	uint32_t restart_min_ms;
+	uint32_t restart_max_ms;
+	uint32_t max_line_bytes;
+};
+
+struct pc_limits_conf {
+	uint32_t max_body_bytes;
+	uint32_t max_header_bytes;
+	uint32_t max_json_depth;
+	uint32_t max_string_bytes;
+	uint32_t max_pending_per_client;
+	uint32_t idle_timeout_s;
+	uint32_t read_timeout_s;
+	uint32_t max_sessions;
+	uint32_t session_idle_s;
+	uint32_t page_size;
+	uint32_t list_ttl_ms;	/* ttlMs on modern list results */
+};
+
+struct pc_config {
+	char *path;		/* file it came from, or "<embedded>" */
+	struct pc_listen_conf listen;
+	struct pc_listen_conf admin;	/* address NULL = no admin listener */
+	char *mcp_path;		/* default "/mcp" */
+	char **allowed_origins;	/* NULL-terminated; empty = loopback origins */
+	size_t norigins;
+	char **allowed_hosts;	/* NULL-terminated; empty = loopback hosts */
+	size_t nhosts;
+	bool legacy_enabled;	/* serve 2025-xx clients (default true) */
+	bool modern_enabled;	/* serve 2026-07-28 clients (default true) */
+	char *log_level;	/* "debug|info|warn|error" */
+	struct pc_limits_conf limits;
+	struct pc_upstream_conf *upstreams;
+	size_t nupstreams;
+	char **secrets;		/* resolved reference values, for redaction */
+	size_t nsecrets;
+};
+
+/* One diagnostic: "file:line:col: message". */
+struct pc_config_error {
+	char *file;
+	unsigned line, col;	/* 1-based; 0 when not tied to a position */
+	char *msg;
+};
+
+struct pc_config_errors {
+	struct pc_config_error *v;
+	size_t n;
+};
+
+/*
+ * Load and validate the YAML file at path. On success *out is a new config
+ * (caller frees with pc_config_free) and 0 is returned. On failure returns
+ * PC_E_CONFIG (or PC_E_IO/PC_E_NOMEM) and fills errs with every problem
+ * found (caller frees with pc_config_errors_free); *out stays NULL.
+ */
+int pc_config_load(const char *path, struct pc_config **out,
+    struct pc_config_errors *errs);
+
+/* Same, from a buffer; `name` is used in messages. */
+int pc_config_load_buffer(const char *name, const char *buf, size_t len,
+    struct pc_config **out, struct pc_config_errors *errs);
+
+/* The embedded defaults (no upstreams). */
+int pc_config_default(struct pc_config **out);
+
+/* Free; accepts NULL. Wipes resolved secrets. */
+void pc_config_free(struct pc_config *cfg);
+void pc_config_errors_free(struct pc_config_errors *errs);
+
+/* Print errors as "file:line:col: msg" lines to stream (FILE *). */
+void pc_config_errors_print(const struct pc_config_errors *errs, void *stream);
+
+#endif

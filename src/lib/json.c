@@ -1,0 +1,179 @@
+#include "json.h"
+#include "errors.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/*
+ * Lexical pre-scan: walks the bytes once, tracking whether we are inside a
+ * string, to find the maximum bracket depth and any raw NUL byte. It does not
+ * validate JSON (jansson does); it only guarantees jansson never recurses
+ * deeper than we allow.
+ */
+static int
+prescan(const char *buf, size_t len, size_t max_depth, enum pc_json_fault *fault,
+    char *why, size_t whylen)
+{
+	size_t depth = 0;
+	int in_str = 0, esc = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)buf[i];
+		if (c == 0) {
+			*fault = PC_JSON_SYNTAX;
+			snprintf(why, whylen, "NUL byte at offset %zu", i);
+			return PC_E_PARSE;
+		}
+		if (in_str) {
+			if (esc)
+				esc = 0;
+			else if (c == '\\')
+				esc = 1;
+			else if (c == '"')
+				in_str = 0;
+			continue;
+		}
+		if (c == '"')
+			in_str = 1;
+		else if (c == '{' || c == '[') {
+			if (++depth > max_depth) {
+				*fault = PC_JSON_DEPTH;
+				snprintf(why, whylen,
+				    "nesting deeper than %zu levels", max_depth);
+				return PC_E_LIMIT;
+			}
+		} else if (c == '}' || c == ']') {
+			if (depth > 0)
+				depth--;
+		}
+	}
+	return 0;
+}
+
+/* Iterative walk (explicit stack bounded by max_depth) for string lengths. */
+static int
+check_strings(json_t *root, size_t max_string, size_t max_depth)
+{
+	struct frame { json_t *v; void *it; size_t idx; } *st;
+	size_t sp = 0;
+	int rc = 0;
+
+	st = calloc(max_depth + 2, sizeof(*st));
+	if (st == NULL)
+		return PC_E_NOMEM;
+	st[sp++] = (struct frame){ root, NULL, 0 };
+	while (sp > 0) {
+		struct frame *f = &st[sp - 1];
+		json_t *child = NULL;
+
+		if (json_is_string(f->v)) {
+			if (json_string_length(f->v) > max_string) {
+				rc = PC_E_LIMIT;
+				goto out;
+			}
+			sp--;
+			continue;
+		}
+		if (json_is_object(f->v)) {
+			if (f->idx == 0)
+				f->it = json_object_iter(f->v);
+			else
+				f->it = json_object_iter_next(f->v, f->it);
+			f->idx++;
+			if (f->it == NULL) {
+				sp--;
+				continue;
+			}
+			if (strlen(json_object_iter_key(f->it)) > max_string) {
+				rc = PC_E_LIMIT;
+				goto out;
+			}
+			child = json_object_iter_value(f->it);
+		} else if (json_is_array(f->v)) {
+			if (f->idx >= json_array_size(f->v)) {
+				sp--;
+				continue;
+			}
+			child = json_array_get(f->v, f->idx++);
+		} else {
+			sp--;
+			continue;
+		}
+		if (sp >= max_depth + 2) {
+			rc = PC_E_LIMIT;	/* unreachable after prescan */
+			goto out;
+		}
+		st[sp++] = (struct frame){ child, NULL, 0 };
+	}
+out:
+	free(st);
+	return rc;
+}
+
+int
+pc_json_parse(const char *buf, size_t len, const struct pc_json_limits *lim,
+    json_t **out, enum pc_json_fault *fault, char *why, size_t whylen)
+{
+	json_error_t jerr;
+	json_t *v;
+	int rc;
+
+	*out = NULL;
+	*fault = PC_JSON_OK;
+	if (whylen > 0)
+		why[0] = '\0';
+	rc = prescan(buf, len, lim->max_depth, fault, why, whylen);
+	if (rc != 0)
+		return rc;
+	v = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+	if (v == NULL) {
+		*fault = PC_JSON_SYNTAX;
+		/* jerr.text may quote input (a duplicate key name); report the
+		 * position and the class of error only. */
+		const char *kind = "invalid JSON";
+		if (json_error_code(&jerr) == json_error_duplicate_key)
+			kind = "duplicate object key";
+		else if (json_error_code(&jerr) == json_error_invalid_utf8)
+			kind = "invalid UTF-8";
+		else if (json_error_code(&jerr) == json_error_null_character)
+			kind = "NUL character in string";
+		snprintf(why, whylen, "%s at line %d column %d", kind,
+		    jerr.line, jerr.column);
+		return PC_E_PARSE;
+	}
+	rc = check_strings(v, lim->max_string, lim->max_depth);
+	if (rc != 0) {
+		json_decref(v);
+		*fault = PC_JSON_STRING;
+		snprintf(why, whylen, "string longer than %zu bytes",
+		    lim->max_string);
+		return rc == PC_E_NOMEM ? rc : PC_E_LIMIT;
+	}
+	*out = v;
+	return 0;
+}
+
+char *
+pc_json_dump(const json_t *v)
+{
+	return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
+const char *
+pc_json_str(const json_t *obj, const char *key)
+{
+	if (!json_is_object(obj))
+		return NULL;
+	return json_string_value(json_object_get(obj, key));
+}
+
+json_t *
+pc_json_obj(const json_t *obj, const char *key)
+{
+	json_t *v;
+
+	if (!json_is_object(obj))
+		return NULL;
+	v = json_object_get(obj, key);
+	return json_is_object(v) ? v : NULL;
+}

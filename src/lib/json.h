@@ -1,0 +1,41 @@
+/*
+ * Hygienic JSON parsing for untrusted input.
+ *
+ * jansson does the parsing (with duplicate keys rejected and NUL refused);
+ * this module adds the bounds jansson lacks: nesting depth (checked by a
+ * lexical pre-scan, before jansson recurses) and decoded string length.
+ */
+#ifndef PC_JSON_H
+#define PC_JSON_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+struct pc_json_limits {
+	size_t max_depth;
+	size_t max_string;
+};
+
+enum pc_json_fault {
+	PC_JSON_OK = 0,
+	PC_JSON_SYNTAX,    /* not JSON, bad UTF-8, raw NUL, duplicate key */
+	PC_JSON_DEPTH,     /* nested deeper than max_depth */
+	PC_JSON_STRING,    /* a string or key longer than max_string */
+};
+
+/*
+ * Parse buf[0..len). On success *out holds a new reference and 0 is returned.
+ * On failure returns PC_E_PARSE or PC_E_LIMIT, sets *fault, and writes a short
+ * message (no input bytes echoed) into why[0..whylen).
+ */
+int pc_json_parse(const char *buf, size_t len, const struct pc_json_limits *lim,
+    json_t **out, enum pc_json_fault *fault, char *why, size_t whylen);
+
+/* Serialize compactly; returns malloc'ed string or NULL. */
+char *pc_json_dump(const json_t *v);
+
+/* Shorthands that tolerate NULL and wrong types. */
+const char *pc_json_str(const json_t *obj, const char *key);
+json_t *pc_json_obj(const json_t *obj, const char *key);
+
+#endif

@@ -1,0 +1,109 @@
+/*
+ * Every limit of the gateway, in one place, each with the reason for its value.
+ *
+ * PC_DEF_* are defaults an operator may change in the config (within the
+ * PC_MAX_* ceiling next to it); PC_MAX_* are hard ceilings that no config can
+ * raise, because past them a single peer could exhaust the process.
+ */
+#ifndef PC_LIMITS_H
+#define PC_LIMITS_H
+
+/* --- HTTP front ---------------------------------------------------------- */
+
+/* A tools/call with a large argument (a file to write) fits in 1 MiB; 64 MiB
+ * is the most we ever buffer for one request. */
+#define PC_DEF_MAX_BODY_BYTES        (1024u * 1024u)
+#define PC_MAX_MAX_BODY_BYTES        (64u * 1024u * 1024u)
+
+/* Browsers send ~1-2 KiB of headers; bearer tokens add ~2 KiB. */
+#define PC_DEF_MAX_HEADER_BYTES      (16u * 1024u)
+#define PC_MAX_MAX_HEADER_BYTES      (256u * 1024u)
+
+/* Nesting deeper than this has no legitimate use in tool arguments and costs
+ * stack in every recursive walker (jansson, the schema validator). */
+#define PC_DEF_MAX_JSON_DEPTH        64u
+#define PC_MAX_MAX_JSON_DEPTH        512u
+
+/* One JSON string (after decoding). Large file contents fit. */
+#define PC_DEF_MAX_STRING_BYTES      (1024u * 1024u)
+
+/* Requests one client (legacy session, or source address) may have waiting
+ * on upstreams at once; more is a flood, not an agent. */
+#define PC_DEF_MAX_PENDING_PER_CLIENT 64u
+#define PC_MAX_MAX_PENDING_PER_CLIENT 4096u
+
+/* Seconds a connection may sit idle or take to send its request. A slow
+ * client (slowloris) is dropped after read_timeout. */
+#define PC_DEF_IDLE_TIMEOUT_S        60u
+#define PC_DEF_READ_TIMEOUT_S        10u
+
+/* Concurrent legacy sessions, and how long an unused one lives. */
+#define PC_DEF_MAX_SESSIONS          1024u
+#define PC_MAX_MAX_SESSIONS          65536u
+#define PC_DEF_SESSION_IDLE_S        (30u * 60u)
+
+/* Session ids: 32 random bytes, hex encoded (visible ASCII per spec). */
+#define PC_SESSION_ID_BYTES          32u
+
+/* Bytes of SSE events queued for one slow stream before it is dropped. */
+#define PC_MAX_STREAM_BACKLOG        (4u * 1024u * 1024u)
+
+/* Decoded length of an Mcp-Name / Mcp-Method header value. */
+#define PC_MAX_HEADER_VALUE          4096u
+
+/* JSON-RPC batch (2025-03-26 only): messages in one array. */
+#define PC_MAX_BATCH                 64u
+
+/* --- upstreams ------------------------------------------------------------ */
+
+/* One line of newline-delimited JSON from a child. Larger results (a big
+ * file) are legitimate up to this; a child that never sends '\n' is cut off. */
+#define PC_DEF_MAX_LINE_BYTES        (16u * 1024u * 1024u)
+#define PC_MAX_MAX_LINE_BYTES        (256u * 1024u * 1024u)
+
+/* A child's stderr line forwarded to the log; longer lines are truncated. */
+#define PC_MAX_STDERR_LINE           4096u
+
+/* Per-call timeout and the hard maximum that progress cannot extend. */
+#define PC_DEF_CALL_TIMEOUT_MS       30000u
+#define PC_DEF_MAX_CALL_TIMEOUT_MS   300000u
+#define PC_MAX_CALL_TIMEOUT_MS       (24u * 3600u * 1000u)
+
+/* The era probe (server/discover) and the initialize handshake. */
+#define PC_DEF_PROBE_TIMEOUT_MS      5000u
+#define PC_DEF_INIT_TIMEOUT_MS       30000u
+
+/* Grace between closing stdin, SIGTERM and SIGKILL at shutdown. */
+#define PC_DEF_SHUTDOWN_GRACE_MS     3000u
+
+/* Restart backoff after a crash: doubles from min to max. */
+#define PC_DEF_RESTART_MIN_MS        250u
+#define PC_DEF_RESTART_MAX_MS        30000u
+
+/* Outstanding requests to one upstream process. */
+#define PC_MAX_UPSTREAM_INFLIGHT     4096u
+
+/* Tools/prompts/resources pages fetched from one upstream when building the
+ * catalogue; a server that paginates forever is cut off here. */
+#define PC_MAX_CATALOG_PAGES         64u
+#define PC_MAX_CATALOG_ITEMS         10000u
+
+/* Items per page that the gateway returns to clients. */
+#define PC_DEF_PAGE_SIZE             100u
+
+/* --- config ---------------------------------------------------------------- */
+
+#define PC_MAX_CONFIG_BYTES          (4u * 1024u * 1024u)
+#define PC_MAX_UPSTREAMS             256u
+#define PC_MAX_FILE_REF_BYTES        (64u * 1024u)
+#define PC_MAX_CONFIG_ERRORS         100u
+
+/* Upstream names: [a-z0-9-], 1..32, so prefixed names stay within the
+ * 128-character tool-name limit of the spec. */
+#define PC_MAX_UPSTREAM_NAME         32u
+
+/* Separator between upstream prefix and tool or prompt name. Chosen because
+ * '_' is in the spec's tool-name alphabet and a double one is rare. */
+#define PC_NAME_SEP                  "__"
+
+#endif

@@ -1,0 +1,32 @@
+/* Small helpers every module uses: randomness, clocks, bounded strings. */
+#ifndef PC_UTIL_H
+#define PC_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Fill buf with n bytes from the kernel CSPRNG. 0 or PC_E_IO. */
+int pc_random_bytes(void *buf, size_t n);
+
+/* Write 2*n lowercase hex chars of n random bytes, plus NUL, into out
+ * (outlen >= 2n+1). 0 or negative PC_E_*. */
+int pc_random_hex(char *out, size_t outlen, size_t n);
+
+/* Monotonic milliseconds. */
+uint64_t pc_now_ms(void);
+
+/* strdup that aborts on OOM is not allowed here; this returns NULL. */
+char *pc_strndup(const char *s, size_t n);
+
+/* Copy with truncation; always NUL-terminates when dstlen > 0.
+ * Returns strlen(src) so callers can detect truncation. */
+size_t pc_strlcpy(char *dst, const char *src, size_t dstlen);
+
+/* Parse a decimal unsigned integer in [min,max]; whole string must be used.
+ * 0 or PC_E_INVAL. */
+int pc_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
+/* Constant-time equality of two buffers of equal length. */
+int pc_ct_equal(const void *a, const void *b, size_t n);
+
+#endif
