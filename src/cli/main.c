@@ -1,0 +1,300 @@
+/*
+ * The portcullis command.
+ *
+ *   portcullis serve [-c FILE] [--log-level LEVEL]
+ *   portcullis check -c FILE [--print]
+ *   portcullis version
+ *   portcullis help | --help
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "../config/config.h"
+#include "../http/http.h"
+#include "../lib/errors.h"
+#include "../lib/log.h"
+#include "../lib/version.h"
+#include "../mcp/router.h"
+
+static const char usage[] =
+"Usage: portcullis COMMAND [OPTIONS]\n"
+"\n"
+"A security gateway for the Model Context Protocol: one Streamable HTTP\n"
+"endpoint on 127.0.0.1 in front of many stdio MCP servers, for 2025 (session)\n"
+"and 2026-07-28 (stateless) clients alike.\n"
+"\n"
+"Commands:\n"
+"  serve [-c FILE] [--log-level LEVEL]\n"
+"        Run the gateway. Without -c it runs on its embedded defaults\n"
+"        (127.0.0.1:8080, admin 127.0.0.1:8081, no upstreams).\n"
+"        Signals: SIGTERM/SIGINT drain in-flight calls, stop the upstreams\n"
+"        and exit; SIGHUP reloads FILE (an invalid file keeps the running\n"
+"        config and logs why).\n"
+"  check -c FILE [--print]\n"
+"        Validate FILE without starting anything. Every error is printed\n"
+"        as file:line:col: message. --print shows the effective config\n"
+"        with secrets redacted. Exit 0 when valid, 1 when not.\n"
+"  version\n"
+"        Print the version.\n"
+"  help, --help, -h\n"
+"        This text.\n"
+"\n"
+"Options:\n"
+"  -c, --config FILE     YAML configuration (see docs/config.md)\n"
+"  --log-level LEVEL     debug | info | warn | error (overrides the file)\n"
+"  --print               with check: print the effective configuration\n"
+"\n"
+"Endpoints (serve):\n"
+"  POST/GET/DELETE http://127.0.0.1:8080/mcp   the MCP endpoint\n"
+"  GET http://127.0.0.1:8081/healthz           liveness\n"
+"  GET http://127.0.0.1:8081/readyz            every upstream started\n"
+"\n"
+"Logs are JSON lines on standard error. Exit status: 0 ok, 1 runtime or\n"
+"validation error, 2 usage error.\n";
+
+struct serve_ctx {
+	struct event_base *base;
+	struct pc_router *router;
+	struct pc_http *http;
+	const char *path;		/* NULL: embedded defaults */
+	const char *log_override;
+	struct pc_config **configs;	/* every config ever loaded: the
+					 * supervisors borrow the first */
+	size_t nconfigs;
+	int stopping;
+	struct event *sigs[4];
+};
+
+static int
+apply_log_level(const struct pc_config *cfg, const char *override)
+{
+	enum pc_log_level lvl;
+	const char *name = override ? override : cfg->log_level;
+
+	if (name == NULL)
+		return 0;
+	if (pc_log_level_parse(name, &lvl) != 0)
+		return PC_E_INVAL;
+	pc_log_set_level(lvl);
+	return 0;
+}
+
+static int
+load(const char *path, struct pc_config **out)
+{
+	struct pc_config_errors errs = { 0 };
+	int rc;
+
+	if (path == NULL)
+		return pc_config_default(out);
+	rc = pc_config_load(path, out, &errs);
+	if (rc != 0) {
+		if (errs.n > 0)
+			pc_config_errors_print(&errs, stderr);
+		else
+			fprintf(stderr, "%s: %s\n", path, pc_strerror(rc));
+	}
+	pc_config_errors_free(&errs);
+	return rc;
+}
+
+static void
+shutdown_done(void *arg)
+{
+	struct serve_ctx *sc = arg;
+
+	pc_info("all upstreams stopped; exiting");
+	event_base_loopexit(sc->base, NULL);
+}
+
+static void
+on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct serve_ctx *sc = arg;
+
+	(void)what;
+	if (sig == SIGHUP) {
+		struct pc_config *ncfg = NULL, **grown;
+		if (sc->path == NULL) {
+			pc_info("reload: running on embedded defaults; nothing "
+			    "to reload");
+			return;
+		}
+		if (load(sc->path, &ncfg) != 0) {
+			pc_error("reload: the new configuration is invalid "
+			    "(errors above); keeping the running one");
+			return;
+		}
+		grown = realloc(sc->configs, (sc->nconfigs + 1) * sizeof(*grown));
+		if (grown == NULL) {
+			pc_config_free(ncfg);
+			pc_error("reload: out of memory; keeping the running "
+			    "configuration");
+			return;
+		}
+		sc->configs = grown;
+		sc->configs[sc->nconfigs++] = ncfg;
+		apply_log_level(ncfg, sc->log_override);
+		pc_router_set_config(sc->router, ncfg);
+		pc_http_set_config(sc->http, ncfg);
+		pc_info("reload: configuration %s applied", sc->path);
+		return;
+	}
+	if (sc->stopping) {
+		pc_warn("second signal: exiting now");
+		event_base_loopbreak(sc->base);
+		return;
+	}
+	sc->stopping = 1;
+	pc_info("shutting down: draining in-flight calls");
+	pc_http_stop_accepting(sc->http);
+	pc_router_shutdown(sc->router, shutdown_done, sc);
+}
+
+static void
+on_ready(void *arg)
+{
+	(void)arg;
+	pc_info("ready");
+}
+
+static int
+cmd_serve(const char *path, const char *log_override)
+{
+	struct serve_ctx sc = { 0 };
+	struct pc_config *cfg = NULL;
+	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
+	int rc, status = 1;
+
+	/* No core dumps and no ptrace by other users: the process will hold
+	 * secrets (upstream credentials) in memory. */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (load(path, &cfg) != 0)
+		return 1;
+	if (apply_log_level(cfg, log_override) != 0) {
+		fprintf(stderr, "portcullis: invalid log level\n");
+		pc_config_free(cfg);
+		return 2;
+	}
+	sc.path = path;
+	sc.log_override = log_override;
+	sc.configs = calloc(1, sizeof(*sc.configs));
+	if (sc.configs == NULL) {
+		pc_config_free(cfg);
+		return 1;
+	}
+	sc.configs[sc.nconfigs++] = cfg;
+	sc.base = event_base_new();
+	if (sc.base == NULL)
+		goto out;
+	for (size_t i = 0; i < 3; i++) {
+		sc.sigs[i] = evsignal_new(sc.base, sigs[i], on_signal, &sc);
+		if (sc.sigs[i] == NULL || evsignal_add(sc.sigs[i], NULL) != 0)
+			goto out;
+	}
+	rc = pc_router_new(sc.base, cfg, &sc.router);
+	if (rc != 0) {
+		pc_error("cannot create the router: %s", pc_strerror(rc));
+		goto out;
+	}
+	pc_router_on_ready(sc.router, on_ready, &sc);
+	rc = pc_http_new(sc.base, cfg, sc.router, &sc.http);
+	if (rc != 0)
+		goto out;
+	rc = pc_http_start(sc.http);
+	if (rc != 0)
+		goto out;
+	pc_info("portcullis %s starting with %zu upstream(s) from %s",
+	    PC_VERSION, cfg->nupstreams, cfg->path ? cfg->path : "<embedded>");
+	pc_router_start(sc.router);
+	event_base_dispatch(sc.base);
+	status = 0;
+out:
+	pc_http_free(sc.http);
+	pc_router_free(sc.router);
+	for (size_t i = 0; i < 3; i++)
+		if (sc.sigs[i] != NULL)
+			event_free(sc.sigs[i]);
+	if (sc.base != NULL)
+		event_base_free(sc.base);
+	for (size_t i = 0; i < sc.nconfigs; i++)
+		pc_config_free(sc.configs[i]);
+	free(sc.configs);
+	libevent_global_shutdown();
+	return status;
+}
+
+static int
+cmd_check(const char *path, int print)
+{
+	struct pc_config *cfg = NULL;
+
+	if (path == NULL) {
+		fprintf(stderr, "portcullis check: -c FILE is required\n");
+		return 2;
+	}
+	if (load(path, &cfg) != 0)
+		return 1;
+	if (print)
+		pc_config_dump(cfg, stdout);
+	else
+		printf("%s: ok (%zu upstream(s))\n", path, cfg->nupstreams);
+	pc_config_free(cfg);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *cmd, *path = NULL, *log_level = NULL;
+	int print = 0;
+
+	if (argc < 2) {
+		fputs(usage, stderr);
+		return 2;
+	}
+	cmd = argv[1];
+	if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 ||
+	    strcmp(cmd, "-h") == 0) {
+		fputs(usage, stdout);
+		return 0;
+	}
+	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+		printf("portcullis %s\n", PC_VERSION);
+		return 0;
+	}
+	for (int i = 2; i < argc; i++) {
+		if ((strcmp(argv[i], "-c") == 0 ||
+		    strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
+			path = argv[++i];
+		} else if (strcmp(argv[i], "--log-level") == 0 && i + 1 < argc) {
+			log_level = argv[++i];
+		} else if (strcmp(argv[i], "--print") == 0) {
+			print = 1;
+		} else if (strcmp(argv[i], "--help") == 0 ||
+		    strcmp(argv[i], "-h") == 0) {
+			fputs(usage, stdout);
+			return 0;
+		} else {
+			fprintf(stderr, "portcullis: unknown option '%s'\n\n%s",
+			    argv[i], usage);
+			return 2;
+		}
+	}
+	if (strcmp(cmd, "serve") == 0)
+		return cmd_serve(path, log_level);
+	if (strcmp(cmd, "check") == 0)
+		return cmd_check(path, print);
+	fprintf(stderr, "portcullis: unknown command '%s'\n\n%s", cmd, usage);
+	return 2;
+}

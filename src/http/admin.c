@@ -1,0 +1,134 @@
+/*
+ * The admin listener: /healthz (the process answers) and /readyz (every
+ * upstream finished its first handshake), on its own loopback port so that
+ * probes never share limits or allow-lists with MCP clients.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <jansson.h>
+
+#include "../lib/errors.h"
+#include "../lib/log.h"
+#include "../mcp/router.h"
+#include "http_int.h"
+
+static int
+is_loopback(const char *addr)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+
+	if (inet_pton(AF_INET, addr, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, addr, &a6) == 1)
+		return IN6_IS_ADDR_LOOPBACK(&a6);
+	return 0;
+}
+
+int
+pc_http_bind(struct pc_http *h, struct evhttp *http,
+    const struct pc_listen_conf *l, const char *name,
+    struct evhttp_bound_socket **out)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	struct evhttp_bound_socket *bs;
+	uint16_t port = l->port;
+	json_t *f;
+
+	(void)h;
+	/* Only loopback until TLS and authentication exist: the config
+	 * loader refuses others too; this is the last line. */
+	if (l->address == NULL || !is_loopback(l->address)) {
+		pc_error("%s listener: refusing non-loopback address", name);
+		return PC_E_CONFIG;
+	}
+	bs = evhttp_bind_socket_with_handle(http, l->address, l->port);
+	if (bs == NULL) {
+		pc_error("%s listener: cannot bind %s port %u", name,
+		    l->address, (unsigned)l->port);
+		return PC_E_IO;
+	}
+	if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss,
+	    &sl) == 0) {
+		if (ss.ss_family == AF_INET)
+			port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+		else if (ss.ss_family == AF_INET6)
+			port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	}
+	f = json_pack("{s:s, s:s, s:i}", "listener", name, "address",
+	    l->address, "port", (int)port);
+	pc_log_fields(PC_LOG_INFO, __func__, "listening", f);
+	json_decref(f);
+	*out = bs;
+	return 0;
+}
+
+static void
+admin_reply(struct evhttp_request *req, int status, json_t *body)
+{
+	struct evbuffer *b = evbuffer_new();
+	char *s = json_dumps(body, JSON_COMPACT);
+
+	evhttp_add_header(evhttp_request_get_output_headers(req),
+	    "Content-Type", "application/json");
+	if (s != NULL) {
+		evbuffer_add(b, s, strlen(s));
+		evbuffer_add(b, "\n", 1);
+	}
+	evhttp_send_reply(req, status, status == 200 ? "OK" : "Unavailable", b);
+	free(s);
+	evbuffer_free(b);
+}
+
+static void
+admin_cb(struct evhttp_request *req, void *arg)
+{
+	struct pc_http *h = arg;
+	const char *uri = evhttp_request_get_uri(req);
+	json_t *body;
+
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
+		evhttp_send_error(req, 405, "Method Not Allowed");
+		return;
+	}
+	if (strcmp(uri, "/healthz") == 0) {
+		body = json_pack("{s:s}", "status", "ok");
+		admin_reply(req, 200, body);
+		json_decref(body);
+	} else if (strcmp(uri, "/readyz") == 0) {
+		int ready = pc_router_ready(h->router);
+		body = json_pack("{s:s, s:o}", "status", ready ? "ready" :
+		    "starting", "upstreams", pc_router_status(h->router));
+		admin_reply(req, ready ? 200 : 503, body);
+		json_decref(body);
+	} else {
+		evhttp_send_error(req, 404, "Not Found");
+	}
+}
+
+void
+pc_admin_apply(struct pc_http *h)
+{
+	evhttp_set_timeout(h->admin, 10);
+	evhttp_set_max_body_size(h->admin, 0);
+	evhttp_set_max_headers_size(h->admin, 8192);
+}
+
+int
+pc_admin_start(struct pc_http *h)
+{
+	h->admin = evhttp_new(h->base);
+	if (h->admin == NULL)
+		return PC_E_NOMEM;
+	pc_admin_apply(h);
+	evhttp_set_gencb(h->admin, admin_cb, h);
+	return pc_http_bind(h, h->admin, &h->cfg->admin, "admin",
+	    &h->admin_sock);
+}

@@ -1,0 +1,1087 @@
+/*
+ * The MCP endpoint over Streamable HTTP, for both protocol eras.
+ *
+ * Order of checks on every request (cheapest and most general first, so
+ * that nothing past a failed check runs):
+ *   path -> Host -> Origin -> method -> Accept -> Content-Type -> body
+ *   size (evhttp) -> JSON hygiene -> era -> envelope/headers (modern) or
+ *   session (legacy) -> router.
+ *
+ * Responses start as a plain JSON body. If the router has something to
+ * send before the response (progress, a log message, a request to the
+ * client), the reply turns into an SSE stream at that moment; a fast call
+ * therefore pays nothing for streaming.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+#include <jansson.h>
+
+#include "../lib/errors.h"
+#include "../lib/json.h"
+#include "../lib/limits.h"
+#include "../lib/log.h"
+#include "../mcp/router.h"
+#include "http.h"
+#include "http_check.h"
+#include "http_int.h"
+
+static const char *const legacy_versions[] = {
+	"2025-03-26", "2025-06-18", "2025-11-25", NULL,
+};
+
+enum ex_mode { EX_PENDING = 0, EX_SSE, EX_DONE };
+enum ex_kind { EX_POST = 0, EX_BATCH, EX_STREAM };
+
+/* One HTTP request being answered asynchronously. */
+struct pc_exchange {
+	struct pc_http *h;
+	struct evhttp_request *req;	/* NULL once the client is gone */
+	struct evhttp_connection *evcon;
+	enum ex_kind kind;
+	enum ex_mode mode;
+	struct pc_call *call;		/* POST: the router call */
+	struct pc_session *session;	/* STREAM: its session */
+	json_t *batch;			/* BATCH: responses collected */
+	unsigned batch_wait;		/* BATCH: responses outstanding */
+	int batch_sealed;		/* BATCH: all items submitted */
+	struct event *keepalive;	/* STREAM: comment pings */
+	struct event *watch;		/* EOF detection while we answer */
+	struct pc_exchange *next, *prev;
+};
+
+/* One request inside a batch: its own sink, feeding the parent. */
+struct pc_bitem {
+	struct pc_exchange *parent;
+	struct pc_call *call;
+};
+
+static void ex_free(struct pc_exchange *ex);
+
+/* --- replies ------------------------------------------------------------------ */
+
+static void
+set_common_headers(struct evhttp_request *req)
+{
+	struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
+
+	evhttp_add_header(oh, "Cache-Control", "no-store");
+	evhttp_add_header(oh, "X-Content-Type-Options", "nosniff");
+}
+
+void
+pc_http_send_json(struct evhttp_request *req, int status, json_t *body,
+    const char *session_id)
+{
+	struct evbuffer *b = evbuffer_new();
+	char *s = body ? pc_json_dump(body) : NULL;
+	struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
+
+	set_common_headers(req);
+	if (session_id != NULL)
+		evhttp_add_header(oh, "Mcp-Session-Id", session_id);
+	if (s != NULL) {
+		evhttp_add_header(oh, "Content-Type", "application/json");
+		evbuffer_add(b, s, strlen(s));
+		free(s);
+	}
+	evhttp_send_reply(req, status, pc_http_reason(status), b);
+	evbuffer_free(b);
+}
+
+void
+pc_http_send_error(struct evhttp_request *req, int status, json_t *id,
+    int code, const char *msg)
+{
+	json_t *e = json_pack("{s:s, s:O, s:{s:i, s:s}}", "jsonrpc", "2.0",
+	    "id", id ? id : json_null(), "error", "code", code, "message", msg);
+
+	pc_http_send_json(req, status, e, NULL);
+	json_decref(e);
+}
+
+const char *
+pc_http_reason(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 202: return "Accepted";
+	case 400: return "Bad Request";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 406: return "Not Acceptable";
+	case 409: return "Conflict";
+	case 413: return "Payload Too Large";
+	case 415: return "Unsupported Media Type";
+	case 429: return "Too Many Requests";
+	case 500: return "Internal Server Error";
+	case 503: return "Service Unavailable";
+	default: return "Error";
+	}
+}
+
+static void
+sse_start(struct pc_exchange *ex)
+{
+	struct evkeyvalq *oh = evhttp_request_get_output_headers(ex->req);
+
+	set_common_headers(ex->req);
+	evhttp_add_header(oh, "Content-Type", "text/event-stream");
+	evhttp_add_header(oh, "X-Accel-Buffering", "no");
+	evhttp_send_reply_start(ex->req, 200, "OK");
+	ex->mode = EX_SSE;
+}
+
+static void
+sse_event(struct pc_exchange *ex, json_t *msg)
+{
+	struct evbuffer *b;
+	char *s;
+
+	if (ex->req == NULL)
+		return;
+	/* A client that does not read its stream must not make us buffer
+	 * without end. */
+	struct evhttp_connection *evcon = evhttp_request_get_connection(ex->req);
+	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon)
+	    : NULL;
+	if (bev != NULL && evbuffer_get_length(bufferevent_get_output(bev)) >
+	    PC_MAX_STREAM_BACKLOG) {
+		pc_warn("dropping an event for a client that stopped reading");
+		return;
+	}
+	s = pc_json_dump(msg);
+	b = evbuffer_new();
+	if (s != NULL && b != NULL) {
+		evbuffer_add(b, "event: message\ndata: ", 21);
+		evbuffer_add(b, s, strlen(s));
+		evbuffer_add(b, "\n\n", 2);
+		evhttp_send_reply_chunk(ex->req, b);
+	}
+	free(s);
+	if (b != NULL)
+		evbuffer_free(b);
+}
+
+/* --- exchange lifecycle --------------------------------------------------------- */
+
+static void
+on_conn_close(struct evhttp_connection *evcon, void *arg)
+{
+	struct pc_exchange *ex = arg;
+
+	(void)evcon;
+	pc_debug("client closed the connection before the reply ended");
+	/* The client left before we answered: cancel upstream work. If
+	 * libevent detached the request (it does when the reply is still
+	 * ours to send), it is ours to free. */
+	if (ex->kind == EX_POST && ex->call != NULL) {
+		pc_router_abandon(ex->call);
+		ex->call = NULL;
+	}
+	if (ex->kind == EX_STREAM && ex->session != NULL)
+		pc_session_detach_stream(ex->session, ex);
+	if (ex->req != NULL && evhttp_request_get_connection(ex->req) == NULL)
+		evhttp_request_free(ex->req);
+	ex->req = NULL;
+	ex->evcon = NULL;
+	if (ex->kind == EX_BATCH) {
+		/* Items still running will find req == NULL; the last one
+		 * frees the exchange. */
+		if (ex->batch_wait > 0)
+			return;
+	}
+	ex_free(ex);
+}
+
+static struct pc_exchange *
+ex_new(struct pc_http *h, struct evhttp_request *req, enum ex_kind kind)
+{
+	struct pc_exchange *ex = calloc(1, sizeof(*ex));
+
+	if (ex == NULL)
+		return NULL;
+	ex->h = h;
+	ex->req = req;
+	ex->kind = kind;
+	ex->evcon = evhttp_request_get_connection(req);
+	ex->next = h->exchanges;
+	if (h->exchanges != NULL)
+		h->exchanges->prev = ex;
+	h->exchanges = ex;
+	h->active++;
+	return ex;
+}
+
+/* Called once the exchange will take no more callbacks. */
+static void
+ex_free(struct pc_exchange *ex)
+{
+	struct pc_http *h = ex->h;
+
+	if (ex->evcon != NULL)
+		evhttp_connection_set_closecb(ex->evcon, NULL, NULL);
+	if (ex->keepalive != NULL)
+		event_free(ex->keepalive);
+	if (ex->watch != NULL)
+		event_free(ex->watch);
+	json_decref(ex->batch);
+	if (ex->prev != NULL)
+		ex->prev->next = ex->next;
+	else
+		h->exchanges = ex->next;
+	if (ex->next != NULL)
+		ex->next->prev = ex->prev;
+	h->active--;
+	free(ex);
+}
+
+/*
+ * evhttp stops reading a connection while the reply is ours to send, so it
+ * never sees the client leave. A modern client cancels by closing its
+ * stream, and a legacy client that gave up should not keep an upstream
+ * busy: watch the socket ourselves. Readable with nothing to read is EOF;
+ * readable with data is a pipelined request, which we leave to evhttp
+ * (and stop watching).
+ */
+static void
+watch_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pc_exchange *ex = arg;
+	char c;
+	ssize_t n;
+
+	(void)what;
+	n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR))) {
+		if (n < 0)
+			event_add(ex->watch, NULL);
+		return;
+	}
+	if (ex->evcon != NULL)
+		evhttp_connection_free(ex->evcon);	/* runs on_conn_close */
+}
+
+/* Arm close detection once we know the reply will be asynchronous. */
+static void
+ex_watch(struct pc_exchange *ex)
+{
+	struct bufferevent *bev;
+
+	if (ex->evcon == NULL)
+		return;
+	evhttp_connection_set_closecb(ex->evcon, on_conn_close, ex);
+	bev = evhttp_connection_get_bufferevent(ex->evcon);
+	if (bev == NULL || bufferevent_getfd(bev) < 0)
+		return;
+	ex->watch = event_new(ex->h->base, bufferevent_getfd(bev), EV_READ,
+	    watch_cb, ex);
+	if (ex->watch != NULL)
+		event_add(ex->watch, NULL);
+}
+
+/* Sink for single POST requests and modern listen streams. */
+static void
+post_message(void *sink, json_t *msg)
+{
+	struct pc_exchange *ex = sink;
+
+	if (ex->req == NULL)
+		return;
+	if (ex->mode == EX_PENDING)
+		sse_start(ex);
+	sse_event(ex, msg);
+}
+
+static void
+post_done(void *sink, int status, json_t *msg)
+{
+	struct pc_exchange *ex = sink;
+
+	ex->call = NULL;
+	if (ex->req != NULL) {
+		if (ex->mode == EX_PENDING) {
+			if (msg != NULL)
+				pc_http_send_json(ex->req, status, msg, NULL);
+			else
+				pc_http_send_json(ex->req, 202, NULL, NULL);
+		} else {
+			if (msg != NULL)
+				sse_event(ex, msg);
+			evhttp_send_reply_end(ex->req);
+		}
+	}
+	ex->mode = EX_DONE;
+	ex_free(ex);
+}
+
+static const struct pc_sink_ops post_ops = { post_message, post_done };
+
+/* Batch items: no streaming (2025-03-26 only, rarely used): messages before
+ * the response are dropped, responses collected into one array. */
+static void
+batch_message(void *sink, json_t *msg)
+{
+	(void)sink;
+	(void)msg;
+}
+
+static void
+batch_flush(struct pc_exchange *ex)
+{
+	if (ex->batch_wait > 0 || !ex->batch_sealed)
+		return;
+	if (ex->req != NULL) {
+		if (json_array_size(ex->batch) > 0)
+			pc_http_send_json(ex->req, 200, ex->batch, NULL);
+		else
+			pc_http_send_json(ex->req, 202, NULL, NULL);
+	}
+	ex_free(ex);
+}
+
+static void
+batch_done(void *sink, int status, json_t *msg)
+{
+	struct pc_bitem *it = sink;
+	struct pc_exchange *ex = it->parent;
+
+	(void)status;
+	if (msg != NULL)
+		json_array_append(ex->batch, msg);
+	ex->batch_wait--;
+	free(it);
+	batch_flush(ex);
+}
+
+static const struct pc_sink_ops batch_ops = { batch_message, batch_done };
+
+/* GET streams. */
+static void
+stream_message(void *sink, json_t *msg)
+{
+	struct pc_exchange *ex = sink;
+
+	sse_event(ex, msg);
+}
+
+static void
+stream_done(void *sink, int status, json_t *msg)
+{
+	struct pc_exchange *ex = sink;
+
+	(void)status;
+	(void)msg;
+	ex->session = NULL;
+	if (ex->req != NULL)
+		evhttp_send_reply_end(ex->req);
+	ex_free(ex);
+}
+
+static const struct pc_sink_ops stream_ops = { stream_message, stream_done };
+
+static void
+keepalive_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pc_exchange *ex = arg;
+	struct evbuffer *b;
+
+	(void)fd;
+	(void)what;
+	if (ex->req == NULL)
+		return;
+	b = evbuffer_new();
+	if (b == NULL)
+		return;
+	evbuffer_add(b, ": keepalive\n\n", 13);
+	evhttp_send_reply_chunk(ex->req, b);
+	evbuffer_free(b);
+}
+
+/* --- message validation ------------------------------------------------------------ */
+
+enum msg_type { MSG_BAD = 0, MSG_REQUEST, MSG_NOTIFICATION, MSG_RESPONSE };
+
+/* Classify one JSON-RPC message; *why names the fault for -32600. */
+static enum msg_type
+classify(json_t *m, const char **why)
+{
+	json_t *id, *method;
+
+	if (!json_is_object(m)) {
+		*why = "Invalid Request: a message must be a JSON object";
+		return MSG_BAD;
+	}
+	if (!json_is_string(json_object_get(m, "jsonrpc")) ||
+	    strcmp(json_string_value(json_object_get(m, "jsonrpc")), "2.0") != 0) {
+		*why = "Invalid Request: jsonrpc must be \"2.0\"";
+		return MSG_BAD;
+	}
+	id = json_object_get(m, "id");
+	if (id != NULL && !json_is_string(id) && !json_is_integer(id)) {
+		*why = "Invalid Request: id must be a string or an integer";
+		return MSG_BAD;
+	}
+	method = json_object_get(m, "method");
+	if (method != NULL) {
+		if (!json_is_string(method) || json_string_length(method) == 0) {
+			*why = "Invalid Request: method must be a non-empty string";
+			return MSG_BAD;
+		}
+		return id != NULL ? MSG_REQUEST : MSG_NOTIFICATION;
+	}
+	if (id != NULL && ((json_object_get(m, "result") != NULL) ^
+	    (json_object_get(m, "error") != NULL)))
+		return MSG_RESPONSE;
+	*why = "Invalid Request: not a request, notification or response";
+	return MSG_BAD;
+}
+
+static const char *
+hdr(struct evhttp_request *req, const char *name)
+{
+	return evhttp_find_header(evhttp_request_get_input_headers(req), name);
+}
+
+static void
+source_of(struct evhttp_request *req, char *out, size_t outlen)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	const char *addr = NULL;
+	ev_uint16_t port = 0;
+
+	if (evcon != NULL)
+		evhttp_connection_get_peer(evcon, (char **)&addr, &port);
+	snprintf(out, outlen, "%s", addr ? addr : "-");
+}
+
+/* --- modern era ---------------------------------------------------------------------- */
+
+/* Compare a required Mcp-* header to the body value. */
+static int
+header_matches(struct evhttp_request *req, const char *name, const char *want)
+{
+	const char *raw = hdr(req, name);
+	char *dec;
+	int ok;
+
+	if (raw == NULL || want == NULL)
+		return 0;
+	dec = pc_header_decode(raw);
+	ok = dec != NULL && strcmp(dec, want) == 0;
+	free(dec);
+	return ok;
+}
+
+static void
+handle_modern(struct pc_http *h, struct evhttp_request *req, json_t *msg)
+{
+	json_t *params, *meta, *id, *caps;
+	const char *ver, *method, *hver;
+	enum msg_type t;
+	const char *why = NULL;
+	struct pc_reqinfo ri;
+	char src[64];
+	int rc;
+
+	if (!h->cfg->modern_enabled) {
+		pc_http_send_error(req, 400, NULL, -32022,
+		    "Unsupported protocol version: this gateway serves only "
+		    "2025 (session) clients");
+		return;
+	}
+	t = classify(msg, &why);
+	if (t == MSG_BAD) {
+		pc_http_send_error(req, 400, NULL, -32600, why);
+		return;
+	}
+	id = json_object_get(msg, "id");
+	if (t == MSG_RESPONSE) {
+		/* Modern servers never send requests, so nothing to answer. */
+		pc_http_send_error(req, 400, id, -32600,
+		    "Invalid Request: unexpected response");
+		return;
+	}
+	method = json_string_value(json_object_get(msg, "method"));
+	params = json_object_get(msg, "params");
+	meta = json_object_get(params, "_meta");
+	ver = json_string_value(json_object_get(meta,
+	    "io.modelcontextprotocol/protocolVersion"));
+	caps = json_object_get(meta, "io.modelcontextprotocol/clientCapabilities");
+	if (ver == NULL || !json_is_object(caps)) {
+		pc_http_send_error(req, 400, id, -32602,
+		    "Invalid params: _meta must carry "
+		    "io.modelcontextprotocol/protocolVersion and "
+		    "io.modelcontextprotocol/clientCapabilities");
+		return;
+	}
+	if (strcmp(ver, PC_MODERN_VERSION) != 0) {
+		json_t *e = json_pack("{s:s, s:O, s:{s:i, s:s, s:{s:[s], s:s}}}",
+		    "jsonrpc", "2.0", "id", id ? id : json_null(), "error",
+		    "code", -32022, "message", "Unsupported protocol version",
+		    "data", "supported", PC_MODERN_VERSION, "requested", ver);
+		pc_http_send_json(req, 400, e, NULL);
+		json_decref(e);
+		return;
+	}
+	/* Route and authorize only on headers proven equal to the body. */
+	hver = hdr(req, "MCP-Protocol-Version");
+	if (hver == NULL || strcmp(hver, ver) != 0) {
+		pc_http_send_error(req, 400, id, -32020,
+		    "Header mismatch: MCP-Protocol-Version must equal "
+		    "_meta protocolVersion");
+		return;
+	}
+	if (!header_matches(req, "Mcp-Method", method)) {
+		pc_http_send_error(req, 400, id, -32020,
+		    "Header mismatch: Mcp-Method must equal the method");
+		return;
+	}
+	if (strcmp(method, "tools/call") == 0 ||
+	    strcmp(method, "prompts/get") == 0 ||
+	    strcmp(method, "resources/read") == 0) {
+		const char *key = method[0] == 'r' ? "uri" : "name";
+		const char *want = json_string_value(json_object_get(params, key));
+		if (want == NULL) {
+			pc_http_send_error(req, 400, id, -32602,
+			    "Invalid params: missing name or uri");
+			return;
+		}
+		if (!header_matches(req, "Mcp-Name", want)) {
+			pc_http_send_error(req, 400, id, -32020,
+			    "Header mismatch: Mcp-Name must equal the "
+			    "name or uri in params");
+			return;
+		}
+	}
+	if (t == MSG_NOTIFICATION) {
+		pc_http_send_json(req, 202, NULL, NULL);
+		return;
+	}
+	source_of(req, src, sizeof(src));
+	ri = (struct pc_reqinfo){ .era = PC_CLIENT_MODERN, .version = ver,
+	    .meta = meta, .source = src };
+	struct pc_exchange *ex = ex_new(h, req, EX_POST);
+	if (ex == NULL) {
+		pc_http_send_error(req, 500, id, -32603, "Internal error");
+		return;
+	}
+	ex_watch(ex);
+	rc = pc_router_request(h->router, &ri, msg, &post_ops, ex, &ex->call);
+	if (rc != 0) {
+		ex_free(ex);
+		pc_http_too_many(req, id, rc);
+	}
+}
+
+void
+pc_http_too_many(struct evhttp_request *req, json_t *id, int rc)
+{
+	if (rc == PC_E_LIMIT) {
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Retry-After", "1");
+		pc_http_send_error(req, 429, id, PC_RPC_BUSY,
+		    "Too many requests in flight for this client");
+	} else {
+		pc_http_send_error(req, 500, id, -32603, "Internal error");
+	}
+}
+
+/* --- legacy era ------------------------------------------------------------------------ */
+
+static void
+handle_initialize(struct pc_http *h, struct evhttp_request *req, json_t *msg)
+{
+	struct pc_session *s = NULL;
+	json_t *result = NULL, *id = json_object_get(msg, "id");
+	int rc;
+
+	rc = pc_router_initialize(h->router, json_object_get(msg, "params"),
+	    &s, &result);
+	if (rc == PC_E_INVAL) {
+		json_t *e = json_pack("{s:s, s:O, s:o}", "jsonrpc", "2.0",
+		    "id", id, "error", result);
+		pc_http_send_json(req, 400, e, NULL);
+		json_decref(e);
+		return;
+	}
+	if (rc == PC_E_LIMIT) {
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Retry-After", "5");
+		pc_http_send_error(req, 503, id, PC_RPC_BUSY,
+		    "Too many sessions; retry later");
+		return;
+	}
+	if (rc != 0) {
+		pc_http_send_error(req, 500, id, -32603, "Internal error");
+		return;
+	}
+	json_t *resp = pc_rpc_result(id, result);
+	pc_http_send_json(req, 200, resp, pc_session_id(s));
+	json_decref(resp);
+}
+
+static void
+legacy_one(struct pc_http *h, struct evhttp_request *req,
+    struct pc_reqinfo *ri, json_t *msg, enum msg_type t,
+    struct pc_exchange *batch_ex, int *requests)
+{
+	if (t == MSG_NOTIFICATION) {
+		pc_router_notification(h->router, ri, msg);
+		return;
+	}
+	if (t == MSG_RESPONSE) {
+		if (pc_router_client_response(h->router, ri->session, msg) != 0)
+			pc_debug("client answered an unknown request id");
+		return;
+	}
+	(*requests)++;
+	if (batch_ex != NULL) {
+		struct pc_bitem *it = calloc(1, sizeof(*it));
+		int rc;
+		if (it == NULL)
+			return;
+		it->parent = batch_ex;
+		batch_ex->batch_wait++;
+		rc = pc_router_request(h->router, ri, msg, &batch_ops, it,
+		    &it->call);
+		if (rc != 0) {
+			json_t *e = pc_rpc_error(json_object_get(msg, "id"),
+			    PC_RPC_BUSY, "Too many requests in flight");
+			batch_done(it, 429, e);
+			json_decref(e);
+		}
+	}
+}
+
+static void
+handle_legacy(struct pc_http *h, struct evhttp_request *req, json_t *body)
+{
+	const char *sid = hdr(req, "Mcp-Session-Id");
+	const char *ver = hdr(req, "MCP-Protocol-Version");
+	struct pc_session *s;
+	struct pc_reqinfo ri;
+	const char *why = NULL;
+	char src[64];
+	int is_batch = json_is_array(body);
+
+	if (!h->cfg->legacy_enabled) {
+		pc_http_send_error(req, 400, NULL, -32600,
+		    "This gateway serves only 2026-07-28 (stateless) clients");
+		return;
+	}
+	if (ver != NULL && !pc_in_list((char *const *)legacy_versions, ver)) {
+		pc_http_send_error(req, 400, NULL, PC_RPC_GENERIC,
+		    "Bad Request: unsupported MCP-Protocol-Version");
+		return;
+	}
+	if (is_batch) {
+		size_t i;
+		json_t *m;
+		if (json_array_size(body) == 0 ||
+		    json_array_size(body) > PC_MAX_BATCH) {
+			pc_http_send_error(req, 400, NULL, -32600,
+			    "Invalid Request: empty or oversized batch");
+			return;
+		}
+		json_array_foreach(body, i, m) {
+			const char *mm = json_string_value(json_object_get(m,
+			    "method"));
+			if (mm != NULL && strcmp(mm, "initialize") == 0) {
+				pc_http_send_error(req, 400, NULL, -32600,
+				    "Invalid Request: initialize must not be "
+				    "batched");
+				return;
+			}
+		}
+	} else {
+		enum msg_type t = classify(body, &why);
+		if (t == MSG_BAD) {
+			pc_http_send_error(req, 400, NULL, -32600, why);
+			return;
+		}
+		const char *m = json_string_value(json_object_get(body, "method"));
+		if (t == MSG_REQUEST && strcmp(m, "initialize") == 0) {
+			handle_initialize(h, req, body);
+			return;
+		}
+	}
+	if (sid == NULL) {
+		pc_http_send_error(req, 400, NULL, PC_RPC_GENERIC,
+		    "Bad Request: Mcp-Session-Id header is required");
+		return;
+	}
+	s = pc_router_session(h->router, sid);
+	if (s == NULL) {
+		pc_http_send_error(req, 404, NULL, PC_RPC_NO_SESSION,
+		    "Session not found");
+		return;
+	}
+	if (is_batch && strcmp(pc_session_version(s), "2025-03-26") != 0) {
+		pc_http_send_error(req, 400, NULL, -32600,
+		    "Invalid Request: batches exist only in 2025-03-26");
+		return;
+	}
+	source_of(req, src, sizeof(src));
+	ri = (struct pc_reqinfo){ .era = PC_CLIENT_LEGACY,
+	    .version = pc_session_version(s), .session = s, .source = src };
+
+	if (!is_batch) {
+		enum msg_type t = classify(body, &why);
+		if (t != MSG_REQUEST) {
+			int n = 0;
+			legacy_one(h, req, &ri, body, t, NULL, &n);
+			pc_http_send_json(req, 202, NULL, NULL);
+			return;
+		}
+		struct pc_exchange *ex = ex_new(h, req, EX_POST);
+		if (ex == NULL) {
+			pc_http_send_error(req, 500, NULL, -32603,
+			    "Internal error");
+			return;
+		}
+		ex_watch(ex);
+		int rc = pc_router_request(h->router, &ri, body, &post_ops, ex,
+		    &ex->call);
+		if (rc != 0) {
+			ex_free(ex);
+			pc_http_too_many(req, json_object_get(body, "id"), rc);
+		}
+		return;
+	}
+
+	/* Batch: validate every member first; a bad one fails the batch. */
+	size_t i;
+	json_t *m;
+	json_array_foreach(body, i, m) {
+		if (classify(m, &why) == MSG_BAD) {
+			pc_http_send_error(req, 400, NULL, -32600, why);
+			return;
+		}
+	}
+	struct pc_exchange *ex = ex_new(h, req, EX_BATCH);
+	if (ex == NULL || (ex->batch = json_array()) == NULL) {
+		if (ex != NULL)
+			ex_free(ex);
+		pc_http_send_error(req, 500, NULL, -32603, "Internal error");
+		return;
+	}
+	ex_watch(ex);
+	int nreq = 0;
+	json_array_foreach(body, i, m)
+		legacy_one(h, req, &ri, m, classify(m, &why), ex, &nreq);
+	ex->batch_sealed = 1;
+	batch_flush(ex);
+}
+
+/* --- GET and DELETE ------------------------------------------------------------------------ */
+
+static void
+handle_get(struct pc_http *h, struct evhttp_request *req)
+{
+	const char *sid = hdr(req, "Mcp-Session-Id");
+	struct pc_session *s;
+	struct pc_exchange *ex;
+	struct timeval tv;
+
+	if (!pc_accept_has(hdr(req, "Accept"), "text/event-stream")) {
+		pc_http_send_error(req, 406, NULL, PC_RPC_GENERIC,
+		    "Not Acceptable: GET needs Accept: text/event-stream");
+		return;
+	}
+	/* Modern clients and session-less legacy clients have nothing to
+	 * stream from a GET. */
+	if (sid == NULL || !h->cfg->legacy_enabled) {
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Allow", "POST");
+		pc_http_send_error(req, 405, NULL, PC_RPC_GENERIC,
+		    "Method Not Allowed: no session stream without a session");
+		return;
+	}
+	s = pc_router_session(h->router, sid);
+	if (s == NULL) {
+		pc_http_send_error(req, 404, NULL, PC_RPC_NO_SESSION,
+		    "Session not found");
+		return;
+	}
+	ex = ex_new(h, req, EX_STREAM);
+	if (ex == NULL) {
+		pc_http_send_error(req, 500, NULL, -32603, "Internal error");
+		return;
+	}
+	if (pc_session_attach_stream(s, &stream_ops, ex) != 0) {
+		ex_free(ex);
+		pc_http_send_error(req, 409, NULL, PC_RPC_GENERIC,
+		    "Conflict: this session already has a stream open");
+		return;
+	}
+	ex->session = s;
+	ex_watch(ex);
+	sse_start(ex);
+	ex->keepalive = event_new(h->base, -1, EV_PERSIST, keepalive_cb, ex);
+	tv.tv_sec = h->cfg->limits.idle_timeout_s > 2 ?
+	    h->cfg->limits.idle_timeout_s / 2 : 1;
+	tv.tv_usec = 0;
+	if (ex->keepalive != NULL)
+		event_add(ex->keepalive, &tv);
+}
+
+static void
+handle_delete(struct pc_http *h, struct evhttp_request *req)
+{
+	const char *sid = hdr(req, "Mcp-Session-Id");
+	struct pc_session *s;
+
+	if (sid == NULL || !h->cfg->legacy_enabled) {
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Allow", "POST");
+		pc_http_send_error(req, 405, NULL, PC_RPC_GENERIC,
+		    "Method Not Allowed: DELETE needs a session");
+		return;
+	}
+	s = pc_router_session(h->router, sid);
+	if (s == NULL) {
+		pc_http_send_error(req, 404, NULL, PC_RPC_NO_SESSION,
+		    "Session not found");
+		return;
+	}
+	pc_router_session_close(h->router, s);
+	pc_http_send_json(req, 200, NULL, NULL);
+}
+
+/* --- entry --------------------------------------------------------------------------------- */
+
+static int
+is_modern_request(struct evhttp_request *req, json_t *body)
+{
+	json_t *meta;
+
+	if (!json_is_object(body))
+		return 0;
+	meta = json_object_get(json_object_get(body, "params"), "_meta");
+	if (json_object_get(meta, "io.modelcontextprotocol/protocolVersion"))
+		return 1;
+	/* A modern version header without a session is a modern client
+	 * whose envelope is missing: the modern path owns that error. */
+	const char *v = hdr(req, "MCP-Protocol-Version");
+	const char *m = json_string_value(json_object_get(body, "method"));
+	return v != NULL && strcmp(v, PC_MODERN_VERSION) == 0 &&
+	    hdr(req, "Mcp-Session-Id") == NULL &&
+	    !(m != NULL && strcmp(m, "initialize") == 0);
+}
+
+static void
+handle_post(struct pc_http *h, struct evhttp_request *req)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	const struct pc_limits_conf *lim = &h->cfg->limits;
+	struct pc_json_limits jl = { lim->max_json_depth, lim->max_string_bytes };
+	enum pc_json_fault fault;
+	char why[128], msg[192];
+	json_t *body = NULL;
+	const char *accept = hdr(req, "Accept");
+
+	if (!pc_accept_has(accept, "application/json") ||
+	    !pc_accept_has(accept, "text/event-stream")) {
+		pc_http_send_error(req, 406, NULL, PC_RPC_GENERIC,
+		    "Not Acceptable: Accept must list application/json and "
+		    "text/event-stream");
+		return;
+	}
+	if (!pc_content_type_json(hdr(req, "Content-Type"))) {
+		pc_http_send_error(req, 415, NULL, PC_RPC_GENERIC,
+		    "Unsupported Media Type: Content-Type must be "
+		    "application/json");
+		return;
+	}
+	if (len > lim->max_body_bytes) {
+		pc_http_send_error(req, 413, NULL, PC_RPC_GENERIC,
+		    "Payload Too Large");
+		return;
+	}
+	const char *data = (const char *)evbuffer_pullup(in, -1);
+	int rc = pc_json_parse(data ? data : "", len, &jl, &body, &fault, why,
+	    sizeof(why));
+	if (rc != 0) {
+		int code = fault == PC_JSON_SYNTAX ? -32700 : -32600;
+		snprintf(msg, sizeof(msg), "%s: %s",
+		    code == -32700 ? "Parse error" : "Invalid Request", why);
+		pc_http_send_error(req, 400, NULL, code, msg);
+		return;
+	}
+	if (!json_is_object(body) && !json_is_array(body)) {
+		pc_http_send_error(req, 400, NULL, -32600,
+		    "Invalid Request: body must be a JSON-RPC message");
+	} else if (is_modern_request(req, body)) {
+		handle_modern(h, req, body);
+	} else {
+		handle_legacy(h, req, body);
+	}
+	json_decref(body);
+}
+
+static void
+handle_mcp(struct evhttp_request *req, void *arg)
+{
+	struct pc_http *h = arg;
+	const struct pc_config *cfg = h->cfg;
+	const char *uri = evhttp_request_get_uri(req);
+	const char *host = hdr(req, "Host");
+	const char *origin = hdr(req, "Origin");
+	size_t plen = strlen(cfg->mcp_path);
+
+	/* Exact path, optionally followed by a query we ignore. */
+	if (uri == NULL || strncmp(uri, cfg->mcp_path, plen) != 0 ||
+	    (uri[plen] != '\0' && uri[plen] != '?')) {
+		pc_http_send_error(req, 404, NULL, PC_RPC_GENERIC, "Not Found");
+		return;
+	}
+	/* DNS rebinding: a browser page on evil.example that resolves to
+	 * 127.0.0.1 still sends its own Host and Origin. */
+	if (host == NULL || !(cfg->nhosts > 0 ? pc_in_list(cfg->allowed_hosts, host)
+	    : pc_host_is_loopback(host))) {
+		pc_http_send_error(req, 403, NULL, PC_RPC_GENERIC,
+		    "Forbidden: Host not allowed");
+		return;
+	}
+	if (origin != NULL && !(cfg->norigins > 0 ?
+	    pc_in_list(cfg->allowed_origins, origin) :
+	    pc_origin_is_loopback(origin))) {
+		pc_http_send_error(req, 403, NULL, PC_RPC_GENERIC,
+		    "Forbidden: Origin not allowed");
+		return;
+	}
+	switch (evhttp_request_get_command(req)) {
+	case EVHTTP_REQ_POST:
+		handle_post(h, req);
+		break;
+	case EVHTTP_REQ_GET:
+		handle_get(h, req);
+		break;
+	case EVHTTP_REQ_DELETE:
+		handle_delete(h, req);
+		break;
+	default:
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Allow", "GET, POST, DELETE");
+		pc_http_send_error(req, 405, NULL, PC_RPC_GENERIC,
+		    "Method Not Allowed");
+		break;
+	}
+}
+
+/* --- setup --------------------------------------------------------------------------------- */
+
+static void
+apply_limits(struct pc_http *h)
+{
+	const struct pc_limits_conf *l = &h->cfg->limits;
+
+	/* evhttp answers 413 itself past max_body; we still check the size
+	 * before parsing in case a chunked body slips under the header. */
+	evhttp_set_max_body_size(h->mcp, (ev_ssize_t)l->max_body_bytes + 1);
+	evhttp_set_max_headers_size(h->mcp, l->max_header_bytes);
+	evhttp_set_timeout(h->mcp, (int)l->read_timeout_s);
+	evhttp_set_allowed_methods(h->mcp, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
+	    EVHTTP_REQ_DELETE | EVHTTP_REQ_PUT | EVHTTP_REQ_PATCH |
+	    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_HEAD);
+}
+
+int
+pc_http_new(struct event_base *base, const struct pc_config *cfg,
+    struct pc_router *router, struct pc_http **out)
+{
+	struct pc_http *h = calloc(1, sizeof(*h));
+
+	*out = NULL;
+	if (h == NULL)
+		return PC_E_NOMEM;
+	h->base = base;
+	h->cfg = cfg;
+	h->router = router;
+	h->mcp = evhttp_new(base);
+	if (h->mcp == NULL) {
+		free(h);
+		return PC_E_NOMEM;
+	}
+	apply_limits(h);
+	evhttp_set_gencb(h->mcp, handle_mcp, h);
+	*out = h;
+	return 0;
+}
+
+void
+pc_http_set_config(struct pc_http *h, const struct pc_config *cfg)
+{
+	h->cfg = cfg;
+	apply_limits(h);
+	if (h->admin != NULL)
+		pc_admin_apply(h);
+}
+
+int
+pc_http_start(struct pc_http *h)
+{
+	int rc;
+
+	rc = pc_http_bind(h, h->mcp, &h->cfg->listen, "mcp", &h->mcp_sock);
+	if (rc != 0)
+		return rc;
+	if (h->cfg->admin.address != NULL) {
+		rc = pc_admin_start(h);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+void
+pc_http_stop_accepting(struct pc_http *h)
+{
+	if (h->mcp_sock != NULL) {
+		evhttp_del_accept_socket(h->mcp, h->mcp_sock);
+		h->mcp_sock = NULL;
+	}
+}
+
+unsigned
+pc_http_active(const struct pc_http *h)
+{
+	return h->active;
+}
+
+void
+pc_http_free(struct pc_http *h)
+{
+	if (h == NULL)
+		return;
+	/* evhttp_free frees pending requests and connections: detach our
+	 * exchanges first so no close callback runs into freed memory. */
+	while (h->exchanges != NULL) {
+		struct pc_exchange *ex = h->exchanges;
+		if (ex->call != NULL)
+			pc_router_abandon(ex->call);
+		ex->call = NULL;
+		if (ex->kind == EX_STREAM && ex->session != NULL)
+			pc_session_detach_stream(ex->session, ex);
+		ex->session = NULL;
+		ex_free(ex);
+	}
+	if (h->admin != NULL)
+		evhttp_free(h->admin);
+	evhttp_free(h->mcp);
+	free(h);
+}

@@ -1,0 +1,197 @@
+#include "http_check.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/evp.h>
+
+#include "../lib/limits.h"
+#include "../lib/util.h"
+
+bool
+pc_accept_has(const char *accept, const char *type)
+{
+	size_t tl = strlen(type);
+	const char *p = accept;
+
+	if (accept == NULL)
+		return false;
+	while (*p != '\0') {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		const char *end = p;
+		while (*end != '\0' && *end != ',' && *end != ';' &&
+		    *end != ' ' && *end != '\t')
+			end++;
+		if ((size_t)(end - p) == tl && strncasecmp(p, type, tl) == 0)
+			return true;
+		while (*end != '\0' && *end != ',')
+			end++;
+		p = end;
+	}
+	return false;
+}
+
+bool
+pc_content_type_json(const char *ct)
+{
+	static const char want[] = "application/json";
+	size_t n = sizeof(want) - 1;
+
+	if (ct == NULL || strncasecmp(ct, want, n) != 0)
+		return false;
+	ct += n;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	return *ct == '\0' || *ct == ';';
+}
+
+/* host[:port] where host is a loopback name; `end` bounds the string. */
+static bool
+loopback_hostport(const char *s, size_t len)
+{
+	static const char *const names[] = { "localhost", "127.0.0.1", "[::1]" };
+
+	for (size_t i = 0; i < 3; i++) {
+		size_t nl = strlen(names[i]);
+		if (len < nl || strncasecmp(s, names[i], nl) != 0)
+			continue;
+		if (len == nl)
+			return true;
+		if (s[nl] != ':' || len == nl + 1 || len - nl - 1 > 5)
+			continue;
+		for (size_t j = nl + 1; j < len; j++)
+			if (!isdigit((unsigned char)s[j]))
+				return false;
+		return true;
+	}
+	return false;
+}
+
+bool
+pc_host_is_loopback(const char *host)
+{
+	return host != NULL && loopback_hostport(host, strlen(host));
+}
+
+bool
+pc_origin_is_loopback(const char *origin)
+{
+	const char *rest;
+
+	if (origin == NULL)
+		return false;
+	if (strncasecmp(origin, "http://", 7) == 0)
+		rest = origin + 7;
+	else if (strncasecmp(origin, "https://", 8) == 0)
+		rest = origin + 8;
+	else
+		return false;
+	return loopback_hostport(rest, strlen(rest));
+}
+
+bool
+pc_in_list(char *const *list, const char *v)
+{
+	if (list == NULL || v == NULL)
+		return false;
+	for (; *list != NULL; list++)
+		if (strcmp(*list, v) == 0)
+			return true;
+	return false;
+}
+
+/* Strict UTF-8 (no overlongs, no surrogates, <= U+10FFFF), no NUL. */
+static bool
+valid_utf8(const unsigned char *s, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		unsigned c = s[i];
+		size_t k;
+		unsigned cp;
+		if (c == 0)
+			return false;
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) { k = 1; cp = c & 0x1f; }
+		else if (c >= 0xe0 && c <= 0xef) { k = 2; cp = c & 0x0f; }
+		else if (c >= 0xf0 && c <= 0xf4) { k = 3; cp = c & 0x07; }
+		else return false;
+		if (i + k >= n)		/* needs bytes i+1 .. i+k */
+			return false;
+		for (size_t j = 1; j <= k; j++) {
+			if ((s[i + j] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (s[i + j] & 0x3f);
+		}
+		if ((k == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+		    (k == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+			return false;
+		i += k + 1;
+	}
+	return true;
+}
+
+char *
+pc_header_decode(const char *v)
+{
+	size_t n;
+
+	if (v == NULL)
+		return NULL;
+	n = strlen(v);
+	if (n > 4 * PC_MAX_HEADER_VALUE)
+		return NULL;
+	if (n >= 12 && strncmp(v, "=?base64?", 9) == 0 &&
+	    strcmp(v + n - 2, "?=") == 0) {
+		const char *b = v + 9;
+		size_t bl = n - 11;
+		unsigned char *out;
+		int ol;
+		size_t pad = 0;
+
+		if (bl % 4 != 0)
+			return NULL;
+		for (size_t i = 0; i < bl; i++) {
+			unsigned char c = (unsigned char)b[i];
+			if (!(isalnum(c) || c == '+' || c == '/' ||
+			    (c == '=' && i >= bl - 2)))
+				return NULL;
+		}
+		if (bl >= 1 && b[bl - 1] == '=')
+			pad++;
+		if (bl >= 2 && b[bl - 2] == '=')
+			pad++;
+		out = malloc(bl / 4 * 3 + 1);
+		if (out == NULL)
+			return NULL;
+		ol = EVP_DecodeBlock(out, (const unsigned char *)b, (int)bl);
+		if (ol < 0 || (size_t)ol < pad) {
+			free(out);
+			return NULL;
+		}
+		ol -= (int)pad;	/* EVP_DecodeBlock counts padding bytes */
+		out[ol] = '\0';
+		if ((size_t)ol > PC_MAX_HEADER_VALUE ||
+		    !valid_utf8(out, (size_t)ol)) {
+			free(out);
+			return NULL;
+		}
+		return (char *)out;
+	}
+	if (n > PC_MAX_HEADER_VALUE)
+		return NULL;
+	/* Plain values: visible ASCII and spaces only. */
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)v[i];
+		if (c < 0x20 || c > 0x7e)
+			return NULL;
+	}
+	return pc_strndup(v, n);
+}

@@ -1,0 +1,36 @@
+/*
+ * Pure header checks of the HTTP front, kept apart from evhttp so that
+ * unit tests and the fuzzer can drive them directly.
+ */
+#ifndef PC_HTTP_CHECK_H
+#define PC_HTTP_CHECK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Accept lists both application/json and text/event-stream (media-range
+ * parameters ignored, case-insensitive). */
+bool pc_accept_has(const char *accept, const char *type);
+
+/* Content-Type is application/json, with or without parameters. */
+bool pc_content_type_json(const char *ct);
+
+/* Host header names a loopback host (localhost, 127.0.0.1, [::1]) with an
+ * optional numeric port. */
+bool pc_host_is_loopback(const char *host);
+
+/* Origin is http(s)://<loopback host>[:port], nothing more. */
+bool pc_origin_is_loopback(const char *origin);
+
+/* `v` appears exactly in the NULL-terminated list. */
+bool pc_in_list(char *const *list, const char *v);
+
+/*
+ * Decode an Mcp-* header value: either plain visible ASCII (returned as a
+ * copy) or "=?base64?<b64>?=" holding UTF-8. Returns a malloc'ed string,
+ * or NULL when the value is invalid (bad characters, bad base64, NUL or
+ * invalid UTF-8 inside, longer than PC_MAX_HEADER_VALUE).
+ */
+char *pc_header_decode(const char *v);
+
+#endif

@@ -1,0 +1,1141 @@
+/*
+ * The router: serves each MCP method from the catalogue or by forwarding
+ * it to the upstream that owns the named tool, prompt or resource.
+ *
+ * Who owns what:
+ *  - A pc_call lives from pc_router_request() until the sink's done() (or
+ *    pc_router_abandon()). The transport must not touch it afterwards.
+ *  - Upstream ids never leave the supervisor; the client's id is kept in
+ *    the call and put back on the response, so a response can only ever
+ *    reach the request that caused it.
+ *  - A client's progressToken is replaced by the supervisor's own; progress
+ *    is routed back through the call, never by the token the client chose
+ *    (two clients may choose the same one).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../lib/errors.h"
+#include "../lib/limits.h"
+#include "../lib/log.h"
+#include "../lib/map.h"
+#include "../lib/util.h"
+#include "../lib/version.h"
+#include "router_int.h"
+
+static const char *const log_levels[] = {
+	"debug", "info", "notice", "warning", "error", "critical", "alert",
+	"emergency",
+};
+
+int
+pc_log_level_index(const char *name)
+{
+	if (name == NULL)
+		return -1;
+	for (int i = 0; i < 8; i++)
+		if (strcmp(name, log_levels[i]) == 0)
+			return i;
+	return -1;
+}
+
+json_t *
+pc_rpc_error(json_t *id, int code, const char *msg)
+{
+	return json_pack("{s:s, s:O, s:{s:i, s:s}}", "jsonrpc", "2.0",
+	    "id", id ? id : json_null(), "error", "code", code, "message", msg);
+}
+
+json_t *
+pc_rpc_result(json_t *id, json_t *result)
+{
+	return json_pack("{s:s, s:O, s:o}", "jsonrpc", "2.0", "id",
+	    id ? id : json_null(), "result", result);
+}
+
+/* "i:42" / "s:abc": ids of both types in one namespace without clashes. */
+static char *
+id_key(json_t *id)
+{
+	char *k = NULL;
+
+	if (json_is_integer(id)) {
+		if (asprintf(&k, "i:%" JSON_INTEGER_FORMAT, json_integer_value(id)) < 0)
+			k = NULL;
+	} else if (json_is_string(id)) {
+		if (asprintf(&k, "s:%s", json_string_value(id)) < 0)
+			k = NULL;
+	}
+	return k;
+}
+
+/* --- calls ----------------------------------------------------------------- */
+
+static uintptr_t
+source_count(struct pc_router *r, const char *src)
+{
+	return (uintptr_t)pc_map_get(r->sources, src);
+}
+
+static void
+source_adjust(struct pc_router *r, const char *src, int d)
+{
+	uintptr_t n = source_count(r, src);
+
+	if (d < 0 && n <= 1)
+		pc_map_del(r->sources, src);
+	else
+		pc_map_put(r->sources, src, (void *)(n + (uintptr_t)(intptr_t)d));
+}
+
+static void
+call_free(struct pc_call *c)
+{
+	if (c == NULL)
+		return;
+	json_decref(c->client_id);
+	json_decref(c->progress_token);
+	json_decref(c->listen_filter);
+	free(c->source);
+	free(c->mapkey);
+	free(c);
+}
+
+/* Take the call out of every index it is in. */
+static void
+call_unlink(struct pc_call *c)
+{
+	struct pc_router *r = c->r;
+
+	if (c->mapkey != NULL && c->session != NULL) {
+		if (pc_map_get(c->session->calls, c->mapkey) == c)
+			pc_map_del(c->session->calls, c->mapkey);
+	}
+	if (c->kind == PC_CK_FORWARD) {
+		if (c->session != NULL && c->session->inflight > 0)
+			c->session->inflight--;
+		else if (c->session == NULL && c->source != NULL)
+			source_adjust(r, c->source, -1);
+	}
+	if (c->kind == PC_CK_LISTEN) {
+		if (c->lprev != NULL)
+			c->lprev->lnext = c->lnext;
+		else if (r->listeners == c)
+			r->listeners = c->lnext;
+		if (c->lnext != NULL)
+			c->lnext->lprev = c->lprev;
+		c->lnext = c->lprev = NULL;
+	}
+	/* Forwarded server-to-client requests attributed to this call can
+	 * still be answered by the client; keep them, drop the link. */
+	if (c->session != NULL) {
+		size_t pos = 0;
+		const char *k;
+		void *v;
+		while (pc_map_next(c->session->pending, &pos, &k, &v)) {
+			struct pc_fwd *f = v;
+			if (f->call == c)
+				f->call = NULL;
+		}
+	}
+}
+
+void
+pc_call_finish(struct pc_call *c, int status, json_t *resp)
+{
+	const struct pc_sink_ops *ops = c->ops;
+	void *sink = c->sink;
+
+	if (c->in_upstream && c->slot != NULL)
+		pc_upstream_cancel(c->slot->up, c->handle, "request ended");
+	c->in_upstream = 0;
+	call_unlink(c);
+	call_free(c);
+	ops->done(sink, status, resp);
+}
+
+void
+pc_router_abandon(struct pc_call *c)
+{
+	if (c == NULL)
+		return;
+	if (c->in_upstream && c->slot != NULL)
+		pc_upstream_cancel(c->slot->up, c->handle,
+		    "client closed the stream");
+	c->in_upstream = 0;
+	call_unlink(c);
+	call_free(c);
+}
+
+static struct pc_call *
+call_new(struct pc_router *r, const struct pc_reqinfo *ri, json_t *req,
+    const struct pc_sink_ops *ops, void *sink)
+{
+	struct pc_call *c = calloc(1, sizeof(*c));
+	const char *method = json_string_value(json_object_get(req, "method"));
+	json_t *caps;
+
+	if (c == NULL)
+		return NULL;
+	c->r = r;
+	c->era = ri->era;
+	c->session = ri->session;
+	c->ops = ops;
+	c->sink = sink;
+	c->log_level = -1;
+	pc_strlcpy(c->method, method ? method : "", sizeof(c->method));
+	c->client_id = json_deep_copy(json_object_get(req, "id"));
+	c->source = strdup(ri->source ? ri->source : "-");
+	if (c->client_id == NULL || c->source == NULL) {
+		call_free(c);
+		return NULL;
+	}
+	if (ri->era == PC_CLIENT_LEGACY && ri->session != NULL) {
+		caps = ri->session->client_caps;
+		c->log_level = ri->session->log_level;
+	} else {
+		caps = json_object_get(ri->meta,
+		    "io.modelcontextprotocol/clientCapabilities");
+		/* Modern: no log messages unless the request asked for them. */
+		c->log_level = pc_log_level_index(json_string_value(
+		    json_object_get(ri->meta, "io.modelcontextprotocol/logLevel")));
+	}
+	/* Modern clients cannot take server-to-client requests at all. */
+	if (ri->era == PC_CLIENT_LEGACY) {
+		c->client_elicit = json_object_get(caps, "elicitation") != NULL;
+		c->client_sampling = json_object_get(caps, "sampling") != NULL;
+	}
+	return c;
+}
+
+/* --- results --------------------------------------------------------------- */
+
+/* Rewrite one resource URI field to its exposed form. */
+static void
+expose_uri_field(struct pc_router *r, size_t idx, json_t *obj, const char *key)
+{
+	const char *u = json_string_value(json_object_get(obj, key));
+	char *e;
+
+	if (u == NULL)
+		return;
+	e = pc_catalog_expose_uri(r->cat, idx, u);
+	if (e != NULL) {
+		json_object_set_new(obj, key, json_string(e));
+		free(e);
+	}
+}
+
+/* Content blocks may name resources (resource_link, embedded resource):
+ * a client must be able to read them back through the gateway. */
+static void
+expose_content(struct pc_router *r, size_t idx, json_t *blocks)
+{
+	size_t i;
+	json_t *b;
+
+	json_array_foreach(blocks, i, b) {
+		const char *t = json_string_value(json_object_get(b, "type"));
+		if (t == NULL)
+			continue;
+		if (strcmp(t, "resource_link") == 0)
+			expose_uri_field(r, idx, b, "uri");
+		else if (strcmp(t, "resource") == 0)
+			expose_uri_field(r, idx, json_object_get(b, "resource"),
+			    "uri");
+	}
+}
+
+static void
+map_result(struct pc_call *c, json_t *res)
+{
+	struct pc_router *r = c->r;
+	size_t idx = c->slot->idx;
+	size_t i;
+	json_t *m;
+
+	if (strcmp(c->method, "tools/call") == 0) {
+		expose_content(r, idx, json_object_get(res, "content"));
+	} else if (strcmp(c->method, "resources/read") == 0) {
+		json_array_foreach(json_object_get(res, "contents"), i, m)
+			expose_uri_field(r, idx, m, "uri");
+	} else if (strcmp(c->method, "prompts/get") == 0) {
+		json_array_foreach(json_object_get(res, "messages"), i, m) {
+			json_t *one = json_array();
+			json_array_append(one, json_object_get(m, "content"));
+			expose_content(r, idx, one);
+			json_decref(one);
+		}
+	}
+	if (c->era == PC_CLIENT_MODERN) {
+		/* Strict modern clients reject results without resultType; a
+		 * legacy upstream never sends one. */
+		if (json_object_get(res, "resultType") == NULL)
+			json_object_set_new(res, "resultType",
+			    json_string("complete"));
+		if (strcmp(c->method, "resources/read") == 0 &&
+		    json_object_get(res, "ttlMs") == NULL) {
+			json_object_set_new(res, "ttlMs", json_integer(0));
+			json_object_set_new(res, "cacheScope",
+			    json_string("private"));
+		}
+	}
+}
+
+static void
+add_server_meta(json_t *res)
+{
+	json_t *meta = json_object_get(res, "_meta");
+
+	if (!json_is_object(meta)) {
+		meta = json_object();
+		json_object_set_new(res, "_meta", meta);
+	}
+	json_object_set_new(meta, "io.modelcontextprotocol/serverInfo",
+	    json_pack("{s:s, s:s}", "name", "portcullis", "version", PC_VERSION));
+}
+
+/* Answer a call with a result object (stolen). */
+static void
+finish_result(struct pc_call *c, json_t *res)
+{
+	json_t *resp;
+
+	if (c->era == PC_CLIENT_MODERN) {
+		if (json_object_get(res, "resultType") == NULL)
+			json_object_set_new(res, "resultType",
+			    json_string("complete"));
+		add_server_meta(res);
+	}
+	resp = pc_rpc_result(c->client_id, res);
+	pc_call_finish(c, 200, resp);
+	json_decref(resp);
+}
+
+static void
+finish_error(struct pc_call *c, int status, int code, const char *msg)
+{
+	json_t *resp = pc_rpc_error(c->client_id, code, msg);
+
+	pc_call_finish(c, status, resp);
+	json_decref(resp);
+}
+
+static void
+on_reply(void *arg, int err, json_t *msg)
+{
+	struct pc_call *c = arg;
+	json_t *e, *res;
+
+	c->in_upstream = 0;
+	if (err != 0) {
+		switch (err) {
+		case PC_E_TIMEOUT:
+			finish_error(c, 200, PC_RPC_UP_TIMEOUT,
+			    "Upstream request timed out");
+			break;
+		case PC_E_CLOSED:
+			finish_error(c, 200, PC_RPC_UP_UNAVAILABLE,
+			    "Gateway is shutting down");
+			break;
+		default:
+			finish_error(c, 200, PC_RPC_UP_UNAVAILABLE,
+			    "Upstream unavailable; retry later");
+			break;
+		}
+		return;
+	}
+	e = json_object_get(msg, "error");
+	if (json_is_object(e)) {
+		json_t *ce = json_deep_copy(e);
+		json_t *code = json_object_get(ce, "code");
+		json_t *resp;
+		/* 2026-07-28 renumbered resource-not-found. */
+		if (c->era == PC_CLIENT_MODERN && json_is_integer(code) &&
+		    json_integer_value(code) == -32002)
+			json_object_set_new(ce, "code", json_integer(-32602));
+		resp = json_pack("{s:s, s:O, s:o}", "jsonrpc", "2.0", "id",
+		    c->client_id, "error", ce);
+		pc_call_finish(c, 200, resp);
+		json_decref(resp);
+		return;
+	}
+	res = json_object_get(msg, "result");
+	if (!json_is_object(res)) {
+		finish_error(c, 200, -32603, "Upstream sent an invalid response");
+		return;
+	}
+	res = json_deep_copy(res);
+	map_result(c, res);
+	finish_result(c, res);
+}
+
+static void
+on_progress(void *arg, json_t *params)
+{
+	struct pc_call *c = arg;
+	json_t *p, *n;
+
+	if (c->progress_token == NULL)
+		return;
+	p = json_deep_copy(params);
+	json_object_set(p, "progressToken", c->progress_token);
+	n = json_pack("{s:s, s:s, s:o}", "jsonrpc", "2.0", "method",
+	    "notifications/progress", "params", p);
+	if (n != NULL) {
+		c->ops->message(c->sink, n);
+		json_decref(n);
+	}
+}
+
+/*
+ * Build the params sent upstream: the client's, with the exposed name
+ * replaced by the upstream's own, the client's progress token held back,
+ * and the modern envelope removed (the supervisor adds its own for a
+ * modern child; a legacy child must not see it).
+ */
+static json_t *
+upstream_params(struct pc_call *c, json_t *params)
+{
+	json_t *p = json_is_object(params) ? json_deep_copy(params) : json_object();
+	json_t *meta = json_object_get(p, "_meta");
+
+	if (json_is_object(meta)) {
+		json_t *tok = json_object_get(meta, "progressToken");
+		if (json_is_string(tok) || json_is_integer(tok))
+			c->progress_token = json_incref(tok);
+		json_object_del(meta, "progressToken");
+		const char *k;
+		void *tmp;
+		json_t *v;
+		json_object_foreach_safe(meta, tmp, k, v) {
+			(void)v;
+			if (strncmp(k, "io.modelcontextprotocol/", 24) == 0)
+				json_object_del(meta, k);
+		}
+		if (json_object_size(meta) == 0)
+			json_object_del(p, "_meta");
+	}
+	return p;
+}
+
+static void
+forward(struct pc_call *c, size_t idx, json_t *p)
+{
+	struct pc_router *r = c->r;
+	struct pc_up_slot *slot = &r->slots[idx];
+	int rc;
+
+	c->slot = slot;
+	c->kind = PC_CK_FORWARD;
+	rc = pc_upstream_call(slot->up, c->method, p, 0, on_reply,
+	    c->progress_token ? on_progress : NULL, c, &c->handle);
+	json_decref(p);
+	if (rc != 0) {
+		finish_error(c, 200, PC_RPC_UP_UNAVAILABLE,
+		    rc == PC_E_LIMIT ? "Upstream is saturated; retry later"
+		    : "Upstream unavailable; retry later");
+		return;
+	}
+	c->in_upstream = 1;
+}
+
+/* Resolve a tool or prompt name and forward. */
+static void
+forward_named(struct pc_call *c, enum pc_cat_kind kind, json_t *params)
+{
+	const char *name = json_string_value(json_object_get(params, "name"));
+	const char *orig;
+	size_t idx;
+	int listed = 0;
+	json_t *p;
+
+	if (name == NULL) {
+		finish_error(c, 200, -32602, "Invalid params: name is required");
+		return;
+	}
+	/* Only what the catalogue lists is callable: a tool an upstream adds
+	 * silently is not reachable until it shows up in a refresh. */
+	if (pc_catalog_resolve_name(c->r->cat, kind, name, &idx, &orig,
+	    &listed) != 0 || !listed) {
+		finish_error(c, 200, -32602, kind == PC_CAT_TOOLS ?
+		    "Unknown tool" : "Unknown prompt");
+		return;
+	}
+	p = upstream_params(c, params);
+	json_object_set_new(p, "name", json_string(orig));
+	forward(c, idx, p);
+}
+
+static void
+forward_uri(struct pc_call *c, json_t *params, int subscribe)
+{
+	const char *uri = json_string_value(json_object_get(params, "uri"));
+	char *orig = NULL;
+	size_t idx;
+	json_t *p;
+
+	if (uri == NULL) {
+		finish_error(c, 200, -32602, "Invalid params: uri is required");
+		return;
+	}
+	if (pc_catalog_resolve_uri(c->r->cat, uri, &idx, &orig) != 0) {
+		/* -32002 before 2026-07-28, -32602 since. */
+		finish_error(c, 200, c->era == PC_CLIENT_MODERN ? -32602 : -32002,
+		    "Resource not found");
+		return;
+	}
+	if (subscribe != 0 && c->session != NULL) {
+		if (subscribe > 0)
+			pc_map_put(c->session->subs, uri, (void *)1);
+		else
+			pc_map_del(c->session->subs, uri);
+	}
+	p = upstream_params(c, params);
+	json_object_set_new(p, "uri", json_string(orig));
+	free(orig);
+	forward(c, idx, p);
+}
+
+static void
+forward_completion(struct pc_call *c, json_t *params)
+{
+	json_t *ref = json_object_get(params, "ref");
+	const char *type = json_string_value(json_object_get(ref, "type"));
+	json_t *p;
+
+	if (type != NULL && strcmp(type, "ref/prompt") == 0) {
+		const char *name = json_string_value(json_object_get(ref, "name"));
+		const char *orig;
+		size_t idx;
+		int listed = 0;
+		if (name == NULL || pc_catalog_resolve_name(c->r->cat,
+		    PC_CAT_PROMPTS, name, &idx, &orig, &listed) != 0 || !listed) {
+			finish_error(c, 200, -32602, "Unknown prompt");
+			return;
+		}
+		p = upstream_params(c, params);
+		json_object_set_new(json_object_get(p, "ref"), "name",
+		    json_string(orig));
+		forward(c, idx, p);
+		return;
+	}
+	if (type != NULL && strcmp(type, "ref/resource") == 0) {
+		const char *uri = json_string_value(json_object_get(ref, "uri"));
+		char *orig = NULL;
+		size_t idx;
+		if (uri == NULL ||
+		    pc_catalog_resolve_uri(c->r->cat, uri, &idx, &orig) != 0) {
+			finish_error(c, 200, -32602, "Unknown resource");
+			return;
+		}
+		p = upstream_params(c, params);
+		json_object_set_new(json_object_get(p, "ref"), "uri",
+		    json_string(orig));
+		free(orig);
+		forward(c, idx, p);
+		return;
+	}
+	finish_error(c, 200, -32602, "Invalid params: ref must be ref/prompt "
+	    "or ref/resource");
+}
+
+/* --- modern-only methods ----------------------------------------------------- */
+
+static json_t *
+gateway_capabilities(void)
+{
+	return json_pack("{s:{s:b}, s:{s:b}, s:{s:b, s:b}, s:{}, s:{}}",
+	    "tools", "listChanged", 1, "prompts", "listChanged", 1,
+	    "resources", "subscribe", 1, "listChanged", 1,
+	    "logging", "completions");
+}
+
+static void
+serve_discover(struct pc_call *c)
+{
+	json_t *res = json_pack("{s:[s], s:o, s:i, s:s}",
+	    "supportedVersions", PC_MODERN_VERSION,
+	    "capabilities", gateway_capabilities(),
+	    "ttlMs", (json_int_t)c->r->cfg->limits.list_ttl_ms,
+	    "cacheScope", "public");
+
+	finish_result(c, res);
+}
+
+static json_t *
+listen_note(struct pc_call *c, const char *method, json_t *params)
+{
+	json_t *meta;
+
+	if (params == NULL)
+		params = json_object();
+	meta = json_object_get(params, "_meta");
+	if (!json_is_object(meta)) {
+		meta = json_object();
+		json_object_set_new(params, "_meta", meta);
+	}
+	json_object_set(meta, "io.modelcontextprotocol/subscriptionId",
+	    c->client_id);
+	return json_pack("{s:s, s:s, s:o}", "jsonrpc", "2.0", "method", method,
+	    "params", params);
+}
+
+static void
+serve_listen(struct pc_call *c, json_t *params)
+{
+	struct pc_router *r = c->r;
+	json_t *want = json_object_get(params, "notifications");
+	json_t *honoured = json_object(), *n;
+	static const char *const flags[] = {
+		"toolsListChanged", "promptsListChanged", "resourcesListChanged",
+	};
+
+	if (want != NULL && !json_is_object(want)) {
+		json_decref(honoured);
+		finish_error(c, 200, -32602,
+		    "Invalid params: notifications must be an object");
+		return;
+	}
+	for (size_t i = 0; i < 3; i++)
+		if (json_is_true(json_object_get(want, flags[i])))
+			json_object_set_new(honoured, flags[i], json_true());
+	json_t *subs = json_object_get(want, "resourceSubscriptions");
+	if (json_is_array(subs) && json_array_size(subs) > 0)
+		json_object_set(honoured, "resourceSubscriptions", subs);
+	c->kind = PC_CK_LISTEN;
+	c->listen_filter = honoured;
+	c->lnext = r->listeners;
+	if (r->listeners != NULL)
+		r->listeners->lprev = c;
+	r->listeners = c;
+	n = listen_note(c, "notifications/subscriptions/acknowledged",
+	    json_pack("{s:O}", "notifications", honoured));
+	if (n != NULL) {
+		c->ops->message(c->sink, n);
+		json_decref(n);
+	}
+}
+
+void
+pc_listeners_notify(struct pc_router *r, const char *method, const char *uri)
+{
+	struct pc_call *c, *next;
+
+	for (c = r->listeners; c != NULL; c = next) {
+		json_t *f = c->listen_filter, *n;
+		const char *flag = NULL;
+		next = c->lnext;
+		if (strcmp(method, "notifications/tools/list_changed") == 0)
+			flag = "toolsListChanged";
+		else if (strcmp(method, "notifications/prompts/list_changed") == 0)
+			flag = "promptsListChanged";
+		else if (strcmp(method, "notifications/resources/list_changed") == 0)
+			flag = "resourcesListChanged";
+		if (flag != NULL && !json_is_true(json_object_get(f, flag)))
+			continue;
+		if (flag == NULL) {
+			/* resources/updated: only for subscribed URIs. */
+			json_t *subs = json_object_get(f, "resourceSubscriptions");
+			size_t i;
+			json_t *s;
+			int hit = 0;
+			json_array_foreach(subs, i, s)
+				if (uri && json_is_string(s) &&
+				    strcmp(json_string_value(s), uri) == 0)
+					hit = 1;
+			if (!hit)
+				continue;
+		}
+		n = listen_note(c, method, uri ? json_pack("{s:s}", "uri", uri)
+		    : NULL);
+		if (n != NULL) {
+			c->ops->message(c->sink, n);
+			json_decref(n);
+		}
+	}
+}
+
+/* --- dispatch ---------------------------------------------------------------- */
+
+static int
+is_modern_removed(const char *m)
+{
+	return strcmp(m, "initialize") == 0 || strcmp(m, "ping") == 0 ||
+	    strcmp(m, "logging/setLevel") == 0 ||
+	    strcmp(m, "resources/subscribe") == 0 ||
+	    strcmp(m, "resources/unsubscribe") == 0;
+}
+
+int
+pc_router_request(struct pc_router *r, const struct pc_reqinfo *ri,
+    json_t *req, const struct pc_sink_ops *ops, void *sink,
+    struct pc_call **out)
+{
+	const char *m = json_string_value(json_object_get(req, "method"));
+	json_t *params = json_object_get(req, "params");
+	struct pc_call *c;
+	int modern = ri->era == PC_CLIENT_MODERN;
+
+	if (out != NULL)
+		*out = NULL;
+	if (m == NULL)
+		return PC_E_INVAL;
+	/* Per-client cap, before any work is queued for this client. */
+	if (ri->session != NULL) {
+		if (ri->session->inflight >= r->cfg->limits.max_pending_per_client)
+			return PC_E_LIMIT;
+	} else if (source_count(r, ri->source ? ri->source : "-") >=
+	    r->cfg->limits.max_pending_per_client) {
+		return PC_E_LIMIT;
+	}
+	c = call_new(r, ri, req, ops, sink);
+	if (c == NULL)
+		return PC_E_NOMEM;
+	c->kind = PC_CK_FORWARD;
+	if (c->session != NULL) {
+		c->session->inflight++;
+		c->mapkey = id_key(c->client_id);
+		if (c->mapkey != NULL)
+			pc_map_put(c->session->calls, c->mapkey, c);
+	} else {
+		source_adjust(r, c->source, +1);
+	}
+	if (out != NULL)
+		*out = c;
+
+	if (r->shutting_down) {
+		if (out != NULL)
+			*out = NULL;
+		finish_error(c, 503, PC_RPC_UP_UNAVAILABLE,
+		    "Gateway is shutting down");
+		return 0;
+	}
+	if (params != NULL && !json_is_object(params)) {
+		if (out != NULL)
+			*out = NULL;
+		finish_error(c, modern ? 400 : 200, -32602,
+		    "Invalid params: params must be an object");
+		return 0;
+	}
+
+	/* Methods that finish synchronously clear *out first: the call is
+	 * gone by the time they return. */
+	if (strcmp(m, "tools/call") == 0) {
+		forward_named(c, PC_CAT_TOOLS, params);
+	} else if (strcmp(m, "prompts/get") == 0) {
+		forward_named(c, PC_CAT_PROMPTS, params);
+	} else if (strcmp(m, "resources/read") == 0) {
+		forward_uri(c, params, 0);
+	} else if (strcmp(m, "completion/complete") == 0) {
+		forward_completion(c, params);
+	} else if (!modern && strcmp(m, "resources/subscribe") == 0) {
+		forward_uri(c, params, 1);
+	} else if (!modern && strcmp(m, "resources/unsubscribe") == 0) {
+		forward_uri(c, params, -1);
+	} else if (modern && strcmp(m, "subscriptions/listen") == 0) {
+		/* The listen stream stays open: not counted as in flight. */
+		call_unlink(c);
+		c->kind = PC_CK_LISTEN;
+		serve_listen(c, params);
+		return 0;
+	} else {
+		if (out != NULL)
+			*out = NULL;
+		if (strcmp(m, "tools/list") == 0 || strcmp(m, "prompts/list") == 0 ||
+		    strcmp(m, "resources/list") == 0 ||
+		    strcmp(m, "resources/templates/list") == 0) {
+			enum pc_cat_kind k = m[0] == 't' ? PC_CAT_TOOLS :
+			    m[0] == 'p' ? PC_CAT_PROMPTS :
+			    strcmp(m, "resources/list") == 0 ? PC_CAT_RESOURCES :
+			    PC_CAT_TEMPLATES;
+			json_t *res = NULL, *err = NULL;
+			int rc = pc_router_list(r, ri, k, params, &res, &err);
+			if (rc == 0) {
+				finish_result(c, res);
+			} else {
+				json_t *resp = json_pack("{s:s, s:O, s:o}",
+				    "jsonrpc", "2.0", "id", c->client_id,
+				    "error", err ? err : json_pack("{s:i, s:s}",
+				    "code", -32603, "message", "Internal error"));
+				pc_call_finish(c, modern ? 400 : 200, resp);
+				json_decref(resp);
+			}
+		} else if (modern && strcmp(m, "server/discover") == 0) {
+			serve_discover(c);
+		} else if (!modern && strcmp(m, "ping") == 0) {
+			finish_result(c, json_object());
+		} else if (!modern && strcmp(m, "logging/setLevel") == 0) {
+			int lvl = pc_log_level_index(json_string_value(
+			    json_object_get(params, "level")));
+			if (lvl < 0) {
+				finish_error(c, 200, -32602,
+				    "Invalid params: unknown log level");
+			} else {
+				c->session->log_level = lvl;
+				finish_result(c, json_object());
+			}
+		} else if (!modern && strcmp(m, "initialize") == 0) {
+			finish_error(c, 400, -32600,
+			    "Invalid Request: session already initialized");
+		} else {
+			(void)is_modern_removed;
+			finish_error(c, modern ? 404 : 200, -32601,
+			    "Method not found");
+		}
+		return 0;
+	}
+	/* The forward may have failed synchronously; then c is freed. The
+	 * caller learns it through done(); *out must not dangle. */
+	return 0;
+}
+
+void
+pc_router_notification(struct pc_router *r, const struct pc_reqinfo *ri,
+    json_t *msg)
+{
+	const char *m = json_string_value(json_object_get(msg, "method"));
+	json_t *params = json_object_get(msg, "params");
+
+	(void)r;
+	if (m == NULL)
+		return;
+	if (strcmp(m, "notifications/cancelled") == 0 && ri->session != NULL) {
+		char *k = id_key(json_object_get(params, "requestId"));
+		struct pc_call *c = k ? pc_map_get(ri->session->calls, k) : NULL;
+		free(k);
+		if (c != NULL) {
+			pc_debug("client cancelled a request");
+			/* The HTTP request still waits for an answer: end it. */
+			finish_error(c, 200, PC_RPC_GENERIC, "Request cancelled");
+		}
+		return;
+	}
+	/* initialized, roots/list_changed and others need no action. */
+}
+
+int
+pc_router_client_response(struct pc_router *r, struct pc_session *s,
+    json_t *msg)
+{
+	const char *id = json_string_value(json_object_get(msg, "id"));
+	struct pc_fwd *f;
+	json_t *res, *err;
+
+	(void)r;
+	if (id == NULL || (f = pc_map_get(s->pending, id)) == NULL)
+		return PC_E_NOTFOUND;
+	pc_map_del(s->pending, id);
+	res = json_object_get(msg, "result");
+	err = json_object_get(msg, "error");
+	if (f->slot != NULL && f->slot->up != NULL) {
+		if (json_is_object(err))
+			pc_upstream_respond(f->slot->up, f->up_id, NULL, err);
+		else
+			pc_upstream_respond(f->slot->up, f->up_id,
+			    res ? res : json_object(), NULL);
+	}
+	json_decref(f->up_id);
+	free(f);
+	return 0;
+}
+
+/* --- upstream hooks ---------------------------------------------------------- */
+
+static void
+hook_ready(struct pc_upstream *up, void *arg)
+{
+	struct pc_up_slot *slot = arg;
+
+	pc_info("upstream '%s' ready (%s era, protocol %s)",
+	    pc_upstream_name(up),
+	    pc_upstream_era(up) == PC_UP_ERA_MODERN ? "modern" : "legacy",
+	    pc_upstream_protocol_version(up) ? pc_upstream_protocol_version(up)
+	    : "?");
+	pc_refresh_all(slot);
+}
+
+static void
+hook_down(struct pc_upstream *up, void *arg)
+{
+	struct pc_up_slot *slot = arg;
+
+	(void)up;
+	/* Readiness must not wait forever on an upstream that cannot start:
+	 * /readyz reports it per upstream instead. */
+	if (!slot->first_done) {
+		slot->first_done = 1;
+		pc_router_check_ready(slot->r);
+	}
+}
+
+static void
+hook_notification(struct pc_upstream *up, json_t *msg, void *call_arg,
+    void *arg)
+{
+	struct pc_up_slot *slot = arg;
+	struct pc_router *r = slot->r;
+	const char *m = json_string_value(json_object_get(msg, "method"));
+	json_t *params = json_object_get(msg, "params");
+
+	(void)up;
+	if (m == NULL)
+		return;
+	if (strcmp(m, "notifications/tools/list_changed") == 0) {
+		pc_refresh_start(slot, PC_CAT_TOOLS);
+	} else if (strcmp(m, "notifications/prompts/list_changed") == 0) {
+		pc_refresh_start(slot, PC_CAT_PROMPTS);
+	} else if (strcmp(m, "notifications/resources/list_changed") == 0) {
+		pc_refresh_start(slot, PC_CAT_RESOURCES);
+		pc_refresh_start(slot, PC_CAT_TEMPLATES);
+	} else if (strcmp(m, "notifications/resources/updated") == 0) {
+		const char *uri = json_string_value(json_object_get(params, "uri"));
+		char *e = uri ? pc_catalog_expose_uri(r->cat, slot->idx, uri) : NULL;
+		if (e != NULL) {
+			json_t *n = json_pack("{s:s, s:s, s:{s:s}}", "jsonrpc",
+			    "2.0", "method", m, "params", "uri", e);
+			pc_sessions_broadcast(r, n, e);
+			json_decref(n);
+			pc_listeners_notify(r, m, e);
+			free(e);
+		}
+	} else if (strcmp(m, "notifications/message") == 0) {
+		struct pc_call *c = call_arg;
+		int lvl = pc_log_level_index(json_string_value(
+		    json_object_get(params, "level")));
+		if (c != NULL && c->log_level >= 0 && lvl >= c->log_level)
+			c->ops->message(c->sink, msg);
+	}
+	/* Anything else (unattributed progress, cancelled, ...) is dropped:
+	 * sending it to a client that did not cause it would leak. */
+}
+
+static void
+hook_request(struct pc_upstream *up, json_t *msg, void *call_arg, void *arg)
+{
+	struct pc_up_slot *slot = arg;
+	struct pc_router *r = slot->r;
+	struct pc_call *c = call_arg;
+	const char *m = json_string_value(json_object_get(msg, "method"));
+	json_t *id = json_object_get(msg, "id");
+	int ok = 0;
+
+	if (c != NULL && c->era == PC_CLIENT_LEGACY && c->session != NULL &&
+	    m != NULL) {
+		if (strcmp(m, "elicitation/create") == 0)
+			ok = c->client_elicit;
+		else if (strcmp(m, "sampling/createMessage") == 0)
+			ok = c->client_sampling;
+		else if (strcmp(m, "roots/list") == 0)
+			ok = json_object_get(c->session->client_caps, "roots") != NULL;
+	}
+	if (ok) {
+		char gid[48];
+		struct pc_fwd *f = calloc(1, sizeof(*f));
+		json_t *fwd;
+		snprintf(gid, sizeof(gid), "pc-%" PRIu64, ++r->next_fwd);
+		if (f != NULL) {
+			f->slot = slot;
+			f->up_id = json_deep_copy(id);
+			f->call = c;
+			if (pc_map_put(c->session->pending, gid, f) == 0) {
+				fwd = json_deep_copy(msg);
+				json_object_set_new(fwd, "id", json_string(gid));
+				c->ops->message(c->sink, fwd);
+				json_decref(fwd);
+				return;
+			}
+			json_decref(f->up_id);
+			free(f);
+		}
+	}
+	json_t *err = json_pack("{s:i, s:s}", "code", -32601, "message",
+	    "The client of this request cannot answer it through the gateway");
+	pc_upstream_respond(up, id, NULL, err);
+	json_decref(err);
+}
+
+static const struct pc_upstream_hooks hooks = {
+	.on_ready = hook_ready,
+	.on_down = hook_down,
+	.on_notification = hook_notification,
+	.on_request = hook_request,
+};
+
+/* --- lifecycle ----------------------------------------------------------------- */
+
+int
+pc_router_new(struct event_base *base, const struct pc_config *cfg,
+    struct pc_router **out)
+{
+	struct pc_router *r;
+	int rc = PC_E_NOMEM;
+
+	*out = NULL;
+	r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		return PC_E_NOMEM;
+	r->base = base;
+	r->cfg = cfg;
+	r->sessions = pc_map_new();
+	r->sources = pc_map_new();
+	if (r->sessions == NULL || r->sources == NULL)
+		goto out;
+	if ((rc = pc_catalog_new(&r->cat)) != 0)
+		goto out;
+	r->nslots = cfg->nupstreams;
+	r->slots = calloc(r->nslots ? r->nslots : 1, sizeof(*r->slots));
+	if (r->slots == NULL) {
+		rc = PC_E_NOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < r->nslots; i++) {
+		const struct pc_upstream_conf *uc = &cfg->upstreams[i];
+		struct pc_up_slot *slot = &r->slots[i];
+		slot->r = r;
+		slot->idx = i;
+		rc = pc_catalog_add_upstream(r->cat, i,
+		    uc->prefix ? uc->prefix : uc->name);
+		if (rc != 0)
+			goto out;
+		rc = pc_upstream_new(base, uc, &hooks, slot, &slot->up);
+		if (rc != 0)
+			goto out;
+	}
+	pc_sessions_sweep_start(r);
+	*out = r;
+	return 0;
+out:
+	pc_router_free(r);
+	return rc;
+}
+
+int
+pc_router_start(struct pc_router *r)
+{
+	int first = 0;
+
+	for (size_t i = 0; i < r->nslots; i++) {
+		int rc = pc_upstream_start(r->slots[i].up);
+		if (rc != 0 && first == 0)
+			first = rc;
+	}
+	pc_router_check_ready(r);
+	return first;
+}
+
+static void
+slot_stopped(void *arg)
+{
+	struct pc_up_slot *slot = arg;
+	struct pc_router *r = slot->r;
+
+	slot->stopped = 1;
+	if (r->stopping > 0 && --r->stopping == 0 && r->shutdown_done != NULL)
+		r->shutdown_done(r->shutdown_arg);
+}
+
+void
+pc_router_shutdown(struct pc_router *r, void (*done)(void *), void *arg)
+{
+	size_t pos = 0;
+	const char *k;
+	void *v;
+
+	r->shutting_down = 1;
+	r->shutdown_done = done;
+	r->shutdown_arg = arg;
+	/* End open streams so their connections can close. */
+	while (r->listeners != NULL) {
+		struct pc_call *c = r->listeners;
+		json_t *res = json_object();
+		finish_result(c, res);
+	}
+	while (pc_map_next(r->sessions, &pos, &k, &v)) {
+		struct pc_session *s = v;
+		if (s->stream_ops != NULL) {
+			const struct pc_sink_ops *ops = s->stream_ops;
+			void *sink = s->stream;
+			s->stream_ops = NULL;
+			s->stream = NULL;
+			ops->done(sink, 200, NULL);
+		}
+	}
+	r->stopping = r->nslots;
+	if (r->nslots == 0) {
+		if (done != NULL)
+			done(arg);
+		return;
+	}
+	for (size_t i = 0; i < r->nslots; i++)
+		pc_upstream_shutdown(r->slots[i].up, slot_stopped, &r->slots[i]);
+}
+
+void
+pc_router_set_config(struct pc_router *r, const struct pc_config *cfg)
+{
+	/* Upstream entries are borrowed by the supervisors: keep them until
+	 * restart support lands; limits and eras take effect now. */
+	if (cfg->nupstreams != r->cfg->nupstreams)
+		pc_warn("reload: upstream changes take effect after a restart");
+	r->cfg = cfg;
+}
+
+bool
+pc_router_ready(const struct pc_router *r)
+{
+	return r->ready != 0;
+}
+
+void
+pc_router_on_ready(struct pc_router *r, void (*cb)(void *), void *arg)
+{
+	r->ready_cb = cb;
+	r->ready_arg = arg;
+}
+
+json_t *
+pc_router_status(const struct pc_router *r)
+{
+	static const char *const names[] = {
+		"starting", "ready", "backoff", "stopping", "stopped",
+	};
+	json_t *o = json_object();
+
+	for (size_t i = 0; i < r->nslots; i++) {
+		enum pc_upstream_state st = pc_upstream_state(r->slots[i].up);
+		json_object_set_new(o, pc_upstream_name(r->slots[i].up),
+		    json_string(st <= PC_UP_STOPPED ? names[st] : "?"));
+	}
+	return o;
+}
+
+void
+pc_router_free(struct pc_router *r)
+{
+	size_t pos = 0;
+	const char *k;
+	void *v;
+
+	if (r == NULL)
+		return;
+	if (r->sweep != NULL)
+		event_free(r->sweep);
+	if (r->sessions != NULL) {
+		while (pc_map_next(r->sessions, &pos, &k, &v)) {
+			pc_map_del(r->sessions, k);
+			pc_session_free(v);
+		}
+	}
+	for (size_t i = 0; i < r->nslots; i++) {
+		pc_upstream_free(r->slots[i].up);
+		for (int kk = 0; kk < PC_CAT__N; kk++)
+			json_decref(r->slots[i].refresh[kk].acc);
+	}
+	free(r->slots);
+	pc_catalog_free(r->cat);
+	pc_map_free(r->sessions);
+	pc_map_free(r->sources);
+	free(r);
+}

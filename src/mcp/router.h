@@ -1,0 +1,131 @@
+/*
+ * The router: MCP semantics between the transport (src/http) and the
+ * upstreams. It owns the upstream supervisors, the aggregated catalogue and
+ * the legacy sessions, and serves every method the gateway exposes.
+ *
+ * The transport validates the framing (HTTP, headers, envelope) and hands
+ * the router well-formed JSON-RPC messages plus what it learnt about the
+ * client (era, version, session). The router answers through a sink the
+ * transport implements, so it knows nothing of HTTP or SSE.
+ */
+#ifndef PC_ROUTER_H
+#define PC_ROUTER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "../config/config.h"
+
+struct event_base;
+struct pc_router;
+struct pc_session;
+struct pc_call;
+
+enum pc_client_era { PC_CLIENT_LEGACY = 1, PC_CLIENT_MODERN = 2 };
+
+#define PC_MODERN_VERSION "2026-07-28"
+
+/* Gateway-defined JSON-RPC error codes (implementation range). */
+#define PC_RPC_GENERIC        (-32000)	/* bad request at transport level */
+#define PC_RPC_NO_SESSION     (-32001)	/* session not found / terminated */
+#define PC_RPC_UP_TIMEOUT     (-32003)	/* upstream did not answer in time */
+#define PC_RPC_UP_UNAVAILABLE (-32004)	/* upstream down or restarting */
+#define PC_RPC_BUSY           (-32005)	/* too many requests in flight */
+
+/*
+ * Output of one inbound request, implemented by the transport.
+ * message(): a notification or server-to-client request that belongs to
+ *   this request's stream, before its response. msg is borrowed.
+ * done(): the final response; exactly once, unless the call was abandoned.
+ *   `status` is the HTTP status the revision prescribes (200, 400, 404).
+ *   msg is borrowed. The call no longer exists when done() returns.
+ * For an open stream (a legacy GET stream or a modern subscriptions/listen)
+ * message() may be called any number of times and done() only when the
+ * router ends the stream.
+ */
+struct pc_sink_ops {
+	void (*message)(void *sink, json_t *msg);
+	void (*done)(void *sink, int status, json_t *msg);
+};
+
+struct pc_reqinfo {
+	enum pc_client_era era;
+	const char *version;		/* negotiated / requested revision */
+	struct pc_session *session;	/* legacy only; NULL for modern */
+	json_t *meta;			/* modern: params._meta (borrowed) */
+	const char *source;		/* client address, for per-client caps */
+};
+
+/* 0, PC_E_NOMEM. cfg borrowed; must outlive the router (or be swapped
+ * with pc_router_set_config). */
+int pc_router_new(struct event_base *base, const struct pc_config *cfg,
+    struct pc_router **out);
+/* Spawn every upstream. 0 or the first error (the rest still start). */
+int pc_router_start(struct pc_router *r);
+/* Drain: fail new requests, let calls finish, stop children; done(arg)
+ * runs when every child is gone. */
+void pc_router_shutdown(struct pc_router *r, void (*done)(void *), void *arg);
+void pc_router_free(struct pc_router *r);	/* accepts NULL */
+
+/* Swap in a reloaded config (limits, eras, timeouts). Upstream changes
+ * need a restart for now; they are reported as warnings. */
+void pc_router_set_config(struct pc_router *r, const struct pc_config *cfg);
+
+/* True when every upstream finished its first handshake and catalogue
+ * fetch (or failed it). ready_cb fires once when that first happens. */
+bool pc_router_ready(const struct pc_router *r);
+void pc_router_on_ready(struct pc_router *r, void (*cb)(void *), void *arg);
+/* Upstream status for /readyz: JSON object name -> state (new ref). */
+json_t *pc_router_status(const struct pc_router *r);
+
+/*
+ * A request (has "id" and "method"). Returns 0 when the sink will be
+ * answered (possibly before this returns; then *out is NULL), or
+ * PC_E_LIMIT when the client has too many requests in flight (nothing is
+ * sent; the transport answers 429), or PC_E_NOMEM.
+ * *out (may be NULL) receives the live call for pc_router_abandon().
+ */
+int pc_router_request(struct pc_router *r, const struct pc_reqinfo *ri,
+    json_t *req, const struct pc_sink_ops *ops, void *sink,
+    struct pc_call **out);
+
+/* The client went away (connection closed): cancel upstream work and never
+ * touch the sink again. */
+void pc_router_abandon(struct pc_call *c);
+
+/* A notification from the client (cancelled, initialized, ...). */
+void pc_router_notification(struct pc_router *r, const struct pc_reqinfo *ri,
+    json_t *msg);
+/* A response from a legacy client to a request the gateway forwarded to it
+ * (elicitation, sampling, roots). 0 or PC_E_NOTFOUND. */
+int pc_router_client_response(struct pc_router *r, struct pc_session *s,
+    json_t *msg);
+
+/* JSON-RPC envelopes (new refs). id borrowed (NULL = null); result stolen. */
+json_t *pc_rpc_error(json_t *id, int code, const char *msg);
+json_t *pc_rpc_result(json_t *id, json_t *result);
+
+/* --- legacy sessions ---------------------------------------------------- */
+
+/*
+ * initialize: negotiates the version and creates a session. On success
+ * *result is the InitializeResult (new ref) and *session the new session.
+ * PC_E_LIMIT when the session table is full, PC_E_INVAL for bad params
+ * (*result then holds an error object to send, new ref).
+ */
+int pc_router_initialize(struct pc_router *r, json_t *params,
+    struct pc_session **session, json_t **result);
+/* Borrowed or NULL. Touches the session's idle timer. */
+struct pc_session *pc_router_session(struct pc_router *r, const char *id);
+/* End a session: its calls get an error, its stream ends. */
+void pc_router_session_close(struct pc_router *r, struct pc_session *s);
+const char *pc_session_id(const struct pc_session *s);
+const char *pc_session_version(const struct pc_session *s);
+/* Attach the session's GET stream. PC_E_EXISTS if one is open. The stream
+ * gets list_changed and other session-wide messages; detach when it
+ * closes. */
+int pc_session_attach_stream(struct pc_session *s,
+    const struct pc_sink_ops *ops, void *sink);
+void pc_session_detach_stream(struct pc_session *s, void *sink);
+
+#endif

@@ -1,0 +1,114 @@
+/*
+ * Internals shared by the router_*.c files. Not for use outside src/mcp.
+ */
+#ifndef PC_ROUTER_INT_H
+#define PC_ROUTER_INT_H
+
+#include <event2/event.h>
+#include <jansson.h>
+#include <stdint.h>
+
+#include "../upstream/upstream.h"
+#include "catalog.h"
+#include "router.h"
+#include "session.h"
+
+struct pc_map;
+struct pc_router;
+
+/* Fetch state of one catalogue kind of one upstream. */
+struct pc_refresh {
+	struct pc_up_slot *slot;
+	enum pc_cat_kind kind;
+	json_t *acc;		/* items gathered so far */
+	unsigned pages;
+	int busy;		/* a fetch is running */
+	int again;		/* list_changed arrived while busy */
+};
+
+struct pc_up_slot {
+	struct pc_router *r;
+	size_t idx;
+	struct pc_upstream *up;
+	struct pc_refresh refresh[PC_CAT__N];
+	int first_done;		/* first catalogue fetch finished or failed */
+	int pending_kinds;	/* kinds of the first fetch still running */
+	int stopped;
+};
+
+/* A server-to-client request forwarded to a legacy session. */
+struct pc_fwd {
+	struct pc_up_slot *slot;
+	json_t *up_id;		/* the upstream's id, answered verbatim */
+	struct pc_call *call;	/* the call it was attributed to */
+};
+
+enum pc_call_kind {
+	PC_CK_FORWARD = 0,	/* forwarded to an upstream */
+	PC_CK_LISTEN,		/* modern subscriptions/listen stream */
+};
+
+struct pc_call {
+	struct pc_router *r;
+	enum pc_call_kind kind;
+	enum pc_client_era era;
+	char method[32];
+	struct pc_session *session;	/* legacy, borrowed */
+	char *source;			/* owned */
+	const struct pc_sink_ops *ops;
+	void *sink;
+	json_t *client_id;		/* owned copy */
+	json_t *progress_token;		/* client's token, owned, or NULL */
+	int log_level;			/* -1: send no log messages */
+	char *mapkey;			/* key in session->calls, owned */
+	struct pc_up_slot *slot;
+	uint64_t handle;
+	int in_upstream;
+	int client_elicit, client_sampling;	/* declared capabilities */
+	/* listen streams */
+	json_t *listen_filter;		/* owned */
+	struct pc_call *lnext, *lprev;
+};
+
+struct pc_router {
+	struct event_base *base;
+	const struct pc_config *cfg;
+	struct pc_up_slot *slots;
+	size_t nslots;
+	struct pc_catalog *cat;
+	struct pc_map *sessions;	/* id -> pc_session */
+	struct pc_map *sources;		/* source -> (uintptr_t) inflight */
+	struct pc_call *listeners;	/* modern listen streams */
+	struct event *sweep;		/* idle-session expiry */
+	uint64_t next_fwd;
+	int ready;
+	void (*ready_cb)(void *);
+	void *ready_arg;
+	int shutting_down;
+	size_t stopping;
+	void (*shutdown_done)(void *);
+	void *shutdown_arg;
+};
+
+/* router_session.c */
+int pc_session_new(struct pc_router *r, const char *version, json_t *caps,
+    struct pc_session **out);
+void pc_session_free(struct pc_session *s);
+void pc_sessions_sweep_start(struct pc_router *r);
+void pc_sessions_broadcast(struct pc_router *r, json_t *msg,
+    const char *only_subscribed_uri);
+
+/* router_catalog.c */
+void pc_refresh_start(struct pc_up_slot *slot, enum pc_cat_kind kind);
+void pc_refresh_all(struct pc_up_slot *slot);
+void pc_router_check_ready(struct pc_router *r);
+int pc_router_list(struct pc_router *r, const struct pc_reqinfo *ri,
+    enum pc_cat_kind kind, json_t *params, json_t **result, json_t **error);
+
+/* router.c */
+int pc_log_level_index(const char *name);
+void pc_call_finish(struct pc_call *c, int status, json_t *resp);
+void pc_listeners_notify(struct pc_router *r, const char *method,
+    const char *uri);
+
+#endif

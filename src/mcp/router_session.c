@@ -1,0 +1,265 @@
+/*
+ * Legacy sessions: created by initialize, named by a 256-bit random id,
+ * ended by DELETE or by idling past session_idle_s.
+ *
+ * A session id is a routing key, never a credential: the transport
+ * authenticates every request on its own (see DESIGN.md), and the id is
+ * only looked up after that.
+ */
+#include <string.h>
+
+#include "../lib/errors.h"
+#include "../lib/log.h"
+#include "../lib/map.h"
+#include "../lib/util.h"
+#include "../lib/version.h"
+#include "router_int.h"
+
+static const char *const supported_legacy[] = {
+	"2025-11-25", "2025-06-18", "2025-03-26",
+};
+
+int
+pc_session_new(struct pc_router *r, const char *version, json_t *caps,
+    struct pc_session **out)
+{
+	struct pc_session *s;
+	int rc = PC_E_NOMEM;
+
+	*out = NULL;
+	if (pc_map_count(r->sessions) >= r->cfg->limits.max_sessions)
+		return PC_E_LIMIT;
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return PC_E_NOMEM;
+	s->calls = pc_map_new();
+	s->pending = pc_map_new();
+	s->subs = pc_map_new();
+	if (s->calls == NULL || s->pending == NULL || s->subs == NULL)
+		goto out;
+	/* Retry on the (astronomically unlikely) collision rather than
+	 * silently sharing a session. */
+	do {
+		rc = pc_random_hex(s->id, sizeof(s->id), PC_SESSION_ID_BYTES);
+		if (rc != 0)
+			goto out;
+	} while (pc_map_get(r->sessions, s->id) != NULL);
+	pc_strlcpy(s->version, version, sizeof(s->version));
+	s->client_caps = caps ? json_deep_copy(caps) : json_object();
+	s->log_level = 0;
+	s->last_used_ms = pc_now_ms();
+	rc = pc_map_put(r->sessions, s->id, s);
+	if (rc != 0)
+		goto out;
+	*out = s;
+	return 0;
+out:
+	pc_session_free(s);
+	return rc;
+}
+
+void
+pc_session_free(struct pc_session *s)
+{
+	if (s == NULL)
+		return;
+	pc_map_free(s->calls);
+	if (s->pending != NULL) {
+		size_t pos = 0;
+		const char *k;
+		void *v;
+		while (pc_map_next(s->pending, &pos, &k, &v)) {
+			struct pc_fwd *f = v;
+			json_decref(f->up_id);
+			free(f);
+		}
+	}
+	pc_map_free(s->pending);
+	pc_map_free(s->subs);
+	json_decref(s->client_caps);
+	explicit_bzero(s->id, sizeof(s->id));
+	free(s);
+}
+
+int
+pc_router_initialize(struct pc_router *r, json_t *params,
+    struct pc_session **session, json_t **result)
+{
+	const char *want = json_string_value(json_object_get(params,
+	    "protocolVersion"));
+	const char *ver = supported_legacy[0];
+	json_t *caps = json_object_get(params, "capabilities");
+	int rc;
+
+	*session = NULL;
+	*result = NULL;
+	if (!json_is_object(params) || want == NULL ||
+	    (caps != NULL && !json_is_object(caps))) {
+		*result = json_pack("{s:i, s:s}", "code", -32602, "message",
+		    "Invalid params: initialize needs protocolVersion and "
+		    "capabilities");
+		return PC_E_INVAL;
+	}
+	/* Answer the requested revision if we speak it, else our latest; the
+	 * client decides whether it can live with that. */
+	for (size_t i = 0; i < sizeof(supported_legacy) /
+	    sizeof(supported_legacy[0]); i++)
+		if (strcmp(want, supported_legacy[i]) == 0)
+			ver = supported_legacy[i];
+	rc = pc_session_new(r, ver, caps, session);
+	if (rc != 0)
+		return rc;
+	*result = json_pack("{s:s, s:{s:{s:b}, s:{s:b}, s:{s:b, s:b}, s:{}, "
+	    "s:{}}, s:{s:s, s:s}}",
+	    "protocolVersion", ver,
+	    "capabilities",
+	      "tools", "listChanged", 1,
+	      "prompts", "listChanged", 1,
+	      "resources", "subscribe", 1, "listChanged", 1,
+	      "logging", "completions",
+	    "serverInfo", "name", "portcullis", "version", PC_VERSION);
+	pc_info("session created (version %s, %zu open)", ver,
+	    pc_map_count(r->sessions));
+	return *result ? 0 : PC_E_NOMEM;
+}
+
+struct pc_session *
+pc_router_session(struct pc_router *r, const char *id)
+{
+	struct pc_session *s;
+
+	if (id == NULL || strlen(id) != 2 * PC_SESSION_ID_BYTES)
+		return NULL;
+	s = pc_map_get(r->sessions, id);
+	if (s == NULL || s->closing)
+		return NULL;
+	s->last_used_ms = pc_now_ms();
+	return s;
+}
+
+void
+pc_router_session_close(struct pc_router *r, struct pc_session *s)
+{
+	size_t pos = 0;
+	const char *k;
+	void *v;
+
+	if (s == NULL || s->closing)
+		return;
+	s->closing = 1;
+	/* Calls still running belong to a session that no longer exists:
+	 * answer them now so their HTTP requests end. */
+	while (pc_map_next(s->calls, &pos, &k, &v)) {
+		struct pc_call *c = v;
+		json_t *e = pc_rpc_error(c->client_id, PC_RPC_NO_SESSION,
+		    "Session terminated");
+		pc_call_finish(c, 404, e);
+		json_decref(e);
+	}
+	/* Pending server-to-client requests will never be answered. */
+	pos = 0;
+	while (pc_map_next(s->pending, &pos, &k, &v)) {
+		struct pc_fwd *f = v;
+		json_t *err = json_pack("{s:i, s:s}", "code", -32603,
+		    "message", "Client session ended");
+		if (f->slot != NULL && f->slot->up != NULL)
+			pc_upstream_respond(f->slot->up, f->up_id, NULL, err);
+		json_decref(err);
+	}
+	if (s->stream_ops != NULL) {
+		const struct pc_sink_ops *ops = s->stream_ops;
+		void *sink = s->stream;
+		s->stream_ops = NULL;
+		s->stream = NULL;
+		ops->done(sink, 200, NULL);
+	}
+	pc_map_del(r->sessions, s->id);
+	pc_info("session closed (%zu open)", pc_map_count(r->sessions));
+	pc_session_free(s);
+}
+
+const char *
+pc_session_id(const struct pc_session *s)
+{
+	return s->id;
+}
+
+const char *
+pc_session_version(const struct pc_session *s)
+{
+	return s->version;
+}
+
+int
+pc_session_attach_stream(struct pc_session *s, const struct pc_sink_ops *ops,
+    void *sink)
+{
+	if (s->stream_ops != NULL)
+		return PC_E_EXISTS;
+	s->stream_ops = ops;
+	s->stream = sink;
+	return 0;
+}
+
+void
+pc_session_detach_stream(struct pc_session *s, void *sink)
+{
+	if (s->stream == sink) {
+		s->stream_ops = NULL;
+		s->stream = NULL;
+	}
+}
+
+/* Send msg on the GET stream of every session (or only those subscribed to
+ * `uri`). Sessions without a stream miss it: legacy clients re-list after
+ * reconnecting anyway. */
+void
+pc_sessions_broadcast(struct pc_router *r, json_t *msg, const char *uri)
+{
+	size_t pos = 0;
+	const char *k;
+	void *v;
+
+	while (pc_map_next(r->sessions, &pos, &k, &v)) {
+		struct pc_session *s = v;
+		if (s->stream_ops == NULL || s->closing)
+			continue;
+		if (uri != NULL && pc_map_get(s->subs, uri) == NULL)
+			continue;
+		s->stream_ops->message(s->stream, msg);
+	}
+}
+
+static void
+sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pc_router *r = arg;
+	uint64_t now = pc_now_ms(), idle = (uint64_t)r->cfg->limits.session_idle_s * 1000u;
+	size_t pos = 0;
+	const char *k;
+	void *v;
+
+	(void)fd;
+	(void)what;
+	while (pc_map_next(r->sessions, &pos, &k, &v)) {
+		struct pc_session *s = v;
+		/* A session with work in flight or an open stream is in use. */
+		if (s->inflight > 0 || s->stream_ops != NULL)
+			continue;
+		if (now - s->last_used_ms > idle) {
+			pc_info("session expired after %u s idle",
+			    r->cfg->limits.session_idle_s);
+			pc_router_session_close(r, s);
+		}
+	}
+}
+
+void
+pc_sessions_sweep_start(struct pc_router *r)
+{
+	struct timeval tv = { 5, 0 };
+
+	r->sweep = event_new(r->base, -1, EV_PERSIST, sweep_cb, r);
+	if (r->sweep != NULL)
+		event_add(r->sweep, &tv);
+}
