@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 struct pc_listen_conf {
 	char *address;		/* numeric IP literal; default "127.0.0.1" */
@@ -97,6 +98,8 @@ struct pc_config_errors {
  * (caller frees with pc_config_free) and 0 is returned. On failure returns
  * PC_E_CONFIG (or PC_E_IO/PC_E_NOMEM) and fills errs with every problem
  * found (caller frees with pc_config_errors_free); *out stays NULL.
+ * errs is overwritten on entry (not freed) and may be NULL. Errors are in
+ * file order; messages never contain a secret value.
  */
 int pc_config_load(const char *path, struct pc_config **out,
     struct pc_config_errors *errs);
@@ -105,7 +108,8 @@ int pc_config_load(const char *path, struct pc_config **out,
 int pc_config_load_buffer(const char *name, const char *buf, size_t len,
     struct pc_config **out, struct pc_config_errors *errs);
 
-/* The embedded defaults (no upstreams). */
+/* The embedded defaults (no upstreams, path "<embedded>"). *out is new,
+ * caller frees with pc_config_free. 0 or PC_E_NOMEM. */
 int pc_config_default(struct pc_config **out);
 
 /* Free; accepts NULL. Wipes resolved secrets. */
@@ -114,5 +118,13 @@ void pc_config_errors_free(struct pc_config_errors *errs);
 
 /* Print errors as "file:line:col: msg" lines to stream (FILE *). */
 void pc_config_errors_print(const struct pc_config_errors *errs, void *stream);
+
+/*
+ * Print the effective config (defaults included) as YAML that the loader
+ * reads back, for `portcullis check --print`. Every occurrence of a resolved
+ * secret is printed as <redacted>. Returns 0, or PC_E_IO if the stream
+ * reported a write error.
+ */
+int pc_config_dump(const struct pc_config *cfg, FILE *f);
 
 #endif

@@ -88,6 +88,11 @@
 #define PC_MAX_CATALOG_PAGES         64u
 #define PC_MAX_CATALOG_ITEMS         10000u
 
+/* Tool and prompt names: the spec's SHOULD (1..128 chars), prefix included. */
+#define PC_MAX_NAME_LEN              128u
+/* Resource URIs and templates; longer ones are dropped from the catalogue. */
+#define PC_MAX_URI_LEN               (64u * 1024u)
+
 /* Items per page that the gateway returns to clients. */
 #define PC_DEF_PAGE_SIZE             100u
 
@@ -97,6 +102,20 @@
 #define PC_MAX_UPSTREAMS             256u
 #define PC_MAX_FILE_REF_BYTES        (64u * 1024u)
 #define PC_MAX_CONFIG_ERRORS         100u
+/* YAML nesting in the config; the schema needs 4 levels. */
+#define PC_MAX_CONFIG_DEPTH          32u
+/* One string value after ${...} expansion. */
+#define PC_MAX_CONFIG_EXPANDED       (1024u * 1024u)
+/* Entries of one list in the config (origins, argv, env, ...). */
+#define PC_MAX_CONFIG_LIST           1024u
+/* Ceilings of configurable durations: past them a value is a typo. */
+#define PC_MAX_TIMEOUT_MS            (24u * 3600u * 1000u)
+#define PC_MAX_SESSION_IDLE_MS       (7u * 24u * 3600u * 1000u)
+#define PC_MAX_BACKOFF_MS            (3600u * 1000u)
+/* An upstream line must at least hold an initialize reply. */
+#define PC_MIN_LINE_BYTES            1024u
+/* ttlMs on modern list results: how long a client may cache a list. */
+#define PC_DEF_LIST_TTL_MS           30000u
 
 /* Upstream names: [a-z0-9-], 1..32, so prefixed names stay within the
  * 128-character tool-name limit of the spec. */

@@ -1,0 +1,92 @@
+/* Unit tests: src/http/http_check.c (pure header checks). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "http/http_check.h"
+
+static void
+accept_header(void **st)
+{
+	(void)st;
+	assert_true(pc_accept_has("application/json, text/event-stream", "application/json"));
+	assert_true(pc_accept_has("application/json, text/event-stream", "text/event-stream"));
+	assert_true(pc_accept_has("text/event-stream;q=0.9,Application/JSON", "application/json"));
+	assert_false(pc_accept_has("application/jsonx", "application/json"));
+	assert_false(pc_accept_has("text/html", "text/event-stream"));
+	assert_false(pc_accept_has(NULL, "text/event-stream"));
+	assert_false(pc_accept_has("", "application/json"));
+}
+
+static void
+content_type(void **st)
+{
+	(void)st;
+	assert_true(pc_content_type_json("application/json"));
+	assert_true(pc_content_type_json("application/json; charset=utf-8"));
+	assert_true(pc_content_type_json("Application/JSON"));
+	assert_false(pc_content_type_json("application/json-patch+json"));
+	assert_false(pc_content_type_json("text/plain"));
+	assert_false(pc_content_type_json(NULL));
+}
+
+static void
+host_and_origin(void **st)
+{
+	(void)st;
+	assert_true(pc_host_is_loopback("localhost"));
+	assert_true(pc_host_is_loopback("127.0.0.1:8080"));
+	assert_true(pc_host_is_loopback("[::1]:8080"));
+	assert_false(pc_host_is_loopback("localhost.evil.com"));
+	assert_false(pc_host_is_loopback("evil.com"));
+	assert_false(pc_host_is_loopback("127.0.0.1:80x"));
+	assert_false(pc_host_is_loopback("127.0.0.1:123456"));
+	assert_false(pc_host_is_loopback("127.0.0.1:"));
+	assert_false(pc_host_is_loopback("127.0.0.10"));
+	assert_true(pc_origin_is_loopback("http://localhost:3000"));
+	assert_true(pc_origin_is_loopback("https://127.0.0.1"));
+	assert_false(pc_origin_is_loopback("http://evil.com"));
+	assert_false(pc_origin_is_loopback("http://localhost.evil.com"));
+	assert_false(pc_origin_is_loopback("null"));
+	assert_false(pc_origin_is_loopback("file://localhost"));
+	assert_false(pc_origin_is_loopback("http://localhost/path"));
+}
+
+static void
+header_decode(void **st)
+{
+	char *v;
+
+	(void)st;
+	v = pc_header_decode("tools/call");
+	assert_string_equal(v, "tools/call");
+	free(v);
+	v = pc_header_decode("=?base64?dG9vbHMvY2FsbA==?=");
+	assert_string_equal(v, "tools/call");
+	free(v);
+	v = pc_header_decode("=?base64?w6k=?=");	/* "é" */
+	assert_string_equal(v, "\xc3\xa9");
+	free(v);
+	assert_null(pc_header_decode("=?base64?@@@@?="));
+	assert_null(pc_header_decode("=?base64?AA==?="));	/* NUL inside */
+	assert_null(pc_header_decode("=?base64?wK8=?="));	/* overlong '/' */
+	assert_null(pc_header_decode("=?base64?7aCA?="));	/* surrogate */
+	assert_null(pc_header_decode("bad\x01value"));
+	assert_null(pc_header_decode("caf\xc3\xa9"));	/* raw non-ASCII */
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(accept_header),
+		cmocka_unit_test(content_type),
+		cmocka_unit_test(host_and_origin),
+		cmocka_unit_test(header_decode),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,158 @@
+/* Unit tests: src/lib (JSON hygiene, map, util). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "lib/errors.h"
+#include "lib/json.h"
+#include "lib/map.h"
+#include "lib/util.h"
+
+static int
+parse(const char *s, size_t len, size_t depth, size_t maxstr,
+    enum pc_json_fault *fault)
+{
+	struct pc_json_limits lim = { depth, maxstr };
+	char why[128];
+	json_t *v = NULL;
+	int rc = pc_json_parse(s, len, &lim, &v, fault, why, sizeof(why));
+
+	json_decref(v);
+	return rc;
+}
+
+static void
+json_accepts_valid(void **st)
+{
+	enum pc_json_fault f;
+	const char *s = "{\"jsonrpc\":\"2.0\",\"id\":1,\"params\":{\"a\":[1,2,{\"b\":\"c\"}]}}";
+
+	(void)st;
+	assert_int_equal(parse(s, strlen(s), 8, 100, &f), 0);
+	assert_int_equal(f, PC_JSON_OK);
+}
+
+static void
+json_rejects_duplicates_nul_utf8(void **st)
+{
+	enum pc_json_fault f;
+	static const char raw_nul[] = "{\"a\":\"x\0y\"}";
+
+	(void)st;
+	assert_int_equal(parse("{\"a\":1,\"a\":2}", 13, 8, 100, &f), PC_E_PARSE);
+	assert_int_equal(f, PC_JSON_SYNTAX);
+	assert_int_equal(parse(raw_nul, sizeof(raw_nul) - 1, 8, 100, &f), PC_E_PARSE);
+	assert_int_equal(parse("\"\\u0000\"", 8, 8, 100, &f), PC_E_PARSE);
+	assert_int_equal(parse("\"\xc0\xaf\"", 4, 8, 100, &f), PC_E_PARSE);
+	assert_int_equal(parse("\"\xed\xa0\x80\"", 5, 8, 100, &f), PC_E_PARSE);
+	assert_int_equal(parse("{", 1, 8, 100, &f), PC_E_PARSE);
+}
+
+static void
+json_depth_limit_before_parse(void **st)
+{
+	enum pc_json_fault f;
+	char deep[2048];
+
+	(void)st;
+	memset(deep, '[', 1000);
+	memset(deep + 1000, ']', 1000);
+	assert_int_equal(parse(deep, 2000, 64, 100, &f), PC_E_LIMIT);
+	assert_int_equal(f, PC_JSON_DEPTH);
+	/* Exactly at the limit is fine; brackets inside strings do not count. */
+	assert_int_equal(parse("[[[1]]]", 7, 3, 100, &f), 0);
+	assert_int_equal(parse("[[[[1]]]]", 9, 3, 100, &f), PC_E_LIMIT);
+	assert_int_equal(parse("[\"[[[[[[\"]", 10, 1, 100, &f), 0);
+	assert_int_equal(parse("[\"\\\"[[[[\"]", 10, 1, 100, &f), 0);
+}
+
+static void
+json_string_limit(void **st)
+{
+	enum pc_json_fault f;
+
+	(void)st;
+	assert_int_equal(parse("{\"k\":\"12345\"}", 13, 8, 5, &f), 0);
+	assert_int_equal(parse("{\"k\":\"123456\"}", 14, 8, 5, &f), PC_E_LIMIT);
+	assert_int_equal(f, PC_JSON_STRING);
+	/* Keys count too. */
+	assert_int_equal(parse("{\"123456\":1}", 12, 8, 5, &f), PC_E_LIMIT);
+	/* Nested in arrays. */
+	assert_int_equal(parse("[[[\"123456\"]]]", 14, 8, 5, &f), PC_E_LIMIT);
+}
+
+static void
+map_basics(void **st)
+{
+	struct pc_map *m = pc_map_new();
+	char k[32];
+	size_t pos = 0, seen = 0;
+	const char *key;
+	void *val;
+
+	(void)st;
+	assert_non_null(m);
+	for (uintptr_t i = 1; i <= 5000; i++) {
+		snprintf(k, sizeof(k), "k%lu", (unsigned long)i);
+		assert_int_equal(pc_map_put(m, k, (void *)i), 0);
+	}
+	assert_int_equal(pc_map_count(m), 5000);
+	assert_ptr_equal(pc_map_get(m, "k4321"), (void *)4321);
+	for (uintptr_t i = 1; i <= 5000; i += 2) {
+		snprintf(k, sizeof(k), "k%lu", (unsigned long)i);
+		assert_ptr_equal(pc_map_del(m, k), (void *)i);
+	}
+	assert_null(pc_map_get(m, "k1"));
+	assert_ptr_equal(pc_map_get(m, "k2"), (void *)2);
+	while (pc_map_next(m, &pos, &key, &val)) {
+		assert_int_equal((uintptr_t)val % 2, 0);
+		pc_map_del(m, key);	/* deleting while iterating is allowed */
+		seen++;
+	}
+	assert_int_equal(seen, 2500);
+	assert_int_equal(pc_map_count(m), 0);
+	assert_int_equal(pc_map_put(m, "again", (void *)7), 0);
+	assert_ptr_equal(pc_map_get(m, "again"), (void *)7);
+	pc_map_free(m);
+	pc_map_free(NULL);
+}
+
+static void
+util_random_and_parse(void **st)
+{
+	char a[65], b[65];
+	uint64_t v;
+
+	(void)st;
+	assert_int_equal(pc_random_hex(a, sizeof(a), 32), 0);
+	assert_int_equal(pc_random_hex(b, sizeof(b), 32), 0);
+	assert_int_equal(strlen(a), 64);
+	assert_string_not_equal(a, b);
+	assert_int_equal(pc_random_hex(a, 10, 32), PC_E_INVAL);
+	assert_int_equal(pc_parse_u64("42", 0, 100, &v), 0);
+	assert_int_equal(v, 42);
+	assert_int_equal(pc_parse_u64("-1", 0, 100, &v), PC_E_INVAL);
+	assert_int_equal(pc_parse_u64("101", 0, 100, &v), PC_E_INVAL);
+	assert_int_equal(pc_parse_u64("12x", 0, 100, &v), PC_E_INVAL);
+	assert_int_equal(pc_parse_u64("", 0, 100, &v), PC_E_INVAL);
+	assert_true(pc_ct_equal("abc", "abc", 3));
+	assert_false(pc_ct_equal("abc", "abd", 3));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(json_accepts_valid),
+		cmocka_unit_test(json_rejects_duplicates_nul_utf8),
+		cmocka_unit_test(json_depth_limit_before_parse),
+		cmocka_unit_test(json_string_limit),
+		cmocka_unit_test(map_basics),
+		cmocka_unit_test(util_random_and_parse),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
