@@ -38,7 +38,7 @@ REL_OBJS  := $(SRCS:%.c=$(REL)/%.o)
 ASAN_LIB_OBJS := $(LIB_SRCS:%.c=$(ASAN)/%.o)
 ASAN_CLI_OBJS := $(CLI_SRCS:%.c=$(ASAN)/%.o)
 
-.PHONY: all check demo bench deps clean unit cases integration asan fixtures
+.PHONY: all check demo bench deps clean unit cases integration asan fixtures fuzz
 all: build/portcullis
 
 build/portcullis: $(REL)/portcullis
@@ -79,6 +79,23 @@ asan: $(ASAN)/portcullis
 
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(ASAN)/tests/unit/%)
 
+# Fuzz targets: replayed over their corpus in `make check` (gcc + ASan),
+# fuzzed for real with clang's libFuzzer by `make fuzz`.
+FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+REPLAY_BINS := $(FUZZ_SRCS:tests/fuzz/fuzz_%.c=$(ASAN)/tests/fuzz/replay_%)
+$(ASAN)/tests/fuzz/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay_main.c $(ASAN_LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(PKG_LIBS)
+FUZZ_SECONDS ?= 60
+fuzz:
+	@mkdir -p build/fuzz
+	@for f in $(FUZZ_SRCS); do n=$$(basename $$f .c | sed 's/^fuzz_//'); \
+	  clang-14 -std=c17 -D_GNU_SOURCE -g -O1 -Isrc -fsanitize=fuzzer,address,undefined \
+	    -o build/fuzz/$$n $$f $(LIB_SRCS) $(PKG_LIBS) || exit 1; \
+	  mkdir -p build/fuzz/corpus-$$n; \
+	  build/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus-$$n tests/fuzz/corpus/$$n || exit 1; \
+	done
+
 deps:
 	@scripts/deps.sh
 
@@ -86,7 +103,7 @@ unit: $(UNIT_BINS) $(FIX_BINS)
 	@scripts/run-unit.sh $(UNIT_BINS)
 
 check: deps
-	@$(MAKE) --no-print-directory asan fixtures $(UNIT_BINS) $(BENCH_BINS) build/portcullis
+	@$(MAKE) --no-print-directory asan fixtures $(UNIT_BINS) $(REPLAY_BINS) $(BENCH_BINS) build/portcullis
 	@scripts/check.sh
 
 demo: deps

@@ -87,8 +87,10 @@ apply_log_level(const struct pc_config *cfg, const char *override)
 	return 0;
 }
 
+/* Load the config; report errors as plain lines (check) or as JSON log
+ * records (serve, where stderr is a log stream). */
 static int
-load(const char *path, struct pc_config **out)
+load(const char *path, struct pc_config **out, int as_log)
 {
 	struct pc_config_errors errs = { 0 };
 	int rc;
@@ -96,11 +98,17 @@ load(const char *path, struct pc_config **out)
 	if (path == NULL)
 		return pc_config_default(out);
 	rc = pc_config_load(path, out, &errs);
-	if (rc != 0) {
+	if (rc != 0 && !as_log) {
 		if (errs.n > 0)
 			pc_config_errors_print(&errs, stderr);
 		else
 			fprintf(stderr, "%s: %s\n", path, pc_strerror(rc));
+	} else if (rc != 0) {
+		for (size_t i = 0; i < errs.n; i++)
+			pc_error("config: %s:%u:%u: %s", errs.v[i].file,
+			    errs.v[i].line, errs.v[i].col, errs.v[i].msg);
+		if (errs.n == 0)
+			pc_error("config: %s: %s", path, pc_strerror(rc));
 	}
 	pc_config_errors_free(&errs);
 	return rc;
@@ -128,7 +136,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 			    "to reload");
 			return;
 		}
-		if (load(sc->path, &ncfg) != 0) {
+		if (load(sc->path, &ncfg, 1) != 0) {
 			pc_error("reload: the new configuration is invalid "
 			    "(errors above); keeping the running one");
 			return;
@@ -179,7 +187,7 @@ cmd_serve(const char *path, const char *log_override)
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (load(path, &cfg) != 0)
+	if (load(path, &cfg, 1) != 0)
 		return 1;
 	if (apply_log_level(cfg, log_override) != 0) {
 		fprintf(stderr, "portcullis: invalid log level\n");
@@ -243,7 +251,7 @@ cmd_check(const char *path, int print)
 		fprintf(stderr, "portcullis check: -c FILE is required\n");
 		return 2;
 	}
-	if (load(path, &cfg) != 0)
+	if (load(path, &cfg, 0) != 0)
 		return 1;
 	if (print)
 		pc_config_dump(cfg, stdout);

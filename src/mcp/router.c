@@ -268,6 +268,13 @@ map_result(struct pc_call *c, json_t *res)
 			json_decref(one);
 		}
 	}
+	if (c->era == PC_CLIENT_LEGACY) {
+		/* A modern upstream's marker means nothing to a 2025 client. */
+		const char *rt = json_string_value(json_object_get(res,
+		    "resultType"));
+		if (rt != NULL && strcmp(rt, "complete") == 0)
+			json_object_del(res, "resultType");
+	}
 	if (c->era == PC_CLIENT_MODERN) {
 		/* Strict modern clients reject results without resultType; a
 		 * legacy upstream never sends one. */
@@ -659,15 +666,6 @@ pc_listeners_notify(struct pc_router *r, const char *method, const char *uri)
 
 /* --- dispatch ---------------------------------------------------------------- */
 
-static int
-is_modern_removed(const char *m)
-{
-	return strcmp(m, "initialize") == 0 || strcmp(m, "ping") == 0 ||
-	    strcmp(m, "logging/setLevel") == 0 ||
-	    strcmp(m, "resources/subscribe") == 0 ||
-	    strcmp(m, "resources/unsubscribe") == 0;
-}
-
 int
 pc_router_request(struct pc_router *r, const struct pc_reqinfo *ri,
     json_t *req, const struct pc_sink_ops *ops, void *sink,
@@ -780,7 +778,6 @@ pc_router_request(struct pc_router *r, const struct pc_reqinfo *ri,
 			finish_error(c, 400, -32600,
 			    "Invalid Request: session already initialized");
 		} else {
-			(void)is_modern_removed;
 			finish_error(c, modern ? 404 : 200, -32601,
 			    "Method not found");
 		}

@@ -1,0 +1,87 @@
+// Failure handling: an upstream killed mid-call, an upstream call that never
+// answers, a client that stops sending halfway through its headers.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startGateway } from '../lib/gateway.mjs';
+import { haveGateway, haveMiniUpstream, upstreamCommands } from '../lib/paths.mjs';
+import { legacyInit } from '../lib/mcp.mjs';
+import { timeUntilClosed } from '../lib/rawhttp.mjs';
+
+const skip = haveGateway() ? false : 'gateway binary not built';
+// mini_upstream and the conformance fixture both offer echo, sleep, hang.
+const command = () => (haveMiniUpstream() ? upstreamCommands.mini() : upstreamCommands.conformance());
+let gw;
+
+before(async () => {
+  if (skip) return;
+  gw = await startGateway({
+    limits: { read_timeout: '1s' },
+    upstreams: [
+      {
+        name: 'up',
+        prefix: '',
+        command: command(),
+        timeout: '1s',
+        restart_backoff: { min: '100ms', max: '1s' },
+      },
+    ],
+  });
+});
+after(async () => {
+  if (gw) await gw.stop();
+});
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+test('an upstream killed mid-call: clean JSON-RPC error, restart, later calls work', { skip, timeout: 60000 }, async () => {
+  const s = await legacyInit(gw.url);
+  const pid = await gw.upstreamPid('up');
+  const logMark = gw.logs.length;
+  // 900 ms stays under the 1 s call timeout, so the failure is the kill's.
+  const pending = s.request(1, 'tools/call', { name: 'sleep', arguments: { ms: 900 } });
+  await sleep(200);
+  process.kill(pid, 'SIGKILL');
+  const r = await pending;
+  assert.equal(r.status, 200, `HTTP ${r.status}: ${r.text.slice(0, 300)}`);
+  assert.ok(r.response?.error, `expected a JSON-RPC error, got ${r.text.slice(0, 300)}`);
+  assert.equal(typeof r.response.error.code, 'number');
+  assert.equal(r.response.error.code, -32004, r.text.slice(0, 300));
+
+  const newPid = await gw.upstreamPid('up', { after: logMark, timeoutMs: 15000 });
+  assert.notEqual(newPid, pid, 'a new child was spawned');
+
+  // The restarted child needs its handshake; retry briefly until it answers.
+  let last;
+  for (let i = 0; i < 50; i++) {
+    last = await s.request(100 + i, 'tools/call', { name: 'echo', arguments: { text: 'after restart' } });
+    if (last.response?.result) break;
+    await sleep(200);
+  }
+  assert.equal(last.response?.result?.content?.[0]?.text, 'after restart', last.text.slice(0, 300));
+  await s.close();
+});
+
+test('a call that never answers times out with -32003', { skip, timeout: 30000 }, async () => {
+  const s = await legacyInit(gw.url);
+  const t0 = Date.now();
+  const r = await s.request(7, 'tools/call', { name: 'hang', arguments: {} });
+  const took = Date.now() - t0;
+  assert.equal(r.status, 200, `HTTP ${r.status}: ${r.text.slice(0, 300)}`);
+  assert.equal(r.response?.error?.code, -32003, r.text.slice(0, 300));
+  assert.match(r.response.error.message, /time/i);
+  assert.ok(took >= 900 && took < 10000, `answered after ${took} ms with timeout 1s`);
+  // The upstream is still usable afterwards.
+  const ok = await s.request(8, 'tools/call', { name: 'echo', arguments: { text: 'still here' } });
+  assert.equal(ok.response?.result?.content?.[0]?.text, 'still here');
+  await s.close();
+});
+
+test('a client that stops halfway through its headers is disconnected after read_timeout', { skip, timeout: 30000 }, async () => {
+  const half = Buffer.from(`POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:${gw.port}\r\nContent-Type: appli`);
+  const ms = await timeUntilClosed(gw.port, half, 10000);
+  assert.ok(ms !== null, 'connection still open after 10 s');
+  assert.ok(ms >= 500, `closed after ${ms} ms, before the 1 s read timeout could have run`);
+  // The gateway still serves others.
+  const s = await legacyInit(gw.url);
+  await s.close();
+});
