@@ -527,6 +527,14 @@ handle_modern(struct pc_http *h, struct evhttp_request *req, json_t *msg)
 		    "io.modelcontextprotocol/clientCapabilities");
 		return;
 	}
+	/* Route and authorize only on headers proven equal to the body. */
+	hver = hdr(req, "MCP-Protocol-Version");
+	if (hver == NULL || strcmp(hver, ver) != 0) {
+		pc_http_send_error(req, 400, id, -32020,
+		    "Header mismatch: MCP-Protocol-Version must equal "
+		    "_meta protocolVersion");
+		return;
+	}
 	if (strcmp(ver, PC_MODERN_VERSION) != 0) {
 		json_t *e = json_pack("{s:s, s:O, s:{s:i, s:s, s:{s:[s], s:s}}}",
 		    "jsonrpc", "2.0", "id", id ? id : json_null(), "error",
@@ -534,14 +542,6 @@ handle_modern(struct pc_http *h, struct evhttp_request *req, json_t *msg)
 		    "data", "supported", PC_MODERN_VERSION, "requested", ver);
 		pc_http_send_json(req, 400, e, NULL);
 		json_decref(e);
-		return;
-	}
-	/* Route and authorize only on headers proven equal to the body. */
-	hver = hdr(req, "MCP-Protocol-Version");
-	if (hver == NULL || strcmp(hver, ver) != 0) {
-		pc_http_send_error(req, 400, id, -32020,
-		    "Header mismatch: MCP-Protocol-Version must equal "
-		    "_meta protocolVersion");
 		return;
 	}
 	if (!header_matches(req, "Mcp-Method", method)) {

@@ -201,11 +201,9 @@ call_new(struct pc_router *r, const struct pc_reqinfo *ri, json_t *req,
 		c->log_level = pc_log_level_index(json_string_value(
 		    json_object_get(ri->meta, "io.modelcontextprotocol/logLevel")));
 	}
-	/* Modern clients cannot take server-to-client requests at all. */
-	if (ri->era == PC_CLIENT_LEGACY) {
-		c->client_elicit = json_object_get(caps, "elicitation") != NULL;
-		c->client_sampling = json_object_get(caps, "sampling") != NULL;
-	}
+	c->client_elicit = json_object_get(caps, "elicitation") != NULL;
+	c->client_sampling = json_object_get(caps, "sampling") != NULL;
+	c->client_roots = json_object_get(caps, "roots") != NULL;
 	return c;
 }
 
@@ -908,6 +906,21 @@ hook_notification(struct pc_upstream *up, json_t *msg, void *call_arg,
 	 * sending it to a client that did not cause it would leak. */
 }
 
+/* The client capability a server-to-client request needs, or NULL. */
+static const char *
+needed_capability(const char *method)
+{
+	if (method == NULL)
+		return NULL;
+	if (strcmp(method, "elicitation/create") == 0)
+		return "elicitation";
+	if (strcmp(method, "sampling/createMessage") == 0)
+		return "sampling";
+	if (strcmp(method, "roots/list") == 0)
+		return "roots";
+	return NULL;
+}
+
 static void
 hook_request(struct pc_upstream *up, json_t *msg, void *call_arg, void *arg)
 {
@@ -915,19 +928,34 @@ hook_request(struct pc_upstream *up, json_t *msg, void *call_arg, void *arg)
 	struct pc_router *r = slot->r;
 	struct pc_call *c = call_arg;
 	const char *m = json_string_value(json_object_get(msg, "method"));
+	const char *cap = needed_capability(m);
 	json_t *id = json_object_get(msg, "id");
-	int ok = 0;
+	int declared = 0;
 
-	if (c != NULL && c->era == PC_CLIENT_LEGACY && c->session != NULL &&
-	    m != NULL) {
-		if (strcmp(m, "elicitation/create") == 0)
-			ok = c->client_elicit;
-		else if (strcmp(m, "sampling/createMessage") == 0)
-			ok = c->client_sampling;
-		else if (strcmp(m, "roots/list") == 0)
-			ok = json_object_get(c->session->client_caps, "roots") != NULL;
+	if (c != NULL && cap != NULL)
+		declared = cap[0] == 'e' ? c->client_elicit :
+		    cap[0] == 's' ? c->client_sampling : c->client_roots;
+	/*
+	 * A modern client that did not declare what the upstream needs gets
+	 * MissingRequiredClientCapability, as a modern server would answer;
+	 * the upstream's call is cancelled with it.
+	 */
+	if (c != NULL && cap != NULL && c->era == PC_CLIENT_MODERN &&
+	    !declared && c->kind == PC_CK_FORWARD) {
+		json_t *err = json_pack("{s:i, s:s}", "code", -32601, "message",
+		    "The client did not declare this capability");
+		json_t *resp = json_pack("{s:s, s:O, s:{s:i, s:s, s:{s:{s:{}}}}}",
+		    "jsonrpc", "2.0", "id", c->client_id, "error", "code", -32021,
+		    "message", "Missing required client capability", "data",
+		    "requiredCapabilities", cap);
+		pc_upstream_respond(up, id, NULL, err);
+		json_decref(err);
+		pc_call_finish(c, 400, resp);
+		json_decref(resp);
+		return;
 	}
-	if (ok) {
+	if (c != NULL && cap != NULL && declared && c->era == PC_CLIENT_LEGACY &&
+	    c->session != NULL) {
 		char gid[48];
 		struct pc_fwd *f = calloc(1, sizeof(*f));
 		json_t *fwd;
@@ -947,6 +975,8 @@ hook_request(struct pc_upstream *up, json_t *msg, void *call_arg, void *arg)
 			free(f);
 		}
 	}
+	/* Modern clients take no server-to-client requests (input_required
+	 * translation is future work); unattributed ones have no client. */
 	json_t *err = json_pack("{s:i, s:s}", "code", -32601, "message",
 	    "The client of this request cannot answer it through the gateway");
 	pc_upstream_respond(up, id, NULL, err);

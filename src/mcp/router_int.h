@@ -64,7 +64,7 @@ struct pc_call {
 	struct pc_up_slot *slot;
 	uint64_t handle;
 	int in_upstream;
-	int client_elicit, client_sampling;	/* declared capabilities */
+	int client_elicit, client_sampling, client_roots; /* declared */
 	/* listen streams */
 	json_t *listen_filter;		/* owned */
 	struct pc_call *lnext, *lprev;
