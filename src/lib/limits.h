@@ -80,6 +80,10 @@
 #define PC_DEF_RESTART_MIN_MS        250u
 #define PC_DEF_RESTART_MAX_MS        30000u
 
+/* Bytes queued for a child's stdin; a child that stops reading is
+ * not allowed to make the gateway buffer without end. */
+#define PC_MAX_UPSTREAM_WBUF         (64u * 1024u * 1024u)
+
 /* Outstanding requests to one upstream process. */
 #define PC_MAX_UPSTREAM_INFLIGHT     4096u
 

@@ -56,8 +56,10 @@ struct pc_upstream_hooks {
 	/* The child finished its handshake (first start and every restart):
 	 * refresh whatever was cached from it. */
 	void (*on_ready)(struct pc_upstream *up, void *arg);
-	/* The child exited or was killed; in-flight calls have already been
-	 * failed with PC_E_UNAVAIL. */
+	/* The child exited or was killed, after being ready or while it was
+	 * still starting (not when the era probe merely made it exit, and not
+	 * during shutdown); in-flight calls have already been failed with
+	 * PC_E_UNAVAIL. */
 	void (*on_down)(struct pc_upstream *up, void *arg);
 	/*
 	 * A notification from the child other than progress for a live call
