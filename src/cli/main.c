@@ -226,6 +226,16 @@ cmd_serve(const char *path, const char *log_override)
 	    PC_VERSION, cfg->nupstreams, cfg->path ? cfg->path : "<embedded>");
 	pc_router_start(sc.router);
 	event_base_dispatch(sc.base);
+	/* Shutdown is under way: a further TERM (an impatient supervisor)
+	 * must not kill us halfway through cleanup. libevent restores the
+	 * default handlers when the signal events go, so free them first. */
+	for (size_t i = 0; i < 3; i++) {
+		event_free(sc.sigs[i]);
+		sc.sigs[i] = NULL;
+	}
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
 	status = 0;
 out:
 	pc_http_free(sc.http);

@@ -329,6 +329,10 @@ spawn_incarnation(struct pc_upstream *up)
 		pc_warn("upstream '%s': restart in %u ms", up->conf->name,
 		    delay);
 		schedule_restart(up, delay);
+		/* The router must learn that this upstream is not coming up
+		 * (readiness, /readyz) just as for a child that died. */
+		if (!up->free_pending && up->hooks.on_down != NULL)
+			up->hooks.on_down(up, up->hook_arg);
 		return PC_E_SPAWN;
 	}
 	rc = up_hs_begin(up);

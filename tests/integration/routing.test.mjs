@@ -1,0 +1,223 @@
+// What the router must route to exactly one place: list_changed to the
+// clients that asked for it, progress to the request that carries the
+// token, a server-to-client request to the session that caused it, a
+// cancellation to the upstream; and pagination across upstreams.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startGateway } from '../lib/gateway.mjs';
+import { upstreamCommands } from '../lib/paths.mjs';
+import { legacyInit, modernMeta, modernRequest, MODERN_VERSION } from '../lib/mcp.mjs';
+import { openStream } from '../lib/stream.mjs';
+
+let gw;
+
+before(async () => {
+  gw = await startGateway({
+    limits: { page_size: 5 },
+    upstreams: [
+      { name: 'a', command: upstreamCommands.mini(), timeout: '10s' },
+      { name: 'b', command: upstreamCommands.mini(), timeout: '10s' },
+    ],
+  });
+});
+after(async () => {
+  await gw?.stop();
+});
+
+const call = (id, name, args = {}, meta) => ({
+  jsonrpc: '2.0',
+  id,
+  method: 'tools/call',
+  params: { name, arguments: args, ...(meta ? { _meta: meta } : {}) },
+});
+
+/** Every tool name, following nextCursor. */
+async function listAll(s) {
+  const names = [];
+  let cursor;
+  let id = 1000;
+  do {
+    const r = await s.request(id++, 'tools/list', cursor ? { cursor } : undefined);
+    names.push(...r.response.result.tools.map((t) => t.name));
+    cursor = r.response.result.nextCursor;
+  } while (cursor);
+  return names;
+}
+
+function modernHeaders(method, name) {
+  return { 'mcp-protocol-version': MODERN_VERSION, 'mcp-method': method, ...(name ? { 'mcp-name': name } : {}) };
+}
+
+test('tools/list pages across upstreams: every tool once, upstreams in config order', async () => {
+  const s = await legacyInit(gw.url);
+  const names = [];
+  let cursor;
+  let pages = 0;
+  do {
+    const r = await s.request(++pages, 'tools/list', cursor ? { cursor } : undefined);
+    assert.equal(r.status, 200);
+    const res = r.response.result;
+    assert.ok(res.tools.length <= 5, 'page_size respected');
+    names.push(...res.tools.map((t) => t.name));
+    cursor = res.nextCursor;
+  } while (cursor && pages < 50);
+  assert.ok(pages > 2, 'more than one page was needed');
+  assert.equal(new Set(names).size, names.length, 'no tool twice');
+  const firstB = names.findIndex((n) => n.startsWith('b__'));
+  assert.ok(firstB > 0 && names.slice(0, firstB).every((n) => n.startsWith('a__')), 'a before b');
+  assert.ok(names.slice(firstB).every((n) => n.startsWith('b__')));
+  assert.equal(names.filter((n) => n.startsWith('a__')).length, names.filter((n) => n.startsWith('b__')).length);
+  const bad = await s.request(99, 'tools/list', { cursor: 'not-a-cursor' });
+  assert.equal(bad.response.error.code, -32602);
+  await s.close();
+});
+
+test('progress reaches only the request that carries the token', async () => {
+  const s1 = await legacyInit(gw.url);
+  const s2 = await legacyInit(gw.url);
+  // Same JSON-RPC id and same progress token in both sessions, at once.
+  const [r1, r2] = await Promise.all([
+    openStream(gw.url, { body: call(7, 'a__progress', { steps: 4, ms: 30 }, { progressToken: 'same' }), headers: s1.headers }),
+    openStream(gw.url, { body: call(7, 'a__progress', { steps: 4, ms: 30 }, { progressToken: 'same' }), headers: s2.headers }),
+  ]);
+  for (const r of [r1, r2]) {
+    const got = [];
+    for (let m = await r.next(); m; m = await r.next()) got.push(m);
+    const progress = got.filter((m) => m.method === 'notifications/progress');
+    assert.equal(progress.length, 4, 'exactly its own four progress notifications');
+    assert.ok(progress.every((m) => m.params.progressToken === 'same'));
+    assert.deepEqual(progress.map((m) => m.params.progress), [1, 2, 3, 4]);
+    const resp = got.filter((m) => m.id === 7);
+    assert.equal(resp.length, 1);
+    assert.ok(resp[0].result);
+  }
+  await s1.close();
+  await s2.close();
+});
+
+test('list_changed reaches the GET stream of a session and a modern listen stream', async () => {
+  const s = await legacyInit(gw.url);
+  const get = await openStream(gw.url, { method: 'GET', headers: s.headers });
+  assert.equal(get.status, 200);
+  const listen = await openStream(gw.url, {
+    body: {
+      jsonrpc: '2.0',
+      id: 'L1',
+      method: 'subscriptions/listen',
+      params: { notifications: { toolsListChanged: true }, _meta: modernMeta() },
+    },
+    headers: modernHeaders('subscriptions/listen'),
+  });
+  const ack = await listen.next();
+  assert.equal(ack.method, 'notifications/subscriptions/acknowledged');
+  assert.equal(ack.params._meta['io.modelcontextprotocol/subscriptionId'], 'L1');
+  assert.deepEqual(ack.params.notifications, { toolsListChanged: true });
+
+  const before = await listAll(s);
+  assert.ok(!before.includes('b__extra'));
+  const r = await s.request(2, 'tools/call', { name: 'b__list_changed', arguments: {} });
+  assert.ok(r.response.result);
+
+  const n1 = await get.next();
+  assert.equal(n1?.method, 'notifications/tools/list_changed');
+  const n2 = await listen.next();
+  assert.equal(n2?.method, 'notifications/tools/list_changed');
+  assert.equal(n2.params._meta['io.modelcontextprotocol/subscriptionId'], 'L1');
+
+  // The refreshed catalogue lists and routes the new tool.
+  const after = await listAll(s);
+  assert.ok(after.includes('b__extra'));
+  const x = await s.request(4, 'tools/call', { name: 'b__extra', arguments: {} });
+  assert.equal(x.response.result.content[0].text, 'extra');
+  get.abort();
+  listen.abort();
+  await s.close();
+});
+
+test('an elicitation reaches the session whose call caused it, and its answer goes back', async () => {
+  const s1 = await legacyInit(gw.url, { capabilities: { elicitation: {} } });
+  const s2 = await legacyInit(gw.url, { capabilities: { elicitation: {} } });
+  const s2get = await openStream(gw.url, { method: 'GET', headers: s2.headers });
+  const st = await openStream(gw.url, { body: call(5, 'a__elicit'), headers: s1.headers });
+  const req = await st.next();
+  assert.equal(req.method, 'elicitation/create');
+  assert.match(String(req.id), /^pc-\d+$/, 'a gateway id, not the upstream one');
+  const ans = await fetch(gw.url, {
+    method: 'POST',
+    headers: { ...s1.headers, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: req.id, result: { action: 'accept', content: { answer: '42' } } }),
+  });
+  assert.equal(ans.status, 202);
+  const resp = await st.next();
+  assert.equal(resp.id, 5);
+  assert.equal(resp.result.content[0].text, '{"answer":"42"}');
+  assert.ok(await s2get.none(300), 'the other session saw nothing');
+  // The same answer again is no longer pending: ignored, never re-sent upstream.
+  const again = await fetch(gw.url, {
+    method: 'POST',
+    headers: { ...s1.headers, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: req.id, result: { action: 'accept', content: { answer: 'x' } } }),
+  });
+  assert.equal(again.status, 202);
+  s2get.abort();
+  await s1.close();
+  await s2.close();
+});
+
+test('a modern client without the capability an upstream asks for gets -32021', async () => {
+  const r = await modernRequest(gw.url, 1, 'tools/call', { name: 'a__elicit', arguments: {} });
+  assert.equal(r.status, 400);
+  assert.equal(r.response.error.code, -32021);
+  assert.deepEqual(r.response.error.data.requiredCapabilities, { elicitation: {} });
+  // The upstream is still usable.
+  const ok = await modernRequest(gw.url, 2, 'tools/call', { name: 'a__echo', arguments: { text: 'still here' } });
+  assert.equal(ok.response.result.content[0].text, 'still here');
+});
+
+const cancelLines = () => gw.logs.filter((r) => r.msg === 'mini_upstream: cancelled a request').length;
+
+async function waitFor(pred, ms = 5000) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (pred()) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return pred();
+}
+
+test('a legacy notifications/cancelled reaches the upstream and ends the request', async () => {
+  const s = await legacyInit(gw.url);
+  const before = cancelLines();
+  // A JSON reply sends its headers only with the body: do not wait for them.
+  const pending = fetch(gw.url, {
+    method: 'POST',
+    headers: { ...s.headers, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+    body: JSON.stringify(call(77, 'a__sleep', { ms: 10000 })),
+  }).then((r) => r.json());
+  await new Promise((r) => setTimeout(r, 300));
+  const n = await s.request(undefined, 'notifications/cancelled', { requestId: 77, reason: 'test' });
+  assert.equal(n.status, 202);
+  const resp = await pending;
+  assert.equal(resp.id, 77);
+  assert.ok(resp.error, 'the cancelled request ends with an error');
+  assert.ok(await waitFor(() => cancelLines() > before), 'notifications/cancelled reached the child');
+  await s.close();
+});
+
+test('a modern client closing its connection cancels the upstream call', async () => {
+  const before = cancelLines();
+  const ctrl = new AbortController();
+  const pending = fetch(gw.url, {
+    method: 'POST',
+    headers: { ...modernHeaders('tools/call', 'b__sleep'), 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name: 'b__sleep', arguments: { ms: 10000 }, _meta: modernMeta() } }),
+    signal: ctrl.signal,
+  }).catch((e) => e);
+  await new Promise((r) => setTimeout(r, 300));
+  ctrl.abort();
+  await pending;
+  assert.ok(await waitFor(() => cancelLines() > before), 'notifications/cancelled reached the child');
+  // And the upstream serves the next call.
+  const ok = await modernRequest(gw.url, 10, 'tools/call', { name: 'b__echo', arguments: { text: 'next' } });
+  assert.equal(ok.response.result.content[0].text, 'next');
+});
