@@ -274,15 +274,14 @@ watch_cb(evutil_socket_t fd, short what, void *arg)
 		evhttp_connection_free(ex->evcon);	/* runs on_conn_close */
 }
 
-/* Arm close detection once we know the reply will be asynchronous. */
+/* Start watching the socket for EOF. */
 static void
-ex_watch(struct pc_exchange *ex)
+ex_arm_watch(struct pc_exchange *ex)
 {
 	struct bufferevent *bev;
 
-	if (ex->evcon == NULL)
+	if (ex->evcon == NULL || ex->watch != NULL)
 		return;
-	evhttp_connection_set_closecb(ex->evcon, on_conn_close, ex);
 	bev = evhttp_connection_get_bufferevent(ex->evcon);
 	if (bev == NULL || bufferevent_getfd(bev) < 0)
 		return;
@@ -290,6 +289,35 @@ ex_watch(struct pc_exchange *ex)
 	    watch_cb, ex);
 	if (ex->watch != NULL)
 		event_add(ex->watch, NULL);
+}
+
+/*
+ * Most calls are answered in well under a millisecond; adding and removing
+ * a read event for each would cost two epoll_ctl calls per request. So the
+ * watch is armed only for replies still pending at the next sweep (at most
+ * PC_WATCH_SWEEP_MS later): a client that leaves is noticed within that.
+ */
+static void
+sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pc_http *h = arg;
+
+	(void)fd;
+	(void)what;
+	for (struct pc_exchange *ex = h->exchanges; ex != NULL; ex = ex->next)
+		if (ex->watch == NULL && ex->req != NULL)
+			ex_arm_watch(ex);
+}
+
+/* The reply will be asynchronous: learn when the connection goes away. */
+static void
+ex_watch(struct pc_exchange *ex)
+{
+	if (ex->evcon == NULL)
+		return;
+	evhttp_connection_set_closecb(ex->evcon, on_conn_close, ex);
+	if (ex->kind == EX_STREAM)
+		ex_arm_watch(ex);	/* long-lived by nature */
 }
 
 /* Sink for single POST requests and modern listen streams. */
@@ -1019,6 +1047,14 @@ pc_http_new(struct event_base *base, const struct pc_config *cfg,
 	}
 	apply_limits(h);
 	evhttp_set_gencb(h->mcp, handle_mcp, h);
+	h->sweep = event_new(base, -1, EV_PERSIST, sweep_cb, h);
+	if (h->sweep == NULL) {
+		evhttp_free(h->mcp);
+		free(h);
+		return PC_E_NOMEM;
+	}
+	struct timeval tv = { 0, PC_WATCH_SWEEP_MS * 1000 };
+	event_add(h->sweep, &tv);
 	*out = h;
 	return 0;
 }
@@ -1082,6 +1118,8 @@ pc_http_free(struct pc_http *h)
 	}
 	if (h->admin != NULL)
 		evhttp_free(h->admin);
+	if (h->sweep != NULL)
+		event_free(h->sweep);
 	evhttp_free(h->mcp);
 	free(h);
 }

@@ -6,6 +6,7 @@
 
 #include "../config/config.h"
 
+struct event;
 struct event_base;
 struct evhttp;
 struct evhttp_bound_socket;
@@ -22,6 +23,7 @@ struct pc_http {
 	struct evhttp_bound_socket *mcp_sock;
 	struct evhttp_bound_socket *admin_sock;
 	struct pc_exchange *exchanges;	/* requests being answered */
+	struct event *sweep;		/* arms EOF watches, see http.c */
 	unsigned active;
 };
 

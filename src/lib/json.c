@@ -12,11 +12,12 @@
  */
 static int
 prescan(const char *buf, size_t len, size_t max_depth, enum pc_json_fault *fault,
-    char *why, size_t whylen)
+    char *why, size_t whylen, size_t *longest)
 {
-	size_t depth = 0;
+	size_t depth = 0, start = 0;
 	int in_str = 0, esc = 0;
 
+	*longest = 0;
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)buf[i];
 		if (c == 0) {
@@ -29,12 +30,17 @@ prescan(const char *buf, size_t len, size_t max_depth, enum pc_json_fault *fault
 				esc = 0;
 			else if (c == '\\')
 				esc = 1;
-			else if (c == '"')
+			else if (c == '"') {
 				in_str = 0;
+				if (i - start > *longest)
+					*longest = i - start;
+			}
 			continue;
 		}
-		if (c == '"')
+		if (c == '"') {
 			in_str = 1;
+			start = i + 1;
+		}
 		else if (c == '{' || c == '[') {
 			if (++depth > max_depth) {
 				*fault = PC_JSON_DEPTH;
@@ -116,13 +122,14 @@ pc_json_parse(const char *buf, size_t len, const struct pc_json_limits *lim,
 {
 	json_error_t jerr;
 	json_t *v;
+	size_t longest;
 	int rc;
 
 	*out = NULL;
 	*fault = PC_JSON_OK;
 	if (whylen > 0)
 		why[0] = '\0';
-	rc = prescan(buf, len, lim->max_depth, fault, why, whylen);
+	rc = prescan(buf, len, lim->max_depth, fault, why, whylen, &longest);
 	if (rc != 0)
 		return rc;
 	v = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
@@ -141,7 +148,10 @@ pc_json_parse(const char *buf, size_t len, const struct pc_json_limits *lim,
 		    jerr.line, jerr.column);
 		return PC_E_PARSE;
 	}
-	rc = check_strings(v, lim->max_string, lim->max_depth);
+	/* An escape never decodes to more bytes than it takes, so when every
+	 * raw string fits, every decoded one does: skip the walk. */
+	rc = longest > lim->max_string ?
+	    check_strings(v, lim->max_string, lim->max_depth) : 0;
 	if (rc != 0) {
 		json_decref(v);
 		*fault = PC_JSON_STRING;

@@ -51,6 +51,10 @@
 /* Decoded length of an Mcp-Name / Mcp-Method header value. */
 #define PC_MAX_HEADER_VALUE          4096u
 
+/* A client that closes its connection while its call runs is noticed
+ * within this (cancellation latency), see src/http/http.c. */
+#define PC_WATCH_SWEEP_MS            100u
+
 /* JSON-RPC batch (2025-03-26 only): messages in one array. */
 #define PC_MAX_BATCH                 64u
 

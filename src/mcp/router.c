@@ -54,22 +54,6 @@ pc_rpc_result(json_t *id, json_t *result)
 	    id ? id : json_null(), "result", result);
 }
 
-/* "i:42" / "s:abc": ids of both types in one namespace without clashes. */
-static char *
-id_key(json_t *id)
-{
-	char *k = NULL;
-
-	if (json_is_integer(id)) {
-		if (asprintf(&k, "i:%" JSON_INTEGER_FORMAT, json_integer_value(id)) < 0)
-			k = NULL;
-	} else if (json_is_string(id)) {
-		if (asprintf(&k, "s:%s", json_string_value(id)) < 0)
-			k = NULL;
-	}
-	return k;
-}
-
 /* --- calls ----------------------------------------------------------------- */
 
 static uintptr_t
@@ -97,8 +81,6 @@ call_free(struct pc_call *c)
 	json_decref(c->client_id);
 	json_decref(c->progress_token);
 	json_decref(c->listen_filter);
-	free(c->source);
-	free(c->mapkey);
 	free(c);
 }
 
@@ -108,14 +90,20 @@ call_unlink(struct pc_call *c)
 {
 	struct pc_router *r = c->r;
 
-	if (c->mapkey != NULL && c->session != NULL) {
-		if (pc_map_get(c->session->calls, c->mapkey) == c)
-			pc_map_del(c->session->calls, c->mapkey);
+	if (c->in_session) {
+		if (c->sprev != NULL)
+			c->sprev->snext = c->snext;
+		else
+			c->session->calls = c->snext;
+		if (c->snext != NULL)
+			c->snext->sprev = c->sprev;
+		c->snext = c->sprev = NULL;
+		c->in_session = 0;
 	}
 	if (c->kind == PC_CK_FORWARD) {
 		if (c->session != NULL && c->session->inflight > 0)
 			c->session->inflight--;
-		else if (c->session == NULL && c->source != NULL)
+		else if (c->session == NULL)
 			source_adjust(r, c->source, -1);
 	}
 	if (c->kind == PC_CK_LISTEN) {
@@ -186,8 +174,8 @@ call_new(struct pc_router *r, const struct pc_reqinfo *ri, json_t *req,
 	c->log_level = -1;
 	pc_strlcpy(c->method, method ? method : "", sizeof(c->method));
 	c->client_id = json_deep_copy(json_object_get(req, "id"));
-	c->source = strdup(ri->source ? ri->source : "-");
-	if (c->client_id == NULL || c->source == NULL) {
+	pc_strlcpy(c->source, ri->source ? ri->source : "-", sizeof(c->source));
+	if (c->client_id == NULL) {
 		call_free(c);
 		return NULL;
 	}
@@ -371,7 +359,8 @@ on_reply(void *arg, int err, json_t *msg)
 		finish_error(c, 200, -32603, "Upstream sent an invalid response");
 		return;
 	}
-	res = json_deep_copy(res);
+	/* msg is discarded after this callback: take the result as is. */
+	res = json_incref(res);
 	map_result(c, res);
 	finish_result(c, res);
 }
@@ -403,7 +392,9 @@ on_progress(void *arg, json_t *params)
 static json_t *
 upstream_params(struct pc_call *c, json_t *params)
 {
-	json_t *p = json_is_object(params) ? json_deep_copy(params) : json_object();
+	/* The request is the transport's, discarded once routed: edit it in
+	 * place rather than copy it (see pc_router_request()). */
+	json_t *p = json_is_object(params) ? json_incref(params) : json_object();
 	json_t *meta = json_object_get(p, "_meta");
 
 	if (json_is_object(meta)) {
@@ -692,9 +683,13 @@ pc_router_request(struct pc_router *r, const struct pc_reqinfo *ri,
 	c->kind = PC_CK_FORWARD;
 	if (c->session != NULL) {
 		c->session->inflight++;
-		c->mapkey = id_key(c->client_id);
-		if (c->mapkey != NULL)
-			pc_map_put(c->session->calls, c->mapkey, c);
+		/* A session holds few calls (max_pending_per_client): a list
+		 * beats a map, and cancellation scans it. */
+		c->snext = c->session->calls;
+		if (c->snext != NULL)
+			c->snext->sprev = c;
+		c->session->calls = c;
+		c->in_session = 1;
 	} else {
 		source_adjust(r, c->source, +1);
 	}
@@ -797,9 +792,10 @@ pc_router_notification(struct pc_router *r, const struct pc_reqinfo *ri,
 	if (m == NULL)
 		return;
 	if (strcmp(m, "notifications/cancelled") == 0 && ri->session != NULL) {
-		char *k = id_key(json_object_get(params, "requestId"));
-		struct pc_call *c = k ? pc_map_get(ri->session->calls, k) : NULL;
-		free(k);
+		json_t *rid = json_object_get(params, "requestId");
+		struct pc_call *c = ri->session->calls;
+		while (c != NULL && !(rid != NULL && json_equal(c->client_id, rid)))
+			c = c->snext;
 		if (c != NULL) {
 			pc_debug("client cancelled a request");
 			/* The HTTP request still waits for an answer: end it. */

@@ -79,7 +79,8 @@ void pc_router_on_ready(struct pc_router *r, void (*cb)(void *), void *arg);
 json_t *pc_router_status(const struct pc_router *r);
 
 /*
- * A request (has "id" and "method"). Returns 0 when the sink will be
+ * A request (has "id" and "method"); the router may modify req in place.
+ * Returns 0 when the sink will be
  * answered (possibly before this returns; then *out is NULL), or
  * PC_E_LIMIT when the client has too many requests in flight (nothing is
  * sent; the transport answers 429), or PC_E_NOMEM.

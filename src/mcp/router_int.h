@@ -54,13 +54,14 @@ struct pc_call {
 	enum pc_client_era era;
 	char method[32];
 	struct pc_session *session;	/* legacy, borrowed */
-	char *source;			/* owned */
+	char source[64];		/* client address */
 	const struct pc_sink_ops *ops;
 	void *sink;
 	json_t *client_id;		/* owned copy */
 	json_t *progress_token;		/* client's token, owned, or NULL */
 	int log_level;			/* -1: send no log messages */
-	char *mapkey;			/* key in session->calls, owned */
+	struct pc_call *snext, *sprev;	/* session->calls */
+	int in_session;
 	struct pc_up_slot *slot;
 	uint64_t handle;
 	int in_upstream;

@@ -32,10 +32,9 @@ pc_session_new(struct pc_router *r, const char *version, json_t *caps,
 	s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return PC_E_NOMEM;
-	s->calls = pc_map_new();
 	s->pending = pc_map_new();
 	s->subs = pc_map_new();
-	if (s->calls == NULL || s->pending == NULL || s->subs == NULL)
+	if (s->pending == NULL || s->subs == NULL)
 		goto out;
 	/* Retry on the (astronomically unlikely) collision rather than
 	 * silently sharing a session. */
@@ -63,7 +62,6 @@ pc_session_free(struct pc_session *s)
 {
 	if (s == NULL)
 		return;
-	pc_map_free(s->calls);
 	if (s->pending != NULL) {
 		size_t pos = 0;
 		const char *k;
@@ -149,11 +147,11 @@ pc_router_session_close(struct pc_router *r, struct pc_session *s)
 	s->closing = 1;
 	/* Calls still running belong to a session that no longer exists:
 	 * answer them now so their HTTP requests end. */
-	while (pc_map_next(s->calls, &pos, &k, &v)) {
-		struct pc_call *c = v;
+	while (s->calls != NULL) {
+		struct pc_call *c = s->calls;
 		json_t *e = pc_rpc_error(c->client_id, PC_RPC_NO_SESSION,
 		    "Session terminated");
-		pc_call_finish(c, 404, e);
+		pc_call_finish(c, 404, e);	/* unlinks c */
 		json_decref(e);
 	}
 	/* Pending server-to-client requests will never be answered. */

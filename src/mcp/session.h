@@ -20,7 +20,8 @@ struct pc_session {
 	int log_level;			/* index into the syslog-style levels */
 	uint64_t last_used_ms;
 	unsigned inflight;		/* requests being served */
-	struct pc_map *calls;		/* client id key -> struct pc_call */
+	struct pc_call *calls;		/* requests being served (list);
+					 * at most max_pending_per_client */
 	struct pc_map *pending;		/* gateway id -> struct pc_fwd */
 	struct pc_map *subs;		/* exposed uri -> (void *)1 */
 	const struct pc_sink_ops *stream_ops;	/* GET stream, or NULL */

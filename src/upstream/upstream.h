@@ -39,6 +39,8 @@ enum pc_upstream_era { PC_UP_ERA_UNKNOWN = 0, PC_UP_ERA_LEGACY, PC_UP_ERA_MODERN
  * unless the call was cancelled with pc_upstream_cancel().
  *   err == 0: msg is the child's JSON-RPC response object (borrowed; holds
  *             "result" or "error"; its "id" is the upstream id, ignore it).
+ *             It is discarded after the callback, so the callback may
+ *             modify it or keep references to its parts.
  *   err <  0: msg is NULL. PC_E_TIMEOUT (deadline), PC_E_UNAVAIL (child
  *             died or restarting), PC_E_CLOSED (shutting down).
  */
