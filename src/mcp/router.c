@@ -482,16 +482,89 @@ forward_uri(struct pc_call *c, json_t *params, int subscribe)
 		    "Resource not found");
 		return;
 	}
+	/*
+	 * The upstream sees one subscriber, the gateway: it subscribes when
+	 * the first session does and unsubscribes when the last one leaves,
+	 * so one client's unsubscribe never ends another's updates.
+	 */
 	if (subscribe != 0 && c->session != NULL) {
-		if (subscribe > 0)
-			pc_map_put(c->session->subs, uri, (void *)1);
-		else
-			pc_map_del(c->session->subs, uri);
+		int had = pc_map_get(c->session->subs, uri) != NULL;
+		if (subscribe > 0 ? had : !had) {
+			free(orig);
+			finish_result(c, json_object());	/* nothing changes */
+			return;
+		}
+		if (subscribe > 0 ? pc_map_put(c->session->subs, uri, (void *)1)
+		    != 0 : pc_map_del(c->session->subs, uri) == NULL) {
+			free(orig);
+			finish_error(c, 200, -32603, "Internal error");
+			return;
+		}
+		if (pc_sub_adjust(c->r, uri, subscribe) != 0) {
+			free(orig);
+			finish_result(c, json_object());	/* others remain */
+			return;
+		}
 	}
 	p = upstream_params(c, params);
 	json_object_set_new(p, "uri", json_string(orig));
 	free(orig);
 	forward(c, idx, p);
+}
+
+/*
+ * Count subscribers of an exposed URI across sessions. Returns 0 when the
+ * upstream must be told (first subscriber, or last one gone), 1 otherwise.
+ */
+int
+pc_sub_adjust(struct pc_router *r, const char *uri, int d)
+{
+	uintptr_t n = (uintptr_t)pc_map_get(r->subs, uri);
+
+	if (d > 0) {
+		if (pc_map_put(r->subs, uri, (void *)(n + 1)) != 0)
+			return 0;	/* cannot count: tell the upstream anyway */
+		return n == 0 ? 0 : 1;
+	}
+	if (n <= 1) {
+		pc_map_del(r->subs, uri);
+		return 0;
+	}
+	pc_map_put(r->subs, uri, (void *)(n - 1));
+	return 1;
+}
+
+static void
+ignore_reply(void *arg, int err, json_t *msg)
+{
+	(void)arg;
+	(void)err;
+	(void)msg;
+}
+
+/* A session went away: drop its subscriptions, unsubscribing upstream
+ * where it was the last subscriber. */
+void
+pc_sub_release_session(struct pc_router *r, struct pc_session *s)
+{
+	size_t pos = 0;
+	const char *uri;
+	void *v;
+
+	while (pc_map_next(s->subs, &pos, &uri, &v)) {
+		size_t idx;
+		char *orig = NULL;
+		if (pc_sub_adjust(r, uri, -1) == 0 &&
+		    pc_catalog_resolve_uri(r->cat, uri, &idx, &orig) == 0) {
+			json_t *p = json_pack("{s:s}", "uri", orig);
+			if (p != NULL)
+				(void)pc_upstream_call(r->slots[idx].up,
+				    "resources/unsubscribe", p, 0, ignore_reply,
+				    NULL, NULL, NULL);
+			json_decref(p);
+		}
+		free(orig);
+	}
 }
 
 static void
@@ -1003,7 +1076,8 @@ pc_router_new(struct event_base *base, const struct pc_config *cfg,
 	r->cfg = cfg;
 	r->sessions = pc_map_new();
 	r->sources = pc_map_new();
-	if (r->sessions == NULL || r->sources == NULL)
+	r->subs = pc_map_new();
+	if (r->sessions == NULL || r->sources == NULL || r->subs == NULL)
 		goto out;
 	if ((rc = pc_catalog_new(&r->cat)) != 0)
 		goto out;
@@ -1160,5 +1234,6 @@ pc_router_free(struct pc_router *r)
 	pc_catalog_free(r->cat);
 	pc_map_free(r->sessions);
 	pc_map_free(r->sources);
+	pc_map_free(r->subs);
 	free(r);
 }

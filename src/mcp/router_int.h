@@ -79,6 +79,7 @@ struct pc_router {
 	struct pc_catalog *cat;
 	struct pc_map *sessions;	/* id -> pc_session */
 	struct pc_map *sources;		/* source -> (uintptr_t) inflight */
+	struct pc_map *subs;		/* exposed uri -> (uintptr_t) sessions */
 	struct pc_call *listeners;	/* modern listen streams */
 	struct event *sweep;		/* idle-session expiry */
 	uint64_t next_fwd;
@@ -98,6 +99,10 @@ void pc_session_free(struct pc_session *s);
 void pc_sessions_sweep_start(struct pc_router *r);
 void pc_sessions_broadcast(struct pc_router *r, json_t *msg,
     const char *only_subscribed_uri);
+
+/* router.c: resource subscriptions shared by sessions */
+int pc_sub_adjust(struct pc_router *r, const char *uri, int d);
+void pc_sub_release_session(struct pc_router *r, struct pc_session *s);
 
 /* router_catalog.c */
 void pc_refresh_start(struct pc_up_slot *slot, enum pc_cat_kind kind);

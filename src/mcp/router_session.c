@@ -171,6 +171,7 @@ pc_router_session_close(struct pc_router *r, struct pc_session *s)
 		s->stream = NULL;
 		ops->done(sink, 200, NULL);
 	}
+	pc_sub_release_session(r, s);
 	pc_map_del(r->sessions, s->id);
 	pc_info("session closed (%zu open)", pc_map_count(r->sessions));
 	pc_session_free(s);

@@ -221,3 +221,34 @@ test('a modern client closing its connection cancels the upstream call', async (
   const ok = await modernRequest(gw.url, 10, 'tools/call', { name: 'b__echo', arguments: { text: 'next' } });
   assert.equal(ok.response.result.content[0].text, 'next');
 });
+
+test('resource subscriptions are shared: one session unsubscribing does not end another\'s updates', async () => {
+  const s1 = await legacyInit(gw.url);
+  const s2 = await legacyInit(gw.url);
+  const g1 = await openStream(gw.url, { method: 'GET', headers: s1.headers });
+  const g2 = await openStream(gw.url, { method: 'GET', headers: s2.headers });
+  const uri = 'a+mini://hello';
+  assert.ok((await s1.request(1, 'resources/subscribe', { uri })).response.result);
+  assert.ok((await s2.request(1, 'resources/subscribe', { uri })).response.result);
+  assert.ok((await s1.request(2, 'resources/unsubscribe', { uri })).response.result);
+
+  const touch = async (s, id) =>
+    (await s.request(id, 'tools/call', { name: 'a__touch', arguments: { uri: 'mini://hello' } })).response.result.content[0].text;
+  assert.equal(await touch(s1, 3), 'updated', 'the upstream still holds the subscription for s2');
+  const u = await g2.next();
+  assert.equal(u?.method, 'notifications/resources/updated');
+  assert.equal(u.params.uri, uri, 'the URI is exposed in the gateway namespace');
+  assert.ok(await g1.none(300), 's1 unsubscribed and hears nothing');
+
+  // The last subscriber leaving (session ended) unsubscribes upstream.
+  g2.abort();
+  await s2.close();
+  let last;
+  for (let i = 0; i < 20 && last !== 'not subscribed'; i++) {
+    last = await touch(s1, 10 + i);
+    if (last !== 'not subscribed') await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(last, 'not subscribed');
+  g1.abort();
+  await s1.close();
+});
