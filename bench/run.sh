@@ -12,7 +12,7 @@
 #   BENCH_WARMUP         unmeasured seconds before each run (default 2)
 #   BENCH_CONCURRENCY    connections / calls in flight (default 16)
 #   BENCH_LOADGEN_THREADS loadgen threads (default 1: the machine has 2 cores)
-#   BENCH_SYSTEMS        which rows to run (default "direct gateway supergateway mcp-proxy")
+#   BENCH_SYSTEMS        which rows to run (default "direct floor gateway supergateway mcp-proxy")
 #   BENCH_OUT            results file (default bench/results/latest.md)
 #   BENCH_NODE_MODULES   where the npm proxies are (default ./node_modules)
 #
@@ -26,7 +26,7 @@ DURATION=${BENCH_DURATION:-10}
 WARMUP=${BENCH_WARMUP:-2}
 CONC=${BENCH_CONCURRENCY:-16}
 LG_THREADS=${BENCH_LOADGEN_THREADS:-1}
-SYSTEMS=${BENCH_SYSTEMS:-"direct gateway supergateway mcp-proxy"}
+SYSTEMS=${BENCH_SYSTEMS:-"direct floor gateway supergateway mcp-proxy"}
 OUT=${BENCH_OUT:-bench/results/latest.md}
 NM=${BENCH_NODE_MODULES:-$ROOT/node_modules}
 
@@ -34,6 +34,7 @@ LOADGEN=build/bench/loadgen
 DIRECT=build/bench/stdio_direct
 UPSTREAM=$ROOT/build/fixtures/mini_upstream
 GATEWAY=build/portcullis
+FLOOR=$ROOT/build/bench/http_floor
 
 for v in "$DURATION" "$WARMUP" "$CONC" "$LG_THREADS"; do
 	case $v in
@@ -336,6 +337,9 @@ run_direct() {
 launch() {
 	local sys=$1 port=$2 bin
 	case $sys in
+	"http floor")
+		start floor "$FLOOR" "$port"
+		;;
 	gateway)
 		cat >"$TMP/gateway.yaml" <<EOF
 listen: "127.0.0.1:$port"
@@ -381,6 +385,12 @@ run_http() {
 			return
 		fi
 		;;
+	"http floor")
+		if [ ! -x "$FLOOR" ]; then
+			skip "http floor" "build/bench/http_floor not built"
+			return
+		fi
+		;;
 	*)
 		if [ ! -e "$NM/.bin/$sys" ]; then
 			skip "$sys" "node_modules/.bin/$sys not installed (make deps installs it)"
@@ -416,6 +426,7 @@ echo "bench: systems: $SYSTEMS" >&2
 for s in $SYSTEMS; do
 	case $s in
 	direct) run_direct ;;
+	floor) run_http "http floor" ;;
 	gateway) run_http gateway ;;
 	supergateway | mcp-proxy) run_http "$s" ;;
 	*) echo "run.sh: unknown system '$s'" >&2 ;;
@@ -474,6 +485,13 @@ faster_node() {	# faster_node MODE: "name rate" of the faster Node proxy
 			echo "- $m: gateway ÷ faster Node proxy (${fn%% *}) = $(ratio "$gw" "${fn#* }")×"
 		else
 			echo "- $m: gateway ÷ faster Node proxy: n/a (a row is missing)"
+		fi
+		if [ -n "$gw" ] && [ -n "${RATE[http floor.$m]:-}" ]; then
+			echo "- $m: gateway ÷ http floor (bare evhttp, no upstream) = $(ratio2 "$gw" "${RATE[http floor.$m]}")"
+		fi
+		fl=${RATE[http floor.$m]:-}
+		if [ -n "$fl" ] && [ -n "$fn" ]; then
+			echo "- $m: http floor ÷ faster Node proxy = $(ratio "$fl" "${fn#* }")× (the most an evhttp gateway could show here)"
 		fi
 		if [ -n "$gw" ] && [ -n "${RATE[stdio direct.$m]:-}" ]; then
 			echo "- $m: gateway ÷ stdio direct = $(ratio2 "$gw" "${RATE[stdio direct.$m]}")"
