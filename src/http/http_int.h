@@ -4,7 +4,10 @@
 
 #include <jansson.h>
 
+#include <event2/util.h>
+
 #include "../config/config.h"
+#include "../mcp/router.h"
 
 struct event;
 struct event_base;
@@ -26,6 +29,44 @@ struct pc_http {
 	struct event *sweep;		/* arms EOF watches, see http.c */
 	unsigned active;
 };
+
+enum ex_mode { EX_PENDING = 0, EX_SSE, EX_DONE };
+enum ex_kind { EX_POST = 0, EX_BATCH, EX_STREAM };
+
+/* One HTTP request being answered asynchronously. */
+struct pc_exchange {
+	struct pc_http *h;
+	struct evhttp_request *req;	/* NULL once the client is gone */
+	struct evhttp_connection *evcon;
+	enum ex_kind kind;
+	enum ex_mode mode;
+	struct pc_call *call;		/* POST: the router call */
+	struct pc_session *session;	/* STREAM: its session */
+	json_t *batch;			/* BATCH: responses collected */
+	unsigned batch_wait;		/* BATCH: responses outstanding */
+	int batch_sealed;		/* BATCH: all items submitted */
+	struct event *keepalive;	/* STREAM: comment pings */
+	struct event *watch;		/* EOF detection while we answer */
+	struct pc_exchange *next, *prev;
+};
+
+/* One request inside a batch: its own sink, feeding the parent. */
+struct pc_bitem {
+	struct pc_exchange *parent;
+	struct pc_call *call;
+};
+
+/* http_reply.c */
+extern const struct pc_sink_ops pc_post_ops, pc_batch_ops, pc_stream_ops;
+struct pc_exchange *pc_ex_new(struct pc_http *h, struct evhttp_request *req,
+    enum ex_kind kind);
+void pc_ex_free(struct pc_exchange *ex);
+void pc_ex_watch(struct pc_exchange *ex);
+void pc_sse_start(struct pc_exchange *ex);
+void pc_batch_done(void *sink, int status, json_t *msg);
+void pc_batch_flush(struct pc_exchange *ex);
+void pc_ex_keepalive_cb(evutil_socket_t fd, short what, void *arg);
+void pc_http_sweep_cb(evutil_socket_t fd, short what, void *arg);
 
 void pc_http_send_json(struct evhttp_request *req, int status, json_t *body,
     const char *session_id);

@@ -290,8 +290,8 @@ add_server_meta(json_t *res)
 }
 
 /* Answer a call with a result object (stolen). */
-static void
-finish_result(struct pc_call *c, json_t *res)
+void
+pc_call_finish_result(struct pc_call *c, json_t *res)
 {
 	json_t *resp;
 
@@ -362,7 +362,7 @@ on_reply(void *arg, int err, json_t *msg)
 	/* msg is discarded after this callback: take the result as is. */
 	res = json_incref(res);
 	map_result(c, res);
-	finish_result(c, res);
+	pc_call_finish_result(c, res);
 }
 
 static void
@@ -491,7 +491,7 @@ forward_uri(struct pc_call *c, json_t *params, int subscribe)
 		int had = pc_map_get(c->session->subs, uri) != NULL;
 		if (subscribe > 0 ? had : !had) {
 			free(orig);
-			finish_result(c, json_object());	/* nothing changes */
+			pc_call_finish_result(c, json_object());	/* nothing changes */
 			return;
 		}
 		if (subscribe > 0 ? pc_map_put(c->session->subs, uri, (void *)1)
@@ -502,7 +502,7 @@ forward_uri(struct pc_call *c, json_t *params, int subscribe)
 		}
 		if (pc_sub_adjust(c->r, uri, subscribe) != 0) {
 			free(orig);
-			finish_result(c, json_object());	/* others remain */
+			pc_call_finish_result(c, json_object());	/* others remain */
 			return;
 		}
 	}
@@ -630,7 +630,7 @@ serve_discover(struct pc_call *c)
 	    "ttlMs", (json_int_t)c->r->cfg->limits.list_ttl_ms,
 	    "cacheScope", "public");
 
-	finish_result(c, res);
+	pc_call_finish_result(c, res);
 }
 
 static json_t *
@@ -817,7 +817,7 @@ pc_router_request(struct pc_router *r, const struct pc_reqinfo *ri,
 			json_t *res = NULL, *err = NULL;
 			int rc = pc_router_list(r, ri, k, params, &res, &err);
 			if (rc == 0) {
-				finish_result(c, res);
+				pc_call_finish_result(c, res);
 			} else {
 				json_t *resp = json_pack("{s:s, s:O, s:o}",
 				    "jsonrpc", "2.0", "id", c->client_id,
@@ -829,7 +829,7 @@ pc_router_request(struct pc_router *r, const struct pc_reqinfo *ri,
 		} else if (modern && strcmp(m, "server/discover") == 0) {
 			serve_discover(c);
 		} else if (!modern && strcmp(m, "ping") == 0) {
-			finish_result(c, json_object());
+			pc_call_finish_result(c, json_object());
 		} else if (!modern && strcmp(m, "logging/setLevel") == 0) {
 			int lvl = pc_log_level_index(json_string_value(
 			    json_object_get(params, "level")));
@@ -838,7 +838,7 @@ pc_router_request(struct pc_router *r, const struct pc_reqinfo *ri,
 				    "Invalid params: unknown log level");
 			} else {
 				c->session->log_level = lvl;
-				finish_result(c, json_object());
+				pc_call_finish_result(c, json_object());
 			}
 		} else if (!modern && strcmp(m, "initialize") == 0) {
 			finish_error(c, 400, -32600,
@@ -903,337 +903,4 @@ pc_router_client_response(struct pc_router *r, struct pc_session *s,
 	json_decref(f->up_id);
 	free(f);
 	return 0;
-}
-
-/* --- upstream hooks ---------------------------------------------------------- */
-
-static void
-hook_ready(struct pc_upstream *up, void *arg)
-{
-	struct pc_up_slot *slot = arg;
-
-	pc_info("upstream '%s' ready (%s era, protocol %s)",
-	    pc_upstream_name(up),
-	    pc_upstream_era(up) == PC_UP_ERA_MODERN ? "modern" : "legacy",
-	    pc_upstream_protocol_version(up) ? pc_upstream_protocol_version(up)
-	    : "?");
-	pc_refresh_all(slot);
-}
-
-static void
-hook_down(struct pc_upstream *up, void *arg)
-{
-	struct pc_up_slot *slot = arg;
-
-	(void)up;
-	/* Readiness must not wait forever on an upstream that cannot start:
-	 * /readyz reports it per upstream instead. */
-	if (!slot->first_done) {
-		slot->first_done = 1;
-		pc_router_check_ready(slot->r);
-	}
-}
-
-static void
-hook_notification(struct pc_upstream *up, json_t *msg, void *call_arg,
-    void *arg)
-{
-	struct pc_up_slot *slot = arg;
-	struct pc_router *r = slot->r;
-	const char *m = json_string_value(json_object_get(msg, "method"));
-	json_t *params = json_object_get(msg, "params");
-
-	(void)up;
-	if (m == NULL)
-		return;
-	if (strcmp(m, "notifications/tools/list_changed") == 0) {
-		pc_refresh_start(slot, PC_CAT_TOOLS);
-	} else if (strcmp(m, "notifications/prompts/list_changed") == 0) {
-		pc_refresh_start(slot, PC_CAT_PROMPTS);
-	} else if (strcmp(m, "notifications/resources/list_changed") == 0) {
-		pc_refresh_start(slot, PC_CAT_RESOURCES);
-		pc_refresh_start(slot, PC_CAT_TEMPLATES);
-	} else if (strcmp(m, "notifications/resources/updated") == 0) {
-		const char *uri = json_string_value(json_object_get(params, "uri"));
-		char *e = uri ? pc_catalog_expose_uri(r->cat, slot->idx, uri) : NULL;
-		if (e != NULL) {
-			json_t *n = json_pack("{s:s, s:s, s:{s:s}}", "jsonrpc",
-			    "2.0", "method", m, "params", "uri", e);
-			pc_sessions_broadcast(r, n, e);
-			json_decref(n);
-			pc_listeners_notify(r, m, e);
-			free(e);
-		}
-	} else if (strcmp(m, "notifications/message") == 0) {
-		struct pc_call *c = call_arg;
-		int lvl = pc_log_level_index(json_string_value(
-		    json_object_get(params, "level")));
-		if (c != NULL && c->log_level >= 0 && lvl >= c->log_level)
-			c->ops->message(c->sink, msg);
-	}
-	/* Anything else (unattributed progress, cancelled, ...) is dropped:
-	 * sending it to a client that did not cause it would leak. */
-}
-
-/* The client capability a server-to-client request needs, or NULL. */
-static const char *
-needed_capability(const char *method)
-{
-	if (method == NULL)
-		return NULL;
-	if (strcmp(method, "elicitation/create") == 0)
-		return "elicitation";
-	if (strcmp(method, "sampling/createMessage") == 0)
-		return "sampling";
-	if (strcmp(method, "roots/list") == 0)
-		return "roots";
-	return NULL;
-}
-
-static void
-hook_request(struct pc_upstream *up, json_t *msg, void *call_arg, void *arg)
-{
-	struct pc_up_slot *slot = arg;
-	struct pc_router *r = slot->r;
-	struct pc_call *c = call_arg;
-	const char *m = json_string_value(json_object_get(msg, "method"));
-	const char *cap = needed_capability(m);
-	json_t *id = json_object_get(msg, "id");
-	int declared = 0;
-
-	if (c != NULL && cap != NULL)
-		declared = cap[0] == 'e' ? c->client_elicit :
-		    cap[0] == 's' ? c->client_sampling : c->client_roots;
-	/*
-	 * A modern client that did not declare what the upstream needs gets
-	 * MissingRequiredClientCapability, as a modern server would answer;
-	 * the upstream's call is cancelled with it.
-	 */
-	if (c != NULL && cap != NULL && c->era == PC_CLIENT_MODERN &&
-	    !declared && c->kind == PC_CK_FORWARD) {
-		json_t *err = json_pack("{s:i, s:s}", "code", -32601, "message",
-		    "The client did not declare this capability");
-		json_t *resp = json_pack("{s:s, s:O, s:{s:i, s:s, s:{s:{s:{}}}}}",
-		    "jsonrpc", "2.0", "id", c->client_id, "error", "code", -32021,
-		    "message", "Missing required client capability", "data",
-		    "requiredCapabilities", cap);
-		pc_upstream_respond(up, id, NULL, err);
-		json_decref(err);
-		pc_call_finish(c, 400, resp);
-		json_decref(resp);
-		return;
-	}
-	if (c != NULL && cap != NULL && declared && c->era == PC_CLIENT_LEGACY &&
-	    c->session != NULL) {
-		char gid[48];
-		struct pc_fwd *f = calloc(1, sizeof(*f));
-		json_t *fwd;
-		snprintf(gid, sizeof(gid), "pc-%" PRIu64, ++r->next_fwd);
-		if (f != NULL) {
-			f->slot = slot;
-			f->up_id = json_deep_copy(id);
-			f->call = c;
-			if (pc_map_put(c->session->pending, gid, f) == 0) {
-				fwd = json_deep_copy(msg);
-				json_object_set_new(fwd, "id", json_string(gid));
-				c->ops->message(c->sink, fwd);
-				json_decref(fwd);
-				return;
-			}
-			json_decref(f->up_id);
-			free(f);
-		}
-	}
-	/* Modern clients take no server-to-client requests (input_required
-	 * translation is future work); unattributed ones have no client. */
-	json_t *err = json_pack("{s:i, s:s}", "code", -32601, "message",
-	    "The client of this request cannot answer it through the gateway");
-	pc_upstream_respond(up, id, NULL, err);
-	json_decref(err);
-}
-
-static const struct pc_upstream_hooks hooks = {
-	.on_ready = hook_ready,
-	.on_down = hook_down,
-	.on_notification = hook_notification,
-	.on_request = hook_request,
-};
-
-/* --- lifecycle ----------------------------------------------------------------- */
-
-int
-pc_router_new(struct event_base *base, const struct pc_config *cfg,
-    struct pc_router **out)
-{
-	struct pc_router *r;
-	int rc = PC_E_NOMEM;
-
-	*out = NULL;
-	r = calloc(1, sizeof(*r));
-	if (r == NULL)
-		return PC_E_NOMEM;
-	r->base = base;
-	r->cfg = cfg;
-	r->sessions = pc_map_new();
-	r->sources = pc_map_new();
-	r->subs = pc_map_new();
-	if (r->sessions == NULL || r->sources == NULL || r->subs == NULL)
-		goto out;
-	if ((rc = pc_catalog_new(&r->cat)) != 0)
-		goto out;
-	r->nslots = cfg->nupstreams;
-	r->slots = calloc(r->nslots ? r->nslots : 1, sizeof(*r->slots));
-	if (r->slots == NULL) {
-		rc = PC_E_NOMEM;
-		goto out;
-	}
-	for (size_t i = 0; i < r->nslots; i++) {
-		const struct pc_upstream_conf *uc = &cfg->upstreams[i];
-		struct pc_up_slot *slot = &r->slots[i];
-		slot->r = r;
-		slot->idx = i;
-		rc = pc_catalog_add_upstream(r->cat, i,
-		    uc->prefix ? uc->prefix : uc->name);
-		if (rc != 0)
-			goto out;
-		rc = pc_upstream_new(base, uc, &hooks, slot, &slot->up);
-		if (rc != 0)
-			goto out;
-	}
-	pc_sessions_sweep_start(r);
-	*out = r;
-	return 0;
-out:
-	pc_router_free(r);
-	return rc;
-}
-
-int
-pc_router_start(struct pc_router *r)
-{
-	int first = 0;
-
-	for (size_t i = 0; i < r->nslots; i++) {
-		int rc = pc_upstream_start(r->slots[i].up);
-		if (rc != 0 && first == 0)
-			first = rc;
-	}
-	pc_router_check_ready(r);
-	return first;
-}
-
-static void
-slot_stopped(void *arg)
-{
-	struct pc_up_slot *slot = arg;
-	struct pc_router *r = slot->r;
-
-	slot->stopped = 1;
-	if (r->stopping > 0 && --r->stopping == 0 && r->shutdown_done != NULL)
-		r->shutdown_done(r->shutdown_arg);
-}
-
-void
-pc_router_shutdown(struct pc_router *r, void (*done)(void *), void *arg)
-{
-	size_t pos = 0;
-	const char *k;
-	void *v;
-
-	r->shutting_down = 1;
-	r->shutdown_done = done;
-	r->shutdown_arg = arg;
-	/* End open streams so their connections can close. */
-	while (r->listeners != NULL) {
-		struct pc_call *c = r->listeners;
-		json_t *res = json_object();
-		finish_result(c, res);
-	}
-	while (pc_map_next(r->sessions, &pos, &k, &v)) {
-		struct pc_session *s = v;
-		if (s->stream_ops != NULL) {
-			const struct pc_sink_ops *ops = s->stream_ops;
-			void *sink = s->stream;
-			s->stream_ops = NULL;
-			s->stream = NULL;
-			ops->done(sink, 200, NULL);
-		}
-	}
-	r->stopping = r->nslots;
-	if (r->nslots == 0) {
-		if (done != NULL)
-			done(arg);
-		return;
-	}
-	for (size_t i = 0; i < r->nslots; i++)
-		pc_upstream_shutdown(r->slots[i].up, slot_stopped, &r->slots[i]);
-}
-
-void
-pc_router_set_config(struct pc_router *r, const struct pc_config *cfg)
-{
-	/* Upstream entries are borrowed by the supervisors: keep them until
-	 * restart support lands; limits and eras take effect now. */
-	if (cfg->nupstreams != r->cfg->nupstreams)
-		pc_warn("reload: upstream changes take effect after a restart");
-	r->cfg = cfg;
-}
-
-bool
-pc_router_ready(const struct pc_router *r)
-{
-	return r->ready != 0;
-}
-
-void
-pc_router_on_ready(struct pc_router *r, void (*cb)(void *), void *arg)
-{
-	r->ready_cb = cb;
-	r->ready_arg = arg;
-}
-
-json_t *
-pc_router_status(const struct pc_router *r)
-{
-	static const char *const names[] = {
-		"starting", "ready", "backoff", "stopping", "stopped",
-	};
-	json_t *o = json_object();
-
-	for (size_t i = 0; i < r->nslots; i++) {
-		enum pc_upstream_state st = pc_upstream_state(r->slots[i].up);
-		json_object_set_new(o, pc_upstream_name(r->slots[i].up),
-		    json_string(st <= PC_UP_STOPPED ? names[st] : "?"));
-	}
-	return o;
-}
-
-void
-pc_router_free(struct pc_router *r)
-{
-	size_t pos = 0;
-	const char *k;
-	void *v;
-
-	if (r == NULL)
-		return;
-	if (r->sweep != NULL)
-		event_free(r->sweep);
-	if (r->sessions != NULL) {
-		while (pc_map_next(r->sessions, &pos, &k, &v)) {
-			pc_map_del(r->sessions, k);
-			pc_session_free(v);
-		}
-	}
-	for (size_t i = 0; i < r->nslots; i++) {
-		pc_upstream_free(r->slots[i].up);
-		for (int kk = 0; kk < PC_CAT__N; kk++)
-			json_decref(r->slots[i].refresh[kk].acc);
-	}
-	free(r->slots);
-	pc_catalog_free(r->cat);
-	pc_map_free(r->sessions);
-	pc_map_free(r->sources);
-	pc_map_free(r->subs);
-	free(r);
 }

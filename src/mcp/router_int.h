@@ -97,6 +97,7 @@ int pc_session_new(struct pc_router *r, const char *version, json_t *caps,
     struct pc_session **out);
 void pc_session_free(struct pc_session *s);
 void pc_sessions_sweep_start(struct pc_router *r);
+void pc_session_end_stream(struct pc_session *s);
 void pc_sessions_broadcast(struct pc_router *r, json_t *msg,
     const char *only_subscribed_uri);
 
@@ -114,6 +115,7 @@ int pc_router_list(struct pc_router *r, const struct pc_reqinfo *ri,
 /* router.c */
 int pc_log_level_index(const char *name);
 void pc_call_finish(struct pc_call *c, int status, json_t *resp);
+void pc_call_finish_result(struct pc_call *c, json_t *res);
 void pc_listeners_notify(struct pc_router *r, const char *method,
     const char *uri);
 

@@ -164,13 +164,7 @@ pc_router_session_close(struct pc_router *r, struct pc_session *s)
 			pc_upstream_respond(f->slot->up, f->up_id, NULL, err);
 		json_decref(err);
 	}
-	if (s->stream_ops != NULL) {
-		const struct pc_sink_ops *ops = s->stream_ops;
-		void *sink = s->stream;
-		s->stream_ops = NULL;
-		s->stream = NULL;
-		ops->done(sink, 200, NULL);
-	}
+	pc_session_end_stream(s);
 	pc_sub_release_session(r, s);
 	pc_map_del(r->sessions, s->id);
 	pc_info("session closed (%zu open)", pc_map_count(r->sessions));
@@ -187,6 +181,20 @@ const char *
 pc_session_version(const struct pc_session *s)
 {
 	return s->version;
+}
+
+/* End the session's GET stream, if one is open. */
+void
+pc_session_end_stream(struct pc_session *s)
+{
+	const struct pc_sink_ops *ops = s->stream_ops;
+	void *sink = s->stream;
+
+	if (ops == NULL)
+		return;
+	s->stream_ops = NULL;
+	s->stream = NULL;
+	ops->done(sink, 200, NULL);
 }
 
 int

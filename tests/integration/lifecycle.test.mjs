@@ -8,17 +8,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startGateway } from '../lib/gateway.mjs';
+import { waitFor } from '../lib/wait.mjs';
 import { PORTCULLIS_BIN, upstreamCommands } from '../lib/paths.mjs';
 import { legacyInit, post } from '../lib/mcp.mjs';
 
-async function waitFor(pred, ms = 5000) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (pred()) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return pred();
-}
 
 test('SIGTERM lets an in-flight call finish, then stops the upstream and exits 0', async () => {
   const gw = await startGateway({

@@ -5,6 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startGateway } from '../lib/gateway.mjs';
+import { waitFor } from '../lib/wait.mjs';
 import { upstreamCommands } from '../lib/paths.mjs';
 import { legacyInit, modernMeta, modernRequest, MODERN_VERSION } from '../lib/mcp.mjs';
 import { openStream } from '../lib/stream.mjs';
@@ -176,14 +177,6 @@ test('a modern client without the capability an upstream asks for gets -32021', 
 
 const cancelLines = () => gw.logs.filter((r) => r.msg === 'mini_upstream: cancelled a request').length;
 
-async function waitFor(pred, ms = 5000) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (pred()) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return pred();
-}
 
 test('a legacy notifications/cancelled reaches the upstream and ends the request', async () => {
   const s = await legacyInit(gw.url);
