@@ -9,7 +9,7 @@
 #   make deps       only install what is missing (apt + npm)
 
 CC      ?= cc
-PKGS    := libevent jansson yaml-0.1 libcrypto
+PKGS    := libevent libevent_openssl jansson yaml-0.1 libssl libcrypto sqlite3 cjose libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <stdio.h>
 
 struct pc_listen_conf {
@@ -62,6 +63,88 @@ struct pc_limits_conf {
 	uint32_t list_ttl_ms;	/* ttlMs on modern list results */
 };
 
+enum pc_mode { PC_MODE_DEVELOPMENT = 0, PC_MODE_PRODUCTION };
+
+enum pc_client_auth {
+	PC_CLIENT_AUTH_NONE = 0,	/* no client certificate requested */
+	PC_CLIENT_AUTH_OPTIONAL,	/* verified if sent */
+	PC_CLIENT_AUTH_REQUIRED,	/* handshake fails without a valid one */
+};
+
+/* TLS on the MCP listener. */
+struct pc_tls_conf {
+	bool enabled;
+	char *cert_file;		/* PEM chain, absolute path */
+	char *key_file;			/* PEM key; refused if group/other can read */
+	char *client_ca_file;		/* PEM bundle for mTLS, or NULL */
+	enum pc_client_auth client_auth;
+	int min_version;		/* 12 (TLS 1.2, default) or 13 */
+	bool session_tickets;		/* default false: no ticket resumption */
+	uint32_t hsts_max_age_s;	/* Strict-Transport-Security; 0 = off */
+};
+
+/* An address range (trusted proxies). */
+struct pc_cidr {
+	int family;			/* AF_INET or AF_INET6 */
+	unsigned bits;
+	unsigned char addr[16];
+};
+
+/* mTLS identity -> principal. `match` is an exact identity (SAN URI such
+ * as a SPIFFE id, SAN DNS name or subject CN) or a prefix ending in '*'. */
+struct pc_mtls_identity {
+	char *match;
+	char *principal;
+	char *tenant;			/* may be NULL */
+	char **roles;			/* NULL-terminated */
+	size_t nroles;
+};
+
+/* OAuth scope -> roles. */
+struct pc_scope_roles {
+	char *scope;
+	char **roles;			/* NULL-terminated */
+	size_t nroles;
+};
+
+struct pc_auth_conf {
+	/* `auth: none`: no authentication. Only for a loopback listener and
+	 * not in production mode; logged loudly at start. Default false. */
+	bool none;
+
+	/* API keys (enabled when a pepper is configured). */
+	char *key_store;		/* SQLite file, absolute; default
+					 * <config dir>/portcullis.db */
+	char *pepper;			/* HMAC key from ${file:}/${env:}, NUL-
+					 * terminated; NULL = API keys off */
+	size_t pepper_len;		/* >= 32 bytes */
+	uint32_t rotation_days;		/* rotation-due policy; default 90 */
+
+	/* OAuth 2.1 resource server (enabled when issuer is set). */
+	char *issuer;			/* exact `iss` */
+	char *jwks_uri;			/* https (http only for loopback) */
+	char *jwks_file;		/* or a local JWKS file (no fetch) */
+	char *resource;			/* canonical URI of this gateway = `aud` */
+	char **algorithms;		/* NULL-terminated; default RS256 PS256
+					 * ES256 EdDSA */
+	size_t nalgorithms;
+	uint32_t leeway_s;		/* exp/nbf/iat leeway; default 60 */
+	char **scopes_supported;	/* for the PRM document */
+	size_t nscopes_supported;
+	char **required_scopes;		/* challenged on 401; checked on use */
+	size_t nrequired_scopes;
+	struct pc_scope_roles *scope_roles;
+	size_t nscope_roles;
+
+	/* mTLS identities (need tls.client_ca). */
+	struct pc_mtls_identity *identities;
+	size_t nidentities;
+
+	/* Failed authentications per source address before 429. */
+	uint32_t max_failures;		/* default 10 */
+	uint32_t failure_window_s;	/* default 60 */
+};
+
 struct pc_config {
 	char *path;		/* file it came from, or "<embedded>" */
 	struct pc_listen_conf listen;
@@ -77,6 +160,12 @@ struct pc_config {
 	struct pc_limits_conf limits;
 	struct pc_upstream_conf *upstreams;
 	size_t nupstreams;
+	enum pc_mode mode;	/* development (default) or production */
+	struct pc_tls_conf tls;
+	struct pc_cidr *trusted_proxies;	/* plaintext allowed from these;
+						 * forwarded headers honoured */
+	size_t ntrusted_proxies;
+	struct pc_auth_conf auth;
 	char **secrets;		/* resolved reference values, for redaction */
 	size_t nsecrets;
 };

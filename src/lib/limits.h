@@ -104,6 +104,27 @@
 /* Items per page that the gateway returns to clients. */
 #define PC_DEF_PAGE_SIZE             100u
 
+/* --- authentication ------------------------------------------------------ */
+
+/* Authorization header value; a JWT with many claims stays well below. */
+#define PC_MAX_AUTH_HEADER           8192u
+/* A JWKS document, fetched or read from a file. */
+#define PC_MAX_JWKS_BYTES            (256u * 1024u)
+/* Refetch the JWKS on an unknown kid at most this often, so a flood of
+ * tokens with random kids cannot make us hammer the issuer. */
+#define PC_JWKS_REFETCH_S            30u
+/* A JWKS fetch gives up after this. */
+#define PC_JWKS_FETCH_TIMEOUT_S      10u
+/* Default failed authentications per source and window before 429. */
+#define PC_DEF_AUTH_MAX_FAILURES     10u
+#define PC_DEF_AUTH_FAILURE_WINDOW_S 60u
+/* Sources tracked by the failed-authentication limiter (oldest evicted). */
+#define PC_MAX_AUTH_FAIL_SOURCES     65536u
+/* An API key's last use is written at most this often. */
+#define PC_KEY_TOUCH_INTERVAL_S      1u
+/* Default rotation policy for API keys. */
+#define PC_DEF_KEY_ROTATION_DAYS     90u
+
 /* --- config ---------------------------------------------------------------- */
 
 #define PC_MAX_CONFIG_BYTES          (4u * 1024u * 1024u)

@@ -1,0 +1,32 @@
+/*
+ * Who is calling: the result of the authenticate stage, attached to every
+ * request past it. Plain data with fixed-size fields so that it can be
+ * copied into a call or a session without allocation.
+ */
+#ifndef PC_PRINCIPAL_H
+#define PC_PRINCIPAL_H
+
+#include <stdint.h>
+
+enum pc_auth_method {
+	PC_AUTH_NONE = 0,	/* `auth: none` (loopback development only) */
+	PC_AUTH_APIKEY,
+	PC_AUTH_JWT,
+	PC_AUTH_MTLS,
+};
+
+#define PC_PRINCIPAL_MAX 128
+#define PC_ROLES_MAX 512
+
+struct pc_principal {
+	enum pc_auth_method method;
+	char id[PC_PRINCIPAL_MAX];	/* principal name (key's principal,
+					 * JWT sub, mTLS mapping) */
+	char tenant[PC_PRINCIPAL_MAX];	/* "" when none */
+	char key_id[48];		/* API key id, JWT jti, or "" */
+	char roles[PC_ROLES_MAX];	/* comma-separated, "" when none */
+	char scopes[PC_ROLES_MAX];	/* JWT scopes, space-separated */
+	int64_t expires;		/* unix seconds; 0 = none */
+};
+
+#endif

@@ -1,0 +1,43 @@
+/*
+ * TLS for the MCP listener (OpenSSL 3 through bufferevent_openssl): TLS 1.2
+ * minimum (1.3 only if configured), modern AEAD suites, no renegotiation, no
+ * compression, tickets off unless enabled (then rotated keys), optional or
+ * required client certificates against a CA bundle. The SSL_CTX is rebuilt
+ * on reload; connections keep the one they started with.
+ */
+#ifndef PC_TLS_H
+#define PC_TLS_H
+
+#include <stddef.h>
+
+#include "../config/config.h"
+
+struct evhttp;
+struct evhttp_connection;
+struct pc_tls;
+
+/* Build from conf (borrowed only during the call). 0, PC_E_CONFIG (bad or
+ * unreadable file, key readable by group/others, key not matching the
+ * certificate: message in err, no secret in it), PC_E_NOMEM. */
+int pc_tls_new(const struct pc_tls_conf *conf, struct pc_tls **out,
+    char *err, size_t errlen);
+void pc_tls_free(struct pc_tls *t);
+
+/* Swap in a new context for new connections. On error the old one stays.
+ * Same returns as pc_tls_new. */
+int pc_tls_reload(struct pc_tls *t, const struct pc_tls_conf *conf,
+    char *err, size_t errlen);
+
+/* Make `http` speak TLS on every new connection (evhttp_set_bevcb). */
+void pc_tls_attach(struct pc_tls *t, struct evhttp *http);
+
+/*
+ * The verified client certificate's identity on this connection: the first
+ * SAN URI (e.g. spiffe://...), else the first SAN DNS name, else the
+ * subject CN. 0 and out filled; PC_E_NOTFOUND when there is no verified
+ * client certificate (or the connection is not TLS).
+ */
+int pc_tls_peer_identity(struct evhttp_connection *evcon, char *out,
+    size_t outlen);
+
+#endif
