@@ -229,6 +229,7 @@ pc_config_free(struct pc_config *cfg)
 	for (size_t i = 0; i < cfg->nupstreams; i++)
 		cfg_upstream_clear(&cfg->upstreams[i]);
 	free(cfg->upstreams);
+	cfg_auth_free(cfg);
 	free_strv(cfg->secrets, cfg->nsecrets, true);
 	free(cfg);
 }
@@ -252,6 +253,10 @@ config_new(const char *path)
 	cfg->modern_enabled = true;
 	cfg->log_level = pc_strndup("info", 4);
 	cfg->secrets = calloc(1, sizeof(char *));
+	if (cfg_auth_defaults(cfg) != 0) {
+		pc_config_free(cfg);
+		return NULL;
+	}
 	cfg->limits = (struct pc_limits_conf){
 		.max_body_bytes = PC_DEF_MAX_BODY_BYTES,
 		.max_header_bytes = PC_DEF_MAX_HEADER_BYTES,
@@ -279,7 +284,12 @@ int
 pc_config_default(struct pc_config **out)
 {
 	*out = config_new("<embedded>");
-	return *out == NULL ? PC_E_NOMEM : 0;
+	if (*out == NULL)
+		return PC_E_NOMEM;
+	/* The embedded defaults serve no upstream on loopback: nothing to
+	 * protect yet. A config file must choose its authentication. */
+	(*out)->auth.none = true;
+	return 0;
 }
 
 /* --- loading ---------------------------------------------------------------- */

@@ -6,6 +6,7 @@
  * that occurs in a printed string is replaced by <redacted>; the caller
  * never sees a secret through this path.
  */
+#include <arpa/inet.h>
 #include "config_int.h"
 
 #include <stdio.h>
@@ -172,6 +173,101 @@ put_upstream(FILE *f, const struct pc_config *cfg,
 	put_size(f, in, "max_line_bytes", u->max_line_bytes);
 }
 
+static void
+put_path(FILE *f, const struct pc_config *cfg, const char *key, const char *p)
+{
+	if (p == NULL)
+		return;
+	fprintf(f, "%s: ", key);
+	put_str(f, cfg, p);
+	fputc('\n', f);
+}
+
+/* mode, tls, trusted_proxies and auth. The pepper is always redacted. */
+static void
+put_security(FILE *f, const struct pc_config *cfg)
+{
+	static const char *const ca[] = { "none", "optional", "required" };
+	const struct pc_auth_conf *a = &cfg->auth;
+	char b[INET6_ADDRSTRLEN];
+
+	fprintf(f, "mode: %s\n", cfg->mode == PC_MODE_PRODUCTION ?
+	    "production" : "development");
+	if (cfg->tls.enabled) {
+		const struct pc_tls_conf *t = &cfg->tls;
+		fputs("tls:\n", f);
+		put_path(f, cfg, "  cert", t->cert_file);
+		put_path(f, cfg, "  key", t->key_file);
+		fprintf(f, "  min_version: \"1.%d\"\n", t->min_version - 10);
+		put_path(f, cfg, "  client_ca", t->client_ca_file);
+		fprintf(f, "  client_auth: %s\n", ca[t->client_auth]);
+		fprintf(f, "  session_tickets: %s\n", t->session_tickets ?
+		    "true" : "false");
+		put_dur(f, "  ", "hsts_max_age", (uint64_t)t->hsts_max_age_s * 1000u);
+	}
+	if (cfg->ntrusted_proxies > 0) {
+		fputs("trusted_proxies: [", f);
+		for (size_t i = 0; i < cfg->ntrusted_proxies; i++) {
+			const struct pc_cidr *c = &cfg->trusted_proxies[i];
+			inet_ntop(c->family, c->addr, b, sizeof(b));
+			fprintf(f, "%s%s/%u", i ? ", " : "", b, c->bits);
+		}
+		fputs("]\n", f);
+	}
+	if (a->none) {
+		fputs("auth: none\n", f);
+		return;
+	}
+	fputs("auth:\n", f);
+	if (a->pepper != NULL) {
+		fputs("  api_keys:\n", f);
+		put_path(f, cfg, "    store", a->key_store);
+		fputs("    pepper: <redacted>\n", f);
+		fprintf(f, "    rotation_days: %u\n", a->rotation_days);
+	}
+	if (a->issuer != NULL) {
+		fputs("  oauth:\n", f);
+		put_path(f, cfg, "    issuer", a->issuer);
+		put_path(f, cfg, "    jwks_uri", a->jwks_uri);
+		put_path(f, cfg, "    jwks_file", a->jwks_file);
+		put_path(f, cfg, "    resource", a->resource);
+		fputs("    algorithms: ", f);
+		put_list(f, cfg, a->algorithms, a->nalgorithms, false);
+		put_dur(f, "    ", "leeway", (uint64_t)a->leeway_s * 1000u);
+		fputs("    scopes_supported: ", f);
+		put_list(f, cfg, a->scopes_supported, a->nscopes_supported, false);
+		fputs("    required_scopes: ", f);
+		put_list(f, cfg, a->required_scopes, a->nrequired_scopes, false);
+		if (a->nscope_roles > 0) {
+			fputs("    scope_roles:\n", f);
+			for (size_t i = 0; i < a->nscope_roles; i++) {
+				fputs("      ", f);
+				put_str(f, cfg, a->scope_roles[i].scope ?
+				    a->scope_roles[i].scope : "");
+				fputs(": ", f);
+				put_list(f, cfg, a->scope_roles[i].roles,
+				    a->scope_roles[i].nroles, false);
+			}
+		}
+	}
+	if (a->nidentities > 0) {
+		fputs("  mtls:\n    identities:\n", f);
+		for (size_t i = 0; i < a->nidentities; i++) {
+			const struct pc_mtls_identity *id = &a->identities[i];
+			fputs("      - match: ", f);
+			put_str(f, cfg, id->match ? id->match : "");
+			fputs("\n        principal: ", f);
+			put_str(f, cfg, id->principal ? id->principal : "");
+			fputc('\n', f);
+			put_path(f, cfg, "        tenant", id->tenant);
+			fputs("        roles: ", f);
+			put_list(f, cfg, id->roles, id->nroles, false);
+		}
+	}
+	fprintf(f, "  failed_auth:\n    max_failures: %u\n", a->max_failures);
+	put_dur(f, "    ", "window", (uint64_t)a->failure_window_s * 1000u);
+}
+
 int
 pc_config_dump(const struct pc_config *cfg, FILE *f)
 {
@@ -209,5 +305,6 @@ pc_config_dump(const struct pc_config *cfg, FILE *f)
 	fprintf(f, "upstreams:%s\n", cfg->nupstreams ? "" : " []");
 	for (size_t i = 0; i < cfg->nupstreams; i++)
 		put_upstream(f, cfg, &cfg->upstreams[i]);
+	put_security(f, cfg);
 	return ferror(f) ? PC_E_IO : 0;
 }

@@ -51,6 +51,8 @@ struct cfg_ctx {
 	struct pc_config_errors *errs;	/* never NULL here */
 	struct pc_config *cfg;
 	bool nomem;			/* an allocation failed somewhere */
+	bool listen_nonloopback;	/* checked against tls at the end */
+	bool auth_method_seen;		/* an auth method section was given */
 	bool full;			/* error list reached its cap */
 };
 
@@ -142,6 +144,21 @@ char *cfg_dup(struct cfg_ctx *ctx, const char *s);
 /* config_upstream.c: the upstreams: list. */
 void cfg_upstreams(struct cfg_ctx *ctx, const struct cfg_key *k,
     const struct cfg_node *v);
+
+/* config_auth.c: mode, tls, trusted_proxies, auth ------------------------ */
+int cfg_auth_defaults(struct pc_config *c);
+void cfg_auth_free(struct pc_config *c);
+void cfg_k_mode(struct cfg_ctx *ctx, const struct cfg_key *k,
+    const struct cfg_node *v, void *obj);
+void cfg_k_tls(struct cfg_ctx *ctx, const struct cfg_key *k,
+    const struct cfg_node *v, void *obj);
+void cfg_k_trusted_proxies(struct cfg_ctx *ctx, const struct cfg_key *k,
+    const struct cfg_node *v, void *obj);
+void cfg_k_auth(struct cfg_ctx *ctx, const struct cfg_key *k,
+    const struct cfg_node *v, void *obj);
+/* Rules across keys, after the walk. Nodes may be NULL (key absent). */
+void cfg_auth_check(struct cfg_ctx *ctx, const struct cfg_node *root,
+    const struct cfg_node *auth_node, const struct cfg_node *listen_node);
 
 /* config_ref.c ------------------------------------------------------------ */
 

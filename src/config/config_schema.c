@@ -612,10 +612,15 @@ set_listen(struct cfg_ctx *ctx, const struct cfg_key *k,
 		return;
 	}
 	if (!is_loopback(af, addr)) {
-		cfg_err_at(ctx, v, "%s: %s: non-loopback listen addresses need "
-		    "TLS and authentication, which this build does not have yet",
-		    k->name, host);
-		return;
+		/* The admin endpoints are for local probes only; the MCP
+		 * listener may face a network once TLS (or a trusted proxy)
+		 * is configured, which cfg_auth_check() decides at the end. */
+		if (allow_off) {
+			cfg_err_at(ctx, v, "%s: %s: the admin listener must be "
+			    "a loopback address", k->name, host);
+			return;
+		}
+		ctx->listen_nonloopback = true;
 	}
 	replace_str(ctx, &out->address, host);
 	out->port = (uint16_t)p;
@@ -781,6 +786,10 @@ static const struct cfg_key top_keys[] = {
 	{ "eras", VK_FN, 0, 0, 0, k_eras },
 	{ "limits", VK_FN, 0, 0, 0, k_limits },
 	{ "upstreams", VK_FN, 0, 0, 0, k_upstreams },
+	{ "mode", VK_FN, 0, 0, 0, cfg_k_mode },
+	{ "tls", VK_FN, 0, 0, 0, cfg_k_tls },
+	{ "trusted_proxies", VK_FN, 0, 0, 0, cfg_k_trusted_proxies },
+	{ "auth", VK_FN, 0, 0, 0, cfg_k_auth },
 };
 
 _Static_assert(NKEYS(limit_keys) <= CFG_MAX_KEYS &&
@@ -793,8 +802,14 @@ cfg_walk_root(struct cfg_ctx *ctx, const struct cfg_node *root)
 	struct pc_config *c = ctx->cfg;
 	char b[96];
 
-	if (root == NULL || cfg_node_is_null(root))
-		return;	/* an empty file: all defaults */
+	if (root == NULL || cfg_node_is_null(root)) {
+		/* An empty file: all defaults, which must still pass the
+		 * rules (it has no authentication configured). */
+		static const struct cfg_node top = { .kind = CN_MAP, .line = 1,
+		    .col = 1 };
+		cfg_auth_check(ctx, &top, NULL, NULL);
+		return;
+	}
 	if (root->kind != CN_MAP) {
 		cfg_err_at(ctx, root, "expected a mapping of keys at the top "
 		    "level (listen:, upstreams:, ...), got %s",
@@ -812,4 +827,6 @@ cfg_walk_root(struct cfg_ctx *ctx, const struct cfg_node *root)
 		cfg_err_at(ctx, at, "admin_listen must differ from listen "
 		    "(both are %s:%u)", c->listen.address, c->listen.port);
 	}
+	/* seen[0] is listen, seen[10] auth (order of top_keys). */
+	cfg_auth_check(ctx, root, seen[10], seen[0]);
 }

@@ -50,10 +50,30 @@ errs_text(const struct pc_config_errors *e)
 	return buf;
 }
 
+/*
+ * Load yaml as t.yaml. A document without an auth: section gets `auth: none`
+ * appended (after everything, so positions in messages do not move): these
+ * tests are about other sections, and a config must name its authentication.
+ */
 static int
 load_str(const char *yaml, struct pc_config **cfg, struct pc_config_errors *e)
 {
-	return pc_config_load_buffer("t.yaml", yaml, strlen(yaml), cfg, e);
+	char *buf = NULL;
+	int rc;
+
+	if (strncmp(yaml, "auth:", 5) == 0 || strstr(yaml, "\nauth:") != NULL ||
+	    yaml[0] == '-' || yaml[0] == '[')
+		return pc_config_load_buffer("t.yaml", yaml, strlen(yaml), cfg, e);
+	size_t n = strlen(yaml);
+	buf = malloc(n + 16);
+	assert_non_null(buf);
+	memcpy(buf, yaml, n);
+	if (n > 0 && yaml[n - 1] != '\n')
+		buf[n++] = '\n';
+	memcpy(buf + n, "auth: none\n", 11);
+	rc = pc_config_load_buffer("t.yaml", buf, n + 11, cfg, e);
+	free(buf);
+	return rc;
 }
 
 /* Load yaml, expect failure with exactly `want` as the printed errors. */
@@ -387,7 +407,8 @@ test_misspelt_key(void **state)
 	    "t.yaml:7:5: unknown key 'comand' in upstream; did you mean "
 	    "'command'?\n"
 	    "t.yaml:8:1: unknown key 'zzz'; expected one of: listen, "
-	    "admin_listen, log_level, http, eras, limits, upstreams\n");
+	    "admin_listen, log_level, http, eras, limits, upstreams, mode, tls, "
+	    "trusted_proxies, auth\n");
 }
 
 /* One run reports every problem, in file order. */
@@ -618,7 +639,8 @@ static const char file_ref_yaml[] =
     "  - name: a\n"
     "    command: [x, \"--key=${file:secrets.txt}\"]\n"
     "    env:\n"
-    "      API_KEY: \"${file:secrets.txt}\"\n";
+    "      API_KEY: \"${file:secrets.txt}\"\n"
+    "auth: none\n";
 
 static void
 test_file_ref_group_readable(void **state)
@@ -721,11 +743,15 @@ test_listen(void **state)
 	struct pc_config *cfg;
 
 	(void)state;
+	/* A non-loopback listener needs TLS or a declared proxy; the admin
+	 * listener is loopback only; `auth: none` only on loopback. */
 	expect_errors("listen: 0.0.0.0:8080\nadmin_listen: \"[::]:1\"\n",
-	    "t.yaml:1:9: listen: 0.0.0.0: non-loopback listen addresses need "
-	    "TLS and authentication, which this build does not have yet\n"
-	    "t.yaml:2:15: admin_listen: ::: non-loopback listen addresses need "
-	    "TLS and authentication, which this build does not have yet\n");
+	    "t.yaml:1:1: listen: a non-loopback address needs tls (cert and "
+	    "key), or trusted_proxies naming the TLS-terminating proxy in front "
+	    "of the gateway\n"
+	    "t.yaml:2:15: admin_listen: ::: the admin listener must be a "
+	    "loopback address\n"
+	    "t.yaml:3:1: auth: none is only allowed on a loopback listener\n");
 	expect_errors("listen: 127.0.0.1:65536\nadmin_listen: 127.0.0.1:x\n",
 	    "t.yaml:1:9: listen: port in '127.0.0.1:65536' must be a number "
 	    "from 0 to 65535\n"
@@ -849,6 +875,91 @@ test_upstream_values(void **state)
 	pc_config_free(cfg);
 }
 
+
+/* Authentication must be chosen; `auth: none` only on loopback and never in
+ * production; the pepper is a secret and long enough. */
+static void
+test_auth_rules(void **state)
+{
+	struct pc_config *cfg;
+
+	(void)state;
+	expect_errors("auth: {}\n",
+	    "t.yaml:1:1: auth: no authentication method is configured; set "
+	    "auth.api_keys, auth.oauth or auth.mtls (or write `auth: none` for "
+	    "a loopback development setup)\n");
+	expect_errors("mode: production\nauth: none\n",
+	    "t.yaml:1:1: mode: production needs tls or trusted_proxies (HTTPS "
+	    "only)\n"
+	    "t.yaml:2:1: auth: none is refused in production mode\n");
+	expect_errors("auth:\n  api_keys:\n    pepper: "
+	    "0123456789abcdef0123456789abcdef\n",
+	    "t.yaml:3:13: pepper: a literal secret is refused; use "
+	    "${file:PATH} (mode 0600) or ${env:NAME}\n");
+	setenv("PC_TEST_PEPPER", "short", 1);
+	expect_errors("auth:\n  api_keys:\n    pepper: \"${env:PC_TEST_PEPPER}\"\n",
+	    "t.yaml:3:13: pepper: must be at least 32 bytes (e.g. openssl rand "
+	    "-hex 32 > pepper; chmod 600 pepper)\n");
+	expect_errors("auth:\n  api_keys: {rotation_days: 30}\n",
+	    "t.yaml:2:13: api_keys: needs a pepper (\"${file:PATH}\" with at "
+	    "least 32 random bytes)\n");
+	setenv("PC_TEST_PEPPER", "0123456789abcdef0123456789abcdef", 1);
+	cfg = expect_ok("auth:\n  api_keys:\n    pepper: \"${env:PC_TEST_PEPPER}\"\n");
+	assert_int_equal(cfg->auth.pepper_len, 32);
+	assert_non_null(cfg->auth.key_store);
+	assert_non_null(strstr(cfg->auth.key_store, "portcullis.db"));
+	/* The pepper is redaction material like any resolved secret. */
+	assert_int_equal(cfg->nsecrets, 1);
+	pc_config_free(cfg);
+	unsetenv("PC_TEST_PEPPER");
+	expect_errors("auth:\n  oauth: {issuer: \"https://i\", jwks_file: j.json}\n",
+	    "t.yaml:2:10: oauth: needs resource (this gateway's canonical URL; "
+	    "tokens must carry it as aud)\n");
+	expect_errors("auth:\n  oauth: {issuer: \"https://i\", resource: "
+	    "\"http://example.com/mcp\", jwks_uri: \"http://example.com/j\"}\n",
+	    "t.yaml:2:42: resource: expected the gateway's canonical https:// "
+	    "URL without fragment, e.g. https://mcp.example.com/mcp, got "
+	    "'http://example.com/mcp'\n"
+	    "t.yaml:2:78: jwks_uri: expected an https:// URL (http only to a "
+	    "loopback address), got 'http://example.com/j'\n");
+}
+
+static void
+test_tls_and_proxies(void **state)
+{
+	struct pc_config *cfg;
+
+	(void)state;
+	expect_errors("tls: {cert: c.pem}\n",
+	    "t.yaml:1:6: tls: needs both cert and key\n");
+	expect_errors("tls: {cert: c.pem, key: k.pem, client_auth: required}\n",
+	    "t.yaml:1:32: tls: client_auth optional or required needs client_ca "
+	    "(the CA bundle that signs client certificates)\n");
+	expect_errors("trusted_proxies: [10.0.0.0/33, nope]\n",
+	    "t.yaml:1:19: trusted_proxies: expected an address or CIDR range "
+	    "such as 10.0.0.0/8 or fd00::/8, got '10.0.0.0/33'\n"
+	    "t.yaml:1:32: trusted_proxies: expected an address or CIDR range "
+	    "such as 10.0.0.0/8 or fd00::/8, got 'nope'\n");
+	/* A network listener with TLS and a real method is fine. */
+	setenv("PC_TEST_PEPPER", "0123456789abcdef0123456789abcdef", 1);
+	cfg = expect_ok("listen: 0.0.0.0:8443\ntls: {cert: c.pem, key: k.pem, "
+	    "min_version: \"1.3\"}\nauth:\n  api_keys: {pepper: "
+	    "\"${env:PC_TEST_PEPPER}\"}\n");
+	assert_true(cfg->tls.enabled);
+	assert_int_equal(cfg->tls.min_version, 13);
+	assert_int_equal(cfg->tls.client_auth, PC_CLIENT_AUTH_NONE);
+	assert_int_equal(cfg->tls.hsts_max_age_s, 31536000);
+	assert_true(cfg->tls.cert_file[0] == '/');
+	pc_config_free(cfg);
+	/* Behind a declared proxy, plaintext on a network address is fine. */
+	cfg = expect_ok("listen: 10.1.2.3:8080\ntrusted_proxies: [10.0.0.0/8]\n"
+	    "auth:\n  api_keys: {pepper: \"${env:PC_TEST_PEPPER}\"}\n");
+	assert_int_equal(cfg->ntrusted_proxies, 1);
+	assert_int_equal(cfg->trusted_proxies[0].bits, 8);
+	pc_config_free(cfg);
+	unsetenv("PC_TEST_PEPPER");
+}
+
 /* The shipped examples stay loadable. */
 static void
 test_examples(void **state)
@@ -862,8 +973,14 @@ test_examples(void **state)
 	assert_non_null(realpath(p, root));
 
 	setenv("GITHUB_TOKEN", "ghp-test", 1);
+	setenv("PORTCULLIS_PEPPER", "0123456789abcdef0123456789abcdef", 1);
 	snprintf(p, sizeof(p), "%s/examples/full.yaml", root);
 	assert_int_equal(pc_config_load(p, &cfg, &e), 0);
+	assert_int_equal(cfg->auth.pepper_len, 32);
+	assert_string_equal(cfg->auth.issuer, "https://idp.example.com/");
+	assert_int_equal(cfg->auth.nscope_roles, 2);
+	assert_int_equal(cfg->auth.max_failures, 10);
+	unsetenv("PORTCULLIS_PEPPER");
 	assert_int_equal(cfg->nupstreams, 2);
 	assert_string_equal(cfg->upstreams[0].prefix, "gh");
 	assert_string_equal(cfg->upstreams[0].env[0],
@@ -909,6 +1026,8 @@ main(void)
 		cmocka_unit_test(test_duplicate_names),
 		cmocka_unit_test(test_duplicate_yaml_key),
 		cmocka_unit_test(test_listen),
+		cmocka_unit_test(test_auth_rules),
+		cmocka_unit_test(test_tls_and_proxies),
 		cmocka_unit_test(test_anchor_refused),
 		cmocka_unit_test(test_yaml_syntax_error),
 		cmocka_unit_test(test_limits_and_files),
