@@ -345,6 +345,7 @@ launch() {
 listen: "127.0.0.1:$port"
 admin_listen: "off"
 log_level: warn
+auth: none
 http:
   path: /mcp
 upstreams:

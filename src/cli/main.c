@@ -17,12 +17,14 @@
 #include <event2/event.h>
 #include <jansson.h>
 
+#include "../authn/authn.h"
 #include "../config/config.h"
 #include "../http/http.h"
 #include "../lib/errors.h"
 #include "../lib/log.h"
 #include "../lib/version.h"
 #include "../mcp/router.h"
+#include "keys.h"
 
 static const char usage[] =
 "Usage: portcullis COMMAND [OPTIONS]\n"
@@ -42,6 +44,9 @@ static const char usage[] =
 "        Validate FILE without starting anything. Every error is printed\n"
 "        as file:line:col: message. --print shows the effective config\n"
 "        with secrets redacted. Exit 0 when valid, 1 when not.\n"
+"  keys create|list|show|rotate|revoke -c FILE ...\n"
+"        Manage API keys in the store named by the config (see\n"
+"        `portcullis keys --help` and docs/keys.md).\n"
 "  version\n"
 "        Print the version.\n"
 "  help, --help, -h\n"
@@ -64,6 +69,7 @@ struct serve_ctx {
 	struct event_base *base;
 	struct pc_router *router;
 	struct pc_http *http;
+	struct pc_authn *authn;
 	const char *path;		/* NULL: embedded defaults */
 	const char *log_override;
 	struct pc_config **configs;	/* every config ever loaded: the
@@ -141,8 +147,17 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 			    "(errors above); keeping the running one");
 			return;
 		}
+		struct pc_authn *nauthn = NULL;
+		char err[256];
+		if (pc_authn_new(sc->base, ncfg, &nauthn, err, sizeof(err)) != 0) {
+			pc_error("reload: authentication: %s; keeping the running "
+			    "configuration", err);
+			pc_config_free(ncfg);
+			return;
+		}
 		grown = realloc(sc->configs, (sc->nconfigs + 1) * sizeof(*grown));
 		if (grown == NULL) {
+			pc_authn_free(nauthn);
 			pc_config_free(ncfg);
 			pc_error("reload: out of memory; keeping the running "
 			    "configuration");
@@ -153,6 +168,9 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 		apply_log_level(ncfg, sc->log_override);
 		pc_router_set_config(sc->router, ncfg);
 		pc_http_set_config(sc->http, ncfg);
+		pc_http_set_authn(sc->http, nauthn);
+		pc_authn_free(sc->authn);
+		sc->authn = nauthn;
 		pc_info("reload: configuration %s applied", sc->path);
 		return;
 	}
@@ -216,7 +234,18 @@ cmd_serve(const char *path, const char *log_override)
 		goto out;
 	}
 	pc_router_on_ready(sc.router, on_ready, &sc);
-	rc = pc_http_new(sc.base, cfg, sc.router, &sc.http);
+	{
+		char err[256];
+		rc = pc_authn_new(sc.base, cfg, &sc.authn, err, sizeof(err));
+		if (rc != 0) {
+			pc_error("authentication: %s", err);
+			goto out;
+		}
+	}
+	if (cfg->auth.none)
+		pc_warn("authentication is OFF (auth: none): every local process "
+		    "can use the upstreams; for development on loopback only");
+	rc = pc_http_new(sc.base, cfg, sc.router, sc.authn, &sc.http);
 	if (rc != 0)
 		goto out;
 	rc = pc_http_start(sc.http);
@@ -240,6 +269,8 @@ cmd_serve(const char *path, const char *log_override)
 out:
 	pc_http_free(sc.http);
 	pc_router_free(sc.router);
+	pc_authn_flush(sc.authn);
+	pc_authn_free(sc.authn);
 	for (size_t i = 0; i < 3; i++)
 		if (sc.sigs[i] != NULL)
 			event_free(sc.sigs[i]);
@@ -287,6 +318,8 @@ main(int argc, char **argv)
 		fputs(usage, stdout);
 		return 0;
 	}
+	if (strcmp(cmd, "keys") == 0)
+		return pc_cli_keys(argc - 1, argv + 1);
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
 		printf("portcullis %s\n", PC_VERSION);
 		return 0;

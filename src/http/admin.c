@@ -42,11 +42,14 @@ pc_http_bind(struct pc_http *h, struct evhttp *http,
 	uint16_t port = l->port;
 	json_t *f;
 
-	(void)h;
-	/* Only loopback until TLS and authentication exist: the config
-	 * loader refuses others too; this is the last line. */
-	if (l->address == NULL || !is_loopback(l->address)) {
-		pc_error("%s listener: refusing non-loopback address", name);
+	/* A network address only for the MCP listener, and only with TLS or
+	 * behind declared proxies: the config loader enforces this too; this
+	 * is the last line. The admin listener is always loopback. */
+	if (l->address == NULL || (!is_loopback(l->address) &&
+	    (http != h->mcp || !(h->cfg->tls.enabled ||
+	    h->cfg->ntrusted_proxies > 0)))) {
+		pc_error("%s listener: refusing a non-loopback address without "
+		    "TLS or trusted proxies", name);
 		return PC_E_CONFIG;
 	}
 	bs = evhttp_bind_socket_with_handle(http, l->address, l->port);

@@ -18,16 +18,19 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <sys/queue.h>
 #include <event2/listener.h>
 #include <event2/util.h>
 #include <jansson.h>
 
+#include "../authn/authn.h"
 #include "../lib/errors.h"
 #include "../lib/json.h"
 #include "../lib/limits.h"
@@ -36,6 +39,7 @@
 #include "http.h"
 #include "http_check.h"
 #include "http_int.h"
+#include "tls.h"
 
 static const char *const legacy_versions[] = {
 	"2025-03-26", "2025-06-18", "2025-11-25", NULL,
@@ -117,14 +121,14 @@ header_matches(struct evhttp_request *req, const char *name, const char *want)
 }
 
 static void
-handle_modern(struct pc_http *h, struct evhttp_request *req, json_t *msg)
+handle_modern(struct pc_http *h, struct evhttp_request *req, json_t *msg,
+    const struct pc_rctx *cx)
 {
 	json_t *params, *meta, *id, *caps;
 	const char *ver, *method, *hver;
 	enum msg_type t;
 	const char *why = NULL;
 	struct pc_reqinfo ri;
-	char src[64];
 	int rc;
 
 	if (!h->cfg->modern_enabled) {
@@ -201,9 +205,9 @@ handle_modern(struct pc_http *h, struct evhttp_request *req, json_t *msg)
 		pc_http_send_json(req, 202, NULL, NULL);
 		return;
 	}
-	source_of(req, src, sizeof(src));
 	ri = (struct pc_reqinfo){ .era = PC_CLIENT_MODERN, .version = ver,
-	    .meta = meta, .source = src };
+	    .meta = meta, .source = cx->source,
+	    .principal = &cx->principal };
 	struct pc_exchange *ex = pc_ex_new(h, req, EX_POST);
 	if (ex == NULL) {
 		pc_http_send_error(req, 500, id, -32603, "Internal error");
@@ -233,13 +237,15 @@ pc_http_too_many(struct evhttp_request *req, json_t *id, int rc)
 /* --- legacy era ------------------------------------------------------------------------ */
 
 static void
-handle_initialize(struct pc_http *h, struct evhttp_request *req, json_t *msg)
+handle_initialize(struct pc_http *h, struct evhttp_request *req, json_t *msg,
+    const struct pc_rctx *cx)
 {
 	struct pc_session *s = NULL;
 	json_t *result = NULL, *id = json_object_get(msg, "id");
 	int rc;
 
 	rc = pc_router_initialize(h->router, json_object_get(msg, "params"),
+	    &cx->principal,
 	    &s, &result);
 	if (rc == PC_E_INVAL) {
 		json_t *e = json_pack("{s:s, s:O, s:o}", "jsonrpc", "2.0",
@@ -298,14 +304,14 @@ legacy_one(struct pc_http *h, struct evhttp_request *req,
 }
 
 static void
-handle_legacy(struct pc_http *h, struct evhttp_request *req, json_t *body)
+handle_legacy(struct pc_http *h, struct evhttp_request *req, json_t *body,
+    const struct pc_rctx *cx)
 {
 	const char *sid = hdr(req, "Mcp-Session-Id");
 	const char *ver = hdr(req, "MCP-Protocol-Version");
 	struct pc_session *s;
 	struct pc_reqinfo ri;
 	const char *why = NULL;
-	char src[64];
 	int is_batch = json_is_array(body);
 
 	if (!h->cfg->legacy_enabled) {
@@ -345,7 +351,7 @@ handle_legacy(struct pc_http *h, struct evhttp_request *req, json_t *body)
 		}
 		const char *m = json_string_value(json_object_get(body, "method"));
 		if (t == MSG_REQUEST && strcmp(m, "initialize") == 0) {
-			handle_initialize(h, req, body);
+			handle_initialize(h, req, body, cx);
 			return;
 		}
 	}
@@ -354,7 +360,7 @@ handle_legacy(struct pc_http *h, struct evhttp_request *req, json_t *body)
 		    "Bad Request: Mcp-Session-Id header is required");
 		return;
 	}
-	s = pc_router_session(h->router, sid);
+	s = pc_router_session(h->router, sid, &cx->principal);
 	if (s == NULL) {
 		pc_http_send_error(req, 404, NULL, PC_RPC_NO_SESSION,
 		    "Session not found");
@@ -365,9 +371,9 @@ handle_legacy(struct pc_http *h, struct evhttp_request *req, json_t *body)
 		    "Invalid Request: batches exist only in 2025-03-26");
 		return;
 	}
-	source_of(req, src, sizeof(src));
 	ri = (struct pc_reqinfo){ .era = PC_CLIENT_LEGACY,
-	    .version = pc_session_version(s), .session = s, .source = src };
+	    .version = pc_session_version(s), .session = s, .source = cx->source,
+	    .principal = &cx->principal };
 
 	if (!is_batch) {
 		enum msg_type t = classify(body, &why);
@@ -425,7 +431,8 @@ handle_legacy(struct pc_http *h, struct evhttp_request *req, json_t *body)
  * nothing to delete), 404 for an unknown or ended one.
  */
 static struct pc_session *
-session_for(struct pc_http *h, struct evhttp_request *req, const char *why405)
+session_for(struct pc_http *h, struct evhttp_request *req,
+    const struct pc_rctx *cx, const char *why405)
 {
 	const char *sid = hdr(req, "Mcp-Session-Id");
 	struct pc_session *s;
@@ -436,7 +443,7 @@ session_for(struct pc_http *h, struct evhttp_request *req, const char *why405)
 		pc_http_send_error(req, 405, NULL, PC_RPC_GENERIC, why405);
 		return NULL;
 	}
-	s = pc_router_session(h->router, sid);
+	s = pc_router_session(h->router, sid, &cx->principal);
 	if (s == NULL)
 		pc_http_send_error(req, 404, NULL, PC_RPC_NO_SESSION,
 		    "Session not found");
@@ -444,7 +451,8 @@ session_for(struct pc_http *h, struct evhttp_request *req, const char *why405)
 }
 
 static void
-handle_get(struct pc_http *h, struct evhttp_request *req)
+handle_get(struct pc_http *h, struct evhttp_request *req,
+    const struct pc_rctx *cx)
 {
 	struct pc_session *s;
 	struct pc_exchange *ex;
@@ -455,7 +463,7 @@ handle_get(struct pc_http *h, struct evhttp_request *req)
 		    "Not Acceptable: GET needs Accept: text/event-stream");
 		return;
 	}
-	s = session_for(h, req,
+	s = session_for(h, req, cx,
 	    "Method Not Allowed: no session stream without a session");
 	if (s == NULL)
 		return;
@@ -482,9 +490,10 @@ handle_get(struct pc_http *h, struct evhttp_request *req)
 }
 
 static void
-handle_delete(struct pc_http *h, struct evhttp_request *req)
+handle_delete(struct pc_http *h, struct evhttp_request *req,
+    const struct pc_rctx *cx)
 {
-	struct pc_session *s = session_for(h, req,
+	struct pc_session *s = session_for(h, req, cx,
 	    "Method Not Allowed: DELETE needs a session");
 
 	if (s == NULL)
@@ -515,7 +524,8 @@ is_modern_request(struct evhttp_request *req, json_t *body)
 }
 
 static void
-handle_post(struct pc_http *h, struct evhttp_request *req)
+handle_post(struct pc_http *h, struct evhttp_request *req,
+    const struct pc_rctx *cx)
 {
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
 	size_t len = evbuffer_get_length(in);
@@ -558,11 +568,128 @@ handle_post(struct pc_http *h, struct evhttp_request *req)
 		pc_http_send_error(req, 400, NULL, -32600,
 		    "Invalid Request: body must be a JSON-RPC message");
 	} else if (is_modern_request(req, body)) {
-		handle_modern(h, req, body);
+		handle_modern(h, req, body, cx);
 	} else {
-		handle_legacy(h, req, body);
+		handle_legacy(h, req, body, cx);
 	}
 	json_decref(body);
+}
+
+/* The URL's query names an access token: refused, never read. */
+static int
+token_in_query(struct evhttp_request *req)
+{
+	const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
+	const char *q = u ? evhttp_uri_get_query(u) : NULL;
+	struct evkeyvalq params;
+	int found;
+
+	if (q == NULL || *q == '\0')
+		return 0;
+	TAILQ_INIT(&params);
+	if (evhttp_parse_query_str(q, &params) != 0)
+		return strstr(q, "access_token") != NULL;
+	found = evhttp_find_header(&params, "access_token") != NULL ||
+	    evhttp_find_header(&params, "api_key") != NULL;
+	evhttp_clear_headers(&params);
+	return found;
+}
+
+static void
+send_auth_refusal(struct pc_http *h, struct evhttp_request *req,
+    const struct pc_authn_result *res)
+{
+	struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
+	char ra[16];
+	json_t *e;
+
+	(void)h;
+	/* The reason in the body is coarse on purpose: telling "unknown key"
+	 * from "wrong secret" would let a caller enumerate key ids. The
+	 * precise reason is in the log. */
+	if (res->verdict == PC_AUTHN_THROTTLED) {
+		snprintf(ra, sizeof(ra), "%u", res->retry_after_s);
+		evhttp_add_header(oh, "Retry-After", ra);
+		e = json_pack("{s:s, s:n, s:{s:i, s:s, s:{s:s}}}", "jsonrpc",
+		    "2.0", "id", "error", "code", PC_RPC_AUTH_THROTTLED,
+		    "message", "Too many failed authentications; retry later",
+		    "data", "reason", "auth.throttled");
+		pc_http_send_json(req, 429, e, NULL);
+	} else if (res->verdict == PC_AUTHN_FORBIDDEN) {
+		evhttp_add_header(oh, "WWW-Authenticate", res->challenge);
+		e = json_pack("{s:s, s:n, s:{s:i, s:s, s:{s:s}}}", "jsonrpc",
+		    "2.0", "id", "error", "code", PC_RPC_FORBIDDEN, "message",
+		    "Forbidden: insufficient scope", "data", "reason",
+		    "auth.insufficient_scope");
+		pc_http_send_json(req, 403, e, NULL);
+	} else {
+		int missing = strcmp(res->reason, "auth.missing") == 0;
+		evhttp_add_header(oh, "WWW-Authenticate", res->challenge);
+		e = json_pack("{s:s, s:n, s:{s:i, s:s, s:{s:s}}}", "jsonrpc",
+		    "2.0", "id", "error", "code", PC_RPC_UNAUTHORIZED, "message",
+		    missing ? "Unauthorized: credentials required" :
+		    "Unauthorized: invalid credentials", "data", "reason",
+		    missing ? "auth.missing" : "auth.invalid");
+		pc_http_send_json(req, 401, e, NULL);
+	}
+	json_decref(e);
+}
+
+/* GET /.well-known/oauth-protected-resource[<mcp path>] (RFC 9728). */
+static int
+serve_prm(struct pc_http *h, struct evhttp_request *req, const char *uri)
+{
+	static const char wk[] = "/.well-known/oauth-protected-resource";
+	size_t wl = sizeof(wk) - 1;
+	const char *rest;
+	json_t *doc;
+
+	if (strncmp(uri, wk, wl) != 0)
+		return 0;
+	rest = uri + wl;
+	if (!(*rest == '\0' || *rest == '?' ||
+	    (strncmp(rest, h->cfg->mcp_path, strlen(h->cfg->mcp_path)) == 0 &&
+	    (rest[strlen(h->cfg->mcp_path)] == '\0' ||
+	    rest[strlen(h->cfg->mcp_path)] == '?'))))
+		return 0;
+	doc = h->authn ? pc_authn_prm(h->authn) : NULL;
+	if (doc == NULL) {
+		pc_http_send_error(req, 404, NULL, PC_RPC_GENERIC, "Not Found");
+		return 1;
+	}
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Allow", "GET");
+		pc_http_send_error(req, 405, NULL, PC_RPC_GENERIC,
+		    "Method Not Allowed");
+	} else {
+		pc_http_send_json(req, 200, doc, NULL);
+	}
+	json_decref(doc);
+	return 1;
+}
+
+/*
+ * Where the request comes from, and whether it may come that way: over
+ * plaintext only from loopback or a declared TLS-terminating proxy, whose
+ * X-Forwarded-For then names the client.
+ */
+static int
+resolve_source(struct pc_http *h, struct evhttp_request *req, char *out,
+    size_t outlen)
+{
+	const struct pc_config *cfg = h->cfg;
+	int trusted;
+
+	source_of(req, out, outlen);
+	trusted = cfg->ntrusted_proxies > 0 &&
+	    pc_addr_in(cfg->trusted_proxies, cfg->ntrusted_proxies, out);
+	if (!cfg->tls.enabled && !trusted && !pc_addr_is_loopback(out))
+		return PC_E_DENIED;
+	if (trusted)
+		(void)pc_forwarded_client(hdr(req, "X-Forwarded-For"),
+		    cfg->trusted_proxies, cfg->ntrusted_proxies, out, outlen);
+	return 0;
 }
 
 static void
@@ -574,19 +701,25 @@ handle_mcp(struct evhttp_request *req, void *arg)
 	const char *host = hdr(req, "Host");
 	const char *origin = hdr(req, "Origin");
 	size_t plen = strlen(cfg->mcp_path);
+	struct pc_authn_input in;
+	struct pc_authn_result res;
+	struct pc_rctx cx;
+	char ident[256];
 
-	/* Exact path, optionally followed by a query we ignore. */
-	if (uri == NULL || strncmp(uri, cfg->mcp_path, plen) != 0 ||
-	    (uri[plen] != '\0' && uri[plen] != '?')) {
-		pc_http_send_error(req, 404, NULL, PC_RPC_GENERIC, "Not Found");
-		return;
-	}
 	/* DNS rebinding: a browser page on evil.example that resolves to
 	 * 127.0.0.1 still sends its own Host and Origin. */
 	if (host == NULL || !(cfg->nhosts > 0 ? pc_in_list(cfg->allowed_hosts, host)
 	    : pc_host_is_loopback(host))) {
 		pc_http_send_error(req, 403, NULL, PC_RPC_GENERIC,
 		    "Forbidden: Host not allowed");
+		return;
+	}
+	if (uri != NULL && serve_prm(h, req, uri))
+		return;
+	/* Exact path, optionally followed by a query string. */
+	if (uri == NULL || strncmp(uri, cfg->mcp_path, plen) != 0 ||
+	    (uri[plen] != '\0' && uri[plen] != '?')) {
+		pc_http_send_error(req, 404, NULL, PC_RPC_GENERIC, "Not Found");
 		return;
 	}
 	if (origin != NULL && !(cfg->norigins > 0 ?
@@ -596,15 +729,52 @@ handle_mcp(struct evhttp_request *req, void *arg)
 		    "Forbidden: Origin not allowed");
 		return;
 	}
+	if (resolve_source(h, req, cx.source, sizeof(cx.source)) != 0) {
+		pc_warn("plaintext request from %s refused: not loopback and "
+		    "not a trusted proxy", cx.source);
+		pc_http_send_error(req, 403, NULL, PC_RPC_GENERIC,
+		    "Forbidden: use HTTPS");
+		return;
+	}
+
+	/* Authenticate: nothing past this point runs without a principal. */
+	in = (struct pc_authn_input){
+		.authorization = hdr(req, "Authorization"),
+		.source = cx.source,
+		.token_in_query = token_in_query(req),
+	};
+	if (h->tls != NULL && cfg->auth.nidentities > 0 &&
+	    pc_tls_peer_identity(evhttp_request_get_connection(req), ident,
+	    sizeof(ident)) == 0)
+		in.tls_identity = ident;
+	pc_authn_check(h->authn, &in, (int64_t)time(NULL), &cx.principal, &res);
+	if (res.verdict != PC_AUTHN_OK) {
+		json_t *f = json_pack("{s:s, s:s}", "reason", res.reason,
+		    "source", cx.source);
+		pc_log_fields(strcmp(res.reason, "auth.missing") == 0 ?
+		    PC_LOG_DEBUG : PC_LOG_WARN, __func__,
+		    "authentication refused", f);
+		json_decref(f);
+		send_auth_refusal(h, req, &res);
+		return;
+	}
+	if (pc_log_get_level() <= PC_LOG_DEBUG) {
+		json_t *f = json_pack("{s:s, s:s, s:s}", "principal",
+		    cx.principal.id, "key_id", cx.principal.key_id, "source",
+		    cx.source);
+		pc_log_fields(PC_LOG_DEBUG, __func__, "authenticated", f);
+		json_decref(f);
+	}
+
 	switch (evhttp_request_get_command(req)) {
 	case EVHTTP_REQ_POST:
-		handle_post(h, req);
+		handle_post(h, req, &cx);
 		break;
 	case EVHTTP_REQ_GET:
-		handle_get(h, req);
+		handle_get(h, req, &cx);
 		break;
 	case EVHTTP_REQ_DELETE:
-		handle_delete(h, req);
+		handle_delete(h, req, &cx);
 		break;
 	default:
 		evhttp_add_header(evhttp_request_get_output_headers(req),
@@ -634,7 +804,7 @@ apply_limits(struct pc_http *h)
 
 int
 pc_http_new(struct event_base *base, const struct pc_config *cfg,
-    struct pc_router *router, struct pc_http **out)
+    struct pc_router *router, struct pc_authn *authn, struct pc_http **out)
 {
 	struct pc_http *h = calloc(1, sizeof(*h));
 
@@ -644,6 +814,7 @@ pc_http_new(struct event_base *base, const struct pc_config *cfg,
 	h->base = base;
 	h->cfg = cfg;
 	h->router = router;
+	h->authn = authn;
 	h->mcp = evhttp_new(base);
 	if (h->mcp == NULL) {
 		free(h);
@@ -666,17 +837,43 @@ pc_http_new(struct event_base *base, const struct pc_config *cfg,
 void
 pc_http_set_config(struct pc_http *h, const struct pc_config *cfg)
 {
+	char err[256];
+
+	/* A certificate that cannot be loaded must not take the listener
+	 * down: keep serving the old one and say why. */
+	if (h->tls != NULL && cfg->tls.enabled &&
+	    pc_tls_reload(h->tls, &cfg->tls, err, sizeof(err)) != 0)
+		pc_error("reload: TLS: %s; keeping the current certificate", err);
+	else if (h->tls != NULL)
+		pc_info("reload: TLS certificate loaded");
 	h->cfg = cfg;
+	pc_http_set_hsts(cfg->tls.enabled ? cfg->tls.hsts_max_age_s : 0);
 	apply_limits(h);
 	if (h->admin != NULL)
 		pc_admin_apply(h);
 }
 
+void
+pc_http_set_authn(struct pc_http *h, struct pc_authn *authn)
+{
+	h->authn = authn;
+}
+
 int
 pc_http_start(struct pc_http *h)
 {
+	char err[256];
 	int rc;
 
+	if (h->cfg->tls.enabled) {
+		rc = pc_tls_new(&h->cfg->tls, &h->tls, err, sizeof(err));
+		if (rc != 0) {
+			pc_error("TLS: %s", err);
+			return rc;
+		}
+		pc_tls_attach(h->tls, h->mcp);
+		pc_http_set_hsts(h->cfg->tls.hsts_max_age_s);
+	}
 	rc = pc_http_bind(h, h->mcp, &h->cfg->listen, "mcp", &h->mcp_sock);
 	if (rc != 0)
 		return rc;
@@ -725,5 +922,6 @@ pc_http_free(struct pc_http *h)
 	if (h->sweep != NULL)
 		event_free(h->sweep);
 	evhttp_free(h->mcp);
+	pc_tls_free(h->tls);
 	free(h);
 }

@@ -16,18 +16,26 @@ struct event_base;
 struct pc_router;
 struct pc_http;
 
-/* cfg and router borrowed. 0 or PC_E_NOMEM. */
+struct pc_authn;
+
+/* cfg, router and authn borrowed. 0 or PC_E_NOMEM. */
 int pc_http_new(struct event_base *base, const struct pc_config *cfg,
-    struct pc_router *router, struct pc_http **out);
+    struct pc_router *router, struct pc_authn *authn, struct pc_http **out);
+
+/* Use another authenticate stage from now on (reload). */
+void pc_http_set_authn(struct pc_http *h, struct pc_authn *authn);
 
 /*
- * Bind the MCP and admin listeners and log {"msg":"listening",...} with
- * the actual ports. 0, PC_E_IO (bind failed; logged with the address),
- * PC_E_CONFIG (refused address).
+ * Set up TLS when configured, bind the MCP and admin listeners and log
+ * {"msg":"listening",...} with the actual ports. 0, PC_E_IO (bind failed;
+ * logged with the address), PC_E_CONFIG (refused address, TLS files
+ * unusable: logged).
  */
 int pc_http_start(struct pc_http *h);
 
-/* Use a reloaded config for limits and allow-lists from now on. */
+/* Use a reloaded config for limits, allow-lists and the TLS certificate
+ * from now on. A certificate that cannot be loaded keeps the old one
+ * (logged). */
 void pc_http_set_config(struct pc_http *h, const struct pc_config *cfg);
 
 /* Stop accepting new connections (graceful shutdown, first step). */

@@ -5,6 +5,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <openssl/evp.h>
 
 #include "../lib/limits.h"
@@ -194,4 +198,98 @@ pc_header_decode(const char *v)
 			return NULL;
 	}
 	return pc_strndup(v, n);
+}
+
+static bool
+parse_addr(const char *addr, int *family, unsigned char out[16])
+{
+	if (inet_pton(AF_INET, addr, out) == 1) {
+		*family = AF_INET;
+		return true;
+	}
+	if (inet_pton(AF_INET6, addr, out) == 1) {
+		*family = AF_INET6;
+		return true;
+	}
+	return false;
+}
+
+static bool
+prefix_eq(const unsigned char *a, const unsigned char *b, unsigned bits)
+{
+	unsigned full = bits / 8, rest = bits % 8;
+
+	if (memcmp(a, b, full) != 0)
+		return false;
+	if (rest == 0)
+		return true;
+	unsigned char mask = (unsigned char)(0xff << (8 - rest));
+	return (a[full] & mask) == (b[full] & mask);
+}
+
+bool
+pc_addr_in(const struct pc_cidr *list, size_t n, const char *addr)
+{
+	unsigned char a[16];
+	int fam;
+
+	if (addr == NULL || !parse_addr(addr, &fam, a))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (list[i].family == fam && prefix_eq(a, list[i].addr,
+		    list[i].bits))
+			return true;
+	return false;
+}
+
+bool
+pc_addr_is_loopback(const char *addr)
+{
+	unsigned char a[16];
+	int fam;
+
+	if (addr == NULL || !parse_addr(addr, &fam, a))
+		return false;
+	if (fam == AF_INET)
+		return a[0] == 127;
+	if (IN6_IS_ADDR_LOOPBACK((struct in6_addr *)a))
+		return true;
+	return IN6_IS_ADDR_V4MAPPED((struct in6_addr *)a) && a[12] == 127;
+}
+
+bool
+pc_forwarded_client(const char *xff, const struct pc_cidr *list, size_t n,
+    char *out, size_t outlen)
+{
+	size_t len;
+
+	if (xff == NULL)
+		return false;
+	len = strlen(xff);
+	while (len > 0) {
+		size_t end = len, start;
+		while (end > 0 && (xff[end - 1] == ' ' || xff[end - 1] == ','))
+			end--;
+		start = end;
+		while (start > 0 && xff[start - 1] != ',')
+			start--;
+		while (start < end && xff[start] == ' ')
+			start++;
+		len = start;
+		char one[INET6_ADDRSTRLEN + 1];
+		size_t l = end - start;
+		unsigned char tmp[16];
+		int fam;
+		if (l == 0 || l >= sizeof(one))
+			return false;	/* garbage: do not guess */
+		memcpy(one, xff + start, l);
+		one[l] = '\0';
+		if (!parse_addr(one, &fam, tmp))
+			return false;
+		if (pc_addr_in(list, n, one))
+			continue;	/* another proxy of ours */
+		pc_strlcpy(out, one, outlen);
+		return true;
+	}
+	return false;
 }

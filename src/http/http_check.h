@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "../config/config.h"
+
 /* Accept lists both application/json and text/event-stream (media-range
  * parameters ignored, case-insensitive). */
 bool pc_accept_has(const char *accept, const char *type);
@@ -32,5 +34,20 @@ bool pc_in_list(char *const *list, const char *v);
  * invalid UTF-8 inside, longer than PC_MAX_HEADER_VALUE).
  */
 char *pc_header_decode(const char *v);
+
+/* addr (numeric, v4 or v6) lies in one of the ranges. */
+bool pc_addr_in(const struct pc_cidr *list, size_t n, const char *addr);
+
+/* addr is 127.0.0.0/8, ::1 or ::ffff:127.x. */
+bool pc_addr_is_loopback(const char *addr);
+
+/*
+ * The client behind trusted proxies: walking X-Forwarded-For from the
+ * right, the first address that is not itself a trusted proxy. Writes it
+ * to out and returns true; false (out untouched) when the header holds no
+ * usable address.
+ */
+bool pc_forwarded_client(const char *xff, const struct pc_cidr *list, size_t n,
+    char *out, size_t outlen);
 
 #endif

@@ -4,9 +4,12 @@
 
 #include <jansson.h>
 
+#include <stdint.h>
+
 #include <event2/util.h>
 
 #include "../config/config.h"
+#include "../authn/principal.h"
 #include "../mcp/router.h"
 
 struct event;
@@ -16,6 +19,15 @@ struct evhttp_bound_socket;
 struct evhttp_request;
 struct pc_router;
 struct pc_exchange;
+struct pc_authn;
+struct pc_tls;
+
+/* What the front learnt about a request before routing it. */
+struct pc_rctx {
+	char source[64];		/* client address (behind trusted
+					 * proxies: the forwarded client) */
+	struct pc_principal principal;	/* from the authenticate stage */
+};
 
 struct pc_http {
 	struct event_base *base;
@@ -25,6 +37,8 @@ struct pc_http {
 	struct evhttp *admin;
 	struct evhttp_bound_socket *mcp_sock;
 	struct evhttp_bound_socket *admin_sock;
+	struct pc_authn *authn;		/* borrowed */
+	struct pc_tls *tls;		/* owned; NULL without TLS */
 	struct pc_exchange *exchanges;	/* requests being answered */
 	struct event *sweep;		/* arms EOF watches, see http.c */
 	unsigned active;
@@ -67,6 +81,9 @@ void pc_batch_done(void *sink, int status, json_t *msg);
 void pc_batch_flush(struct pc_exchange *ex);
 void pc_ex_keepalive_cb(evutil_socket_t fd, short what, void *arg);
 void pc_http_sweep_cb(evutil_socket_t fd, short what, void *arg);
+
+/* Strict-Transport-Security on every MCP reply; 0 = none. */
+void pc_http_set_hsts(uint32_t max_age_s);
 
 void pc_http_send_json(struct evhttp_request *req, int status, json_t *body,
     const char *session_id);

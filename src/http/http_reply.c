@@ -25,6 +25,18 @@
 
 /* --- replies ------------------------------------------------------------------ */
 
+static char hsts[64];		/* "max-age=N; includeSubDomains" or "" */
+
+void
+pc_http_set_hsts(uint32_t max_age_s)
+{
+	if (max_age_s == 0)
+		hsts[0] = '\0';
+	else
+		snprintf(hsts, sizeof(hsts), "max-age=%u; includeSubDomains",
+		    max_age_s);
+}
+
 static void
 set_common_headers(struct evhttp_request *req)
 {
@@ -32,6 +44,8 @@ set_common_headers(struct evhttp_request *req)
 
 	evhttp_add_header(oh, "Cache-Control", "no-store");
 	evhttp_add_header(oh, "X-Content-Type-Options", "nosniff");
+	if (hsts[0] != '\0')
+		evhttp_add_header(oh, "Strict-Transport-Security", hsts);
 }
 
 void

@@ -31,6 +31,12 @@ int pc_tls_reload(struct pc_tls *t, const struct pc_tls_conf *conf,
 /* Make `http` speak TLS on every new connection (evhttp_set_bevcb). */
 void pc_tls_attach(struct pc_tls *t, struct evhttp *http);
 
+/* The Strict-Transport-Security value for replies on this listener
+ * ("max-age=N"), written into out (caller's buffer, 32 bytes is plenty).
+ * 0, PC_E_NOTFOUND when HSTS is off (hsts_max_age_s 0), PC_E_LIMIT if out
+ * is too small. Follows reloads. */
+int pc_tls_hsts(const struct pc_tls *t, char *out, size_t outlen);
+
 /*
  * The verified client certificate's identity on this connection: the first
  * SAN URI (e.g. spiffe://...), else the first SAN DNS name, else the

@@ -14,6 +14,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+#include "../authn/principal.h"
 #include "../config/config.h"
 
 struct event_base;
@@ -31,6 +32,9 @@ enum pc_client_era { PC_CLIENT_LEGACY = 1, PC_CLIENT_MODERN = 2 };
 #define PC_RPC_UP_TIMEOUT     (-32003)	/* upstream did not answer in time */
 #define PC_RPC_UP_UNAVAILABLE (-32004)	/* upstream down or restarting */
 #define PC_RPC_BUSY           (-32005)	/* too many requests in flight */
+#define PC_RPC_UNAUTHORIZED   (-32006)	/* 401: no or invalid credentials */
+#define PC_RPC_FORBIDDEN      (-32007)	/* 403: insufficient scope */
+#define PC_RPC_AUTH_THROTTLED (-32008)	/* 429: repeated failed auth */
 
 /*
  * Output of one inbound request, implemented by the transport.
@@ -54,6 +58,7 @@ struct pc_reqinfo {
 	struct pc_session *session;	/* legacy only; NULL for modern */
 	json_t *meta;			/* modern: params._meta (borrowed) */
 	const char *source;		/* client address, for per-client caps */
+	const struct pc_principal *principal;	/* authenticated caller */
 };
 
 /* 0, PC_E_NOMEM. cfg borrowed; must outlive the router (or be swapped
@@ -115,9 +120,16 @@ json_t *pc_rpc_result(json_t *id, json_t *result);
  * (*result then holds an error object to send, new ref).
  */
 int pc_router_initialize(struct pc_router *r, json_t *params,
-    struct pc_session **session, json_t **result);
-/* Borrowed or NULL. Touches the session's idle timer. */
-struct pc_session *pc_router_session(struct pc_router *r, const char *id);
+    const struct pc_principal *principal, struct pc_session **session,
+    json_t **result);
+/*
+ * The session `id` if it exists and belongs to `principal` (borrowed), or
+ * NULL. A session presented by another principal is treated exactly like an
+ * unknown one (and logged): holding a session id never authenticates.
+ * Touches the session's idle timer.
+ */
+struct pc_session *pc_router_session(struct pc_router *r, const char *id,
+    const struct pc_principal *principal);
 /* End a session: its calls get an error, its stream ends. */
 void pc_router_session_close(struct pc_router *r, struct pc_session *s);
 const char *pc_session_id(const struct pc_session *s);

@@ -94,7 +94,7 @@ struct pc_router {
 
 /* router_session.c */
 int pc_session_new(struct pc_router *r, const char *version, json_t *caps,
-    struct pc_session **out);
+    const struct pc_principal *owner, struct pc_session **out);
 void pc_session_free(struct pc_session *s);
 void pc_sessions_sweep_start(struct pc_router *r);
 void pc_session_end_stream(struct pc_session *s);

@@ -6,6 +6,7 @@
  * authenticates every request on its own (see DESIGN.md), and the id is
  * only looked up after that.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "../lib/errors.h"
@@ -19,9 +20,16 @@ static const char *const supported_legacy[] = {
 	"2025-11-25", "2025-06-18", "2025-03-26",
 };
 
+/* "tenant\x1fid": the principal a session is bound to. */
+static void
+owner_of(const struct pc_principal *p, char *out, size_t outlen)
+{
+	snprintf(out, outlen, "%s\x1f%s", p ? p->tenant : "", p ? p->id : "");
+}
+
 int
 pc_session_new(struct pc_router *r, const char *version, json_t *caps,
-    struct pc_session **out)
+    const struct pc_principal *owner, struct pc_session **out)
 {
 	struct pc_session *s;
 	int rc = PC_E_NOMEM;
@@ -44,6 +52,7 @@ pc_session_new(struct pc_router *r, const char *version, json_t *caps,
 			goto out;
 	} while (pc_map_get(r->sessions, s->id) != NULL);
 	pc_strlcpy(s->version, version, sizeof(s->version));
+	owner_of(owner, s->owner, sizeof(s->owner));
 	s->client_caps = caps ? json_deep_copy(caps) : json_object();
 	s->log_level = 0;
 	s->last_used_ms = pc_now_ms();
@@ -81,7 +90,8 @@ pc_session_free(struct pc_session *s)
 
 int
 pc_router_initialize(struct pc_router *r, json_t *params,
-    struct pc_session **session, json_t **result)
+    const struct pc_principal *principal, struct pc_session **session,
+    json_t **result)
 {
 	const char *want = json_string_value(json_object_get(params,
 	    "protocolVersion"));
@@ -104,7 +114,7 @@ pc_router_initialize(struct pc_router *r, json_t *params,
 	    sizeof(supported_legacy[0]); i++)
 		if (strcmp(want, supported_legacy[i]) == 0)
 			ver = supported_legacy[i];
-	rc = pc_session_new(r, ver, caps, session);
+	rc = pc_session_new(r, ver, caps, principal, session);
 	if (rc != 0)
 		return rc;
 	*result = json_pack("{s:s, s:{s:{s:b}, s:{s:b}, s:{s:b, s:b}, s:{}, "
@@ -122,15 +132,25 @@ pc_router_initialize(struct pc_router *r, json_t *params,
 }
 
 struct pc_session *
-pc_router_session(struct pc_router *r, const char *id)
+pc_router_session(struct pc_router *r, const char *id,
+    const struct pc_principal *principal)
 {
 	struct pc_session *s;
+	char who[sizeof(s->owner)];
 
 	if (id == NULL || strlen(id) != 2 * PC_SESSION_ID_BYTES)
 		return NULL;
 	s = pc_map_get(r->sessions, id);
 	if (s == NULL || s->closing)
 		return NULL;
+	owner_of(principal, who, sizeof(who));
+	if (strcmp(who, s->owner) != 0) {
+		/* Someone else's session id: answer as for an unknown one,
+		 * and say so in the log (a stolen or guessed id). */
+		pc_warn("session id presented by principal '%s', not its owner; "
+		    "refused as unknown", principal ? principal->id : "?");
+		return NULL;
+	}
 	s->last_used_ms = pc_now_ms();
 	return s;
 }

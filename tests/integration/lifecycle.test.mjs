@@ -25,6 +25,8 @@ test('SIGTERM lets an in-flight call finish, then stops the upstream and exits 0
     const r = await pending;
     assert.equal(r.status, 200);
     assert.equal(r.response.result.content[0].text, 'slept 1500 ms');
+    // It exits by itself once the upstream is stopped (no second signal).
+    assert.ok(await waitFor(() => gw.exited !== null, 15000), 'exited after draining');
     const exited = await gw.stop({ timeoutMs: 15000 });
     assert.equal(exited.code, 0);
     assert.ok(gw.logs.some((l) => l.msg === 'all upstreams stopped; exiting'));
@@ -102,7 +104,7 @@ test('portcullis version, --help and check', () => {
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-cli-'));
   try {
     const ok = join(dir, 'ok.yaml');
-    writeFileSync(ok, `upstreams:\n  - name: up\n    command: [${JSON.stringify(upstreamCommands.mini()[0])}]\n`);
+    writeFileSync(ok, `auth: none\nupstreams:\n  - name: up\n    command: [${JSON.stringify(upstreamCommands.mini()[0])}]\n`);
     const c1 = spawnSync(PORTCULLIS_BIN, ['check', '-c', ok], { encoding: 'utf8' });
     assert.equal(c1.status, 0, c1.stderr);
 

@@ -103,6 +103,9 @@ export async function startGateway(config, opts = {}) {
     listen: '127.0.0.1:0',
     admin_listen: '127.0.0.1:0',
     log_level: 'debug',
+    // Tests that are not about authentication run without it (loopback
+    // only); auth tests pass their own auth: section.
+    auth: 'none',
     ...config,
   };
   const configPath = join(dir, 'portcullis.yaml');

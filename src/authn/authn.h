@@ -1,0 +1,73 @@
+/*
+ * The authenticate stage: turns what a request presents (Authorization
+ * header, verified client certificate) into a principal, or into the
+ * protocol's refusal (401 with a challenge, 403 insufficient_scope, 429
+ * after repeated failures from one source). Nothing past this stage runs
+ * for a request that did not pass it.
+ *
+ * Methods: API keys ("Bearer pcs_..."), OAuth 2.1 JWT access tokens
+ * ("Bearer <jwt>"), mTLS identities (no Authorization header, a verified
+ * client certificate mapped by config), or `auth: none` (loopback
+ * development only). Tokens are taken from the Authorization header only,
+ * never from the query string.
+ */
+#ifndef PC_AUTHN_H
+#define PC_AUTHN_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "../config/config.h"
+#include "principal.h"
+
+struct event_base;
+struct pc_authn;
+
+struct pc_authn_input {
+	const char *authorization;	/* header value, or NULL */
+	const char *tls_identity;	/* verified client cert identity, or NULL */
+	const char *source;		/* client address */
+	int token_in_query;		/* the URL carried access_token= */
+};
+
+enum pc_authn_verdict {
+	PC_AUTHN_OK = 0,
+	PC_AUTHN_UNAUTHORIZED,		/* 401 */
+	PC_AUTHN_FORBIDDEN,		/* 403 insufficient_scope */
+	PC_AUTHN_THROTTLED,		/* 429 */
+};
+
+struct pc_authn_result {
+	enum pc_authn_verdict verdict;
+	const char *reason;		/* stable code: "auth.missing",
+					 * "apikey.revoked", "jwt.aud", ... */
+	unsigned retry_after_s;		/* for 429 */
+	char challenge[768];		/* WWW-Authenticate value for 401/403 */
+};
+
+/*
+ * Build from cfg (borrowed; must outlive the stage): opens the key store
+ * when API keys are configured, loads or starts fetching the JWKS when
+ * OAuth is. 0, or PC_E_CONFIG / PC_E_IO with a message in err.
+ */
+int pc_authn_new(struct event_base *base, const struct pc_config *cfg,
+    struct pc_authn **out, char *err, size_t errlen);
+void pc_authn_free(struct pc_authn *a);
+
+/* Decide. Always fills *res; fills *p when res->verdict is PC_AUTHN_OK. */
+void pc_authn_check(struct pc_authn *a, const struct pc_authn_input *in,
+    int64_t now, struct pc_principal *p, struct pc_authn_result *res);
+
+/*
+ * RFC 9728 Protected Resource Metadata for this gateway (new ref), or NULL
+ * when OAuth is not configured.
+ */
+json_t *pc_authn_prm(const struct pc_authn *a);
+
+/* Ready to authenticate (the JWKS is loaded when OAuth is configured). */
+int pc_authn_ready(const struct pc_authn *a);
+
+/* Write pending last-use records (shutdown). */
+void pc_authn_flush(struct pc_authn *a);
+
+#endif
