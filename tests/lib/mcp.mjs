@@ -54,19 +54,19 @@ export async function post(url, body, headers = {}) {
 }
 
 /** Legacy handshake: initialize + notifications/initialized. Returns the session. */
-export async function legacyInit(url, { version = LEGACY_VERSION, capabilities = {} } = {}) {
+export async function legacyInit(url, { version = LEGACY_VERSION, capabilities = {}, headers: extra = {} } = {}) {
   const r = await post(url, {
     jsonrpc: '2.0',
     id: 0,
     method: 'initialize',
     params: { protocolVersion: version, capabilities, clientInfo: { name: 'portcullis-tests', version: '1.0.0' } },
-  });
+  }, extra);
   if (r.status !== 200 || !r.response?.result) {
     throw new Error(`initialize failed: HTTP ${r.status} ${r.text.slice(0, 300)}`);
   }
   const sessionId = r.headers.get('mcp-session-id');
   const negotiated = r.response.result.protocolVersion;
-  const headers = { 'mcp-protocol-version': negotiated };
+  const headers = { ...extra, 'mcp-protocol-version': negotiated };
   if (sessionId) headers['mcp-session-id'] = sessionId;
   const n = await post(url, { jsonrpc: '2.0', method: 'notifications/initialized' }, headers);
   if (n.status !== 202) throw new Error(`notifications/initialized: HTTP ${n.status}`);

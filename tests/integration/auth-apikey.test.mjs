@@ -1,0 +1,173 @@
+// API keys end to end: the real binary, keys made with `portcullis keys`,
+// the official SDK clients (v1 legacy, v2 pinned to 2026-07-28) carrying
+// the key, and the attacker's view: no key, a wrong one, a revoked,
+// rotated-out or expired one, a key in the query string, another
+// principal's session id, a flood of bad keys. Refused requests must never
+// reach the upstream, and the upstream never sees the client's key.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { Client as ClientV1 } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport as HttpV1 } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { Client as ClientV2, StreamableHTTPClientTransport as HttpV2 } from '@modelcontextprotocol/client';
+import { startGateway, toYaml } from '../lib/gateway.mjs';
+import { PORTCULLIS_BIN, upstreamCommands } from '../lib/paths.mjs';
+import { legacyInit, post, modernRequest } from '../lib/mcp.mjs';
+
+let dir, gw, auth, cliCfg;
+
+function keys(...args) {
+  const r = spawnSync(PORTCULLIS_BIN, ['keys', ...args, '-c', cliCfg], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`keys ${args.join(' ')}: exit ${r.status}\n${r.stderr}`);
+  return r;
+}
+function createKey(principal, extra = []) {
+  const r = keys('create', '--principal', principal, '--json', ...extra);
+  return JSON.parse(r.stdout);
+}
+const bearer = (k) => ({ authorization: `Bearer ${k}` });
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'portcullis-auth-'));
+  writeFileSync(join(dir, 'pepper'), randomBytes(32).toString('hex'), { mode: 0o600 });
+  auth = {
+    api_keys: { store: join(dir, 'keys.db'), pepper: `\${file:${join(dir, 'pepper')}}` },
+    failed_auth: { max_failures: 10, window: '60s' },
+  };
+  cliCfg = join(dir, 'cli.yaml');
+  writeFileSync(cliCfg, toYaml({ auth }));
+  createKey('bootstrap'); // creates the store before the gateway opens it
+  gw = await startGateway({
+    auth,
+    upstreams: [{ name: 'up', command: upstreamCommands.mini() }],
+  });
+});
+after(async () => {
+  await gw?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+async function calls(key) {
+  const s = await legacyInit(gw.url, { headers: bearer(key) });
+  const r = await post(gw.url, { jsonrpc: '2.0', id: 99, method: 'tools/call', params: { name: 'up__calls', arguments: {} } }, { ...s.headers, ...bearer(key) });
+  return Number(r.response.result.content[0].text);
+}
+
+test('without credentials: 401 with a Bearer challenge, nothing reaches the upstream', async () => {
+  const alice = createKey('alice');
+  const before = await calls(alice.key);
+  const r = await post(gw.url, { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } });
+  assert.equal(r.status, 401);
+  assert.match(r.headers.get('www-authenticate'), /^Bearer /);
+  assert.equal(r.response?.error?.code ?? JSON.parse(r.text).error.code, -32006);
+  const m = await modernRequest(gw.url, 2, 'tools/call', { name: 'up__echo', arguments: { text: 'x' } });
+  assert.equal(m.status, 401);
+  assert.equal(await calls(alice.key), before + 1, 'only our own counting call reached the upstream');
+});
+
+test('SDK v1 and v2 clients connect with an API key and call a tool', async () => {
+  const alice = createKey('alice-sdk', ['--roles', 'reader']);
+  const v1 = new ClientV1({ name: 't', version: '1' });
+  await v1.connect(new HttpV1(new URL(gw.url), { requestInit: { headers: bearer(alice.key) } }));
+  const r1 = await v1.callTool({ name: 'up__echo', arguments: { text: 'v1' } });
+  assert.equal(r1.content[0].text, 'v1');
+  await v1.close();
+
+  const v2 = new ClientV2({ name: 't', version: '1' }, { versionNegotiation: { mode: { pin: '2026-07-28' } } });
+  await v2.connect(new HttpV2(new URL(gw.url), { requestInit: { headers: bearer(alice.key) } }));
+  const r2 = await v2.callTool({ name: 'up__echo', arguments: { text: 'v2' } });
+  assert.equal(r2.content[0].text, 'v2');
+  await v2.close();
+});
+
+test('wrong, malformed, revoked, rotated-out and expired keys are refused', async () => {
+  const k = createKey('carol');
+  const ok = (key) => post(gw.url, { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } }, bearer(key));
+  assert.equal((await ok(k.key)).status, 200);
+  // Same id, other secret.
+  const forged = k.key.slice(0, -4) + (k.key.endsWith('AAAA') ? 'BBBB' : 'AAAA');
+  assert.equal((await ok(forged)).status, 401);
+  assert.equal((await ok('pcs_nothex_x')).status, 401);
+
+  // Rotation with a grace window: both secrets work, then only the new one.
+  const rot = JSON.parse(keys('rotate', k.id, '--grace', '2s', '--json').stdout);
+  assert.equal(rot.id, k.id);
+  assert.equal((await ok(k.key)).status, 200, 'old secret inside its grace window');
+  assert.equal((await ok(rot.key)).status, 200, 'new secret');
+  await new Promise((r) => setTimeout(r, 2200));
+  assert.equal((await ok(k.key)).status, 401, 'old secret after the grace window');
+  assert.equal((await ok(rot.key)).status, 200);
+
+  // Revocation while the gateway runs takes effect on the next request.
+  keys('revoke', k.id);
+  assert.equal((await ok(rot.key)).status, 401);
+
+  const short = createKey('dave', ['--expires', '1s']);
+  assert.equal((await ok(short.key)).status, 200);
+  await new Promise((r) => setTimeout(r, 2100));
+  assert.equal((await ok(short.key)).status, 401, 'expired');
+  assert.ok(gw.logs.some((l) => l.msg === 'authentication refused' && l.reason === 'apikey.revoked'));
+  assert.ok(gw.logs.some((l) => l.msg === 'authentication refused' && l.reason === 'apikey.expired'));
+});
+
+test('a key in the query string is refused even when it is valid', async () => {
+  const k = createKey('erin');
+  const res = await fetch(`${gw.url}?access_token=${encodeURIComponent(k.key)}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } }),
+  });
+  assert.equal(res.status, 401);
+});
+
+test("another principal presenting a session id gets 404, and it is logged", async () => {
+  const a = createKey('frank');
+  const b = createKey('grace');
+  const s = await legacyInit(gw.url, { headers: bearer(a.key) });
+  const mine = await post(gw.url, { jsonrpc: '2.0', id: 2, method: 'tools/list' }, { ...s.headers, ...bearer(a.key) });
+  assert.equal(mine.status, 200);
+  const theirs = await post(gw.url, { jsonrpc: '2.0', id: 2, method: 'tools/list' }, { ...s.headers, ...bearer(b.key) });
+  assert.equal(theirs.status, 404);
+  assert.ok(gw.logs.some((l) => /session id presented by principal 'grace'/.test(l.msg)));
+  // The owner's session is unharmed.
+  assert.equal((await post(gw.url, { jsonrpc: '2.0', id: 3, method: 'tools/list' }, { ...s.headers, ...bearer(a.key) })).status, 200);
+});
+
+test('the upstream never sees the client key', async () => {
+  const k = createKey('heidi');
+  const s = await legacyInit(gw.url, { headers: bearer(k.key) });
+  const env = await post(gw.url, { jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'up__env', arguments: {} } }, { ...s.headers, ...bearer(k.key) });
+  const meta = await post(gw.url, { jsonrpc: '2.0', id: 6, method: 'tools/call', params: { name: 'up__meta', arguments: {}, _meta: { progressToken: 'p' } } }, { ...s.headers, ...bearer(k.key) });
+  const secret = k.key.split('_').pop();
+  for (const r of [env, meta]) {
+    const text = JSON.stringify(r.response.result);
+    assert.ok(!text.includes(secret), 'no secret in what the upstream saw');
+    assert.ok(!/authorization|bearer/i.test(text), 'no Authorization header passed on');
+  }
+  assert.ok(!gw.stderr.includes(secret), 'and the key is not in the gateway log');
+});
+
+test('repeated failures from one source get 429 with Retry-After before any key check', async () => {
+  const k = createKey('ivan');
+  const bad = (i) => post(gw.url, { jsonrpc: '2.0', id: i, method: 'tools/list' }, bearer(`pcs_0123456789abcdef_${'A'.repeat(43)}`));
+  // Earlier tests spent part of this source's budget of 10: count up to the
+  // refusal rather than assume where it starts.
+  const seen = [];
+  let r;
+  for (let i = 0; i < 12; i++) {
+    r = await bad(i);
+    seen.push(r.status);
+    if (r.status !== 401) break;
+  }
+  assert.ok(seen.length >= 2 && seen.slice(0, -1).every((s) => s === 401), `statuses ${seen}`);
+  assert.equal(r.status, 429);
+  const ra = Number(r.headers.get('retry-after'));
+  assert.ok(ra >= 1 && ra <= 60, `Retry-After ${ra}`);
+  // Throttled even with a good key: the source is locked out for the window.
+  const good = await post(gw.url, { jsonrpc: '2.0', id: 7, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } }, bearer(k.key));
+  assert.equal(good.status, 429);
+});
