@@ -988,8 +988,11 @@ test_examples(void **state)
 	pc_config_free(cfg);
 	unsetenv("GITHUB_TOKEN");
 
+	setenv("PORTCULLIS_DEMO_PEPPER", "0123456789abcdef0123456789abcdef", 1);
 	snprintf(p, sizeof(p), "%s/examples/demo.yaml", root);
 	assert_int_equal(pc_config_load(p, &cfg, &e), 0);
+	unsetenv("PORTCULLIS_DEMO_PEPPER");
+	assert_non_null(strstr(cfg->auth.key_store, "/.demo/keys.db"));
 	assert_int_equal(cfg->nupstreams, 2);
 	snprintf(want, sizeof(want), "%s/node_modules/.bin/"
 	    "mcp-server-everything", root);
