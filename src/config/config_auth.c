@@ -516,9 +516,16 @@ k_oauth(struct cfg_ctx *ctx, const struct cfg_key *k, const struct cfg_node *v,
 	if (seen[3] == NULL)
 		cfg_err_at(ctx, v, "oauth: needs resource (this gateway's "
 		    "canonical URL; tokens must carry it as aud)");
-	if ((seen[1] == NULL) == (seen[2] == NULL))
-		cfg_err_at(ctx, v, "oauth: needs exactly one of jwks_uri and "
-		    "jwks_file");
+	/* Neither: the keys are discovered from the issuer's metadata. */
+	if (seen[1] != NULL && seen[2] != NULL)
+		cfg_err_at(ctx, v, "oauth: give jwks_uri or jwks_file, not both");
+	if (seen[1] == NULL && seen[2] == NULL && a->issuer != NULL &&
+	    strncmp(a->issuer, "https://", 8) != 0 &&
+	    strncmp(a->issuer, "http://127.0.0.1", 16) != 0 &&
+	    strncmp(a->issuer, "http://localhost", 16) != 0)
+		cfg_err_at(ctx, v, "oauth: without jwks_uri or jwks_file the "
+		    "keys are discovered from the issuer, which must then be an "
+		    "https:// URL");
 }
 
 static void

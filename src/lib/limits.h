@@ -113,6 +113,14 @@
 /* Refetch the JWKS on an unknown kid at most this often, so a flood of
  * tokens with random kids cannot make us hammer the issuer. */
 #define PC_JWKS_REFETCH_S            30u
+/* A loaded JWKS is refreshed this often (key rotation at the issuer). */
+#define PC_JWKS_REFRESH_S            3600u
+/* Keys kept from one JWKS, and the longest kid accepted. */
+#define PC_JWKS_MAX_KEYS             64u
+#define PC_JWT_MAX_KID               256u
+/* RSA moduli accepted: 2048 to 8192 bits. */
+#define PC_JWT_RSA_MIN_BYTES         256u
+#define PC_JWT_RSA_MAX_BYTES         1024u
 /* A JWKS fetch gives up after this. */
 #define PC_JWKS_FETCH_TIMEOUT_S      10u
 /* Default failed authentications per source and window before 429. */
