@@ -6,6 +6,7 @@
  * that are still pending (see pc_http_sweep_cb).
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -228,18 +229,25 @@ static void
 watch_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct pc_exchange *ex = arg;
-	char c;
-	ssize_t n;
+	struct pollfd p = { .fd = fd, .events = POLLIN | POLLRDHUP };
 
 	(void)what;
-	n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-	if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR))) {
-		if (n < 0)
-			event_add(ex->watch, NULL);
+	/*
+	 * POLLRDHUP reports the peer's close even while bytes are still
+	 * unread: under TLS a client that leaves cleanly sends close_notify
+	 * first, which a peek would take for data. Readable without a close
+	 * is a pipelined request (or a TLS record): check again at the next
+	 * sweep rather than spin on a level-triggered event.
+	 */
+	if (poll(&p, 1, 0) < 0 && errno == EINTR)
+		return;
+	if (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) {
+		if (ex->evcon != NULL)
+			evhttp_connection_free(ex->evcon);	/* on_conn_close */
 		return;
 	}
-	if (ex->evcon != NULL)
-		evhttp_connection_free(ex->evcon);	/* runs on_conn_close */
+	event_free(ex->watch);
+	ex->watch = NULL;
 }
 
 /* Start watching the socket for EOF. */

@@ -40,19 +40,11 @@
 
 #include "http/tls.h"
 #include "lib/errors.h"
+#include "lib/limits.h"
 #include "lib/log.h"
 #include "lib/util.h"
 
-/* Local limits (candidates for lib/limits.h). */
-/* A PEM private key is a few KiB even for RSA 8192; anything far larger is
- * not a key file and is not worth parsing. */
-#define PC_TLS_MAX_KEY_FILE_BYTES	(1024 * 1024)
-/* Client chains are leaf + intermediates; 4 leaves room for two levels of
- * intermediate CA while bounding the verification work a client can cause. */
-#define PC_TLS_VERIFY_DEPTH		4
-/* Ticket keys encrypt new tickets for this long, then only decrypt (and
- * renew) for one more period: a ticket lives at most two periods. */
-#define PC_TLS_TICKET_ROTATE_S		3600u
+/* Protocol choices (limits are in lib/limits.h). */
 
 #define PC_TLS12_CIPHERS \
 	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:" \

@@ -133,6 +133,16 @@
 /* Default rotation policy for API keys. */
 #define PC_DEF_KEY_ROTATION_DAYS     90u
 
+/* --- TLS --------------------------------------------------------------------- */
+
+/* A PEM key file; real keys are a few KiB. */
+#define PC_TLS_MAX_KEY_FILE_BYTES    (1024 * 1024)
+/* Client certificate chains: leaf, intermediates, root. */
+#define PC_TLS_VERIFY_DEPTH          4
+/* Session-ticket keys (when tickets are on) rotate this often; the
+ * previous key is accepted for one more period. */
+#define PC_TLS_TICKET_ROTATE_S       3600u
+
 /* --- config ---------------------------------------------------------------- */
 
 #define PC_MAX_CONFIG_BYTES          (4u * 1024u * 1024u)
