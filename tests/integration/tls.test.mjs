@@ -1,0 +1,158 @@
+// The gateway on HTTPS: SDK clients with an API key and with a JWT over
+// TLS, HSTS, mTLS identities mapped to principals, a required client
+// certificate (none, or one from an unknown CA: the handshake fails), and
+// testssl.sh against the real listener.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:tls';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { Agent, fetch as ufetch } from 'undici';
+import { Client as ClientV1 } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport as HttpV1 } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { Client as ClientV2, StreamableHTTPClientTransport as HttpV2 } from '@modelcontextprotocol/client';
+import { startGateway, toYaml } from '../lib/gateway.mjs';
+import { PORTCULLIS_BIN, ROOT, upstreamCommands } from '../lib/paths.mjs';
+import { makeIssuer, makeToken, claims } from '../lib/jwt.mjs';
+
+const ISS = 'https://issuer.test';
+const AUD = 'https://mcp.test/mcp';
+let dir, pki, gw, issuer, apiKey;
+
+const file = (n) => join(pki, n);
+const pem = (n) => readFileSync(file(n));
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'portcullis-tls-'));
+  pki = join(dir, 'pki');
+  const mk = spawnSync('bash', [join(ROOT, 'tests/tls/make-certs.sh'), pki], {
+    encoding: 'utf8',
+    env: { ...process.env, CERT_DAYS: '365' },
+  });
+  assert.equal(mk.status, 0, mk.stderr);
+  issuer = makeIssuer();
+  writeFileSync(join(dir, 'jwks.json'), JSON.stringify(issuer.jwks));
+  writeFileSync(join(dir, 'pepper'), randomBytes(32).toString('hex'), { mode: 0o600 });
+  const auth = {
+    api_keys: { store: join(dir, 'keys.db'), pepper: `\${file:${join(dir, 'pepper')}}` },
+    oauth: { issuer: ISS, jwks_file: join(dir, 'jwks.json'), resource: AUD },
+    mtls: { identities: [{ match: 'spiffe://test.example/agent/*', principal: 'agent-a', roles: ['reader'] }] },
+  };
+  writeFileSync(join(dir, 'cli.yaml'), toYaml({ auth: { api_keys: auth.api_keys } }));
+  const k = spawnSync(PORTCULLIS_BIN, ['keys', 'create', '-c', join(dir, 'cli.yaml'), '--principal', 'tls-user'], { encoding: 'utf8' });
+  assert.equal(k.status, 0, k.stderr);
+  apiKey = k.stdout.trim();
+  gw = await startGateway({
+    tls: { cert: file('server.crt'), key: file('server.key'), client_ca: file('ca.crt'), client_auth: 'optional' },
+    auth,
+    upstreams: [{ name: 'up', command: upstreamCommands.mini() }],
+  });
+  gw.https = `https://localhost:${gw.port}/mcp`;
+});
+after(async () => {
+  await gw?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+/** fetch that trusts the test CA (and presents a client cert if given). */
+function tlsFetch(client) {
+  const agent = new Agent({
+    connect: { ca: pem('ca.crt'), ...(client ? { cert: pem(`${client}.crt`), key: pem(`${client}.key`) } : {}) },
+  });
+  return (url, init) => ufetch(url, { ...init, dispatcher: agent });
+}
+
+const initBody = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } });
+const jsonHeaders = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+
+test('SDK v1 over HTTPS with an API key, SDK v2 over HTTPS with a JWT; HSTS is sent', async () => {
+  const v1 = new ClientV1({ name: 't', version: '1' });
+  await v1.connect(new HttpV1(new URL(gw.https), { fetch: tlsFetch(), requestInit: { headers: { authorization: `Bearer ${apiKey}` } } }));
+  assert.equal((await v1.callTool({ name: 'up__echo', arguments: { text: 'tls v1' } })).content[0].text, 'tls v1');
+  await v1.close();
+
+  const jwt = makeToken(issuer, claims(ISS, AUD));
+  const v2 = new ClientV2({ name: 't', version: '1' }, { versionNegotiation: { mode: { pin: '2026-07-28' } } });
+  await v2.connect(new HttpV2(new URL(gw.https), { fetch: tlsFetch(), requestInit: { headers: { authorization: `Bearer ${jwt}` } } }));
+  assert.equal((await v2.callTool({ name: 'up__echo', arguments: { text: 'tls v2' } })).content[0].text, 'tls v2');
+  await v2.close();
+
+  const r = await tlsFetch()(gw.https, { method: 'POST', headers: { ...jsonHeaders, authorization: `Bearer ${apiKey}` }, body: initBody });
+  assert.equal(r.status, 200);
+  assert.match(r.headers.get('strict-transport-security') ?? '', /max-age=\d+/);
+});
+
+test('a client certificate maps to its principal; without any credential: 401', async () => {
+  const r = await tlsFetch('client')(gw.https, { method: 'POST', headers: jsonHeaders, body: initBody });
+  assert.equal(r.status, 200, 'the SPIFFE id is a principal');
+  assert.ok(gw.logs.some((l) => l.msg === 'authenticated' && l.principal === 'agent-a'));
+  // A certificate of the right CA whose identity is not mapped.
+  const cn = await tlsFetch('cn-client')(gw.https, { method: 'POST', headers: jsonHeaders, body: initBody });
+  assert.equal(cn.status, 401);
+  const none = await tlsFetch()(gw.https, { method: 'POST', headers: jsonHeaders, body: initBody });
+  assert.equal(none.status, 401);
+});
+
+test('plaintext HTTP on the TLS port gets no MCP answer', async () => {
+  const r = await fetch(`http://127.0.0.1:${gw.port}/mcp`, { method: 'POST', headers: jsonHeaders, body: initBody }).catch((e) => e);
+  assert.ok(r instanceof Error || r.status !== 200);
+});
+
+/** A raw TLS handshake; resolves 'ok', or the error code. */
+function handshake(port, client) {
+  return new Promise((resolve) => {
+    const s = connect({
+      host: '127.0.0.1',
+      port,
+      servername: 'localhost',
+      ca: pem('ca.crt'),
+      ...(client ? { cert: pem(`${client}.crt`), key: pem(`${client}.key`) } : {}),
+    });
+    let done = false;
+    const end = (v) => {
+      if (!done) {
+        done = true;
+        resolve(v);
+        s.destroy();
+      }
+    };
+    s.on('secureConnect', () => {
+      // TLS 1.3 reports a refused client certificate after the handshake:
+      // write a request and see whether the server kept the connection.
+      s.write('GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n');
+      s.once('data', () => end('ok'));
+    });
+    s.on('error', (e) => end(e.code ?? e.message));
+    s.on('close', () => end('closed'));
+    setTimeout(() => end('timeout'), 5000);
+  });
+}
+
+test('client_auth required: no certificate or an unknown CA fails the handshake', async () => {
+  const strict = await startGateway({
+    tls: { cert: file('server.crt'), key: file('server.key'), client_ca: file('ca.crt'), client_auth: 'required' },
+    auth: { mtls: { identities: [{ match: 'spiffe://test.example/agent/a', principal: 'agent-a' }] } },
+    upstreams: [{ name: 'up', command: upstreamCommands.mini() }],
+  });
+  try {
+    assert.notEqual(await handshake(strict.port), 'ok', 'no client certificate');
+    assert.notEqual(await handshake(strict.port, 'other-client'), 'ok', 'certificate from an unknown CA');
+    assert.equal(await handshake(strict.port, 'client'), 'ok', 'the good certificate');
+    const r = await tlsFetch('client')(`https://localhost:${strict.port}/mcp`, { method: 'POST', headers: jsonHeaders, body: initBody });
+    assert.equal(r.status, 200, 'and the principal comes from the certificate');
+  } finally {
+    await strict.stop();
+  }
+});
+
+test('testssl.sh finds no old protocol, weak cipher, renegotiation or vulnerability', { timeout: 900000 }, () => {
+  const out = join(ROOT, 'build', 'tls-gateway');
+  const r = spawnSync('bash', [join(ROOT, 'tests/tls/testssl.sh'), `localhost:${gw.port}`, out, file('ca.crt')], {
+    encoding: 'utf8',
+    timeout: 800000,
+  });
+  assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`.slice(-3000));
+});
