@@ -24,6 +24,7 @@
 #include "../lib/log.h"
 #include "../lib/version.h"
 #include "../mcp/router.h"
+#include "../stdio/stdio_front.h"
 #include "keys.h"
 
 static const char usage[] =
@@ -40,6 +41,11 @@ static const char usage[] =
 "        Signals: SIGTERM/SIGINT drain in-flight calls, stop the upstreams\n"
 "        and exit; SIGHUP reloads FILE (an invalid file keeps the running\n"
 "        config and logs why).\n"
+"  stdio -c FILE [--log-level LEVEL]\n"
+"        Serve one MCP client on standard input/output (a desktop client's\n"
+"        single server) with the same upstreams and policy; the caller is\n"
+"        the local user (principal stdio:<login>). Refused when the config\n"
+"        says mode: production. Logs stay on standard error.\n"
 "  check -c FILE [--print]\n"
 "        Validate FILE without starting anything. Every error is printed\n"
 "        as file:line:col: message. --print shows the effective config\n"
@@ -70,6 +76,7 @@ struct serve_ctx {
 	struct pc_router *router;
 	struct pc_http *http;
 	struct pc_authn *authn;
+	struct pc_stdio_front *stdio;	/* `portcullis stdio`, else NULL */
 	const char *path;		/* NULL: embedded defaults */
 	const char *log_override;
 	struct pc_config **configs;	/* every config ever loaded: the
@@ -130,6 +137,16 @@ shutdown_done(void *arg)
 }
 
 static void
+begin_shutdown(struct serve_ctx *sc)
+{
+	sc->stopping = 1;
+	pc_info("shutting down: draining in-flight calls");
+	if (sc->http != NULL)
+		pc_http_stop_accepting(sc->http);
+	pc_router_shutdown(sc->router, shutdown_done, sc);
+}
+
+static void
 on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct serve_ctx *sc = arg;
@@ -149,7 +166,8 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 		}
 		struct pc_authn *nauthn = NULL;
 		char err[256];
-		if (pc_authn_new(sc->base, ncfg, &nauthn, err, sizeof(err)) != 0) {
+		if (sc->http != NULL &&
+		    pc_authn_new(sc->base, ncfg, &nauthn, err, sizeof(err)) != 0) {
 			pc_error("reload: authentication: %s; keeping the running "
 			    "configuration", err);
 			pc_config_free(ncfg);
@@ -167,10 +185,12 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 		sc->configs[sc->nconfigs++] = ncfg;
 		apply_log_level(ncfg, sc->log_override);
 		pc_router_set_config(sc->router, ncfg);
-		pc_http_set_config(sc->http, ncfg);
-		pc_http_set_authn(sc->http, nauthn);
-		pc_authn_free(sc->authn);
-		sc->authn = nauthn;
+		if (sc->http != NULL) {
+			pc_http_set_config(sc->http, ncfg);
+			pc_http_set_authn(sc->http, nauthn);
+			pc_authn_free(sc->authn);
+			sc->authn = nauthn;
+		}
 		pc_info("reload: configuration %s applied", sc->path);
 		return;
 	}
@@ -179,21 +199,31 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 		event_base_loopbreak(sc->base);
 		return;
 	}
-	sc->stopping = 1;
-	pc_info("shutting down: draining in-flight calls");
-	pc_http_stop_accepting(sc->http);
-	pc_router_shutdown(sc->router, shutdown_done, sc);
+	begin_shutdown(sc);
+}
+
+static void
+on_stdio_eof(void *arg)
+{
+	struct serve_ctx *sc = arg;
+
+	if (!sc->stopping)
+		begin_shutdown(sc);
 }
 
 static void
 on_ready(void *arg)
 {
-	(void)arg;
+	struct serve_ctx *sc = arg;
+
 	pc_info("ready");
+	if (sc->stdio != NULL)
+		pc_stdio_front_start(sc->stdio);
 }
 
+/* serve (HTTP front) or, with stdio_mode, the stdio front end. */
 static int
-cmd_serve(const char *path, const char *log_override)
+cmd_serve(const char *path, const char *log_override, int stdio_mode)
 {
 	struct serve_ctx sc = { 0 };
 	struct pc_config *cfg = NULL;
@@ -234,6 +264,17 @@ cmd_serve(const char *path, const char *log_override)
 		goto out;
 	}
 	pc_router_on_ready(sc.router, on_ready, &sc);
+	if (stdio_mode) {
+		rc = pc_stdio_front_new(sc.base, cfg, sc.router, STDIN_FILENO,
+		    STDOUT_FILENO, on_stdio_eof, &sc, &sc.stdio);
+		if (rc != 0)
+			goto out;
+		pc_info("portcullis %s serving one MCP client on stdio with %zu "
+		    "upstream(s)", PC_VERSION, cfg->nupstreams);
+		pc_router_start(sc.router);
+		event_base_dispatch(sc.base);
+		goto done;
+	}
 	{
 		char err[256];
 		rc = pc_authn_new(sc.base, cfg, &sc.authn, err, sizeof(err));
@@ -255,6 +296,7 @@ cmd_serve(const char *path, const char *log_override)
 	    PC_VERSION, cfg->nupstreams, cfg->path ? cfg->path : "<embedded>");
 	pc_router_start(sc.router);
 	event_base_dispatch(sc.base);
+done:
 	/* Shutdown is under way: a further TERM (an impatient supervisor)
 	 * must not kill us halfway through cleanup. libevent restores the
 	 * default handlers when the signal events go, so free them first. */
@@ -267,6 +309,7 @@ cmd_serve(const char *path, const char *log_override)
 	signal(SIGHUP, SIG_IGN);
 	status = 0;
 out:
+	pc_stdio_front_free(sc.stdio);
 	pc_http_free(sc.http);
 	pc_router_free(sc.router);
 	pc_authn_flush(sc.authn);
@@ -281,6 +324,31 @@ out:
 	free(sc.configs);
 	libevent_global_shutdown();
 	return status;
+}
+
+static int
+cmd_stdio(const char *path, const char *log_override)
+{
+	struct pc_config *cfg = NULL;
+	int production;
+
+	if (path == NULL) {
+		fprintf(stderr, "portcullis stdio: -c FILE is required\n");
+		return 2;
+	}
+	if (load(path, &cfg, 0) != 0)
+		return 1;
+	production = cfg->mode == PC_MODE_PRODUCTION;
+	pc_config_free(cfg);
+	/* stdio has no transport security and no authentication: not in
+	 * production (seed 002: "Disable stdio in production"). */
+	if (production) {
+		fprintf(stderr, "portcullis stdio: refused: %s says mode: "
+		    "production, where the stdio front end is disabled; use the "
+		    "HTTPS endpoint\n", path);
+		return 1;
+	}
+	return cmd_serve(path, log_override, 1);
 }
 
 static int
@@ -343,7 +411,9 @@ main(int argc, char **argv)
 		}
 	}
 	if (strcmp(cmd, "serve") == 0)
-		return cmd_serve(path, log_level);
+		return cmd_serve(path, log_level, 0);
+	if (strcmp(cmd, "stdio") == 0)
+		return cmd_stdio(path, log_level);
 	if (strcmp(cmd, "check") == 0)
 		return cmd_check(path, print);
 	fprintf(stderr, "portcullis: unknown command '%s'\n\n%s", cmd, usage);

@@ -1,0 +1,36 @@
+/*
+ * The stdio front end: one MCP client on standard input and output (a
+ * desktop client that spawns `portcullis stdio -c FILE` as its only
+ * server), served by the same router, policy and upstreams as the HTTP
+ * front. Newline-delimited JSON-RPC, both eras: `initialize` opens the one
+ * legacy session; a request carrying the modern `_meta` envelope is served
+ * statelessly.
+ *
+ * The caller is the local user who started the process: the principal is
+ * "stdio:<login name>". The front is refused in production mode (stdio has
+ * no transport security and no authentication of its own).
+ */
+#ifndef PC_STDIO_FRONT_H
+#define PC_STDIO_FRONT_H
+
+#include "../config/config.h"
+
+struct event_base;
+struct pc_router;
+struct pc_stdio_front;
+
+/*
+ * Start reading fd_in and writing fd_out. `on_eof(arg)` runs once when the
+ * client closes its side (the caller then shuts down). cfg and router are
+ * borrowed. 0, PC_E_NOMEM, PC_E_IO.
+ */
+int pc_stdio_front_new(struct event_base *base, const struct pc_config *cfg,
+    struct pc_router *router, int fd_in, int fd_out,
+    void (*on_eof)(void *), void *arg, struct pc_stdio_front **out);
+void pc_stdio_front_free(struct pc_stdio_front *f);
+
+/* Start reading requests. Called once the router is ready: the client
+ * spawned us and expects the upstreams' tools on its first request. */
+void pc_stdio_front_start(struct pc_stdio_front *f);
+
+#endif

@@ -1,0 +1,80 @@
+// `portcullis stdio -c FILE`: a desktop client's single stdio server. The
+// official SDK clients spawn the real binary and reach the upstreams
+// through it, in both eras; production mode refuses the front end.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client as ClientV1 } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport as StdioV1 } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { Client as ClientV2 } from '@modelcontextprotocol/client';
+import { StdioClientTransport as StdioV2 } from '@modelcontextprotocol/client/stdio';
+import { toYaml } from '../lib/gateway.mjs';
+import { PORTCULLIS_BIN, upstreamCommands } from '../lib/paths.mjs';
+
+let dir, cfg;
+
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'portcullis-stdio-'));
+  cfg = join(dir, 'desktop.yaml');
+  writeFileSync(
+    cfg,
+    toYaml({
+      log_level: 'warn',
+      auth: 'none',
+      upstreams: [{ name: 'up', command: upstreamCommands.mini() }],
+    }),
+  );
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const params = () => ({
+  command: PORTCULLIS_BIN,
+  args: ['stdio', '-c', cfg],
+  env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ASAN_OPTIONS: process.env.ASAN_OPTIONS ?? '' },
+  stderr: 'pipe',
+});
+
+test('SDK v1 (legacy) over stdio: list and call through the gateway', async () => {
+  const t = new StdioV1(params());
+  let stderr = '';
+  const c = new ClientV1({ name: 'desktop', version: '1' });
+  await c.connect(t);
+  t.stderr?.on('data', (d) => (stderr += d));
+  const tools = await c.listTools();
+  assert.ok(tools.tools.some((x) => x.name === 'up__echo'));
+  const r = await c.callTool({ name: 'up__echo', arguments: { text: 'over stdio' } });
+  assert.equal(r.content[0].text, 'over stdio');
+  const p = await c.callTool({ name: 'up__progress', arguments: { steps: 2, ms: 10 } }, undefined, { onprogress: () => {} });
+  assert.equal(p.content[0].text, 'progress done');
+  await c.close();
+  assert.ok(!/AddressSanitizer|runtime error:/.test(stderr), stderr);
+});
+
+test('SDK v2 pinned to 2026-07-28 over stdio', async () => {
+  const c = new ClientV2({ name: 'desktop', version: '1' }, { versionNegotiation: { mode: { pin: '2026-07-28' } } });
+  await c.connect(new StdioV2(params()));
+  const r = await c.callTool({ name: 'up__echo', arguments: { text: 'modern stdio' } });
+  assert.equal(r.content[0].text, 'modern stdio');
+  await c.close();
+});
+
+test('mode: production refuses the stdio front end', () => {
+  const prod = join(dir, 'prod.yaml');
+  // A valid production config: a network-ready transport and a real method.
+  writeFileSync(join(dir, 'pepper'), 'x'.repeat(40), { mode: 0o600 });
+  writeFileSync(
+    prod,
+    toYaml({
+      mode: 'production',
+      trusted_proxies: ['10.0.0.0/8'],
+      auth: { api_keys: { store: join(dir, 'k.db'), pepper: `\${file:${join(dir, 'pepper')}}` } },
+      upstreams: [],
+    }),
+  );
+  const r = spawnSync(PORTCULLIS_BIN, ['stdio', '-c', prod], { encoding: 'utf8', input: '' });
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /mode: production.*stdio front end is disabled/);
+});
