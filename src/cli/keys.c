@@ -24,6 +24,7 @@
 #include "../authn/apikey.h"
 #include "../config/config.h"
 #include "../lib/errors.h"
+#include "../lib/log.h"
 #include "../lib/limits.h"
 #include "../lib/util.h"
 #include "../store/store.h"
@@ -678,6 +679,23 @@ emit_key(const struct opts *o, const struct pc_key_rec *r, const char *key,
 	return rc;
 }
 
+/*
+ * An authentication event as a structured log line on stderr (beside the
+ * human text), for whoever collects the gateway's logs: key lifecycle is a
+ * security event. Never the secret or its hash.
+ */
+static void
+key_event(const char *what, const struct pc_key_rec *r, int64_t grace_until)
+{
+	json_t *f = json_pack("{s:s, s:s, s:s, s:s}", "event", what, "key_id",
+	    r->id, "principal", r->principal, "tenant", r->tenant);
+
+	if (f != NULL && grace_until > 0)
+		json_object_set_new(f, "grace_until", json_integer(grace_until));
+	pc_log_fields(PC_LOG_INFO, "keys", what, f);
+	json_decref(f);
+}
+
 static int
 cmd_create(struct env *e, const struct opts *o)
 {
@@ -717,6 +735,7 @@ cmd_create(struct env *e, const struct opts *o)
 		goto out;
 	fprintf(stderr, "Created key %s for %s.\n"
 	    "Store it now: it will not be shown again.\n", r.id, r.principal);
+	key_event("api key created", &r, 0);
 	status = 0;
 out:
 	OPENSSL_cleanse(key, sizeof(key));
@@ -852,6 +871,7 @@ cmd_rotate(struct env *e, const struct opts *o)
 		    "works.\n", r.id);
 	}
 	fprintf(stderr, "Store it now: it will not be shown again.\n");
+	key_event("api key rotated", &r, r.prev_until);
 	status = 0;
 out:
 	OPENSSL_cleanse(key, sizeof(key));
@@ -882,6 +902,7 @@ cmd_revoke(struct env *e, const struct opts *o)
 	}
 	printf("Revoked key %s (%s). A running gateway refuses it from its "
 	    "next request.\n", r.id, r.principal);
+	key_event("api key revoked", &r, 0);
 	status = 0;
 out:
 	OPENSSL_cleanse(&r, sizeof(r));

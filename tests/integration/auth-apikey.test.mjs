@@ -103,8 +103,12 @@ test('wrong, malformed, revoked, rotated-out and expired keys are refused', asyn
   assert.equal((await ok(rot.key)).status, 200);
 
   // Revocation while the gateway runs takes effect on the next request.
-  keys('revoke', k.id);
+  const rv = keys('revoke', k.id);
   assert.equal((await ok(rot.key)).status, 401);
+  // Key lifecycle is logged as security events (never the secret).
+  const ev = rv.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+  assert.ok(ev.some((e) => e.msg === 'api key revoked' && e.key_id === k.id && e.principal === 'carol'));
+  assert.ok(!rv.stderr.includes(rot.key.split('_').pop()));
 
   const short = createKey('dave', ['--expires', '1s']);
   assert.equal((await ok(short.key)).status, 200);

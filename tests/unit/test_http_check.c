@@ -3,9 +3,13 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <sys/socket.h>
 
 #include "http/http_check.h"
 
@@ -79,6 +83,56 @@ header_decode(void **st)
 	assert_null(pc_header_decode("caf\xc3\xa9"));	/* raw non-ASCII */
 }
 
+static struct pc_cidr
+cidr(int fam, const char *addr, unsigned bits)
+{
+	struct pc_cidr c = { .family = fam, .bits = bits };
+
+	assert_int_equal(inet_pton(fam, addr, c.addr), 1);
+	return c;
+}
+
+static void
+proxies(void **st)
+{
+	struct pc_cidr list[2];
+	char out[64];
+
+	(void)st;
+	list[0] = cidr(AF_INET, "10.0.0.0", 8);
+	list[1] = cidr(AF_INET6, "fd00::", 8);
+	assert_true(pc_addr_in(list, 2, "10.1.2.3"));
+	assert_false(pc_addr_in(list, 2, "11.1.2.3"));
+	assert_true(pc_addr_in(list, 2, "fd12::1"));
+	assert_false(pc_addr_in(list, 2, "fe80::1"));
+	assert_false(pc_addr_in(list, 2, "not-an-ip"));
+	assert_false(pc_addr_in(list, 2, "010.1.2.3"));	/* no octal tricks */
+	assert_true(pc_addr_is_loopback("127.0.0.1"));
+	assert_true(pc_addr_is_loopback("127.9.9.9"));
+	assert_true(pc_addr_is_loopback("::1"));
+	assert_true(pc_addr_is_loopback("::ffff:127.0.0.1"));
+	assert_false(pc_addr_is_loopback("::ffff:10.0.0.1"));
+	assert_false(pc_addr_is_loopback("0.0.0.0"));
+
+	/* The client is the rightmost address that is not one of ours: a
+	 * client cannot pose as another by prepending to the header. */
+	snprintf(out, sizeof(out), "peer");
+	assert_true(pc_forwarded_client("6.6.6.6, 1.2.3.4, 10.0.0.7", list, 2,
+	    out, sizeof(out)));
+	assert_string_equal(out, "1.2.3.4");
+	assert_true(pc_forwarded_client("1.2.3.4", list, 2, out, sizeof(out)));
+	assert_string_equal(out, "1.2.3.4");
+	/* Garbage or only proxies: keep the peer address (out untouched). */
+	snprintf(out, sizeof(out), "peer");
+	assert_false(pc_forwarded_client("1.2.3.4, evil", list, 2, out,
+	    sizeof(out)));
+	assert_false(pc_forwarded_client("10.0.0.1, 10.0.0.2", list, 2, out,
+	    sizeof(out)));
+	assert_false(pc_forwarded_client("", list, 2, out, sizeof(out)));
+	assert_false(pc_forwarded_client(NULL, list, 2, out, sizeof(out)));
+	assert_string_equal(out, "peer");
+}
+
 int
 main(void)
 {
@@ -87,6 +141,7 @@ main(void)
 		cmocka_unit_test(content_type),
 		cmocka_unit_test(host_and_origin),
 		cmocka_unit_test(header_decode),
+		cmocka_unit_test(proxies),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
