@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The Portcullis benchmark: tools/call of the `echo` tool of one minimal
 # upstream (build/fixtures/mini_upstream), at a fixed concurrency, through
-#   (a) the gateway (build/portcullis serve), legacy and modern clients;
+#   (a) the gateway (build/portcullis serve), legacy and modern clients:
+#       without authentication, with an API key, and with an API key over
+#       TLS (keep-alive: the handshake is in the warm-up);
 #   (b) nothing: bench/stdio_direct drives the upstream over stdio (its ceiling);
 #   (c) the Node proxies supergateway and mcp-proxy fronting the same upstream.
 # All in one run, so the ratios compare numbers taken on the same machine in
@@ -12,7 +14,8 @@
 #   BENCH_WARMUP         unmeasured seconds before each run (default 2)
 #   BENCH_CONCURRENCY    connections / calls in flight (default 16)
 #   BENCH_LOADGEN_THREADS loadgen threads (default 1: the machine has 2 cores)
-#   BENCH_SYSTEMS        which rows to run (default "direct floor gateway supergateway mcp-proxy")
+#   BENCH_SYSTEMS        which rows to run (default "direct floor gateway
+#                        gateway-apikey gateway-tls supergateway mcp-proxy")
 #   BENCH_OUT            results file (default bench/results/latest.md)
 #   BENCH_NODE_MODULES   where the npm proxies are (default ./node_modules)
 #
@@ -26,7 +29,7 @@ DURATION=${BENCH_DURATION:-10}
 WARMUP=${BENCH_WARMUP:-2}
 CONC=${BENCH_CONCURRENCY:-16}
 LG_THREADS=${BENCH_LOADGEN_THREADS:-1}
-SYSTEMS=${BENCH_SYSTEMS:-"direct floor gateway supergateway mcp-proxy"}
+SYSTEMS=${BENCH_SYSTEMS:-"direct floor gateway gateway-apikey gateway-tls supergateway mcp-proxy"}
 OUT=${BENCH_OUT:-bench/results/latest.md}
 NM=${BENCH_NODE_MODULES:-$ROOT/node_modules}
 
@@ -227,10 +230,12 @@ record() {
 	ROWS+=("$sys|$mode|$(printf '%.0f' "$rate")|$(printf '%.0f' "$p50")|$(printf '%.0f' "$p90")|$(printf '%.0f' "$p99")|$errs|$(mib "$idle")|$(mib "$peak")|$scpu|$gcpu|$note")
 }
 
-# measure SYSTEM MODE URL PID: loadgen against URL, RSS of PID sampled.
+# measure SYSTEM MODE URL PID [LOADGEN ARGS...]: loadgen against URL, RSS of
+# PID sampled.
 measure() {
 	local sys=$1 mode=$2 url=$3 pid=$4
-	local f="$TMP/$sys.$mode.json" peakf="$TMP/$sys.$mode.peak" idle
+	shift 4
+	local f="$TMP/${sys// /_}.$mode.json" peakf="$TMP/${sys// /_}.$mode.peak" idle
 	local t0 t1 c0 c1 wall
 	idle=$(rss_kib "$pid")
 	echo "$idle" >"$peakf"
@@ -240,7 +245,7 @@ measure() {
 	t0=$(now_s)
 	run_tool "$LOADGEN" --url "$url" --mode "$mode" --concurrency "$CONC" \
 	    --threads "$LG_THREADS" --duration "$DURATION" --warmup "$WARMUP" \
-	    --tool echo --json >"$f" 2>>"$TMP/loadgen.log"
+	    --tool echo --json "$@" >"$f" 2>>"$TMP/loadgen.log"
 	t1=$(now_s)
 	c1=$(cpu_ticks "$pid")
 	stop_sampler
@@ -333,19 +338,29 @@ run_direct() {
 # Each mode gets a freshly started system, so its idle RSS is really idle and
 # no session of the other mode lingers during its row.
 
-# launch SYSTEM PORT: start one system on PORT; sets START_PID.
-launch() {
-	local sys=$1 port=$2 bin
+# gateway_config SYSTEM PORT: the gateway's YAML for that row on stdout.
+# All three differ only in the auth and tls sections.
+gateway_config() {
+	local sys=$1 port=$2
+	echo "listen: \"127.0.0.1:$port\""
+	echo 'admin_listen: "off"'
+	echo 'log_level: warn'
 	case $sys in
-	"http floor")
-		start floor "$FLOOR" "$port"
-		;;
 	gateway)
-		cat >"$TMP/gateway.yaml" <<EOF
-listen: "127.0.0.1:$port"
-admin_listen: "off"
-log_level: warn
-auth: none
+		echo 'auth: none'
+		;;
+	*)
+		cat "$TMP/keys.yaml"
+		;;
+	esac
+	if [ "$sys" = gateway+apikey+tls ]; then
+		cat <<EOF
+tls:
+  cert: $TMP/pki/server.crt
+  key: $TMP/pki/server.key
+EOF
+	fi
+	cat <<EOF
 http:
   path: /mcp
 upstreams:
@@ -353,7 +368,44 @@ upstreams:
     prefix: ""
     command: ["$UPSTREAM"]
 EOF
-		start gateway "$GATEWAY" serve -c "$TMP/gateway.yaml"
+}
+
+# The API key rows need a key store with one key, and the TLS row a test PKI.
+# Made once per run, in $TMP, on first use. The key is kept in a variable and
+# a 0600 file only, never printed.
+API_KEY=""
+PKI_READY=""
+setup_apikey() {
+	[ -n "$API_KEY" ] && return 0
+	(umask 077 && openssl rand -hex 32 >"$TMP/pepper") || return 1
+	chmod 600 "$TMP/pepper"
+	cat >"$TMP/keys.yaml" <<EOF
+auth:
+  api_keys:
+    store: $TMP/keys.db
+    pepper: "\${file:$TMP/pepper}"
+EOF
+	API_KEY=$("$GATEWAY" keys create -c "$TMP/keys.yaml" --principal bench \
+	    2>>"$TMP/keys.log" | grep -m1 '^pcs_') || return 1
+	[ -n "$API_KEY" ]
+}
+setup_pki() {
+	[ -n "$PKI_READY" ] && return 0
+	CERT_DAYS=30 tests/tls/make-certs.sh "$TMP/pki" >>"$TMP/pki.log" 2>&1 ||
+	    return 1
+	PKI_READY=1
+}
+
+# launch SYSTEM PORT: start one system on PORT; sets START_PID.
+launch() {
+	local sys=$1 port=$2 bin
+	case $sys in
+	"http floor")
+		start "$sys" "$FLOOR" "$port"
+		;;
+	gateway | gateway+apikey | gateway+apikey+tls)
+		gateway_config "$sys" "$port" >"$TMP/gateway.yaml"
+		start "$sys" "$GATEWAY" serve -c "$TMP/gateway.yaml"
 		;;
 	supergateway)
 		# --stateful: one session (and one upstream child) per client,
@@ -379,11 +431,31 @@ EOF
 # run_http SYSTEM: both modes against a fresh instance each.
 run_http() {
 	local sys=$1 port pid mode
+	local scheme=http host=127.0.0.1
+	local -a extra=()
 	case $sys in
-	gateway)
+	gateway | gateway+apikey | gateway+apikey+tls)
 		if [ ! -x "$GATEWAY" ]; then
-			skip gateway "build/portcullis not built"
+			skip "$sys" "build/portcullis not built"
 			return
+		fi
+		if [ "$sys" != gateway ]; then
+			if ! setup_apikey; then
+				skip "$sys" "could not create an API key ($(tail -n 1 "$TMP/keys.log" 2>/dev/null))"
+				return
+			fi
+			extra+=(--header "Authorization: Bearer $API_KEY")
+		fi
+		if [ "$sys" = gateway+apikey+tls ]; then
+			if ! setup_pki; then
+				skip "$sys" "could not make test certificates ($(tail -n 1 "$TMP/pki.log"))"
+				return
+			fi
+			# The certificate names localhost and 127.0.0.1; the
+			# name is what a client would use, and it is checked.
+			scheme=https
+			host=localhost
+			extra+=(--cacert "$TMP/pki/ca.crt")
 		fi
 		;;
 	"http floor")
@@ -418,7 +490,8 @@ run_http() {
 			return
 		fi
 		sleep 1	# let the upstream handshake finish before the idle sample
-		measure "$sys" "$mode" "http://127.0.0.1:$port/mcp" "$pid"
+		measure "$sys" "$mode" "$scheme://$host:$port/mcp" "$pid" \
+		    ${extra[@]+"${extra[@]}"}
 		stop_group "$pid"
 	done
 }
@@ -429,6 +502,8 @@ for s in $SYSTEMS; do
 	direct) run_direct ;;
 	floor) run_http "http floor" ;;
 	gateway) run_http gateway ;;
+	gateway-apikey) run_http gateway+apikey ;;
+	gateway-tls) run_http gateway+apikey+tls ;;
 	supergateway | mcp-proxy) run_http "$s" ;;
 	*) echo "run.sh: unknown system '$s'" >&2 ;;
 	esac
@@ -446,6 +521,11 @@ ratio() {	# ratio A B: A/B with one decimal, or "-"
 
 ratio2() {
 	awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'
+}
+
+target_met() {	# target_met A B MIN: "met" when A/B >= MIN
+	awk -v a="$1" -v b="$2" -v m="$3" \
+	    'BEGIN { print (b > 0 && a / b >= m) ? "met" : "NOT met" }'
 }
 
 faster_node() {	# faster_node MODE: "name rate" of the faster Node proxy
@@ -501,11 +581,52 @@ faster_node() {	# faster_node MODE: "name rate" of the faster Node proxy
 		fi
 	done
 	echo
+	echo "Authentication and TLS (calls/s, same mode; targets from the issue):"
+	echo
+	for m in legacy modern; do
+		gw=${RATE[gateway.$m]:-}
+		ak=${RATE[gateway+apikey.$m]:-}
+		tl=${RATE[gateway+apikey+tls.$m]:-}
+		if [ -n "$gw" ] && [ -n "$ak" ]; then
+			echo "- $m: gateway+apikey ÷ gateway = $(ratio2 "$ak" "$gw") (target ≥ 0.90: $(target_met "$ak" "$gw" 0.90))"
+		else
+			echo "- $m: gateway+apikey ÷ gateway: n/a (a row is missing)"
+		fi
+		if [ -n "$gw" ] && [ -n "$tl" ]; then
+			echo "- $m: gateway+apikey+tls ÷ gateway = $(ratio2 "$tl" "$gw") (target ≥ 0.60: $(target_met "$tl" "$gw" 0.60))"
+		else
+			echo "- $m: gateway+apikey+tls ÷ gateway: n/a (a row is missing)"
+		fi
+		if [ -n "$ak" ] && [ -n "$tl" ]; then
+			echo "- $m: gateway+apikey+tls ÷ gateway+apikey = $(ratio2 "$tl" "$ak") (the cost of TLS alone)"
+		fi
+	done
+	echo
 	echo "RSS is VmRSS of the server process alone (not its upstream children): idle is"
 	echo "sampled after start-up before any load, peak every 100 ms during the run."
 	echo "CPU % is CPU time over wall time of the row (100 = one core): server = the"
 	echo "gateway or proxy process alone (for stdio direct: the upstream), loadgen = the"
 	echo "load generator (for stdio direct: the driver). Both share the machine's $NPROC cores."
+	# The end-to-end ratio above moves with the machine's noise (±20 %
+	# between runs here); the authenticate stage's own cost, measured in
+	# process, gives the expected ratio without that noise.
+	if [ -x build/bench/authn_cost ]; then
+		echo
+		echo "Authenticate stage alone (build/bench/authn_cost, in process):"
+		echo
+		build/bench/authn_cost 200000 | sed 's/^/    /'
+		for r in "${ROWS[@]}"; do
+			IFS='|' read -r a b c _ _ _ _ _ _ j _ _ <<<"$r"
+			[ "$a" = gateway ] && [ "$b" = legacy ] || continue
+			ns=$(build/bench/authn_cost 200000 | awk '/valid/ {print $4}')
+			awk -v rate="$c" -v cpu="$j" -v ns="$ns" 'BEGIN {
+				if (rate > 0 && cpu > 0) {
+					us = cpu / 100 / rate * 1e6
+					printf "\n- gateway CPU per call %.1f µs (legacy row); with the key check %.1f µs: expected gateway+apikey ÷ gateway = %.2f\n", us, us + ns / 1000, us / (us + ns / 1000)
+				}
+			}'
+		done
+	fi
 } >"$TMP/report.md"
 
 mkdir -p "$(dirname "$OUT")"

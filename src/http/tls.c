@@ -411,6 +411,9 @@ ctx_build(const struct pc_tls_conf *conf, SSL_CTX **out, char *err,
 #ifdef SSL_OP_NO_CLIENT_RENEGOTIATION
 	opts |= SSL_OP_NO_CLIENT_RENEGOTIATION;
 #endif
+	/* No SSL_CTX_set_read_ahead: bufferevent_openssl waits on the socket,
+	 * and records OpenSSL has already read ahead into its own buffer do
+	 * not wake it. The benchmark showed clients stalling with it on. */
 	SSL_CTX_set_options(ctx, opts);
 	/* OpenSSL 3 refuses client renegotiation by default, but a system
 	 * openssl.cnf may turn it on for every context: turn it off again. */

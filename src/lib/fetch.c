@@ -9,8 +9,12 @@
 #include "fetch.h"
 
 #include <arpa/inet.h>
+#include <dlfcn.h>
+/* The calls go through the table below: no type-checking macros. */
+#define CURL_DISABLE_TYPECHECK
 #include <curl/curl.h>
 #include <event2/event.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -18,6 +22,109 @@
 #include "errors.h"
 #include "log.h"
 #include "util.h"
+
+/*
+ * libcurl is loaded on first use, not linked. Only OAuth with a remote
+ * JWKS (or issuer discovery) needs it, and loading it pulls in a TLS stack
+ * of its own (GnuTLS), Kerberos and PKCS#11 whose constructors run at
+ * process start: several MiB of resident memory a gateway without OAuth
+ * would carry for nothing. If it cannot be loaded, a fetcher cannot be
+ * made and the configuration that needs one is refused (fail closed).
+ */
+static struct {
+	int state;		/* 0 not tried, 1 loaded, -1 failed */
+	CURLcode (*global_init)(long);
+	void (*global_cleanup)(void);
+	CURL *(*easy_init)(void);
+	CURLcode (*easy_setopt)(CURL *, CURLoption, ...);
+	CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
+	void (*easy_cleanup)(CURL *);
+	const char *(*easy_strerror)(CURLcode);
+	void (*free_)(void *);
+	CURLM *(*multi_init)(void);
+	CURLMcode (*multi_setopt)(CURLM *, CURLMoption, ...);
+	CURLMcode (*multi_add_handle)(CURLM *, CURL *);
+	CURLMcode (*multi_remove_handle)(CURLM *, CURL *);
+	CURLMcode (*multi_assign)(CURLM *, curl_socket_t, void *);
+	CURLMcode (*multi_cleanup)(CURLM *);
+	CURLMsg *(*multi_info_read)(CURLM *, int *);
+	CURLMcode (*multi_socket_action)(CURLM *, curl_socket_t, int, int *);
+	CURLU *(*url)(void);
+	void (*url_cleanup)(CURLU *);
+	CURLUcode (*url_get)(const CURLU *, CURLUPart, char **, unsigned int);
+	CURLUcode (*url_set)(CURLU *, CURLUPart, const char *, unsigned int);
+} C;
+
+static int
+curl_load(void)
+{
+	void *h;
+
+	if (C.state != 0)
+		return C.state > 0 ? 0 : PC_E_UNAVAIL;
+	C.state = -1;
+	h = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+	if (h == NULL) {
+		pc_error("cannot load libcurl (libcurl.so.4): %s", dlerror());
+		return PC_E_UNAVAIL;
+	}
+#define SYM(field, name) \
+	if ((*(void **)&C.field = dlsym(h, name)) == NULL) { \
+		pc_error("libcurl lacks %s", name); \
+		return PC_E_UNAVAIL; \
+	}
+	SYM(global_init, "curl_global_init")
+	SYM(global_cleanup, "curl_global_cleanup")
+	SYM(easy_init, "curl_easy_init")
+	SYM(easy_setopt, "curl_easy_setopt")
+	SYM(easy_getinfo, "curl_easy_getinfo")
+	SYM(easy_cleanup, "curl_easy_cleanup")
+	SYM(easy_strerror, "curl_easy_strerror")
+	SYM(free_, "curl_free")
+	SYM(multi_init, "curl_multi_init")
+	SYM(multi_setopt, "curl_multi_setopt")
+	SYM(multi_add_handle, "curl_multi_add_handle")
+	SYM(multi_remove_handle, "curl_multi_remove_handle")
+	SYM(multi_assign, "curl_multi_assign")
+	SYM(multi_cleanup, "curl_multi_cleanup")
+	SYM(multi_info_read, "curl_multi_info_read")
+	SYM(multi_socket_action, "curl_multi_socket_action")
+	SYM(url, "curl_url")
+	SYM(url_cleanup, "curl_url_cleanup")
+	SYM(url_get, "curl_url_get")
+	SYM(url_set, "curl_url_set")
+#undef SYM
+	/* The handle stays open for the life of the process: libcurl keeps
+	 * global state that must not be unmapped under it. */
+	C.state = 1;
+	return 0;
+}
+
+/* curl.h wraps these four in argument-count macros; ours replace them. */
+#undef curl_easy_setopt
+#undef curl_easy_getinfo
+#undef curl_multi_setopt
+#undef curl_share_setopt
+#define curl_global_init C.global_init
+#define curl_global_cleanup C.global_cleanup
+#define curl_easy_init C.easy_init
+#define curl_easy_setopt C.easy_setopt
+#define curl_easy_getinfo C.easy_getinfo
+#define curl_easy_cleanup C.easy_cleanup
+#define curl_easy_strerror C.easy_strerror
+#define curl_free C.free_
+#define curl_multi_init C.multi_init
+#define curl_multi_setopt C.multi_setopt
+#define curl_multi_add_handle C.multi_add_handle
+#define curl_multi_remove_handle C.multi_remove_handle
+#define curl_multi_assign C.multi_assign
+#define curl_multi_cleanup C.multi_cleanup
+#define curl_multi_info_read C.multi_info_read
+#define curl_multi_socket_action C.multi_socket_action
+#define curl_url C.url
+#define curl_url_cleanup C.url_cleanup
+#define curl_url_get C.url_get
+#define curl_url_set C.url_set
 
 /* First allocation of a response body; it doubles up to max_bytes. */
 #define FETCH_INITIAL_BUF 4096u
@@ -81,12 +188,18 @@ static int
 url_parse(const char *url, CURLU **out, int *loopback, char *err,
     size_t errlen)
 {
-	CURLU *u = curl_url();
+	CURLU *u;
 	char *scheme = NULL, *host = NULL, *user = NULL, *pass = NULL;
 	int rc = PC_E_DENIED;
 
 	*out = NULL;
 	*loopback = 0;
+	if (curl_load() != 0) {
+		if (err != NULL && errlen > 0)
+			snprintf(err, errlen, "libcurl is not available");
+		return PC_E_UNAVAIL;
+	}
+	u = curl_url();
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
 	if (u == NULL)
@@ -139,7 +252,8 @@ pc_fetch_url_check(const char *url, char *err, size_t errlen)
 	int loopback;
 	int rc = url_parse(url, &u, &loopback, err, errlen);
 
-	curl_url_cleanup(u);
+	if (u != NULL)
+		curl_url_cleanup(u);
 	return rc;
 }
 
@@ -352,7 +466,7 @@ pc_fetcher_new(struct event_base *base)
 {
 	struct pc_fetcher *f;
 
-	if (base == NULL)
+	if (base == NULL || curl_load() != 0)
 		return NULL;
 	/* Reference-counted by libcurl; paired with the cleanup in free. */
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)

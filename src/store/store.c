@@ -22,7 +22,9 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -128,7 +130,63 @@ struct pc_store {
 	uint64_t data_version;		/* last PRAGMA data_version read */
 	struct pc_map *touches;		/* id -> struct touch */
 	char *path;
+	int ino_fd;			/* inotify on the store's directory, or
+					 * -1: then every version check asks
+					 * SQLite */
+	bool ino_primed;		/* data_version read at least once */
 };
+
+/*
+ * Another process (`portcullis keys revoke`) changes the database by
+ * writing the database or its -wal file. Asking SQLite on every request
+ * whether that happened (PRAGMA data_version) costs two lock calls and a
+ * read transaction; inotify on the directory tells the same for one
+ * non-blocking read(2) that finds nothing. A change notices on the next
+ * request either way. (Network file systems deliver no inotify events for
+ * remote writers; SQLite itself advises against them.)
+ */
+static void
+watch_start(struct pc_store *st, const char *path)
+{
+	char dir[4096];
+	const char *slash = strrchr(path, '/');
+
+	if (slash == NULL)
+		pc_strlcpy(dir, ".", sizeof(dir));
+	else if (slash == path)
+		pc_strlcpy(dir, "/", sizeof(dir));
+	else if ((size_t)(slash - path) < sizeof(dir))
+		pc_strlcpy(dir, path, (size_t)(slash - path) + 1);
+	else
+		return;
+	st->ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (st->ino_fd < 0)
+		return;
+	if (inotify_add_watch(st->ino_fd, dir, IN_MODIFY | IN_CREATE |
+	    IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM | IN_CLOSE_WRITE |
+	    IN_ATTRIB) < 0) {
+		close(st->ino_fd);
+		st->ino_fd = -1;
+	}
+}
+
+/* True when something in the directory may have changed since the last
+ * call (or when we cannot tell). Drains the queue. */
+static bool
+watch_dirty(struct pc_store *st)
+{
+	char buf[4096] __attribute__((aligned(8)));
+	bool dirty = false;
+	ssize_t n;
+
+	if (st->ino_fd < 0 || !st->ino_primed)
+		return true;
+	while ((n = read(st->ino_fd, buf, sizeof(buf))) > 0)
+		dirty = true;
+	if (n < 0 && errno != EAGAIN && errno != EINTR)
+		return true;
+	return dirty;
+}
 
 /* --- helpers --------------------------------------------------------------- */
 
@@ -421,6 +479,8 @@ pc_store_open(const char *path, struct pc_store **out, char *err,
 	if (rc != 0)
 		return rc;
 	st = calloc(1, sizeof(*st));
+	if (st != NULL)
+		st->ino_fd = -1;
 	if (st == NULL)
 		return PC_E_NOMEM;
 	st->path = pc_strndup(path, strlen(path));
@@ -460,6 +520,7 @@ pc_store_open(const char *path, struct pc_store **out, char *err,
 			goto out;
 		}
 	}
+	watch_start(st, path);
 	*out = st;
 	st = NULL;
 	rc = 0;
@@ -755,6 +816,9 @@ pc_store_version(struct pc_store *st)
 
 	if (st == NULL)
 		return 0;
+	if (!watch_dirty(st))
+		return st->data_version + st->local_writes;
+	st->ino_primed = true;
 	/* data_version only moves for OTHER connections' commits; our own
 	 * key writes are counted in local_writes. Both only grow, so their
 	 * sum moves whenever either does. Buffered last-use writes are not
@@ -796,6 +860,8 @@ pc_store_close(struct pc_store *st)
 		sqlite3_finalize(st->stmt[i]);
 	if (st->db != NULL)
 		sqlite3_close(st->db);
+	if (st->ino_fd >= 0)
+		close(st->ino_fd);
 	free(st->path);
 	free(st);
 }
