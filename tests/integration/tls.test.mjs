@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +17,7 @@ import { Client as ClientV2, StreamableHTTPClientTransport as HttpV2 } from '@mo
 import { startGateway, toYaml } from '../lib/gateway.mjs';
 import { PORTCULLIS_BIN, ROOT, upstreamCommands } from '../lib/paths.mjs';
 import { makeIssuer, makeToken, claims } from '../lib/jwt.mjs';
+import { waitFor } from '../lib/wait.mjs';
 
 const ISS = 'https://issuer.test';
 const AUD = 'https://mcp.test/mcp';
@@ -145,6 +146,55 @@ test('client_auth required: no certificate or an unknown CA fails the handshake'
     assert.equal(r.status, 200, 'and the principal comes from the certificate');
   } finally {
     await strict.stop();
+  }
+});
+
+/** The subject CN of the certificate a new connection gets. */
+function servedCN(port) {
+  return new Promise((resolve, reject) => {
+    const s = connect({ host: '127.0.0.1', port, servername: 'localhost', ca: pem('ca.crt') }, () => {
+      const cn = s.getPeerCertificate().subject?.CN;
+      s.end();
+      resolve(cn);
+    });
+    s.on('error', reject);
+  });
+}
+
+test('SIGHUP reloads the certificate without dropping open connections', async () => {
+  const live = join(dir, 'live');
+  rmSync(live, { recursive: true, force: true });
+  spawnSync('mkdir', ['-p', live]);
+  copyFileSync(file('server.crt'), join(live, 'server.crt'));
+  copyFileSync(file('server.key'), join(live, 'server.key'));
+  spawnSync('chmod', ['600', join(live, 'server.key')]);
+  const g = await startGateway({
+    tls: { cert: join(live, 'server.crt'), key: join(live, 'server.key') },
+    auth: 'none',
+    upstreams: [],
+  });
+  try {
+    const before = await servedCN(g.port);
+    // A keep-alive connection opened before the reload.
+    const agent = new Agent({ connect: { ca: pem('ca.crt') }, keepAliveTimeout: 30000 });
+    const hit = () => ufetch(`https://localhost:${g.port}/mcp`, { method: 'POST', headers: jsonHeaders, body: initBody, dispatcher: agent });
+    assert.equal((await hit()).status, 200);
+    copyFileSync(file('server2.crt'), join(live, 'server.crt'));
+    copyFileSync(file('server2.key'), join(live, 'server.key'));
+    g.proc.kill('SIGHUP');
+    assert.ok(await waitFor(() => g.logs.some((l) => /reload: TLS certificate loaded/.test(l.msg)), 5000));
+    const after = await servedCN(g.port);
+    assert.notEqual(after, before, 'new connections get the new certificate');
+    assert.equal(after, 'localhost-2');
+    assert.equal((await hit()).status, 200, 'the open connection still works');
+    // A broken certificate on the next reload keeps the current one.
+    writeFileSync(join(live, 'server.crt'), 'not a certificate');
+    g.proc.kill('SIGHUP');
+    assert.ok(await waitFor(() => g.logs.some((l) => /keeping the current certificate/.test(l.msg)), 5000));
+    assert.equal(await servedCN(g.port), 'localhost-2');
+    await agent.close();
+  } finally {
+    await g.stop();
   }
 });
 
