@@ -69,17 +69,20 @@ function tlsFetch(client) {
 const initBody = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } });
 const jsonHeaders = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
 
-test('SDK v1 over HTTPS with an API key, SDK v2 over HTTPS with a JWT; HSTS is sent', async () => {
-  const v1 = new ClientV1({ name: 't', version: '1' });
-  await v1.connect(new HttpV1(new URL(gw.https), { fetch: tlsFetch(), requestInit: { headers: { authorization: `Bearer ${apiKey}` } } }));
-  assert.equal((await v1.callTool({ name: 'up__echo', arguments: { text: 'tls v1' } })).content[0].text, 'tls v1');
-  await v1.close();
-
+test('SDK v1 and v2 over HTTPS, each with an API key and with a JWT; HSTS is sent', async () => {
   const jwt = makeToken(issuer, claims(ISS, AUD));
-  const v2 = new ClientV2({ name: 't', version: '1' }, { versionNegotiation: { mode: { pin: '2026-07-28' } } });
-  await v2.connect(new HttpV2(new URL(gw.https), { fetch: tlsFetch(), requestInit: { headers: { authorization: `Bearer ${jwt}` } } }));
-  assert.equal((await v2.callTool({ name: 'up__echo', arguments: { text: 'tls v2' } })).content[0].text, 'tls v2');
-  await v2.close();
+  for (const [cred, value] of [['API key', apiKey], ['JWT', jwt]]) {
+    const headers = { authorization: `Bearer ${value}` };
+    const v1 = new ClientV1({ name: 't', version: '1' });
+    await v1.connect(new HttpV1(new URL(gw.https), { fetch: tlsFetch(), requestInit: { headers } }));
+    assert.equal((await v1.callTool({ name: 'up__echo', arguments: { text: `v1 ${cred}` } })).content[0].text, `v1 ${cred}`);
+    await v1.close();
+
+    const v2 = new ClientV2({ name: 't', version: '1' }, { versionNegotiation: { mode: { pin: '2026-07-28' } } });
+    await v2.connect(new HttpV2(new URL(gw.https), { fetch: tlsFetch(), requestInit: { headers } }));
+    assert.equal((await v2.callTool({ name: 'up__echo', arguments: { text: `v2 ${cred}` } })).content[0].text, `v2 ${cred}`);
+    await v2.close();
+  }
 
   const r = await tlsFetch()(gw.https, { method: 'POST', headers: { ...jsonHeaders, authorization: `Bearer ${apiKey}` }, body: initBody });
   assert.equal(r.status, 200);
