@@ -9,7 +9,8 @@
 #   make deps       only install what is missing (apt + npm)
 
 CC      ?= cc
-PKGS    := libevent libevent_openssl jansson yaml-0.1 libssl libcrypto sqlite3 cjose
+PKGS    := libevent libevent_openssl jansson yaml-0.1 libssl libcrypto sqlite3 cjose \
+           libpcre2-8
 # libcurl: headers only; src/lib/fetch.c loads it on first use (dlopen), so
 # a gateway without a remote JWKS never maps it and its dependencies.
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) libcurl 2>/dev/null)
@@ -76,6 +77,12 @@ build/bench/%: bench/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(REL_CFLAGS) -o $@ $< $(PKG_LIBS) -lpthread
 
+# The JSON-Schema-Test-Suite runner (tests/schema_suite.c), ASan build.
+$(ASAN)/tests/schema_suite: tests/schema_suite.c $(ASAN_LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(PKG_LIBS)
+SUITE_BIN := $(if $(wildcard tests/schema_suite.c),$(ASAN)/tests/schema_suite)
+
 # In-process micro-benchmarks link the gateway's own modules.
 REL_LIB_OBJS := $(LIB_SRCS:%.c=$(REL)/%.o)
 build/bench/authn_cost: bench/authn_cost.c $(REL_LIB_OBJS)
@@ -111,7 +118,7 @@ unit: $(UNIT_BINS) $(FIX_BINS)
 	@scripts/run-unit.sh $(UNIT_BINS)
 
 check: deps
-	@$(MAKE) --no-print-directory asan fixtures $(UNIT_BINS) $(REPLAY_BINS) $(BENCH_BINS) build/portcullis
+	@$(MAKE) --no-print-directory asan fixtures $(UNIT_BINS) $(REPLAY_BINS) $(SUITE_BIN) $(BENCH_BINS) build/portcullis
 	@scripts/check.sh
 
 demo: deps

@@ -38,6 +38,17 @@ for t in build/asan/tests/fuzz/replay_*; do
 	layer "fuzz-corpus $name" "$t" "tests/fuzz/corpus/$name"
 done
 
+# 2b. The official JSON-Schema-Test-Suite through the validator.
+SUITE_DIR=${PC_SCHEMA_SUITE:-$ROOT/../shared/testdata/JSON-Schema-Test-Suite}
+if [ -x build/asan/tests/schema_suite ]; then
+	if [ -d "$SUITE_DIR" ]; then
+		layer "schema-suite" build/asan/tests/schema_suite "$SUITE_DIR"
+	else
+		echo "=== schema-suite: $SUITE_DIR not found"
+		failed=$((failed + 1)); failures+=("schema-suite (suite missing)")
+	fi
+fi
+
 # 3. Data-driven protocol cases against the real binary.
 if [ -f tests/run-cases.mjs ]; then
 	layer "cases" node tests/run-cases.mjs
