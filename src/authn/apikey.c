@@ -75,22 +75,6 @@ b64url_32(const unsigned char in[SECRET_BYTES], char out[SECRET_CHARS + 1])
 	out[o] = '\0';
 }
 
-static int
-b64url_val(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '-')
-		return 62;
-	if (c == '_')
-		return 63;
-	return -1;
-}
-
 /* The HMAC is over the secret as presented (its 43 characters). */
 static int
 secret_hmac(const unsigned char *pepper, size_t pepper_len,
@@ -176,9 +160,9 @@ parse_key(const char *k, char id[PC_KEY_ID_LEN + 1])
 			return false;
 	}
 	for (size_t i = SECRET_OFF; i < PC_APIKEY_LEN; i++)
-		if (b64url_val(k[i]) < 0)
+		if (pc_b64url_val((unsigned char)k[i]) < 0)
 			return false;
-	last = b64url_val(k[PC_APIKEY_LEN - 1]);
+	last = pc_b64url_val((unsigned char)k[PC_APIKEY_LEN - 1]);
 	if ((last & 3) != 0)
 		return false;
 	memcpy(id, k + ID_OFF, PC_KEY_ID_LEN);

@@ -104,22 +104,6 @@ static void start_fetch(struct pc_jwt *j);
 
 /* ---- base64url ----------------------------------------------------------- */
 
-static int
-b64u_val(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '-')
-		return 62;
-	if (c == '_')
-		return 63;
-	return -1;
-}
-
 /* Unpadded, canonical base64url only: a second spelling of the same bytes
  * (non-zero trailing bits) would make two tokens out of one. */
 static int
@@ -130,7 +114,7 @@ b64u_valid(const char *s, size_t n)
 	if (n % 4 == 1)
 		return 0;
 	for (size_t i = 0; i < n; i++) {
-		last = b64u_val((unsigned char)s[i]);
+		last = pc_b64url_val((unsigned char)s[i]);
 		if (last < 0)
 			return 0;
 	}
@@ -451,32 +435,16 @@ read_file_bounded(const char *path, size_t max, char **out, size_t *outlen,
 		rc = PC_E_LIMIT;
 		goto out;
 	}
-	buf = malloc(max + 1);
-	if (buf == NULL) {
-		rc = PC_E_NOMEM;
+	rc = pc_read_fd_bounded(fd, max, &buf, &len);
+	if (rc == PC_E_LIMIT) {
+		snprintf(err, errlen, "JWKS file larger than %zu bytes", max);
 		goto out;
 	}
-	/* Read to EOF (not st_size): the file may change under us. */
-	for (;;) {
-		ssize_t n = read(fd, buf + len, max + 1 - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			snprintf(err, errlen, "cannot read JWKS file: %s",
-			    strerror(errno));
-			goto out;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-		if (len > max) {
-			snprintf(err, errlen, "JWKS file larger than %zu bytes",
-			    max);
-			rc = PC_E_LIMIT;
-			goto out;
-		}
+	if (rc != 0) {
+		snprintf(err, errlen, "cannot read JWKS file: %s",
+		    rc == PC_E_IO ? strerror(errno) : "out of memory");
+		goto out;
 	}
-	buf[len] = '\0';
 	*out = buf;
 	*outlen = len;
 	buf = NULL;

@@ -402,28 +402,16 @@ read_config_file(const char *path, char **bufp, size_t *lenp, char *msg,
 		snprintf(msg, msglen, "not a regular file");
 		goto out;
 	}
-	buf = malloc(PC_MAX_CONFIG_BYTES + 1);
-	if (buf == NULL) {
-		snprintf(msg, msglen, "out of memory");
-		rc = PC_E_NOMEM;
-		goto out;
-	}
-	while (got < PC_MAX_CONFIG_BYTES + 1) {
-		ssize_t r = read(fd, buf + got, PC_MAX_CONFIG_BYTES + 1 - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			snprintf(msg, msglen, "cannot read: %s", strerror(errno));
-			goto out;
-		}
-		if (r == 0)
-			break;
-		got += (size_t)r;
-	}
-	if (got > PC_MAX_CONFIG_BYTES) {
+	rc = pc_read_fd_bounded(fd, PC_MAX_CONFIG_BYTES, &buf, &got);
+	if (rc == PC_E_LIMIT) {
 		snprintf(msg, msglen, "file is larger than %u bytes",
 		    PC_MAX_CONFIG_BYTES);
 		rc = PC_E_CONFIG;
+		goto out;
+	}
+	if (rc != 0) {
+		snprintf(msg, msglen, "cannot read: %s", rc == PC_E_IO ?
+		    strerror(errno) : "out of memory");
 		goto out;
 	}
 	*bufp = buf;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 int
 pc_random_bytes(void *buf, size_t n)
@@ -103,4 +104,54 @@ pc_ct_equal(const void *a, const void *b, size_t n)
 	for (size_t i = 0; i < n; i++)
 		d |= x[i] ^ y[i];
 	return d == 0;
+}
+
+int
+pc_read_fd_bounded(int fd, size_t max, char **out, size_t *len)
+{
+	char *buf = malloc(max + 1);
+	size_t got = 0;
+
+	*out = NULL;
+	*len = 0;
+	if (buf == NULL)
+		return PC_E_NOMEM;
+	for (;;) {
+		ssize_t n = read(fd, buf + got, max + 1 - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = errno;
+			free(buf);
+			errno = e;
+			return PC_E_IO;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+		if (got > max) {
+			free(buf);
+			return PC_E_LIMIT;
+		}
+	}
+	buf[got] = '\0';
+	*out = buf;
+	*len = got;
+	return 0;
+}
+
+int
+pc_b64url_val(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '-')
+		return 62;
+	if (c == '_')
+		return 63;
+	return -1;
 }

@@ -26,6 +26,17 @@ size_t pc_strlcpy(char *dst, const char *src, size_t dstlen);
  * 0 or PC_E_INVAL. */
 int pc_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 
+/*
+ * Read fd to EOF into a new NUL-terminated buffer (*out, caller frees; it
+ * may hold a secret: wipe before freeing) of at most max bytes. Reads to
+ * EOF rather than trusting st_size: the file may change under us.
+ * 0, PC_E_LIMIT (longer than max), PC_E_IO (errno set), PC_E_NOMEM.
+ */
+int pc_read_fd_bounded(int fd, size_t max, char **out, size_t *len);
+
+/* Value of a base64url digit (RFC 4648 §5), or -1. */
+int pc_b64url_val(unsigned char c);
+
 /* Constant-time equality of two buffers of equal length. */
 int pc_ct_equal(const void *a, const void *b, size_t n);
 

@@ -4,7 +4,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "lib/errors.h"
@@ -143,6 +145,37 @@ util_random_and_parse(void **st)
 	assert_false(pc_ct_equal("abc", "abd", 3));
 }
 
+static void
+util_read_and_b64url(void **st)
+{
+	char path[] = "/tmp/pc-test-lib-XXXXXX";
+	int fd = mkstemp(path);
+	char *buf = NULL;
+	size_t len = 0;
+
+	(void)st;
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "0123456789", 10), 10);
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	assert_int_equal(pc_read_fd_bounded(fd, 10, &buf, &len), 0);
+	assert_int_equal(len, 10);
+	assert_string_equal(buf, "0123456789");
+	free(buf);
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	assert_int_equal(pc_read_fd_bounded(fd, 9, &buf, &len), PC_E_LIMIT);
+	assert_null(buf);
+	close(fd);
+	unlink(path);
+	assert_int_equal(pc_b64url_val('A'), 0);
+	assert_int_equal(pc_b64url_val('z'), 51);
+	assert_int_equal(pc_b64url_val('9'), 61);
+	assert_int_equal(pc_b64url_val('-'), 62);
+	assert_int_equal(pc_b64url_val('_'), 63);
+	assert_int_equal(pc_b64url_val('+'), -1);
+	assert_int_equal(pc_b64url_val('/'), -1);
+	assert_int_equal(pc_b64url_val('='), -1);
+}
+
 int
 main(void)
 {
@@ -153,6 +186,7 @@ main(void)
 		cmocka_unit_test(json_string_limit),
 		cmocka_unit_test(map_basics),
 		cmocka_unit_test(util_random_and_parse),
+		cmocka_unit_test(util_read_and_b64url),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
