@@ -83,6 +83,13 @@ $(ASAN)/tests/schema_suite: tests/schema_suite.c $(ASAN_LIB_OBJS)
 	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(PKG_LIBS)
 SUITE_BIN := $(if $(wildcard tests/schema_suite.c),$(ASAN)/tests/schema_suite)
 
+# The h2o floor (bench only) links Debian's libh2o-evloop.
+build/bench/h2o_floor: bench/h2o_floor.c
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -Wmissing-prototypes -Wstrict-prototypes,$(REL_CFLAGS)) \
+	    $(shell pkg-config --cflags libh2o-evloop) -Wno-error -o $@ $< \
+	    $(shell pkg-config --libs libh2o-evloop) -ljansson
+
 # In-process micro-benchmarks link the gateway's own modules.
 REL_LIB_OBJS := $(LIB_SRCS:%.c=$(REL)/%.o)
 build/bench/authn_cost: bench/authn_cost.c $(REL_LIB_OBJS)

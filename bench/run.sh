@@ -29,7 +29,7 @@ DURATION=${BENCH_DURATION:-10}
 WARMUP=${BENCH_WARMUP:-2}
 CONC=${BENCH_CONCURRENCY:-16}
 LG_THREADS=${BENCH_LOADGEN_THREADS:-1}
-SYSTEMS=${BENCH_SYSTEMS:-"direct floor gateway gateway-apikey gateway-tls supergateway mcp-proxy"}
+SYSTEMS=${BENCH_SYSTEMS:-"direct floor h2o-floor gateway gateway-apikey gateway-tls supergateway mcp-proxy"}
 OUT=${BENCH_OUT:-bench/results/latest.md}
 NM=${BENCH_NODE_MODULES:-$ROOT/node_modules}
 
@@ -38,6 +38,7 @@ DIRECT=build/bench/stdio_direct
 UPSTREAM=$ROOT/build/fixtures/mini_upstream
 GATEWAY=build/portcullis
 FLOOR=$ROOT/build/bench/http_floor
+H2OFLOOR=$ROOT/build/bench/h2o_floor
 
 for v in "$DURATION" "$WARMUP" "$CONC" "$LG_THREADS"; do
 	case $v in
@@ -403,6 +404,9 @@ launch() {
 	"http floor")
 		start "$sys" "$FLOOR" "$port"
 		;;
+	"h2o floor")
+		start "$sys" "$H2OFLOOR" "$port"
+		;;
 	gateway | gateway+apikey | gateway+apikey+tls)
 		gateway_config "$sys" "$port" >"$TMP/gateway.yaml"
 		start "$sys" "$GATEWAY" serve -c "$TMP/gateway.yaml"
@@ -464,6 +468,12 @@ run_http() {
 			return
 		fi
 		;;
+	"h2o floor")
+		if [ ! -x "$H2OFLOOR" ]; then
+			skip "h2o floor" "build/bench/h2o_floor not built"
+			return
+		fi
+		;;
 	*)
 		if [ ! -e "$NM/.bin/$sys" ]; then
 			skip "$sys" "node_modules/.bin/$sys not installed (make deps installs it)"
@@ -501,6 +511,7 @@ for s in $SYSTEMS; do
 	case $s in
 	direct) run_direct ;;
 	floor) run_http "http floor" ;;
+	h2o-floor) run_http "h2o floor" ;;
 	gateway) run_http gateway ;;
 	gateway-apikey) run_http gateway+apikey ;;
 	gateway-tls) run_http gateway+apikey+tls ;;
@@ -569,6 +580,13 @@ faster_node() {	# faster_node MODE: "name rate" of the faster Node proxy
 		fi
 		if [ -n "$gw" ] && [ -n "${RATE[http floor.$m]:-}" ]; then
 			echo "- $m: gateway ÷ http floor (bare evhttp, no upstream) = $(ratio2 "$gw" "${RATE[http floor.$m]}")"
+		fi
+		hf=${RATE[h2o floor.$m]:-}
+		if [ -n "$hf" ] && [ -n "$fn" ]; then
+			echo "- $m: h2o floor ÷ faster Node proxy = $(ratio "$hf" "${fn#* }")× (the same bare workload on libh2o's loop)"
+		fi
+		if [ -n "$hf" ] && [ -n "${RATE[http floor.$m]:-}" ]; then
+			echo "- $m: h2o floor ÷ http floor = $(ratio2 "$hf" "${RATE[http floor.$m]}")"
 		fi
 		fl=${RATE[http floor.$m]:-}
 		if [ -n "$fl" ] && [ -n "$fn" ]; then
