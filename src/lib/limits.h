@@ -133,6 +133,20 @@
 /* Default rotation policy for API keys. */
 #define PC_DEF_KEY_ROTATION_DAYS     90u
 
+/* --- rate limits, budgets, breakers -------------------------------------- */
+
+/* A limit key (principal, tool, tenant combined) and a limit's id. */
+#define PC_LIMIT_KEY_MAX             256u
+#define PC_LIMIT_ID_MAX              64u
+/* Limits and budgets one configuration may define. */
+#define PC_GCRA_MAX_LIMITS           64u
+#define PC_BUDGET_MAX_LIMITS         32u
+/* Entries of an in-memory limit table: the default, and the ceiling (each
+ * entry is a few hundred bytes; past the table's size new keys are refused,
+ * fail closed). */
+#define PC_LIMIT_DEF_ENTRIES         65536u
+#define PC_LIMIT_MAX_ENTRIES         (4u * 1024u * 1024u)
+
 /* --- TLS --------------------------------------------------------------------- */
 
 /* A PEM key file; real keys are a few KiB. */
