@@ -459,6 +459,16 @@ forward_named(struct pc_call *c, enum pc_cat_kind kind, json_t *params)
 		    "Unknown tool" : "Unknown prompt");
 		return;
 	}
+	/* Arguments must fit the tool's own schema before anything leaves
+	 * the gateway; a misfit is a tool execution error (isError). */
+	if (kind == PC_CAT_TOOLS) {
+		json_t *res = NULL;
+		if (pc_schemas_check(&c->r->slots[idx], orig,
+		    json_object_get(params, "arguments"), &res) != 0) {
+			pc_call_finish_result(c, res);
+			return;
+		}
+	}
 	p = upstream_params(c, params);
 	json_object_set_new(p, "name", json_string(orig));
 	forward(c, idx, p);

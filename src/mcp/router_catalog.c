@@ -73,6 +73,8 @@ refresh_end(struct pc_refresh *rf, int ok)
 		if (pc_catalog_set(r->cat, slot->idx, rf->kind, rf->acc) != 0)
 			pc_warn("upstream '%s': could not store %s",
 			    pc_upstream_name(slot->up), list_key[rf->kind]);
+		if (rf->kind == PC_CAT_TOOLS)
+			pc_schemas_rebuild(slot, rf->acc);
 		pc_debug("upstream '%s': %zu %s", pc_upstream_name(slot->up),
 		    json_array_size(rf->acc), list_key[rf->kind]);
 		/* Tell clients only about changes after the first fetch. */

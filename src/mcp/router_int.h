@@ -32,6 +32,8 @@ struct pc_up_slot {
 	struct pc_upstream *up;
 	struct pc_refresh refresh[PC_CAT__N];
 	int first_done;		/* first catalogue fetch finished or failed */
+	struct pc_map *schemas;	/* tool (upstream's name) -> struct pc_schema,
+				 * or absent when it could not be compiled */
 	int pending_kinds;	/* kinds of the first fetch still running */
 	int stopped;
 };
@@ -100,6 +102,14 @@ void pc_sessions_sweep_start(struct pc_router *r);
 void pc_session_end_stream(struct pc_session *s);
 void pc_sessions_broadcast(struct pc_router *r, json_t *msg,
     const char *only_subscribed_uri);
+
+/* router_validate.c: tool argument validation */
+void pc_schemas_rebuild(struct pc_up_slot *slot, json_t *tools);
+void pc_schemas_free(struct pc_up_slot *slot);
+/* 0: arguments valid. Otherwise *result is an isError tool result to send
+ * instead of forwarding (new ref). */
+int pc_schemas_check(struct pc_up_slot *slot, const char *tool,
+    json_t *arguments, json_t **result);
 
 /* router.c: resource subscriptions shared by sessions */
 int pc_sub_adjust(struct pc_router *r, const char *uri, int d);

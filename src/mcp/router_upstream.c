@@ -326,6 +326,7 @@ pc_router_free(struct pc_router *r)
 	}
 	for (size_t i = 0; i < r->nslots; i++) {
 		pc_upstream_free(r->slots[i].up);
+		pc_schemas_free(&r->slots[i]);
 		for (int kk = 0; kk < PC_CAT__N; kk++)
 			json_decref(r->slots[i].refresh[kk].acc);
 	}

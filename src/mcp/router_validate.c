@@ -1,0 +1,141 @@
+/*
+ * Tool arguments against the upstream's own inputSchema, before the call
+ * leaves the gateway. Schemas are compiled when the tool list is fetched
+ * (and again on list_changed), so a call pays only for validation.
+ *
+ * Fail closed: a tool whose schema cannot be compiled (too large, a $ref to
+ * another document, an invalid regex) cannot be called, and a validation
+ * that runs out of its step or regex budget counts as invalid. The error
+ * result names the argument path and the rule, never a value: arguments
+ * may carry secrets.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "../lib/errors.h"
+#include "../lib/log.h"
+#include "../lib/map.h"
+#include "../validate/schema.h"
+#include "router_int.h"
+
+/* Errors quoted in one answer; more are summarized by their count. */
+#define SHOW_ERRORS 5u
+
+static void
+free_map(struct pc_map *m)
+{
+	size_t pos = 0;
+	const char *k;
+	void *v;
+
+	if (m == NULL)
+		return;
+	while (pc_map_next(m, &pos, &k, &v))
+		pc_schema_free(v);
+	pc_map_free(m);
+}
+
+void
+pc_schemas_free(struct pc_up_slot *slot)
+{
+	free_map(slot->schemas);
+	slot->schemas = NULL;
+}
+
+void
+pc_schemas_rebuild(struct pc_up_slot *slot, json_t *tools)
+{
+	struct pc_schema_limits lim;
+	struct pc_map *m = pc_map_new();
+	size_t i;
+	json_t *t;
+
+	if (m == NULL) {
+		/* Keep the old set rather than none: calls stay checked. */
+		pc_warn("upstream '%s': out of memory compiling tool schemas",
+		    pc_upstream_name(slot->up));
+		return;
+	}
+	pc_schema_limits_default(&lim);
+	json_array_foreach(tools, i, t) {
+		const char *name = json_string_value(json_object_get(t, "name"));
+		json_t *schema = json_object_get(t, "inputSchema");
+		struct pc_schema *s = NULL;
+		char err[160];
+
+		if (name == NULL)
+			continue;
+		if (!json_is_object(schema)) {
+			pc_warn("upstream '%s': tool '%s' has no inputSchema; it "
+			    "cannot be called", pc_upstream_name(slot->up), name);
+			continue;
+		}
+		if (pc_schema_compile(schema, &lim, NULL, NULL, &s, err,
+		    sizeof(err)) != 0) {
+			pc_warn("upstream '%s': tool '%s': input schema refused "
+			    "(%s); the tool cannot be called",
+			    pc_upstream_name(slot->up), name, err);
+			continue;
+		}
+		if (pc_map_put(m, name, s) != 0)
+			pc_schema_free(s);
+	}
+	free_map(slot->schemas);
+	slot->schemas = m;
+}
+
+static json_t *
+error_result(const char *text)
+{
+	return json_pack("{s:[{s:s, s:s}], s:b}", "content", "type", "text",
+	    "text", text, "isError", 1);
+}
+
+int
+pc_schemas_check(struct pc_up_slot *slot, const char *tool, json_t *arguments,
+    json_t **result)
+{
+	struct pc_schema *s;
+	struct pc_schema_error *errs = NULL;
+	unsigned n = 0, max;
+	json_t *empty = NULL;
+	char text[1536];
+	size_t len;
+	int rc;
+
+	*result = NULL;
+	s = slot->schemas ? pc_map_get(slot->schemas, tool) : NULL;
+	if (s == NULL) {
+		*result = error_result("This tool cannot be called through the "
+		    "gateway: its input schema could not be enforced");
+		return PC_E_DENIED;
+	}
+	if (arguments == NULL)
+		arguments = empty = json_object();
+	max = pc_schema_max_errors(s);
+	errs = calloc(max ? max : 1, sizeof(*errs));
+	if (errs == NULL) {
+		json_decref(empty);
+		*result = error_result("Internal error");
+		return PC_E_NOMEM;
+	}
+	rc = pc_schema_validate(s, arguments, errs, &n);
+	json_decref(empty);
+	if (rc == 0) {
+		free(errs);
+		return 0;
+	}
+	len = (size_t)snprintf(text, sizeof(text), "Invalid arguments%s:",
+	    rc == PC_E_LIMIT ? " (validation budget exhausted)" : "");
+	for (unsigned i = 0; i < n && i < SHOW_ERRORS && len < sizeof(text); i++)
+		len += (size_t)snprintf(text + len, sizeof(text) - len,
+		    "%s %s: %s: %s", i ? ";" : "", errs[i].path[0] ? errs[i].path
+		    : "/", errs[i].keyword, errs[i].message);
+	if (n > SHOW_ERRORS && len < sizeof(text))
+		snprintf(text + len, sizeof(text) - len, "; and %u more",
+		    n - SHOW_ERRORS);
+	free(errs);
+	*result = error_result(text);
+	pc_debug("tool '%s' refused: arguments do not fit its schema", tool);
+	return PC_E_INVAL;
+}
