@@ -92,6 +92,9 @@ build/bench/h2o_floor: bench/h2o_floor.c
 
 # In-process micro-benchmarks link the gateway's own modules.
 REL_LIB_OBJS := $(LIB_SRCS:%.c=$(REL)/%.o)
+build/bench/audit_bench: bench/audit_bench.c $(REL_LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(REL_CFLAGS) -o $@ $^ $(PKG_LIBS)
 build/bench/authn_cost: bench/authn_cost.c $(REL_LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(REL_CFLAGS) -o $@ $^ $(PKG_LIBS)

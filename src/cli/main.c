@@ -25,6 +25,7 @@
 #include "../lib/version.h"
 #include "../mcp/router.h"
 #include "../stdio/stdio_front.h"
+#include "audit_cli.h"
 #include "keys.h"
 
 static const char usage[] =
@@ -53,6 +54,10 @@ static const char usage[] =
 "  keys create|list|show|rotate|revoke -c FILE ...\n"
 "        Manage API keys in the store named by the config (see\n"
 "        `portcullis keys --help` and docs/keys.md).\n"
+"  audit verify|tail|query ...\n"
+"        Check the hash chain of audit files (names the first bad record),\n"
+"        follow them, or search them (see `portcullis audit --help` and\n"
+"        docs/audit.md).\n"
 "  version\n"
 "        Print the version.\n"
 "  help, --help, -h\n"
@@ -388,6 +393,8 @@ main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "keys") == 0)
 		return pc_cli_keys(argc - 1, argv + 1);
+	if (strcmp(cmd, "audit") == 0)
+		return pc_cli_audit(argc - 1, argv + 1);
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
 		printf("portcullis %s\n", PC_VERSION);
 		return 0;

@@ -1,0 +1,1129 @@
+/*
+ * The audit log writer.
+ *
+ * Each record is serialized once, into a buffer sized at open: the module
+ * writes {"seq":N,"ts":"..." itself, splices the caller's fields after it,
+ * MACs those bytes (prefixed with the previous record's MAC) and closes the
+ * line with ,"mac":"<hex>"}. The MAC covers the exact bytes in the file, so
+ * verification never depends on re-serializing JSON the same way.
+ *
+ * write(2) happens inside pc_audit_write(), so a record is in the page
+ * cache before the caller answers; fdatasync runs from a timer at most
+ * group_delay_ms later, once for every record written meanwhile, and then
+ * the waiting callbacks run. The fsync blocks the loop for its duration;
+ * on the small appends of one group it is short, and a worker thread can
+ * take it later without changing the API.
+ *
+ * Any failure to write, sync, rotate or create a file is final: the log
+ * stays failed and every later write is refused, so the gateway refuses
+ * requests rather than serve them unaudited.
+ */
+#include "audit.h"
+#include "audit_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <openssl/crypto.h>
+
+#include "../lib/errors.h"
+#include "../lib/log.h"
+#include "../lib/util.h"
+
+/* Writes waiting for one fsync before it is brought forward to the next
+ * loop turn; and the most that may wait at all (a loop that does not turn
+ * while millions of records are written is a bug, not load). Local limits,
+ * candidates for src/lib/limits.h. */
+#define AUDIT_GROUP_SOON     8192u
+#define AUDIT_MAX_PENDING    (1u << 20)
+/* Age rotation and retention are also checked by a timer, so that an idle
+ * log still rotates and expires; at most this often. */
+#define AUDIT_HOUSEKEEP_S    3600u
+
+struct waiter {
+	void (*cb)(void *arg, int rc);
+	void *arg;
+};
+
+struct pc_audit {
+	struct event_base *base;
+	struct event *sync_ev;		/* group-commit timer */
+	struct event *house_ev;		/* age rotation, retention */
+	EVP_MAC_CTX *mac;
+
+	char dir[PATH_MAX];
+	char prefix[PC_AUDIT_MAX_PREFIX + 1];
+	int dirfd;
+	int fd;
+	char file[256];
+	uint64_t file_bytes;
+	uint64_t file_records;
+	uint64_t file_first_seq;
+	time_t file_opened;
+
+	uint64_t seq;			/* last written */
+	unsigned char prev[AUDIT_MAC_LEN];
+
+	uint64_t max_file_bytes;
+	uint32_t max_file_age_s;
+	uint32_t retention_days;
+	enum pc_audit_fsync mode;
+	uint32_t delay_ms;
+
+	char *buf;			/* one serialized line */
+	size_t bufcap;
+	time_t ts_sec;			/* cache of the formatted second */
+	char ts_day[24];
+
+	struct waiter *pend;
+	size_t npend, cappend;
+	bool dirty;			/* written since the last fsync */
+	bool sync_armed;
+
+	bool failed;
+	char why[512];
+	struct pc_audit_stats st;
+};
+
+static int rotate(struct pc_audit *a, const char *reason);
+
+/* --- failure ------------------------------------------------------------------ */
+
+static int fail(struct pc_audit *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int
+fail(struct pc_audit *a, const char *fmt, ...)
+{
+	va_list ap;
+	char what[384];
+
+	if (a->failed)
+		return PC_E_IO;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	/* A long directory cuts the message, never the state. */
+	if (snprintf(a->why, sizeof(a->why), "audit log %s/%s: %s; refusing "
+	    "requests until the log can be written", a->dir, a->file,
+	    what) >= (int)sizeof(a->why))
+		a->why[sizeof(a->why) - 2] = '.';
+	a->failed = true;
+	pc_error("%s", a->why);
+	return PC_E_IO;
+}
+
+const char *
+pc_audit_error(const struct pc_audit *a)
+{
+	return a != NULL && a->failed ? a->why : NULL;
+}
+
+/* --- serialization -------------------------------------------------------------- */
+
+static void
+now_ts(struct pc_audit *a, char *out, size_t outlen)
+{
+	struct timespec t;
+	struct tm tm;
+
+	clock_gettime(CLOCK_REALTIME, &t);
+	/* gmtime + strftime once a second, not once a record. */
+	if (t.tv_sec != a->ts_sec || a->ts_day[0] == '\0') {
+		gmtime_r(&t.tv_sec, &tm);
+		strftime(a->ts_day, sizeof(a->ts_day), "%Y-%m-%dT%H:%M:%S", &tm);
+		a->ts_sec = t.tv_sec;
+	}
+	snprintf(out, outlen, "%.19s.%06ldZ", a->ts_day,
+	    (long)(t.tv_nsec / 1000) % 1000000);
+}
+
+/*
+ * The request record without building a JSON object: at 100,000 records
+ * a second, jansson's object building and dumping were most of the cost.
+ * The output is byte for byte what pc_audit_request_fields() + jansson's
+ * compact dump give (tests/unit/test_audit.c compares them), except that
+ * invalid UTF-8 becomes U+FFFD here where jansson would refuse the string.
+ */
+struct out {
+	char *p;
+	size_t len, cap;
+	bool over;
+};
+
+static void
+put(struct out *o, const char *s, size_t n)
+{
+	if (o->over || n > o->cap - o->len) {
+		o->over = true;
+		return;
+	}
+	memcpy(o->p + o->len, s, n);
+	o->len += n;
+}
+
+/* Length of a valid UTF-8 sequence at s (lead byte >= 0x80), or 0. */
+static size_t
+utf8_len(const unsigned char *s, size_t left)
+{
+	unsigned char c = s[0], lo = 0x80, hi = 0xbf;
+	size_t n;
+
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 3;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	if (c == 0xe0)
+		lo = 0xa0;
+	else if (c == 0xed)
+		hi = 0x9f;		/* no surrogates */
+	else if (c == 0xf0)
+		lo = 0x90;
+	else if (c == 0xf4)
+		hi = 0x8f;		/* nothing past U+10FFFF */
+	if (left < n || s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if (s[i] < 0x80 || s[i] > 0xbf)
+			return 0;
+	return n;
+}
+
+static void
+put_jstr(struct out *o, const char *str)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	const unsigned char *s = (const unsigned char *)str;
+	size_t i = 0, run = 0, n = strlen(str);
+
+	put(o, "\"", 1);
+	while (i < n) {
+		unsigned char c = s[i];
+		char esc[6] = { '\\', 'u', '0', '0', 0, 0 };
+		size_t u;
+
+		if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
+			i++;
+			run++;
+			continue;
+		}
+		put(o, str + i - run, run);
+		run = 0;
+		if (c >= 0x80) {
+			u = utf8_len(s + i, n - i);
+			if (u == 0) {
+				put(o, "\xef\xbf\xbd", 3);	/* U+FFFD */
+				i++;
+			} else {
+				put(o, str + i, u);
+				i += u;
+			}
+			continue;
+		}
+		i++;
+		switch (c) {
+		case '"': put(o, "\\\"", 2); break;
+		case '\\': put(o, "\\\\", 2); break;
+		case '\b': put(o, "\\b", 2); break;
+		case '\f': put(o, "\\f", 2); break;
+		case '\n': put(o, "\\n", 2); break;
+		case '\r': put(o, "\\r", 2); break;
+		case '\t': put(o, "\\t", 2); break;
+		default:
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 15];
+			put(o, esc, 6);
+		}
+	}
+	put(o, str + i - run, run);
+	put(o, "\"", 1);
+}
+
+static void
+put_key(struct out *o, const char *k)
+{
+	put(o, ",\"", 2);
+	put(o, k, strlen(k));
+	put(o, "\":", 2);
+}
+
+static void
+put_skv(struct out *o, const char *k, const char *v)
+{
+	put_key(o, k);
+	if (v == NULL || v[0] == '\0')
+		put(o, "null", 4);
+	else
+		put_jstr(o, v);
+}
+
+static void
+put_ikv(struct out *o, const char *k, int64_t v)
+{
+	char num[24];
+	int w;
+
+	put_key(o, k);
+	if (v < 0) {
+		put(o, "null", 4);
+		return;
+	}
+	w = snprintf(num, sizeof(num), "%" PRId64, v);
+	put(o, num, (size_t)w);
+}
+
+/* The fields after "ts", starting with ',' and without a closing '}'. */
+static int
+put_request(char *buf, size_t cap, const struct pc_audit_request *r,
+    size_t *n)
+{
+	struct out o = { buf, 0, cap, false };
+	const char *type = r->type ? r->type : "request";
+
+	/* The order here is the record's key order (docs/audit.md), the
+	 * same as in pc_audit_request_fields(). */
+	put_skv(&o, "type", type);
+	if (strcmp(type, "event") == 0)
+		put_skv(&o, "event", r->event);
+	put_skv(&o, "request_id", r->request_id);
+	put_skv(&o, "principal", r->principal);
+	put_skv(&o, "key_id", r->key_id);
+	put_skv(&o, "tenant", r->tenant);
+	put_skv(&o, "source", r->source);
+	put_skv(&o, "session", r->session);
+	put_skv(&o, "era", r->era);
+	put_skv(&o, "upstream", r->upstream);
+	put_skv(&o, "method", r->method);
+	put_skv(&o, "tool", r->tool);
+	put_key(&o, "args");
+	if (r->args == NULL) {
+		put(&o, "null", 4);
+	} else if (!o.over) {
+		size_t room = o.cap - o.len;
+		size_t an = json_dumpb(r->args, o.p + o.len, room,
+		    JSON_COMPACT | JSON_ENCODE_ANY);
+
+		if (an == 0)
+			return PC_E_INVAL;
+		if (an > room)
+			o.over = true;
+		else
+			o.len += an;
+	}
+	put_skv(&o, "decision", r->decision);
+	put_skv(&o, "reason", r->reason);
+	put_skv(&o, "status", r->status);
+	put_ikv(&o, "latency_us", r->latency_us);
+	put_ikv(&o, "bytes_in", r->bytes_in);
+	put_ikv(&o, "bytes_out", r->bytes_out);
+	if (o.over)
+		return PC_E_LIMIT;
+	*n = o.len;
+	return 0;
+}
+
+/*
+ * Serialize the record numbered a->seq + 1 into a->buf; *len is the line
+ * with its '\n', mac its MAC. PC_E_LIMIT when too large.
+ */
+static int
+build(struct pc_audit *a, json_t *fields, const struct pc_audit_request *req,
+    size_t *len, unsigned char mac[AUDIT_MAC_LEN])
+{
+	char ts[40], hex[AUDIT_MAC_HEX + 1];
+	size_t pos, room, n, body;
+	int w, rc;
+
+	now_ts(a, ts, sizeof(ts));
+	w = snprintf(a->buf, a->bufcap, "{\"seq\":%" PRIu64 ",\"ts\":\"%s\"",
+	    a->seq + 1, ts);
+	if (w < 0 || (size_t)w >= a->bufcap)
+		return PC_E_LIMIT;
+	pos = (size_t)w;
+	room = a->bufcap - pos;
+	if (req != NULL) {
+		rc = put_request(a->buf + pos, room, req, &n);
+		if (rc != 0)
+			return rc;
+		body = pos + n;
+	} else {
+		n = json_dumpb(fields, a->buf + pos, room, JSON_COMPACT);
+		if (n == 0 || n > room)
+			return n == 0 ? PC_E_INVAL : PC_E_LIMIT;
+		if (n == 2) {
+			body = pos;		/* "{}": nothing to splice */
+		} else {
+			a->buf[pos] = ',';	/* their '{' joins our keys */
+			body = pos + n - 1;	/* without their '}' */
+		}
+	}
+	if (body + AUDIT_SUFFIX_LEN + 1 > a->bufcap)
+		return PC_E_LIMIT;
+	rc = audit_mac(a->mac, a->prev, a->buf, body, mac);
+	if (rc != 0)
+		return rc;
+	audit_hex(mac, AUDIT_MAC_LEN, hex);
+	memcpy(a->buf + body, AUDIT_MAC_KEY, AUDIT_MAC_KEY_LEN);
+	body += AUDIT_MAC_KEY_LEN;
+	memcpy(a->buf + body, hex, AUDIT_MAC_HEX);
+	body += AUDIT_MAC_HEX;
+	memcpy(a->buf + body, AUDIT_TAIL "\n", AUDIT_TAIL_LEN + 1);
+	*len = body + AUDIT_TAIL_LEN + 1;
+	return 0;
+}
+
+static void
+arm_sync(struct pc_audit *a, bool soon)
+{
+	struct timeval tv = { 0, 0 };
+
+	if (!soon) {
+		tv.tv_sec = a->delay_ms / 1000;
+		tv.tv_usec = (suseconds_t)(a->delay_ms % 1000) * 1000;
+	}
+	if (a->sync_armed && !soon)
+		return;
+	evtimer_add(a->sync_ev, &tv);	/* re-adding moves the deadline */
+	a->sync_armed = true;
+}
+
+/* Serialize and append; the chain moves only once the bytes are written. */
+static int
+append(struct pc_audit *a, json_t *fields, const struct pc_audit_request *req)
+{
+	unsigned char mac[AUDIT_MAC_LEN];
+	size_t len, done = 0;
+	int rc;
+
+	if (a->failed)
+		return PC_E_IO;
+	rc = build(a, fields, req, &len, mac);
+	if (rc != 0)
+		return rc;
+	while (done < len) {
+		ssize_t r = write(a->fd, a->buf + done, len - done);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			int e = r < 0 ? errno : ENOSPC;
+
+			/* Leave no torn line behind if we can help it. */
+			if (done > 0 &&
+			    ftruncate(a->fd, (off_t)a->file_bytes) != 0)
+				pc_warn("cannot cut a partial record: %s",
+				    strerror(errno));
+			return fail(a, "write failed: %s", strerror(e));
+		}
+		done += (size_t)r;
+	}
+	a->seq++;
+	memcpy(a->prev, mac, sizeof(mac));
+	a->file_bytes += len;
+	a->file_records++;
+	a->st.records++;
+	a->st.bytes += len;
+	a->dirty = true;
+	return 0;
+}
+
+/* --- group commit ----------------------------------------------------------------- */
+
+static int
+sync_now(struct pc_audit *a)
+{
+	if (!a->dirty)
+		return 0;	/* what was written is on disk */
+	if (fdatasync(a->fd) != 0)
+		return fail(a, "fsync failed: %s", strerror(errno));
+	a->dirty = false;
+	a->st.fsyncs++;
+	return 0;
+}
+
+/* fsync, then deliver the callbacks of every write it covered. Callbacks
+ * may write again: those land in a fresh list and a new group. */
+static void
+flush(struct pc_audit *a)
+{
+	struct waiter *w = a->pend;
+	size_t n = a->npend;
+	int rc;
+
+	a->sync_armed = false;
+	evtimer_del(a->sync_ev);
+	rc = sync_now(a);
+	a->pend = NULL;
+	a->npend = a->cappend = 0;
+	for (size_t i = 0; i < n; i++)
+		w[i].cb(w[i].arg, rc);
+	free(w);
+}
+
+static void
+on_sync(evutil_socket_t fd, short what, void *arg)
+{
+	flush(arg);
+}
+
+static int
+add_waiter(struct pc_audit *a, void (*cb)(void *, int), void *arg)
+{
+	if (a->npend == a->cappend) {
+		size_t ncap = a->cappend ? 2 * a->cappend : 64;
+		struct waiter *nw;
+
+		if (ncap > AUDIT_MAX_PENDING)
+			return PC_E_LIMIT;
+		nw = realloc(a->pend, ncap * sizeof(*nw));
+		if (nw == NULL)
+			return PC_E_NOMEM;
+		a->pend = nw;
+		a->cappend = ncap;
+	}
+	a->pend[a->npend].cb = cb;
+	a->pend[a->npend].arg = arg;
+	a->npend++;
+	return 0;
+}
+
+/* --- records --------------------------------------------------------------------- */
+
+static bool
+reserved_key(const char *k)
+{
+	return strcmp(k, "seq") == 0 || strcmp(k, "ts") == 0 ||
+	    strcmp(k, "mac") == 0;
+}
+
+static int
+check_fields(json_t *fields)
+{
+	const char *k, *type;
+	json_t *v;
+
+	if (!json_is_object(fields))
+		return PC_E_INVAL;
+	json_object_foreach(fields, k, v) {
+		if (reserved_key(k))
+			return PC_E_INVAL;
+	}
+	v = json_object_get(fields, "type");
+	if (v == NULL)
+		return 0;
+	type = json_string_value(v);
+	if (type == NULL || strcmp(type, AUDIT_T_FILE) == 0 ||
+	    strcmp(type, AUDIT_T_CHECKPOINT) == 0 ||
+	    strcmp(type, AUDIT_T_RETENTION) == 0)
+		return PC_E_INVAL;
+	return 0;
+}
+
+static int
+write_one(struct pc_audit *a, json_t *fields, const struct pc_audit_request *req,
+    void (*durable)(void *arg, int rc), void *arg)
+{
+	time_t now;
+	int rc;
+
+	if (a->mode == PC_AUDIT_FSYNC_STRICT && durable == NULL)
+		return PC_E_INVAL;
+	if (durable != NULL && a->npend >= AUDIT_MAX_PENDING)
+		return PC_E_LIMIT;
+	/* Rotate before the record rather than after, so that a file never
+	 * ends without its checkpoint while the gateway runs. */
+	now = time(NULL);
+	if (a->file_records > 1 && (a->file_bytes >= a->max_file_bytes ||
+	    now - a->file_opened >= (time_t)a->max_file_age_s)) {
+		rc = rotate(a, a->file_bytes >= a->max_file_bytes ?
+		    "size" : "age");
+		if (rc != 0)
+			return rc;
+	}
+	rc = append(a, fields, req);
+	if (rc != 0)
+		return rc;
+	if (durable != NULL && add_waiter(a, durable, arg) != 0) {
+		/* The record is written; only the notification is lost, and
+		 * a caller that waits for it would hang: fail closed. */
+		return fail(a, "out of memory for fsync waiters");
+	}
+	arm_sync(a, a->npend >= AUDIT_GROUP_SOON);
+	return 0;
+}
+
+int
+pc_audit_write(struct pc_audit *a, json_t *fields,
+    void (*durable)(void *arg, int rc), void *arg)
+{
+	if (a == NULL)
+		return PC_E_INVAL;
+	if (a->failed)
+		return PC_E_IO;
+	if (check_fields(fields) != 0)
+		return PC_E_INVAL;
+	return write_one(a, fields, NULL, durable, arg);
+}
+
+int
+pc_audit_write_request(struct pc_audit *a, const struct pc_audit_request *r,
+    void (*durable)(void *arg, int rc), void *arg)
+{
+	const char *type;
+
+	if (a == NULL || r == NULL)
+		return PC_E_INVAL;
+	if (a->failed)
+		return PC_E_IO;
+	type = r->type ? r->type : "request";
+	if (strcmp(type, AUDIT_T_FILE) == 0 ||
+	    strcmp(type, AUDIT_T_CHECKPOINT) == 0 ||
+	    strcmp(type, AUDIT_T_RETENTION) == 0)
+		return PC_E_INVAL;
+	return write_one(a, NULL, r, durable, arg);
+}
+
+/* A module record: type first, then the given pairs (new references). */
+static int
+append_own(struct pc_audit *a, json_t *obj)
+{
+	int rc;
+
+	if (obj == NULL)
+		return fail(a, "out of memory");
+	rc = append(a, obj, NULL);
+	json_decref(obj);
+	if (rc == PC_E_LIMIT || rc == PC_E_INVAL || rc == PC_E_NOMEM)
+		return fail(a, "cannot serialize a %s record",
+		    rc == PC_E_NOMEM ? "new" : "module");
+	return rc;
+}
+
+static json_t *
+hex_string(const unsigned char *mac)
+{
+	char hex[AUDIT_MAC_HEX + 1];
+
+	audit_hex(mac, AUDIT_MAC_LEN, hex);
+	return json_string(hex);
+}
+
+static int
+write_checkpoint(struct pc_audit *a, const char *reason)
+{
+	json_t *o = json_object();
+
+	/* "records" counts the file's records before this one; a verifier
+	 * that has read them all and agrees knows nothing was cut. */
+	if (o == NULL || json_object_set_new(o, "type",
+	    json_string(AUDIT_T_CHECKPOINT)) != 0 ||
+	    json_object_set_new(o, "reason", json_string(reason)) != 0 ||
+	    json_object_set_new(o, "file", json_string(a->file)) != 0 ||
+	    json_object_set_new(o, "first_seq",
+	    json_integer((json_int_t)a->file_first_seq)) != 0 ||
+	    json_object_set_new(o, "records",
+	    json_integer((json_int_t)a->file_records)) != 0 ||
+	    json_object_set_new(o, "last_mac", hex_string(a->prev)) != 0) {
+		json_decref(o);
+		return fail(a, "out of memory");
+	}
+	return append_own(a, o);
+}
+
+/*
+ * Create the next file and write its header, which names the previous
+ * file and carries the previous MAC: a file can be verified on its own,
+ * and a missing file between two others shows as a gap in the chain.
+ */
+static int
+open_file(struct pc_audit *a, const char *start, const char *prev_file,
+    const char *prev_end)
+{
+	char stamp[32], name[sizeof(a->file)];
+	struct tm tm;
+	time_t now = time(NULL);
+	json_t *o;
+	int fd;
+
+	gmtime_r(&now, &tm);
+	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+	snprintf(name, sizeof(name), "%s-%s-%0*" PRIu64 ".jsonl", a->prefix,
+	    stamp, AUDIT_NAME_SEQ_DIGITS, a->seq + 1);
+	pc_strlcpy(a->file, name, sizeof(a->file));
+	fd = openat(a->dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_APPEND |
+	    O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+	if (fd < 0)
+		return fail(a, "cannot create: %s", strerror(errno));
+	/* The new name must survive a crash as much as its records. */
+	if (fsync(a->dirfd) != 0) {
+		close(fd);
+		return fail(a, "cannot sync the directory: %s",
+		    strerror(errno));
+	}
+	a->fd = fd;
+	a->file_bytes = 0;
+	a->file_records = 0;
+	a->file_first_seq = a->seq + 1;
+	a->file_opened = now;
+	pc_strlcpy(a->st.file, name, sizeof(a->st.file));
+	o = json_object();
+	if (o == NULL || json_object_set_new(o, "type",
+	    json_string(AUDIT_T_FILE)) != 0 ||
+	    json_object_set_new(o, "file", json_string(name)) != 0 ||
+	    json_object_set_new(o, "start", json_string(start)) != 0 ||
+	    json_object_set_new(o, "prev_file",
+	    prev_file ? json_string(prev_file) : json_null()) != 0 ||
+	    json_object_set_new(o, "prev_seq",
+	    json_integer((json_int_t)a->seq)) != 0 ||
+	    json_object_set_new(o, "prev_end",
+	    prev_end ? json_string(prev_end) : json_null()) != 0 ||
+	    json_object_set_new(o, "prev_mac", hex_string(a->prev)) != 0) {
+		json_decref(o);
+		return fail(a, "out of memory");
+	}
+	return append_own(a, o);
+}
+
+/* --- retention ------------------------------------------------------------------ */
+
+struct tail_info {
+	uint64_t seq;
+	unsigned char mac[AUDIT_MAC_LEN];
+	const char *type;	/* static: checkpoint or other */
+	bool torn;
+};
+
+/* Sequence number and MAC of the last complete record of a file.
+ * 0, PC_E_NOTFOUND (no record), or another error. */
+static int
+read_tail(int dirfd, const char *name, struct tail_info *ti)
+{
+	char *line = NULL;
+	size_t len, body;
+	json_t *j = NULL;
+	json_t *seq;
+	const char *type;
+	int rc;
+
+	rc = audit_last_line(dirfd, name, &line, &len, &ti->torn);
+	if (rc != 0)
+		return rc;
+	rc = PC_E_PARSE;
+	if (audit_split(line, len, &body, ti->mac) != 0)
+		goto out;
+	j = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL);
+	seq = json_object_get(j, "seq");
+	if (!json_is_integer(seq) || json_integer_value(seq) < 1)
+		goto out;
+	ti->seq = (uint64_t)json_integer_value(seq);
+	type = json_string_value(json_object_get(j, "type"));
+	ti->type = type != NULL && strcmp(type, AUDIT_T_CHECKPOINT) == 0 ?
+	    "checkpoint" : "none";
+	rc = 0;
+out:
+	json_decref(j);
+	free(line);
+	return rc;
+}
+
+static const char *
+base_name(const char *path)
+{
+	const char *s = strrchr(path, '/');
+
+	return s ? s + 1 : path;
+}
+
+/*
+ * Remove the oldest files whose last write is older than the retention,
+ * oldest first and never past a file that is still kept (no holes), then
+ * record what went: the range and the last MAC of the removed part, so a
+ * verifier can tell an expired start of the log from a deleted one.
+ * The record is written (and synced) before any file goes.
+ */
+static int
+retention(struct pc_audit *a)
+{
+	char **files = NULL;
+	size_t n = 0, k = 0;
+	time_t cutoff = time(NULL) - (time_t)a->retention_days * 86400;
+	struct tail_info last;
+	uint64_t first_seq = 0;
+	json_t *o = NULL, *names;
+	int rc;
+
+	rc = pc_audit_list(a->dir, a->prefix, &files, &n);
+	if (rc != 0) {
+		pc_warn("retention: cannot list %s: %s", a->dir,
+		    strerror(errno));
+		return 0;	/* keeping files too long is not a failure */
+	}
+	while (k < n) {
+		struct stat sb;
+
+		if (strcmp(base_name(files[k]), a->file) == 0 ||
+		    fstatat(a->dirfd, base_name(files[k]), &sb,
+		    AT_SYMLINK_NOFOLLOW) != 0 || sb.st_mtime >= cutoff)
+			break;
+		k++;
+	}
+	if (k == 0)
+		goto out;
+	rc = audit_name_seq(base_name(files[0]), a->prefix, &first_seq);
+	if (rc == 0)
+		rc = read_tail(a->dirfd, base_name(files[k - 1]), &last);
+	if (rc != 0) {
+		pc_warn("retention: cannot read the end of %s; nothing removed",
+		    base_name(files[k - 1]));
+		rc = 0;
+		goto out;
+	}
+	names = json_array();
+	for (size_t i = 0; names != NULL && i < k; i++) {
+		if (json_array_append_new(names,
+		    json_string(base_name(files[i]))) != 0) {
+			json_decref(names);
+			names = NULL;
+		}
+	}
+	o = json_object();
+	if (o == NULL || names == NULL ||
+	    json_object_set_new(o, "type", json_string(AUDIT_T_RETENTION)) ||
+	    json_object_set_new(o, "retention_days",
+	    json_integer(a->retention_days)) ||
+	    json_object_set(o, "removed_files", names) ||
+	    json_object_set_new(o, "removed_first_seq",
+	    json_integer((json_int_t)first_seq)) ||
+	    json_object_set_new(o, "removed_last_seq",
+	    json_integer((json_int_t)last.seq)) ||
+	    json_object_set_new(o, "last_mac", hex_string(last.mac))) {
+		json_decref(names);
+		json_decref(o);
+		rc = fail(a, "out of memory");
+		goto out;
+	}
+	json_decref(names);
+	rc = append_own(a, o);
+	if (rc == 0)
+		rc = sync_now(a);
+	if (rc != 0)
+		goto out;
+	for (size_t i = 0; i < k; i++) {
+		if (unlinkat(a->dirfd, base_name(files[i]), 0) != 0) {
+			pc_warn("retention: cannot remove %s: %s",
+			    base_name(files[i]), strerror(errno));
+			continue;
+		}
+		a->st.files_removed++;
+	}
+	(void)fsync(a->dirfd);
+	pc_info("retention: removed %zu audit file(s), seq %" PRIu64
+	    "..%" PRIu64, k, first_seq, last.seq);
+out:
+	pc_audit_list_free(files, n);
+	return rc;
+}
+
+/* --- rotation ------------------------------------------------------------------- */
+
+static int
+rotate(struct pc_audit *a, const char *reason)
+{
+	char old[sizeof(a->file)];
+	int rc;
+
+	rc = write_checkpoint(a, reason);
+	if (rc == 0)
+		rc = sync_now(a);
+	if (rc != 0)
+		return rc;
+	/* The old file is synced: waiters for its records are covered by
+	 * the next group's fsync (of the new file) trivially. */
+	close(a->fd);
+	a->fd = -1;
+	pc_strlcpy(old, a->file, sizeof(old));
+	rc = open_file(a, "rotate", old, "checkpoint");
+	if (rc != 0)
+		return rc;
+	a->st.rotations++;
+	arm_sync(a, false);
+	return retention(a);
+}
+
+int
+pc_audit_rotate(struct pc_audit *a)
+{
+	if (a == NULL)
+		return PC_E_INVAL;
+	if (a->failed)
+		return PC_E_IO;
+	return rotate(a, "request");
+}
+
+static void
+on_house(evutil_socket_t fd, short what, void *arg)
+{
+	struct pc_audit *a = arg;
+
+	if (a->failed)
+		return;
+	if (a->file_records > 1 &&
+	    time(NULL) - a->file_opened >= (time_t)a->max_file_age_s) {
+		(void)rotate(a, "age");
+		return;		/* rotation ran retention */
+	}
+	(void)retention(a);
+}
+
+/* --- open / close --------------------------------------------------------------- */
+
+/* Continue the chain of the newest file that holds a record. */
+static int
+resume(struct pc_audit *a, char *prev_file, size_t pflen,
+    const char **prev_end, char *err, size_t errlen)
+{
+	char **files = NULL;
+	size_t n = 0;
+	int rc;
+
+	*prev_end = NULL;
+	prev_file[0] = '\0';
+	rc = pc_audit_list(a->dir, a->prefix, &files, &n);
+	if (rc != 0) {
+		snprintf(err, errlen, "audit: cannot list %s: %s", a->dir,
+		    strerror(errno));
+		return rc;
+	}
+	for (size_t i = n; i-- > 0;) {
+		struct tail_info ti;
+		const char *name = base_name(files[i]);
+
+		rc = read_tail(a->dirfd, name, &ti);
+		if (rc == PC_E_NOTFOUND) {
+			pc_warn("audit file %s holds no record; skipped", name);
+			continue;
+		}
+		if (rc != 0) {
+			snprintf(err, errlen, "audit: cannot continue the chain "
+			    "from %s/%s: its last record is unreadable (%s); "
+			    "move the file away after checking it with "
+			    "`portcullis audit verify`", a->dir, name,
+			    pc_strerror(rc));
+			rc = PC_E_IO;
+			goto out;
+		}
+		a->seq = ti.seq;
+		memcpy(a->prev, ti.mac, sizeof(a->prev));
+		pc_strlcpy(prev_file, name, pflen);
+		*prev_end = ti.torn ? "torn" : ti.type;
+		if (strcmp(*prev_end, "checkpoint") != 0)
+			pc_warn("audit file %s ends without a checkpoint "
+			    "(the gateway stopped without closing it); "
+			    "continuing its chain after seq %" PRIu64,
+			    name, ti.seq);
+		break;
+	}
+	rc = 0;
+out:
+	pc_audit_list_free(files, n);
+	return rc;
+}
+
+int
+pc_audit_open(struct event_base *base, const struct pc_audit_conf *conf,
+    struct pc_audit **out, char *err, size_t errlen)
+{
+	struct pc_audit *a = NULL;
+	char prev_file[256];
+	const char *prev_end;
+	struct stat sb;
+	struct timeval hk;
+	int rc = PC_E_INVAL;
+
+	*out = NULL;
+	if (base == NULL || conf == NULL || conf->dir == NULL ||
+	    conf->key == NULL) {
+		snprintf(err, errlen, "audit: missing directory or key");
+		return PC_E_INVAL;
+	}
+	if (conf->key_len < PC_AUDIT_MIN_KEY || conf->key_len > PC_AUDIT_MAX_KEY) {
+		snprintf(err, errlen, "audit: the MAC key must be %u to %u "
+		    "bytes (got %zu)", PC_AUDIT_MIN_KEY, PC_AUDIT_MAX_KEY,
+		    conf->key_len);
+		return PC_E_INVAL;
+	}
+	if (conf->prefix != NULL && !audit_prefix_ok(conf->prefix)) {
+		snprintf(err, errlen, "audit: file prefix must be 1-%u of "
+		    "[A-Za-z0-9._-], not starting with '.'", PC_AUDIT_MAX_PREFIX);
+		return PC_E_INVAL;
+	}
+	if (conf->group_delay_ms > PC_AUDIT_MAX_GROUP_DELAY_MS ||
+	    (conf->fsync_mode != PC_AUDIT_FSYNC_GROUP &&
+	    conf->fsync_mode != PC_AUDIT_FSYNC_STRICT)) {
+		snprintf(err, errlen, "audit: group delay above %u ms or "
+		    "unknown fsync mode", PC_AUDIT_MAX_GROUP_DELAY_MS);
+		return PC_E_INVAL;
+	}
+	if (strlen(conf->dir) >= sizeof(a->dir)) {
+		snprintf(err, errlen, "audit: directory path too long");
+		return PC_E_INVAL;
+	}
+	a = calloc(1, sizeof(*a));
+	if (a == NULL) {
+		snprintf(err, errlen, "audit: out of memory");
+		return PC_E_NOMEM;
+	}
+	a->dirfd = a->fd = -1;
+	a->base = base;
+	pc_strlcpy(a->dir, conf->dir, sizeof(a->dir));
+	pc_strlcpy(a->prefix, conf->prefix ? conf->prefix : AUDIT_DEF_PREFIX,
+	    sizeof(a->prefix));
+	a->max_file_bytes = conf->max_file_bytes ? conf->max_file_bytes :
+	    PC_AUDIT_DEF_MAX_FILE_BYTES;
+	a->max_file_age_s = conf->max_file_age_s ? conf->max_file_age_s :
+	    PC_AUDIT_DEF_MAX_FILE_AGE_S;
+	a->retention_days = conf->retention_days ? conf->retention_days :
+	    PC_AUDIT_DEF_RETENTION_DAYS;
+	a->mode = conf->fsync_mode;
+	a->delay_ms = conf->group_delay_ms;
+	a->bufcap = PC_AUDIT_MAX_RECORD + 1;
+	a->buf = malloc(a->bufcap);
+	a->mac = audit_mac_new(conf->key, conf->key_len);
+	a->sync_ev = evtimer_new(base, on_sync, a);
+	a->house_ev = event_new(base, -1, EV_PERSIST, on_house, a);
+	if (a->buf == NULL || a->mac == NULL || a->sync_ev == NULL ||
+	    a->house_ev == NULL) {
+		snprintf(err, errlen, "audit: out of memory");
+		rc = PC_E_NOMEM;
+		goto out;
+	}
+	a->dirfd = open(a->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (a->dirfd < 0 || fstat(a->dirfd, &sb) != 0) {
+		snprintf(err, errlen, "audit: cannot open directory %s: %s",
+		    a->dir, strerror(errno));
+		rc = PC_E_IO;
+		goto out;
+	}
+	if (sb.st_mode & S_IWOTH)
+		pc_warn("audit directory %s is world-writable", a->dir);
+	rc = resume(a, prev_file, sizeof(prev_file), &prev_end, err, errlen);
+	if (rc != 0)
+		goto out;
+	rc = open_file(a, "open", prev_end ? prev_file : NULL, prev_end);
+	if (rc == 0)
+		rc = retention(a);
+	if (rc != 0) {
+		snprintf(err, errlen, "%s", a->why);
+		goto out;
+	}
+	hk.tv_sec = a->max_file_age_s < AUDIT_HOUSEKEEP_S ?
+	    a->max_file_age_s : AUDIT_HOUSEKEEP_S;
+	hk.tv_usec = 0;
+	event_add(a->house_ev, &hk);
+	arm_sync(a, false);
+	*out = a;
+	a = NULL;
+out:
+	if (a != NULL) {
+		/* Nobody waits yet: close quietly, no checkpoint. */
+		a->failed = true;
+		pc_audit_close(a);
+	}
+	return rc;
+}
+
+void
+pc_audit_stats(const struct pc_audit *a, struct pc_audit_stats *st)
+{
+	*st = a->st;
+	st->seq = a->seq;
+	st->pending = a->npend;
+}
+
+void
+pc_audit_close(struct pc_audit *a)
+{
+	if (a == NULL)
+		return;
+	if (!a->failed && a->fd >= 0 && write_checkpoint(a, "close") == 0)
+		pc_info("audit log closed at seq %" PRIu64 " in %s", a->seq,
+		    a->file);
+	if (a->sync_ev != NULL)
+		flush(a);	/* syncs; waiters learn the outcome */
+	if (a->fd >= 0)
+		close(a->fd);
+	if (a->dirfd >= 0)
+		close(a->dirfd);
+	if (a->sync_ev != NULL)
+		event_free(a->sync_ev);
+	if (a->house_ev != NULL)
+		event_free(a->house_ev);
+	EVP_MAC_CTX_free(a->mac);
+	free(a->pend);
+	free(a->buf);
+	free(a);
+}
+
+/* --- the request record --------------------------------------------------------- */
+
+static int
+set_str(json_t *o, const char *k, const char *v)
+{
+	return json_object_set_new(o, k, v != NULL && v[0] != '\0' ?
+	    json_string(v) : json_null());
+}
+
+static int
+set_int(json_t *o, const char *k, int64_t v)
+{
+	return json_object_set_new(o, k, v >= 0 ? json_integer(v) :
+	    json_null());
+}
+
+json_t *
+pc_audit_request_fields(const struct pc_audit_request *r)
+{
+	json_t *o = json_object();
+	const char *type = r->type ? r->type : "request";
+	int bad = o == NULL;
+
+	/* The order here is the record's key order (docs/audit.md). */
+	bad = bad || set_str(o, "type", type);
+	if (strcmp(type, "event") == 0)
+		bad = bad || set_str(o, "event", r->event);
+	bad = bad || set_str(o, "request_id", r->request_id) ||
+	    set_str(o, "principal", r->principal) ||
+	    set_str(o, "key_id", r->key_id) ||
+	    set_str(o, "tenant", r->tenant) ||
+	    set_str(o, "source", r->source) ||
+	    set_str(o, "session", r->session) ||
+	    set_str(o, "era", r->era) ||
+	    set_str(o, "upstream", r->upstream) ||
+	    set_str(o, "method", r->method) ||
+	    set_str(o, "tool", r->tool) ||
+	    json_object_set(o, "args", r->args ? r->args : json_null()) ||
+	    set_str(o, "decision", r->decision) ||
+	    set_str(o, "reason", r->reason) ||
+	    set_str(o, "status", r->status) ||
+	    set_int(o, "latency_us", r->latency_us) ||
+	    set_int(o, "bytes_in", r->bytes_in) ||
+	    set_int(o, "bytes_out", r->bytes_out);
+	if (bad) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}

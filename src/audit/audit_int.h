@@ -1,0 +1,88 @@
+/*
+ * What the writer (audit.c), the verifier (audit_verify.c) and the file
+ * helpers (audit_file.c) share: the exact byte layout of a record's MAC,
+ * file names, and bounded line reading. Not for other modules.
+ */
+#ifndef PC_AUDIT_INT_H
+#define PC_AUDIT_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+
+#include "audit.h"
+
+#define AUDIT_MAC_LEN 32u
+#define AUDIT_MAC_HEX (2u * AUDIT_MAC_LEN)
+/* Every line ends with exactly this, then the hex MAC, then AUDIT_TAIL. */
+#define AUDIT_MAC_KEY ",\"mac\":\""
+#define AUDIT_MAC_KEY_LEN (sizeof(AUDIT_MAC_KEY) - 1)
+#define AUDIT_TAIL "\"}"
+#define AUDIT_TAIL_LEN (sizeof(AUDIT_TAIL) - 1)
+#define AUDIT_SUFFIX_LEN (AUDIT_MAC_KEY_LEN + AUDIT_MAC_HEX + AUDIT_TAIL_LEN)
+/* Longest line (without '\n') a reader accepts: a record plus its MAC. */
+#define AUDIT_MAX_LINE (PC_AUDIT_MAX_RECORD + AUDIT_SUFFIX_LEN)
+#define AUDIT_DEF_PREFIX "audit"
+/* Digits of the sequence number in file names, zero-padded so that names
+ * of one log sort in chain order by eye; parsing accepts up to 20. */
+#define AUDIT_NAME_SEQ_DIGITS 12
+
+/* Module-written record types (refused from callers). */
+#define AUDIT_T_FILE "file"
+#define AUDIT_T_CHECKPOINT "checkpoint"
+#define AUDIT_T_RETENTION "retention"
+
+/* HMAC-SHA256 context keyed once; NULL on failure. Free with
+ * EVP_MAC_CTX_free (which wipes the key). */
+EVP_MAC_CTX *audit_mac_new(const unsigned char *key, size_t key_len);
+
+/* out = HMAC(key, prev || body[0..len)). 0 or PC_E_NOMEM / PC_E_IO. */
+int audit_mac(EVP_MAC_CTX *keyed, const unsigned char prev[AUDIT_MAC_LEN],
+    const char *body, size_t len, unsigned char out[AUDIT_MAC_LEN]);
+
+void audit_hex(const unsigned char *in, size_t n, char *out);
+/* Decode exactly 2n lowercase hex chars; 0 or PC_E_PARSE. */
+int audit_unhex(const char *in, size_t n, unsigned char *out);
+
+/*
+ * Split a line (without '\n') into the MACed body and the MAC: the body is
+ * line[0..*body_len), the bytes before ,"mac":". 0 or PC_E_PARSE.
+ */
+int audit_split(const char *line, size_t len, size_t *body_len,
+    unsigned char mac[AUDIT_MAC_LEN]);
+
+/* Valid prefix: 1..PC_AUDIT_MAX_PREFIX of [A-Za-z0-9._-]. */
+bool audit_prefix_ok(const char *p);
+
+/* The first sequence number in a file name PREFIX-STAMP-SEQ.jsonl;
+ * 0 or PC_E_INVAL when the name is not one of ours. */
+int audit_name_seq(const char *name, const char *prefix, uint64_t *seq);
+
+enum audit_line {
+	AUDIT_LINE_OK = 0,	/* a complete line (newline stripped) */
+	AUDIT_LINE_EOF,		/* end of file, nothing read */
+	AUDIT_LINE_TORN,	/* end of file inside a line */
+	AUDIT_LINE_LONG,	/* longer than cap - 1 */
+	AUDIT_LINE_ERR,		/* read error (errno) */
+};
+
+/* Read one line into buf[0..cap) (NUL-terminated, may hold NULs before
+ * *len). A long line is consumed to its end so reading can go on. */
+enum audit_line audit_read_line(FILE *f, char *buf, size_t cap, size_t *len);
+
+/*
+ * The last complete line of path into a new buffer (*line, *len, owned by
+ * the caller); *torn says bytes followed it without a newline. Returns 0,
+ * PC_E_NOTFOUND (no complete line), PC_E_IO, PC_E_LIMIT, PC_E_NOMEM.
+ */
+int audit_last_line(int dirfd, const char *name, char **line, size_t *len,
+    bool *torn);
+
+/* "2026-11-21T12:00:00.123456Z" for a realtime clock reading; out >= 28. */
+void audit_ts(const struct timespec *t, char *out, size_t outlen);
+
+#endif

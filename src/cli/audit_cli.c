@@ -1,0 +1,804 @@
+/*
+ * `portcullis audit`: the operator's side of the audit log.
+ *
+ * verify needs the MAC key and says whether the chain is intact, naming the
+ * first bad record; tail and query only read (they do not authenticate
+ * what they show: run verify for that). The audit section of the config
+ * does not exist yet, so the directory and the key file are given on the
+ * command line.
+ */
+#include "audit_cli.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+
+#include "../audit/audit.h"
+#include "../audit/audit_int.h"
+#include "../lib/errors.h"
+#include "../lib/limits.h"
+#include "../lib/util.h"
+
+#define EXIT_BAD 1
+#define EXIT_USAGE 2
+#define EXIT_WARN 3
+/* tail -n: more than this is a query, not a tail. (local limit) */
+#define AUDIT_CLI_MAX_TAIL 100000u
+/* tail -f polls this often (ms); a log is not a chat. */
+#define AUDIT_CLI_POLL_MS 250
+
+static const char usage_text[] =
+"Usage: portcullis audit COMMAND [OPTIONS]\n"
+"\n"
+"Commands:\n"
+"  verify -k KEYFILE [--prefix P] FILE|DIR...\n"
+"        Check the MAC chain of the given log files (a DIR stands for all\n"
+"        its log files, in chain order). Names the first bad record as\n"
+"        FILE:LINE (seq N): reason. KEYFILE holds the audit MAC key and\n"
+"        must not be readable by group or others (chmod 600).\n"
+"  tail [-n N] [-f] [--json] [--prefix P] DIR\n"
+"        The last N records (default 10); -f follows new records, across\n"
+"        rotation, until interrupted.\n"
+"  query DIR [--principal P] [--tool T] [--since TIME] [--until TIME]\n"
+"        [--decision allow|deny] [--json] [--prefix P]\n"
+"        Records matching every filter given, oldest first.\n"
+"\n"
+"Options:\n"
+"  --prefix P      file name prefix of the log (default \"audit\")\n"
+"  --json          print the records as stored (JSON Lines)\n"
+"\n"
+"TIME is UTC: 2026-11-21, 2026-11-21T12:00, 2026-11-21T12:00:05Z, or a\n"
+"duration before now: 90s, 15m, 24h, 7d.\n"
+"tail and query do not check MACs; use verify for that.\n"
+"Exit status: 0 ok, 1 failure (verify: chain broken), 2 usage error,\n"
+"3 verify: chain intact but with warnings (e.g. no closing checkpoint).\n";
+
+const char *
+pc_cli_audit_usage(void)
+{
+	return usage_text;
+}
+
+struct opts {
+	const char *cmd;
+	const char *key;
+	const char *prefix;
+	const char *principal;
+	const char *tool;
+	const char *since;
+	const char *until;
+	const char *decision;
+	const char *n;
+	bool follow;
+	bool json;
+	const char **args;
+	size_t nargs;
+};
+
+static int usage_error(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+static int
+usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("portcullis audit: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\n(see `portcullis audit --help`)\n", stderr);
+	return EXIT_USAGE;
+}
+
+static int
+parse_args(int argc, char **argv, struct opts *o)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+	} valued[] = {
+		{ "-k", offsetof(struct opts, key) },
+		{ "--key", offsetof(struct opts, key) },
+		{ "--prefix", offsetof(struct opts, prefix) },
+		{ "--principal", offsetof(struct opts, principal) },
+		{ "--tool", offsetof(struct opts, tool) },
+		{ "--since", offsetof(struct opts, since) },
+		{ "--until", offsetof(struct opts, until) },
+		{ "--decision", offsetof(struct opts, decision) },
+		{ "-n", offsetof(struct opts, n) },
+	};
+
+	o->cmd = argv[1];
+	o->args = calloc((size_t)argc, sizeof(*o->args));
+	if (o->args == NULL)
+		return EXIT_BAD;
+	for (int i = 2; i < argc; i++) {
+		const char *a = argv[i];
+		bool done = false;
+
+		if (strcmp(a, "--json") == 0) {
+			o->json = true;
+			continue;
+		}
+		if (strcmp(a, "-f") == 0 || strcmp(a, "--follow") == 0) {
+			o->follow = true;
+			continue;
+		}
+		for (size_t k = 0; k < sizeof(valued) / sizeof(valued[0]);
+		    k++) {
+			size_t nl = strlen(valued[k].name);
+			const char **slot = (const char **)(void *)
+			    ((char *)o + valued[k].off);
+			const char *val;
+
+			if (strncmp(a, valued[k].name, nl) != 0)
+				continue;
+			if (a[nl] == '=' && nl > 2) {
+				val = a + nl + 1;
+			} else if (a[nl] == '\0') {
+				if (i + 1 >= argc)
+					return usage_error("%s needs a value",
+					    a);
+				val = argv[++i];
+			} else {
+				continue;
+			}
+			if (*slot != NULL)
+				return usage_error("%s given twice",
+				    valued[k].name);
+			*slot = val;
+			done = true;
+			break;
+		}
+		if (done)
+			continue;
+		if (a[0] == '-' && a[1] != '\0')
+			return usage_error("unknown option %s", a);
+		o->args[o->nargs++] = a;
+	}
+	if (o->prefix != NULL && !audit_prefix_ok(o->prefix))
+		return usage_error("--prefix: 1-%u of [A-Za-z0-9._-]",
+		    PC_AUDIT_MAX_PREFIX);
+	return 0;
+}
+
+/* --- the key --------------------------------------------------------------------- */
+
+/*
+ * Read the MAC key as the config's ${file:} would: whole file, one trailing
+ * newline dropped, refused when group or others may read or write it
+ * (checked on the opened descriptor).
+ */
+static int
+read_key(const char *path, unsigned char *key, size_t cap, size_t *len)
+{
+	struct stat st;
+	size_t got = 0;
+	int fd, rc = EXIT_BAD;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		fprintf(stderr, "portcullis audit: cannot open key file %s: "
+		    "%s\n", path, strerror(errno));
+		return EXIT_BAD;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		fprintf(stderr, "portcullis audit: key file %s is not a "
+		    "regular file\n", path);
+		goto out;
+	}
+	if (st.st_mode & 077) {
+		fprintf(stderr, "portcullis audit: key file %s is accessible "
+		    "by group/others (chmod 600)\n", path);
+		goto out;
+	}
+	/* One byte past the ceiling tells "at" from "over". */
+	while (got < cap) {
+		ssize_t r = read(fd, key + got, cap - got);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			fprintf(stderr, "portcullis audit: cannot read %s: "
+			    "%s\n", path, strerror(errno));
+			goto out;
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	if (got > 0 && key[got - 1] == '\n') {
+		got--;
+		if (got > 0 && key[got - 1] == '\r')
+			got--;
+	}
+	if (got < PC_AUDIT_MIN_KEY || got > PC_AUDIT_MAX_KEY) {
+		fprintf(stderr, "portcullis audit: the key in %s must be %u to "
+		    "%u bytes\n", path, PC_AUDIT_MIN_KEY, PC_AUDIT_MAX_KEY);
+		goto out;
+	}
+	*len = got;
+	rc = 0;
+out:
+	close(fd);
+	return rc;
+}
+
+/* --- files ------------------------------------------------------------------------ */
+
+struct flist {
+	char **v;
+	size_t n, cap;
+};
+
+static int
+flist_add(struct flist *f, const char *p)
+{
+	if (f->n == f->cap) {
+		size_t nc = f->cap ? 2 * f->cap : 16;
+		char **nv = realloc(f->v, nc * sizeof(*nv));
+
+		if (nv == NULL)
+			return PC_E_NOMEM;
+		f->v = nv;
+		f->cap = nc;
+	}
+	f->v[f->n] = strdup(p);
+	if (f->v[f->n] == NULL)
+		return PC_E_NOMEM;
+	f->n++;
+	return 0;
+}
+
+/* Arguments to files: a directory gives its log files in chain order. */
+static int
+expand(const char *const *args, size_t nargs, const char *prefix,
+    struct flist *out)
+{
+	for (size_t i = 0; i < nargs; i++) {
+		struct stat st;
+		char **l;
+		size_t n;
+
+		if (stat(args[i], &st) == 0 && S_ISDIR(st.st_mode)) {
+			if (pc_audit_list(args[i], prefix, &l, &n) != 0) {
+				fprintf(stderr, "portcullis audit: cannot list "
+				    "%s: %s\n", args[i], strerror(errno));
+				return EXIT_BAD;
+			}
+			for (size_t k = 0; k < n; k++)
+				if (flist_add(out, l[k]) != 0) {
+					pc_audit_list_free(l, n);
+					return EXIT_BAD;
+				}
+			pc_audit_list_free(l, n);
+		} else if (flist_add(out, args[i]) != 0) {
+			return EXIT_BAD;
+		}
+	}
+	if (out->n == 0) {
+		fprintf(stderr, "portcullis audit: no log files found\n");
+		return EXIT_BAD;
+	}
+	return 0;
+}
+
+static void
+flist_free(struct flist *f)
+{
+	pc_audit_list_free(f->v, f->n);
+}
+
+/* --- verify ----------------------------------------------------------------------- */
+
+static void
+print_where(FILE *out, const char *file, uint64_t line, uint64_t seq)
+{
+	fputs(file, out);
+	if (line > 0)
+		fprintf(out, ":%" PRIu64, line);
+	if (seq > 0)
+		fprintf(out, " (seq %" PRIu64 ")", seq);
+}
+
+static int
+cmd_verify(const struct opts *o)
+{
+	unsigned char key[PC_AUDIT_MAX_KEY + 1];
+	struct pc_audit_verdict *v = NULL;
+	struct flist files = { 0 };
+	size_t klen = 0;
+	int rc;
+
+	if (o->key == NULL)
+		return usage_error("verify needs -k KEYFILE");
+	if (o->nargs == 0)
+		return usage_error("verify needs FILE or DIR arguments");
+	rc = read_key(o->key, key, sizeof(key), &klen);
+	if (rc != 0)
+		goto out;
+	rc = expand(o->args, o->nargs, o->prefix, &files);
+	if (rc != 0)
+		goto out;
+	v = malloc(sizeof(*v));
+	if (v == NULL || pc_audit_verify((const char *const *)files.v, files.n,
+	    key, klen, v) != 0) {
+		fprintf(stderr, "portcullis audit: verify could not run\n");
+		rc = EXIT_BAD;
+		goto out;
+	}
+	for (size_t i = 0; i < v->warnings && i < PC_AUDIT_MAX_WARNINGS; i++) {
+		fputs("warning: ", stdout);
+		print_where(stdout, v->warning[i].file, v->warning[i].line,
+		    v->warning[i].seq);
+		printf(": %s\n", v->warning[i].text);
+	}
+	if (v->warnings > PC_AUDIT_MAX_WARNINGS)
+		printf("warning: ... and %zu more\n",
+		    v->warnings - PC_AUDIT_MAX_WARNINGS);
+	if (!v->ok) {
+		print_where(stdout, v->first_bad_file, v->first_bad_line,
+		    v->first_bad_seq);
+		printf(": %s\n", v->reason);
+		printf("FAILED: the chain is broken there (%" PRIu64 " records "
+		    "verified before it)\n", v->records);
+		rc = EXIT_BAD;
+		goto out;
+	}
+	printf("%s: %" PRIu64 " records, seq %" PRIu64 "..%" PRIu64 ", "
+	    "%zu file(s)%s\n", v->warnings ? "OK WITH WARNINGS" : "OK",
+	    v->records, v->first_seq, v->last_seq, files.n,
+	    v->warnings ? " (see the warnings above)" : "");
+	rc = v->warnings ? EXIT_WARN : 0;
+out:
+	OPENSSL_cleanse(key, sizeof(key));
+	free(v);
+	flist_free(&files);
+	return rc;
+}
+
+/* --- printing records -------------------------------------------------------------- */
+
+static const char *
+s_or_dash(json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+
+	return s != NULL && s[0] != '\0' ? s : "-";
+}
+
+static void
+print_human(json_t *j)
+{
+	const char *type = s_or_dash(j, "type");
+	json_int_t seq = json_integer_value(json_object_get(j, "seq"));
+
+	printf("%s #%" JSON_INTEGER_FORMAT " %s", s_or_dash(j, "ts"), seq, type);
+	if (strcmp(type, AUDIT_T_FILE) == 0) {
+		printf(" %s start=%s prev_end=%s\n", s_or_dash(j, "file"),
+		    s_or_dash(j, "start"), s_or_dash(j, "prev_end"));
+	} else if (strcmp(type, AUDIT_T_CHECKPOINT) == 0) {
+		printf(" reason=%s records=%" JSON_INTEGER_FORMAT "\n",
+		    s_or_dash(j, "reason"),
+		    json_integer_value(json_object_get(j, "records")));
+	} else if (strcmp(type, AUDIT_T_RETENTION) == 0) {
+		printf(" removed seq %" JSON_INTEGER_FORMAT "..%"
+		    JSON_INTEGER_FORMAT "\n",
+		    json_integer_value(json_object_get(j, "removed_first_seq")),
+		    json_integer_value(json_object_get(j, "removed_last_seq")));
+	} else {
+		json_t *lat = json_object_get(j, "latency_us");
+
+		if (strcmp(type, "event") == 0)
+			printf(" %s", s_or_dash(j, "event"));
+		printf(" principal=%s source=%s %s %s decision=%s reason=%s "
+		    "status=%s", s_or_dash(j, "principal"),
+		    s_or_dash(j, "source"), s_or_dash(j, "method"),
+		    s_or_dash(j, "tool"), s_or_dash(j, "decision"),
+		    s_or_dash(j, "reason"), s_or_dash(j, "status"));
+		if (json_is_integer(lat))
+			printf(" latency=%" JSON_INTEGER_FORMAT "us",
+			    json_integer_value(lat));
+		putchar('\n');
+	}
+}
+
+/* Print one stored line; false if it is not a record. */
+static bool
+print_line(const char *line, size_t len, bool json)
+{
+	json_t *j;
+
+	if (json) {
+		fwrite(line, 1, len, stdout);
+		putchar('\n');
+		return true;
+	}
+	j = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL);
+	if (!json_is_object(j)) {
+		json_decref(j);
+		printf("(not a record: %zu bytes)\n", len);
+		return false;
+	}
+	print_human(j);
+	json_decref(j);
+	return true;
+}
+
+/* --- tail ------------------------------------------------------------------------- */
+
+/* Complete lines in a file (a torn last line does not count). */
+static int
+count_lines(const char *path, char *buf, uint64_t *n)
+{
+	FILE *f = fopen(path, "re");
+	enum audit_line r;
+	size_t len;
+
+	*n = 0;
+	if (f == NULL)
+		return PC_E_IO;
+	while ((r = audit_read_line(f, buf, AUDIT_MAX_LINE + 1, &len)) ==
+	    AUDIT_LINE_OK || r == AUDIT_LINE_LONG)
+		(*n)++;
+	fclose(f);
+	return 0;
+}
+
+/* First sequence number of a log file, from its name; 0 if none. */
+static uint64_t
+path_seq(const char *path, const char *prefix)
+{
+	const char *b = strrchr(path, '/');
+	uint64_t seq;
+
+	if (audit_name_seq(b ? b + 1 : path, prefix ? prefix : AUDIT_DEF_PREFIX,
+	    &seq) != 0)
+		return 0;
+	return seq;
+}
+
+static int
+cmd_tail(const struct opts *o)
+{
+	uint64_t want = 10, total = 0, skip = 0;
+	bool quick = false;
+	char *cur = NULL;
+	char **files = NULL;
+	size_t nf = 0, from = 0;
+	char *buf = NULL;
+	FILE *f = NULL;
+	int rc = EXIT_BAD;
+
+	if (o->nargs != 1)
+		return usage_error("tail needs one DIR");
+	if (o->n != NULL && pc_parse_u64(o->n, 0, AUDIT_CLI_MAX_TAIL,
+	    &want) != 0)
+		return usage_error("-n: 0 to %u", AUDIT_CLI_MAX_TAIL);
+	buf = malloc(AUDIT_MAX_LINE + 1);
+	if (buf == NULL)
+		goto out;
+	if (pc_audit_list(o->args[0], o->prefix, &files, &nf) != 0) {
+		fprintf(stderr, "portcullis audit: cannot list %s: %s\n",
+		    o->args[0], strerror(errno));
+		goto out;
+	}
+	/* Walk back from the newest file until N lines are covered. */
+	from = nf;
+	while (from > 0 && total < want) {
+		uint64_t n;
+
+		from--;
+		if (count_lines(files[from], buf, &n) == 0)
+			total += n;
+	}
+	skip = total > want ? total - want : 0;
+	for (size_t i = from; i < nf; i++) {
+		enum audit_line r;
+		size_t len;
+
+		if (f != NULL)
+			fclose(f);
+		f = fopen(files[i], "re");
+		if (f == NULL)
+			continue;
+		while ((r = audit_read_line(f, buf, AUDIT_MAX_LINE + 1,
+		    &len)) == AUDIT_LINE_OK || r == AUDIT_LINE_LONG) {
+			if (skip > 0) {
+				skip--;
+				continue;
+			}
+			print_line(buf, len, o->json);
+		}
+		if (r == AUDIT_LINE_TORN)	/* re-read it when complete */
+			fseeko(f, -(off_t)len, SEEK_CUR);
+	}
+	fflush(stdout);
+	cur = nf > 0 ? strdup(files[nf - 1]) : NULL;
+	pc_audit_list_free(files, nf);
+	files = NULL;
+	nf = 0;
+	while (o->follow) {
+		/* Poll: new lines in the current file, then the next file. */
+		struct timespec ts = { 0, AUDIT_CLI_POLL_MS * 1000000L };
+		enum audit_line r;
+		char **now = NULL;
+		size_t nn = 0, len, next;
+
+		if (!quick)
+			nanosleep(&ts, NULL);
+		quick = false;
+		if (f != NULL) {
+			clearerr(f);
+			while ((r = audit_read_line(f, buf, AUDIT_MAX_LINE + 1,
+			    &len)) == AUDIT_LINE_OK || r == AUDIT_LINE_LONG)
+				print_line(buf, len, o->json);
+			if (r == AUDIT_LINE_TORN)
+				fseeko(f, -(off_t)len, SEEK_CUR);
+			fflush(stdout);
+		}
+		if (pc_audit_list(o->args[0], o->prefix, &now, &nn) != 0)
+			continue;
+		/* The file after the current one, in chain order: several
+		 * rotations between two polls are read one by one. */
+		next = 0;
+		if (cur != NULL) {
+			uint64_t cs = path_seq(cur, o->prefix);
+
+			while (next < nn && path_seq(now[next], o->prefix) <= cs)
+				next++;
+		}
+		if (next < nn) {
+			/* Rotation: the old file is complete now (its
+			 * checkpoint precedes the new file): finish it, then
+			 * read the new one from its start. */
+			if (f != NULL) {
+				clearerr(f);
+				while ((r = audit_read_line(f, buf,
+				    AUDIT_MAX_LINE + 1, &len)) ==
+				    AUDIT_LINE_OK || r == AUDIT_LINE_LONG)
+					print_line(buf, len, o->json);
+				fclose(f);
+			}
+			f = fopen(now[next], "re");
+			free(cur);
+			cur = strdup(now[next]);
+			quick = true;
+		}
+		pc_audit_list_free(now, nn);
+	}
+	rc = 0;
+out:
+	if (f != NULL)
+		fclose(f);
+	pc_audit_list_free(files, nf);
+	free(cur);
+	free(buf);
+	return rc;
+}
+
+/* --- query ------------------------------------------------------------------------ */
+
+static int
+digits(const char *s, size_t n, int *out)
+{
+	int v = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+/*
+ * UTC time to microseconds since the epoch: YYYY-MM-DD, optionally
+ * followed by THH:MM, :SS, .ffffff (1-6 digits), and Z. 0 or -1.
+ */
+static int
+parse_iso(const char *s, int64_t *us)
+{
+	struct tm tm = { 0 };
+	size_t n = strlen(s), p = 10;
+	int y, mo, d, h = 0, mi = 0, sec = 0, frac = 0, fd = 0;
+	time_t t;
+
+	if (n < 10 || s[4] != '-' || s[7] != '-' || digits(s, 4, &y) ||
+	    digits(s + 5, 2, &mo) || digits(s + 8, 2, &d))
+		return -1;
+	if (p < n && s[p] == 'T') {
+		if (n < p + 6 || s[p + 3] != ':' || digits(s + p + 1, 2, &h) ||
+		    digits(s + p + 4, 2, &mi))
+			return -1;
+		p += 6;
+		if (p < n && s[p] == ':') {
+			if (n < p + 3 || digits(s + p + 1, 2, &sec))
+				return -1;
+			p += 3;
+			if (p < n && s[p] == '.') {
+				p++;
+				while (p < n && fd < 6 && s[p] >= '0' &&
+				    s[p] <= '9') {
+					frac = frac * 10 + (s[p++] - '0');
+					fd++;
+				}
+				if (fd == 0)
+					return -1;
+				for (; fd < 6; fd++)
+					frac *= 10;
+			}
+		}
+	}
+	if (p < n && s[p] == 'Z')
+		p++;
+	if (p != n || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 ||
+	    mi > 59 || sec > 60)
+		return -1;
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec;
+	t = timegm(&tm);
+	if (t == (time_t)-1)
+		return -1;
+	*us = (int64_t)t * 1000000 + frac;
+	return 0;
+}
+
+/* TIME: ISO-8601 UTC, or a duration before now (90s, 15m, 24h, 7d). */
+static int
+parse_when(const char *s, int64_t *us)
+{
+	size_t n = strlen(s);
+	uint64_t v, mult;
+	char num[24];
+
+	if (parse_iso(s, us) == 0)
+		return 0;
+	if (n < 2 || n - 1 >= sizeof(num))
+		return -1;
+	switch (s[n - 1]) {
+	case 's': mult = 1; break;
+	case 'm': mult = 60; break;
+	case 'h': mult = 3600; break;
+	case 'd': mult = 86400; break;
+	default: return -1;
+	}
+	memcpy(num, s, n - 1);
+	num[n - 1] = '\0';
+	if (pc_parse_u64(num, 0, 36500ull * 86400ull / mult, &v) != 0)
+		return -1;
+	*us = ((int64_t)time(NULL) - (int64_t)(v * mult)) * 1000000;
+	return 0;
+}
+
+static bool
+str_is(json_t *j, const char *k, const char *want)
+{
+	const char *s = json_string_value(json_object_get(j, k));
+
+	return want == NULL || (s != NULL && strcmp(s, want) == 0);
+}
+
+static int
+cmd_query(const struct opts *o)
+{
+	int64_t since = INT64_MIN, until = INT64_MAX;
+	char **files = NULL;
+	size_t nf = 0;
+	char *buf = NULL;
+	uint64_t shown = 0;
+	int rc = EXIT_BAD;
+
+	if (o->nargs != 1)
+		return usage_error("query needs one DIR");
+	if (o->since != NULL && parse_when(o->since, &since) != 0)
+		return usage_error("--since: not a time: %s", o->since);
+	if (o->until != NULL && parse_when(o->until, &until) != 0)
+		return usage_error("--until: not a time: %s", o->until);
+	if (o->decision != NULL && strcmp(o->decision, "allow") != 0 &&
+	    strcmp(o->decision, "deny") != 0)
+		return usage_error("--decision: allow or deny");
+	buf = malloc(AUDIT_MAX_LINE + 1);
+	if (buf == NULL)
+		goto out;
+	if (pc_audit_list(o->args[0], o->prefix, &files, &nf) != 0) {
+		fprintf(stderr, "portcullis audit: cannot list %s: %s\n",
+		    o->args[0], strerror(errno));
+		goto out;
+	}
+	for (size_t i = 0; i < nf; i++) {
+		FILE *f = fopen(files[i], "re");
+		enum audit_line r;
+		size_t len;
+
+		if (f == NULL) {
+			fprintf(stderr, "portcullis audit: cannot open %s: %s\n",
+			    files[i], strerror(errno));
+			continue;
+		}
+		while ((r = audit_read_line(f, buf, AUDIT_MAX_LINE + 1,
+		    &len)) == AUDIT_LINE_OK) {
+			json_t *j = json_loadb(buf, len,
+			    JSON_REJECT_DUPLICATES, NULL);
+			const char *type = json_string_value(
+			    json_object_get(j, "type"));
+			const char *ts = json_string_value(
+			    json_object_get(j, "ts"));
+			int64_t at;
+
+			if (j == NULL || type == NULL || ts == NULL ||
+			    strcmp(type, AUDIT_T_FILE) == 0 ||
+			    strcmp(type, AUDIT_T_CHECKPOINT) == 0 ||
+			    strcmp(type, AUDIT_T_RETENTION) == 0 ||
+			    parse_iso(ts, &at) != 0 || at < since ||
+			    at >= until || !str_is(j, "principal",
+			    o->principal) || !str_is(j, "tool", o->tool) ||
+			    !str_is(j, "decision", o->decision)) {
+				json_decref(j);
+				continue;
+			}
+			if (o->json) {
+				fwrite(buf, 1, len, stdout);
+				putchar('\n');
+			} else {
+				print_human(j);
+			}
+			shown++;
+			json_decref(j);
+		}
+		fclose(f);
+	}
+	if (!o->json)
+		fprintf(stderr, "%" PRIu64 " record(s)\n", shown);
+	rc = 0;
+out:
+	pc_audit_list_free(files, nf);
+	free(buf);
+	return rc;
+}
+
+int
+pc_cli_audit(int argc, char **argv)
+{
+	struct opts o;
+	int rc;
+
+	memset(&o, 0, sizeof(o));
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+		fputs(usage_text, argc < 2 ? stderr : stdout);
+		return argc < 2 ? EXIT_USAGE : 0;
+	}
+	rc = parse_args(argc, argv, &o);
+	if (rc != 0)
+		goto out;
+	if (strcmp(o.cmd, "verify") == 0)
+		rc = cmd_verify(&o);
+	else if (strcmp(o.cmd, "tail") == 0)
+		rc = cmd_tail(&o);
+	else if (strcmp(o.cmd, "query") == 0)
+		rc = cmd_query(&o);
+	else
+		rc = usage_error("unknown command %s", o.cmd);
+out:
+	free(o.args);
+	return rc;
+}

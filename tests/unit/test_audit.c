@@ -1,0 +1,1020 @@
+/*
+ * Audit log: records and their chain, every tampering of the acceptance
+ * text (alter, delete, swap, truncate, forge, duplicate) caught and named,
+ * rotation and restart continuing one chain, a removed middle file, crash
+ * leftovers as warnings, retention, fail-closed writes, group commit and
+ * strict mode. Every test works in its own mkdtemp directory.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "audit/audit.h"
+#include "audit/audit_int.h"
+#include "lib/errors.h"
+#include "lib/log.h"
+#include "lib/util.h"
+
+static const unsigned char KEY[32] = "0123456789abcdef0123456789abcdef";
+static const unsigned char BADKEY[32] = "fedcba9876543210fedcba9876543210";
+
+struct t {
+	char dir[64];
+	char copy[96];		/* tampered copies go here */
+	struct event_base *base;
+};
+
+static void
+rm_dir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	char p[PATH_MAX];
+
+	if (d == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+		if (unlink(p) != 0)
+			rm_dir(p);
+	}
+	closedir(d);
+	rmdir(dir);
+}
+
+static int
+setup(void **state)
+{
+	struct t *t = calloc(1, sizeof(*t));
+
+	if (t == NULL)
+		return -1;
+	snprintf(t->dir, sizeof(t->dir), "/tmp/pc_audit_XXXXXX");
+	if (mkdtemp(t->dir) == NULL)
+		return -1;
+	snprintf(t->copy, sizeof(t->copy), "%s/copy", t->dir);
+	if (mkdir(t->copy, 0700) != 0)
+		return -1;
+	t->base = event_base_new();
+	if (t->base == NULL)
+		return -1;
+	pc_log_set_level(PC_LOG_ERROR);
+	*state = t;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct t *t = *state;
+
+	rm_dir(t->dir);
+	event_base_free(t->base);
+	free(t);
+	return 0;
+}
+
+static void
+conf_init(struct t *t, struct pc_audit_conf *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->dir = t->dir;
+	c->key = KEY;
+	c->key_len = sizeof(KEY);
+	c->group_delay_ms = 5;
+}
+
+static struct pc_audit *
+open_ok(struct t *t, const struct pc_audit_conf *c)
+{
+	struct pc_audit *a = NULL;
+	char err[512];
+	int rc = pc_audit_open(t->base, c, &a, err, sizeof(err));
+
+	if (rc != 0)
+		fail_msg("open: %s", err);
+	return a;
+}
+
+static void
+write_n(struct pc_audit *a, int n)
+{
+	for (int i = 0; i < n; i++) {
+		json_t *args = json_pack("{s:s, s:i}", "path", "/tmp/x", "n", i);
+		struct pc_audit_request r = {
+			.request_id = "r-1", .principal = i % 2 ? "bob" : "alice",
+			.key_id = "5a7ab5e4d0265daf", .tenant = "acme",
+			.source = "127.0.0.1", .era = "2025-06-18",
+			.upstream = "fs", .method = "tools/call",
+			.tool = i % 3 ? "fs__read" : "fs__write", .args = args,
+			.decision = i % 5 ? "allow" : "deny",
+			.reason = i % 5 ? "policy.allow" : "policy.deny",
+			.status = "ok", .latency_us = 1200 + i, .bytes_in = 80,
+			.bytes_out = 300,
+		};
+		json_t *f = pc_audit_request_fields(&r);
+
+		assert_non_null(f);
+		assert_int_equal(pc_audit_write(a, f, NULL, NULL), 0);
+		json_decref(f);
+		json_decref(args);
+	}
+}
+
+/* A closed log of n caller records in one file; returns its path. */
+static char *
+make_log(struct t *t, int n)
+{
+	struct pc_audit_conf c;
+	struct pc_audit *a;
+	char **files;
+	size_t nf;
+	char *p;
+
+	conf_init(t, &c);
+	a = open_ok(t, &c);
+	write_n(a, n);
+	pc_audit_close(a);
+	assert_int_equal(pc_audit_list(t->dir, NULL, &files, &nf), 0);
+	assert_int_equal(nf, 1);
+	p = strdup(files[0]);
+	pc_audit_list_free(files, nf);
+	return p;
+}
+
+struct lines {
+	char **l;
+	size_t n;
+};
+
+static void
+load(const char *path, struct lines *ls)
+{
+	FILE *f = fopen(path, "r");
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t r;
+
+	assert_non_null(f);
+	ls->l = NULL;
+	ls->n = 0;
+	while ((r = getline(&line, &cap, f)) > 0) {
+		ls->l = realloc(ls->l, (ls->n + 1) * sizeof(char *));
+		assert_non_null(ls->l);
+		ls->l[ls->n++] = strdup(line);	/* keeps its '\n' */
+	}
+	free(line);
+	fclose(f);
+}
+
+static void
+lines_free(struct lines *ls)
+{
+	for (size_t i = 0; i < ls->n; i++)
+		free(ls->l[i]);
+	free(ls->l);
+}
+
+static void
+store(const char *path, const struct lines *ls)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	for (size_t i = 0; i < ls->n; i++)
+		fputs(ls->l[i], f);
+	fclose(f);
+}
+
+/* Path of the copy of `orig` in t->copy, keeping its name. */
+static void
+copy_path(struct t *t, const char *orig, char *out, size_t outlen)
+{
+	const char *b = strrchr(orig, '/');
+
+	snprintf(out, outlen, "%s/%s", t->copy, b ? b + 1 : orig);
+}
+
+static void
+verify1(const char *path, const unsigned char *key,
+    struct pc_audit_verdict *v)
+{
+	const char *files[1] = { path };
+
+	assert_int_equal(pc_audit_verify(files, 1, key, 32, v), 0);
+}
+
+static void
+verify_dir(const char *dir, struct pc_audit_verdict *v)
+{
+	char **files;
+	size_t n;
+
+	assert_int_equal(pc_audit_list(dir, NULL, &files, &n), 0);
+	assert_true(n > 0);
+	assert_int_equal(pc_audit_verify((const char *const *)files, n, KEY,
+	    sizeof(KEY), v), 0);
+	pc_audit_list_free(files, n);
+}
+
+static void
+expect_bad(const struct pc_audit_verdict *v, const char *file, uint64_t line,
+    uint64_t seq, const char *reason)
+{
+	if (v->ok)
+		fail_msg("verify passed; expected \"%s\"", reason);
+	if (strstr(v->reason, reason) == NULL)
+		fail_msg("reason \"%s\" lacks \"%s\"", v->reason, reason);
+	assert_string_equal(v->first_bad_file, file);
+	assert_int_equal(v->first_bad_line, line);
+	assert_int_equal(v->first_bad_seq, seq);
+}
+
+static bool
+has_warning(const struct pc_audit_verdict *v, const char *text)
+{
+	for (size_t i = 0; i < v->warnings && i < PC_AUDIT_MAX_WARNINGS; i++)
+		if (strstr(v->warning[i].text, text) != NULL)
+			return true;
+	return false;
+}
+
+/* --- records and a clean chain -------------------------------------------------- */
+
+static void
+test_write_verify(void **state)
+{
+	struct t *t = *state;
+	struct pc_audit_verdict v;
+	struct lines ls;
+	struct stat sb;
+	char *p = make_log(t, 50);
+	json_t *j;
+	const char *k;
+	json_t *val;
+	size_t i = 0;
+	static const char *const order[] = { "seq", "ts", "type",
+	    "request_id", "principal", "key_id", "tenant", "source",
+	    "session", "era", "upstream", "method", "tool", "args",
+	    "decision", "reason", "status", "latency_us", "bytes_in",
+	    "bytes_out", "mac" };
+
+	verify1(p, KEY, &v);
+	assert_true(v.ok);
+	assert_int_equal(v.warnings, 0);
+	assert_int_equal(v.records, 52);	/* header + 50 + checkpoint */
+	assert_int_equal(v.first_seq, 1);
+	assert_int_equal(v.last_seq, 52);
+
+	assert_int_equal(stat(p, &sb), 0);
+	assert_int_equal(sb.st_mode & 07777, 0600);
+
+	load(p, &ls);
+	assert_int_equal(ls.n, 52);
+	assert_non_null(strstr(ls.l[0], "\"type\":\"file\""));
+	assert_non_null(strstr(ls.l[51], "\"type\":\"checkpoint\""));
+	assert_non_null(strstr(ls.l[51], "\"reason\":\"close\""));
+	/* Fixed key order, microsecond UTC timestamps. */
+	j = json_loads(ls.l[1], JSON_REJECT_DUPLICATES, NULL);
+	assert_non_null(j);
+	json_object_foreach(j, k, val) {
+		assert_true(i < sizeof(order) / sizeof(order[0]));
+		assert_string_equal(k, order[i]);
+		i++;
+	}
+	assert_int_equal(i, sizeof(order) / sizeof(order[0]));
+	assert_int_equal(strlen(json_string_value(json_object_get(j, "ts"))),
+	    27);
+	assert_int_equal(json_string_value(json_object_get(j, "ts"))[26], 'Z');
+	json_decref(j);
+	/* The key is nowhere in the log. */
+	for (i = 0; i < ls.n; i++)
+		assert_null(strstr(ls.l[i], "0123456789abcdef"));
+	lines_free(&ls);
+
+	verify1(p, BADKEY, &v);
+	expect_bad(&v, p, 1, 1, "MAC mismatch");
+	free(p);
+}
+
+/* --- tampering --------------------------------------------------------------------- */
+
+enum tamper { ALTER, DELETE, SWAP, TRUNCATE, FORGE, FORGE_AFTER, DUPLICATE };
+
+static void
+forge_line(const char *after, uint64_t seq, char *out, size_t outlen)
+{
+	unsigned char prev[AUDIT_MAC_LEN], mac[AUDIT_MAC_LEN];
+	char body[256], hex[AUDIT_MAC_HEX + 1];
+	size_t bl, alen = strlen(after);
+	EVP_MAC_CTX *m = audit_mac_new(BADKEY, sizeof(BADKEY));
+
+	/* The forger knows the format and the previous MAC, not the key. */
+	assert_non_null(m);
+	assert_int_equal(audit_split(after, alen - 1, &bl, prev), 0);
+	snprintf(body, sizeof(body), "{\"seq\":%llu,\"ts\":\"2026-01-01T00:00:"
+	    "00.000000Z\",\"type\":\"request\",\"principal\":\"mallory\"",
+	    (unsigned long long)seq);
+	assert_int_equal(audit_mac(m, prev, body, strlen(body), mac), 0);
+	audit_hex(mac, sizeof(mac), hex);
+	snprintf(out, outlen, "%s,\"mac\":\"%s\"}\n", body, hex);
+	EVP_MAC_CTX_free(m);
+}
+
+/* Apply one tampering to a copy of a 20-record log and verify it. */
+static void
+tamper(struct t *t, enum tamper how, struct pc_audit_verdict *v, char *cp,
+    size_t cplen)
+{
+	char *p = make_log(t, 20);	/* lines 1..22, seq == line */
+	char forged[512];
+	struct lines ls;
+	char *tmp;
+
+	load(p, &ls);
+	assert_int_equal(ls.n, 22);
+	switch (how) {
+	case ALTER: {
+		char *s = strstr(ls.l[4], "\"acme\"");	/* line 5 */
+
+		assert_non_null(s);
+		memcpy(s, "\"acmf\"", 6);
+		break;
+	}
+	case DELETE:		/* line 7 */
+		free(ls.l[6]);
+		memmove(&ls.l[6], &ls.l[7], (ls.n - 7) * sizeof(char *));
+		ls.n--;
+		break;
+	case SWAP:		/* lines 6 and 7 */
+		tmp = ls.l[5];
+		ls.l[5] = ls.l[6];
+		ls.l[6] = tmp;
+		break;
+	case TRUNCATE:		/* the checkpoint and two records */
+		for (size_t i = 19; i < 22; i++)
+			free(ls.l[i]);
+		ls.n = 19;
+		break;
+	case FORGE:		/* cut the checkpoint, append seq 22 */
+		forge_line(ls.l[20], 22, forged, sizeof(forged));
+		free(ls.l[21]);
+		ls.l[21] = strdup(forged);
+		break;
+	case FORGE_AFTER:	/* append seq 23 after the checkpoint */
+		forge_line(ls.l[21], 23, forged, sizeof(forged));
+		ls.l = realloc(ls.l, (ls.n + 1) * sizeof(char *));
+		ls.l[ls.n++] = strdup(forged);
+		break;
+	case DUPLICATE:		/* line 5 again after itself */
+		ls.l = realloc(ls.l, (ls.n + 1) * sizeof(char *));
+		memmove(&ls.l[6], &ls.l[5], (ls.n - 5) * sizeof(char *));
+		ls.l[5] = strdup(ls.l[4]);
+		ls.n++;
+		break;
+	}
+	copy_path(t, p, cp, cplen);
+	store(cp, &ls);
+	lines_free(&ls);
+	verify1(cp, KEY, v);
+	free(p);
+}
+
+static void
+test_alter(void **state)
+{
+	struct pc_audit_verdict v;
+	char cp[PATH_MAX];
+
+	tamper(*state, ALTER, &v, cp, sizeof(cp));
+	expect_bad(&v, cp, 5, 5, "MAC mismatch");
+}
+
+static void
+test_delete(void **state)
+{
+	struct pc_audit_verdict v;
+	char cp[PATH_MAX];
+
+	tamper(*state, DELETE, &v, cp, sizeof(cp));
+	expect_bad(&v, cp, 7, 8, "expected seq 7, found 8");
+}
+
+static void
+test_swap(void **state)
+{
+	struct pc_audit_verdict v;
+	char cp[PATH_MAX];
+
+	tamper(*state, SWAP, &v, cp, sizeof(cp));
+	expect_bad(&v, cp, 6, 7, "expected seq 6, found 7");
+}
+
+static void
+test_truncate(void **state)
+{
+	struct pc_audit_verdict v;
+	char cp[PATH_MAX];
+
+	tamper(*state, TRUNCATE, &v, cp, sizeof(cp));
+	/* A crash looks the same: a warning, never a silent pass. */
+	assert_true(v.ok);
+	assert_int_equal(v.warnings, 1);
+	assert_true(has_warning(&v, "no closing checkpoint after seq 19"));
+	assert_string_equal(v.warning[0].file, cp);
+	assert_int_equal(v.warning[0].seq, 19);
+}
+
+static void
+test_forge(void **state)
+{
+	struct pc_audit_verdict v;
+	char cp[PATH_MAX];
+
+	tamper(*state, FORGE, &v, cp, sizeof(cp));
+	expect_bad(&v, cp, 22, 22, "MAC mismatch");
+}
+
+static void
+test_forge_after_checkpoint(void **state)
+{
+	struct pc_audit_verdict v;
+	char cp[PATH_MAX];
+
+	tamper(*state, FORGE_AFTER, &v, cp, sizeof(cp));
+	expect_bad(&v, cp, 23, 23, "after the file's checkpoint");
+}
+
+static void
+test_duplicate(void **state)
+{
+	struct pc_audit_verdict v;
+	char cp[PATH_MAX];
+
+	tamper(*state, DUPLICATE, &v, cp, sizeof(cp));
+	expect_bad(&v, cp, 6, 5, "expected seq 6, found 5");
+}
+
+/* --- several files ----------------------------------------------------------------- */
+
+/* Three files by rotation: 1..12 | 13..24 | 25..36 (header + 10 + cp). */
+static void
+three_files(struct t *t, char ***files, size_t *n)
+{
+	struct pc_audit_conf c;
+	struct pc_audit *a;
+	struct pc_audit_stats st;
+
+	conf_init(t, &c);
+	a = open_ok(t, &c);
+	write_n(a, 10);
+	assert_int_equal(pc_audit_rotate(a), 0);
+	write_n(a, 10);
+	assert_int_equal(pc_audit_rotate(a), 0);
+	write_n(a, 10);
+	pc_audit_stats(a, &st);
+	assert_int_equal(st.rotations, 2);
+	pc_audit_close(a);
+	assert_int_equal(pc_audit_list(t->dir, NULL, files, n), 0);
+	assert_int_equal(*n, 3);
+}
+
+static void
+test_rotation_chain(void **state)
+{
+	struct t *t = *state;
+	struct pc_audit_verdict v;
+	char **files;
+	size_t n;
+
+	three_files(t, &files, &n);
+	assert_int_equal(pc_audit_verify((const char *const *)files, n, KEY,
+	    sizeof(KEY), &v), 0);
+	assert_true(v.ok);
+	assert_int_equal(v.warnings, 0);
+	assert_int_equal(v.records, 36);
+	/* Each file on its own: intact, but its start is not anchored. */
+	verify1(files[1], KEY, &v);
+	assert_true(v.ok);
+	assert_true(has_warning(&v, "the chain starts at seq 13"));
+	/* Out of order. */
+	{
+		const char *swapped[3] = { files[0], files[2], files[1] };
+
+		assert_int_equal(pc_audit_verify(swapped, 3, KEY, sizeof(KEY),
+		    &v), 0);
+		expect_bad(&v, files[2], 1, 25, "records seq 13..24 are "
+		    "missing");
+	}
+	pc_audit_list_free(files, n);
+}
+
+static void
+test_size_rotation(void **state)
+{
+	struct t *t = *state;
+	struct pc_audit_conf c;
+	struct pc_audit *a;
+	struct pc_audit_verdict v;
+	struct pc_audit_stats st;
+
+	conf_init(t, &c);
+	c.max_file_bytes = 4096;
+	a = open_ok(t, &c);
+	write_n(a, 40);
+	pc_audit_stats(a, &st);
+	assert_true(st.rotations >= 2);
+	pc_audit_close(a);
+	verify_dir(t->dir, &v);
+	assert_true(v.ok);
+	assert_int_equal(v.warnings, 0);
+}
+
+static void
+test_delete_middle_file(void **state)
+{
+	struct t *t = *state;
+	struct pc_audit_verdict v;
+	char **files;
+	size_t n;
+
+	three_files(t, &files, &n);
+	assert_int_equal(unlink(files[1]), 0);
+	{
+		const char *rest[2] = { files[0], files[2] };
+
+		assert_int_equal(pc_audit_verify(rest, 2, KEY, sizeof(KEY), &v),
+		    0);
+		expect_bad(&v, files[2], 1, 25, "records seq 13..24 are "
+		    "missing before this file");
+	}
+	pc_audit_list_free(files, n);
+}
+
+static void
+test_truncate_middle_file(void **state)
+{
+	struct t *t = *state;
+	struct pc_audit_verdict v;
+	struct lines ls;
+	char **files;
+	size_t n;
+
+	three_files(t, &files, &n);
+	load(files[1], &ls);		/* seq 13..24 */
+	for (size_t i = 9; i < ls.n; i++)
+		free(ls.l[i]);
+	ls.n = 9;			/* keeps 13..21 */
+	store(files[1], &ls);
+	lines_free(&ls);
+	assert_int_equal(pc_audit_verify((const char *const *)files, n, KEY,
+	    sizeof(KEY), &v), 0);
+	expect_bad(&v, files[1], 0, 21, "truncated after seq 21");
+	pc_audit_list_free(files, n);
+}
+
+/* A restart continues the chain; a crash (no checkpoint, a torn line)
+ * leaves warnings that name the file, and the chain still verifies. */
+static void
+test_restart_and_crash(void **state)
+{
+	struct t *t = *state;
+	struct pc_audit_conf c;
+	struct pc_audit *a;
+	struct pc_audit_verdict v;
+	struct lines ls;
+	char **files;
+	size_t n;
+	FILE *f;
+
+	conf_init(t, &c);
+	a = open_ok(t, &c);
+	write_n(a, 5);
+	pc_audit_close(a);		/* 1..7 */
+	a = open_ok(t, &c);
+	write_n(a, 5);
+	pc_audit_close(a);		/* 8..14 */
+	verify_dir(t->dir, &v);
+	assert_true(v.ok);
+	assert_int_equal(v.warnings, 0);
+	assert_int_equal(v.records, 14);
+
+	/* A crash: the second file loses its checkpoint, then a torn line. */
+	assert_int_equal(pc_audit_list(t->dir, NULL, &files, &n), 0);
+	assert_int_equal(n, 2);
+	load(files[1], &ls);
+	free(ls.l[--ls.n]);
+	store(files[1], &ls);
+	lines_free(&ls);
+	f = fopen(files[1], "a");
+	fputs("{\"seq\":14,\"ts\":\"20", f);
+	fclose(f);
+	a = open_ok(t, &c);
+	write_n(a, 3);
+	pc_audit_close(a);		/* 14..18 */
+	verify_dir(t->dir, &v);
+	assert_true(v.ok);
+	assert_int_equal(v.warnings, 1);
+	assert_string_equal(v.warning[0].file, files[1]);
+	assert_true(has_warning(&v, "incomplete last line and no checkpoint "
+	    "after seq 13"));
+	assert_int_equal(v.records, 18);
+	pc_audit_list_free(files, n);
+}
+
+static void
+test_retention(void **state)
+{
+	struct t *t = *state;
+	struct pc_audit_conf c;
+	struct pc_audit *a;
+	struct pc_audit_verdict v;
+	struct pc_audit_stats st;
+	struct timespec old[2];
+	char **files, **left;
+	size_t n, nl;
+
+	three_files(t, &files, &n);
+	old[0].tv_sec = old[1].tv_sec = time(NULL) - 100 * 86400;
+	old[0].tv_nsec = old[1].tv_nsec = 0;
+	/* The first and the third are old, the second is not: only the
+	 * first goes (never a hole in the middle). */
+	assert_int_equal(utimensat(AT_FDCWD, files[0], old, 0), 0);
+	assert_int_equal(utimensat(AT_FDCWD, files[2], old, 0), 0);
+	conf_init(t, &c);
+	a = open_ok(t, &c);		/* retention runs at open */
+	pc_audit_stats(a, &st);
+	assert_int_equal(st.files_removed, 1);
+	write_n(a, 2);
+	pc_audit_close(a);
+	assert_int_equal(access(files[0], F_OK), -1);
+	assert_int_equal(access(files[1], F_OK), 0);
+	assert_int_equal(pc_audit_list(t->dir, NULL, &left, &nl), 0);
+	assert_int_equal(nl, 3);
+	pc_audit_list_free(left, nl);
+	/* The retention record accounts for the removed start. */
+	verify_dir(t->dir, &v);
+	assert_true(v.ok);
+	assert_int_equal(v.warnings, 0);
+	assert_int_equal(v.first_seq, 13);
+
+	/* Removing the oldest file by hand is not retention. */
+	assert_int_equal(unlink(files[1]), 0);
+	verify_dir(t->dir, &v);
+	assert_true(v.ok);
+	assert_true(has_warning(&v, "the chain starts at seq 25"));
+	pc_audit_list_free(files, n);
+}
+
+/* --- failing closed ---------------------------------------------------------------- */
+
+static void
+test_open_errors(void **state)
+{
+	struct t *t = *state;
+	struct pc_audit_conf c;
+	struct pc_audit *a = NULL;
+	char err[512], path[PATH_MAX];
+	FILE *f;
+
+	conf_init(t, &c);
+	c.key_len = 16;
+	assert_int_equal(pc_audit_open(t->base, &c, &a, err, sizeof(err)),
+	    PC_E_INVAL);
+	assert_non_null(strstr(err, "32"));
+
+	conf_init(t, &c);
+	snprintf(path, sizeof(path), "%s/missing", t->dir);
+	c.dir = path;
+	assert_int_equal(pc_audit_open(t->base, &c, &a, err, sizeof(err)),
+	    PC_E_IO);
+	assert_non_null(strstr(err, "cannot open directory"));
+	assert_null(a);
+
+	/* A regular file where the directory should be (as root, mode bits
+	 * would not stop us, so this is the unwritable directory). */
+	f = fopen(path, "w");
+	fclose(f);
+	assert_int_equal(pc_audit_open(t->base, &c, &a, err, sizeof(err)),
+	    PC_E_IO);
+	assert_non_null(strstr(err, "Not a directory"));
+
+	conf_init(t, &c);
+	c.prefix = "../x";
+	assert_int_equal(pc_audit_open(t->base, &c, &a, err, sizeof(err)),
+	    PC_E_INVAL);
+}
+
+/*
+ * A write error is forced with RLIMIT_FSIZE (EFBIG), which binds root too,
+ * unlike a read-only mode. After it every write fails, with the reason,
+ * and the file holds no partial record.
+ */
+static void
+test_write_error_fails_closed(void **state)
+{
+	struct t *t = *state;
+	struct pc_audit_conf c;
+	struct pc_audit *a;
+	struct pc_audit_verdict v;
+	struct pc_audit_stats st;
+	struct rlimit saved, lim;
+	struct stat sb;
+	char path[PATH_MAX];
+	json_t *f = json_pack("{s:s}", "type", "request");
+	void (*old)(int) = signal(SIGXFSZ, SIG_IGN);
+
+	conf_init(t, &c);
+	a = open_ok(t, &c);
+	write_n(a, 3);
+	assert_null(pc_audit_error(a));
+	pc_audit_stats(a, &st);
+	snprintf(path, sizeof(path), "%s/%s", t->dir, st.file);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &saved), 0);
+	lim = saved;
+	lim.rlim_cur = (rlim_t)sb.st_size + 10;	/* room for a torn piece */
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	assert_int_equal(pc_audit_write(a, f, NULL, NULL), PC_E_IO);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &saved), 0);
+	signal(SIGXFSZ, old);
+	assert_non_null(pc_audit_error(a));
+	assert_non_null(strstr(pc_audit_error(a), "write failed: File too "
+	    "large"));
+	assert_non_null(strstr(pc_audit_error(a), "refusing requests"));
+	/* Still failed with room again. */
+	assert_int_equal(pc_audit_write(a, f, NULL, NULL), PC_E_IO);
+	assert_int_equal(pc_audit_rotate(a), PC_E_IO);
+	pc_audit_close(a);
+	json_decref(f);
+	/* What was written before verifies; no torn line was left. */
+	assert_int_equal(stat(path, &sb), 0);
+	verify_dir(t->dir, &v);
+	assert_true(v.ok);
+	assert_int_equal(v.records, 4);
+	assert_int_equal(v.warnings, 1);
+	assert_true(has_warning(&v, "no closing checkpoint after seq 4"));
+}
+
+static void
+test_bad_fields(void **state)
+{
+	struct t *t = *state;
+	struct pc_audit_conf c;
+	struct pc_audit *a;
+	json_t *f;
+	char *big;
+
+	conf_init(t, &c);
+	a = open_ok(t, &c);
+	f = json_pack("{s:i}", "seq", 5);
+	assert_int_equal(pc_audit_write(a, f, NULL, NULL), PC_E_INVAL);
+	json_decref(f);
+	f = json_pack("{s:s}", "mac", "00");
+	assert_int_equal(pc_audit_write(a, f, NULL, NULL), PC_E_INVAL);
+	json_decref(f);
+	f = json_pack("{s:s}", "type", "checkpoint");
+	assert_int_equal(pc_audit_write(a, f, NULL, NULL), PC_E_INVAL);
+	json_decref(f);
+	assert_int_equal(pc_audit_write(a, NULL, NULL, NULL), PC_E_INVAL);
+	big = malloc(PC_AUDIT_MAX_RECORD + 1);
+	memset(big, 'a', PC_AUDIT_MAX_RECORD);
+	big[PC_AUDIT_MAX_RECORD] = '\0';
+	f = json_pack("{s:s}", "args", big);
+	assert_int_equal(pc_audit_write(a, f, NULL, NULL), PC_E_LIMIT);
+	json_decref(f);
+	free(big);
+	/* None of these broke the log. */
+	assert_null(pc_audit_error(a));
+	f = json_object();
+	assert_int_equal(pc_audit_write(a, f, NULL, NULL), 0);
+	json_decref(f);
+	pc_audit_close(a);
+	{
+		struct pc_audit_verdict v;
+
+		verify_dir(t->dir, &v);
+		assert_true(v.ok);
+		assert_int_equal(v.records, 3);
+	}
+}
+
+/* The direct serializer writes what jansson writes for the same fields. */
+static void
+test_request_paths_agree(void **state)
+{
+	struct t *t = *state;
+	struct pc_audit_conf c;
+	struct pc_audit *a;
+	struct pc_audit_verdict v;
+	struct lines ls;
+	json_t *args = json_pack("{s:s, s:[i,b,n], s:f}", "q", "a\"b\\c\n\x01"
+	    "\xc3\xa9\xe2\x82\xac/", "l", 1, 1, "x", 1.5);
+	struct pc_audit_request r = {
+		.type = "event", .event = "auth.failed", .request_id = "r\t1",
+		.principal = "al\"ice", .key_id = "", .tenant = NULL,
+		.source = "::1", .tool = "fs__\x7f", .args = args,
+		.decision = "deny", .reason = "apikey.unknown",
+		.latency_us = -1, .bytes_in = 0, .bytes_out = 12345678901,
+	};
+	json_t *f = pc_audit_request_fields(&r);
+	char *x, *y;
+
+	assert_non_null(f);
+	conf_init(t, &c);
+	a = open_ok(t, &c);
+	assert_int_equal(pc_audit_write(a, f, NULL, NULL), 0);
+	assert_int_equal(pc_audit_write_request(a, &r, NULL, NULL), 0);
+	r.type = "checkpoint";
+	assert_int_equal(pc_audit_write_request(a, &r, NULL, NULL),
+	    PC_E_INVAL);
+	r.type = "request";
+	r.principal = "bad\xff\xc3";		/* invalid UTF-8 */
+	assert_int_equal(pc_audit_write_request(a, &r, NULL, NULL), 0);
+	pc_audit_close(a);
+	json_decref(f);
+	json_decref(args);
+	verify_dir(t->dir, &v);
+	assert_true(v.ok);
+	{
+		char **files;
+		size_t n;
+
+		assert_int_equal(pc_audit_list(t->dir, NULL, &files, &n), 0);
+		load(files[0], &ls);
+		pc_audit_list_free(files, n);
+	}
+	assert_int_equal(ls.n, 5);
+	/* Equal from "type" up to the MAC. */
+	x = strstr(ls.l[1], "\"type\"");
+	y = strstr(ls.l[2], "\"type\"");
+	assert_non_null(x);
+	assert_non_null(y);
+	*strstr(x, ",\"mac\"") = '\0';
+	*strstr(y, ",\"mac\"") = '\0';
+	assert_string_equal(x, y);
+	assert_non_null(strstr(ls.l[3], "\"principal\":\"bad\xef\xbf\xbd"
+	    "\xef\xbf\xbd\""));
+	lines_free(&ls);
+}
+
+/* --- durability -------------------------------------------------------------------- */
+
+struct waits {
+	int calls;
+	int want;
+	int last_rc;
+	uint64_t at_ms;
+	struct event_base *base;
+};
+
+static void
+on_durable(void *arg, int rc)
+{
+	struct waits *w = arg;
+
+	w->calls++;
+	w->last_rc = rc;
+	if (w->calls == w->want) {
+		w->at_ms = pc_now_ms();
+		event_base_loopbreak(w->base);
+	}
+}
+
+static void
+run_loop(struct event_base *base, unsigned ms)
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	event_base_loopexit(base, &tv);
+	event_base_dispatch(base);
+}
+
+static void
+test_group_commit(void **state)
+{
+	struct t *t = *state;
+	struct pc_audit_conf c;
+	struct pc_audit *a;
+	struct pc_audit_stats st;
+	struct waits w = { .want = 3, .base = t->base };
+	json_t *f = json_pack("{s:s}", "type", "event");
+	uint64_t t0, before;
+
+	conf_init(t, &c);
+	c.group_delay_ms = 50;
+	a = open_ok(t, &c);
+	run_loop(t->base, 100);		/* the header's own group */
+	pc_audit_stats(a, &st);
+	before = st.fsyncs;
+	assert_true(before >= 1);
+	t0 = pc_now_ms();
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(pc_audit_write(a, f, on_durable, &w), 0);
+	assert_int_equal(w.calls, 0);	/* never from inside the write */
+	pc_audit_stats(a, &st);
+	assert_int_equal(st.pending, 3);
+	run_loop(t->base, 2000);
+	assert_int_equal(w.calls, 3);
+	assert_int_equal(w.last_rc, 0);
+	assert_true(w.at_ms - t0 >= 45);
+	assert_true(w.at_ms - t0 < 1000);
+	pc_audit_stats(a, &st);
+	assert_int_equal(st.fsyncs, before + 1);	/* one for the group */
+	assert_int_equal(st.pending, 0);
+
+	/* Close delivers what is still waiting. */
+	w.calls = 0;
+	w.want = 1;
+	assert_int_equal(pc_audit_write(a, f, on_durable, &w), 0);
+	pc_audit_close(a);
+	assert_int_equal(w.calls, 1);
+	assert_int_equal(w.last_rc, 0);
+	json_decref(f);
+}
+
+static void
+test_strict(void **state)
+{
+	struct t *t = *state;
+	struct pc_audit_conf c;
+	struct pc_audit *a;
+	struct waits w = { .want = 2, .base = t->base };
+	json_t *f = json_pack("{s:s}", "type", "request");
+
+	conf_init(t, &c);
+	c.fsync_mode = PC_AUDIT_FSYNC_STRICT;
+	c.group_delay_ms = 0;
+	a = open_ok(t, &c);
+	/* A strict caller must wait for the fsync. */
+	assert_int_equal(pc_audit_write(a, f, NULL, NULL), PC_E_INVAL);
+	assert_int_equal(pc_audit_write(a, f, on_durable, &w), 0);
+	assert_int_equal(pc_audit_write(a, f, on_durable, &w), 0);
+	assert_int_equal(w.calls, 0);
+	run_loop(t->base, 2000);
+	assert_int_equal(w.calls, 2);
+	assert_int_equal(w.last_rc, 0);
+	pc_audit_close(a);
+	json_decref(f);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_write_verify, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_alter, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_swap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_truncate, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_forge, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_forge_after_checkpoint,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_duplicate, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rotation_chain, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_size_rotation, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_delete_middle_file, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_truncate_middle_file,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_restart_and_crash, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_retention, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_open_errors, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_write_error_fails_closed,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_fields, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_request_paths_agree,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_group_commit, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_strict, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
