@@ -10,13 +10,18 @@
  * Prints records/s, fsyncs and bytes. Defaults: 200000 records, 256 per
  * loop turn, 10 ms group delay. The log goes to a temporary directory
  * (TMPDIR or /tmp), which is verified and removed afterwards.
+ * With PC_AUDIT_BENCH_KEEP=DIR the log is written to DIR (created) and kept,
+ * with the bench key in DIR.key: tests use it to check `portcullis audit
+ * verify` on a real chain.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -82,6 +87,7 @@ main(int argc, char **argv)
 	static const unsigned char key[32] = "bench-key-0123456789abcdefghijk";
 	const char *tmp = getenv("TMPDIR");
 	char dir[512], err[512];
+	const char *keep = getenv("PC_AUDIT_BENCH_KEEP");
 	uint64_t n, batch, delay;
 	struct pc_audit_conf conf = { 0 };
 	struct pc_audit_stats st;
@@ -104,10 +110,24 @@ main(int argc, char **argv)
 	if (argc <= 3)
 		delay = PC_AUDIT_DEF_GROUP_DELAY_MS;
 	pc_log_set_level(PC_LOG_WARN);
-	snprintf(dir, sizeof(dir), "%s/pc-audit-bench-XXXXXX",
-	    tmp != NULL ? tmp : "/tmp");
-	if (mkdtemp(dir) == NULL)
-		return 2;
+	if (keep != NULL) {
+		char kp[4200];
+		FILE *kf;
+		snprintf(dir, sizeof(dir), "%s", keep);
+		if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+			return 2;
+		snprintf(kp, sizeof(kp), "%s.key", dir);
+		kf = fopen(kp, "w");
+		if (kf == NULL || fwrite(key, 1, sizeof(key), kf) != sizeof(key))
+			return 2;
+		fclose(kf);
+		chmod(kp, 0600);
+	} else {
+		snprintf(dir, sizeof(dir), "%s/pc-audit-bench-XXXXXX",
+		    tmp != NULL ? tmp : "/tmp");
+		if (mkdtemp(dir) == NULL)
+			return 2;
+	}
 	base = event_base_new();
 	conf.dir = dir;
 	conf.key = key;
@@ -181,6 +201,7 @@ out:
 	pc_audit_close(a);
 	if (base != NULL)
 		event_base_free(base);
-	rm_dir(dir);
+	if (keep == NULL)
+		rm_dir(dir);
 	return rc;
 }

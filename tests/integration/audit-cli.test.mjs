@@ -1,0 +1,105 @@
+// `portcullis audit verify` on a real hash chain (written by the audit
+// module through build/bench/audit_bench), then on copies tampered the ways
+// an attacker would: alter a record, delete one, swap two, truncate, append
+// a forged one. Each must fail and name the file, line and sequence number.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createHmac } from 'node:crypto';
+import { PORTCULLIS_BIN, ROOT } from '../lib/paths.mjs';
+
+let dir, log, key, file, lines;
+
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'portcullis-audit-'));
+  log = join(dir, 'log');
+  const r = spawnSync(join(ROOT, 'build/bench/audit_bench'), ['200', '20', '0'], {
+    env: { ...process.env, PC_AUDIT_BENCH_KEEP: log },
+    encoding: 'utf8',
+  });
+  assert.equal(r.status, 0, r.stderr);
+  key = `${log}.key`;
+  file = readdirSync(log).find((f) => f.endsWith('.jsonl'));
+  lines = readFileSync(join(log, file), 'utf8').split('\n').filter(Boolean);
+  assert.ok(lines.length > 100);
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function verify(target, k = key) {
+  return spawnSync(PORTCULLIS_BIN, ['audit', 'verify', '-k', k, target], { encoding: 'utf8' });
+}
+
+/** A copy of the log whose one file holds `ls` as its lines. */
+function tampered(name, ls) {
+  const d = join(dir, name);
+  mkdirSync(d);
+  writeFileSync(join(d, file), ls.join('\n') + '\n', { mode: 0o600 });
+  return d;
+}
+
+test('an intact chain verifies', () => {
+  const r = verify(log);
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /OK: \d+ records/);
+});
+
+test('an altered record is caught at its line', () => {
+  const ls = [...lines];
+  ls[50] = ls[50].replace(/"principal":"[^"]*"/, '"principal":"mallory"');
+  assert.notEqual(ls[50], lines[50], 'the test changed something');
+  const r = verify(tampered('altered', ls));
+  assert.equal(r.status, 1);
+  assert.match(r.stdout + r.stderr, new RegExp(`${file}:51 \\(seq \\d+\\)`));
+});
+
+test('a deleted record is caught', () => {
+  const ls = [...lines];
+  ls.splice(60, 1);
+  const r = verify(tampered('deleted', ls));
+  assert.equal(r.status, 1);
+  assert.match(r.stdout + r.stderr, /out of sequence|missing/);
+  assert.match(r.stdout + r.stderr, new RegExp(`${file}:61`));
+});
+
+test('two swapped records are caught', () => {
+  const ls = [...lines];
+  [ls[70], ls[71]] = [ls[71], ls[70]];
+  const r = verify(tampered('swapped', ls));
+  assert.equal(r.status, 1);
+  assert.match(r.stdout + r.stderr, new RegExp(`${file}:71`));
+});
+
+test('truncation (the closing checkpoint gone) is reported', () => {
+  const r = verify(tampered('truncated', lines.slice(0, 120)));
+  assert.notEqual(r.status, 0);
+  assert.match(r.stdout + r.stderr, /no closing checkpoint|truncat/);
+});
+
+test('a record forged without the key is caught', () => {
+  const last = JSON.parse(lines.at(-2));
+  const forged = { ...last, seq: last.seq + 1, principal: 'mallory' };
+  delete forged.mac;
+  const body = JSON.stringify(forged);
+  forged.mac = createHmac('sha256', 'not-the-key-not-the-key-not-the-key').update(body).digest('hex');
+  const ls = [...lines.slice(0, -1), JSON.stringify(forged), lines.at(-1)];
+  const r = verify(tampered('forged', ls));
+  assert.equal(r.status, 1);
+  assert.match(r.stdout + r.stderr, new RegExp(`${file}:${lines.length}`));
+});
+
+test('the wrong key fails at the first record; a key readable by others is refused', () => {
+  const wrong = join(dir, 'wrong.key');
+  writeFileSync(wrong, 'x'.repeat(32), { mode: 0o600 });
+  const r = verify(log, wrong);
+  assert.equal(r.status, 1);
+  assert.match(r.stdout + r.stderr, new RegExp(`${file}:1 `));
+  const loose = join(dir, 'loose.key');
+  copyFileSync(key, loose);
+  chmodSync(loose, 0o644);
+  const l = verify(log, loose);
+  assert.notEqual(l.status, 0);
+  assert.match(l.stderr, /chmod 600/);
+});
