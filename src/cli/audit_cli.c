@@ -8,6 +8,7 @@
  * command line.
  */
 #include "audit_cli.h"
+#include "cliopt.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -106,10 +107,7 @@ usage_error(const char *fmt, ...)
 static int
 parse_args(int argc, char **argv, struct opts *o)
 {
-	static const struct {
-		const char *name;
-		size_t off;
-	} valued[] = {
+	static const struct pc_cliopt valued[] = {
 		{ "-k", offsetof(struct opts, key) },
 		{ "--key", offsetof(struct opts, key) },
 		{ "--prefix", offsetof(struct opts, prefix) },
@@ -127,6 +125,7 @@ parse_args(int argc, char **argv, struct opts *o)
 		return EXIT_BAD;
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i];
+		const char *what, *why;
 		bool done = false;
 
 		if (strcmp(a, "--json") == 0) {
@@ -137,30 +136,14 @@ parse_args(int argc, char **argv, struct opts *o)
 			o->follow = true;
 			continue;
 		}
-		for (size_t k = 0; k < sizeof(valued) / sizeof(valued[0]);
-		    k++) {
-			size_t nl = strlen(valued[k].name);
-			const char **slot = (const char **)(void *)
-			    ((char *)o + valued[k].off);
-			const char *val;
-
-			if (strncmp(a, valued[k].name, nl) != 0)
-				continue;
-			if (a[nl] == '=' && nl > 2) {
-				val = a + nl + 1;
-			} else if (a[nl] == '\0') {
-				if (i + 1 >= argc)
-					return usage_error("%s needs a value",
-					    a);
-				val = argv[++i];
-			} else {
-				continue;
-			}
-			if (*slot != NULL)
-				return usage_error("%s given twice",
-				    valued[k].name);
-			*slot = val;
+		switch (pc_cliopt_take(valued, sizeof(valued) /
+		    sizeof(valued[0]), argc, argv, &i, o, &what, &why)) {
+		case 1:
 			done = true;
+			break;
+		case -1:
+			return usage_error("%s %s", what, why);
+		default:
 			break;
 		}
 		if (done)

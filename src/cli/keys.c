@@ -7,6 +7,7 @@
  * id only: a secret never has to appear in a shell history.
  */
 #include "keys.h"
+#include "cliopt.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -225,10 +226,7 @@ valid_id(const char *s)
 static int
 parse_args(int argc, char **argv, struct opts *o)
 {
-	static const struct {
-		const char *name;
-		size_t off;
-	} valued[] = {
+	static const struct pc_cliopt valued[] = {
 		{ "-c", offsetof(struct opts, config) },
 		{ "--config", offsetof(struct opts, config) },
 		{ "--principal", offsetof(struct opts, principal) },
@@ -245,36 +243,21 @@ parse_args(int argc, char **argv, struct opts *o)
 	o->cmd = argv[1];
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i];
+		const char *what, *why;
 		bool done = false;
 
 		if (strcmp(a, "--json") == 0) {
 			o->json = true;
 			continue;
 		}
-		for (size_t k = 0; k < sizeof(valued) / sizeof(valued[0]);
-		    k++) {
-			size_t nl = strlen(valued[k].name);
-			const char **slot = (const char **)(void *)
-			    ((char *)o + valued[k].off);
-			const char *val;
-
-			if (strncmp(a, valued[k].name, nl) != 0)
-				continue;
-			if (a[nl] == '=' && nl > 2) {
-				val = a + nl + 1;
-			} else if (a[nl] == '\0') {
-				if (i + 1 >= argc)
-					return usage_error("%s needs a value",
-					    a);
-				val = argv[++i];
-			} else {
-				continue;
-			}
-			if (*slot != NULL)
-				return usage_error("%s given twice",
-				    valued[k].name);
-			*slot = val;
+		switch (pc_cliopt_take(valued, sizeof(valued) /
+		    sizeof(valued[0]), argc, argv, &i, o, &what, &why)) {
+		case 1:
 			done = true;
+			break;
+		case -1:
+			return usage_error("%s %s", what, why);
+		default:
 			break;
 		}
 		if (done)
