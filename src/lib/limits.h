@@ -133,6 +133,18 @@
 /* Default rotation policy for API keys. */
 #define PC_DEF_KEY_ROTATION_DAYS     90u
 
+/* --- policy ------------------------------------------------------------------ */
+
+/* Rules and argument constraints one configuration may define. */
+#define PC_POLICY_MAX_RULES          4096u
+#define PC_POLICY_MAX_CONSTRAINTS    4096u
+/* Entries of one allow-list (roots, values, hosts, commands). */
+#define PC_POLICY_MAX_LIST           1024u
+/* A path argument: PATH_MAX; longer is never a file. */
+#define PC_POLICY_MAX_PATH           4096u
+#define PC_POLICY_MAX_URL            8192u
+#define PC_POLICY_MAX_ROLE           64u
+
 /* --- rate limits, budgets, breakers -------------------------------------- */
 
 /* A limit key (principal, tool, tenant combined) and a limit's id. */

@@ -1,0 +1,186 @@
+/*
+ * The policy engine: which principal may list and call which tool, and with
+ * which arguments.
+ *
+ * Deny by default. A role grants a tool when one of its rules' patterns
+ * matches the exposed tool name AND the rule's access mask covers every bit
+ * of the tool's access class. A tool no rule grants is neither listed nor
+ * callable, so a tool an upstream adds later stays inaccessible until a rule
+ * names it (or a glob covers it and its class).
+ *
+ * The caller (config) builds a policy from plain structs, then only reads it:
+ * a built policy is immutable and may be shared by threads. No parsing of
+ * the config language happens here.
+ *
+ * Denials carry a stable reason code and the argument's name only; never the
+ * value, a root, or any other internal detail.
+ */
+#ifndef PC_POLICY_H
+#define PC_POLICY_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "authn/principal.h"
+#include "lib/limits.h"
+
+enum pc_access {
+	PC_ACC_READ = 1,
+	PC_ACC_WRITE = 2,
+	PC_ACC_DESTRUCTIVE = 4,
+	PC_ACC_OPEN_WORLD = 8,
+};
+#define PC_ACC_ALL (PC_ACC_READ | PC_ACC_WRITE | PC_ACC_DESTRUCTIVE | \
+    PC_ACC_OPEN_WORLD)
+
+/* Stable reason codes (they appear in replies and audit records). */
+#define PC_POLICY_DENIED_TOOL     "policy.denied_tool"
+#define PC_POLICY_DENIED_ARGUMENT "policy.denied_argument"
+
+/* Ceilings (PC_POLICY_MAX_*) are in lib/limits.h: a config with more rules
+ * than that is a mistake, not a policy. */
+
+enum pc_constraint_kind {
+	/* string under one of `values` (roots; may hold ${tenant} and
+	 * ${principal}); rewritten to its normalized absolute form */
+	PC_CON_PATH = 1,
+	/* string equal to one of `values` (placeholders allowed) */
+	PC_CON_STRING,
+	/* string fully matching the PCRE2 `pattern` */
+	PC_CON_REGEX,
+	/* number in [min, max] */
+	PC_CON_NUMBER,
+	/* URL whose scheme is in `values` (default http, https), whose host
+	 * matches one of `hosts` (globs; none = any), and whose host resolves
+	 * to public addresses only */
+	PC_CON_URL,
+	/* a string equal to one of `values`, or an array whose first element
+	 * is one of `values` and whose other elements each match one of
+	 * `cmd_args` (globs) */
+	PC_CON_COMMAND,
+	/* not a check: the gateway sets (or overwrites) the argument to the
+	 * string `set_value` with placeholders substituted, before checks */
+	PC_CON_SET,
+};
+
+/*
+ * One argument constraint. Everything is borrowed for the call of
+ * pc_policy_add_constraint only (the policy copies what it keeps).
+ *
+ * `arg` is a top-level key of the call's arguments. When its value is an
+ * array, every element must pass (for PATH, STRING, REGEX, NUMBER, URL; each
+ * PATH element is rewritten). Several constraints on one argument all apply.
+ * An absent argument is denied unless `optional` is set: a tool that falls
+ * back to a default path when none is given would otherwise escape the root.
+ */
+struct pc_constraint {
+	enum pc_constraint_kind kind;
+	const char *tool_pattern;	/* glob on the exposed tool name */
+	const char *arg;
+	bool optional;
+	const char *const *values;	/* PATH roots, STRING allow-list, URL
+					 * schemes, COMMAND commands */
+	size_t nvalues;
+	const char *const *hosts;	/* URL host globs (lowercase) */
+	size_t nhosts;
+	const char *const *cmd_args;	/* COMMAND: allowed arguments (globs) */
+	size_t ncmd_args;
+	const char *pattern;		/* REGEX (PCRE2, anchored both ends) */
+	double min, max;		/* NUMBER, inclusive */
+	const char *set_value;		/* SET template */
+};
+
+struct pc_policy;
+
+/* New empty policy (denies everything). 0 or PC_E_NOMEM; caller frees with
+ * pc_policy_free. */
+int pc_policy_new(struct pc_policy **out);
+
+/* Accepts NULL. */
+void pc_policy_free(struct pc_policy *p);
+
+/*
+ * Grant `role` the tools matching `tool_pattern` ('*' matches any run,
+ * including the empty one; nothing else is special) whose class lies within
+ * `access_mask`. 0, PC_E_INVAL (empty name, bad mask), PC_E_LIMIT, PC_E_NOMEM.
+ */
+int pc_policy_add_rule(struct pc_policy *p, const char *role,
+    const char *tool_pattern, unsigned access_mask);
+
+/*
+ * Override the class of the tools matching `tool_pattern`, whatever their
+ * annotations say (annotations come from untrusted servers). An exact name
+ * beats a glob; among globs, the longest pattern wins, then the last added.
+ * 0, PC_E_INVAL, PC_E_LIMIT, PC_E_NOMEM.
+ */
+int pc_policy_set_class(struct pc_policy *p, const char *tool_pattern,
+    unsigned access_mask);
+
+/*
+ * Add an argument constraint (copied). 0, PC_E_INVAL (bad kind, empty list,
+ * root not absolute or not normal, unknown placeholder, regex that does not
+ * compile, min > max), PC_E_LIMIT, PC_E_NOMEM.
+ */
+int pc_policy_add_constraint(struct pc_policy *p, const struct pc_constraint *c);
+
+/*
+ * The tool's access class: the override when one matches, else derived from
+ * the MCP annotations (borrowed, may be NULL) with the spec's defaults
+ * (readOnlyHint false, destructiveHint true, openWorldHint true): read-only
+ * → READ (+ OPEN_WORLD unless openWorldHint is false); otherwise WRITE, +
+ * DESTRUCTIVE unless destructiveHint is false, + OPEN_WORLD unless
+ * openWorldHint is false. Only JSON booleans count; anything else is absent.
+ */
+unsigned pc_policy_tool_class(const struct pc_policy *p, const char *tool,
+    json_t *annotations);
+
+/* May a principal holding `roles` (comma-separated, may be NULL) list and
+ * call `tool`? Unknown roles grant nothing. */
+bool pc_policy_tool_allowed(const struct pc_policy *p, const char *roles,
+    const char *tool, json_t *annotations);
+
+/*
+ * Decide one tools/call. `arguments` (borrowed, a JSON object or NULL) is
+ * modified in place: SET constraints write their value and PATH constraints
+ * replace each path with its normalized form, so that the upstream acts on
+ * exactly the path that was checked.
+ *
+ * Returns 0 (allowed), PC_E_DENIED with *reason set to a static reason code
+ * and the offending argument's name copied into arg[0..arglen) ("" when the
+ * tool itself is denied), or PC_E_NOMEM. On denial `arguments` may be
+ * partly rewritten: the caller must not forward it.
+ */
+int pc_policy_check_call(const struct pc_policy *p,
+    const struct pc_principal *who, const char *tool, json_t *annotations,
+    json_t *arguments, const char **reason, char *arg, size_t arglen);
+
+/* --- building blocks, exposed for tests and the fuzz target ------------- */
+
+/* Does `name` match `pattern` ('*' only)? Linear-space, O(n*m) worst case. */
+bool pc_policy_glob(const char *pattern, const char *name);
+
+/*
+ * Normalize path[0..len) against `root` (absolute and normal, "/" allowed):
+ * refuses NUL, control characters, backslash, '%', a component starting
+ * with '~', invalid or overlong UTF-8, Unicode dot and slash look-alikes,
+ * and anything that after lexical normalization ('//', '.', '..') leaves
+ * the root or climbs above '/'. A relative path is taken under the root.
+ * On success writes the normalized absolute path into out[0..outlen).
+ * 0, PC_E_DENIED, PC_E_LIMIT (out too small or path too long).
+ */
+int pc_policy_path_normalize(const char *root, const char *path, size_t len,
+    char *out, size_t outlen);
+
+/*
+ * Check a URL: scheme in `schemes` (NULL/0 = http, https), no userinfo, a
+ * strict host syntax, host in `hosts` (NULL/0 = any), and every address
+ * the host resolves to public (no private, loopback, link-local, metadata,
+ * CGNAT, multicast, unspecified or reserved range, also when embedded in
+ * an IPv6 form). 0 or PC_E_DENIED.
+ */
+int pc_policy_url_check(const char *url, size_t len,
+    const char *const *schemes, size_t nschemes,
+    const char *const *hosts, size_t nhosts);
+
+#endif
