@@ -145,6 +145,15 @@
 #define PC_POLICY_MAX_URL            8192u
 #define PC_POLICY_MAX_ROLE           64u
 
+/* --- redaction --------------------------------------------------------------- */
+
+/* Sensitive key names and known secret values one redactor holds. */
+#define PC_REDACT_MAX_KEYS           1024u
+#define PC_REDACT_MAX_VALUES         8192u
+#define PC_REDACT_MAX_KEY_LEN        255u
+/* Local $ref hops followed when looking for writeOnly fields (cycles). */
+#define PC_REDACT_MAX_REF_HOPS       16u
+
 /* --- rate limits, budgets, breakers -------------------------------------- */
 
 /* A limit key (principal, tool, tenant combined) and a limit's id. */

@@ -1,0 +1,820 @@
+/*
+ * Redaction by key name, by schema and by value. See redact.h and
+ * docs/redaction.md.
+ *
+ * Value search: a 64 Ki-bit table says whether any stored value starts with
+ * a given byte pair; when one does, 4096 chains hashed on the first four
+ * bytes hold the candidates, compared with memcmp. A text of n bytes costs
+ * O(n) table probes plus one memcmp per candidate sharing the hash of its
+ * first four bytes, instead of O(values x n).
+ *
+ * Matches are marked in a bitmap over the text and each maximal marked run
+ * becomes one "<redacted>": overlapping or adjacent secrets are removed as a
+ * union, so no tail of one survives because another matched first.
+ */
+#include <ctype.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/errors.h"
+#include "lib/limits.h"
+#include "lib/util.h"
+#include "secrets/redact.h"
+
+/* Configured key names and known values; a config with more than this is
+ * not plausible (tell the lead if limits.h should carry them). */
+#define REDACT_MAX_KEYS    PC_REDACT_MAX_KEYS
+#define REDACT_MAX_VALUES  PC_REDACT_MAX_VALUES
+#define REDACT_MAX_KEY_LEN PC_REDACT_MAX_KEY_LEN
+/* $ref hops followed when resolving one subschema: a cycle stops here. */
+#define REDACT_MAX_REF_HOPS PC_REDACT_MAX_REF_HOPS
+/* A Bearer/Basic credential shorter than this is prose ("Bearer tokens"). */
+#define REDACT_MIN_TOKEN   8u
+
+#define NO_VAL UINT32_MAX
+#define NBUCKET 4096u
+
+struct rval {
+	unsigned char *p;
+	size_t len;
+	uint32_t next;		/* next value in the same bucket, or NO_VAL */
+};
+
+struct pc_redactor {
+	char **keys;		/* normalized extra key names */
+	size_t nkeys;
+	struct rval *vals;
+	size_t nvals, capvals;
+	uint32_t head[NBUCKET];
+	uint8_t first2[65536 / 8];	/* bit set: some value starts with pair */
+};
+
+/* Names whose value is always secret (normalized spelling). */
+static const char *const exact_keys[] = {
+	"apikey", "xapikey", "token", "accesstoken", "refreshtoken", "idtoken",
+	"secret", "clientsecret", "password", "passwd", "pwd", "passphrase",
+	"authorization", "proxyauthorization", "cookie", "setcookie",
+	"privatekey", "credential", "credentials", "sessionid", NULL
+};
+
+/* Any name containing one of these is secret ... */
+static const char *const contains_keys[] = {
+	"token", "secret", "password", "passwd", "passphrase", "apikey",
+	"credential", "privatekey", "authorization", "cookie", NULL
+};
+
+/* ... except these counters and settings, which contain "token" but hold
+ * no secret and are what an audit reader wants to see (LLM parameters). */
+static const char *const exempt_keys[] = {
+	"maxtokens", "maxcompletiontokens", "maxoutputtokens", "maxnewtokens",
+	"numtokens", "tokencount", "totaltokens", "inputtokens",
+	"outputtokens", "prompttokens", "completiontokens", "tokenlimit",
+	"tokenizer", NULL
+};
+
+int
+pc_redactor_new(struct pc_redactor **out)
+{
+	struct pc_redactor *r;
+
+	*out = NULL;
+	r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		return PC_E_NOMEM;
+	for (size_t i = 0; i < NBUCKET; i++)
+		r->head[i] = NO_VAL;
+	*out = r;
+	return 0;
+}
+
+void
+pc_redactor_free(struct pc_redactor *r)
+{
+	if (r == NULL)
+		return;
+	for (size_t i = 0; i < r->nkeys; i++)
+		free(r->keys[i]);
+	free(r->keys);
+	for (size_t i = 0; i < r->nvals; i++) {
+		explicit_bzero(r->vals[i].p, r->vals[i].len);
+		free(r->vals[i].p);
+	}
+	free(r->vals);
+	/* The index reveals first byte pairs of secrets. */
+	explicit_bzero(r, sizeof(*r));
+	free(r);
+}
+
+/* Normalized key into buf (nul-terminated); returns its length. */
+static size_t
+norm_key(const char *k, size_t klen, char *buf)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < klen; i++) {
+		unsigned char c = (unsigned char)k[i];
+		if (c == '-' || c == '_' || c == '.' || c == ' ')
+			continue;
+		buf[n++] = (char)tolower(c);
+	}
+	buf[n] = '\0';
+	return n;
+}
+
+static int
+in_list(const char *const *list, const char *s)
+{
+	for (size_t i = 0; list[i] != NULL; i++)
+		if (strcmp(list[i], s) == 0)
+			return 1;
+	return 0;
+}
+
+int
+pc_redactor_add_key(struct pc_redactor *r, const char *name)
+{
+	char buf[REDACT_MAX_KEY_LEN + 1], **nk;
+	size_t len;
+
+	if (r == NULL || name == NULL)
+		return PC_E_INVAL;
+	len = strlen(name);
+	if (len == 0 || len > REDACT_MAX_KEY_LEN)
+		return PC_E_INVAL;
+	if (norm_key(name, len, buf) == 0)
+		return PC_E_INVAL;
+	if (r->nkeys >= REDACT_MAX_KEYS)
+		return PC_E_LIMIT;
+	nk = realloc(r->keys, (r->nkeys + 1) * sizeof(*nk));
+	if (nk == NULL)
+		return PC_E_NOMEM;
+	r->keys = nk;
+	nk[r->nkeys] = strdup(buf);
+	if (nk[r->nkeys] == NULL)
+		return PC_E_NOMEM;
+	r->nkeys++;
+	return 0;
+}
+
+static int
+key_sensitive(const struct pc_redactor *r, const char *k)
+{
+	char sbuf[REDACT_MAX_KEY_LEN + 1], *buf = sbuf;
+	size_t klen = strlen(k);
+	int hit = 0;
+
+	/* Long names are rare but must not escape the contains rule. */
+	if (klen > REDACT_MAX_KEY_LEN) {
+		buf = malloc(klen + 1);
+		if (buf == NULL)
+			return 1;	/* fail closed */
+	}
+	norm_key(k, klen, buf);
+	if (in_list(exact_keys, buf))
+		hit = 1;
+	for (size_t i = 0; !hit && i < r->nkeys; i++)
+		if (strcmp(r->keys[i], buf) == 0)
+			hit = 1;
+	if (!hit && !in_list(exempt_keys, buf))
+		for (size_t i = 0; !hit && contains_keys[i] != NULL; i++)
+			if (strstr(buf, contains_keys[i]) != NULL)
+				hit = 1;
+	if (buf != sbuf)
+		free(buf);
+	return hit;
+}
+
+static unsigned
+pair_of(const unsigned char *p)
+{
+	return (unsigned)p[0] | ((unsigned)p[1] << 8);
+}
+
+/* Chains are keyed on the first four bytes (every value has at least
+ * eight), so hex or base64 secrets, which share the few two-byte pairs of
+ * their alphabet, do not pile into a few long chains. */
+static unsigned
+bucket_of(const unsigned char *p)
+{
+	uint32_t x = (uint32_t)p[0] | ((uint32_t)p[1] << 8) |
+	    ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+
+	return (x * 2654435761u) >> 20;
+}
+
+static int
+add_one(struct pc_redactor *r, const unsigned char *v, size_t len)
+{
+	unsigned pair, b;
+
+	/* The same value resolved twice (two references) is stored once. */
+	pair = pair_of(v);
+	b = bucket_of(v);
+	for (uint32_t i = r->head[b]; i != NO_VAL; i = r->vals[i].next)
+		if (r->vals[i].len == len && memcmp(r->vals[i].p, v, len) == 0)
+			return 0;
+	if (r->nvals >= REDACT_MAX_VALUES)
+		return PC_E_LIMIT;
+	if (r->nvals == r->capvals) {
+		size_t cap = r->capvals ? r->capvals * 2 : 16;
+		struct rval *nv = realloc(r->vals, cap * sizeof(*nv));
+		if (nv == NULL)
+			return PC_E_NOMEM;
+		r->vals = nv;
+		r->capvals = cap;
+	}
+	r->vals[r->nvals].p = malloc(len);
+	if (r->vals[r->nvals].p == NULL)
+		return PC_E_NOMEM;
+	memcpy(r->vals[r->nvals].p, v, len);
+	r->vals[r->nvals].len = len;
+	r->vals[r->nvals].next = r->head[b];
+	r->head[b] = (uint32_t)r->nvals;
+	r->first2[pair >> 3] |= (uint8_t)(1u << (pair & 7));
+	r->nvals++;
+	return 0;
+}
+
+int
+pc_redactor_add_value(struct pc_redactor *r, const void *value, size_t len)
+{
+	json_t *s;
+	char *esc = NULL;
+	size_t elen;
+	int rc;
+
+	if (r == NULL || (value == NULL && len > 0))
+		return PC_E_INVAL;
+	if (len < PC_REDACT_MIN_VALUE)
+		return 0;
+	if (len > PC_MAX_CONFIG_EXPANDED)
+		return PC_E_LIMIT;
+	rc = add_one(r, value, len);
+	if (rc != 0)
+		return rc;
+	/* The escaped spelling, as it appears in serialized JSON. A value
+	 * that is not UTF-8 cannot appear in a JSON string at all. */
+	s = json_stringn(value, len);
+	if (s == NULL)
+		return 0;
+	esc = json_dumps(s, JSON_ENCODE_ANY);
+	json_decref(s);
+	if (esc == NULL)
+		return PC_E_NOMEM;
+	elen = strlen(esc);
+	if (elen - 2 != len || memcmp(esc + 1, value, len) != 0)
+		rc = add_one(r, (unsigned char *)esc + 1, elen - 2);
+	explicit_bzero(esc, elen);
+	free(esc);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Text scanning                                                        */
+
+static void
+mark(uint8_t *m, size_t from, size_t to)
+{
+	for (size_t i = from; i < to; i++)
+		m[i >> 3] |= (uint8_t)(1u << (i & 7));
+}
+
+static int
+marked(const uint8_t *m, size_t i)
+{
+	return (m[i >> 3] >> (i & 7)) & 1;
+}
+
+static int
+is_tok68(unsigned char c)
+{
+	return isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' ||
+	    c == '+' || c == '/' || c == '=';
+}
+
+static int
+is_b64url(unsigned char c)
+{
+	return isalnum(c) || c == '-' || c == '_';
+}
+
+/* "Bearer <token>" / "Basic <token>" (case-insensitive scheme, RFC 9110
+ * token68): returns the token's end and sets *tok, or 0. */
+static size_t
+auth_shape(const unsigned char *s, size_t len, size_t i, size_t *tok)
+{
+	static const char *const schemes[] = { "bearer", "basic", NULL };
+	size_t j, k;
+
+	if (i > 0 && isalnum(s[i - 1]))
+		return 0;
+	for (size_t n = 0; schemes[n] != NULL; n++) {
+		size_t sl = strlen(schemes[n]);
+		if (len - i <= sl || strncasecmp((const char *)s + i,
+		    schemes[n], sl) != 0)
+			continue;
+		j = i + sl;
+		if (s[j] != ' ' && s[j] != '\t')
+			continue;
+		while (j < len && (s[j] == ' ' || s[j] == '\t'))
+			j++;
+		for (k = j; k < len && is_tok68(s[k]); k++)
+			;
+		if (k - j >= REDACT_MIN_TOKEN) {
+			*tok = j;
+			return k;
+		}
+	}
+	return 0;
+}
+
+/* "pcs_" + 16 hex + "_" + base64url: returns the secret's end, *sec its
+ * start (the public "pcs_<id>_" stays readable), or 0. */
+static size_t
+pcs_shape(const unsigned char *s, size_t len, size_t i, size_t *sec)
+{
+	size_t j, k;
+
+	if (len - i < 4 + 16 + 2 || memcmp(s + i, "pcs_", 4) != 0)
+		return 0;
+	for (j = i + 4; j < i + 20; j++)
+		if (!isxdigit(s[j]))
+			return 0;
+	if (s[j] != '_')
+		return 0;
+	j++;
+	for (k = j; k < len && is_b64url(s[k]); k++)
+		;
+	if (k == j)
+		return 0;
+	*sec = j;
+	return k;
+}
+
+/* Mark every secret byte of s[0..len) in m; returns whether any. */
+static int
+scan(const struct pc_redactor *r, const unsigned char *s, size_t len,
+    uint8_t *m)
+{
+	int any = 0;
+	size_t a, e;
+
+	for (size_t i = 0; i < len; i++) {
+		if (r->nvals > 0 && len - i >= PC_REDACT_MIN_VALUE) {
+			unsigned pair = pair_of(s + i);
+			if ((r->first2[pair >> 3] >> (pair & 7)) & 1) {
+				for (uint32_t v = r->head[bucket_of(s + i)];
+				    v != NO_VAL; v = r->vals[v].next) {
+					const struct rval *rv = &r->vals[v];
+					if (rv->len <= len - i &&
+					    memcmp(rv->p, s + i, rv->len) == 0) {
+						mark(m, i, i + rv->len);
+						any = 1;
+					}
+				}
+			}
+		}
+		if ((s[i] | 0x20) == 'b' &&
+		    (e = auth_shape(s, len, i, &a)) != 0) {
+			mark(m, a, e);
+			any = 1;
+		} else if (s[i] == 'p' && (e = pcs_shape(s, len, i, &a)) != 0) {
+			mark(m, a, e);
+			any = 1;
+		}
+	}
+	return any;
+}
+
+/*
+ * Redact s[0..len). Returns 0 when nothing is secret (*out NULL), 1 with
+ * *out a new string of *outlen bytes (caller frees), or PC_E_NOMEM.
+ */
+static int
+redact_bytes(const struct pc_redactor *r, const char *s, size_t len,
+    char **out, size_t *outlen)
+{
+	const size_t ml = sizeof(PC_REDACTED) - 1;
+	uint8_t *m;
+	char *o = NULL;
+	size_t n = 0;
+	int rc;
+
+	*out = NULL;
+	*outlen = 0;
+	m = calloc(len / 8 + 1, 1);
+	if (m == NULL)
+		return PC_E_NOMEM;
+	if (!scan(r, (const unsigned char *)s, len, m)) {
+		rc = 0;
+		goto out;
+	}
+	/* Size exactly: a 16 MiB log line must not cost 10x that. */
+	for (size_t i = 0; i < len; ) {
+		if (!marked(m, i)) {
+			n++;
+			i++;
+			continue;
+		}
+		n += ml;
+		while (i < len && marked(m, i))
+			i++;
+	}
+	o = malloc(n + 1);
+	n = 0;
+	if (o == NULL) {
+		rc = PC_E_NOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < len; ) {
+		if (!marked(m, i)) {
+			o[n++] = s[i++];
+			continue;
+		}
+		memcpy(o + n, PC_REDACTED, ml);
+		n += ml;
+		while (i < len && marked(m, i))
+			i++;
+	}
+	o[n] = '\0';
+	*out = o;
+	*outlen = n;
+	rc = 1;
+out:
+	free(m);
+	return rc;
+}
+
+char *
+pc_redact_text(const struct pc_redactor *r, const char *s, size_t len)
+{
+	char *o;
+	size_t n;
+	int rc;
+
+	if (r == NULL || (s == NULL && len > 0))
+		return NULL;
+	if (len == 0)
+		return calloc(1, 1);
+	rc = redact_bytes(r, s, len, &o, &n);
+	if (rc < 0)
+		return NULL;
+	if (rc == 0) {
+		o = malloc(len + 1);
+		if (o == NULL)
+			return NULL;
+		memcpy(o, s, len);
+		o[len] = '\0';
+	}
+	return o;
+}
+
+/* ------------------------------------------------------------------ */
+/* JSON                                                                 */
+
+struct walk {
+	const struct pc_redactor *r;
+	const json_t *root;	/* schema root, for local $ref */
+	int limited;		/* a subtree was cut at the depth bound */
+};
+
+/* Tells the caller to replace the node with the marker. */
+#define WALK_REPLACE 1
+
+/* RFC 6901 pointer p (after '#') into root, or NULL. */
+static const json_t *
+json_pointer(const json_t *root, const char *p)
+{
+	const json_t *cur = root;
+	char seg[256];
+
+	while (*p == '/' && cur != NULL) {
+		size_t n = 0;
+		for (p++; *p != '\0' && *p != '/'; p++) {
+			char c = *p;
+			if (c == '~' && (p[1] == '0' || p[1] == '1'))
+				c = *++p == '0' ? '~' : '/';
+			if (n + 1 >= sizeof(seg))
+				return NULL;
+			seg[n++] = c;
+		}
+		seg[n] = '\0';
+		if (json_is_object(cur)) {
+			cur = json_object_get(cur, seg);
+		} else if (json_is_array(cur)) {
+			uint64_t idx;
+			if (pc_parse_u64(seg, 0, SIZE_MAX, &idx) != 0)
+				return NULL;
+			cur = json_array_get(cur, (size_t)idx);
+		} else {
+			return NULL;
+		}
+	}
+	return *p == '\0' ? cur : NULL;
+}
+
+/* Follow local $refs; an unresolvable one leaves s as it is (its siblings
+ * may still say writeOnly). */
+static const json_t *
+resolve(const struct walk *w, const json_t *s)
+{
+	for (unsigned hop = 0; hop < REDACT_MAX_REF_HOPS; hop++) {
+		const char *ref;
+		const json_t *t;
+
+		if (!json_is_object(s) || w->root == NULL)
+			return s;
+		ref = json_string_value(json_object_get(s, "$ref"));
+		if (ref == NULL || ref[0] != '#')
+			return s;
+		t = json_pointer(w->root, ref + 1);
+		if (t == NULL || t == s)
+			return s;
+		s = t;
+	}
+	return s;
+}
+
+static int
+sens_one(const json_t *s)
+{
+	const char *fmt;
+
+	if (!json_is_object(s))
+		return 0;
+	if (json_is_true(json_object_get(s, "writeOnly")))
+		return 1;
+	fmt = json_string_value(json_object_get(s, "format"));
+	return fmt != NULL && strcmp(fmt, "password") == 0;
+}
+
+static const char *const combiners[] = { "allOf", "anyOf", "oneOf", NULL };
+
+/* writeOnly / format: password on the subschema or one of its direct
+ * allOf/anyOf/oneOf branches. */
+static int
+schema_sensitive(const struct walk *w, const json_t *s)
+{
+	s = resolve(w, s);
+	if (sens_one(s))
+		return 1;
+	if (!json_is_object(s))
+		return 0;
+	for (size_t c = 0; combiners[c] != NULL; c++) {
+		const json_t *arr = json_object_get(s, combiners[c]);
+		for (size_t i = 0; i < json_array_size(arr); i++)
+			if (sens_one(resolve(w, json_array_get(arr, i))))
+				return 1;
+	}
+	return 0;
+}
+
+/* Subschema of member `key`: properties, then the properties of direct
+ * combiner branches, then additionalProperties. NULL when unknown. */
+static const json_t *
+schema_child(const struct walk *w, const json_t *s, const char *key)
+{
+	const json_t *t;
+
+	s = resolve(w, s);
+	if (!json_is_object(s))
+		return NULL;
+	t = json_object_get(json_object_get(s, "properties"), key);
+	if (t != NULL)
+		return t;
+	for (size_t c = 0; combiners[c] != NULL; c++) {
+		const json_t *arr = json_object_get(s, combiners[c]);
+		for (size_t i = 0; i < json_array_size(arr); i++) {
+			const json_t *b = resolve(w, json_array_get(arr, i));
+			t = json_object_get(json_object_get(b, "properties"),
+			    key);
+			if (t != NULL)
+				return t;
+		}
+	}
+	t = json_object_get(s, "additionalProperties");
+	return json_is_object(t) ? t : NULL;
+}
+
+/* Subschema of array element idx: prefixItems (2020-12) or tuple items
+ * (draft-07), else items. */
+static const json_t *
+schema_item(const struct walk *w, const json_t *s, size_t idx)
+{
+	const json_t *t;
+
+	s = resolve(w, s);
+	if (!json_is_object(s))
+		return NULL;
+	t = json_array_get(json_object_get(s, "prefixItems"), idx);
+	if (t != NULL)
+		return t;
+	t = json_object_get(s, "items");
+	if (json_is_array(t))
+		return json_array_get(t, idx);
+	return json_is_object(t) ? t : NULL;
+}
+
+/* Redact a string node in place. 0 or PC_E_NOMEM. */
+static int
+walk_string(const struct walk *w, json_t *v)
+{
+	char *o;
+	size_t n;
+	int rc;
+
+	rc = redact_bytes(w->r, json_string_value(v), json_string_length(v),
+	    &o, &n);
+	if (rc <= 0)
+		return rc;
+	/* A value that is not valid UTF-8 can match inside a character and
+	 * leave a broken sequence: then the whole string goes. */
+	if (json_string_setn(v, o, n) != 0 &&
+	    json_string_set(v, PC_REDACTED) != 0)
+		rc = PC_E_NOMEM;
+	else
+		rc = 0;
+	free(o);
+	return rc;
+}
+
+/* A number whose text holds a known value (a numeric PIN, an account
+ * number). 1 when secret, 0 otherwise, or PC_E_NOMEM. */
+static int
+number_secret(const struct walk *w, const json_t *v)
+{
+	char *t, *o;
+	size_t n;
+	int rc;
+
+	if (w->r->nvals == 0)
+		return 0;
+	t = json_dumps(v, JSON_ENCODE_ANY);
+	if (t == NULL)
+		return PC_E_NOMEM;
+	rc = redact_bytes(w->r, t, strlen(t), &o, &n);
+	free(o);
+	free(t);
+	return rc;
+}
+
+static int walk(struct walk *w, json_t *v, const json_t *sch, size_t depth);
+
+/* Walk child c of a container at `depth`, under subschema sch; returns
+ * WALK_REPLACE when the caller must put the marker in its place. */
+static int
+walk_child(struct walk *w, json_t *c, const json_t *sch, size_t depth,
+    int key_secret)
+{
+	if (key_secret || (sch != NULL && schema_sensitive(w, sch)))
+		return WALK_REPLACE;
+	if ((json_is_object(c) || json_is_array(c)) &&
+	    depth + 1 > PC_MAX_MAX_JSON_DEPTH) {
+		w->limited = 1;
+		return WALK_REPLACE;
+	}
+	return walk(w, c, sch, depth + 1);
+}
+
+struct rename {
+	char *from;
+	char *to;
+};
+
+static int
+apply_renames(json_t *obj, struct rename *rn, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		json_t *val = json_incref(json_object_get(obj, rn[i].from));
+		char key[64 + 16];
+		const char *k = rn[i].to;
+
+		json_object_del(obj, rn[i].from);
+		/* Two keys that redact alike must both survive; past 100
+		 * collisions the member is dropped rather than leaked. */
+		for (unsigned j = 2; json_object_get(obj, k) != NULL; j++) {
+			if (j > 100 || strlen(rn[i].to) > 64) {
+				k = NULL;
+				break;
+			}
+			snprintf(key, sizeof(key), "%s#%u", rn[i].to, j);
+			k = key;
+		}
+		if (k == NULL) {
+			json_decref(val);
+			continue;
+		}
+		if (json_object_set_new(obj, k, val) != 0)
+			return PC_E_NOMEM;
+	}
+	return 0;
+}
+
+static int
+walk_object(struct walk *w, json_t *v, const json_t *sch, size_t depth)
+{
+	struct rename *rn = NULL;
+	size_t nrn = 0;
+	const char *key;
+	json_t *c;
+	void *tmp;
+	int rc = 0;
+
+	json_object_foreach_safe(v, tmp, key, c) {
+		char *o;
+		size_t n;
+
+		rc = walk_child(w, c, schema_child(w, sch, key), depth,
+		    key_sensitive(w->r, key));
+		if (rc < 0)
+			goto out;
+		if (rc == WALK_REPLACE &&
+		    json_object_set_new(v, key, json_string(PC_REDACTED)) != 0) {
+			rc = PC_E_NOMEM;
+			goto out;
+		}
+		rc = redact_bytes(w->r, key, strlen(key), &o, &n);
+		if (rc < 0)
+			goto out;
+		if (rc == 1) {
+			struct rename *nr = realloc(rn, (nrn + 1) * sizeof(*nr));
+			if (nr == NULL) {
+				free(o);
+				rc = PC_E_NOMEM;
+				goto out;
+			}
+			rn = nr;
+			rn[nrn].to = o;
+			rn[nrn].from = strdup(key);
+			nrn++;
+			if (rn[nrn - 1].from == NULL) {
+				rc = PC_E_NOMEM;
+				goto out;
+			}
+		}
+	}
+	rc = apply_renames(v, rn, nrn);
+out:
+	for (size_t i = 0; i < nrn; i++) {
+		free(rn[i].from);
+		free(rn[i].to);
+	}
+	free(rn);
+	return rc < 0 ? rc : 0;
+}
+
+static int
+walk(struct walk *w, json_t *v, const json_t *sch, size_t depth)
+{
+	int rc;
+
+	switch (json_typeof(v)) {
+	case JSON_STRING:
+		return walk_string(w, v);
+	case JSON_INTEGER:
+	case JSON_REAL:
+		rc = number_secret(w, v);
+		return rc < 0 ? rc : (rc == 1 ? WALK_REPLACE : 0);
+	case JSON_OBJECT:
+		return walk_object(w, v, sch, depth);
+	case JSON_ARRAY:
+		for (size_t i = 0; i < json_array_size(v); i++) {
+			rc = walk_child(w, json_array_get(v, i),
+			    schema_item(w, sch, i), depth, 0);
+			if (rc < 0)
+				return rc;
+			if (rc == WALK_REPLACE && json_array_set_new(v, i,
+			    json_string(PC_REDACTED)) != 0)
+				return PC_E_NOMEM;
+		}
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+int
+pc_redact_json(const struct pc_redactor *r, json_t *v, const json_t *schema)
+{
+	struct walk w = { r, schema, 0 };
+	int rc;
+
+	if (r == NULL || v == NULL)
+		return PC_E_INVAL;
+	/* The root has no parent slot: only its subtree can be redacted,
+	 * which is what schema/key rules address anyway. */
+	rc = walk(&w, v, schema, 0);
+	if (rc == WALK_REPLACE) {
+		/* A bare number holding a secret: no marker fits its type. */
+		if (json_is_integer(v))
+			json_integer_set(v, 0);
+		else
+			json_real_set(v, 0.0);
+		rc = 0;
+	}
+	if (rc < 0)
+		return rc;
+	return w.limited ? PC_E_LIMIT : 0;
+}

@@ -1,0 +1,76 @@
+/*
+ * Redaction: keeps secrets out of the audit log, the gateway's own logs and
+ * error messages (issue 5). See docs/redaction.md for the rules.
+ *
+ * A redactor is built once (pc_redactor_new, then add_key / add_value while
+ * it is private to one thread) and is then immutable: any number of threads
+ * may call pc_redact_json / pc_redact_text on it concurrently.
+ *
+ * Three ways a value is recognised as secret:
+ *  - by key name: the value under a sensitive object key (built-in names,
+ *    the "contains" rule, plus names added with pc_redactor_add_key);
+ *  - by schema: a property whose (tool inputSchema) subschema says
+ *    writeOnly: true or format: "password";
+ *  - by value: any occurrence of a secret the gateway knows (resolved
+ *    ${env:...} / ${file:...} values, the pepper...) in any string.
+ * Every match becomes the marker PC_REDACTED.
+ */
+#ifndef PC_REDACT_H
+#define PC_REDACT_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#define PC_REDACTED "<redacted>"
+
+/* Known values shorter than this are ignored: an 8-byte minimum keeps a
+ * short env value ("1", "true", "prod") from blanking every log line. */
+#define PC_REDACT_MIN_VALUE 8u
+
+struct pc_redactor;
+
+/* A new redactor with the built-in key names. *out is owned by the caller
+ * (pc_redactor_free). 0 or PC_E_NOMEM. */
+int pc_redactor_new(struct pc_redactor **out);
+
+/* Add a sensitive key name (copied). Matched exactly after normalizing:
+ * ASCII case folded, '-', '_', '.' and ' ' dropped. 0, PC_E_INVAL (empty or
+ * longer than 255 bytes), PC_E_LIMIT (too many keys) or PC_E_NOMEM. */
+int pc_redactor_add_key(struct pc_redactor *r, const char *name);
+
+/* Add a secret value (copied; the copy is wiped by pc_redactor_free).
+ * Values shorter than PC_REDACT_MIN_VALUE are ignored (returns 0). The
+ * JSON-escaped spelling is added too when it differs, so the value is also
+ * found in serialized JSON handed to pc_redact_text. 0, PC_E_LIMIT (too many
+ * values, or longer than PC_MAX_CONFIG_EXPANDED) or PC_E_NOMEM. */
+int pc_redactor_add_value(struct pc_redactor *r, const void *value,
+    size_t len);
+
+/*
+ * Redact the JSON value v in place. `schema` (borrowed, may be NULL) is the
+ * tool's inputSchema describing v; local "$ref"s ("#/...") are followed.
+ *  - object member under a sensitive key, or whose subschema is writeOnly /
+ *    format: password: the value (of any type) becomes "<redacted>";
+ *  - string containing a known value or a credential shape (Bearer token,
+ *    pcs_ API key): those bytes become "<redacted>"; object keys too;
+ *  - number whose text contains a known value: becomes "<redacted>".
+ * Containers nested deeper than PC_MAX_MAX_JSON_DEPTH are replaced by
+ * "<redacted>" (fail closed) and PC_E_LIMIT is returned: v is then safe to
+ * emit. On PC_E_NOMEM v may be partly redacted: do not emit it.
+ */
+int pc_redact_json(const struct pc_redactor *r, json_t *v,
+    const json_t *schema);
+
+/*
+ * Redact a plain string (log message, error text) s[0..len). Returns a new
+ * NUL-terminated string (caller frees) in which every known value and every
+ * credential shape is replaced: "Bearer <token>" / "Basic <token>" keep the
+ * scheme, "pcs_<id>_<secret>" keeps "pcs_<id>_". NULL on allocation failure
+ * (or a NULL r / s with len > 0). r may not be NULL.
+ */
+char *pc_redact_text(const struct pc_redactor *r, const char *s, size_t len);
+
+/* Wipes the stored values and frees. Accepts NULL. */
+void pc_redactor_free(struct pc_redactor *r);
+
+#endif
