@@ -24,6 +24,7 @@
 #include "../lib/log.h"
 #include "../lib/version.h"
 #include "../mcp/router.h"
+#include "../secrets/redact.h"
 #include "../stdio/stdio_front.h"
 #include "audit_cli.h"
 #include "keys.h"
@@ -90,6 +91,40 @@ struct serve_ctx {
 	int stopping;
 	struct event *sigs[4];
 };
+
+/*
+ * The gateway's own log never carries a secret it knows: every value behind
+ * a ${env:} / ${file:} reference, and bearer tokens and API keys by shape,
+ * are replaced in each line before it is written. Upstream stderr is
+ * forwarded to this log, so this also covers a child that prints its
+ * credentials.
+ */
+static struct pc_redactor *log_redactor;
+
+static char *
+log_filter(void *arg, const char *line, size_t len)
+{
+	return pc_redact_text(arg, line, len);
+}
+
+static int
+install_log_redaction(const struct pc_config *cfg)
+{
+	struct pc_redactor *r;
+
+	if (pc_redactor_new(&r) != 0)
+		return PC_E_NOMEM;
+	for (size_t i = 0; i < cfg->nsecrets; i++)
+		if (pc_redactor_add_value(r, cfg->secrets[i],
+		    strlen(cfg->secrets[i])) != 0) {
+			pc_redactor_free(r);
+			return PC_E_NOMEM;
+		}
+	pc_log_set_filter(log_filter, r);
+	pc_redactor_free(log_redactor);
+	log_redactor = r;
+	return 0;
+}
 
 static int
 apply_log_level(const struct pc_config *cfg, const char *override)
@@ -188,6 +223,9 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 		}
 		sc->configs = grown;
 		sc->configs[sc->nconfigs++] = ncfg;
+		if (install_log_redaction(ncfg) != 0)
+			pc_error("reload: out of memory building log redaction; "
+			    "keeping the previous one");
 		apply_log_level(ncfg, sc->log_override);
 		pc_router_set_config(sc->router, ncfg);
 		if (sc->http != NULL) {
@@ -242,6 +280,11 @@ cmd_serve(const char *path, const char *log_override, int stdio_mode)
 
 	if (load(path, &cfg, 1) != 0)
 		return 1;
+	if (install_log_redaction(cfg) != 0) {
+		fprintf(stderr, "portcullis: out of memory\n");
+		pc_config_free(cfg);
+		return 1;
+	}
 	if (apply_log_level(cfg, log_override) != 0) {
 		fprintf(stderr, "portcullis: invalid log level\n");
 		pc_config_free(cfg);
@@ -327,6 +370,9 @@ out:
 	for (size_t i = 0; i < sc.nconfigs; i++)
 		pc_config_free(sc.configs[i]);
 	free(sc.configs);
+	pc_log_set_filter(NULL, NULL);
+	pc_redactor_free(log_redactor);
+	log_redactor = NULL;
 	libevent_global_shutdown();
 	return status;
 }

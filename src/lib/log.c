@@ -14,6 +14,15 @@
 #include <unistd.h>
 
 static enum pc_log_level log_level = PC_LOG_INFO;
+static pc_log_filter_fn log_filter;
+static void *log_filter_arg;
+
+void
+pc_log_set_filter(pc_log_filter_fn fn, void *arg)
+{
+	log_filter = fn;
+	log_filter_arg = arg;
+}
 
 static const char *const level_names[] = { "debug", "info", "warn", "error" };
 
@@ -73,6 +82,19 @@ emit(enum pc_log_level lvl, const char *func, const char *msg, json_t *fields)
 	json_decref(rec);
 	if (line == NULL)
 		return;
+	if (log_filter != NULL) {
+		/* Whole line: a secret may sit in the message or any field, in
+		 * its JSON-escaped spelling. */
+		char *f = log_filter(log_filter_arg, line, strlen(line));
+		free(line);
+		if (f == NULL)
+			return;
+		line = realloc(f, strlen(f) + 2);
+		if (line == NULL) {
+			free(f);
+			return;
+		}
+	}
 	size_t n = strlen(line);
 	line[n] = '\n';	/* json_dumps leaves room for the NUL we overwrite */
 	ssize_t w = write(STDERR_FILENO, line, n + 1);

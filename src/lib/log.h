@@ -9,6 +9,7 @@
 #define PC_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 struct json_t;
 
@@ -23,6 +24,15 @@ void pc_log_set_level(enum pc_log_level lvl);
 enum pc_log_level pc_log_get_level(void);
 /* Parse "debug|info|warn|error"; returns 0 or PC_E_INVAL. */
 int pc_log_level_parse(const char *s, enum pc_log_level *out);
+
+/*
+ * A filter every finished line passes through before it is written (the
+ * gateway installs secret redaction here). It returns a new malloc'ed
+ * string, or NULL to drop the line (fail closed: a line that could not be
+ * filtered is not written). NULL filter: lines are written as they are.
+ */
+typedef char *(*pc_log_filter_fn)(void *arg, const char *line, size_t len);
+void pc_log_set_filter(pc_log_filter_fn fn, void *arg);
 
 /* printf-style message. */
 void pc_log_msg(enum pc_log_level lvl, const char *func, const char *fmt, ...)
