@@ -145,6 +145,19 @@ struct pc_auth_conf {
 	uint32_t failure_window_s;	/* default 60 */
 };
 
+/* The audit log (src/audit). Off unless configured. */
+struct pc_audit_cfg {
+	bool enabled;
+	char *dir;			/* absolute; created 0700 if missing */
+	char *key;			/* MAC key from ${file:}/${env:}, >= 32 B */
+	size_t key_len;
+	bool strict;			/* reply only after the fsync */
+	uint32_t group_delay_ms;	/* group commit delay; default 10 */
+	uint32_t max_file_bytes;	/* rotate past; 0 = module default */
+	uint32_t max_file_age_s;	/* rotate past; 0 = module default */
+	uint32_t retention_days;	/* 0 = module default (90) */
+};
+
 struct pc_config {
 	char *path;		/* file it came from, or "<embedded>" */
 	struct pc_listen_conf listen;
@@ -166,6 +179,7 @@ struct pc_config {
 						 * forwarded headers honoured */
 	size_t ntrusted_proxies;
 	struct pc_auth_conf auth;
+	struct pc_audit_cfg audit;
 	char **secrets;		/* resolved reference values, for redaction */
 	size_t nsecrets;
 };

@@ -156,6 +156,8 @@ void cfg_k_trusted_proxies(struct cfg_ctx *ctx, const struct cfg_key *k,
     const struct cfg_node *v, void *obj);
 void cfg_k_auth(struct cfg_ctx *ctx, const struct cfg_key *k,
     const struct cfg_node *v, void *obj);
+void cfg_k_audit(struct cfg_ctx *ctx, const struct cfg_key *k,
+    const struct cfg_node *v, void *obj);
 /* Rules across keys, after the walk. Nodes may be NULL (key absent). */
 void cfg_auth_check(struct cfg_ctx *ctx, const struct cfg_node *root,
     const struct cfg_node *auth_node, const struct cfg_node *listen_node);

@@ -790,6 +790,7 @@ static const struct cfg_key top_keys[] = {
 	{ "tls", VK_FN, 0, 0, 0, cfg_k_tls },
 	{ "trusted_proxies", VK_FN, 0, 0, 0, cfg_k_trusted_proxies },
 	{ "auth", VK_FN, 0, 0, 0, cfg_k_auth },
+	{ "audit", VK_FN, 0, 0, 0, cfg_k_audit },
 };
 
 _Static_assert(NKEYS(limit_keys) <= CFG_MAX_KEYS &&

@@ -30,6 +30,7 @@
 #include <event2/util.h>
 #include <jansson.h>
 
+#include "../audit/audit.h"
 #include "../authn/authn.h"
 #include "../lib/errors.h"
 #include "../lib/json.h"
@@ -213,6 +214,7 @@ handle_modern(struct pc_http *h, struct evhttp_request *req, json_t *msg,
 		pc_http_send_error(req, 500, id, -32603, "Internal error");
 		return;
 	}
+	pc_ex_audit_begin(ex, cx, "modern", msg, NULL);
 	pc_ex_watch(ex);
 	rc = pc_router_request(h->router, &ri, msg, &pc_post_ops, ex, &ex->call);
 	if (rc != 0) {
@@ -389,6 +391,8 @@ handle_legacy(struct pc_http *h, struct evhttp_request *req, json_t *body,
 			    "Internal error");
 			return;
 		}
+		pc_ex_audit_begin(ex, cx, "legacy", body,
+		    s ? pc_session_id(s) : NULL);
 		pc_ex_watch(ex);
 		int rc = pc_router_request(h->router, &ri, body, &pc_post_ops, ex,
 		    &ex->call);
@@ -755,7 +759,17 @@ handle_mcp(struct evhttp_request *req, void *arg)
 		    PC_LOG_DEBUG : PC_LOG_WARN, __func__,
 		    "authentication refused", f);
 		json_decref(f);
+		/* A missing credential is a client's first step in OAuth,
+		 * not an event worth a record; a wrong one is. */
+		if (strcmp(res.reason, "auth.missing") != 0)
+			pc_http_audit_refusal(h, &cx, res.reason);
 		send_auth_refusal(h, req, &res);
+		return;
+	}
+	/* Fail closed: with the audit log broken, nothing is served. */
+	if (h->audit != NULL && pc_audit_error(h->audit) != NULL) {
+		pc_http_send_error(req, 503, NULL, PC_RPC_UP_UNAVAILABLE,
+		    "Service Unavailable: the audit log cannot be written");
 		return;
 	}
 	if (pc_log_get_level() <= PC_LOG_DEBUG) {
@@ -857,6 +871,12 @@ void
 pc_http_set_authn(struct pc_http *h, struct pc_authn *authn)
 {
 	h->authn = authn;
+}
+
+void
+pc_http_set_audit(struct pc_http *h, struct pc_audit *audit)
+{
+	h->audit = audit;
 }
 
 int

@@ -24,6 +24,10 @@ int pc_http_new(struct event_base *base, const struct pc_config *cfg,
 
 /* Use another authenticate stage from now on (reload). */
 void pc_http_set_authn(struct pc_http *h, struct pc_authn *authn);
+/* The audit log requests are recorded in (borrowed; NULL: none). With it,
+ * a result is answered only once its record is written. */
+struct pc_audit;
+void pc_http_set_audit(struct pc_http *h, struct pc_audit *audit);
 
 /*
  * Set up TLS when configured, bind the MCP and admin listeners and log

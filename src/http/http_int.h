@@ -21,6 +21,7 @@ struct pc_router;
 struct pc_exchange;
 struct pc_authn;
 struct pc_tls;
+struct pc_audit;
 
 /* What the front learnt about a request before routing it. */
 struct pc_rctx {
@@ -38,6 +39,7 @@ struct pc_http {
 	struct evhttp_bound_socket *mcp_sock;
 	struct evhttp_bound_socket *admin_sock;
 	struct pc_authn *authn;		/* borrowed */
+	struct pc_audit *audit;		/* borrowed; NULL without an audit log */
 	struct pc_tls *tls;		/* owned; NULL without TLS */
 	struct pc_exchange *exchanges;	/* requests being answered */
 	struct event *sweep;		/* arms EOF watches, see http.c */
@@ -61,7 +63,18 @@ struct pc_exchange {
 	int batch_sealed;		/* BATCH: all items submitted */
 	struct event *keepalive;	/* STREAM: comment pings */
 	struct event *watch;		/* EOF detection while we answer */
+	struct pc_audit_ctx *audit;	/* POST with an audit log: what the
+					 * record will say; owned */
 	struct pc_exchange *next, *prev;
+};
+
+/* What an audit record says about one request, gathered as it passes. */
+struct pc_audit_ctx {
+	char principal[128], key_id[48], tenant[128], source[64];
+	char session[72], method[32], tool[256];
+	const char *era;		/* static string */
+	int64_t start_us;
+	int64_t bytes_in;
 };
 
 /* One request inside a batch: its own sink, feeding the parent. */
@@ -69,6 +82,13 @@ struct pc_bitem {
 	struct pc_exchange *parent;
 	struct pc_call *call;
 };
+
+/* Start an audit context for ex (no-op without an audit log). */
+void pc_ex_audit_begin(struct pc_exchange *ex, const struct pc_rctx *cx,
+    const char *era, json_t *msg, const char *session);
+/* Write a record for a request refused before routing (authentication). */
+void pc_http_audit_refusal(struct pc_http *h, const struct pc_rctx *cx,
+    const char *reason);
 
 /* http_reply.c */
 extern const struct pc_sink_ops pc_post_ops, pc_batch_ops, pc_stream_ops;

@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
@@ -21,6 +22,9 @@
 #include "../lib/limits.h"
 #include "../lib/log.h"
 #include "../mcp/router.h"
+#include "../audit/audit.h"
+#include "../lib/errors.h"
+#include "../lib/util.h"
 #include "http_int.h"
 
 
@@ -206,6 +210,7 @@ pc_ex_free(struct pc_exchange *ex)
 		event_free(ex->keepalive);
 	if (ex->watch != NULL)
 		event_free(ex->watch);
+	free(ex->audit);
 	json_decref(ex->batch);
 	if (ex->prev != NULL)
 		ex->prev->next = ex->next;
@@ -309,12 +314,136 @@ post_message(void *sink, json_t *msg)
 	sse_event(ex, msg);
 }
 
+static int64_t
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void
+pc_ex_audit_begin(struct pc_exchange *ex, const struct pc_rctx *cx,
+    const char *era, json_t *msg, const char *session)
+{
+	struct pc_audit_ctx *a;
+	json_t *params = json_object_get(msg, "params");
+	const char *method = json_string_value(json_object_get(msg, "method"));
+	const char *tool = json_string_value(json_object_get(params, "name"));
+
+	if (ex->h->audit == NULL)
+		return;
+	if (tool == NULL)
+		tool = json_string_value(json_object_get(params, "uri"));
+	a = calloc(1, sizeof(*a));
+	if (a == NULL)
+		return;		/* post_done refuses to answer unrecorded */
+	pc_strlcpy(a->principal, cx->principal.id, sizeof(a->principal));
+	pc_strlcpy(a->key_id, cx->principal.key_id, sizeof(a->key_id));
+	pc_strlcpy(a->tenant, cx->principal.tenant, sizeof(a->tenant));
+	pc_strlcpy(a->source, cx->source, sizeof(a->source));
+	pc_strlcpy(a->session, session ? session : "", sizeof(a->session));
+	pc_strlcpy(a->method, method ? method : "", sizeof(a->method));
+	pc_strlcpy(a->tool, tool ? tool : "", sizeof(a->tool));
+	a->era = era;
+	a->start_us = now_us();
+	a->bytes_in = ex->req ? (int64_t)evbuffer_get_length(
+	    evhttp_request_get_input_buffer(ex->req)) : -1;
+	ex->audit = a;
+}
+
+static const char *
+nz(const char *s)
+{
+	return s != NULL && *s != '\0' ? s : NULL;
+}
+
+/*
+ * The record of a request's outcome, written before its reply leaves (the
+ * write reaches the file before we return; the fsync follows in a group
+ * commit). 0, or negative when the log cannot be written: the caller then
+ * withholds the result (fail closed).
+ */
+static int
+audit_outcome(struct pc_exchange *ex, json_t *msg)
+{
+	struct pc_audit_ctx *a = ex->audit;
+	json_t *err = json_object_get(msg, "error");
+	json_t *res = json_object_get(msg, "result");
+	char status[48], reason[48] = "";
+	struct pc_audit_request r;
+
+	if (ex->h->audit == NULL)
+		return 0;
+	if (a == NULL)
+		return PC_E_NOMEM;
+	if (json_is_object(err)) {
+		snprintf(status, sizeof(status), "error");
+		snprintf(reason, sizeof(reason), "rpc.%" JSON_INTEGER_FORMAT,
+		    json_integer_value(json_object_get(err, "code")));
+	} else if (json_is_true(json_object_get(res, "isError"))) {
+		snprintf(status, sizeof(status), "tool_error");
+	} else {
+		snprintf(status, sizeof(status), msg ? "ok" : "accepted");
+	}
+	r = (struct pc_audit_request){
+		.type = "request", .principal = nz(a->principal),
+		.key_id = nz(a->key_id), .tenant = nz(a->tenant),
+		.source = nz(a->source), .session = nz(a->session),
+		.era = a->era, .method = nz(a->method), .tool = nz(a->tool),
+		.args = NULL, .decision = "allow", .reason = nz(reason),
+		.status = status, .latency_us = now_us() - a->start_us,
+		.bytes_in = a->bytes_in, .bytes_out = -1,
+	};
+	return pc_audit_write_request(ex->h->audit, &r, NULL, NULL);
+}
+
+void
+pc_http_audit_refusal(struct pc_http *h, const struct pc_rctx *cx,
+    const char *reason)
+{
+	struct pc_audit_request r = {
+		.type = "request", .source = cx->source, .decision = "deny",
+		.reason = reason, .status = "refused", .latency_us = -1,
+		.bytes_in = -1, .bytes_out = -1,
+	};
+
+	if (h->audit != NULL &&
+	    pc_audit_write_request(h->audit, &r, NULL, NULL) != 0)
+		pc_error("audit: cannot record a refusal: %s",
+		    pc_audit_error(h->audit) ? pc_audit_error(h->audit) : "?");
+}
+
 static void
 post_done(void *sink, int status, json_t *msg)
 {
 	struct pc_exchange *ex = sink;
 
 	ex->call = NULL;
+	if (ex->h->audit != NULL && audit_outcome(ex, msg) != 0) {
+		/* No record, no answer: the result is withheld. */
+		pc_error("audit: %s; withholding a result",
+		    pc_audit_error(ex->h->audit) ? pc_audit_error(ex->h->audit)
+		    : "cannot write");
+		json_t *id = json_object_get(msg, "id");
+		if (ex->req != NULL && ex->mode == EX_PENDING) {
+			pc_http_send_error(ex->req, 503, id, PC_RPC_UP_UNAVAILABLE,
+			    "Service Unavailable: the audit log cannot be written");
+			ex->req = NULL;
+		} else if (ex->req != NULL) {
+			/* Mid-stream: the status is sent; the result becomes
+			 * an error for the same id, then the stream ends. */
+			json_t *e = json_pack("{s:s, s:O, s:{s:i, s:s}}",
+			    "jsonrpc", "2.0", "id", id ? id : json_null(),
+			    "error", "code", PC_RPC_UP_UNAVAILABLE, "message",
+			    "Service Unavailable: the audit log cannot be written");
+			if (e != NULL)
+				sse_event(ex, e);
+			json_decref(e);
+		}
+		msg = NULL;
+	}
 	if (ex->req != NULL) {
 		if (ex->mode == EX_PENDING) {
 			if (msg != NULL)

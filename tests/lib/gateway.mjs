@@ -95,6 +95,7 @@ function parseLine(line) {
  * Starts `portcullis serve -c <tmp>/portcullis.yaml`.
  * opts.env: extra environment; opts.readyTimeoutMs (default 60 s);
  * opts.waitReady: false to return once both ports are known.
+ * opts.wrapper: argv prefix for this start only (e.g. a shell setting ulimits).
  * PORTCULLIS_WRAPPER (env, space-separated) prefixes the command, e.g. valgrind.
  */
 export async function startGateway(config, opts = {}) {
@@ -112,7 +113,7 @@ export async function startGateway(config, opts = {}) {
   writeFileSync(configPath, toYaml(cfg));
 
   const wrapper = (process.env.PORTCULLIS_WRAPPER ?? '').split(/\s+/).filter(Boolean);
-  const argv = [...wrapper, PORTCULLIS_BIN, 'serve', '-c', configPath];
+  const argv = [...(opts.wrapper ?? []), ...wrapper, PORTCULLIS_BIN, 'serve', '-c', configPath];
   const child = spawn(argv[0], argv.slice(1), {
     cwd: dir,
     env: { ...process.env, ...(opts.env ?? {}) },

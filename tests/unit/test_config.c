@@ -408,7 +408,7 @@ test_misspelt_key(void **state)
 	    "'command'?\n"
 	    "t.yaml:8:1: unknown key 'zzz'; expected one of: listen, "
 	    "admin_listen, log_level, http, eras, limits, upstreams, mode, tls, "
-	    "trusted_proxies, auth\n");
+	    "trusted_proxies, auth, audit\n");
 }
 
 /* One run reports every problem, in file order. */

@@ -1,0 +1,196 @@
+// The gateway's audit log, end to end: requests through the real binary
+// (both eras, with API keys) and a refused credential each leave a record;
+// after shutdown `portcullis audit verify` accepts the chain, and the
+// records say who called which tool and what was decided. An edited record
+// is caught. A log directory that cannot be used stops the gateway from
+// starting (an operator who asked for an audit trail gets one or an error).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, cpSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { startGateway, toYaml } from '../lib/gateway.mjs';
+import { PORTCULLIS_BIN, upstreamCommands } from '../lib/paths.mjs';
+import { legacyInit, post, modernMeta, MODERN_VERSION } from '../lib/mcp.mjs';
+
+let dir, auth, keyFile, logDir, apiKey, wrongKey, records;
+
+function verify(target) {
+  return spawnSync(PORTCULLIS_BIN, ['audit', 'verify', '-k', keyFile, target], { encoding: 'utf8' });
+}
+
+function readRecords(d) {
+  return readdirSync(d)
+    .filter((f) => f.endsWith('.jsonl'))
+    .sort()
+    .flatMap((f) => readFileSync(join(d, f), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)));
+}
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'portcullis-auditgw-'));
+  writeFileSync(join(dir, 'pepper'), randomBytes(32).toString('hex'), { mode: 0o600 });
+  keyFile = join(dir, 'audit.key');
+  writeFileSync(keyFile, randomBytes(32).toString('hex'), { mode: 0o600 });
+  logDir = join(dir, 'audit'); // does not exist yet: the gateway creates it
+  auth = { api_keys: { store: join(dir, 'keys.db'), pepper: `\${file:${join(dir, 'pepper')}}` } };
+  const cliCfg = join(dir, 'cli.yaml');
+  writeFileSync(cliCfg, toYaml({ auth }));
+  const k = spawnSync(PORTCULLIS_BIN, ['keys', 'create', '--principal', 'alice', '--json', '-c', cliCfg], { encoding: 'utf8' });
+  assert.equal(k.status, 0, k.stderr);
+  apiKey = JSON.parse(k.stdout).key;
+
+  const gw = await startGateway({
+    auth,
+    audit: { dir: logDir, key: `\${file:${keyFile}}` },
+    upstreams: [{ name: 'up', command: upstreamCommands.mini() }],
+  });
+  try {
+    const h = { authorization: `Bearer ${apiKey}` };
+    const s = await legacyInit(gw.url, { headers: h });
+    const r1 = await post(gw.url, { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'up__echo', arguments: { text: 'hi' } } }, { ...s.headers, ...h });
+    assert.equal(r1.status, 200);
+    const r2 = await post(
+      gw.url,
+      { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'up__echo', arguments: { text: 'hi' }, _meta: modernMeta() } },
+      { ...h, 'mcp-protocol-version': MODERN_VERSION, 'mcp-method': 'tools/call', 'mcp-name': 'up__echo' },
+    );
+    assert.equal(r2.status, 200, JSON.stringify(r2.response));
+    // A key of the right shape whose secret part is wrong.
+    wrongKey = apiKey.slice(0, -4) + (apiKey.endsWith('AAAA') ? 'BBBB' : 'AAAA');
+    const r3 = await post(gw.url, { jsonrpc: '2.0', id: 3, method: 'ping' }, { authorization: `Bearer ${wrongKey}` });
+    assert.equal(r3.status, 401);
+    await gw.stop();
+  } catch (e) {
+    await gw.kill();
+    throw e;
+  }
+  records = readRecords(logDir);
+});
+after(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+test('the chain the gateway wrote verifies', () => {
+  const r = verify(logDir);
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+});
+
+test('each tool call is recorded with principal, era, tool, decision and outcome', () => {
+  const calls = records.filter((r) => r.type === 'request' && r.tool === 'up__echo');
+  assert.equal(calls.length, 2, JSON.stringify(records, null, 1));
+  const eras = calls.map((c) => c.era).sort();
+  assert.deepEqual(eras, ['legacy', 'modern']);
+  for (const c of calls) {
+    assert.equal(c.principal, 'alice');
+    assert.equal(c.method, 'tools/call');
+    assert.equal(c.decision, 'allow');
+    assert.equal(c.status, 'ok');
+    assert.ok(c.key_id, 'the key id is recorded');
+    assert.ok(Number.isInteger(c.latency_us) && c.latency_us >= 0);
+  }
+  const legacy = calls.find((c) => c.era === 'legacy');
+  assert.ok(legacy.session, 'a legacy call names its session');
+});
+
+test('a refused credential is recorded as a deny, and the key itself is not', () => {
+  const denies = records.filter((r) => r.decision === 'deny');
+  assert.equal(denies.length, 1, JSON.stringify(records, null, 1));
+  assert.match(denies[0].reason, /^apikey\./, 'the reason names what failed');
+  assert.equal(denies[0].principal, null);
+  const all = records.map((r) => JSON.stringify(r)).join('\n');
+  assert.ok(!all.includes(wrongKey.slice(-20)), 'the presented credential never reaches the log');
+  assert.ok(!all.includes(apiKey), 'nor does a valid one');
+});
+
+test('an edited record in the gateway log is caught', () => {
+  const copy = join(dir, 'tampered');
+  cpSync(logDir, copy, { recursive: true });
+  const f = readdirSync(copy).find((x) => x.endsWith('.jsonl'));
+  const text = readFileSync(join(copy, f), 'utf8');
+  assert.ok(text.includes('"principal":"alice"'));
+  writeFileSync(join(copy, f), text.replace('"principal":"alice"', '"principal":"mallory"'));
+  const r = verify(copy);
+  assert.notEqual(r.status, 0, 'verification must fail');
+  assert.match(r.stdout + r.stderr, /line \d+|:\d+/);
+});
+
+test('an unusable log directory: the gateway refuses to start, with a clear error', () => {
+  const notDir = join(dir, 'not-a-dir');
+  writeFileSync(notDir, 'x');
+  const cfg = join(dir, 'bad.yaml');
+  writeFileSync(cfg, toYaml({ listen: '127.0.0.1:0', admin_listen: '127.0.0.1:0', auth: 'none', audit: { dir: notDir, key: `\${file:${keyFile}}` }, upstreams: [{ name: 'up', command: upstreamCommands.mini() }] }));
+  const s = spawnSync(PORTCULLIS_BIN, ['serve', '-c', cfg], { encoding: 'utf8', timeout: 15000 });
+  assert.equal(s.status, 1, s.stderr);
+  assert.match(s.stderr, /audit/);
+});
+
+test('a literal or short audit key, and the unsupported strict mode, are refused at load', () => {
+  const good = `\${file:${keyFile}}`;
+  for (const [key, re, extra] of [
+    ['0123456789abcdef0123456789abcdef0123', /literal secret is refused/, {}],
+    ['${env:PC_SHORT_AUDIT_KEY}', /at least 32 bytes/, {}],
+    [good, /strict is not supported/, { fsync: 'strict' }],
+  ]) {
+    const cfg = join(dir, 'k.yaml');
+    writeFileSync(cfg, toYaml({ auth: 'none', audit: { dir: logDir, key, ...extra } }));
+    const s = spawnSync(PORTCULLIS_BIN, ['check', '-c', cfg], { encoding: 'utf8', env: { ...process.env, PC_SHORT_AUDIT_KEY: 'short' } });
+    assert.notEqual(s.status, 0);
+    assert.match(s.stderr + s.stdout, re);
+  }
+});
+
+// Fail closed, the attacker's way: fill the disk under the gateway (a
+// file-size limit binds root too, where a read-only directory does not).
+// From the first record that cannot be written, requests get 503; and every
+// result a client did receive has its record in the log.
+test('when the log cannot be written, results are withheld (503) and nothing answered is unrecorded', async () => {
+  const d = join(dir, 'full');
+  const env = { ...process.env };
+  const cfg = {
+    auth: 'none',
+    audit: { dir: d, key: `\${file:${keyFile}}` },
+    upstreams: [{ name: 'up', command: upstreamCommands.mini() }],
+  };
+  // ulimit -f counts 1024-byte blocks in bash: room for the file's opening
+  // record and a handful of request records.
+  const gw = await startGateway(cfg, { env, wrapper: ['bash', '-c', 'ulimit -f 3; exec "$@"', 'bash'] });
+  const answered = [];
+  let refused = 0;
+  try {
+    const s = await legacyInit(gw.url);
+    for (let i = 1; i <= 40; i++) {
+      const r = await post(gw.url, { jsonrpc: '2.0', id: i, method: 'tools/call', params: { name: 'up__echo', arguments: { text: `call-${i}` } } }, s.headers);
+      if (r.status === 200 && r.response?.result) answered.push(i);
+      else {
+        // The request whose record failed is answered with its id; later
+        // ones are refused before their body is read (id null).
+        const m = r.messages[0];
+        assert.equal(r.status, 503, r.text);
+        assert.equal(m.error.code, -32004);
+        assert.match(m.error.message, /audit log/);
+        assert.ok(m.id === i || m.id === null);
+        assert.ok(!r.text.includes(d), 'no internal path in the answer');
+        refused++;
+      }
+    }
+    assert.ok(answered.length > 0, 'some calls fit in the log');
+    assert.ok(refused > 0, 'the log filled up');
+    // Once failed, the gateway stays closed.
+    const after = await post(gw.url, { jsonrpc: '2.0', id: 99, method: 'ping' }, s.headers);
+    assert.equal(after.status, 503);
+    assert.ok(gw.logs.some((l) => /audit/.test(l.msg) && l.level === 'error'), 'the operator is told why');
+    await gw.stop();
+  } catch (e) {
+    await gw.kill();
+    throw e;
+  }
+  const recorded = readRecords(d).filter((r) => r.type === 'request' && r.tool === 'up__echo').length;
+  assert.ok(recorded >= answered.length, `${answered.length} results answered, ${recorded} recorded`);
+  // The part that was written still verifies; the missing closing
+  // checkpoint is reported as a warning (exit 3), not hidden.
+  const r = verify(d);
+  assert.equal(r.status, 3, r.stdout + r.stderr);
+  assert.match(r.stdout + r.stderr, /no closing checkpoint/);
+});
