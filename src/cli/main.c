@@ -229,6 +229,10 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 		if (install_log_redaction(ncfg) != 0)
 			pc_error("reload: out of memory building log redaction; "
 			    "keeping the previous one");
+		/* The old redactor is gone: hand the front the new one
+		 * before the loop runs again. */
+		if (sc->http != NULL)
+			pc_http_set_redactor(sc->http, log_redactor);
 		apply_log_level(ncfg, sc->log_override);
 		pc_router_set_config(sc->router, ncfg);
 		if (sc->http != NULL) {
@@ -382,6 +386,7 @@ cmd_serve(const char *path, const char *log_override, int stdio_mode)
 	if (rc != 0)
 		goto out;
 	pc_http_set_audit(sc.http, sc.audit);
+	pc_http_set_redactor(sc.http, log_redactor);
 	rc = pc_http_start(sc.http);
 	if (rc != 0)
 		goto out;

@@ -879,6 +879,12 @@ pc_http_set_audit(struct pc_http *h, struct pc_audit *audit)
 	h->audit = audit;
 }
 
+void
+pc_http_set_redactor(struct pc_http *h, const struct pc_redactor *r)
+{
+	h->redactor = r;
+}
+
 int
 pc_http_start(struct pc_http *h)
 {

@@ -28,6 +28,10 @@ void pc_http_set_authn(struct pc_http *h, struct pc_authn *authn);
  * a result is answered only once its record is written. */
 struct pc_audit;
 void pc_http_set_audit(struct pc_http *h, struct pc_audit *audit);
+/* The redactor applied to tool arguments before they are recorded
+ * (borrowed; set it again whenever the caller replaces it). */
+struct pc_redactor;
+void pc_http_set_redactor(struct pc_http *h, const struct pc_redactor *r);
 
 /*
  * Set up TLS when configured, bind the MCP and admin listeners and log

@@ -22,6 +22,7 @@ struct pc_exchange;
 struct pc_authn;
 struct pc_tls;
 struct pc_audit;
+struct pc_redactor;
 
 /* What the front learnt about a request before routing it. */
 struct pc_rctx {
@@ -40,6 +41,8 @@ struct pc_http {
 	struct evhttp_bound_socket *admin_sock;
 	struct pc_authn *authn;		/* borrowed */
 	struct pc_audit *audit;		/* borrowed; NULL without an audit log */
+	const struct pc_redactor *redactor; /* borrowed; NULL: arguments are
+					 * not recorded (never unredacted) */
 	struct pc_tls *tls;		/* owned; NULL without TLS */
 	struct pc_exchange *exchanges;	/* requests being answered */
 	struct event *sweep;		/* arms EOF watches, see http.c */
@@ -75,6 +78,8 @@ struct pc_audit_ctx {
 	const char *era;		/* static string */
 	int64_t start_us;
 	int64_t bytes_in;
+	json_t *args;			/* redacted copy of the arguments, or
+					 * NULL; owned */
 };
 
 /* One request inside a batch: its own sink, feeding the parent. */

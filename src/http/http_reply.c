@@ -23,6 +23,7 @@
 #include "../lib/log.h"
 #include "../mcp/router.h"
 #include "../audit/audit.h"
+#include "../secrets/redact.h"
 #include "../lib/errors.h"
 #include "../lib/util.h"
 #include "http_int.h"
@@ -210,6 +211,8 @@ pc_ex_free(struct pc_exchange *ex)
 		event_free(ex->keepalive);
 	if (ex->watch != NULL)
 		event_free(ex->watch);
+	if (ex->audit != NULL)
+		json_decref(ex->audit->args);
 	free(ex->audit);
 	json_decref(ex->batch);
 	if (ex->prev != NULL)
@@ -323,6 +326,37 @@ now_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/*
+ * A copy of a call's arguments fit for the audit log: secrets removed by
+ * key name, by the tool's schema (writeOnly, format: password) and by
+ * value. NULL (recorded as null) when there are none, when no redactor is
+ * set, or when redaction could not finish: never an unredacted copy.
+ */
+static json_t *
+audit_args(struct pc_http *h, const char *method, const char *tool,
+    json_t *params)
+{
+	json_t *args = json_object_get(params, "arguments");
+	const json_t *schema = NULL;
+	json_t *copy;
+	int rc;
+
+	if (h->redactor == NULL || args == NULL || method == NULL)
+		return NULL;
+	if (strcmp(method, "tools/call") == 0 && tool != NULL)
+		schema = pc_router_tool_schema(h->router, tool);
+	copy = json_deep_copy(args);
+	if (copy == NULL)
+		return NULL;
+	rc = pc_redact_json(h->redactor, copy, schema);
+	/* PC_E_LIMIT leaves a safe (over-redacted) value; NOMEM may not. */
+	if (rc != 0 && rc != PC_E_LIMIT) {
+		json_decref(copy);
+		return NULL;
+	}
+	return copy;
+}
+
 void
 pc_ex_audit_begin(struct pc_exchange *ex, const struct pc_rctx *cx,
     const char *era, json_t *msg, const char *session)
@@ -347,6 +381,7 @@ pc_ex_audit_begin(struct pc_exchange *ex, const struct pc_rctx *cx,
 	pc_strlcpy(a->method, method ? method : "", sizeof(a->method));
 	pc_strlcpy(a->tool, tool ? tool : "", sizeof(a->tool));
 	a->era = era;
+	a->args = audit_args(ex->h, method, tool, params);
 	a->start_us = now_us();
 	a->bytes_in = ex->req ? (int64_t)evbuffer_get_length(
 	    evhttp_request_get_input_buffer(ex->req)) : -1;
@@ -373,6 +408,7 @@ audit_outcome(struct pc_exchange *ex, json_t *msg)
 	json_t *res = json_object_get(msg, "result");
 	char status[48], reason[48] = "";
 	struct pc_audit_request r;
+	int rc;
 
 	if (ex->h->audit == NULL)
 		return 0;
@@ -392,11 +428,20 @@ audit_outcome(struct pc_exchange *ex, json_t *msg)
 		.key_id = nz(a->key_id), .tenant = nz(a->tenant),
 		.source = nz(a->source), .session = nz(a->session),
 		.era = a->era, .method = nz(a->method), .tool = nz(a->tool),
-		.args = NULL, .decision = "allow", .reason = nz(reason),
+		.args = a->args, .decision = "allow", .reason = nz(reason),
 		.status = status, .latency_us = now_us() - a->start_us,
 		.bytes_in = a->bytes_in, .bytes_out = -1,
 	};
-	return pc_audit_write_request(ex->h->audit, &r, NULL, NULL);
+	rc = pc_audit_write_request(ex->h->audit, &r, NULL, NULL);
+	if (rc == PC_E_LIMIT && a->args != NULL) {
+		/* Arguments too large for one record: the call is still
+		 * recorded, with a marker where they would be. */
+		json_t *marker = json_string("<omitted: too large>");
+		r.args = marker;
+		rc = pc_audit_write_request(ex->h->audit, &r, NULL, NULL);
+		json_decref(marker);
+	}
+	return rc;
 }
 
 void

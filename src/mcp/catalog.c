@@ -753,6 +753,36 @@ pc_catalog_generation(const struct pc_catalog *cat, enum pc_cat_kind kind)
 	return cat->views[kind].gen;
 }
 
+/* The listed item named `exposed` in a tools/prompts view, or NULL. */
+static const struct cat_item *
+find_listed(const struct pc_catalog *cat, enum pc_cat_kind kind,
+    const char *exposed, size_t *lenp)
+{
+	size_t len;
+
+	*lenp = 0;
+	if (cat == NULL || exposed == NULL ||
+	    (kind != PC_CAT_TOOLS && kind != PC_CAT_PROMPTS))
+		return NULL;
+	/* Anything longer cannot be a valid name; stop before hashing it. */
+	len = strnlen(exposed, CAT_MAX_NAME + 1);
+	if (len == 0 || len > CAT_MAX_NAME)
+		return NULL;
+	*lenp = len;
+	return tab_find(&cat->views[kind], cat_hash(cat, exposed, len),
+	    exposed, len);
+}
+
+const json_t *
+pc_catalog_find(const struct pc_catalog *cat, enum pc_cat_kind kind,
+    const char *exposed)
+{
+	size_t len;
+	const struct cat_item *it = find_listed(cat, kind, exposed, &len);
+
+	return it != NULL ? it->obj : NULL;
+}
+
 int
 pc_catalog_resolve_name(const struct pc_catalog *cat, enum pc_cat_kind kind,
     const char *exposed, size_t *up_idx, const char **orig, int *listed)
@@ -761,21 +791,15 @@ pc_catalog_resolve_name(const struct pc_catalog *cat, enum pc_cat_kind kind,
 	const char *sep;
 	size_t len, idx;
 
-	if (cat == NULL || exposed == NULL ||
-	    (kind != PC_CAT_TOOLS && kind != PC_CAT_PROMPTS))
-		return PC_E_NOTFOUND;
-	/* Anything longer cannot be a valid name; stop before hashing it. */
-	len = strnlen(exposed, CAT_MAX_NAME + 1);
-	if (len == 0 || len > CAT_MAX_NAME)
-		return PC_E_NOTFOUND;
-	it = tab_find(&cat->views[kind], cat_hash(cat, exposed, len),
-	    exposed, len);
+	it = find_listed(cat, kind, exposed, &len);
 	if (it != NULL) {
 		*up_idx = it->up;
 		*orig = it->orig;
 		*listed = 1;
 		return 0;
 	}
+	if (len == 0)
+		return PC_E_NOTFOUND;
 	/* Unlisted: only a well-formed name under a declared prefix may be
 	 * forwarded, since the caller may pass the rest to the upstream. */
 	sep = strstr(exposed, PC_NAME_SEP);

@@ -74,6 +74,11 @@ size_t pc_catalog_count(const struct pc_catalog *cat, enum pc_cat_kind kind);
 json_t *pc_catalog_item(const struct pc_catalog *cat, enum pc_cat_kind kind,
     size_t i, size_t *up_idx);
 
+/* The listed item (exposed form, borrowed, valid until the next
+ * pc_catalog_set for its upstream) named `exposed`, or NULL. */
+const json_t *pc_catalog_find(const struct pc_catalog *cat,
+    enum pc_cat_kind kind, const char *exposed);
+
 /*
  * Exposed tool/prompt name -> owning upstream and its original name
  * (borrowed, valid until the next pc_catalog_set for that upstream).

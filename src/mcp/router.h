@@ -76,6 +76,11 @@ void pc_router_free(struct pc_router *r);	/* accepts NULL */
  * need a restart for now; they are reported as warnings. */
 void pc_router_set_config(struct pc_router *r, const struct pc_config *cfg);
 
+/* The inputSchema of the exposed tool `name` (borrowed, valid until the
+ * catalogue of its upstream changes: use it at once), or NULL. */
+const json_t *pc_router_tool_schema(const struct pc_router *r,
+    const char *name);
+
 /* True when every upstream finished its first handshake and catalogue
  * fetch (or failed it). ready_cb fires once when that first happens. */
 bool pc_router_ready(const struct pc_router *r);

@@ -263,3 +263,11 @@ pc_router_list(struct pc_router *r, const struct pc_reqinfo *ri,
 	*result = res;
 	return 0;
 }
+
+const json_t *
+pc_router_tool_schema(const struct pc_router *r, const char *name)
+{
+	const json_t *tool = pc_catalog_find(r->cat, PC_CAT_TOOLS, name);
+
+	return tool != NULL ? json_object_get(tool, "inputSchema") : NULL;
+}

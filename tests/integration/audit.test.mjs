@@ -194,3 +194,95 @@ test('when the log cannot be written, results are withheld (503) and nothing ans
   assert.equal(r.status, 3, r.stdout + r.stderr);
   assert.match(r.stdout + r.stderr, /no closing checkpoint/);
 });
+
+// Crash under load: kill -9 while clients are mid-flight. Every response a
+// client received must have its record in the log (the record is written
+// before the reply; kill -9 does not lose what write(2) handed the kernel).
+test('kill -9 under load: every response received has its audit record', async () => {
+  const d = join(dir, 'crash');
+  const gw = await startGateway({
+    auth: 'none',
+    audit: { dir: d, key: `\${file:${keyFile}}`, group_delay: '50ms' },
+    upstreams: [{ name: 'up', command: upstreamCommands.mini() }],
+  });
+  const received = new Set();
+  let stop = false;
+  try {
+    const s = await legacyInit(gw.url);
+    const worker = async (w) => {
+      for (let i = 0; !stop; i++) {
+        const text = `w${w}-${i}`;
+        try {
+          const r = await post(gw.url, { jsonrpc: '2.0', id: i + 1, method: 'tools/call', params: { name: 'up__echo', arguments: { text } } }, s.headers);
+          if (r.status === 200 && r.response?.result) received.add(text);
+        } catch {
+          return; // the gateway is gone
+        }
+      }
+    };
+    const workers = Array.from({ length: 8 }, (_, w) => worker(w));
+    await new Promise((r) => setTimeout(r, 1500));
+    await gw.kill(); // SIGKILL while requests are in flight
+    stop = true;
+    await Promise.all(workers);
+  } catch (e) {
+    stop = true;
+    await gw.kill();
+    throw e;
+  }
+  assert.ok(received.size > 50, `load ran (${received.size} responses)`);
+  const recorded = readRecords(d).filter((r) => r.type === 'request' && r.tool === 'up__echo' && r.status === 'ok').length;
+  assert.ok(recorded >= received.size, `${received.size} responses received, ${recorded} recorded`);
+  // What was written verifies; the crash shows as a missing closing checkpoint.
+  const v = verify(d);
+  assert.equal(v.status, 3, v.stdout + v.stderr);
+});
+
+// Canaries: a secret under a sensitive key name, in a writeOnly field of
+// the tool's schema, and the value of an ${env:} reference the gateway
+// resolved. The call's arguments are recorded, the canaries are not, and
+// none appears in the gateway's log either.
+test('arguments are recorded with secrets redacted (key name, writeOnly, known value)', async () => {
+  const d = join(dir, 'canary');
+  const C1 = 'canary-keyname-Vb7xQ2mP9s';
+  const C2 = 'canary-writeonly-Lq3zR8nK4t';
+  const C3 = 'canary-envref-Hw5yT1cJ6u';
+  const gw = await startGateway(
+    {
+      auth: 'none',
+      audit: { dir: d, key: `\${file:${keyFile}}` },
+      upstreams: [{ name: 'up', command: upstreamCommands.mini(), env: { UPSTREAM_TOKEN: '${env:PC_AUDIT_CANARY}' } }],
+    },
+    { env: { PC_AUDIT_CANARY: C3 } },
+  );
+  let out = '';
+  try {
+    const s = await legacyInit(gw.url);
+    const call = (id, name, args) => post(gw.url, { jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args } }, s.headers);
+    const r1 = await call(1, 'up__echo', { text: `pasted ${C3} here`, api_key: C1 });
+    const r2 = await call(2, 'up__login', { user: 'bob', pin: C2 });
+    assert.equal(r2.response.result.content[0].text, 'welcome bob');
+    out = r1.text + r2.text;
+    await gw.stop();
+  } catch (e) {
+    await gw.kill();
+    throw e;
+  }
+  const recs = readRecords(d).filter((r) => r.type === 'request');
+  const echo = recs.find((r) => r.tool === 'up__echo');
+  const login = recs.find((r) => r.tool === 'up__login');
+  assert.equal(echo.args.api_key, '<redacted>');
+  assert.equal(echo.args.text, 'pasted <redacted> here');
+  assert.equal(login.args.user, 'bob', 'what is not secret is kept');
+  assert.equal(login.args.pin, '<redacted>');
+  const file = readdirSync(d).map((f) => readFileSync(join(d, f), 'utf8')).join('');
+  for (const c of [C1, C2, C3]) {
+    assert.ok(!file.includes(c), `${c} is not in the audit file`);
+    assert.ok(!gw.stderr.includes(c), `${c} is not in the gateway log`);
+  }
+  // The echo tool returns its text: the client sees its own input; the
+  // known ${env:} value is not something the gateway puts in answers.
+  assert.ok(!out.includes(C2) && !out.includes(C1));
+  const v = verify(d);
+  assert.equal(v.status, 0, v.stdout + v.stderr);
+});
