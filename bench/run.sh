@@ -14,8 +14,9 @@
 #   BENCH_WARMUP         unmeasured seconds before each run (default 2)
 #   BENCH_CONCURRENCY    connections / calls in flight (default 16)
 #   BENCH_LOADGEN_THREADS loadgen threads (default 1: the machine has 2 cores)
-#   BENCH_SYSTEMS        which rows to run (default "direct floor gateway
-#                        gateway-apikey gateway-tls supergateway mcp-proxy")
+#   BENCH_SYSTEMS        which rows to run (default "direct floor h2o-floor
+#                        gateway gateway-audit gateway-apikey gateway-tls
+#                        supergateway mcp-proxy")
 #   BENCH_OUT            results file (default bench/results/latest.md)
 #   BENCH_NODE_MODULES   where the npm proxies are (default ./node_modules)
 #
@@ -29,7 +30,7 @@ DURATION=${BENCH_DURATION:-10}
 WARMUP=${BENCH_WARMUP:-2}
 CONC=${BENCH_CONCURRENCY:-16}
 LG_THREADS=${BENCH_LOADGEN_THREADS:-1}
-SYSTEMS=${BENCH_SYSTEMS:-"direct floor h2o-floor gateway gateway-apikey gateway-tls supergateway mcp-proxy"}
+SYSTEMS=${BENCH_SYSTEMS:-"direct floor h2o-floor gateway gateway-audit gateway-apikey gateway-tls supergateway mcp-proxy"}
 OUT=${BENCH_OUT:-bench/results/latest.md}
 NM=${BENCH_NODE_MODULES:-$ROOT/node_modules}
 
@@ -340,7 +341,7 @@ run_direct() {
 # no session of the other mode lingers during its row.
 
 # gateway_config SYSTEM PORT: the gateway's YAML for that row on stdout.
-# All three differ only in the auth and tls sections.
+# They differ only in the auth, tls and audit sections.
 gateway_config() {
 	local sys=$1 port=$2
 	echo "listen: \"127.0.0.1:$port\""
@@ -349,6 +350,18 @@ gateway_config() {
 	case $sys in
 	gateway)
 		echo 'auth: none'
+		;;
+	gateway+audit)
+		# Each start gets a fresh log directory: the row measures
+		# writing, not opening a large existing chain.
+		AUDIT_N=$((AUDIT_N + 1))
+		cat <<EOF
+auth: none
+audit:
+  dir: $TMP/audit-$AUDIT_N
+  key: "\${file:$TMP/audit.key}"
+  fsync: group
+EOF
 		;;
 	*)
 		cat "$TMP/keys.yaml"
@@ -376,6 +389,11 @@ EOF
 # a 0600 file only, never printed.
 API_KEY=""
 PKI_READY=""
+AUDIT_N=0
+setup_audit() {
+	[ -s "$TMP/audit.key" ] && return 0
+	(umask 077 && openssl rand -hex 32 >"$TMP/audit.key")
+}
 setup_apikey() {
 	[ -n "$API_KEY" ] && return 0
 	(umask 077 && openssl rand -hex 32 >"$TMP/pepper") || return 1
@@ -407,7 +425,7 @@ launch() {
 	"h2o floor")
 		start "$sys" "$H2OFLOOR" "$port"
 		;;
-	gateway | gateway+apikey | gateway+apikey+tls)
+	gateway | gateway+audit | gateway+apikey | gateway+apikey+tls)
 		gateway_config "$sys" "$port" >"$TMP/gateway.yaml"
 		start "$sys" "$GATEWAY" serve -c "$TMP/gateway.yaml"
 		;;
@@ -438,12 +456,16 @@ run_http() {
 	local scheme=http host=127.0.0.1
 	local -a extra=()
 	case $sys in
-	gateway | gateway+apikey | gateway+apikey+tls)
+	gateway | gateway+audit | gateway+apikey | gateway+apikey+tls)
 		if [ ! -x "$GATEWAY" ]; then
 			skip "$sys" "build/portcullis not built"
 			return
 		fi
-		if [ "$sys" != gateway ]; then
+		if [ "$sys" = gateway+audit ] && ! setup_audit; then
+			skip "$sys" "could not make an audit key"
+			return
+		fi
+		if [ "$sys" != gateway ] && [ "$sys" != gateway+audit ]; then
 			if ! setup_apikey; then
 				skip "$sys" "could not create an API key ($(tail -n 1 "$TMP/keys.log" 2>/dev/null))"
 				return
@@ -513,6 +535,7 @@ for s in $SYSTEMS; do
 	floor) run_http "http floor" ;;
 	h2o-floor) run_http "h2o floor" ;;
 	gateway) run_http gateway ;;
+	gateway-audit) run_http gateway+audit ;;
 	gateway-apikey) run_http gateway+apikey ;;
 	gateway-tls) run_http gateway+apikey+tls ;;
 	supergateway | mcp-proxy) run_http "$s" ;;
@@ -596,6 +619,18 @@ faster_node() {	# faster_node MODE: "name rate" of the faster Node proxy
 			echo "- $m: gateway ÷ stdio direct = $(ratio2 "$gw" "${RATE[stdio direct.$m]}")"
 		else
 			echo "- $m: gateway ÷ stdio direct: n/a (a row is missing)"
+		fi
+	done
+	echo
+	echo "Audit log (calls/s, same mode; group commit; target from the issue):"
+	echo
+	for m in legacy modern; do
+		gw=${RATE[gateway.$m]:-}
+		au=${RATE[gateway+audit.$m]:-}
+		if [ -n "$gw" ] && [ -n "$au" ]; then
+			echo "- $m: gateway+audit ÷ gateway = $(ratio2 "$au" "$gw") (target ≥ 0.85: $(target_met "$au" "$gw" 0.85))"
+		else
+			echo "- $m: gateway+audit ÷ gateway: n/a (a row is missing)"
 		fi
 	done
 	echo

@@ -94,11 +94,12 @@ test('wrong, malformed, revoked, rotated-out and expired keys are refused', asyn
   assert.equal((await ok('pcs_nothex_x')).status, 401);
 
   // Rotation with a grace window: both secrets work, then only the new one.
-  const rot = JSON.parse(keys('rotate', k.id, '--grace', '2s', '--json').stdout);
+  // Whole seconds again: 3 s of grace is at least 2 s of real time.
+  const rot = JSON.parse(keys('rotate', k.id, '--grace', '3s', '--json').stdout);
   assert.equal(rot.id, k.id);
   assert.equal((await ok(k.key)).status, 200, 'old secret inside its grace window');
   assert.equal((await ok(rot.key)).status, 200, 'new secret');
-  await new Promise((r) => setTimeout(r, 2200));
+  await new Promise((r) => setTimeout(r, 3200));
   assert.equal((await ok(k.key)).status, 401, 'old secret after the grace window');
   assert.equal((await ok(rot.key)).status, 200);
 
@@ -110,9 +111,11 @@ test('wrong, malformed, revoked, rotated-out and expired keys are refused', asyn
   assert.ok(ev.some((e) => e.msg === 'api key revoked' && e.key_id === k.id && e.principal === 'carol'));
   assert.ok(!rv.stderr.includes(rot.key.split('_').pop()));
 
-  const short = createKey('dave', ['--expires', '1s']);
+  // Expiry is kept in whole seconds and the CLI under ASan is slow on a
+  // loaded machine: 3 s leaves room for the first call to land in time.
+  const short = createKey('dave', ['--expires', '3s']);
   assert.equal((await ok(short.key)).status, 200);
-  await new Promise((r) => setTimeout(r, 2100));
+  await new Promise((r) => setTimeout(r, 3100));
   assert.equal((await ok(short.key)).status, 401, 'expired');
   assert.ok(gw.logs.some((l) => l.msg === 'authentication refused' && l.reason === 'apikey.revoked'));
   assert.ok(gw.logs.some((l) => l.msg === 'authentication refused' && l.reason === 'apikey.expired'));
