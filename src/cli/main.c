@@ -95,6 +95,9 @@ struct serve_ctx {
 	struct event *sigs[4];
 };
 
+static void audit_event(struct serve_ctx *sc, const char *event,
+    const char *reason);
+
 /*
  * The gateway's own log never carries a secret it knows: every value behind
  * a ${env:} / ${file:} reference, and bearer tokens and API keys by shape,
@@ -184,6 +187,7 @@ begin_shutdown(struct serve_ctx *sc)
 {
 	sc->stopping = 1;
 	pc_info("shutting down: draining in-flight calls");
+	audit_event(sc, "gateway.stopping", NULL);
 	if (sc->http != NULL)
 		pc_http_stop_accepting(sc->http);
 	pc_router_shutdown(sc->router, shutdown_done, sc);
@@ -205,6 +209,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 		if (load(sc->path, &ncfg, 1) != 0) {
 			pc_error("reload: the new configuration is invalid "
 			    "(errors above); keeping the running one");
+			audit_event(sc, "config.reload_failed", "config.invalid");
 			return;
 		}
 		struct pc_authn *nauthn = NULL;
@@ -242,6 +247,9 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 			sc->authn = nauthn;
 		}
 		pc_info("reload: configuration %s applied", sc->path);
+		/* The audit section itself is not reapplied: the running log
+		 * keeps its directory and key until a restart. */
+		audit_event(sc, "config.reloaded", NULL);
 		return;
 	}
 	if (sc->stopping) {
@@ -269,6 +277,23 @@ on_ready(void *arg)
 	pc_info("ready");
 	if (sc->stdio != NULL)
 		pc_stdio_front_start(sc->stdio);
+}
+
+/*
+ * A security event in the audit log (no-op without one). A failed write
+ * puts the log in its failed state, which the front turns into refusals.
+ */
+static void
+audit_event(struct serve_ctx *sc, const char *event, const char *reason)
+{
+	struct pc_audit_request r = {
+		.type = "event", .event = event, .reason = reason,
+		.latency_us = -1, .bytes_in = -1, .bytes_out = -1,
+	};
+
+	if (sc->audit != NULL &&
+	    pc_audit_write_request(sc->audit, &r, NULL, NULL) != 0)
+		pc_error("audit: cannot record event %s", event);
 }
 
 /*
@@ -392,6 +417,7 @@ cmd_serve(const char *path, const char *log_override, int stdio_mode)
 		goto out;
 	pc_info("portcullis %s starting with %zu upstream(s) from %s",
 	    PC_VERSION, cfg->nupstreams, cfg->path ? cfg->path : "<embedded>");
+	audit_event(&sc, "gateway.started", NULL);
 	pc_router_start(sc.router);
 	event_base_dispatch(sc.base);
 done:

@@ -61,6 +61,10 @@ before(async () => {
     wrongKey = apiKey.slice(0, -4) + (apiKey.endsWith('AAAA') ? 'BBBB' : 'AAAA');
     const r3 = await post(gw.url, { jsonrpc: '2.0', id: 3, method: 'ping' }, { authorization: `Bearer ${wrongKey}` });
     assert.equal(r3.status, 401);
+    // A reload is a security event too.
+    const from = gw.logs.length;
+    gw.proc.kill('SIGHUP');
+    await gw.waitForLog((l) => /^reload: configuration .* applied$/.test(l.msg), { from });
     await gw.stop();
   } catch (e) {
     await gw.kill();
@@ -92,6 +96,13 @@ test('each tool call is recorded with principal, era, tool, decision and outcome
   }
   const legacy = calls.find((c) => c.era === 'legacy');
   assert.ok(legacy.session, 'a legacy call names its session');
+});
+
+test('start, reload and shutdown are recorded as events, in order', () => {
+  const ev = records.filter((r) => r.type === 'event').map((r) => r.event);
+  assert.deepEqual(ev, ['gateway.started', 'config.reloaded', 'gateway.stopping']);
+  const seqs = records.map((r) => r.seq);
+  assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b), 'sequence numbers increase');
 });
 
 test('a refused credential is recorded as a deny, and the key itself is not', () => {
