@@ -284,16 +284,30 @@ on_ready(void *arg)
  * puts the log in its failed state, which the front turns into refusals.
  */
 static void
-audit_event(struct serve_ctx *sc, const char *event, const char *reason)
+audit_event_up(struct serve_ctx *sc, const char *event, const char *reason,
+    const char *upstream)
 {
 	struct pc_audit_request r = {
 		.type = "event", .event = event, .reason = reason,
+		.upstream = upstream,
 		.latency_us = -1, .bytes_in = -1, .bytes_out = -1,
 	};
 
 	if (sc->audit != NULL &&
 	    pc_audit_write_request(sc->audit, &r, NULL, NULL) != 0)
 		pc_error("audit: cannot record event %s", event);
+}
+
+static void
+audit_event(struct serve_ctx *sc, const char *event, const char *reason)
+{
+	audit_event_up(sc, event, reason, NULL);
+}
+
+static void
+on_router_event(void *arg, const char *event, const char *upstream)
+{
+	audit_event_up(arg, event, NULL, upstream);
 }
 
 /*
@@ -418,6 +432,7 @@ cmd_serve(const char *path, const char *log_override, int stdio_mode)
 	pc_info("portcullis %s starting with %zu upstream(s) from %s",
 	    PC_VERSION, cfg->nupstreams, cfg->path ? cfg->path : "<embedded>");
 	audit_event(&sc, "gateway.started", NULL);
+	pc_router_on_event(sc.router, on_router_event, &sc);
 	pc_router_start(sc.router);
 	event_base_dispatch(sc.base);
 done:

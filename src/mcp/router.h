@@ -85,6 +85,11 @@ const json_t *pc_router_tool_schema(const struct pc_router *r,
  * fetch (or failed it). ready_cb fires once when that first happens. */
 bool pc_router_ready(const struct pc_router *r);
 void pc_router_on_ready(struct pc_router *r, void (*cb)(void *), void *arg);
+/* Upstream lifecycle events for the audit log: cb(arg, event, upstream) with
+ * event "upstream.ready" (first start and every restart) or
+ * "upstream.exited" (crashed or killed; not during shutdown). */
+void pc_router_on_event(struct pc_router *r,
+    void (*cb)(void *, const char *, const char *), void *arg);
 /* Upstream status for /readyz: JSON object name -> state (new ref). */
 json_t *pc_router_status(const struct pc_router *r);
 

@@ -88,6 +88,8 @@ struct pc_router {
 	int ready;
 	void (*ready_cb)(void *);
 	void *ready_arg;
+	void (*event_cb)(void *, const char *event, const char *upstream);
+	void *event_arg;
 	int shutting_down;
 	size_t stopping;
 	void (*shutdown_done)(void *);

@@ -24,6 +24,9 @@ hook_ready(struct pc_upstream *up, void *arg)
 	    pc_upstream_era(up) == PC_UP_ERA_MODERN ? "modern" : "legacy",
 	    pc_upstream_protocol_version(up) ? pc_upstream_protocol_version(up)
 	    : "?");
+	if (slot->r->event_cb != NULL)
+		slot->r->event_cb(slot->r->event_arg, "upstream.ready",
+		    pc_upstream_name(up));
 	pc_refresh_all(slot);
 }
 
@@ -32,7 +35,9 @@ hook_down(struct pc_upstream *up, void *arg)
 {
 	struct pc_up_slot *slot = arg;
 
-	(void)up;
+	if (slot->r->event_cb != NULL)
+		slot->r->event_cb(slot->r->event_arg, "upstream.exited",
+		    pc_upstream_name(up));
 	/* Readiness must not wait forever on an upstream that cannot start:
 	 * /readyz reports it per upstream instead. */
 	if (!slot->first_done) {
@@ -282,6 +287,14 @@ bool
 pc_router_ready(const struct pc_router *r)
 {
 	return r->ready != 0;
+}
+
+void
+pc_router_on_event(struct pc_router *r,
+    void (*cb)(void *, const char *, const char *), void *arg)
+{
+	r->event_cb = cb;
+	r->event_arg = arg;
 }
 
 void

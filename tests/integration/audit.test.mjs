@@ -100,7 +100,8 @@ test('each tool call is recorded with principal, era, tool, decision and outcome
 
 test('start, reload and shutdown are recorded as events, in order', () => {
   const ev = records.filter((r) => r.type === 'event').map((r) => r.event);
-  assert.deepEqual(ev, ['gateway.started', 'config.reloaded', 'gateway.stopping']);
+  assert.deepEqual(ev, ['gateway.started', 'upstream.ready', 'config.reloaded', 'gateway.stopping']);
+  assert.equal(records.find((r) => r.event === 'upstream.ready').upstream, 'up');
   const seqs = records.map((r) => r.seq);
   assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b), 'sequence numbers increase');
 });
@@ -294,6 +295,31 @@ test('arguments are recorded with secrets redacted (key name, writeOnly, known v
   // The echo tool returns its text: the client sees its own input; the
   // known ${env:} value is not something the gateway puts in answers.
   assert.ok(!out.includes(C2) && !out.includes(C1));
+  const v = verify(d);
+  assert.equal(v.status, 0, v.stdout + v.stderr);
+});
+
+test('an upstream that dies and comes back is recorded: exited, then ready again', async () => {
+  const d = join(dir, 'upstream');
+  const gw = await startGateway({
+    auth: 'none',
+    audit: { dir: d, key: `\${file:${keyFile}}` },
+    upstreams: [{ name: 'up', command: upstreamCommands.mini() }],
+  });
+  try {
+    const from = gw.logs.length;
+    // The gateway's only child is the upstream: kill it as a crash would.
+    const k = spawnSync('pkill', ['-KILL', '-P', String(gw.pid)]);
+    assert.equal(k.status, 0, 'the upstream process was found');
+    await gw.waitForLog((l) => /^upstream 'up' ready/.test(l.msg), { from, timeoutMs: 20000 });
+    await gw.stop();
+  } catch (e) {
+    await gw.kill();
+    throw e;
+  }
+  const ev = readRecords(d).filter((r) => r.type === 'event');
+  assert.deepEqual(ev.map((r) => r.event), ['gateway.started', 'upstream.ready', 'upstream.exited', 'upstream.ready', 'gateway.stopping']);
+  assert.ok(ev.filter((r) => r.event.startsWith('upstream.')).every((r) => r.upstream === 'up'));
   const v = verify(d);
   assert.equal(v.status, 0, v.stdout + v.stderr);
 });
