@@ -257,6 +257,10 @@ handle_initialize(struct pc_http *h, struct evhttp_request *req, json_t *msg,
 		return;
 	}
 	if (rc == PC_E_LIMIT) {
+		struct pc_audit_direct d = { .era = "legacy",
+		    .method = "initialize", .decision = "deny",
+		    .status = "refused", .reason = "session.limit" };
+		(void)pc_http_audit_direct(h, cx, &d);
 		evhttp_add_header(evhttp_request_get_output_headers(req),
 		    "Retry-After", "5");
 		pc_http_send_error(req, 503, id, PC_RPC_BUSY,
@@ -265,6 +269,16 @@ handle_initialize(struct pc_http *h, struct evhttp_request *req, json_t *msg,
 	}
 	if (rc != 0) {
 		pc_http_send_error(req, 500, id, -32603, "Internal error");
+		return;
+	}
+	/* A new session is recorded before its id leaves; unrecorded, the
+	 * client never learns it and it expires unused. */
+	struct pc_audit_direct d = { .era = "legacy", .method = "initialize",
+	    .session = pc_session_id(s), .decision = "allow", .status = "ok" };
+	if (pc_http_audit_direct(h, cx, &d) != 0) {
+		json_decref(result);
+		pc_http_send_error(req, 503, id, PC_RPC_UP_UNAVAILABLE,
+		    "Service Unavailable: the audit log cannot be written");
 		return;
 	}
 	json_t *resp = pc_rpc_result(id, result);

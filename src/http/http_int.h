@@ -95,6 +95,17 @@ void pc_ex_audit_begin(struct pc_exchange *ex, const struct pc_rctx *cx,
 void pc_http_audit_refusal(struct pc_http *h, const struct pc_rctx *cx,
     const char *reason);
 
+/* A request the front answers itself (legacy initialize): what to record. */
+struct pc_audit_direct {
+	const char *era, *method, *session;
+	const char *decision;		/* "allow" or "deny" */
+	const char *status, *reason;
+};
+/* Record it (principal and source from cx). 0, or negative when the log
+ * cannot be written: the caller then answers 503 instead (fail closed). */
+int pc_http_audit_direct(struct pc_http *h, const struct pc_rctx *cx,
+    const struct pc_audit_direct *d);
+
 /* http_reply.c */
 extern const struct pc_sink_ops pc_post_ops, pc_batch_ops, pc_stream_ops;
 struct pc_exchange *pc_ex_new(struct pc_http *h, struct evhttp_request *req,

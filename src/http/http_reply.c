@@ -444,20 +444,45 @@ audit_outcome(struct pc_exchange *ex, json_t *msg)
 	return rc;
 }
 
+int
+pc_http_audit_direct(struct pc_http *h, const struct pc_rctx *cx,
+    const struct pc_audit_direct *d)
+{
+	const struct pc_principal *p = cx->principal.id[0] ? &cx->principal :
+	    NULL;
+	struct pc_audit_request r = {
+		.type = "request", .source = nz(cx->source),
+		.principal = p ? nz(p->id) : NULL,
+		.key_id = p ? nz(p->key_id) : NULL,
+		.tenant = p ? nz(p->tenant) : NULL,
+		.era = d->era, .session = nz(d->session), .method = nz(d->method),
+		.decision = d->decision, .reason = nz(d->reason),
+		.status = d->status, .latency_us = -1, .bytes_in = -1,
+		.bytes_out = -1,
+	};
+	int rc;
+
+	if (h->audit == NULL)
+		return 0;
+	rc = pc_audit_write_request(h->audit, &r, NULL, NULL);
+	if (rc != 0)
+		pc_error("audit: cannot record a %s: %s", d->method ? d->method :
+		    "refusal", pc_audit_error(h->audit) ? pc_audit_error(h->audit)
+		    : "invalid record");
+	return rc;
+}
+
 void
 pc_http_audit_refusal(struct pc_http *h, const struct pc_rctx *cx,
     const char *reason)
 {
-	struct pc_audit_request r = {
-		.type = "request", .source = cx->source, .decision = "deny",
-		.reason = reason, .status = "refused", .latency_us = -1,
-		.bytes_in = -1, .bytes_out = -1,
-	};
+	struct pc_audit_direct d = { .decision = "deny", .reason = reason,
+	    .status = "refused" };
+	struct pc_rctx anon = *cx;
 
-	if (h->audit != NULL &&
-	    pc_audit_write_request(h->audit, &r, NULL, NULL) != 0)
-		pc_error("audit: cannot record a refusal: %s",
-		    pc_audit_error(h->audit) ? pc_audit_error(h->audit) : "?");
+	/* Nobody was authenticated: the record names no principal. */
+	memset(&anon.principal, 0, sizeof(anon.principal));
+	(void)pc_http_audit_direct(h, &anon, &d);
 }
 
 static void

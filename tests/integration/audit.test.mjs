@@ -96,6 +96,11 @@ test('each tool call is recorded with principal, era, tool, decision and outcome
   }
   const legacy = calls.find((c) => c.era === 'legacy');
   assert.ok(legacy.session, 'a legacy call names its session');
+  // The session was recorded when it was created, by whom.
+  const init = records.find((r) => r.method === 'initialize');
+  assert.equal(init.session, legacy.session);
+  assert.equal(init.principal, 'alice');
+  assert.equal(init.decision, 'allow');
 });
 
 test('start, reload and shutdown are recorded as events, in order', () => {
