@@ -974,9 +974,16 @@ test_examples(void **state)
 
 	setenv("GITHUB_TOKEN", "ghp-test", 1);
 	setenv("PORTCULLIS_PEPPER", "0123456789abcdef0123456789abcdef", 1);
+	setenv("PORTCULLIS_AUDIT_KEY", "fedcba9876543210fedcba9876543210", 1);
 	snprintf(p, sizeof(p), "%s/examples/full.yaml", root);
 	assert_int_equal(pc_config_load(p, &cfg, &e), 0);
+	unsetenv("PORTCULLIS_AUDIT_KEY");
 	assert_int_equal(cfg->auth.pepper_len, 32);
+	assert_string_equal(cfg->audit.dir, "/var/log/portcullis");
+	assert_int_equal(cfg->audit.max_file_bytes, 64u << 20);
+	assert_int_equal(cfg->audit.max_file_age_s, 86400);
+	assert_int_equal(cfg->audit.retention_days, 90);
+	assert_int_equal(cfg->audit.group_delay_ms, 10);
 	assert_string_equal(cfg->auth.issuer, "https://idp.example.com/");
 	assert_int_equal(cfg->auth.nscope_roles, 2);
 	assert_int_equal(cfg->auth.max_failures, 10);
@@ -989,10 +996,16 @@ test_examples(void **state)
 	unsetenv("GITHUB_TOKEN");
 
 	setenv("PORTCULLIS_DEMO_PEPPER", "0123456789abcdef0123456789abcdef", 1);
+	setenv("PORTCULLIS_DEMO_AUDIT_KEY", "fedcba9876543210fedcba9876543210",
+	    1);
 	snprintf(p, sizeof(p), "%s/examples/demo.yaml", root);
 	assert_int_equal(pc_config_load(p, &cfg, &e), 0);
 	unsetenv("PORTCULLIS_DEMO_PEPPER");
+	unsetenv("PORTCULLIS_DEMO_AUDIT_KEY");
 	assert_non_null(strstr(cfg->auth.key_store, "/.demo/keys.db"));
+	assert_true(cfg->audit.enabled);
+	assert_non_null(strstr(cfg->audit.dir, "/.demo/audit"));
+	assert_int_equal(cfg->audit.key_len, 32);
 	assert_int_equal(cfg->nupstreams, 2);
 	snprintf(want, sizeof(want), "%s/node_modules/.bin/"
 	    "mcp-server-everything", root);
