@@ -174,15 +174,10 @@ pc_budget_new(const struct pc_budget_limit *limits, size_t n,
 		}
 	}
 	b->n = n;
-	if (ops == NULL) {
-		rc = pc_limit_mem_new(max_entries, &b->ops, &b->ctx);
-		if (rc != 0)
-			goto out;
-		b->own_ctx = true;
-	} else {
-		b->ops = ops;
-		b->ctx = ctx;
-	}
+	rc = pc_limit_store_use(ops, ctx, max_entries, &b->ops, &b->ctx,
+	    &b->own_ctx);
+	if (rc != 0)
+		goto out;
 	*out = b;
 	b = NULL;
 	rc = 0;
@@ -196,8 +191,7 @@ pc_budget_free(struct pc_budget *b)
 {
 	if (b == NULL)
 		return;
-	if (b->own_ctx && b->ops->destroy != NULL)
-		b->ops->destroy(b->ctx);
+	pc_limit_store_release(b->ops, b->ctx, b->own_ctx);
 	free(b);
 }
 

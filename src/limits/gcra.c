@@ -396,6 +396,31 @@ out:
 	return rc;
 }
 
+int
+pc_limit_store_use(const struct pc_limit_store_ops *ops, void *ctx,
+    size_t max_entries, const struct pc_limit_store_ops **out_ops,
+    void **out_ctx, bool *own)
+{
+	*own = false;
+	if (ops == NULL) {
+		int rc = pc_limit_mem_new(max_entries, out_ops, out_ctx);
+
+		*own = rc == 0;
+		return rc;
+	}
+	*out_ops = ops;
+	*out_ctx = ctx;
+	return 0;
+}
+
+void
+pc_limit_store_release(const struct pc_limit_store_ops *ops, void *ctx,
+    bool own)
+{
+	if (own && ops->destroy != NULL)
+		ops->destroy(ctx);
+}
+
 size_t
 pc_limit_mem_count(void *ctx)
 {
@@ -558,15 +583,10 @@ pc_gcra_new(const struct pc_gcra_limit *limits, size_t n,
 		}
 	}
 	g->n = n;
-	if (ops == NULL) {
-		rc = pc_limit_mem_new(max_entries, &g->ops, &g->ctx);
-		if (rc != 0)
-			goto out;
-		g->own_ctx = true;
-	} else {
-		g->ops = ops;
-		g->ctx = ctx;
-	}
+	rc = pc_limit_store_use(ops, ctx, max_entries, &g->ops, &g->ctx,
+	    &g->own_ctx);
+	if (rc != 0)
+		goto out;
 	*out = g;
 	g = NULL;
 	rc = 0;
@@ -580,8 +600,7 @@ pc_gcra_free(struct pc_gcra *g)
 {
 	if (g == NULL)
 		return;
-	if (g->own_ctx && g->ops->destroy != NULL)
-		g->ops->destroy(g->ctx);
+	pc_limit_store_release(g->ops, g->ctx, g->own_ctx);
 	free(g);
 }
 

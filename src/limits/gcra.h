@@ -81,6 +81,16 @@ struct pc_limit_store_ops {
  */
 int pc_limit_mem_new(size_t max_entries, const struct pc_limit_store_ops **ops,
     void **ctx);
+/*
+ * The store a limiter uses: the caller's (ops, ctx) when ops is given, else
+ * a private pc_limit_mem_new() store of max_entries, with *own set so that
+ * pc_limit_store_release() destroys it. 0 or pc_limit_mem_new's errors.
+ */
+int pc_limit_store_use(const struct pc_limit_store_ops *ops, void *ctx,
+    size_t max_entries, const struct pc_limit_store_ops **out_ops,
+    void **out_ctx, bool *own);
+void pc_limit_store_release(const struct pc_limit_store_ops *ops, void *ctx,
+    bool own);
 /* Live entries of a store made by pc_limit_mem_new (tests, metrics). */
 size_t pc_limit_mem_count(void *ctx);
 
