@@ -278,7 +278,7 @@ handle_initialize(struct pc_http *h, struct evhttp_request *req, json_t *msg,
 	if (pc_http_audit_direct(h, cx, &d) != 0) {
 		json_decref(result);
 		pc_http_send_error(req, 503, id, PC_RPC_UP_UNAVAILABLE,
-		    "Service Unavailable: the audit log cannot be written");
+		    PC_AUDIT_DOWN_MSG);
 		return;
 	}
 	json_t *resp = pc_rpc_result(id, result);
@@ -783,7 +783,7 @@ handle_mcp(struct evhttp_request *req, void *arg)
 	/* Fail closed: with the audit log broken, nothing is served. */
 	if (h->audit != NULL && pc_audit_error(h->audit) != NULL) {
 		pc_http_send_error(req, 503, NULL, PC_RPC_UP_UNAVAILABLE,
-		    "Service Unavailable: the audit log cannot be written");
+		    PC_AUDIT_DOWN_MSG);
 		return;
 	}
 	if (pc_log_get_level() <= PC_LOG_DEBUG) {

@@ -95,6 +95,11 @@ void pc_ex_audit_begin(struct pc_exchange *ex, const struct pc_rctx *cx,
 void pc_http_audit_refusal(struct pc_http *h, const struct pc_rctx *cx,
     const char *reason);
 
+/* What a client is told when a request cannot be recorded (503, -32004):
+ * no path, no errno, those go to the operator's log. */
+#define PC_AUDIT_DOWN_MSG \
+	"Service Unavailable: the audit log cannot be written"
+
 /* A request the front answers itself (legacy initialize): what to record. */
 struct pc_audit_direct {
 	const char *era, *method, *session;

@@ -406,7 +406,8 @@ audit_outcome(struct pc_exchange *ex, json_t *msg)
 	struct pc_audit_ctx *a = ex->audit;
 	json_t *err = json_object_get(msg, "error");
 	json_t *res = json_object_get(msg, "result");
-	char status[48], reason[48] = "";
+	const char *status = msg != NULL ? "ok" : "accepted";
+	char reason[48] = "";
 	struct pc_audit_request r;
 	int rc;
 
@@ -415,13 +416,11 @@ audit_outcome(struct pc_exchange *ex, json_t *msg)
 	if (a == NULL)
 		return PC_E_NOMEM;
 	if (json_is_object(err)) {
-		snprintf(status, sizeof(status), "error");
+		status = "error";
 		snprintf(reason, sizeof(reason), "rpc.%" JSON_INTEGER_FORMAT,
 		    json_integer_value(json_object_get(err, "code")));
 	} else if (json_is_true(json_object_get(res, "isError"))) {
-		snprintf(status, sizeof(status), "tool_error");
-	} else {
-		snprintf(status, sizeof(status), msg ? "ok" : "accepted");
+		status = "tool_error";
 	}
 	r = (struct pc_audit_request){
 		.type = "request", .principal = nz(a->principal),
@@ -448,13 +447,11 @@ int
 pc_http_audit_direct(struct pc_http *h, const struct pc_rctx *cx,
     const struct pc_audit_direct *d)
 {
-	const struct pc_principal *p = cx->principal.id[0] ? &cx->principal :
-	    NULL;
 	struct pc_audit_request r = {
 		.type = "request", .source = nz(cx->source),
-		.principal = p ? nz(p->id) : NULL,
-		.key_id = p ? nz(p->key_id) : NULL,
-		.tenant = p ? nz(p->tenant) : NULL,
+		.principal = nz(cx->principal.id),
+		.key_id = nz(cx->principal.key_id),
+		.tenant = nz(cx->principal.tenant),
 		.era = d->era, .session = nz(d->session), .method = nz(d->method),
 		.decision = d->decision, .reason = nz(d->reason),
 		.status = d->status, .latency_us = -1, .bytes_in = -1,
@@ -499,7 +496,7 @@ post_done(void *sink, int status, json_t *msg)
 		json_t *id = json_object_get(msg, "id");
 		if (ex->req != NULL && ex->mode == EX_PENDING) {
 			pc_http_send_error(ex->req, 503, id, PC_RPC_UP_UNAVAILABLE,
-			    "Service Unavailable: the audit log cannot be written");
+			    PC_AUDIT_DOWN_MSG);
 			ex->req = NULL;
 		} else if (ex->req != NULL) {
 			/* Mid-stream: the status is sent; the result becomes
@@ -507,7 +504,7 @@ post_done(void *sink, int status, json_t *msg)
 			json_t *e = json_pack("{s:s, s:O, s:{s:i, s:s}}",
 			    "jsonrpc", "2.0", "id", id ? id : json_null(),
 			    "error", "code", PC_RPC_UP_UNAVAILABLE, "message",
-			    "Service Unavailable: the audit log cannot be written");
+			    PC_AUDIT_DOWN_MSG);
 			if (e != NULL)
 				sse_event(ex, e);
 			json_decref(e);
