@@ -5,9 +5,11 @@
  * reordering or forging a record is caught by pc_audit_verify(). See
  * docs/audit.md for the record format and the guarantees.
  *
- * One struct pc_audit lives on the gateway's event loop; it is not
- * thread-safe. Writing is synchronous (write(2) before pc_audit_write()
- * returns); fsync is batched (group commit) and reported through a callback.
+ * One struct pc_audit lives on the gateway's event loop; its API is for
+ * that thread only. Writing is synchronous (write(2) before
+ * pc_audit_write() returns); fsync is batched (group commit), runs on a
+ * worker thread the module owns, and is reported through a callback on the
+ * loop.
  */
 #ifndef PC_AUDIT_H
 #define PC_AUDIT_H
@@ -96,7 +98,9 @@ int pc_audit_open(struct event_base *base, const struct pc_audit_conf *conf,
  * The record is in the file (page cache) when this returns 0. durable (may
  * be NULL in GROUP mode, required in STRICT mode) is then called exactly
  * once from the event loop, never from inside this call, after the fsync
- * that covers the record: rc 0, or PC_E_IO if the fsync failed.
+ * that covers the record: rc 0, or PC_E_IO if the fsync failed. A failed
+ * fsync (on the worker) fails the log at once: pc_audit_error() is set and
+ * writes are refused from that moment, before any callback runs.
  *
  * Returns PC_E_INVAL (bad fields, durable missing in STRICT mode),
  * PC_E_LIMIT (record larger than PC_AUDIT_MAX_RECORD), both leaving the log

@@ -40,7 +40,8 @@
  * EVP_MAC_CTX_free (which wipes the key). */
 EVP_MAC_CTX *audit_mac_new(const unsigned char *key, size_t key_len);
 
-/* out = HMAC(key, prev || body[0..len)). 0 or PC_E_NOMEM / PC_E_IO. */
+/* out = HMAC(key, prev || body[0..len)), reusing `keyed` (so one
+ * context serves one thread at a time). 0 or PC_E_IO. */
 int audit_mac(EVP_MAC_CTX *keyed, const unsigned char prev[AUDIT_MAC_LEN],
     const char *body, size_t len, unsigned char out[AUDIT_MAC_LEN]);
 
@@ -81,6 +82,11 @@ enum audit_line audit_read_line(FILE *f, char *buf, size_t cap, size_t *len);
  */
 int audit_last_line(int dirfd, const char *name, char **line, size_t *len,
     bool *torn);
+
+/* The writer's fdatasync, called on its worker thread. A seam for the
+ * unit test, which makes it fail or notes the thread; nothing else
+ * changes it. */
+extern int (*audit_fdatasync)(int fd);
 
 /* "2026-11-21T12:00:00.123456Z" for a realtime clock reading; out >= 28. */
 void audit_ts(const struct timespec *t, char *out, size_t outlen);
