@@ -126,6 +126,8 @@ struct pc_audit {
 	size_t bufcap;
 	time_t ts_sec;			/* cache of the formatted second */
 	char ts_day[24];
+	size_t ts_off;			/* where buf's record has its ts */
+	struct audit_syslog *sl;	/* NULL: no syslog copy */
 
 	struct waiters pend;		/* written, not yet handed to a sync */
 	bool dirty;			/* written since the last sync began */
@@ -447,6 +449,7 @@ build(struct pc_audit *a, json_t *fields, const struct pc_audit_request *req,
 	pos += fmt_u64(a->buf + pos, a->seq + 1);
 	memcpy(a->buf + pos, k_ts, sizeof(k_ts) - 1);
 	pos += sizeof(k_ts) - 1;
+	a->ts_off = pos;
 	now_ts(a, a->buf + pos);
 	pos += AUDIT_TS_LEN;
 	a->buf[pos++] = '"';
@@ -497,6 +500,29 @@ arm_sync(struct pc_audit *a, bool soon)
 	a->sync_armed = true;
 }
 
+/* The record just written (a->buf, without its newline) to the syslog
+ * sink: MSGID its type; a refusal or a security event is a notice, the
+ * rest informational. */
+static void
+to_syslog(struct pc_audit *a, json_t *fields, const struct pc_audit_request *req,
+    size_t len)
+{
+	const char *type, *decision;
+
+	if (req != NULL) {
+		type = req->type != NULL ? req->type : "request";
+		decision = req->decision;
+	} else {
+		type = json_string_value(json_object_get(fields, "type"));
+		decision = json_string_value(json_object_get(fields,
+		    "decision"));
+	}
+	audit_syslog_send(a->sl, (decision != NULL &&
+	    strcmp(decision, "deny") == 0) || (type != NULL &&
+	    strcmp(type, "event") == 0) ? 5 : 6, type,
+	    a->buf + a->ts_off, AUDIT_TS_LEN, a->buf, len);
+}
+
 /* Serialize and append; the chain moves only once the bytes are written. */
 static int
 append(struct pc_audit *a, json_t *fields, const struct pc_audit_request *req)
@@ -529,6 +555,8 @@ append(struct pc_audit *a, json_t *fields, const struct pc_audit_request *req)
 	}
 	a->seq++;
 	memcpy(a->prev, mac, sizeof(mac));
+	if (a->sl != NULL)
+		to_syslog(a, fields, req, len - 1);
 	a->file_bytes += len;
 	a->file_records++;
 	a->st.records++;
@@ -1314,6 +1342,13 @@ pc_audit_open(struct event_base *base, const struct pc_audit_conf *conf,
 	}
 	if (sb.st_mode & S_IWOTH)
 		pc_warn("audit directory %s is world-writable", a->dir);
+	/* Before the first record, so that the copy starts with the
+	 * file's header like the file does. */
+	if (conf->syslog != NULL) {
+		rc = audit_syslog_new(base, conf->syslog, &a->sl, err, errlen);
+		if (rc != 0)
+			goto out;
+	}
 	rc = resume(a, prev_file, sizeof(prev_file), &prev_end, err, errlen);
 	if (rc != 0)
 		goto out;
@@ -1352,6 +1387,7 @@ pc_audit_stats(const struct pc_audit *a, struct pc_audit_stats *st)
 	st->seq = a->seq;
 	st->pending = a->pend.n + a->sy.infl.n;
 	st->fsyncs = atomic_load(&a->fsyncs);
+	audit_syslog_stats(a->sl, &st->syslog_sent, &st->syslog_dropped);
 }
 
 void
@@ -1374,6 +1410,7 @@ pc_audit_close(struct pc_audit *a)
 		close(a->fd);
 	if (a->dirfd >= 0)
 		close(a->dirfd);
+	audit_syslog_free(a->sl);
 	if (a->sync_ev != NULL)
 		event_free(a->sync_ev);
 	if (a->house_ev != NULL)

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <time.h>
 
+#include <event2/event.h>
 #include <openssl/evp.h>
 
 #include "audit.h"
@@ -87,6 +88,22 @@ int audit_last_line(int dirfd, const char *name, char **line, size_t *len,
  * unit test, which makes it fail or notes the thread; nothing else
  * changes it. */
 extern int (*audit_fdatasync)(int fd);
+
+/* The syslog sink (audit_syslog.c), driven by the writer on the loop. */
+struct audit_syslog;
+/* 0, PC_E_INVAL / PC_E_NOMEM with a message in err. A receiver that is
+ * not listening yet is not an error (an outage, retried). */
+int audit_syslog_new(struct event_base *base,
+    const struct pc_audit_syslog_conf *c, struct audit_syslog **out,
+    char *err, size_t errlen);
+/* Send one record (rec[0..len), no newline) with its ts; never blocks,
+ * never fails: what cannot go is counted as dropped. sl may be NULL. */
+void audit_syslog_send(struct audit_syslog *sl, int severity,
+    const char *msgid, const char *ts, size_t tslen, const char *rec,
+    size_t len);
+void audit_syslog_stats(const struct audit_syslog *sl, uint64_t *sent,
+    uint64_t *dropped);
+void audit_syslog_free(struct audit_syslog *sl);
 
 /* "2026-11-21T12:00:00.123456Z" for a realtime clock reading; out >= 28. */
 void audit_ts(const struct timespec *t, char *out, size_t outlen);

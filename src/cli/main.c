@@ -328,9 +328,16 @@ open_audit(struct serve_ctx *sc, const struct pc_config *cfg)
 		.fsync_mode = PC_AUDIT_FSYNC_GROUP,
 		.group_delay_ms = cfg->audit.group_delay_ms,
 	};
+	struct pc_audit_syslog_conf sc_syslog = {
+		.socket = cfg->audit.syslog_socket,
+		.tcp = cfg->audit.syslog_tcp,
+		.facility = cfg->audit.syslog_facility,
+	};
 	char err[256];
 	int rc;
 
+	if (sc_syslog.socket != NULL || sc_syslog.tcp != NULL)
+		ac.syslog = &sc_syslog;
 	if (mkdir(cfg->audit.dir, 0700) != 0 && errno != EEXIST) {
 		pc_error("audit: cannot create the log directory: %s",
 		    strerror(errno));
@@ -341,8 +348,10 @@ open_audit(struct serve_ctx *sc, const struct pc_config *cfg)
 		pc_error("audit: %s", err);
 		return rc;
 	}
-	pc_info("audit log open (group commit, %u ms)",
-	    (unsigned)cfg->audit.group_delay_ms);
+	pc_info("audit log open (group commit, %u ms)%s%s",
+	    (unsigned)cfg->audit.group_delay_ms, ac.syslog ? "; a copy to "
+	    "syslog " : "", ac.syslog ? (sc_syslog.socket ? sc_syslog.socket :
+	    sc_syslog.tcp) : "");
 	return 0;
 }
 

@@ -11,6 +11,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, cpSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
 import { startGateway, toYaml } from '../lib/gateway.mjs';
 import { PORTCULLIS_BIN, upstreamCommands } from '../lib/paths.mjs';
 import { legacyInit, post, modernMeta, MODERN_VERSION } from '../lib/mcp.mjs';
@@ -143,12 +144,15 @@ test('an unusable log directory: the gateway refuses to start, with a clear erro
   assert.match(s.stderr, /audit/);
 });
 
-test('a literal or short audit key, and the unsupported strict mode, are refused at load', () => {
+test('a literal or short audit key, the unsupported strict mode and a bad syslog sink are refused at load', () => {
   const good = `\${file:${keyFile}}`;
   for (const [key, re, extra] of [
     ['0123456789abcdef0123456789abcdef0123', /literal secret is refused/, {}],
     ['${env:PC_SHORT_AUDIT_KEY}', /at least 32 bytes/, {}],
     [good, /strict is not supported/, { fsync: 'strict' }],
+    [good, /names are not resolved/, { syslog: { tcp: 'localhost:514' } }],
+    [good, /exactly one of socket/, { syslog: { facility: 'local0' } }],
+    [good, /authpriv/, { syslog: { socket: '/dev/log', facility: 'mail' } }],
   ]) {
     const cfg = join(dir, 'k.yaml');
     writeFileSync(cfg, toYaml({ auth: 'none', audit: { dir: logDir, key, ...extra } }));
@@ -327,4 +331,106 @@ test('an upstream that dies and comes back is recorded: exited, then ready again
   assert.ok(ev.filter((r) => r.event.startsWith('upstream.')).every((r) => r.upstream === 'up'));
   const v = verify(d);
   assert.equal(v.status, 0, v.stdout + v.stderr);
+});
+
+// Octet-counted frames (RFC 6587) from a TCP stream: [frames, rest].
+function splitFrames(buf) {
+  const frames = [];
+  let pos = 0;
+  for (;;) {
+    const sp = buf.indexOf(0x20, pos);
+    if (sp < 0) break;
+    const len = Number(buf.subarray(pos, sp).toString('latin1'));
+    assert.ok(Number.isInteger(len) && len > 0, `a frame length at byte ${pos}`);
+    if (sp + 1 + len > buf.length) break;
+    frames.push(buf.subarray(sp + 1, sp + 1 + len).toString('utf8'));
+    pos = sp + 1 + len;
+  }
+  return [frames, buf.subarray(pos)];
+}
+
+// The syslog sink, with the test as the receiver: every record of the file
+// arrives as an RFC 5424 message (<PRI>1 TIMESTAMP HOST portcullis PROCID
+// MSGID - BOM MSG) whose MSG is the file's line, secrets redacted as in
+// the file; and a receiver that is away never costs a request.
+test('syslog over TCP: RFC 5424 messages carrying the same redacted records', async () => {
+  const d = join(dir, 'syslog');
+  const CANARY = 'canary-syslog-Zx4vB8nQ2w';
+  let received = Buffer.alloc(0);
+  const server = createServer((sock) => sock.on('data', (b) => { received = Buffer.concat([received, b]); }));
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const port = server.address().port;
+  const gw = await startGateway({
+    auth: 'none',
+    audit: { dir: d, key: `\${file:${keyFile}}`, syslog: { tcp: `127.0.0.1:${port}`, facility: 'local3' } },
+    upstreams: [{ name: 'up', command: upstreamCommands.mini() }],
+  });
+  let pid;
+  try {
+    pid = gw.pid;
+    const s = await legacyInit(gw.url);
+    const r = await post(gw.url, { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'up__echo', arguments: { text: 'hi', password: CANARY } } }, s.headers);
+    assert.equal(r.status, 200);
+    await gw.stop();
+  } catch (e) {
+    await gw.kill();
+    server.close();
+    throw e;
+  }
+  await new Promise((r) => setTimeout(r, 200));
+  server.close();
+  const [frames, rest] = splitFrames(received);
+  assert.equal(rest.length, 0, 'no partial frame');
+  const lines = readdirSync(d).filter((f) => f.endsWith('.jsonl')).sort()
+    .flatMap((f) => readFileSync(join(d, f), 'utf8').split('\n').filter(Boolean));
+  assert.equal(frames.length, lines.length, 'one message per record of the file');
+  const re = /^<(\d{1,3})>1 (\S+) (\S+) portcullis (\d+) (\S+) - \uFEFF(.*)$/s;
+  frames.forEach((m, i) => {
+    const g = re.exec(m);
+    assert.ok(g, `RFC 5424 framing: ${m.slice(0, 120)}`);
+    const rec = JSON.parse(g[6]);
+    assert.equal(g[6], lines[i], 'MSG is the line of the file, byte for byte');
+    assert.equal(Number(g[1]) >> 3, 19, 'facility local3');
+    const sev = Number(g[1]) & 7;
+    assert.equal(sev, rec.type === 'event' || rec.decision === 'deny' ? 5 : 6);
+    assert.equal(g[2], rec.ts);
+    assert.equal(Number(g[4]), pid);
+    assert.equal(g[5], rec.type);
+  });
+  const call = frames.find((m) => m.includes('"tool":"up__echo"'));
+  assert.ok(call, 'the tool call went to syslog');
+  assert.ok(call.includes('"password":"<redacted>"'));
+  assert.ok(!received.toString('utf8').includes(CANARY), 'the canary never reaches syslog');
+  const v = verify(d);
+  assert.equal(v.status, 0, v.stdout + v.stderr);
+});
+
+test('syslog receiver away: requests are served and recorded in the file, one warning', async () => {
+  const d = join(dir, 'syslog-down');
+  // A port nobody listens on: take one, then free it.
+  const probe = createServer();
+  await new Promise((r) => probe.listen(0, '127.0.0.1', r));
+  const port = probe.address().port;
+  await new Promise((r) => probe.close(r));
+  const gw = await startGateway({
+    auth: 'none',
+    audit: { dir: d, key: `\${file:${keyFile}}`, syslog: { tcp: `127.0.0.1:${port}` } },
+    upstreams: [{ name: 'up', command: upstreamCommands.mini() }],
+  });
+  try {
+    const s = await legacyInit(gw.url);
+    for (let i = 1; i <= 5; i++) {
+      const r = await post(gw.url, { jsonrpc: '2.0', id: i, method: 'tools/call', params: { name: 'up__echo', arguments: { text: `t${i}` } } }, s.headers);
+      assert.equal(r.status, 200);
+    }
+    await gw.stop();
+  } catch (e) {
+    await gw.kill();
+    throw e;
+  }
+  const recs = readRecords(d).filter((r) => r.tool === 'up__echo');
+  assert.equal(recs.length, 5, 'the file has every record');
+  const warns = gw.logs.filter((l) => /audit syslog .* records are dropped/.test(l.msg));
+  assert.ok(warns.length >= 1, 'the outage is reported');
+  assert.ok(warns.length <= 2, `once per outage, not per record (${warns.length})`);
 });
