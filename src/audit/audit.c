@@ -192,6 +192,19 @@ fail(struct pc_audit *a, const char *fmt, ...)
 	return PC_E_IO;
 }
 
+bool
+pc_audit_strict(const struct pc_audit *a)
+{
+	return a != NULL && a->mode == PC_AUDIT_FSYNC_STRICT;
+}
+
+void
+pc_audit_no_wait(void *arg, int rc)
+{
+	(void)arg;
+	(void)rc;
+}
+
 const char *
 pc_audit_error(const struct pc_audit *a)
 {

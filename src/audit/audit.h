@@ -128,6 +128,15 @@ int pc_audit_open(struct event_base *base, const struct pc_audit_conf *conf,
 int pc_audit_write(struct pc_audit *a, json_t *fields,
     void (*durable)(void *arg, int rc), void *arg);
 
+/* STRICT mode: callers answer from the durable callback. */
+bool pc_audit_strict(const struct pc_audit *a);
+
+/* A durable callback for a record no reply waits for (a security event,
+ * a refusal, a client already gone). STRICT mode wants a callback on
+ * every write so that not waiting is a visible choice; this is that
+ * choice. */
+void pc_audit_no_wait(void *arg, int rc);
+
 /* NULL while the log is healthy; else why it failed (owned by a, valid
  * until pc_audit_close). Fit to show an operator; holds no secret. */
 const char *pc_audit_error(const struct pc_audit *a);

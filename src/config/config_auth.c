@@ -685,11 +685,7 @@ k_audit_fsync(struct cfg_ctx *ctx, const struct cfg_key *k,
 	if (strcmp(s, "group") == 0)
 		u->strict = false;
 	else if (strcmp(s, "strict") == 0)
-		/* The log module supports it (durable callbacks); the front
-		 * does not yet hold a reply until its fsync. Refused rather
-		 * than silently served as "group". */
-		cfg_err_at(ctx, v, "audit fsync: strict is not supported by "
-		    "this version yet; use group (fsync within group_delay)");
+		u->strict = true;	/* replies wait for their fsync */
 	else
 		cfg_expected(ctx, k, v, "group or strict");
 }

@@ -144,12 +144,12 @@ test('an unusable log directory: the gateway refuses to start, with a clear erro
   assert.match(s.stderr, /audit/);
 });
 
-test('a literal or short audit key, the unsupported strict mode and a bad syslog sink are refused at load', () => {
+test('a literal or short audit key, an unknown fsync mode and a bad syslog sink are refused at load', () => {
   const good = `\${file:${keyFile}}`;
   for (const [key, re, extra] of [
     ['0123456789abcdef0123456789abcdef0123', /literal secret is refused/, {}],
     ['${env:PC_SHORT_AUDIT_KEY}', /at least 32 bytes/, {}],
-    [good, /strict is not supported/, { fsync: 'strict' }],
+    [good, /group or strict/, { fsync: 'always' }],
     [good, /names are not resolved/, { syslog: { tcp: 'localhost:514' } }],
     [good, /exactly one of socket/, { syslog: { facility: 'local0' } }],
     [good, /authpriv/, { syslog: { socket: '/dev/log', facility: 'mail' } }],
@@ -433,4 +433,74 @@ test('syslog receiver away: requests are served and recorded in the file, one wa
   const warns = gw.logs.filter((l) => /audit syslog .* records are dropped/.test(l.msg));
   assert.ok(warns.length >= 1, 'the outage is reported');
   assert.ok(warns.length <= 2, `once per outage, not per record (${warns.length})`);
+});
+
+// fsync: strict: a reply leaves only after the fsync that covers its
+// record. With a group delay of 400 ms, no call can be answered sooner than
+// that after its record was written (a lower bound, not a speed); every
+// answer has its record, and the chain verifies.
+test('fsync: strict holds each reply until its record is synced', async () => {
+  const d = join(dir, 'strict');
+  const gw = await startGateway({
+    auth: 'none',
+    audit: { dir: d, key: `\${file:${keyFile}}`, fsync: 'strict', group_delay: '400ms' },
+    upstreams: [{ name: 'up', command: upstreamCommands.mini() }],
+  });
+  const waited = [];
+  try {
+    assert.ok(gw.logs.some((l) => /audit log open \(strict/.test(l.msg)), 'strict mode is announced');
+    const s = await legacyInit(gw.url);
+    assert.ok(s.headers['mcp-session-id'], 'the session id is sent (after its record is synced)');
+    for (let i = 1; i <= 3; i++) {
+      const t0 = Date.now();
+      const r = await post(gw.url, { jsonrpc: '2.0', id: i, method: 'tools/call', params: { name: 'up__echo', arguments: { text: `s${i}` } } }, s.headers);
+      waited.push(Date.now() - t0);
+      assert.equal(r.status, 200);
+      assert.equal(r.response.result.content[0].text, `s${i}`);
+    }
+    const r = await post(
+      gw.url,
+      { jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name: 'up__echo', arguments: { text: 'm' }, _meta: modernMeta() } },
+      { 'mcp-protocol-version': MODERN_VERSION, 'mcp-method': 'tools/call', 'mcp-name': 'up__echo' },
+    );
+    assert.equal(r.status, 200, JSON.stringify(r.response));
+    await gw.stop();
+  } catch (e) {
+    await gw.kill();
+    throw e;
+  }
+  for (const ms of waited) assert.ok(ms >= 350, `a strict reply waited for the group's fsync (${ms} ms)`);
+  const recs = readRecords(d).filter((x) => x.tool === 'up__echo');
+  assert.equal(recs.length, 4);
+  assert.ok(readRecords(d).some((x) => x.method === 'initialize' && x.session), 'the session was recorded');
+  const v = verify(d);
+  assert.equal(v.status, 0, v.stdout + v.stderr);
+});
+
+test('fsync: strict with a full disk: results are withheld (503), nothing answered is unrecorded', async () => {
+  const d = join(dir, 'strict-full');
+  const gw = await startGateway(
+    { auth: 'none', audit: { dir: d, key: `\${file:${keyFile}}`, fsync: 'strict', group_delay: '0ms' }, upstreams: [{ name: 'up', command: upstreamCommands.mini() }] },
+    { wrapper: ['bash', '-c', 'ulimit -f 3; exec "$@"', 'bash'] },
+  );
+  const answered = [];
+  let refused = 0;
+  try {
+    const s = await legacyInit(gw.url);
+    for (let i = 1; i <= 40; i++) {
+      const r = await post(gw.url, { jsonrpc: '2.0', id: i, method: 'tools/call', params: { name: 'up__echo', arguments: { text: `f${i}` } } }, s.headers);
+      if (r.status === 200 && r.response?.result) answered.push(i);
+      else {
+        assert.equal(r.status, 503, r.text);
+        refused++;
+      }
+    }
+    await gw.stop();
+  } catch (e) {
+    await gw.kill();
+    throw e;
+  }
+  assert.ok(answered.length > 0 && refused > 0, `${answered.length} answered, ${refused} refused`);
+  const recorded = readRecords(d).filter((r) => r.tool === 'up__echo').length;
+  assert.ok(recorded >= answered.length, `${answered.length} answered, ${recorded} recorded`);
 });
