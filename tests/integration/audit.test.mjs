@@ -464,6 +464,23 @@ test('fsync: strict holds each reply until its record is synced', async () => {
       { 'mcp-protocol-version': MODERN_VERSION, 'mcp-method': 'tools/call', 'mcp-name': 'up__echo' },
     );
     assert.equal(r.status, 200, JSON.stringify(r.response));
+    // A client that leaves while its reply is held: the held reply is
+    // dropped when its fsync reports (stop() checks for sanitizer reports).
+    const from = gw.logs.length;
+    const ac = new AbortController();
+    const gone = fetch(gw.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...s.headers },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 10, method: 'tools/call', params: { name: 'up__echo', arguments: { text: 'gone' } } }),
+      signal: ac.signal,
+    }).catch((e) => e);
+    await new Promise((res) => setTimeout(res, 100));
+    ac.abort();
+    await gone;
+    await gw.waitForLog((l) => /client closed the connection/.test(l.msg), { from });
+    await new Promise((res) => setTimeout(res, 600)); // past the group's fsync
+    const after = await post(gw.url, { jsonrpc: '2.0', id: 11, method: 'tools/call', params: { name: 'up__echo', arguments: { text: 'after' } } }, s.headers);
+    assert.equal(after.status, 200);
     await gw.stop();
   } catch (e) {
     await gw.kill();
@@ -471,7 +488,7 @@ test('fsync: strict holds each reply until its record is synced', async () => {
   }
   for (const ms of waited) assert.ok(ms >= 350, `a strict reply waited for the group's fsync (${ms} ms)`);
   const recs = readRecords(d).filter((x) => x.tool === 'up__echo');
-  assert.equal(recs.length, 4);
+  assert.equal(recs.length, 6, 'every call is recorded, the abandoned one too');
   assert.ok(readRecords(d).some((x) => x.method === 'initialize' && x.session), 'the session was recorded');
   const v = verify(d);
   assert.equal(v.status, 0, v.stdout + v.stderr);
