@@ -397,6 +397,10 @@ cmd_serve(const char *path, const char *log_override, int stdio_mode)
 		goto out;
 	}
 	pc_router_on_ready(sc.router, on_ready, &sc);
+	if (cfg->policy == NULL && cfg->nupstreams > 0)
+		pc_warn("no policy: section: nothing is granted, so no tool, "
+		    "prompt or resource is listed or callable (deny by "
+		    "default; docs/policy.md)");
 	if (stdio_mode) {
 		rc = pc_stdio_front_new(sc.base, cfg, sc.router, STDIN_FILENO,
 		    STDOUT_FILENO, on_stdio_eof, &sc, &sc.stdio);

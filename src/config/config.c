@@ -17,6 +17,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
+#include "../authz/policy.h"
+
 #include "../lib/errors.h"
 #include "../lib/limits.h"
 #include "../lib/util.h"
@@ -230,6 +234,8 @@ pc_config_free(struct pc_config *cfg)
 		cfg_upstream_clear(&cfg->upstreams[i]);
 	free(cfg->upstreams);
 	cfg_auth_free(cfg);
+	pc_policy_free(cfg->policy);
+	json_decref(cfg->policy_src);
 	free_strv(cfg->secrets, cfg->nsecrets, true);
 	free(cfg);
 }

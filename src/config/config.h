@@ -158,6 +158,9 @@ struct pc_audit_cfg {
 	uint32_t retention_days;	/* 0 = module default (90) */
 };
 
+struct pc_policy;
+struct json_t;
+
 struct pc_config {
 	char *path;		/* file it came from, or "<embedded>" */
 	struct pc_listen_conf listen;
@@ -180,6 +183,10 @@ struct pc_config {
 	size_t ntrusted_proxies;
 	struct pc_auth_conf auth;
 	struct pc_audit_cfg audit;
+	/* The built policy (src/authz), or NULL when the file has no
+	 * `policy:` section: then nothing is granted (deny by default). */
+	struct pc_policy *policy;
+	struct json_t *policy_src;	/* the section as written, for --print */
 	char **secrets;		/* resolved reference values, for redaction */
 	size_t nsecrets;
 };

@@ -9,6 +9,8 @@
 #include <arpa/inet.h>
 #include "config_int.h"
 
+#include <jansson.h>
+
 #include <stdio.h>
 #include <string.h>
 
@@ -306,5 +308,13 @@ pc_config_dump(const struct pc_config *cfg, FILE *f)
 	for (size_t i = 0; i < cfg->nupstreams; i++)
 		put_upstream(f, cfg, &cfg->upstreams[i]);
 	put_security(f, cfg);
+	/* JSON is YAML flow syntax: the section reads back as written. */
+	if (cfg->policy_src != NULL) {
+		fputs("policy: ", f);
+		json_dumpf(cfg->policy_src, f, JSON_COMPACT | JSON_ENSURE_ASCII);
+		fputc('\n', f);
+	} else {
+		fputs("# policy: none: nothing is granted (deny by default)\n", f);
+	}
 	return ferror(f) ? PC_E_IO : 0;
 }

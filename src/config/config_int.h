@@ -162,6 +162,10 @@ void cfg_k_audit(struct cfg_ctx *ctx, const struct cfg_key *k,
 void cfg_auth_check(struct cfg_ctx *ctx, const struct cfg_node *root,
     const struct cfg_node *auth_node, const struct cfg_node *listen_node);
 
+/* config_policy.c: the policy: section, built into cfg->policy. */
+void cfg_k_policy(struct cfg_ctx *ctx, const struct cfg_key *k,
+    const struct cfg_node *v, void *obj);
+
 /* config_ref.c ------------------------------------------------------------ */
 
 /*

@@ -791,6 +791,7 @@ static const struct cfg_key top_keys[] = {
 	{ "trusted_proxies", VK_FN, 0, 0, 0, cfg_k_trusted_proxies },
 	{ "auth", VK_FN, 0, 0, 0, cfg_k_auth },
 	{ "audit", VK_FN, 0, 0, 0, cfg_k_audit },
+	{ "policy", VK_FN, 0, 0, 0, cfg_k_policy },
 };
 
 _Static_assert(NKEYS(limit_keys) <= CFG_MAX_KEYS &&

@@ -80,6 +80,8 @@ struct pc_audit_ctx {
 	int64_t bytes_in;
 	json_t *args;			/* redacted copy of the arguments, or
 					 * NULL; owned */
+	const char *denied;		/* policy reason code (static), or
+					 * NULL when the router did not deny */
 };
 
 /* One request inside a batch: its own sink, feeding the parent. */

@@ -415,7 +415,10 @@ audit_outcome(struct pc_exchange *ex, json_t *msg)
 		return 0;
 	if (a == NULL)
 		return PC_E_NOMEM;
-	if (json_is_object(err)) {
+	if (a->denied != NULL) {
+		status = "refused";
+		pc_strlcpy(reason, a->denied, sizeof(reason));
+	} else if (json_is_object(err)) {
 		status = "error";
 		snprintf(reason, sizeof(reason), "rpc.%" JSON_INTEGER_FORMAT,
 		    json_integer_value(json_object_get(err, "code")));
@@ -427,7 +430,8 @@ audit_outcome(struct pc_exchange *ex, json_t *msg)
 		.key_id = nz(a->key_id), .tenant = nz(a->tenant),
 		.source = nz(a->source), .session = nz(a->session),
 		.era = a->era, .method = nz(a->method), .tool = nz(a->tool),
-		.args = a->args, .decision = "allow", .reason = nz(reason),
+		.args = a->args, .decision = a->denied ? "deny" : "allow",
+		.reason = nz(reason),
 		.status = status, .latency_us = now_us() - a->start_us,
 		.bytes_in = a->bytes_in, .bytes_out = -1,
 	};
@@ -483,6 +487,15 @@ pc_http_audit_refusal(struct pc_http *h, const struct pc_rctx *cx,
 }
 
 static void
+post_denied(void *sink, const char *reason)
+{
+	struct pc_exchange *ex = sink;
+
+	if (ex->audit != NULL)
+		ex->audit->denied = reason;
+}
+
+static void
 post_done(void *sink, int status, json_t *msg)
 {
 	struct pc_exchange *ex = sink;
@@ -527,7 +540,8 @@ post_done(void *sink, int status, json_t *msg)
 	pc_ex_free(ex);
 }
 
-const struct pc_sink_ops pc_post_ops = { post_message, post_done };
+const struct pc_sink_ops pc_post_ops = { post_message, post_done,
+    post_denied };
 
 /* Batch items: no streaming (2025-03-26 only, rarely used): messages before
  * the response are dropped, responses collected into one array. */
@@ -566,7 +580,8 @@ pc_batch_done(void *sink, int status, json_t *msg)
 	pc_batch_flush(ex);
 }
 
-const struct pc_sink_ops pc_batch_ops = { batch_message, pc_batch_done };
+const struct pc_sink_ops pc_batch_ops = { batch_message, pc_batch_done,
+    NULL };
 
 /* GET streams. */
 static void
@@ -590,7 +605,8 @@ stream_done(void *sink, int status, json_t *msg)
 	pc_ex_free(ex);
 }
 
-const struct pc_sink_ops pc_stream_ops = { stream_message, stream_done };
+const struct pc_sink_ops pc_stream_ops = { stream_message, stream_done,
+    NULL };
 
 void
 pc_ex_keepalive_cb(evutil_socket_t fd, short what, void *arg)

@@ -50,6 +50,11 @@ enum pc_client_era { PC_CLIENT_LEGACY = 1, PC_CLIENT_MODERN = 2 };
 struct pc_sink_ops {
 	void (*message)(void *sink, json_t *msg);
 	void (*done)(void *sink, int status, json_t *msg);
+	/* May be NULL. The router refused the request on policy with this
+	 * stable reason code (static string); done() follows with the
+	 * answer, which for a hidden item is the same as for a missing one,
+	 * so only this tells the audit log it was a denial. */
+	void (*denied)(void *sink, const char *reason);
 };
 
 struct pc_reqinfo {

@@ -76,6 +76,15 @@ static const char *const migrations[] = {
 	" last_source TEXT NOT NULL DEFAULT '' CHECK (length(last_source) <= 63)"
 	") STRICT;"
 	"CREATE INDEX keys_created ON keys (created, id);",
+	/* v2: time-boxed role grants (`keys grant KEY ROLE --for 2h`). A row
+	 * past `until` grants nothing; it is pruned on the next grant. */
+	"CREATE TABLE grants ("
+	" key_id TEXT NOT NULL REFERENCES keys (id),"
+	" role TEXT NOT NULL CHECK (length(role) BETWEEN 1 AND 64),"
+	" until INTEGER NOT NULL,"
+	" created INTEGER NOT NULL,"
+	" PRIMARY KEY (key_id, role)"
+	") STRICT;",
 };
 #define SCHEMA_VERSION (sizeof(migrations) / sizeof(migrations[0]))
 
@@ -88,6 +97,11 @@ enum stmt_id {
 	ST_KEY_EXISTS,
 	ST_KEY_TOUCH,
 	ST_DATA_VERSION,
+	ST_GRANT_LIST,
+	ST_GRANT_PRUNE,
+	ST_GRANT_COUNT,
+	ST_GRANT_PUT,
+	ST_GRANT_DEL,
 	ST__COUNT
 };
 
@@ -112,6 +126,15 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_KEY_TOUCH] = "UPDATE keys SET last_used = ?2, last_source = ?3 "
 	    "WHERE id = ?1 AND last_used <= ?2",
 	[ST_DATA_VERSION] = "PRAGMA data_version",
+	[ST_GRANT_LIST] = "SELECT role, until FROM grants WHERE key_id = ?1 "
+	    "ORDER BY until DESC, role LIMIT 8",
+	[ST_GRANT_PRUNE] = "DELETE FROM grants WHERE until <= ?1",
+	[ST_GRANT_COUNT] = "SELECT count(*) FROM grants WHERE key_id = ?1 "
+	    "AND role <> ?2",
+	[ST_GRANT_PUT] = "INSERT INTO grants (key_id, role, until, created) "
+	    "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (key_id, role) DO UPDATE "
+	    "SET until = excluded.until, created = excluded.created",
+	[ST_GRANT_DEL] = "DELETE FROM grants WHERE key_id = ?1 AND role = ?2",
 };
 
 /* A key's buffered last use. */
@@ -661,6 +684,30 @@ out:
 	return rc;
 }
 
+_Static_assert(PC_KEY_MAX_GRANTS == 8, "ST_GRANT_LIST's LIMIT");
+
+/* The key's grants, expired ones included (callers compare `until` with
+ * their clock: a grant ends by itself, without a write). */
+static int
+grants_load(struct pc_store *st, struct pc_key_rec *rec)
+{
+	sqlite3_stmt *s = stmt(st, ST_GRANT_LIST);
+	int rc;
+
+	rec->ngrants = 0;
+	sqlite3_bind_text(s, 1, rec->id, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW &&
+	    rec->ngrants < PC_KEY_MAX_GRANTS) {
+		struct pc_key_grant *g = &rec->grants[rec->ngrants++];
+		col_text(s, 0, g->role, sizeof(g->role));
+		g->until = sqlite3_column_int64(s, 1);
+	}
+	rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 :
+	    map_rc(st, rc, "list grants");
+	sqlite3_reset(s);
+	return rc;
+}
+
 int
 pc_store_key_get(struct pc_store *st, const char *id, struct pc_key_rec *out)
 {
@@ -685,6 +732,8 @@ pc_store_key_get(struct pc_store *st, const char *id, struct pc_key_rec *out)
 		rc = map_rc(st, rc, "get key");
 	}
 	sqlite3_reset(s);
+	if (rc == 0 && (rc = grants_load(st, out)) != 0)
+		OPENSSL_cleanse(out, sizeof(*out));
 	return rc;
 }
 
@@ -802,6 +851,72 @@ pc_store_key_revoke(struct pc_store *st, const char *id, int64_t when)
 		return rc;
 	if (sqlite3_changes(st->db) == 0)
 		return key_exists(st, id);	/* already revoked: 0 */
+	st->local_writes++;
+	return 0;
+}
+
+/* --- time-boxed grants --------------------------------------------------------- */
+
+static int
+step_once(struct pc_store *st, sqlite3_stmt *s, const char *what)
+{
+	int rc = map_rc(st, sqlite3_step(s), what);
+
+	sqlite3_reset(s);
+	return rc;
+}
+
+int
+pc_store_grant(struct pc_store *st, const char *id, const char *role,
+    int64_t until, int64_t now)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (st == NULL || id == NULL || role == NULL || role[0] == '\0' ||
+	    strlen(role) >= sizeof(((struct pc_key_grant *)0)->role) ||
+	    until <= now)
+		return PC_E_INVAL;
+	if ((rc = key_exists(st, id)) != 0)
+		return rc;
+	s = stmt(st, ST_GRANT_PRUNE);
+	sqlite3_bind_int64(s, 1, now);
+	if ((rc = step_once(st, s, "prune grants")) != 0)
+		return rc;
+	s = stmt(st, ST_GRANT_COUNT);
+	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, role, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	rc = rc != SQLITE_ROW ? map_rc(st, rc, "count grants") :
+	    sqlite3_column_int64(s, 0) >= PC_KEY_MAX_GRANTS ? PC_E_LIMIT : 0;
+	sqlite3_reset(s);
+	if (rc != 0)
+		return rc;
+	s = stmt(st, ST_GRANT_PUT);
+	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, role, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, until);
+	sqlite3_bind_int64(s, 4, now);
+	if ((rc = step_once(st, s, "grant")) == 0)
+		st->local_writes++;
+	return rc;
+}
+
+int
+pc_store_ungrant(struct pc_store *st, const char *id, const char *role)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (st == NULL || id == NULL || role == NULL)
+		return PC_E_INVAL;
+	s = stmt(st, ST_GRANT_DEL);
+	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, role, -1, SQLITE_STATIC);
+	if ((rc = step_once(st, s, "ungrant")) != 0)
+		return rc;
+	if (sqlite3_changes(st->db) == 0)
+		return PC_E_NOTFOUND;
 	st->local_writes++;
 	return 0;
 }

@@ -25,6 +25,15 @@ enum pc_key_status {
 
 #define PC_KEY_ID_LEN 16	/* hex chars of the public id */
 
+/* Time-boxed role grants a key may hold at once. */
+#define PC_KEY_MAX_GRANTS 8
+
+/* A role held until `until` (unix s), then no more: `keys grant`. */
+struct pc_key_grant {
+	char role[65];
+	int64_t until;
+};
+
 struct pc_key_rec {
 	char id[PC_KEY_ID_LEN + 1];	/* public id, hex */
 	char principal[128];
@@ -41,6 +50,10 @@ struct pc_key_rec {
 	int64_t revoked_at;		/* unix s; 0 = not revoked */
 	int64_t last_used;		/* unix s; 0 = never */
 	char last_source[64];		/* address of the last use */
+	/* Grants, filled by pc_store_key_get only (not by the list), newest
+	 * end first; expired ones included: compare until with the clock. */
+	struct pc_key_grant grants[PC_KEY_MAX_GRANTS];
+	size_t ngrants;
 };
 
 /*
@@ -67,6 +80,16 @@ int pc_store_key_rotate(struct pc_store *st, const char *id,
     int64_t rotation_due);
 /* Mark revoked at `when`. PC_E_NOTFOUND. */
 int pc_store_key_revoke(struct pc_store *st, const char *id, int64_t when);
+/*
+ * Grant `role` to key `id` until `until` (unix s, > now); a grant of the
+ * same role is replaced (extended or shortened). Expired grants of every
+ * key are removed first. 0; PC_E_NOTFOUND (no such key); PC_E_LIMIT (the
+ * key already holds PC_KEY_MAX_GRANTS other live grants); PC_E_INVAL.
+ */
+int pc_store_grant(struct pc_store *st, const char *id, const char *role,
+    int64_t until, int64_t now);
+/* End a grant now. 0 or PC_E_NOTFOUND. */
+int pc_store_ungrant(struct pc_store *st, const char *id, const char *role);
 /* Record a use. Cheap to call per request: uses are buffered and written
  * at most once a second per key (pc_store_flush writes them now). */
 int pc_store_key_touch(struct pc_store *st, const char *id, int64_t when,

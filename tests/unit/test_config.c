@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "authz/policy.h"
 #include "config/config.h"
 #include "lib/errors.h"
 #include "lib/limits.h"
@@ -408,7 +409,7 @@ test_misspelt_key(void **state)
 	    "'command'?\n"
 	    "t.yaml:8:1: unknown key 'zzz'; expected one of: listen, "
 	    "admin_listen, log_level, http, eras, limits, upstreams, mode, tls, "
-	    "trusted_proxies, auth, audit\n");
+	    "trusted_proxies, auth, audit, policy\n");
 }
 
 /* One run reports every problem, in file order. */
@@ -1018,6 +1019,122 @@ test_examples(void **state)
 	pc_config_free(cfg);
 }
 
+/* The policy: section is built into an engine at load time; every mistake
+ * is reported with its position; without the section nothing is granted. */
+static void
+test_policy_section(void **state)
+{
+	struct pc_config *cfg;
+	json_t *ro = json_pack("{s:b, s:b}", "readOnlyHint", 1,
+	    "openWorldHint", 0);
+	char *txt;
+
+	(void)state;
+	cfg = expect_ok("upstreams: []\n");
+	assert_null(cfg->policy);
+	txt = dump_text(cfg);
+	assert_non_null(strstr(txt, "# policy: none"));
+	free(txt);
+	pc_config_free(cfg);
+
+	cfg = expect_ok(
+	    "policy:\n"
+	    "  default_roles: base\n"
+	    "  roles:\n"
+	    "    base:\n"
+	    "      tools: [\"up__echo\"]\n"
+	    "    writer:\n"
+	    "      tools:\n"
+	    "        - match: \"fs__*\"\n"
+	    "          access: [read, write]\n"
+	    "      prompts: [\"fs__*\"]\n"
+	    "      resources: \"fs+*\"\n"
+	    "  tool_classes:\n"
+	    "    \"fs__read_env\": all\n"
+	    "  constraints:\n"
+	    "    - tool: \"fs__*\"\n"
+	    "      argument: path\n"
+	    "      path_under: [\"/srv/${tenant}\"]\n"
+	    "    - {tool: t, argument: n, optional: true, range: {min: -1, "
+	    "max: 2.5}}\n");
+	assert_non_null(cfg->policy);
+	/* base is a default role (bare pattern: read access); the override
+	 * makes read_env need every class whatever it claims. */
+	assert_true(pc_policy_tool_allowed(cfg->policy, "", "up__echo", ro));
+	assert_false(pc_policy_tool_allowed(cfg->policy, "", "up__echo", NULL));
+	assert_true(pc_policy_tool_allowed(cfg->policy, "writer",
+	    "fs__read_file", ro));
+	assert_false(pc_policy_tool_allowed(cfg->policy, "writer",
+	    "fs__read_env", ro));
+	assert_false(pc_policy_tool_allowed(cfg->policy, "writer",
+	    "fs__delete", NULL));
+	assert_true(pc_policy_item_allowed(cfg->policy, "writer",
+	    PC_ITEM_RESOURCE, "fs+file:///a"));
+	txt = dump_text(cfg);
+	assert_non_null(strstr(txt, "policy: {\"default_roles\":\"base\""));
+	/* What --print shows loads again into the same policy. */
+	{
+		struct pc_config *again = expect_ok(strstr(txt, "policy: "));
+		assert_true(pc_policy_tool_allowed(again->policy, "", "up__echo",
+		    ro));
+		assert_false(pc_policy_tool_allowed(again->policy, "writer",
+		    "fs__read_env", ro));
+		pc_config_free(again);
+	}
+	free(txt);
+	pc_config_free(cfg);
+	json_decref(ro);
+
+	expect_errors(
+	    "policy:\n"
+	    "  roles:\n"
+	    "    \"bad role\":\n"
+	    "      tools: [x]\n"
+	    "    r:\n"
+	    "      tools:\n"
+	    "        - match: x\n"
+	    "          access: [reed]\n"
+	    "        - access: read\n"
+	    "      bogus: 1\n"
+	    "  tool_classes: [x]\n"
+	    "  constraints:\n"
+	    "    - tool: a\n"
+	    "      argument: p\n"
+	    "      path_under: [rel/x]\n"
+	    "    - tool: a\n"
+	    "      argument: p\n"
+	    "      pattern: \"(x\"\n"
+	    "    - tool: a\n"
+	    "      argument: p\n"
+	    "      one_of: [a]\n"
+	    "      set: b\n"
+	    "    - tool: b\n"
+	    "    - tool: a\n"
+	    "      argument: n\n"
+	    "      range: {min: 3, max: 1}\n"
+	    "  colour: blue\n",
+	    "t.yaml:3:5: roles: a role name is 1-64 of [A-Za-z0-9_.:-]\n"
+	    "t.yaml:8:19: access: unknown access class 'reed' (choose from "
+	    "read, write, destructive, open_world, all)\n"
+	    "t.yaml:9:11: roles.r.tools: each entry needs match\n"
+	    "t.yaml:10:7: roles.r: unknown key 'bogus'; expected tools, "
+	    "prompts or resources\n"
+	    "t.yaml:11:17: tool_classes: expected a mapping tool-pattern: "
+	    "[classes], got a list\n"
+	    "t.yaml:15:19: constraints: path_under: each root must be absolute "
+	    "and normal (no '..', '//', trailing '/'); placeholders are "
+	    "${tenant} and ${principal}\n"
+	    "t.yaml:18:16: constraints: pattern: does not compile as a PCRE2 "
+	    "pattern\n"
+	    "t.yaml:22:12: constraints: 'set' and another check in one entry; "
+	    "write one entry per check\n"
+	    "t.yaml:23:7: constraints: each entry needs tool, argument and one "
+	    "check (path_under, one_of, pattern, range, url, command or set)\n"
+	    "t.yaml:26:14: constraints: range: min must not exceed max\n"
+	    "t.yaml:27:3: unknown key 'colour' in policy; expected one of: "
+	    "default_roles, roles, tool_classes, constraints\n");
+}
+
 int
 main(void)
 {
@@ -1049,6 +1166,7 @@ main(void)
 		cmocka_unit_test(test_limits_and_files),
 		cmocka_unit_test(test_upstream_values),
 		cmocka_unit_test(test_examples),
+		cmocka_unit_test(test_policy_section),
 	};
 	char src[PATH_MAX], joined[PATH_MAX + 32];
 	char *slash;

@@ -188,10 +188,11 @@ test_migrate_and_reopen(void **state)
 	r.expires = 5000;
 	assert_int_equal(pc_store_key_insert(st, &r), 0);
 	pc_store_close(st);
+	/* v1 keys, v2 grants. */
 	assert_int_equal(raw_int(t->db,
-	    "SELECT max(version) FROM schema_version"), 1);
+	    "SELECT max(version) FROM schema_version"), 2);
 	assert_int_equal(raw_int(t->db,
-	    "SELECT count(*) FROM schema_version"), 1);
+	    "SELECT count(*) FROM schema_version"), 2);
 
 	/* Reopening does not migrate again and the data is there. */
 	st = open_ok(t->db);
@@ -209,7 +210,7 @@ test_migrate_and_reopen(void **state)
 	assert_int_equal(g.last_used, 0);
 	pc_store_close(st);
 	assert_int_equal(raw_int(t->db,
-	    "SELECT count(*) FROM schema_version"), 1);
+	    "SELECT count(*) FROM schema_version"), 2);
 
 	/* A file from a newer release is refused, not downgraded. */
 	raw_exec(t->db, "INSERT INTO schema_version VALUES (99, 0)");
@@ -401,6 +402,50 @@ test_touch_buffered(void **state)
 	pc_store_close(other);
 }
 
+/* Time-boxed grants: kept with their end, replaced on a second grant,
+ * bounded per key, pruned once expired, refused for unknown keys. */
+static void
+test_grants(void **state)
+{
+	struct tdir *t = *state;
+	struct pc_store *st = open_ok(t->db);
+	struct pc_key_rec r, g;
+	char role[16];
+
+	make_rec(&r, "00000000000000aa", "bob", 1000, 0xbb);
+	assert_int_equal(pc_store_key_insert(st, &r), 0);
+	assert_int_equal(pc_store_grant(st, r.id, "writer", 2000, 1000), 0);
+	assert_int_equal(pc_store_key_get(st, r.id, &g), 0);
+	assert_int_equal(g.ngrants, 1);
+	assert_string_equal(g.grants[0].role, "writer");
+	assert_int_equal(g.grants[0].until, 2000);
+	/* Granting again sets the new end. */
+	assert_int_equal(pc_store_grant(st, r.id, "writer", 1500, 1000), 0);
+	assert_int_equal(pc_store_key_get(st, r.id, &g), 0);
+	assert_int_equal(g.ngrants, 1);
+	assert_int_equal(g.grants[0].until, 1500);
+	/* An end in the past, an unknown key: refused. */
+	assert_int_equal(pc_store_grant(st, r.id, "x", 900, 1000), PC_E_INVAL);
+	assert_int_equal(pc_store_grant(st, "00000000000000ff", "x", 2000,
+	    1000), PC_E_NOTFOUND);
+	/* At most PC_KEY_MAX_GRANTS live grants. */
+	for (int i = 1; i < PC_KEY_MAX_GRANTS; i++) {
+		snprintf(role, sizeof(role), "r%d", i);
+		assert_int_equal(pc_store_grant(st, r.id, role, 3000, 1000), 0);
+	}
+	assert_int_equal(pc_store_grant(st, r.id, "one-more", 3000, 1000),
+	    PC_E_LIMIT);
+	/* Once "writer" has expired (now 1600) it is pruned, making room. */
+	assert_int_equal(pc_store_grant(st, r.id, "one-more", 3000, 1600), 0);
+	assert_int_equal(pc_store_key_get(st, r.id, &g), 0);
+	assert_int_equal(g.ngrants, PC_KEY_MAX_GRANTS);
+	for (size_t i = 0; i < g.ngrants; i++)
+		assert_string_not_equal(g.grants[i].role, "writer");
+	assert_int_equal(pc_store_ungrant(st, r.id, "r1"), 0);
+	assert_int_equal(pc_store_ungrant(st, r.id, "r1"), PC_E_NOTFOUND);
+	pc_store_close(st);
+}
+
 int
 main(void)
 {
@@ -411,6 +456,7 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_refuse_not_a_file, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_grants, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migrate_and_reopen, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_insert_get_list, setup,
