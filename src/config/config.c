@@ -20,6 +20,7 @@
 #include <jansson.h>
 
 #include "../authz/policy.h"
+#include "../validate/schema.h"
 
 #include "../lib/errors.h"
 #include "../lib/limits.h"
@@ -236,6 +237,12 @@ pc_config_free(struct pc_config *cfg)
 	cfg_auth_free(cfg);
 	pc_policy_free(cfg->policy);
 	json_decref(cfg->policy_src);
+	for (size_t i = 0; i < cfg->ntighten; i++) {
+		free(cfg->tighten[i].tool_pattern);
+		free(cfg->tighten[i].arg);
+		pc_schema_free(cfg->tighten[i].schema);
+	}
+	free(cfg->tighten);
 	free_strv(cfg->secrets, cfg->nsecrets, true);
 	free(cfg);
 }

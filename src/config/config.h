@@ -159,7 +159,17 @@ struct pc_audit_cfg {
 };
 
 struct pc_policy;
+struct pc_schema;
 struct json_t;
+
+/* A config tightening of a tool's input schema (policy constraint
+ * `schema:`): the argument must also fit this schema. */
+struct pc_tighten {
+	char *tool_pattern;		/* glob on the exposed tool name */
+	char *arg;			/* top-level argument */
+	struct pc_schema *schema;	/* compiled {type: object, properties:
+					 * {arg: fragment}, required: [arg]} */
+};
 
 struct pc_config {
 	char *path;		/* file it came from, or "<embedded>" */
@@ -187,6 +197,8 @@ struct pc_config {
 	 * `policy:` section: then nothing is granted (deny by default). */
 	struct pc_policy *policy;
 	struct json_t *policy_src;	/* the section as written, for --print */
+	struct pc_tighten *tighten;	/* schema constraints, config order */
+	size_t ntighten;
 	char **secrets;		/* resolved reference values, for redaction */
 	size_t nsecrets;
 };

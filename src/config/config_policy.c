@@ -22,6 +22,7 @@
 #include "../authz/policy.h"
 #include "../lib/errors.h"
 #include "../lib/util.h"
+#include "../validate/schema.h"
 
 #define NKEYS(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -30,21 +31,66 @@
 
 /* --- the section as JSON, for --print ------------------------------------- */
 
+/* A plain scalar in JSON's number grammar, as a JSON number; else NULL. */
 static json_t *
-node_json(const struct cfg_node *n, unsigned depth)
+plain_number(const struct cfg_node *n)
+{
+	const char *p = n->s;
+	bool real = false;
+	char *end;
+
+	if (!n->plain || n->len == 0 || strlen(n->s) != n->len)
+		return NULL;
+	if (*p == '-')
+		p++;
+	if (!(*p >= '0' && *p <= '9') || (p[0] == '0' && p[1] >= '0' &&
+	    p[1] <= '9'))
+		return NULL;
+	for (; *p != '\0'; p++) {
+		if (*p == '.' || *p == 'e' || *p == 'E' || *p == '+' ||
+		    (*p == '-' && p != n->s))
+			real = true;
+		else if (!(*p >= '0' && *p <= '9'))
+			return NULL;
+	}
+	errno = 0;
+	if (!real) {
+		long long v = strtoll(n->s, &end, 10);
+		if (errno == 0 && *end == '\0')
+			return json_integer(v);
+	}
+	double d = strtod(n->s, &end);
+	return errno == 0 && *end == '\0' && isfinite(d) ? json_real(d) : NULL;
+}
+
+/*
+ * The tree as JSON. Scalars are strings, except inside a `schema:` value
+ * (a JSON Schema fragment) where plain true/false/null and numbers take
+ * their JSON types: minLength: 2 must be the number 2.
+ */
+static json_t *
+node_json(const struct cfg_node *n, unsigned depth, bool typed)
 {
 	json_t *o;
 
 	if (n == NULL || depth > CFG_MAX_DEPTH || n->kind == CN_BAD)
 		return NULL;
-	if (n->kind == CN_SCALAR)
-		return cfg_node_is_null(n) && n->plain ? json_null() :
-		    json_stringn(n->s, n->len);
+	if (n->kind == CN_SCALAR) {
+		if (cfg_node_is_null(n) && n->plain)
+			return json_null();
+		if (typed && n->plain && strcmp(n->s, "true") == 0)
+			return json_true();
+		if (typed && n->plain && strcmp(n->s, "false") == 0)
+			return json_false();
+		if (typed && (o = plain_number(n)) != NULL)
+			return o;
+		return json_stringn(n->s, n->len);
+	}
 	if (n->kind == CN_SEQ) {
 		o = json_array();
 		for (size_t i = 0; o != NULL && i < n->nkids; i++)
 			if (json_array_append_new(o, node_json(n->kids[i],
-			    depth + 1)) != 0) {
+			    depth + 1, typed)) != 0) {
 				json_decref(o);
 				return NULL;
 			}
@@ -52,10 +98,10 @@ node_json(const struct cfg_node *n, unsigned depth)
 	}
 	o = json_object();
 	for (size_t i = 0; o != NULL && i + 1 < n->nkids; i += 2) {
-		json_t *v = node_json(n->kids[i + 1], depth + 1);
-		if (n->kids[i]->kind != CN_SCALAR || v == NULL ||
-		    json_object_setn_new(o, n->kids[i]->s, n->kids[i]->len,
-		    v) != 0) {
+		const struct cfg_node *k = n->kids[i];
+		json_t *v = k->kind != CN_SCALAR ? NULL : node_json(n->kids[i + 1],
+		    depth + 1, typed || strcmp(k->s, "schema") == 0);
+		if (v == NULL || json_object_setn_new(o, k->s, k->len, v) != 0) {
 			json_decref(v);
 			json_decref(o);
 			return NULL;
@@ -337,14 +383,14 @@ struct con_build {
 	const char *hosts[POL_MAX_LIST];
 	const char *cmd_args[POL_MAX_LIST];
 	const struct cfg_node *kind_at;	/* the key that set c.kind */
-	bool optional_set;
+	const struct cfg_node *schema;	/* `schema:` (not an engine check) */
 };
 
 static bool
 set_kind(struct cfg_ctx *ctx, struct con_build *b, const struct cfg_key *k,
     const struct cfg_node *v, enum pc_constraint_kind kind)
 {
-	if (b->c.kind != 0) {
+	if (b->c.kind != 0 || b->schema != NULL) {
 		cfg_err_at(ctx, v, "constraints: '%s' and another check in one "
 		    "entry; write one entry per check", k->name);
 		return false;
@@ -554,6 +600,71 @@ c_command(struct cfg_ctx *ctx, const struct cfg_key *k,
 		cfg_err_at(ctx, v, "command: needs allow (the commands)");
 }
 
+/* schema: a JSON Schema fragment the argument must also fit (a tightening
+ * of the upstream's own schema; the router checks it after that one). */
+static void
+c_schema(struct cfg_ctx *ctx, const struct cfg_key *k,
+    const struct cfg_node *v, void *obj)
+{
+	struct con_build *b = obj;
+
+	if (!set_kind(ctx, b, k, v, 0))
+		return;
+	if (v->kind != CN_MAP) {
+		cfg_expected(ctx, k, v, "a JSON Schema mapping such as {type: "
+		    "string, maxLength: 500}");
+		return;
+	}
+	b->schema = v;
+	b->kind_at = v;
+}
+
+/* Compile {type: object, properties: {arg: fragment}, required: [arg]}
+ * and keep it in cfg->tighten. */
+static void
+add_tighten(struct cfg_ctx *ctx, const struct con_build *b)
+{
+	struct pc_config *c = ctx->cfg;
+	struct pc_schema_limits lim;
+	struct pc_tighten *t;
+	json_t *frag = node_json(b->schema, 0, true), *doc = NULL;
+	char err[160];
+	int rc;
+
+	if (frag == NULL) {
+		ctx->nomem = true;
+		return;
+	}
+	doc = json_pack("{s:s, s:{s:o}}", "type", "object", "properties",
+	    b->c.arg, frag);
+	if (doc != NULL && !b->c.optional)
+		json_object_set_new(doc, "required", json_pack("[s]", b->c.arg));
+	t = realloc(c->tighten, (c->ntighten + 1) * sizeof(*t));
+	if (doc == NULL || t == NULL) {
+		json_decref(doc);
+		ctx->nomem = true;
+		return;
+	}
+	c->tighten = t;
+	t = &c->tighten[c->ntighten];
+	memset(t, 0, sizeof(*t));
+	pc_schema_limits_default(&lim);
+	lim.assert_formats = 1;
+	rc = pc_schema_compile(doc, &lim, NULL, NULL, &t->schema, err,
+	    sizeof(err));
+	json_decref(doc);
+	if (rc != 0) {
+		if (rc == PC_E_NOMEM)
+			ctx->nomem = true;
+		else
+			cfg_err_at(ctx, b->schema, "constraints: schema: %s", err);
+		return;
+	}
+	t->tool_pattern = cfg_dup(ctx, b->c.tool_pattern);
+	t->arg = cfg_dup(ctx, b->c.arg);
+	c->ntighten++;
+}
+
 static const struct cfg_key con_keys[] = {
 	{ "tool", VK_FN, 0, 0, 0, c_tool },
 	{ "argument", VK_FN, 0, 0, 0, c_arg },
@@ -565,6 +676,7 @@ static const struct cfg_key con_keys[] = {
 	{ "url", VK_FN, 0, 0, 0, c_url },
 	{ "command", VK_FN, 0, 0, 0, c_command },
 	{ "set", VK_FN, 0, 0, 0, c_set },
+	{ "schema", VK_FN, 0, 0, 0, c_schema },
 };
 
 static const char *const con_what[] = {
@@ -609,10 +721,13 @@ k_constraints(struct cfg_ctx *ctx, const struct cfg_key *k,
 		    b, seen);
 		if (ctx->errs->n != nerr) {
 			/* already reported; the engine would only repeat it */
-		} else if (seen[0] == NULL || seen[1] == NULL || b->c.kind == 0) {
+		} else if (seen[0] == NULL || seen[1] == NULL ||
+		    (b->c.kind == 0 && b->schema == NULL)) {
 			cfg_err_at(ctx, it, "constraints: each entry needs tool, "
 			    "argument and one check (path_under, one_of, "
-			    "pattern, range, url, command or set)");
+			    "pattern, range, url, command, set or schema)");
+		} else if (b->schema != NULL) {
+			add_tighten(ctx, b);
 		} else if (b->c.tool_pattern != NULL && b->c.arg != NULL) {
 			rc = pc_policy_add_constraint(obj, &b->c);
 			if (rc != 0)
@@ -650,6 +765,6 @@ cfg_k_policy(struct cfg_ctx *ctx, const struct cfg_key *k,
 	pc_policy_free(c->policy);
 	c->policy = p;
 	json_decref(c->policy_src);
-	if ((c->policy_src = node_json(v, 0)) == NULL)
+	if ((c->policy_src = node_json(v, 0, false)) == NULL)
 		ctx->nomem = true;
 }

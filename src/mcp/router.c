@@ -479,7 +479,9 @@ forward_named(struct pc_call *c, const struct pc_reqinfo *ri,
 		/* Arguments must fit the tool's own schema before anything
 		 * leaves the gateway; a misfit is a tool execution error. */
 		if (pc_schemas_check(&c->r->slots[idx], orig,
-		    json_object_get(params, "arguments"), &res) != 0) {
+		    json_object_get(params, "arguments"), &res) != 0 ||
+		    pc_tighten_check(c->r, name, json_object_get(params,
+		    "arguments"), &res) != 0) {
 			pc_call_finish_result(c, res);
 			return;
 		}

@@ -113,6 +113,10 @@ void pc_schemas_free(struct pc_up_slot *slot);
  * instead of forwarding (new ref). */
 int pc_schemas_check(struct pc_up_slot *slot, const char *tool,
     json_t *arguments, json_t **result);
+/* The config's tightenings (policy constraints `schema:`) of the exposed
+ * tool, in config order: 0, or as pc_schemas_check. */
+int pc_tighten_check(const struct pc_router *r, const char *exposed,
+    json_t *arguments, json_t **result);
 
 /* router_policy.c: the authorize stage */
 struct pc_rpol_filter {

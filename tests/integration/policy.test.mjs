@@ -50,6 +50,9 @@ function makePolicy(extraUpRules = []) {
       { tool: 'fs__read_*', argument: 'path', path_under: [join(top, 'data')] },
       { tool: 'tfs__*', argument: 'path', path_under: [join(top, 'tenants', '${tenant}')] },
       { tool: 'up__echo', argument: 'text', set: '${tenant}' },
+      // Tightening the upstream's own schema (seed 000: a query of 2 to 500
+      // characters; here 2 to 5).
+      { tool: 'up__login', argument: 'user', schema: { type: 'string', minLength: 2, maxLength: 5 } },
     ],
   };
 }
@@ -324,6 +327,27 @@ test('a tool an upstream adds later is not callable until the policy grants it',
   await gw.waitForLog((l) => /reload: configuration .* applied/.test(l.msg), { from });
   const ok = await s.request(5, 'tools/call', { name: 'up__extra', arguments: {} });
   assert.ok(ok.response.result, JSON.stringify(ok.response));
+});
+
+test('the config tightens a tool\'s input schema; a misfit never reaches the upstream', async () => {
+  const admin = createKey('admin-t', ['--roles', 'admin']);
+  const s = await legacyInit(gw.url, { headers: bearer(admin.key) });
+  const calls = async () => Number((await s.request(90, 'tools/call', { name: 'up__calls', arguments: {} })).response.result.content[0].text);
+  const before = await calls();
+  for (const [user, ok] of [['q', false], ['bob', true], ['toolongzz', false], [7, false]]) {
+    const r = await s.request(1, 'tools/call', { name: 'up__login', arguments: { user, pin: '1234' } });
+    if (ok) {
+      assert.equal(r.response.result.isError ?? false, false, JSON.stringify(r.response));
+    } else {
+      assert.equal(r.response.result.isError, true, `${user} refused`);
+      assert.match(r.response.result.content[0].text, /Invalid arguments: \/user: (minLength|maxLength|type)/);
+      assert.ok(!r.response.result.content[0].text.includes('toolongzz'), 'the value is not echoed');
+    }
+  }
+  const missing = await s.request(2, 'tools/call', { name: 'up__login', arguments: { pin: '1' } });
+  assert.match(missing.response.result.content[0].text, /required/);
+  // Only the valid call and the counting calls reached the upstream.
+  assert.equal(await calls(), before + 2);
 });
 
 test('without a policy section nothing is listed or callable', async () => {

@@ -1056,7 +1056,11 @@ test_policy_section(void **state)
 	    "      argument: path\n"
 	    "      path_under: [\"/srv/${tenant}\"]\n"
 	    "    - {tool: t, argument: n, optional: true, range: {min: -1, "
-	    "max: 2.5}}\n");
+	    "max: 2.5}}\n"
+	    "    - {tool: t, argument: q, schema: {type: string, minLength: 2, "
+	    "maxLength: 500}}\n");
+	assert_int_equal(cfg->ntighten, 1);
+	assert_string_equal(cfg->tighten[0].arg, "q");
 	assert_non_null(cfg->policy);
 	/* base is a default role (bare pattern: read access); the override
 	 * makes read_env need every class whatever it claims. */
@@ -1112,6 +1116,8 @@ test_policy_section(void **state)
 	    "    - tool: a\n"
 	    "      argument: n\n"
 	    "      range: {min: 3, max: 1}\n"
+	    "    - {tool: a, argument: q, schema: {type: string, pattern: "
+	    "\"(\"}}\n"
 	    "  colour: blue\n",
 	    "t.yaml:3:5: roles: a role name is 1-64 of [A-Za-z0-9_.:-]\n"
 	    "t.yaml:8:19: access: unknown access class 'reed' (choose from "
@@ -1129,9 +1135,12 @@ test_policy_section(void **state)
 	    "t.yaml:22:12: constraints: 'set' and another check in one entry; "
 	    "write one entry per check\n"
 	    "t.yaml:23:7: constraints: each entry needs tool, argument and one "
-	    "check (path_under, one_of, pattern, range, url, command or set)\n"
+	    "check (path_under, one_of, pattern, range, url, command, set or "
+	    "schema)\n"
 	    "t.yaml:26:14: constraints: range: min must not exceed max\n"
-	    "t.yaml:27:3: unknown key 'colour' in policy; expected one of: "
+	    "t.yaml:27:38: constraints: schema: schema /properties/pattern: "
+	    "pattern does not compile\n"
+	    "t.yaml:28:3: unknown key 'colour' in policy; expected one of: "
 	    "default_roles, roles, tool_classes, constraints\n");
 }
 
