@@ -275,6 +275,7 @@ config_new(const char *path)
 		.max_header_bytes = PC_DEF_MAX_HEADER_BYTES,
 		.max_json_depth = PC_DEF_MAX_JSON_DEPTH,
 		.max_string_bytes = PC_DEF_MAX_STRING_BYTES,
+		.max_array_items = PC_DEF_MAX_ARRAY_ITEMS,
 		.max_pending_per_client = PC_DEF_MAX_PENDING_PER_CLIENT,
 		.idle_timeout_s = PC_DEF_IDLE_TIMEOUT_S,
 		.read_timeout_s = PC_DEF_READ_TIMEOUT_S,

@@ -54,6 +54,7 @@ struct pc_limits_conf {
 	uint32_t max_header_bytes;
 	uint32_t max_json_depth;
 	uint32_t max_string_bytes;
+	uint32_t max_array_items;	/* elements of one JSON array */
 	uint32_t max_pending_per_client;
 	uint32_t idle_timeout_s;
 	uint32_t read_timeout_s;

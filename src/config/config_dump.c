@@ -296,6 +296,7 @@ pc_config_dump(const struct pc_config *cfg, FILE *f)
 	put_size(f, in, "max_header_bytes", l->max_header_bytes);
 	fprintf(f, "  max_json_depth: %u\n", l->max_json_depth);
 	put_size(f, in, "max_string_bytes", l->max_string_bytes);
+	fprintf(f, "  max_array_items: %u\n", l->max_array_items);
 	fprintf(f, "  max_pending_per_client: %u\n", l->max_pending_per_client);
 	put_dur(f, in, "idle_timeout", (uint64_t)l->idle_timeout_s * 1000u);
 	put_dur(f, in, "read_timeout", (uint64_t)l->read_timeout_s * 1000u);

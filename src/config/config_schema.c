@@ -718,6 +718,8 @@ static const struct cfg_key limit_keys[] = {
 	    PC_MAX_MAX_JSON_DEPTH, NULL },
 	{ "max_string_bytes", VK_SIZE, LF(max_string_bytes), 1,
 	    CFG_MAX_STRING_BYTES, NULL },
+	{ "max_array_items", VK_UINT, LF(max_array_items), 1,
+	    PC_MAX_MAX_ARRAY_ITEMS, NULL },
 	{ "max_pending_per_client", VK_UINT, LF(max_pending_per_client), 1,
 	    PC_MAX_MAX_PENDING_PER_CLIENT, NULL },
 	{ "idle_timeout", VK_DUR_S, LF(idle_timeout_s), 1,

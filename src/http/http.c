@@ -548,7 +548,8 @@ handle_post(struct pc_http *h, struct evhttp_request *req,
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
 	size_t len = evbuffer_get_length(in);
 	const struct pc_limits_conf *lim = &h->cfg->limits;
-	struct pc_json_limits jl = { lim->max_json_depth, lim->max_string_bytes };
+	struct pc_json_limits jl = { lim->max_json_depth, lim->max_string_bytes,
+	    lim->max_array_items };
 	enum pc_json_fault fault;
 	char why[128], msg[192];
 	json_t *body = NULL;

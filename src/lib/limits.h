@@ -26,6 +26,9 @@
 
 /* One JSON string (after decoding). Large file contents fit. */
 #define PC_DEF_MAX_STRING_BYTES      (1024u * 1024u)
+/* Elements of one JSON array in a request (arguments included). */
+#define PC_DEF_MAX_ARRAY_ITEMS       10000u
+#define PC_MAX_MAX_ARRAY_ITEMS       1000000u
 
 /* Requests one client (legacy session, or source address) may have waiting
  * on upstreams at once; more is a flood, not an agent. */

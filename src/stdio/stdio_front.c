@@ -208,7 +208,8 @@ static void
 handle_line(struct pc_stdio_front *f, const char *line, size_t len)
 {
 	const struct pc_limits_conf *lim = &f->cfg->limits;
-	struct pc_json_limits jl = { lim->max_json_depth, lim->max_string_bytes };
+	struct pc_json_limits jl = { lim->max_json_depth, lim->max_string_bytes,
+	    lim->max_array_items };
 	enum pc_json_fault fault;
 	char why[128], text[192];
 	json_t *msg = NULL, *id, *meta;
