@@ -697,22 +697,55 @@ emit_key(const struct opts *o, const struct pc_key_rec *r, const char *key,
 	return rc;
 }
 
+/* What a lifecycle event is called in the audit log. */
+static const struct {
+	const char *what, *code;
+} event_codes[] = {
+	{ "api key created", "key.created" },
+	{ "api key rotated", "key.rotated" },
+	{ "api key revoked", "key.revoked" },
+	{ "api key role granted", "key.granted" },
+	{ "api key role ungranted", "key.ungranted" },
+};
+
 /*
- * An authentication event as a structured log line on stderr (beside the
- * human text), for whoever collects the gateway's logs: key lifecycle is a
- * security event. Never the secret or its hash.
+ * A key lifecycle event: a structured log line on stderr (beside the human
+ * text), and a row in the store's events table, from which a running
+ * gateway (now, or when it next starts) copies it into its audit log.
+ * Never the secret or its hash. `detail` (may be NULL) is a short
+ * "name=value" note such as the granted role.
  */
 static void
-key_event(const char *what, const struct pc_key_rec *r, const char *tfield,
-    int64_t t)
+key_event(struct env *e, const char *what, const struct pc_key_rec *r,
+    const char *tfield, int64_t t, const char *detail)
 {
 	json_t *f = json_pack("{s:s, s:s, s:s, s:s}", "event", what, "key_id",
 	    r->id, "principal", r->principal, "tenant", r->tenant);
+	struct pc_store_event ev = { .ts = e->now };
 
 	if (f != NULL && tfield != NULL && t > 0)
 		json_object_set_new(f, tfield, json_integer(t));
+	if (f != NULL && detail != NULL)
+		json_object_set_new(f, "detail", json_string(detail));
 	pc_log_fields(PC_LOG_INFO, "keys", what, f);
 	json_decref(f);
+
+	for (size_t i = 0; i < sizeof(event_codes) / sizeof(event_codes[0]); i++)
+		if (strcmp(event_codes[i].what, what) == 0)
+			pc_strlcpy(ev.event, event_codes[i].code,
+			    sizeof(ev.event));
+	pc_strlcpy(ev.key_id, r->id, sizeof(ev.key_id));
+	pc_strlcpy(ev.principal, r->principal, sizeof(ev.principal));
+	pc_strlcpy(ev.tenant, r->tenant, sizeof(ev.tenant));
+	if (detail != NULL)
+		pc_strlcpy(ev.detail, detail, sizeof(ev.detail));
+	else if (tfield != NULL && t > 0)
+		snprintf(ev.detail, sizeof(ev.detail), "%s=%" PRId64, tfield, t);
+	/* The key change is made; an event that cannot be stored is said
+	 * loudly but does not undo it. */
+	if (pc_store_event_add(e->st, &ev) != 0)
+		fprintf(stderr, "portcullis keys: warning: the event could not "
+		    "be stored; a gateway's audit log will not show it\n");
 }
 
 static int
@@ -754,7 +787,7 @@ cmd_create(struct env *e, const struct opts *o)
 		goto out;
 	fprintf(stderr, "Created key %s for %s.\n"
 	    "Store it now: it will not be shown again.\n", r.id, r.principal);
-	key_event("api key created", &r, NULL, 0);
+	key_event(e, "api key created", &r, NULL, 0, NULL);
 	status = 0;
 out:
 	OPENSSL_cleanse(key, sizeof(key));
@@ -890,7 +923,8 @@ cmd_rotate(struct env *e, const struct opts *o)
 		    "works.\n", r.id);
 	}
 	fprintf(stderr, "Store it now: it will not be shown again.\n");
-	key_event("api key rotated", &r, "grace_until", r.prev_until);
+	key_event(e, "api key rotated", &r, "grace_until", r.prev_until,
+	    NULL);
 	status = 0;
 out:
 	OPENSSL_cleanse(key, sizeof(key));
@@ -921,7 +955,7 @@ cmd_revoke(struct env *e, const struct opts *o)
 	}
 	printf("Revoked key %s (%s). A running gateway refuses it from its "
 	    "next request.\n", r.id, r.principal);
-	key_event("api key revoked", &r, NULL, 0);
+	key_event(e, "api key revoked", &r, NULL, 0, NULL);
 	status = 0;
 out:
 	OPENSSL_cleanse(&r, sizeof(r));
@@ -934,7 +968,7 @@ cmd_grant(struct env *e, const struct opts *o)
 {
 	struct pc_key_rec r;
 	uint64_t secs = 0;
-	char t[40];
+	char t[40], detail[80];
 	int rc, status = 1;
 
 	memset(&r, 0, sizeof(r));
@@ -958,8 +992,9 @@ cmd_grant(struct env *e, const struct opts *o)
 	iso_time(e->now + (int64_t)secs, t, sizeof(t));
 	printf("Granted role %s to key %s (%s) until %s. It ends by itself.\n",
 	    o->role, r.id, r.principal, t);
-	key_event("api key role granted", &r, "until",
-	    e->now + (int64_t)secs);
+	snprintf(detail, sizeof(detail), "role=%s", o->role);
+	key_event(e, "api key role granted", &r, "until",
+	    e->now + (int64_t)secs, detail);
 	status = 0;
 out:
 	OPENSSL_cleanse(&r, sizeof(r));
@@ -970,6 +1005,7 @@ static int
 cmd_ungrant(struct env *e, const struct opts *o)
 {
 	struct pc_key_rec r;
+	char detail[80];
 	int rc, status = 1;
 
 	if (get_key(e, o->id, &r) != 0)
@@ -982,7 +1018,8 @@ cmd_ungrant(struct env *e, const struct opts *o)
 		goto out;
 	}
 	printf("Ended the grant of %s to key %s.\n", o->role, r.id);
-	key_event("api key role ungranted", &r, NULL, 0);
+	snprintf(detail, sizeof(detail), "role=%s", o->role);
+	key_event(e, "api key role ungranted", &r, NULL, 0, detail);
 	status = 0;
 out:
 	OPENSSL_cleanse(&r, sizeof(r));

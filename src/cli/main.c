@@ -29,6 +29,7 @@
 #include "../secrets/redact.h"
 #include "../stdio/stdio_front.h"
 #include "audit_cli.h"
+#include "key_events.h"
 #include "keys.h"
 
 static const char usage[] =
@@ -85,6 +86,7 @@ struct serve_ctx {
 	struct pc_http *http;
 	struct pc_authn *authn;
 	struct pc_audit *audit;		/* NULL without `audit:` */
+	struct pc_key_events *key_events;	/* store -> audit, or NULL */
 	struct pc_stdio_front *stdio;	/* `portcullis stdio`, else NULL */
 	const char *path;		/* NULL: embedded defaults */
 	const char *log_override;
@@ -243,8 +245,17 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 		if (sc->http != NULL) {
 			pc_http_set_config(sc->http, ncfg);
 			pc_http_set_authn(sc->http, nauthn);
+			/* The copier borrows the old store: drain it, then
+			 * follow the new one (the cursor is in the store). */
+			pc_key_events_free(sc->key_events);
+			sc->key_events = NULL;
 			pc_authn_free(sc->authn);
 			sc->authn = nauthn;
+			if (sc->audit != NULL && pc_authn_store(nauthn) != NULL &&
+			    pc_key_events_start(sc->base, pc_authn_store(nauthn),
+			    sc->audit, &sc->key_events) != 0)
+				pc_error("reload: key events will not reach the "
+				    "audit log until a restart (out of memory)");
 		}
 		pc_info("reload: configuration %s applied", sc->path);
 		/* The audit section itself is not reapplied: the running log
@@ -422,6 +433,11 @@ cmd_serve(const char *path, const char *log_override, int stdio_mode)
 	}
 	if (cfg->audit.enabled && open_audit(&sc, cfg) != 0)
 		goto out;
+	/* Key lifecycle events the `keys` CLI left in the store. */
+	if (sc.audit != NULL && pc_authn_store(sc.authn) != NULL &&
+	    pc_key_events_start(sc.base, pc_authn_store(sc.authn), sc.audit,
+	    &sc.key_events) != 0)
+		goto out;
 	if (cfg->auth.none)
 		pc_warn("authentication is OFF (auth: none): every local process "
 		    "can use the upstreams; for development on loopback only");
@@ -456,6 +472,7 @@ out:
 	pc_http_free(sc.http);
 	pc_router_free(sc.router);
 	/* After the front and the router: every answered request is in. */
+	pc_key_events_free(sc.key_events);
 	pc_audit_close(sc.audit);
 	pc_authn_flush(sc.authn);
 	pc_authn_free(sc.authn);

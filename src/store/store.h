@@ -90,6 +90,29 @@ int pc_store_grant(struct pc_store *st, const char *id, const char *role,
     int64_t until, int64_t now);
 /* End a grant now. 0 or PC_E_NOTFOUND. */
 int pc_store_ungrant(struct pc_store *st, const char *id, const char *role);
+/*
+ * Key lifecycle events, written by the `keys` CLI, read by the gateway into
+ * its audit log (the CLI has no access to the log's chain). `seq` is set by
+ * the store.
+ */
+struct pc_store_event {
+	int64_t seq;
+	int64_t ts;			/* unix s */
+	char event[48];			/* "key.created", ... */
+	char key_id[PC_KEY_ID_LEN + 1];
+	char principal[128];
+	char tenant[128];
+	char detail[128];		/* e.g. "role=writer until=..." */
+};
+int pc_store_event_add(struct pc_store *st, const struct pc_store_event *ev);
+/*
+ * Offer `consumer` the events after its cursor, oldest first, at most max;
+ * cb returns 0 when it took the event, non-zero to stop (the event is
+ * offered again next time). The cursor moves past what was taken. Returns
+ * the number taken, or a negative PC_E_*.
+ */
+int pc_store_events_take(struct pc_store *st, const char *consumer, size_t max,
+    int (*cb)(void *arg, const struct pc_store_event *ev), void *arg);
 /* Record a use. Cheap to call per request: uses are buffered and written
  * at most once a second per key (pc_store_flush writes them now). */
 int pc_store_key_touch(struct pc_store *st, const char *id, int64_t when,
