@@ -128,6 +128,12 @@ install_log_redaction(const struct pc_config *cfg)
 			pc_redactor_free(r);
 			return PC_E_NOMEM;
 		}
+	/* Names validated at load; LIMIT (too many) is refused there too. */
+	for (size_t i = 0; i < cfg->nredact_keys; i++)
+		if (pc_redactor_add_key(r, cfg->redact_keys[i]) != 0) {
+			pc_redactor_free(r);
+			return PC_E_NOMEM;
+		}
 	pc_log_set_filter(log_filter, r);
 	pc_redactor_free(log_redactor);
 	log_redactor = r;

@@ -243,6 +243,7 @@ pc_config_free(struct pc_config *cfg)
 		pc_schema_free(cfg->tighten[i].schema);
 	}
 	free(cfg->tighten);
+	free_strv(cfg->redact_keys, cfg->nredact_keys, false);
 	free_strv(cfg->secrets, cfg->nsecrets, true);
 	free(cfg);
 }

@@ -200,6 +200,11 @@ struct pc_config {
 	struct json_t *policy_src;	/* the section as written, for --print */
 	struct pc_tighten *tighten;	/* schema constraints, config order */
 	size_t ntighten;
+	/* redaction.keys: argument and field names whose values never reach
+	 * the audit log or the gateway's log, added to the built-in list
+	 * (src/secrets/redact). NULL-terminated. */
+	char **redact_keys;
+	size_t nredact_keys;
 	char **secrets;		/* resolved reference values, for redaction */
 	size_t nsecrets;
 };

@@ -309,6 +309,10 @@ pc_config_dump(const struct pc_config *cfg, FILE *f)
 	for (size_t i = 0; i < cfg->nupstreams; i++)
 		put_upstream(f, cfg, &cfg->upstreams[i]);
 	put_security(f, cfg);
+	if (cfg->nredact_keys > 0) {
+		fputs("redaction:\n  keys: ", f);
+		put_list(f, cfg, cfg->redact_keys, cfg->nredact_keys, false);
+	}
 	/* JSON is YAML flow syntax: the section reads back as written. */
 	if (cfg->policy_src != NULL) {
 		fputs("policy: ", f);

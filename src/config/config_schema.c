@@ -780,6 +780,50 @@ k_upstreams(struct cfg_ctx *ctx, const struct cfg_key *k,
 	cfg_upstreams(ctx, k, v);
 }
 
+/* A name the redactor can match: 1-255 bytes, printable ASCII. */
+static bool
+redact_key_item(struct cfg_ctx *ctx, const struct cfg_key *k,
+    const struct cfg_node *v)
+{
+	if (v->len == 0 || v->len > 255) {
+		cfg_err_at(ctx, v, "%s: a name is 1-255 bytes", k->name);
+		return false;
+	}
+	for (size_t i = 0; i < v->len; i++)
+		if (v->s[i] < 0x21 || v->s[i] > 0x7e) {
+			cfg_err_at(ctx, v, "%s: a name is printable ASCII "
+			    "without spaces", k->name);
+			return false;
+		}
+	return true;
+}
+
+static void
+k_redact_keys(struct cfg_ctx *ctx, const struct cfg_key *k,
+    const struct cfg_node *v, void *obj)
+{
+	struct pc_config *c = obj;
+
+	cfg_set_strlist(ctx, k, v, &c->redact_keys, &c->nredact_keys,
+	    redact_key_item);
+}
+
+static const struct cfg_key redaction_keys[] = {
+	{ "keys", VK_FN, 0, 0, 0, k_redact_keys },
+};
+
+/* redaction: {keys: [...]} — more sensitive names for the redactor. */
+static void
+k_redaction(struct cfg_ctx *ctx, const struct cfg_key *k,
+    const struct cfg_node *v, void *obj)
+{
+	const struct cfg_node *seen[CFG_MAX_KEYS];
+
+	if (cfg_want_map(ctx, k, v))
+		cfg_walk_map(ctx, v, "redaction", redaction_keys,
+		    NKEYS(redaction_keys), obj, seen);
+}
+
 static const struct cfg_key top_keys[] = {
 	{ "listen", VK_FN, 0, 0, 0, k_listen },
 	{ "admin_listen", VK_FN, 0, 0, 0, k_admin },
@@ -794,6 +838,7 @@ static const struct cfg_key top_keys[] = {
 	{ "auth", VK_FN, 0, 0, 0, cfg_k_auth },
 	{ "audit", VK_FN, 0, 0, 0, cfg_k_audit },
 	{ "policy", VK_FN, 0, 0, 0, cfg_k_policy },
+	{ "redaction", VK_FN, 0, 0, 0, k_redaction },
 };
 
 _Static_assert(NKEYS(limit_keys) <= CFG_MAX_KEYS &&

@@ -409,7 +409,7 @@ test_misspelt_key(void **state)
 	    "'command'?\n"
 	    "t.yaml:8:1: unknown key 'zzz'; expected one of: listen, "
 	    "admin_listen, log_level, http, eras, limits, upstreams, mode, tls, "
-	    "trusted_proxies, auth, audit, policy\n");
+	    "trusted_proxies, auth, audit, policy, redaction\n");
 }
 
 /* One run reports every problem, in file order. */
@@ -1144,6 +1144,27 @@ test_policy_section(void **state)
 	    "default_roles, roles, tool_classes, constraints\n");
 }
 
+/* redaction.keys: more sensitive names, validated; shown by --print. */
+static void
+test_redaction_section(void **state)
+{
+	struct pc_config *cfg;
+	char *txt;
+
+	(void)state;
+	cfg = expect_ok("redaction:\n  keys: [ssn, card-number]\n");
+	assert_int_equal(cfg->nredact_keys, 2);
+	assert_string_equal(cfg->redact_keys[1], "card-number");
+	txt = dump_text(cfg);
+	assert_non_null(strstr(txt, "redaction:\n  keys: "));
+	free(txt);
+	pc_config_free(cfg);
+	expect_errors("redaction:\n  keys: [\"two words\"]\n  other: 1\n",
+	    "t.yaml:2:10: keys: a name is printable ASCII without spaces\n"
+	    "t.yaml:3:3: unknown key 'other' in redaction; expected one of: "
+	    "keys\n");
+}
+
 int
 main(void)
 {
@@ -1176,6 +1197,7 @@ main(void)
 		cmocka_unit_test(test_upstream_values),
 		cmocka_unit_test(test_examples),
 		cmocka_unit_test(test_policy_section),
+		cmocka_unit_test(test_redaction_section),
 	};
 	char src[PATH_MAX], joined[PATH_MAX + 32];
 	char *slash;
