@@ -230,6 +230,7 @@ pc_config_free(struct pc_config *cfg)
 		cfg_upstream_clear(&cfg->upstreams[i]);
 	free(cfg->upstreams);
 	cfg_auth_free(cfg);
+	cfg_limiter_free(cfg);
 	free_strv(cfg->secrets, cfg->nsecrets, true);
 	free(cfg);
 }

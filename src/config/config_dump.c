@@ -306,5 +306,6 @@ pc_config_dump(const struct pc_config *cfg, FILE *f)
 	for (size_t i = 0; i < cfg->nupstreams; i++)
 		put_upstream(f, cfg, &cfg->upstreams[i]);
 	put_security(f, cfg);
+	cfg_limiter_dump(cfg, f);
 	return ferror(f) ? PC_E_IO : 0;
 }
