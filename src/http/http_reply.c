@@ -211,6 +211,7 @@ pc_ex_free(struct pc_exchange *ex)
 		event_free(ex->keepalive);
 	if (ex->watch != NULL)
 		event_free(ex->watch);
+	pc_lreq_end(&ex->lim, NULL);
 	if (ex->audit != NULL)
 		json_decref(ex->audit->args);
 	free(ex->audit);
@@ -422,12 +423,18 @@ audit_outcome(struct pc_exchange *ex, json_t *msg)
 	} else if (json_is_true(json_object_get(res, "isError"))) {
 		status = "tool_error";
 	}
+	/* A limit refused it: the record says deny and which reason. */
+	if (ex->lim.deny_reason != NULL) {
+		status = "refused";
+		snprintf(reason, sizeof(reason), "%s", ex->lim.deny_reason);
+	}
 	r = (struct pc_audit_request){
 		.type = "request", .principal = nz(a->principal),
 		.key_id = nz(a->key_id), .tenant = nz(a->tenant),
 		.source = nz(a->source), .session = nz(a->session),
 		.era = a->era, .method = nz(a->method), .tool = nz(a->tool),
-		.args = a->args, .decision = "allow", .reason = nz(reason),
+		.args = a->args, .decision = ex->lim.deny_reason != NULL ?
+		    "deny" : "allow", .reason = nz(reason),
 		.status = status, .latency_us = now_us() - a->start_us,
 		.bytes_in = a->bytes_in, .bytes_out = -1,
 	};
@@ -488,6 +495,7 @@ post_done(void *sink, int status, json_t *msg)
 	struct pc_exchange *ex = sink;
 
 	ex->call = NULL;
+	pc_lreq_end(&ex->lim, msg);
 	if (ex->h->audit != NULL && audit_outcome(ex, msg) != 0) {
 		/* No record, no answer: the result is withheld. */
 		pc_error("audit: %s; withholding a result",
@@ -559,6 +567,9 @@ pc_batch_done(void *sink, int status, json_t *msg)
 	struct pc_exchange *ex = it->parent;
 
 	(void)status;
+	pc_lreq_end(&it->lim, msg);
+	if (it->lim.deny_reason != NULL)
+		pc_lreq_audit_deny(&it->lim, "legacy");
 	if (msg != NULL)
 		json_array_append(ex->batch, msg);
 	ex->batch_wait--;
