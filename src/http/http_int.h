@@ -133,6 +133,7 @@ void pc_http_audit_refusal(struct pc_http *h, const struct pc_rctx *cx,
 /* A request the front answers itself (legacy initialize): what to record. */
 struct pc_audit_direct {
 	const char *era, *method, *session;
+	const char *tool;		/* may be NULL */
 	const char *decision;		/* "allow" or "deny" */
 	const char *status, *reason;
 };

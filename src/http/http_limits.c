@@ -176,7 +176,8 @@ void
 pc_lreq_audit_deny(const struct pc_lreq *q, const char *era)
 {
 	struct pc_audit_direct d = { .era = era, .method = "tools/call",
-	    .decision = "deny", .status = "refused", .reason = q->deny_reason };
+	    .tool = q->tool, .decision = "deny", .status = "refused",
+	    .reason = q->deny_reason };
 	struct pc_rctx cx;
 
 	memset(&cx, 0, sizeof(cx));

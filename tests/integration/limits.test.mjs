@@ -13,7 +13,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { startGateway, toYaml } from '../lib/gateway.mjs';
+import { withGateway, toYaml } from '../lib/gateway.mjs';
 import { PORTCULLIS_BIN, upstreamCommands } from '../lib/paths.mjs';
 import { legacyInit, post, modernRequest } from '../lib/mcp.mjs';
 
@@ -76,8 +76,7 @@ function assertRefused(r, { status = 429, reason, limit, retryAfter }) {
 test('per-key rate limit: the burst, then refusals with exact Retry-After and RateLimit headers, in both eras; other keys unaffected', async () => {
   const a = createKey('rate-a');
   const b = createKey('rate-b');
-  const gw = await startGateway({ auth, upstreams, rate_limits: [{ id: 'calls-per-minute', scope: 'key', rate: '2/minute' }] });
-  try {
+  await withGateway({ auth, upstreams, rate_limits: [{ id: 'calls-per-minute', scope: 'key', rate: '2/minute' }] }, async (gw) => {
     // 2/minute: spacing T = 30 s, burst 2. Two pass at once.
     const r1 = await call(gw, a, 'up__echo', { text: 'x' });
     assert.equal(r1.status, 200, r1.text);
@@ -107,47 +106,38 @@ test('per-key rate limit: the burst, then refusals with exact Retry-After and Ra
     assert.equal(rb.status, 200, rb.text);
     assert.equal(rb.response.result.content[0].text, 'b');
     assert.ok(gw.logs.some((x) => x.msg === 'limit refused a call' && x.reason === 'limit.rate' && x.key === a.id));
-    await gw.stop();
-  } catch (e) {
-    await gw.kill();
-    throw e;
-  }
+  });
 });
 
-test('per-tool limit: 3 per 3 s with burst 3 passes three, refuses the fourth for 1 s, then passes; other tools unaffected', async () => {
+test('per-tool limit: 3 per 6 s with burst 3 passes three, refuses the fourth for one spacing (2 s), then passes; other tools unaffected', async () => {
   const a = createKey('tool-a');
   const b = createKey('tool-b');
-  const gw = await startGateway({ auth, upstreams, rate_limits: [{ id: 'add-limit', scope: 'tool', match: 'up__add', rate: '3/3s', burst: 3 }] });
-  try {
+  await withGateway({ auth, upstreams, rate_limits: [{ id: 'add-limit', scope: 'tool', match: 'up__add', rate: '3/6s', burst: 3 }] }, async (gw) => {
     for (let i = 0; i < 3; i++) {
       const r = await call(gw, i === 1 ? b : a, 'up__add', { a: 1, b: i });
       assert.equal(r.status, 200, r.text);
     }
     // A tool limit counts every caller together: B's call used a share.
     const r4 = await call(gw, b, 'up__add', { a: 1, b: 2 });
-    assertRefused(r4, { reason: 'limit.rate', limit: 'add-limit', retryAfter: 1 });
+    // Spacing 2 s: 2, or 1 if a second went by during the three calls.
+    assertRefused(r4, { reason: 'limit.rate', limit: 'add-limit', retryAfter: [1, 2] });
     const echo = await call(gw, a, 'up__echo', { text: 'free' });
     assert.equal(echo.status, 200, 'another tool is not limited');
     assert.equal(echo.headers.get('ratelimit-limit'), null, 'no limit applied, no headers');
     await sleep(Number(r4.headers.get('retry-after')) * 1000);
     const r5 = await call(gw, b, 'up__add', { a: 2, b: 2 });
     assert.equal(r5.status, 200, r5.text);
-    await gw.stop();
-  } catch (e) {
-    await gw.kill();
-    throw e;
-  }
+  });
 });
 
 test('a spend budget refuses exactly the call that would exceed it, before the upstream; cheaper calls still fit', async () => {
   const a = createKey('budget-a');
   const b = createKey('budget-b');
-  const gw = await startGateway({
+  await withGateway({
     auth, upstreams,
     budgets: [{ id: 'daily', scope: 'key', period: 'day', amount: 10 }],
     tool_costs: { up__echo: 3, 'up__ca*': 0 },
-  });
-  try {
+  }, async (gw) => {
     const base = await upstreamCalls(gw, a); // costs 0
     for (let i = 0; i < 3; i++) assert.equal((await call(gw, a, 'up__echo', { text: 'x' })).status, 200);
     // Spent 9 of 10: another 3 would exceed.
@@ -164,17 +154,12 @@ test('a spend budget refuses exactly the call that would exceed it, before the u
     assert.equal(bad.response.result.isError, true);
     for (let i = 0; i < 3; i++) assert.equal((await call(gw, b, 'up__echo', { text: 'x' })).status, 200, 'B still has 10');
     assert.equal((await call(gw, b, 'up__add', { a: 1, b: 1 })).status, 200);
-    await gw.stop();
-  } catch (e) {
-    await gw.kill();
-    throw e;
-  }
+  });
 });
 
 test('upstream breaker: opens after N failures with a fast 503 and Retry-After, half-opens after the cooldown, and the probe closes it', async () => {
   const a = createKey('breaker-up');
-  const gw = await startGateway({ auth, upstreams, breakers: { upstream: { threshold: 2, cooldown: '2s' } } });
-  try {
+  await withGateway({ auth, upstreams, breakers: { upstream: { threshold: 2, cooldown: '2s' } } }, async (gw) => {
     // `crash` makes the upstream exit mid-call: an upstream failure.
     for (let i = 0; i < 2; i++) {
       const r = await call(gw, a, 'up__crash');
@@ -196,18 +181,13 @@ test('upstream breaker: opens after N failures with a fast 503 and Retry-After, 
       assert.equal(r.response.result.isError, true);
     }
     assert.equal((await call(gw, a, 'up__echo', { text: 'ok' })).status, 200);
-    await gw.stop();
-  } catch (e) {
-    await gw.kill();
-    throw e;
-  }
+  });
 });
 
 test('key breaker: N failing calls in a row pause that key only, then a probe after the cooldown', async () => {
   const a = createKey('breaker-key-a');
   const b = createKey('breaker-key-b');
-  const gw = await startGateway({ auth, upstreams, breakers: { key: { threshold: 3, cooldown: '2s' } } });
-  try {
+  await withGateway({ auth, upstreams, breakers: { key: { threshold: 3, cooldown: '2s' } } }, async (gw) => {
     // A success in between resets the count: consecutive failures only.
     await call(gw, a, 'up__add', { a: 'x' });
     await call(gw, a, 'up__add', { a: 'x' });
@@ -223,34 +203,25 @@ test('key breaker: N failing calls in a row pause that key only, then a probe af
     await sleep(Math.max(0, Number(open.headers.get('retry-after')) * 1000 - (Date.now() - t0)) + 100);
     assert.equal((await call(gw, a, 'up__echo', { text: 'probe' })).status, 200);
     assert.equal((await call(gw, a, 'up__echo', { text: 'closed' })).status, 200);
-    await gw.stop();
-  } catch (e) {
-    await gw.kill();
-    throw e;
-  }
+  });
 });
 
 test('concurrency caps: per key 429, per upstream 503, slots given back when calls end', async () => {
   const a = createKey('conc-a');
   const b = createKey('conc-b');
-  const gw = await startGateway({ auth, upstreams, concurrency: { per_key: 1, per_upstream: 2 } });
-  try {
-    const slow = call(gw, a, 'up__sleep', { ms: 1500 }, 1);
-    await sleep(300);
+  await withGateway({ auth, upstreams, concurrency: { per_key: 1, per_upstream: 2 } }, async (gw) => {
+    const slow = call(gw, a, 'up__sleep', { ms: 3000 }, 1);
+    await sleep(500);
     assertRefused(await call(gw, a, 'up__echo', { text: 'x' }, 2), { status: 429, reason: 'limit.concurrency.key', limit: 'concurrency:key', retryAfter: 1 });
-    const slowB = call(gw, b, 'up__sleep', { ms: 1500 }, 3);
-    await sleep(300);
+    const slowB = call(gw, b, 'up__sleep', { ms: 3000 }, 3);
+    await sleep(500);
     const c = createKey('conc-c');
     assertRefused(await call(gw, c, 'up__echo', { text: 'x' }, 4), { status: 503, reason: 'limit.concurrency.upstream', limit: 'concurrency:up', retryAfter: 1 });
     assert.equal((await slow).status, 200);
     assert.equal((await slowB).status, 200);
     assert.equal((await call(gw, a, 'up__echo', { text: 'x' }, 5)).status, 200);
     assert.equal((await call(gw, c, 'up__echo', { text: 'x' }, 6)).status, 200);
-    await gw.stop();
-  } catch (e) {
-    await gw.kill();
-    throw e;
-  }
+  });
 });
 
 test('counters survive a restart: rate and budget state is saved in the key store and restored', async () => {
@@ -261,44 +232,28 @@ test('counters survive a restart: rate and budget state is saved in the key stor
     budgets: [{ id: 'daily', scope: 'key', period: 'day', amount: 5 }],
     tool_costs: { up__add: 5 },
   };
-  let gw = await startGateway(cfg);
-  try {
+  await withGateway(cfg, async (gw) => {
     assert.equal((await call(gw, a, 'up__add', { a: 1, b: 1 })).status, 200);
     // Spent 5 of 5: the budget refuses echo (cost 1), after the rate
     // limit counted it; the third call is refused by the rate limit.
     assertRefused(await call(gw, a, 'up__echo', { text: 'x' }), { reason: 'limit.budget', limit: 'daily' });
     assertRefused(await call(gw, a, 'up__echo', { text: 'x' }), { reason: 'limit.rate', limit: 'per-min' });
-    await gw.stop();
-  } catch (e) {
-    await gw.kill();
-    throw e;
-  }
-  gw = await startGateway(cfg);
-  try {
+  });
+  await withGateway(cfg, async (gw) => {
     assert.ok(gw.logs.some((l) => /saved counter\(s\) restored/.test(l.msg ?? '')));
     const r = await call(gw, a, 'up__echo', { text: 'x' });
     assertRefused(r, { reason: 'limit.rate', limit: 'per-min', retryAfter: [1, 30] });
-    await gw.stop();
-  } catch (e) {
-    await gw.kill();
-    throw e;
-  }
+  });
   // Without the rate limit the budget, spent before the restart, refuses.
-  gw = await startGateway({ ...cfg, rate_limits: [] });
-  try {
+  await withGateway({ ...cfg, rate_limits: [] }, async (gw) => {
     assertRefused(await call(gw, a, 'up__add', { a: 1, b: 1 }), { reason: 'limit.budget', limit: 'daily' });
     assert.equal((await call(gw, a, 'up__echo', { text: 'x' })).status, 429, 'echo costs 1: 5 + 1 > 5');
-    await gw.stop();
-  } catch (e) {
-    await gw.kill();
-    throw e;
-  }
+  });
 });
 
-test('SIGHUP: new limits take effect at once', async () => {
+test('SIGHUP: new limits take effect at once; the counter of an id that remains carries over', async () => {
   const a = createKey('reload-a');
-  const gw = await startGateway({ auth, upstreams });
-  try {
+  await withGateway({ auth, upstreams }, async (gw) => {
     assert.equal((await call(gw, a, 'up__echo', { text: 'x' })).status, 200);
     assert.equal((await call(gw, a, 'up__echo', { text: 'x' })).status, 200);
     writeFileSync(gw.configPath, toYaml({ ...gw.config, rate_limits: [{ id: 'one', scope: 'key_tool', rate: '1/minute' }] }));
@@ -308,11 +263,31 @@ test('SIGHUP: new limits take effect at once', async () => {
     assert.equal((await call(gw, a, 'up__echo', { text: 'x' })).status, 200);
     assertRefused(await call(gw, a, 'up__echo', { text: 'x' }), { reason: 'limit.rate', limit: 'one', retryAfter: [59, 60] });
     assert.equal((await call(gw, a, 'up__add', { a: 1, b: 1 })).status, 200, 'key_tool: another tool has its own');
-    await gw.stop();
-  } catch (e) {
-    await gw.kill();
-    throw e;
-  }
+    // The same id, loosened: its counter carries over (a fresh one would
+    // let the call through). 2/minute: one spacing (30 s) after the TAT.
+    writeFileSync(gw.configPath, toYaml({ ...gw.config, rate_limits: [{ id: 'one', scope: 'key_tool', rate: '2/minute' }] }));
+    const from2 = gw.logs.length;
+    gw.proc.kill('SIGHUP');
+    await gw.waitForLog((l) => /^reload: configuration .* applied$/.test(l.msg), { from: from2 });
+    assertRefused(await call(gw, a, 'up__echo', { text: 'x' }), { reason: 'limit.rate', limit: 'one', retryAfter: [28, 30] });
+  });
+});
+
+test('a 2025-03-26 batch: each item is counted; a refused item is its error in the array', async () => {
+  const a = createKey('batch-a');
+  await withGateway({ auth, upstreams, rate_limits: [{ id: 'one', scope: 'key', rate: '1/minute' }] }, async (gw) => {
+    const s = await legacyInit(gw.url, { version: '2025-03-26', headers: bearer(a) });
+    const r = await post(gw.url, [
+      { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'up__echo', arguments: { text: 'one' } } },
+      { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'up__echo', arguments: { text: 'two' } } },
+    ], s.headers);
+    assert.equal(r.status, 200, r.text);
+    const byId = Object.fromEntries(r.messages.map((m) => [m.id, m]));
+    assert.equal(byId[1].result.content[0].text, 'one');
+    assert.equal(byId[2].error.code, -32009);
+    assert.equal(byId[2].error.data.reason, 'limit.rate');
+    assert.equal(byId[2].error.data.limit, 'one');
+  });
 });
 
 test('refusals are audited: decision deny with the reason code', async () => {
@@ -320,28 +295,27 @@ test('refusals are audited: decision deny with the reason code', async () => {
   const keyFile = join(dir, 'audit.key');
   writeFileSync(keyFile, randomBytes(32).toString('hex'), { mode: 0o600 });
   const logDir = join(dir, 'audit');
-  const gw = await startGateway({
+  await withGateway({
     auth, upstreams,
     audit: { dir: logDir, key: `\${file:${keyFile}}` },
     rate_limits: [{ id: 'per-min', scope: 'key', rate: '2/minute' }],
     budgets: [{ id: 'daily', scope: 'key', period: 'day', amount: 1 }],
-  });
-  try {
+  }, async (gw) => {
     assert.equal((await call(gw, a, 'up__echo', { text: 'x' })).status, 200);
     assertRefused(await call(gw, a, 'up__echo', { text: 'x' }), { reason: 'limit.budget' });
     const s = await legacyInit(gw.url, { headers: bearer(a) });
     const l = await post(gw.url, { jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'up__echo', arguments: { text: 'x' } } }, s.headers);
     assertRefused(l, { reason: 'limit.rate' });
-    await gw.stop();
-  } catch (e) {
-    await gw.kill();
-    throw e;
-  }
+    const s25 = await legacyInit(gw.url, { version: '2025-03-26', headers: bearer(a) });
+    const b = await post(gw.url, [{ jsonrpc: '2.0', id: 4, method: 'tools/call', params: { name: 'up__echo', arguments: { text: 'x' } } }], s25.headers);
+    assert.equal(b.messages[0].error.data.reason, 'limit.rate');
+  });
   const records = readdirSync(logDir).filter((f) => f.endsWith('.jsonl')).sort()
     .flatMap((f) => readFileSync(join(logDir, f), 'utf8').split('\n').filter(Boolean).map((x) => JSON.parse(x)));
   const denies = records.filter((r) => r.decision === 'deny');
   assert.deepEqual(denies.map((r) => [r.reason, r.tool, r.era, r.key_id, r.status]), [
     ['limit.budget', 'up__echo', 'modern', a.id, 'refused'],
     ['limit.rate', 'up__echo', 'legacy', a.id, 'refused'],
+    ['limit.rate', 'up__echo', 'legacy', a.id, 'refused'], // the batch item
   ], JSON.stringify(records, null, 1));
 });
