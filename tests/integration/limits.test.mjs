@@ -251,6 +251,20 @@ test('counters survive a restart: rate and budget state is saved in the key stor
   });
 });
 
+test('counters are saved every few seconds: a gateway killed with SIGKILL still remembers them', async () => {
+  const a = createKey('persist-kill');
+  const cfg = { auth, upstreams, rate_limits: [{ id: 'per-min-k', scope: 'key', rate: '1/minute' }] };
+  await withGateway(cfg, async (gw) => {
+    assert.equal((await call(gw, a, 'up__echo', { text: 'x' })).status, 200);
+    // The periodic snapshot (every 5 s when something was charged).
+    await sleep(6000);
+    await gw.kill();
+  });
+  await withGateway(cfg, async (gw) => {
+    assertRefused(await call(gw, a, 'up__echo', { text: 'x' }), { reason: 'limit.rate', limit: 'per-min-k', retryAfter: [40, 55] });
+  });
+});
+
 test('SIGHUP: new limits take effect at once; the counter of an id that remains carries over', async () => {
   const a = createKey('reload-a');
   await withGateway({ auth, upstreams }, async (gw) => {
