@@ -141,6 +141,13 @@ ex_limits(struct pc_exchange *ex, const struct pc_rctx *cx, json_t *msg,
 		pc_lreq_route(&ex->lim, ri);
 		return 0;
 	}
+	if (refusal == NULL) {
+		/* Out of memory for the answer: still refused. */
+		pc_http_send_error(ex->req, status, json_object_get(msg, "id"),
+		    PC_RPC_LIMITED, "Refused by a limit");
+		pc_ex_free(ex);
+		return PC_E_DENIED;
+	}
 	pc_post_ops.done(ex, status, refusal);
 	json_decref(refusal);
 	return PC_E_DENIED;
