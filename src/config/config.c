@@ -244,6 +244,7 @@ pc_config_free(struct pc_config *cfg)
 	}
 	free(cfg->tighten);
 	free_strv(cfg->redact_keys, cfg->nredact_keys, false);
+	cfg_limiter_free(cfg);
 	free_strv(cfg->secrets, cfg->nsecrets, true);
 	free(cfg);
 }

@@ -20,6 +20,10 @@
 #include <sys/socket.h>
 #include <stdio.h>
 
+#include "../limits/breaker.h"
+#include "../limits/budget.h"
+#include "../limits/gcra.h"
+
 struct pc_listen_conf {
 	char *address;		/* numeric IP literal; default "127.0.0.1" */
 	uint16_t port;		/* 0 = ephemeral (tests) */
@@ -172,6 +176,41 @@ struct pc_tighten {
 					 * {arg: fragment}, required: [arg]} */
 };
 
+/* A tool's cost for budgets: `pattern` is an exposed tool name, or a glob
+ * (fnmatch: *, ?, [..]). Exact names win over globs; globs are tried in
+ * file order. Tools that match nothing cost 1. */
+struct pc_tool_cost {
+	char *pattern;
+	uint64_t cost;
+};
+
+/*
+ * Issue 5 limits (src/limits, docs/limits.md): rate_limits, budgets,
+ * tool_costs, breakers, concurrency, limits_store. Everything empty or off
+ * (the default) means no limiting.
+ */
+struct pc_limiter_conf {
+	struct pc_gcra_limit *rate;	/* rate_limits, ids filled in */
+	size_t nrate;
+	struct pc_budget_limit *budgets;
+	size_t nbudgets;
+	struct pc_tool_cost *costs;
+	size_t ncosts;
+	bool key_breaker;		/* breakers.key given (default off) */
+	struct pc_breaker_config key_br;
+	bool upstream_breaker;		/* breakers.upstream given */
+	struct pc_breaker_config upstream_br;
+	uint32_t per_key;		/* concurrency caps; 0 = none */
+	uint32_t per_upstream;
+	char *store;			/* SQLite file for the counters;
+					 * absolute; NULL = the API key store,
+					 * else <config dir>/portcullis.db */
+};
+
+/* The budget cost of calling exposed tool `tool`: an exact tool_costs
+ * entry, else the first glob that matches, else 1. */
+uint64_t pc_tool_cost_of(const struct pc_limiter_conf *l, const char *tool);
+
 struct pc_config {
 	char *path;		/* file it came from, or "<embedded>" */
 	struct pc_listen_conf listen;
@@ -205,6 +244,7 @@ struct pc_config {
 	 * (src/secrets/redact). NULL-terminated. */
 	char **redact_keys;
 	size_t nredact_keys;
+	struct pc_limiter_conf limiter;
 	char **secrets;		/* resolved reference values, for redaction */
 	size_t nsecrets;
 };

@@ -321,5 +321,6 @@ pc_config_dump(const struct pc_config *cfg, FILE *f)
 	} else {
 		fputs("# policy: none: nothing is granted (deny by default)\n", f);
 	}
+	cfg_limiter_dump(cfg, f);
 	return ferror(f) ? PC_E_IO : 0;
 }

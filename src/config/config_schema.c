@@ -837,6 +837,13 @@ static const struct cfg_key top_keys[] = {
 	{ "trusted_proxies", VK_FN, 0, 0, 0, cfg_k_trusted_proxies },
 	{ "auth", VK_FN, 0, 0, 0, cfg_k_auth },
 	{ "audit", VK_FN, 0, 0, 0, cfg_k_audit },
+	/* issue 5, config_limits.c */
+	{ "rate_limits", VK_FN, 0, 0, 0, cfg_k_rate_limits },
+	{ "budgets", VK_FN, 0, 0, 0, cfg_k_budgets },
+	{ "tool_costs", VK_FN, 0, 0, 0, cfg_k_tool_costs },
+	{ "breakers", VK_FN, 0, 0, 0, cfg_k_breakers },
+	{ "concurrency", VK_FN, 0, 0, 0, cfg_k_concurrency },
+	{ "limits_store", VK_FN, 0, 0, 0, cfg_k_limits_store },
 	{ "policy", VK_FN, 0, 0, 0, cfg_k_policy },
 	{ "redaction", VK_FN, 0, 0, 0, k_redaction },
 };
@@ -857,6 +864,7 @@ cfg_walk_root(struct cfg_ctx *ctx, const struct cfg_node *root)
 		static const struct cfg_node top = { .kind = CN_MAP, .line = 1,
 		    .col = 1 };
 		cfg_auth_check(ctx, &top, NULL, NULL);
+		cfg_limiter_check(ctx, &top, NULL, NULL);
 		return;
 	}
 	if (root->kind != CN_MAP) {
@@ -878,4 +886,7 @@ cfg_walk_root(struct cfg_ctx *ctx, const struct cfg_node *root)
 	}
 	/* seen[0] is listen, seen[10] auth (order of top_keys). */
 	cfg_auth_check(ctx, root, seen[10], seen[0]);
+	/* seen[12] rate_limits, seen[13] budgets; after the auth check,
+	 * which settles the key store the counters default to. */
+	cfg_limiter_check(ctx, root, seen[12], seen[13]);
 }

@@ -211,6 +211,7 @@ pc_ex_free(struct pc_exchange *ex)
 		event_free(ex->keepalive);
 	if (ex->watch != NULL)
 		event_free(ex->watch);
+	pc_lreq_end(&ex->lim, NULL);
 	if (ex->audit != NULL)
 		json_decref(ex->audit->args);
 	free(ex->audit);
@@ -425,12 +426,18 @@ audit_outcome(struct pc_exchange *ex, json_t *msg)
 	} else if (json_is_true(json_object_get(res, "isError"))) {
 		status = "tool_error";
 	}
+	/* A limit refused it: the record says deny and which reason. */
+	if (ex->lim.deny_reason != NULL) {
+		status = "refused";
+		snprintf(reason, sizeof(reason), "%s", ex->lim.deny_reason);
+	}
 	r = (struct pc_audit_request){
 		.type = "request", .principal = nz(a->principal),
 		.key_id = nz(a->key_id), .tenant = nz(a->tenant),
 		.source = nz(a->source), .session = nz(a->session),
 		.era = a->era, .method = nz(a->method), .tool = nz(a->tool),
-		.args = a->args, .decision = a->denied ? "deny" : "allow",
+		.args = a->args, .decision = a->denied != NULL ||
+		    ex->lim.deny_reason != NULL ? "deny" : "allow",
 		.reason = nz(reason),
 		.status = status, .latency_us = now_us() - a->start_us,
 		.bytes_in = a->bytes_in, .bytes_out = -1,
@@ -457,6 +464,7 @@ pc_http_audit_direct(struct pc_http *h, const struct pc_rctx *cx,
 		.key_id = nz(cx->principal.key_id),
 		.tenant = nz(cx->principal.tenant),
 		.era = d->era, .session = nz(d->session), .method = nz(d->method),
+		.tool = nz(d->tool),
 		.decision = d->decision, .reason = nz(d->reason),
 		.status = d->status, .latency_us = -1, .bytes_in = -1,
 		.bytes_out = -1,
@@ -501,6 +509,7 @@ post_done(void *sink, int status, json_t *msg)
 	struct pc_exchange *ex = sink;
 
 	ex->call = NULL;
+	pc_lreq_end(&ex->lim, msg);
 	if (ex->h->audit != NULL && audit_outcome(ex, msg) != 0) {
 		/* No record, no answer: the result is withheld. */
 		pc_error("audit: %s; withholding a result",
@@ -573,6 +582,9 @@ pc_batch_done(void *sink, int status, json_t *msg)
 	struct pc_exchange *ex = it->parent;
 
 	(void)status;
+	pc_lreq_end(&it->lim, msg);
+	if (it->lim.deny_reason != NULL)
+		pc_lreq_audit_deny(&it->lim, "legacy");
 	if (msg != NULL)
 		json_array_append(ex->batch, msg);
 	ex->batch_wait--;

@@ -170,6 +170,10 @@
  * fail closed). */
 #define PC_LIMIT_DEF_ENTRIES         65536u
 #define PC_LIMIT_MAX_ENTRIES         (4u * 1024u * 1024u)
+/* Counters are written to the store this often when something was charged
+ * (and at shutdown): a crash forgets at most this much spending, and a
+ * snapshot of a full table (~65k rows) stays well under this interval. */
+#define PC_LIMIT_SAVE_INTERVAL_MS    5000u
 
 /* --- TLS --------------------------------------------------------------------- */
 

@@ -84,11 +84,23 @@ call_free(struct pc_call *c)
 	free(c);
 }
 
+/* Tell the limits stage how an admitted forward ended (once). */
+static void
+gate_end(struct pc_call *c, enum pc_fwd_outcome outcome)
+{
+	if (!c->gate_open)
+		return;
+	c->gate_open = 0;
+	c->gate->end(c->gate_ctx, outcome);
+}
+
 /* Take the call out of every index it is in. */
 static void
 call_unlink(struct pc_call *c)
 {
 	struct pc_router *r = c->r;
+
+	gate_end(c, PC_FWD_CANCELLED);
 
 	if (c->in_session) {
 		if (c->sprev != NULL)
@@ -171,6 +183,8 @@ call_new(struct pc_router *r, const struct pc_reqinfo *ri, json_t *req,
 	c->session = ri->session;
 	c->ops = ops;
 	c->sink = sink;
+	c->gate = ri->gate;
+	c->gate_ctx = ri->gate_ctx;
 	c->log_level = -1;
 	pc_strlcpy(c->method, method ? method : "", sizeof(c->method));
 	c->client_id = json_deep_copy(json_object_get(req, "id"));
@@ -322,6 +336,8 @@ on_reply(void *arg, int err, json_t *msg)
 	json_t *e, *res;
 
 	c->in_upstream = 0;
+	gate_end(c, err == 0 ? PC_FWD_ANSWERED : err == PC_E_CLOSED ?
+	    PC_FWD_CANCELLED : PC_FWD_FAILED);
 	if (err != 0) {
 		switch (err) {
 		case PC_E_TIMEOUT:
@@ -425,10 +441,30 @@ forward(struct pc_call *c, size_t idx, json_t *p)
 
 	c->slot = slot;
 	c->kind = PC_CK_FORWARD;
+	/* (Un)subscribe is session bookkeeping already done above: it
+	 * passes the limits stage unchecked rather than half undone. */
+	if (c->gate != NULL && strcmp(c->method, "resources/subscribe") != 0 &&
+	    strcmp(c->method, "resources/unsubscribe") != 0) {
+		int status = 503;
+		json_t *err = NULL, *resp;
+		if (c->gate->admit(c->gate_ctx, c->method,
+		    pc_upstream_name(slot->up), &status, &err) != 0) {
+			json_decref(p);
+			resp = json_pack("{s:s, s:O, s:o}", "jsonrpc", "2.0",
+			    "id", c->client_id, "error", err ? err :
+			    json_pack("{s:i, s:s}", "code", -32603, "message",
+			    "Internal error"));
+			pc_call_finish(c, status, resp);
+			json_decref(resp);
+			return;
+		}
+		c->gate_open = 1;
+	}
 	rc = pc_upstream_call(slot->up, c->method, p, 0, on_reply,
 	    c->progress_token ? on_progress : NULL, c, &c->handle);
 	json_decref(p);
 	if (rc != 0) {
+		gate_end(c, rc == PC_E_LIMIT ? PC_FWD_CANCELLED : PC_FWD_FAILED);
 		finish_error(c, 200, PC_RPC_UP_UNAVAILABLE,
 		    rc == PC_E_LIMIT ? "Upstream is saturated; retry later"
 		    : "Upstream unavailable; retry later");

@@ -68,6 +68,9 @@ struct pc_call {
 	struct pc_up_slot *slot;
 	uint64_t handle;
 	int in_upstream;
+	const struct pc_fwd_gate *gate;	/* limits hook, or NULL */
+	void *gate_ctx;
+	int gate_open;			/* admitted: end() still owed */
 	int client_elicit, client_sampling, client_roots; /* declared */
 	/* listen streams */
 	json_t *listen_filter;		/* owned */
