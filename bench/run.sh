@@ -15,8 +15,8 @@
 #   BENCH_CONCURRENCY    connections / calls in flight (default 16)
 #   BENCH_LOADGEN_THREADS loadgen threads (default 1: the machine has 2 cores)
 #   BENCH_SYSTEMS        which rows to run (default "direct floor h2o-floor
-#                        gateway gateway-audit gateway-apikey gateway-tls
-#                        supergateway mcp-proxy")
+#                        gateway gateway-audit gateway-apikey gateway-policy
+#                        gateway-tls supergateway mcp-proxy")
 #   BENCH_OUT            results file (default bench/results/latest.md)
 #   BENCH_NODE_MODULES   where the npm proxies are (default ./node_modules)
 #
@@ -30,7 +30,7 @@ DURATION=${BENCH_DURATION:-10}
 WARMUP=${BENCH_WARMUP:-2}
 CONC=${BENCH_CONCURRENCY:-16}
 LG_THREADS=${BENCH_LOADGEN_THREADS:-1}
-SYSTEMS=${BENCH_SYSTEMS:-"direct floor h2o-floor gateway gateway-audit gateway-apikey gateway-tls supergateway mcp-proxy"}
+SYSTEMS=${BENCH_SYSTEMS:-"direct floor h2o-floor gateway gateway-audit gateway-apikey gateway-policy gateway-tls supergateway mcp-proxy"}
 OUT=${BENCH_OUT:-bench/results/latest.md}
 NM=${BENCH_NODE_MODULES:-$ROOT/node_modules}
 
@@ -382,6 +382,35 @@ upstreams:
     prefix: ""
     command: ["$UPSTREAM"]
 EOF
+	# Deny by default: every row needs a policy. The others grant all to
+	# everyone (the least a gateway can run with); the policy row is a
+	# realistic one: ten roles of other tools, the key's roles, a class
+	# override, a pattern constraint and a schema tightening on `text`.
+	if [ "$sys" = gateway+apikey+policy ]; then
+		echo 'policy:'
+		echo '  roles:'
+		for i in 0 1 2 3 4 5 6 7 8 9; do
+			echo "    r$i: {tools: [{match: \"tool${i}__*\", access: all}], prompts: [\"p${i}__*\"]}"
+		done
+		cat <<EOF
+    caller:
+      tools:
+        - {match: "ech*", access: [read]}
+  tool_classes:
+    "echo": [read]
+  constraints:
+    - {tool: "echo", argument: text, pattern: "[a-z]{1,64}"}
+    - {tool: "echo", argument: text, schema: {type: string, minLength: 1, maxLength: 500}}
+    - {tool: "other__*", argument: path, path_under: ["/srv/\${tenant}"]}
+EOF
+	else
+		cat <<EOF
+policy:
+  default_roles: [all]
+  roles:
+    all: {tools: [{match: "*", access: all}]}
+EOF
+	fi
 }
 
 # The API key rows need a key store with one key, and the TLS row a test PKI.
@@ -405,7 +434,8 @@ auth:
     pepper: "\${file:$TMP/pepper}"
 EOF
 	API_KEY=$("$GATEWAY" keys create -c "$TMP/keys.yaml" --principal bench \
-	    2>>"$TMP/keys.log" | grep -m1 '^pcs_') || return 1
+	    --roles r3,r7,caller 2>>"$TMP/keys.log" | grep -m1 '^pcs_') ||
+	    return 1
 	[ -n "$API_KEY" ]
 }
 setup_pki() {
@@ -425,7 +455,8 @@ launch() {
 	"h2o floor")
 		start "$sys" "$H2OFLOOR" "$port"
 		;;
-	gateway | gateway+audit | gateway+apikey | gateway+apikey+tls)
+	gateway | gateway+audit | gateway+apikey | gateway+apikey+policy | \
+	    gateway+apikey+tls)
 		gateway_config "$sys" "$port" >"$TMP/gateway.yaml"
 		start "$sys" "$GATEWAY" serve -c "$TMP/gateway.yaml"
 		;;
@@ -456,7 +487,8 @@ run_http() {
 	local scheme=http host=127.0.0.1
 	local -a extra=()
 	case $sys in
-	gateway | gateway+audit | gateway+apikey | gateway+apikey+tls)
+	gateway | gateway+audit | gateway+apikey | gateway+apikey+policy | \
+	    gateway+apikey+tls)
 		if [ ! -x "$GATEWAY" ]; then
 			skip "$sys" "build/portcullis not built"
 			return
@@ -537,6 +569,7 @@ for s in $SYSTEMS; do
 	gateway) run_http gateway ;;
 	gateway-audit) run_http gateway+audit ;;
 	gateway-apikey) run_http gateway+apikey ;;
+	gateway-policy) run_http gateway+apikey+policy ;;
 	gateway-tls) run_http gateway+apikey+tls ;;
 	supergateway | mcp-proxy) run_http "$s" ;;
 	*) echo "run.sh: unknown system '$s'" >&2 ;;
@@ -648,6 +681,18 @@ faster_node() {	# faster_node MODE: "name rate" of the faster Node proxy
 		fi
 	fi
 	echo
+	echo "Policy and validation (calls/s, same mode; target from the issue):"
+	echo
+	for m in legacy modern; do
+		ak=${RATE[gateway+apikey.$m]:-}
+		po=${RATE[gateway+apikey+policy.$m]:-}
+		if [ -n "$ak" ] && [ -n "$po" ]; then
+			echo "- $m: gateway+apikey+policy ÷ gateway+apikey = $(ratio2 "$po" "$ak") (target ≥ 0.85: $(target_met "$po" "$ak" 0.85))"
+		else
+			echo "- $m: gateway+apikey+policy ÷ gateway+apikey: n/a (a row is missing)"
+		fi
+	done
+	echo
 	echo "Authentication and TLS (calls/s, same mode; targets from the issue):"
 	echo
 	for m in legacy modern; do
@@ -690,6 +735,25 @@ faster_node() {	# faster_node MODE: "name rate" of the faster Node proxy
 				if (rate > 0 && cpu > 0) {
 					us = cpu / 100 / rate * 1e6
 					printf "\n- gateway CPU per call %.1f µs (legacy row); with the key check %.1f µs: expected gateway+apikey ÷ gateway = %.2f\n", us, us + ns / 1000, us / (us + ns / 1000)
+				}
+			}'
+		done
+	fi
+	# The same for the authorize stage: policy + schema tightening.
+	if [ -x build/bench/policy_cost ]; then
+		echo
+		echo "Authorize stage alone (build/bench/policy_cost, in process; the row's policy):"
+		echo
+		pout=$(build/bench/policy_cost 200000)
+		echo "    $pout"
+		pns=$(awk '{print $4}' <<<"$pout")
+		for r in "${ROWS[@]}"; do
+			IFS='|' read -r a b c _ _ _ _ _ _ j _ _ <<<"$r"
+			[ "$a" = gateway+apikey ] && [ "$b" = legacy ] || continue
+			awk -v rate="$c" -v cpu="$j" -v ns="$pns" 'BEGIN {
+				if (rate > 0 && cpu > 0) {
+					us = cpu / 100 / rate * 1e6
+					printf "\n- gateway+apikey CPU per call %.1f µs (legacy row); with policy and tightening %.1f µs: expected gateway+apikey+policy ÷ gateway+apikey = %.2f\n", us, us + ns / 1000, us / (us + ns / 1000)
 				}
 			}'
 		done

@@ -287,8 +287,13 @@ out:
 	return rc;
 }
 
+/* The key's roles, plus every time-boxed grant still running at `now`:
+ * an expired grant drops out on the next request, with no write and no
+ * restart. A role that would not fit is left out (fewer rights, never
+ * more). */
 static void
-fill_principal(struct pc_principal *p, const struct pc_key_rec *r)
+fill_principal(struct pc_principal *p, const struct pc_key_rec *r,
+    int64_t now)
 {
 	memset(p, 0, sizeof(*p));
 	p->method = PC_AUTH_APIKEY;
@@ -296,6 +301,14 @@ fill_principal(struct pc_principal *p, const struct pc_key_rec *r)
 	pc_strlcpy(p->tenant, r->tenant, sizeof(p->tenant));
 	pc_strlcpy(p->key_id, r->id, sizeof(p->key_id));
 	pc_strlcpy(p->roles, r->roles, sizeof(p->roles));
+	for (size_t i = 0; i < r->ngrants && i < PC_KEY_MAX_GRANTS; i++) {
+		size_t n = strlen(p->roles), m = strlen(r->grants[i].role);
+		if (r->grants[i].until <= now || m == 0 ||
+		    n + 1 + m >= sizeof(p->roles))
+			continue;
+		snprintf(p->roles + n, sizeof(p->roles) - n, "%s%s",
+		    n ? "," : "", r->grants[i].role);
+	}
 	p->expires = r->expires;
 }
 
@@ -356,7 +369,7 @@ pc_apikeys_check(struct pc_apikeys *ak, const char *presented,
 		*reason = "apikey.mismatch";
 	if (rc != 0)
 		goto out;
-	fill_principal(p, r);
+	fill_principal(p, r, now);
 	/* A failed last-use write must not fail the request. */
 	if (pc_store_key_touch(ak->st, id, now, source) != 0)
 		pc_warn("apikey: key %s: last use not recorded", id);

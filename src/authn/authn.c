@@ -125,6 +125,12 @@ pc_authn_flush(struct pc_authn *a)
 		pc_store_flush(a->store);
 }
 
+struct pc_store *
+pc_authn_store(struct pc_authn *a)
+{
+	return a != NULL ? a->store : NULL;
+}
+
 int
 pc_authn_ready(const struct pc_authn *a)
 {

@@ -67,6 +67,11 @@ json_t *pc_authn_prm(const struct pc_authn *a);
 /* Ready to authenticate (the JWKS is loaded when OAuth is configured). */
 int pc_authn_ready(const struct pc_authn *a);
 
+/* The API key store (borrowed, lives as long as a), or NULL when API keys
+ * are off. */
+struct pc_store;
+struct pc_store *pc_authn_store(struct pc_authn *a);
+
 /* Write pending last-use records (shutdown). */
 void pc_authn_flush(struct pc_authn *a);
 

@@ -23,9 +23,10 @@
 #define PC_POLICY_REGEX_DEPTH_LIMIT 1000u
 
 struct rule {
+	enum pc_policy_item item;
 	char *role;
 	char *pattern;
-	unsigned mask;
+	unsigned mask;		/* tools only; 0 for prompts and resources */
 };
 
 struct override {
@@ -53,6 +54,7 @@ struct cons {
 struct pc_policy {
 	struct rule *rules;
 	size_t nrules;
+	char defaults[PC_ROLES_MAX];	/* roles every principal holds */
 	struct override *ovr;
 	size_t novr;
 	struct cons *cons;
@@ -166,16 +168,18 @@ dup(const char *s)
 	return pc_strndup(s, strlen(s));
 }
 
-int
-pc_policy_add_rule(struct pc_policy *p, const char *role,
-    const char *tool_pattern, unsigned access_mask)
+static bool
+role_ok(const char *role)
+{
+	return name_ok(role, PC_POLICY_MAX_ROLE) && strchr(role, ',') == NULL;
+}
+
+static int
+add_rule(struct pc_policy *p, enum pc_policy_item item, const char *role,
+    const char *pattern, unsigned mask)
 {
 	struct rule *r;
 
-	if (p == NULL || !name_ok(role, PC_POLICY_MAX_ROLE) ||
-	    strchr(role, ',') != NULL || !name_ok(tool_pattern,
-	    PC_MAX_NAME_LEN) || !mask_ok(access_mask))
-		return PC_E_INVAL;
 	if (p->nrules >= PC_POLICY_MAX_RULES)
 		return PC_E_LIMIT;
 	r = realloc(p->rules, (p->nrules + 1) * sizeof(*r));
@@ -183,15 +187,51 @@ pc_policy_add_rule(struct pc_policy *p, const char *role,
 		return PC_E_NOMEM;
 	p->rules = r;
 	r = &p->rules[p->nrules];
+	r->item = item;
 	r->role = dup(role);
-	r->pattern = dup(tool_pattern);
-	r->mask = access_mask;
+	r->pattern = dup(pattern);
+	r->mask = mask;
 	if (r->role == NULL || r->pattern == NULL) {
 		free(r->role);
 		free(r->pattern);
 		return PC_E_NOMEM;
 	}
 	p->nrules++;
+	return 0;
+}
+
+int
+pc_policy_add_rule(struct pc_policy *p, const char *role,
+    const char *tool_pattern, unsigned access_mask)
+{
+	if (p == NULL || !role_ok(role) || !name_ok(tool_pattern,
+	    PC_MAX_NAME_LEN) || !mask_ok(access_mask))
+		return PC_E_INVAL;
+	return add_rule(p, PC_ITEM_TOOL, role, tool_pattern, access_mask);
+}
+
+int
+pc_policy_add_grant(struct pc_policy *p, const char *role,
+    enum pc_policy_item item, const char *pattern)
+{
+	if (p == NULL || !role_ok(role) || (item != PC_ITEM_PROMPT &&
+	    item != PC_ITEM_RESOURCE) || !name_ok(pattern, PC_POLICY_MAX_URL))
+		return PC_E_INVAL;
+	return add_rule(p, item, role, pattern, 0);
+}
+
+int
+pc_policy_add_default_role(struct pc_policy *p, const char *role)
+{
+	size_t n;
+
+	if (p == NULL || !role_ok(role))
+		return PC_E_INVAL;
+	n = strlen(p->defaults);
+	if (n + 1 + strlen(role) >= sizeof(p->defaults))
+		return PC_E_LIMIT;
+	snprintf(p->defaults + n, sizeof(p->defaults) - n, "%s%s",
+	    n ? "," : "", role);
 	return 0;
 }
 
@@ -452,17 +492,15 @@ pc_policy_tool_class(const struct pc_policy *p, const char *tool,
 	return cls;
 }
 
-bool
-pc_policy_tool_allowed(const struct pc_policy *p, const char *roles,
-    const char *tool, json_t *annotations)
+/* Does one of the comma-separated `roles` have a rule of kind `item` whose
+ * pattern matches `name` and whose mask covers `cls`? */
+static bool
+roles_grant(const struct pc_policy *p, const char *roles,
+    enum pc_policy_item item, const char *name, unsigned cls)
 {
-	unsigned cls;
 	const char *r, *e;
 	size_t i, n;
 
-	if (p == NULL || roles == NULL || tool == NULL || tool[0] == '\0')
-		return false;
-	cls = pc_policy_tool_class(p, tool, annotations);
 	for (r = roles; *r != '\0'; r = *e ? e + 1 : e) {
 		while (*r == ' ')
 			r++;
@@ -477,14 +515,41 @@ pc_policy_tool_allowed(const struct pc_policy *p, const char *roles,
 		for (i = 0; i < p->nrules; i++) {
 			const struct rule *ru = &p->rules[i];
 
-			if (strlen(ru->role) == n &&
+			if (ru->item == item && strlen(ru->role) == n &&
 			    memcmp(ru->role, r, n) == 0 &&
 			    (ru->mask & cls) == cls &&
-			    pc_policy_glob(ru->pattern, tool))
+			    pc_policy_glob(ru->pattern, name))
 				return true;
 		}
 	}
 	return false;
+}
+
+static bool
+granted(const struct pc_policy *p, const char *roles,
+    enum pc_policy_item item, const char *name, unsigned cls)
+{
+	if (p == NULL || name == NULL || name[0] == '\0')
+		return false;
+	return (roles != NULL && roles_grant(p, roles, item, name, cls)) ||
+	    roles_grant(p, p->defaults, item, name, cls);
+}
+
+bool
+pc_policy_tool_allowed(const struct pc_policy *p, const char *roles,
+    const char *tool, json_t *annotations)
+{
+	if (p == NULL || tool == NULL || tool[0] == '\0')
+		return false;
+	return granted(p, roles, PC_ITEM_TOOL, tool,
+	    pc_policy_tool_class(p, tool, annotations));
+}
+
+bool
+pc_policy_item_allowed(const struct pc_policy *p, const char *roles,
+    enum pc_policy_item item, const char *name)
+{
+	return item != PC_ITEM_TOOL && granted(p, roles, item, name, 0);
 }
 
 /* --- argument checks ---------------------------------------------------- */

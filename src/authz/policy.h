@@ -34,9 +34,19 @@ enum pc_access {
 #define PC_ACC_ALL (PC_ACC_READ | PC_ACC_WRITE | PC_ACC_DESTRUCTIVE | \
     PC_ACC_OPEN_WORLD)
 
+/* What a grant is about: tools carry an access class, prompts and
+ * resources are granted by pattern alone. */
+enum pc_policy_item {
+	PC_ITEM_TOOL = 0,	/* exposed tool name */
+	PC_ITEM_PROMPT,		/* exposed prompt name */
+	PC_ITEM_RESOURCE,	/* exposed resource URI or URI template */
+};
+
 /* Stable reason codes (they appear in replies and audit records). */
 #define PC_POLICY_DENIED_TOOL     "policy.denied_tool"
 #define PC_POLICY_DENIED_ARGUMENT "policy.denied_argument"
+#define PC_POLICY_DENIED_PROMPT   "policy.denied_prompt"
+#define PC_POLICY_DENIED_RESOURCE "policy.denied_resource"
 
 /* Ceilings (PC_POLICY_MAX_*) are in lib/limits.h: a config with more rules
  * than that is a mistake, not a policy. */
@@ -109,6 +119,21 @@ int pc_policy_add_rule(struct pc_policy *p, const char *role,
     const char *tool_pattern, unsigned access_mask);
 
 /*
+ * Grant `role` the prompts or resources (item PC_ITEM_PROMPT or
+ * PC_ITEM_RESOURCE) whose exposed name or URI matches `pattern` (same
+ * globs). A resource template is listed when its uriTemplate string
+ * matches. 0, PC_E_INVAL, PC_E_LIMIT, PC_E_NOMEM.
+ */
+int pc_policy_add_grant(struct pc_policy *p, const char *role,
+    enum pc_policy_item item, const char *pattern);
+
+/*
+ * A role every principal holds besides its own (for example a read-only
+ * baseline). 0, PC_E_INVAL, PC_E_LIMIT (the list is PC_ROLES_MAX bytes).
+ */
+int pc_policy_add_default_role(struct pc_policy *p, const char *role);
+
+/*
  * Override the class of the tools matching `tool_pattern`, whatever their
  * annotations say (annotations come from untrusted servers). An exact name
  * beats a glob; among globs, the longest pattern wins, then the last added.
@@ -139,6 +164,11 @@ unsigned pc_policy_tool_class(const struct pc_policy *p, const char *tool,
  * call `tool`? Unknown roles grant nothing. */
 bool pc_policy_tool_allowed(const struct pc_policy *p, const char *roles,
     const char *tool, json_t *annotations);
+
+/* May a principal holding `roles` list and use the prompt or resource
+ * `name` (PC_ITEM_PROMPT / PC_ITEM_RESOURCE)? */
+bool pc_policy_item_allowed(const struct pc_policy *p, const char *roles,
+    enum pc_policy_item item, const char *name);
 
 /*
  * Decide one tools/call. `arguments` (borrowed, a JSON object or NULL) is

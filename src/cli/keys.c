@@ -39,6 +39,8 @@
 #define KEYS_MAX_GRACE_S (30ull * 86400ull)
 /* rotation_days from the config is capped the same way. */
 #define KEYS_MAX_ROTATION_DAYS 3650u
+/* Longest time-boxed grant: an elevation, not a role assignment. */
+#define KEYS_MAX_GRANT_S (90u * 86400u)
 /* One role name. */
 #define KEYS_MAX_ROLE 64u
 
@@ -63,6 +65,12 @@ static const char usage_text[] =
 "        Resets the rotation due date.\n"
 "  revoke -c FILE ID\n"
 "        Revoke ID. A running gateway refuses it from its next request.\n"
+"  grant -c FILE ID ROLE --for DURATION\n"
+"        Give ID the role ROLE for DURATION (a time-boxed elevation):\n"
+"        it ends by itself, without a restart. Granting a held role again\n"
+"        sets its new end. At most 8 live grants per key.\n"
+"  ungrant -c FILE ID ROLE\n"
+"        End a grant now.\n"
 "\n"
 "Options:\n"
 "  -c, --config FILE      YAML configuration (auth.api_keys)\n"
@@ -73,6 +81,7 @@ static const char usage_text[] =
 "  --expires DURATION     the key stops working after DURATION (max 3650d)\n"
 "  --grace DURATION       with rotate: how long the old secret still works\n"
 "                         (max 30d)\n"
+"  --for DURATION         with grant: how long the role is held (max 90d)\n"
 "  --json                 machine-readable output (timestamps ISO-8601 UTC)\n"
 "\n"
 "DURATION is an integer and a unit: s, m, h or d (90s, 15m, 24h, 30d).\n"
@@ -94,6 +103,8 @@ struct opts {
 	const char *description;
 	const char *expires;
 	const char *grace;
+	const char *for_;	/* grant: --for */
+	const char *role;	/* grant, ungrant: second argument */
 	bool json;
 };
 
@@ -235,6 +246,7 @@ parse_args(int argc, char **argv, struct opts *o)
 		{ "--description", offsetof(struct opts, description) },
 		{ "--expires", offsetof(struct opts, expires) },
 		{ "--grace", offsetof(struct opts, grace) },
+		{ "--for", offsetof(struct opts, for_) },
 	};
 
 	memset(o, 0, sizeof(*o));
@@ -264,9 +276,12 @@ parse_args(int argc, char **argv, struct opts *o)
 			continue;
 		if (a[0] == '-' && a[1] != '\0')
 			return usage_error("unknown option %s", a);
-		if (o->id != NULL)
+		if (o->id == NULL)
+			o->id = a;
+		else if (o->role == NULL)
+			o->role = a;
+		else
 			return usage_error("unexpected argument %s", a);
-		o->id = a;
 	}
 	return 0;
 }
@@ -277,18 +292,32 @@ check_args(const struct opts *o)
 {
 	bool create = strcmp(o->cmd, "create") == 0;
 	bool rotate = strcmp(o->cmd, "rotate") == 0;
+	bool grant = strcmp(o->cmd, "grant") == 0;
+	bool takes_role = grant || strcmp(o->cmd, "ungrant") == 0;
 	bool takes_id = !create && strcmp(o->cmd, "list") != 0;
 
-	if (!create && !rotate && strcmp(o->cmd, "list") != 0 &&
+	if (!create && !rotate && !takes_role && strcmp(o->cmd, "list") != 0 &&
 	    strcmp(o->cmd, "show") != 0 && strcmp(o->cmd, "revoke") != 0)
 		return usage_error("unknown command '%s'", o->cmd);
+	if (takes_role && o->role == NULL)
+		return usage_error("%s: which role? (%s ID ROLE)", o->cmd,
+		    o->cmd);
+	if (takes_role && (strchr(o->role, ',') != NULL ||
+	    !valid_roles(o->role, KEYS_MAX_ROLE) || o->role[0] == '\0'))
+		return usage_error("%s", "ROLE: one name of [A-Za-z0-9_.:-], "
+		    "1-64 characters");
+	if (!takes_role && o->role != NULL)
+		return usage_error("unexpected argument %s", o->role);
+	if (grant != (o->for_ != NULL))
+		return usage_error("%s", grant ? "grant: --for DURATION is "
+		    "required (a grant always ends)" : "--for is for grant");
 	if (!create && (o->principal || o->tenant || o->roles ||
 	    o->description || o->expires))
 		return usage_error("%s: --principal, --tenant, --roles, "
 		    "--description and --expires are for create", o->cmd);
 	if (!rotate && o->grace)
 		return usage_error("%s: --grace is for rotate", o->cmd);
-	if (o->json && strcmp(o->cmd, "revoke") == 0)
+	if (o->json && (strcmp(o->cmd, "revoke") == 0 || takes_role))
 		return usage_error("%s: no --json output", o->cmd);
 	if (takes_id && o->id == NULL)
 		return usage_error("%s: which key? (give its id)", o->cmd);
@@ -618,6 +647,12 @@ print_details(const struct pc_key_rec *r, int64_t now)
 		printf("rotation due: %s%s\n", t, overdue(r, now) ?
 		    " OVERDUE" : "");
 	}
+	for (size_t i = 0; i < r->ngrants; i++) {
+		if (r->grants[i].until <= now)
+			continue;
+		iso_time(r->grants[i].until, t, sizeof(t));
+		printf("granted:      %s until %s\n", r->grants[i].role, t);
+	}
 }
 
 /* --- commands ---------------------------------------------------------------------- */
@@ -662,21 +697,55 @@ emit_key(const struct opts *o, const struct pc_key_rec *r, const char *key,
 	return rc;
 }
 
+/* What a lifecycle event is called in the audit log. */
+static const struct {
+	const char *what, *code;
+} event_codes[] = {
+	{ "api key created", "key.created" },
+	{ "api key rotated", "key.rotated" },
+	{ "api key revoked", "key.revoked" },
+	{ "api key role granted", "key.granted" },
+	{ "api key role ungranted", "key.ungranted" },
+};
+
 /*
- * An authentication event as a structured log line on stderr (beside the
- * human text), for whoever collects the gateway's logs: key lifecycle is a
- * security event. Never the secret or its hash.
+ * A key lifecycle event: a structured log line on stderr (beside the human
+ * text), and a row in the store's events table, from which a running
+ * gateway (now, or when it next starts) copies it into its audit log.
+ * Never the secret or its hash. `detail` (may be NULL) is a short
+ * "name=value" note such as the granted role.
  */
 static void
-key_event(const char *what, const struct pc_key_rec *r, int64_t grace_until)
+key_event(struct env *e, const char *what, const struct pc_key_rec *r,
+    const char *tfield, int64_t t, const char *detail)
 {
 	json_t *f = json_pack("{s:s, s:s, s:s, s:s}", "event", what, "key_id",
 	    r->id, "principal", r->principal, "tenant", r->tenant);
+	struct pc_store_event ev = { .ts = e->now };
 
-	if (f != NULL && grace_until > 0)
-		json_object_set_new(f, "grace_until", json_integer(grace_until));
+	if (f != NULL && tfield != NULL && t > 0)
+		json_object_set_new(f, tfield, json_integer(t));
+	if (f != NULL && detail != NULL)
+		json_object_set_new(f, "detail", json_string(detail));
 	pc_log_fields(PC_LOG_INFO, "keys", what, f);
 	json_decref(f);
+
+	for (size_t i = 0; i < sizeof(event_codes) / sizeof(event_codes[0]); i++)
+		if (strcmp(event_codes[i].what, what) == 0)
+			pc_strlcpy(ev.event, event_codes[i].code,
+			    sizeof(ev.event));
+	pc_strlcpy(ev.key_id, r->id, sizeof(ev.key_id));
+	pc_strlcpy(ev.principal, r->principal, sizeof(ev.principal));
+	pc_strlcpy(ev.tenant, r->tenant, sizeof(ev.tenant));
+	if (detail != NULL)
+		pc_strlcpy(ev.detail, detail, sizeof(ev.detail));
+	else if (tfield != NULL && t > 0)
+		snprintf(ev.detail, sizeof(ev.detail), "%s=%" PRId64, tfield, t);
+	/* The key change is made; an event that cannot be stored is said
+	 * loudly but does not undo it. */
+	if (pc_store_event_add(e->st, &ev) != 0)
+		fprintf(stderr, "portcullis keys: warning: the event could not "
+		    "be stored; a gateway's audit log will not show it\n");
 }
 
 static int
@@ -718,7 +787,7 @@ cmd_create(struct env *e, const struct opts *o)
 		goto out;
 	fprintf(stderr, "Created key %s for %s.\n"
 	    "Store it now: it will not be shown again.\n", r.id, r.principal);
-	key_event("api key created", &r, 0);
+	key_event(e, "api key created", &r, NULL, 0, NULL);
 	status = 0;
 out:
 	OPENSSL_cleanse(key, sizeof(key));
@@ -854,7 +923,8 @@ cmd_rotate(struct env *e, const struct opts *o)
 		    "works.\n", r.id);
 	}
 	fprintf(stderr, "Store it now: it will not be shown again.\n");
-	key_event("api key rotated", &r, r.prev_until);
+	key_event(e, "api key rotated", &r, "grace_until", r.prev_until,
+	    NULL);
 	status = 0;
 out:
 	OPENSSL_cleanse(key, sizeof(key));
@@ -885,7 +955,71 @@ cmd_revoke(struct env *e, const struct opts *o)
 	}
 	printf("Revoked key %s (%s). A running gateway refuses it from its "
 	    "next request.\n", r.id, r.principal);
-	key_event("api key revoked", &r, 0);
+	key_event(e, "api key revoked", &r, NULL, 0, NULL);
+	status = 0;
+out:
+	OPENSSL_cleanse(&r, sizeof(r));
+	return status;
+}
+
+/* Time-boxed elevation: the role ends by itself at now + --for. */
+static int
+cmd_grant(struct env *e, const struct opts *o)
+{
+	struct pc_key_rec r;
+	uint64_t secs = 0;
+	char t[40], detail[80];
+	int rc, status = 1;
+
+	memset(&r, 0, sizeof(r));
+	if (parse_duration(o->for_, 1, KEYS_MAX_GRANT_S, &secs) != 0)
+		return usage_error("--for '%s': expected a duration such as "
+		    "2h (at most 90d)", o->for_);
+	if (get_key(e, o->id, &r) != 0)
+		goto out;
+	if (r.revoked_at != 0) {
+		fprintf(stderr, "portcullis keys: key %s is revoked\n", r.id);
+		goto out;
+	}
+	rc = pc_store_grant(e->st, r.id, o->role, e->now + (int64_t)secs,
+	    e->now);
+	if (rc != 0) {
+		fprintf(stderr, "portcullis keys: cannot grant %s to %s: %s\n",
+		    o->role, r.id, rc == PC_E_LIMIT ? "the key holds the most "
+		    "grants it may (8); ungrant one" : pc_strerror(rc));
+		goto out;
+	}
+	iso_time(e->now + (int64_t)secs, t, sizeof(t));
+	printf("Granted role %s to key %s (%s) until %s. It ends by itself.\n",
+	    o->role, r.id, r.principal, t);
+	snprintf(detail, sizeof(detail), "role=%s", o->role);
+	key_event(e, "api key role granted", &r, "until",
+	    e->now + (int64_t)secs, detail);
+	status = 0;
+out:
+	OPENSSL_cleanse(&r, sizeof(r));
+	return status;
+}
+
+static int
+cmd_ungrant(struct env *e, const struct opts *o)
+{
+	struct pc_key_rec r;
+	char detail[80];
+	int rc, status = 1;
+
+	if (get_key(e, o->id, &r) != 0)
+		goto out;
+	rc = pc_store_ungrant(e->st, r.id, o->role);
+	if (rc != 0) {
+		fprintf(stderr, "portcullis keys: %s: %s\n", r.id,
+		    rc == PC_E_NOTFOUND ? "holds no such grant" :
+		    pc_strerror(rc));
+		goto out;
+	}
+	printf("Ended the grant of %s to key %s.\n", o->role, r.id);
+	snprintf(detail, sizeof(detail), "role=%s", o->role);
+	key_event(e, "api key role ungranted", &r, NULL, 0, detail);
 	status = 0;
 out:
 	OPENSSL_cleanse(&r, sizeof(r));
@@ -923,6 +1057,10 @@ run(struct env *e, const struct opts *o)
 		status = cmd_show(e, o);
 	else if (strcmp(o->cmd, "rotate") == 0)
 		status = cmd_rotate(e, o);
+	else if (strcmp(o->cmd, "grant") == 0)
+		status = cmd_grant(e, o);
+	else if (strcmp(o->cmd, "ungrant") == 0)
+		status = cmd_ungrant(e, o);
 	else
 		status = cmd_revoke(e, o);
 	pc_store_close(e->st);

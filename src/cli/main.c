@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -24,11 +25,15 @@
 #include "../http/http.h"
 #include "../lib/errors.h"
 #include "../lib/log.h"
+#include "../lib/limits.h"
 #include "../lib/version.h"
+#include "../limits/limit_db.h"
+#include "../limits/limiter.h"
 #include "../mcp/router.h"
 #include "../secrets/redact.h"
 #include "../stdio/stdio_front.h"
 #include "audit_cli.h"
+#include "key_events.h"
 #include "keys.h"
 
 static const char usage[] =
@@ -85,7 +90,12 @@ struct serve_ctx {
 	struct pc_http *http;
 	struct pc_authn *authn;
 	struct pc_audit *audit;		/* NULL without `audit:` */
+	struct pc_key_events *key_events;	/* store -> audit, or NULL */
 	struct pc_stdio_front *stdio;	/* `portcullis stdio`, else NULL */
+	struct pc_limiter *limiter;	/* the limits stage (HTTP front) */
+	struct pc_limit_db *limit_db;	/* its saved counters, or NULL */
+	struct event *limit_save;	/* periodic snapshot */
+	uint64_t limit_saved;		/* pc_limiter_changes() at the last */
 	const char *path;		/* NULL: embedded defaults */
 	const char *log_override;
 	struct pc_config **configs;	/* every config ever loaded: the
@@ -97,6 +107,9 @@ struct serve_ctx {
 
 static void audit_event(struct serve_ctx *sc, const char *event,
     const char *reason);
+static int64_t wall_us(void);
+static int open_limit_db(struct serve_ctx *sc, const struct pc_config *cfg,
+    bool load);
 
 /*
  * The gateway's own log never carries a secret it knows: every value behind
@@ -123,6 +136,12 @@ install_log_redaction(const struct pc_config *cfg)
 	for (size_t i = 0; i < cfg->nsecrets; i++)
 		if (pc_redactor_add_value(r, cfg->secrets[i],
 		    strlen(cfg->secrets[i])) != 0) {
+			pc_redactor_free(r);
+			return PC_E_NOMEM;
+		}
+	/* Names validated at load; LIMIT (too many) is refused there too. */
+	for (size_t i = 0; i < cfg->nredact_keys; i++)
+		if (pc_redactor_add_key(r, cfg->redact_keys[i]) != 0) {
 			pc_redactor_free(r);
 			return PC_E_NOMEM;
 		}
@@ -239,12 +258,32 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 		if (sc->http != NULL)
 			pc_http_set_redactor(sc->http, log_redactor);
 		apply_log_level(ncfg, sc->log_override);
+		if (sc->limiter != NULL) {
+			/* Counters of limits that still exist carry over; a
+			 * new limits_store needs a restart. */
+			if (pc_limiter_set_config(sc->limiter, &ncfg->limiter,
+			    wall_us(), err, sizeof(err)) != 0)
+				pc_error("reload: limits: %s; keeping the running "
+				    "limits", err);
+			else if (open_limit_db(sc, ncfg, false) != 0)
+				pc_error("reload: limits: counters will not be "
+				    "saved until a restart");
+		}
 		pc_router_set_config(sc->router, ncfg);
 		if (sc->http != NULL) {
 			pc_http_set_config(sc->http, ncfg);
 			pc_http_set_authn(sc->http, nauthn);
+			/* The copier borrows the old store: drain it, then
+			 * follow the new one (the cursor is in the store). */
+			pc_key_events_free(sc->key_events);
+			sc->key_events = NULL;
 			pc_authn_free(sc->authn);
 			sc->authn = nauthn;
+			if (sc->audit != NULL && pc_authn_store(nauthn) != NULL &&
+			    pc_key_events_start(sc->base, pc_authn_store(nauthn),
+			    sc->audit, &sc->key_events) != 0)
+				pc_error("reload: key events will not reach the "
+				    "audit log until a restart (out of memory)");
 		}
 		pc_info("reload: configuration %s applied", sc->path);
 		/* The audit section itself is not reapplied: the running log
@@ -359,6 +398,87 @@ open_audit(struct serve_ctx *sc, const struct pc_config *cfg)
 	return 0;
 }
 
+static int64_t
+wall_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Write the counters if anything was charged since the last snapshot. */
+static void
+limits_save(struct serve_ctx *sc)
+{
+	uint64_t ch;
+
+	if (sc->limit_db == NULL || sc->limiter == NULL)
+		return;
+	ch = pc_limiter_changes(sc->limiter);
+	if (ch == sc->limit_saved)
+		return;
+	if (pc_limit_db_save(sc->limit_db, sc->limiter, wall_us()) == 0)
+		sc->limit_saved = ch;
+}
+
+static void
+on_limit_save(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	limits_save(arg);
+}
+
+/* Open the counters' store named by cfg (once per process) and start the
+ * periodic snapshot. */
+static int
+open_limit_db(struct serve_ctx *sc, const struct pc_config *cfg, bool load)
+{
+	struct timeval tv = { PC_LIMIT_SAVE_INTERVAL_MS / 1000u,
+	    (PC_LIMIT_SAVE_INTERVAL_MS % 1000u) * 1000u };
+	size_t restored = 0, dropped = 0;
+	char err[256];
+	int rc;
+
+	if (cfg->limiter.store == NULL || sc->limit_db != NULL)
+		return 0;
+	rc = pc_limit_db_open(cfg->limiter.store, &sc->limit_db, err,
+	    sizeof(err));
+	if (rc != 0) {
+		pc_error("limits: %s", err);
+		return rc;
+	}
+	if (load) {
+		rc = pc_limit_db_load(sc->limit_db, sc->limiter, wall_us(),
+		    &restored, &dropped);
+		if (rc != 0)
+			return rc;
+		pc_info("limits: %zu saved counter(s) restored, %zu dropped "
+		    "(expired or no longer configured)", restored, dropped);
+	}
+	sc->limit_saved = pc_limiter_changes(sc->limiter);
+	sc->limit_save = event_new(sc->base, -1, EV_PERSIST, on_limit_save, sc);
+	if (sc->limit_save == NULL || event_add(sc->limit_save, &tv) != 0)
+		return PC_E_NOMEM;
+	return 0;
+}
+
+/* The limits stage: rate limits, budgets, breakers, caps. */
+static int
+open_limits(struct serve_ctx *sc, const struct pc_config *cfg)
+{
+	char err[256];
+	int rc;
+
+	rc = pc_limiter_new(&cfg->limiter, &sc->limiter, err, sizeof(err));
+	if (rc != 0) {
+		pc_error("limits: %s", err);
+		return rc;
+	}
+	return open_limit_db(sc, cfg, true);
+}
+
 /* serve (HTTP front) or, with stdio_mode, the stdio front end. */
 static int
 cmd_serve(const char *path, const char *log_override, int stdio_mode)
@@ -410,6 +530,10 @@ cmd_serve(const char *path, const char *log_override, int stdio_mode)
 		goto out;
 	}
 	pc_router_on_ready(sc.router, on_ready, &sc);
+	if (cfg->policy == NULL && cfg->nupstreams > 0)
+		pc_warn("no policy: section: nothing is granted, so no tool, "
+		    "prompt or resource is listed or callable (deny by "
+		    "default; docs/policy.md)");
 	if (stdio_mode) {
 		rc = pc_stdio_front_new(sc.base, cfg, sc.router, STDIN_FILENO,
 		    STDOUT_FILENO, on_stdio_eof, &sc, &sc.stdio);
@@ -431,6 +555,13 @@ cmd_serve(const char *path, const char *log_override, int stdio_mode)
 	}
 	if (cfg->audit.enabled && open_audit(&sc, cfg) != 0)
 		goto out;
+	/* Key lifecycle events the `keys` CLI left in the store. */
+	if (sc.audit != NULL && pc_authn_store(sc.authn) != NULL &&
+	    pc_key_events_start(sc.base, pc_authn_store(sc.authn), sc.audit,
+	    &sc.key_events) != 0)
+		goto out;
+	if (open_limits(&sc, cfg) != 0)
+		goto out;
 	if (cfg->auth.none)
 		pc_warn("authentication is OFF (auth: none): every local process "
 		    "can use the upstreams; for development on loopback only");
@@ -438,6 +569,7 @@ cmd_serve(const char *path, const char *log_override, int stdio_mode)
 	if (rc != 0)
 		goto out;
 	pc_http_set_audit(sc.http, sc.audit);
+	pc_http_set_limiter(sc.http, sc.limiter);
 	pc_http_set_redactor(sc.http, log_redactor);
 	rc = pc_http_start(sc.http);
 	if (rc != 0)
@@ -464,7 +596,14 @@ out:
 	pc_stdio_front_free(sc.stdio);
 	pc_http_free(sc.http);
 	pc_router_free(sc.router);
+	/* Every call has ended: the counters are final. */
+	limits_save(&sc);
+	if (sc.limit_save != NULL)
+		event_free(sc.limit_save);
+	pc_limit_db_close(sc.limit_db);
+	pc_limiter_free(sc.limiter);
 	/* After the front and the router: every answered request is in. */
+	pc_key_events_free(sc.key_events);
 	pc_audit_close(sc.audit);
 	pc_authn_flush(sc.authn);
 	pc_authn_free(sc.authn);

@@ -17,6 +17,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
+#include "../authz/policy.h"
+#include "../validate/schema.h"
+
 #include "../lib/errors.h"
 #include "../lib/limits.h"
 #include "../lib/util.h"
@@ -230,6 +235,16 @@ pc_config_free(struct pc_config *cfg)
 		cfg_upstream_clear(&cfg->upstreams[i]);
 	free(cfg->upstreams);
 	cfg_auth_free(cfg);
+	pc_policy_free(cfg->policy);
+	json_decref(cfg->policy_src);
+	for (size_t i = 0; i < cfg->ntighten; i++) {
+		free(cfg->tighten[i].tool_pattern);
+		free(cfg->tighten[i].arg);
+		pc_schema_free(cfg->tighten[i].schema);
+	}
+	free(cfg->tighten);
+	free_strv(cfg->redact_keys, cfg->nredact_keys, false);
+	cfg_limiter_free(cfg);
 	free_strv(cfg->secrets, cfg->nsecrets, true);
 	free(cfg);
 }
@@ -262,6 +277,7 @@ config_new(const char *path)
 		.max_header_bytes = PC_DEF_MAX_HEADER_BYTES,
 		.max_json_depth = PC_DEF_MAX_JSON_DEPTH,
 		.max_string_bytes = PC_DEF_MAX_STRING_BYTES,
+		.max_array_items = PC_DEF_MAX_ARRAY_ITEMS,
 		.max_pending_per_client = PC_DEF_MAX_PENDING_PER_CLIENT,
 		.idle_timeout_s = PC_DEF_IDLE_TIMEOUT_S,
 		.read_timeout_s = PC_DEF_READ_TIMEOUT_S,

@@ -20,6 +20,10 @@
 #include <sys/socket.h>
 #include <stdio.h>
 
+#include "../limits/breaker.h"
+#include "../limits/budget.h"
+#include "../limits/gcra.h"
+
 struct pc_listen_conf {
 	char *address;		/* numeric IP literal; default "127.0.0.1" */
 	uint16_t port;		/* 0 = ephemeral (tests) */
@@ -54,6 +58,7 @@ struct pc_limits_conf {
 	uint32_t max_header_bytes;
 	uint32_t max_json_depth;
 	uint32_t max_string_bytes;
+	uint32_t max_array_items;	/* elements of one JSON array */
 	uint32_t max_pending_per_client;
 	uint32_t idle_timeout_s;
 	uint32_t read_timeout_s;
@@ -162,6 +167,54 @@ struct pc_audit_cfg {
 	int syslog_facility;		/* -1: the module's default */
 };
 
+struct pc_policy;
+struct pc_schema;
+struct json_t;
+
+/* A config tightening of a tool's input schema (policy constraint
+ * `schema:`): the argument must also fit this schema. */
+struct pc_tighten {
+	char *tool_pattern;		/* glob on the exposed tool name */
+	char *arg;			/* top-level argument */
+	struct pc_schema *schema;	/* compiled {type: object, properties:
+					 * {arg: fragment}, required: [arg]} */
+};
+
+/* A tool's cost for budgets: `pattern` is an exposed tool name, or a glob
+ * (fnmatch: *, ?, [..]). Exact names win over globs; globs are tried in
+ * file order. Tools that match nothing cost 1. */
+struct pc_tool_cost {
+	char *pattern;
+	uint64_t cost;
+};
+
+/*
+ * Issue 5 limits (src/limits, docs/limits.md): rate_limits, budgets,
+ * tool_costs, breakers, concurrency, limits_store. Everything empty or off
+ * (the default) means no limiting.
+ */
+struct pc_limiter_conf {
+	struct pc_gcra_limit *rate;	/* rate_limits, ids filled in */
+	size_t nrate;
+	struct pc_budget_limit *budgets;
+	size_t nbudgets;
+	struct pc_tool_cost *costs;
+	size_t ncosts;
+	bool key_breaker;		/* breakers.key given (default off) */
+	struct pc_breaker_config key_br;
+	bool upstream_breaker;		/* breakers.upstream given */
+	struct pc_breaker_config upstream_br;
+	uint32_t per_key;		/* concurrency caps; 0 = none */
+	uint32_t per_upstream;
+	char *store;			/* SQLite file for the counters;
+					 * absolute; NULL = the API key store,
+					 * else <config dir>/portcullis.db */
+};
+
+/* The budget cost of calling exposed tool `tool`: an exact tool_costs
+ * entry, else the first glob that matches, else 1. */
+uint64_t pc_tool_cost_of(const struct pc_limiter_conf *l, const char *tool);
+
 struct pc_config {
 	char *path;		/* file it came from, or "<embedded>" */
 	struct pc_listen_conf listen;
@@ -184,6 +237,18 @@ struct pc_config {
 	size_t ntrusted_proxies;
 	struct pc_auth_conf auth;
 	struct pc_audit_cfg audit;
+	/* The built policy (src/authz), or NULL when the file has no
+	 * `policy:` section: then nothing is granted (deny by default). */
+	struct pc_policy *policy;
+	struct json_t *policy_src;	/* the section as written, for --print */
+	struct pc_tighten *tighten;	/* schema constraints, config order */
+	size_t ntighten;
+	/* redaction.keys: argument and field names whose values never reach
+	 * the audit log or the gateway's log, added to the built-in list
+	 * (src/secrets/redact). NULL-terminated. */
+	char **redact_keys;
+	size_t nredact_keys;
+	struct pc_limiter_conf limiter;
 	char **secrets;		/* resolved reference values, for redaction */
 	size_t nsecrets;
 };

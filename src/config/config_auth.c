@@ -119,6 +119,13 @@ set_path(struct cfg_ctx *ctx, const struct cfg_key *k, const struct cfg_node *v,
 		ctx->nomem = true;
 }
 
+void
+cfg_set_path(struct cfg_ctx *ctx, const struct cfg_key *k,
+    const struct cfg_node *v, char **dst)
+{
+	set_path(ctx, k, v, dst);
+}
+
 /* --- mode ------------------------------------------------------------------ */
 
 void

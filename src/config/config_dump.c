@@ -9,6 +9,8 @@
 #include <arpa/inet.h>
 #include "config_int.h"
 
+#include <jansson.h>
+
 #include <stdio.h>
 #include <string.h>
 
@@ -294,6 +296,7 @@ pc_config_dump(const struct pc_config *cfg, FILE *f)
 	put_size(f, in, "max_header_bytes", l->max_header_bytes);
 	fprintf(f, "  max_json_depth: %u\n", l->max_json_depth);
 	put_size(f, in, "max_string_bytes", l->max_string_bytes);
+	fprintf(f, "  max_array_items: %u\n", l->max_array_items);
 	fprintf(f, "  max_pending_per_client: %u\n", l->max_pending_per_client);
 	put_dur(f, in, "idle_timeout", (uint64_t)l->idle_timeout_s * 1000u);
 	put_dur(f, in, "read_timeout", (uint64_t)l->read_timeout_s * 1000u);
@@ -306,5 +309,18 @@ pc_config_dump(const struct pc_config *cfg, FILE *f)
 	for (size_t i = 0; i < cfg->nupstreams; i++)
 		put_upstream(f, cfg, &cfg->upstreams[i]);
 	put_security(f, cfg);
+	if (cfg->nredact_keys > 0) {
+		fputs("redaction:\n  keys: ", f);
+		put_list(f, cfg, cfg->redact_keys, cfg->nredact_keys, false);
+	}
+	/* JSON is YAML flow syntax: the section reads back as written. */
+	if (cfg->policy_src != NULL) {
+		fputs("policy: ", f);
+		json_dumpf(cfg->policy_src, f, JSON_COMPACT | JSON_ENSURE_ASCII);
+		fputc('\n', f);
+	} else {
+		fputs("# policy: none: nothing is granted (deny by default)\n", f);
+	}
+	cfg_limiter_dump(cfg, f);
 	return ferror(f) ? PC_E_IO : 0;
 }

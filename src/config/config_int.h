@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "../lib/limits.h"
 #include "config.h"
@@ -154,6 +155,10 @@ void cfg_k_tls(struct cfg_ctx *ctx, const struct cfg_key *k,
     const struct cfg_node *v, void *obj);
 void cfg_k_trusted_proxies(struct cfg_ctx *ctx, const struct cfg_key *k,
     const struct cfg_node *v, void *obj);
+/* Replace *dst with v as an absolute path (relative: from the config's
+ * directory); an empty or non-string value is reported. */
+void cfg_set_path(struct cfg_ctx *ctx, const struct cfg_key *k,
+    const struct cfg_node *v, char **dst);
 void cfg_k_auth(struct cfg_ctx *ctx, const struct cfg_key *k,
     const struct cfg_node *v, void *obj);
 void cfg_k_audit(struct cfg_ctx *ctx, const struct cfg_key *k,
@@ -161,6 +166,31 @@ void cfg_k_audit(struct cfg_ctx *ctx, const struct cfg_key *k,
 /* Rules across keys, after the walk. Nodes may be NULL (key absent). */
 void cfg_auth_check(struct cfg_ctx *ctx, const struct cfg_node *root,
     const struct cfg_node *auth_node, const struct cfg_node *listen_node);
+
+/* config_policy.c: the policy: section, built into cfg->policy. */
+void cfg_k_policy(struct cfg_ctx *ctx, const struct cfg_key *k,
+    const struct cfg_node *v, void *obj);
+/* config_limits.c: rate_limits, budgets, tool_costs, breakers,
+ * concurrency, limits_store ----------------------------------------------- */
+void cfg_k_rate_limits(struct cfg_ctx *ctx, const struct cfg_key *k,
+    const struct cfg_node *v, void *obj);
+void cfg_k_budgets(struct cfg_ctx *ctx, const struct cfg_key *k,
+    const struct cfg_node *v, void *obj);
+void cfg_k_tool_costs(struct cfg_ctx *ctx, const struct cfg_key *k,
+    const struct cfg_node *v, void *obj);
+void cfg_k_breakers(struct cfg_ctx *ctx, const struct cfg_key *k,
+    const struct cfg_node *v, void *obj);
+void cfg_k_concurrency(struct cfg_ctx *ctx, const struct cfg_key *k,
+    const struct cfg_node *v, void *obj);
+void cfg_k_limits_store(struct cfg_ctx *ctx, const struct cfg_key *k,
+    const struct cfg_node *v, void *obj);
+void cfg_limiter_free(struct pc_config *c);
+/* The sections as `check --print` shows them (they load back). */
+void cfg_limiter_dump(const struct pc_config *cfg, FILE *f);
+/* After the walk (and cfg_auth_check: the store defaults to the key
+ * store). Nodes may be NULL (section absent). */
+void cfg_limiter_check(struct cfg_ctx *ctx, const struct cfg_node *root,
+    const struct cfg_node *rate_node, const struct cfg_node *budget_node);
 
 /* config_ref.c ------------------------------------------------------------ */
 

@@ -718,6 +718,8 @@ static const struct cfg_key limit_keys[] = {
 	    PC_MAX_MAX_JSON_DEPTH, NULL },
 	{ "max_string_bytes", VK_SIZE, LF(max_string_bytes), 1,
 	    CFG_MAX_STRING_BYTES, NULL },
+	{ "max_array_items", VK_UINT, LF(max_array_items), 1,
+	    PC_MAX_MAX_ARRAY_ITEMS, NULL },
 	{ "max_pending_per_client", VK_UINT, LF(max_pending_per_client), 1,
 	    PC_MAX_MAX_PENDING_PER_CLIENT, NULL },
 	{ "idle_timeout", VK_DUR_S, LF(idle_timeout_s), 1,
@@ -778,6 +780,50 @@ k_upstreams(struct cfg_ctx *ctx, const struct cfg_key *k,
 	cfg_upstreams(ctx, k, v);
 }
 
+/* A name the redactor can match: 1-255 bytes, printable ASCII. */
+static bool
+redact_key_item(struct cfg_ctx *ctx, const struct cfg_key *k,
+    const struct cfg_node *v)
+{
+	if (v->len == 0 || v->len > 255) {
+		cfg_err_at(ctx, v, "%s: a name is 1-255 bytes", k->name);
+		return false;
+	}
+	for (size_t i = 0; i < v->len; i++)
+		if (v->s[i] < 0x21 || v->s[i] > 0x7e) {
+			cfg_err_at(ctx, v, "%s: a name is printable ASCII "
+			    "without spaces", k->name);
+			return false;
+		}
+	return true;
+}
+
+static void
+k_redact_keys(struct cfg_ctx *ctx, const struct cfg_key *k,
+    const struct cfg_node *v, void *obj)
+{
+	struct pc_config *c = obj;
+
+	cfg_set_strlist(ctx, k, v, &c->redact_keys, &c->nredact_keys,
+	    redact_key_item);
+}
+
+static const struct cfg_key redaction_keys[] = {
+	{ "keys", VK_FN, 0, 0, 0, k_redact_keys },
+};
+
+/* redaction: {keys: [...]} — more sensitive names for the redactor. */
+static void
+k_redaction(struct cfg_ctx *ctx, const struct cfg_key *k,
+    const struct cfg_node *v, void *obj)
+{
+	const struct cfg_node *seen[CFG_MAX_KEYS];
+
+	if (cfg_want_map(ctx, k, v))
+		cfg_walk_map(ctx, v, "redaction", redaction_keys,
+		    NKEYS(redaction_keys), obj, seen);
+}
+
 static const struct cfg_key top_keys[] = {
 	{ "listen", VK_FN, 0, 0, 0, k_listen },
 	{ "admin_listen", VK_FN, 0, 0, 0, k_admin },
@@ -791,6 +837,15 @@ static const struct cfg_key top_keys[] = {
 	{ "trusted_proxies", VK_FN, 0, 0, 0, cfg_k_trusted_proxies },
 	{ "auth", VK_FN, 0, 0, 0, cfg_k_auth },
 	{ "audit", VK_FN, 0, 0, 0, cfg_k_audit },
+	/* issue 5, config_limits.c */
+	{ "rate_limits", VK_FN, 0, 0, 0, cfg_k_rate_limits },
+	{ "budgets", VK_FN, 0, 0, 0, cfg_k_budgets },
+	{ "tool_costs", VK_FN, 0, 0, 0, cfg_k_tool_costs },
+	{ "breakers", VK_FN, 0, 0, 0, cfg_k_breakers },
+	{ "concurrency", VK_FN, 0, 0, 0, cfg_k_concurrency },
+	{ "limits_store", VK_FN, 0, 0, 0, cfg_k_limits_store },
+	{ "policy", VK_FN, 0, 0, 0, cfg_k_policy },
+	{ "redaction", VK_FN, 0, 0, 0, k_redaction },
 };
 
 _Static_assert(NKEYS(limit_keys) <= CFG_MAX_KEYS &&
@@ -809,6 +864,7 @@ cfg_walk_root(struct cfg_ctx *ctx, const struct cfg_node *root)
 		static const struct cfg_node top = { .kind = CN_MAP, .line = 1,
 		    .col = 1 };
 		cfg_auth_check(ctx, &top, NULL, NULL);
+		cfg_limiter_check(ctx, &top, NULL, NULL);
 		return;
 	}
 	if (root->kind != CN_MAP) {
@@ -830,4 +886,7 @@ cfg_walk_root(struct cfg_ctx *ctx, const struct cfg_node *root)
 	}
 	/* seen[0] is listen, seen[10] auth (order of top_keys). */
 	cfg_auth_check(ctx, root, seen[10], seen[0]);
+	/* seen[12] rate_limits, seen[13] budgets; after the auth check,
+	 * which settles the key store the counters default to. */
+	cfg_limiter_check(ctx, root, seen[12], seen[13]);
 }

@@ -121,6 +121,38 @@ header_matches(struct evhttp_request *req, const char *name, const char *want)
 	return ok;
 }
 
+/*
+ * The rate limit stage for a POST exchange, after authentication and
+ * before routing. 0: route it (ri then carries the forward gate).
+ * Otherwise the refusal was answered through the exchange's done path
+ * (audited like any answer) and ex is gone.
+ */
+static int
+ex_limits(struct pc_exchange *ex, const struct pc_rctx *cx, json_t *msg,
+    struct pc_reqinfo *ri)
+{
+	json_t *refusal = NULL;
+	int status = 429;
+
+	pc_lreq_init(&ex->lim, ex->h, ex->req, &cx->principal, cx->source,
+	    msg);
+	if (pc_lreq_admit(&ex->lim, json_object_get(msg, "id"), &status,
+	    &refusal) == 0) {
+		pc_lreq_route(&ex->lim, ri);
+		return 0;
+	}
+	if (refusal == NULL) {
+		/* Out of memory for the answer: still refused. */
+		pc_http_send_error(ex->req, status, json_object_get(msg, "id"),
+		    PC_RPC_LIMITED, "Refused by a limit");
+		pc_ex_free(ex);
+		return PC_E_DENIED;
+	}
+	pc_post_ops.done(ex, status, refusal);
+	json_decref(refusal);
+	return PC_E_DENIED;
+}
+
 static void
 handle_modern(struct pc_http *h, struct evhttp_request *req, json_t *msg,
     const struct pc_rctx *cx)
@@ -215,6 +247,8 @@ handle_modern(struct pc_http *h, struct evhttp_request *req, json_t *msg,
 		return;
 	}
 	pc_ex_audit_begin(ex, cx, "modern", msg, NULL);
+	if (ex_limits(ex, cx, msg, &ri) != 0)
+		return;
 	pc_ex_watch(ex);
 	rc = pc_router_request(h->router, &ri, msg, &pc_post_ops, ex, &ex->call);
 	if (rc != 0) {
@@ -302,7 +336,20 @@ legacy_one(struct pc_http *h, struct evhttp_request *req,
 			return;
 		it->parent = batch_ex;
 		batch_ex->batch_wait++;
-		rc = pc_router_request(h->router, ri, msg, &pc_batch_ops, it,
+		/* Each item is counted by the limits stage on its own; its
+		 * refusal is an error inside the batch (no headers). */
+		struct pc_reqinfo iri = *ri;
+		json_t *refusal = NULL;
+		int status = 429;
+		pc_lreq_init(&it->lim, h, NULL, ri->principal, ri->source, msg);
+		if (pc_lreq_admit(&it->lim, json_object_get(msg, "id"), &status,
+		    &refusal) != 0) {
+			pc_batch_done(it, status, refusal);
+			json_decref(refusal);
+			return;
+		}
+		pc_lreq_route(&it->lim, &iri);
+		rc = pc_router_request(h->router, &iri, msg, &pc_batch_ops, it,
 		    &it->call);
 		if (rc != 0) {
 			json_t *e = pc_rpc_error(json_object_get(msg, "id"),
@@ -401,6 +448,8 @@ handle_legacy(struct pc_http *h, struct evhttp_request *req, json_t *body,
 		}
 		pc_ex_audit_begin(ex, cx, "legacy", body,
 		    s ? pc_session_id(s) : NULL);
+		if (ex_limits(ex, cx, body, &ri) != 0)
+			return;
 		pc_ex_watch(ex);
 		int rc = pc_router_request(h->router, &ri, body, &pc_post_ops, ex,
 		    &ex->call);
@@ -542,7 +591,8 @@ handle_post(struct pc_http *h, struct evhttp_request *req,
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
 	size_t len = evbuffer_get_length(in);
 	const struct pc_limits_conf *lim = &h->cfg->limits;
-	struct pc_json_limits jl = { lim->max_json_depth, lim->max_string_bytes };
+	struct pc_json_limits jl = { lim->max_json_depth, lim->max_string_bytes,
+	    lim->max_array_items };
 	enum pc_json_fault fault;
 	char why[128], msg[192];
 	json_t *body = NULL;
@@ -885,6 +935,12 @@ void
 pc_http_set_audit(struct pc_http *h, struct pc_audit *audit)
 {
 	h->audit = audit;
+}
+
+void
+pc_http_set_limiter(struct pc_http *h, struct pc_limiter *l)
+{
+	h->limiter = l;
 }
 
 void

@@ -33,6 +33,10 @@ void pc_http_set_audit(struct pc_http *h, struct pc_audit *audit);
 struct pc_redactor;
 void pc_http_set_redactor(struct pc_http *h, const struct pc_redactor *r);
 
+/* The limits stage (borrowed, lives as long as the front; NULL: none). */
+struct pc_limiter;
+void pc_http_set_limiter(struct pc_http *h, struct pc_limiter *l);
+
 /*
  * Set up TLS when configured, bind the MCP and admin listeners and log
  * {"msg":"listening",...} with the actual ports. 0, PC_E_IO (bind failed;

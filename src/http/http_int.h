@@ -11,6 +11,8 @@
 #include "../config/config.h"
 #include "../authn/principal.h"
 #include "../mcp/router.h"
+#include "../lib/limits.h"
+#include "../limits/limiter.h"
 
 struct event;
 struct event_base;
@@ -32,6 +34,31 @@ struct pc_rctx {
 	struct pc_principal principal;	/* from the authenticate stage */
 };
 
+/* JSON-RPC error code of a refusal by the limits stage (429/503); the
+ * reason code and the limit are in error.data. */
+#define PC_RPC_LIMITED (-32009)
+
+/*
+ * The limits stage's state for one request: what it is counted as, and
+ * what each checkpoint took (to give back exactly once). Lives in the
+ * exchange (or batch item) so that it outlives the router's call.
+ */
+struct pc_lreq {
+	struct pc_http *h;
+	struct evhttp_request *req;	/* headers go here; NULL in a batch */
+	char key[PC_PRINCIPAL_MAX];	/* API key id, else the principal */
+	char tenant[PC_PRINCIPAL_MAX];
+	char principal[PC_PRINCIPAL_MAX], key_id[48], source[64];
+					/* for a batch item's audit record */
+	char tool[PC_MAX_NAME_LEN + 1];	/* tools/call: the exposed name */
+	bool is_call;			/* a tools/call (rate limits, budgets) */
+	bool admitted;			/* front checkpoint: end owed */
+	bool forwarded;			/* forward checkpoint: end owed */
+	char upstream[64];
+	struct pc_limit_verdict front, fwd;
+	const char *deny_reason;	/* a limit refused it (static) */
+};
+
 struct pc_http {
 	struct event_base *base;
 	const struct pc_config *cfg;
@@ -45,6 +72,7 @@ struct pc_http {
 	const struct pc_redactor *redactor; /* borrowed; NULL: arguments are
 					 * not recorded (never unredacted) */
 	struct pc_tls *tls;		/* owned; NULL without TLS */
+	struct pc_limiter *limiter;	/* borrowed; NULL: no limits stage */
 	struct pc_exchange *exchanges;	/* requests being answered */
 	struct event *sweep;		/* arms EOF watches, see http.c */
 	unsigned active;
@@ -72,6 +100,7 @@ struct pc_exchange {
 	struct pc_held *held;		/* fsync: strict, the reply waiting
 					 * for its record's fsync; see
 					 * http_reply.c */
+	struct pc_lreq lim;		/* POST: the limits stage */
 	struct pc_exchange *next, *prev;
 };
 
@@ -84,12 +113,15 @@ struct pc_audit_ctx {
 	int64_t bytes_in;
 	json_t *args;			/* redacted copy of the arguments, or
 					 * NULL; owned */
+	const char *denied;		/* policy reason code (static), or
+					 * NULL when the router did not deny */
 };
 
 /* One request inside a batch: its own sink, feeding the parent. */
 struct pc_bitem {
 	struct pc_exchange *parent;
 	struct pc_call *call;
+	struct pc_lreq lim;
 };
 
 /* Start an audit context for ex (no-op without an audit log). */
@@ -107,6 +139,7 @@ void pc_http_audit_refusal(struct pc_http *h, const struct pc_rctx *cx,
 /* A request the front answers itself (legacy initialize): what to record. */
 struct pc_audit_direct {
 	const char *era, *method, *session;
+	const char *tool;		/* may be NULL */
 	const char *decision;		/* "allow" or "deny" */
 	const char *status, *reason;
 };
@@ -153,6 +186,28 @@ void pc_http_too_many(struct evhttp_request *req, json_t *id, int rc);
 int pc_http_bind(struct pc_http *h, struct evhttp *http,
     const struct pc_listen_conf *l, const char *name,
     struct evhttp_bound_socket **out);
+
+/* http_limits.c: the rate limit stage (docs/limits.md, "In the gateway") */
+extern const struct pc_fwd_gate pc_http_gate;
+/* Fill q for msg from principal; req: where headers go (NULL: none). */
+void pc_lreq_init(struct pc_lreq *q, struct pc_http *h,
+    struct evhttp_request *req, const struct pc_principal *principal,
+    const char *source, json_t *msg);
+/* Record q's refusal (a batch item: no exchange audit context). */
+void pc_lreq_audit_deny(const struct pc_lreq *q, const char *era);
+/* Point ri at the gate for q (nothing when no limits are configured). */
+void pc_lreq_route(struct pc_lreq *q, struct pc_reqinfo *ri);
+/*
+ * The front checkpoint for q (tools/call only; others pass). 0: go on
+ * (RateLimit headers added when a rate limit applied). Otherwise *refusal
+ * is the JSON-RPC error response to send for id (new ref) with HTTP
+ * *status, its headers are set, and q->deny_reason names the reason.
+ */
+int pc_lreq_admit(struct pc_lreq *q, json_t *id, int *status,
+    json_t **refusal);
+/* The request ended with msg (NULL: abandoned): give back what the front
+ * checkpoint took and feed the key breaker. Idempotent. */
+void pc_lreq_end(struct pc_lreq *q, json_t *msg);
 
 /* admin.c */
 int pc_admin_start(struct pc_http *h);

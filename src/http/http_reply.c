@@ -211,6 +211,7 @@ pc_ex_free(struct pc_exchange *ex)
 		event_free(ex->keepalive);
 	if (ex->watch != NULL)
 		event_free(ex->watch);
+	pc_lreq_end(&ex->lim, NULL);
 	if (ex->audit != NULL)
 		json_decref(ex->audit->args);
 	free(ex->audit);
@@ -419,19 +420,29 @@ audit_outcome(struct pc_exchange *ex, json_t *msg,
 		return 0;
 	if (a == NULL)
 		return PC_E_NOMEM;
-	if (json_is_object(err)) {
+	if (a->denied != NULL) {
+		status = "refused";
+		pc_strlcpy(reason, a->denied, sizeof(reason));
+	} else if (json_is_object(err)) {
 		status = "error";
 		snprintf(reason, sizeof(reason), "rpc.%" JSON_INTEGER_FORMAT,
 		    json_integer_value(json_object_get(err, "code")));
 	} else if (json_is_true(json_object_get(res, "isError"))) {
 		status = "tool_error";
 	}
+	/* A limit refused it: the record says deny and which reason. */
+	if (ex->lim.deny_reason != NULL) {
+		status = "refused";
+		snprintf(reason, sizeof(reason), "%s", ex->lim.deny_reason);
+	}
 	r = (struct pc_audit_request){
 		.type = "request", .principal = nz(a->principal),
 		.key_id = nz(a->key_id), .tenant = nz(a->tenant),
 		.source = nz(a->source), .session = nz(a->session),
 		.era = a->era, .method = nz(a->method), .tool = nz(a->tool),
-		.args = a->args, .decision = "allow", .reason = nz(reason),
+		.args = a->args, .decision = a->denied != NULL ||
+		    ex->lim.deny_reason != NULL ? "deny" : "allow",
+		.reason = nz(reason),
 		.status = status, .latency_us = now_us() - a->start_us,
 		.bytes_in = a->bytes_in, .bytes_out = -1,
 	};
@@ -459,6 +470,7 @@ pc_http_audit_direct(struct pc_http *h, const struct pc_rctx *cx,
 		.key_id = nz(cx->principal.key_id),
 		.tenant = nz(cx->principal.tenant),
 		.era = d->era, .session = nz(d->session), .method = nz(d->method),
+		.tool = nz(d->tool),
 		.decision = d->decision, .reason = nz(d->reason),
 		.status = d->status, .latency_us = -1, .bytes_in = -1,
 		.bytes_out = -1,
@@ -603,6 +615,15 @@ pc_ex_unhold(struct pc_exchange *ex)
 }
 
 static void
+post_denied(void *sink, const char *reason)
+{
+	struct pc_exchange *ex = sink;
+
+	if (ex->audit != NULL)
+		ex->audit->denied = reason;
+}
+
+static void
 post_done(void *sink, int status, json_t *msg)
 {
 	struct pc_exchange *ex = sink;
@@ -610,6 +631,7 @@ post_done(void *sink, int status, json_t *msg)
 	int rc = 0;
 
 	ex->call = NULL;
+	pc_lreq_end(&ex->lim, msg);
 	if (ex->h->audit != NULL) {
 		/* Strict: the reply waits for its record's fsync. */
 		if (pc_audit_strict(ex->h->audit) && ex->req != NULL &&
@@ -666,7 +688,8 @@ out:
 	json_decref(resp);
 }
 
-const struct pc_sink_ops pc_post_ops = { post_message, post_done };
+const struct pc_sink_ops pc_post_ops = { post_message, post_done,
+    post_denied };
 
 /* Batch items: no streaming (2025-03-26 only, rarely used): messages before
  * the response are dropped, responses collected into one array. */
@@ -698,6 +721,9 @@ pc_batch_done(void *sink, int status, json_t *msg)
 	struct pc_exchange *ex = it->parent;
 
 	(void)status;
+	pc_lreq_end(&it->lim, msg);
+	if (it->lim.deny_reason != NULL)
+		pc_lreq_audit_deny(&it->lim, "legacy");
 	if (msg != NULL)
 		json_array_append(ex->batch, msg);
 	ex->batch_wait--;
@@ -705,7 +731,8 @@ pc_batch_done(void *sink, int status, json_t *msg)
 	pc_batch_flush(ex);
 }
 
-const struct pc_sink_ops pc_batch_ops = { batch_message, pc_batch_done };
+const struct pc_sink_ops pc_batch_ops = { batch_message, pc_batch_done,
+    NULL };
 
 /* GET streams. */
 static void
@@ -729,7 +756,8 @@ stream_done(void *sink, int status, json_t *msg)
 	pc_ex_free(ex);
 }
 
-const struct pc_sink_ops pc_stream_ops = { stream_message, stream_done };
+const struct pc_sink_ops pc_stream_ops = { stream_message, stream_done,
+    NULL };
 
 void
 pc_ex_keepalive_cb(evutil_socket_t fd, short what, void *arg)

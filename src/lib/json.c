@@ -12,12 +12,13 @@
  */
 static int
 prescan(const char *buf, size_t len, size_t max_depth, enum pc_json_fault *fault,
-    char *why, size_t whylen, size_t *longest)
+    char *why, size_t whylen, size_t *longest, size_t *commas)
 {
 	size_t depth = 0, start = 0;
 	int in_str = 0, esc = 0;
 
 	*longest = 0;
+	*commas = 0;
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)buf[i];
 		if (c == 0) {
@@ -51,15 +52,20 @@ prescan(const char *buf, size_t len, size_t max_depth, enum pc_json_fault *fault
 		} else if (c == '}' || c == ']') {
 			if (depth > 0)
 				depth--;
+		} else if (c == ',') {
+			(*commas)++;
 		}
 	}
 	return 0;
 }
 
-/* Iterative walk (explicit stack bounded by max_depth) for string lengths. */
+/* Iterative walk (explicit stack bounded by max_depth) for string lengths
+ * and array sizes. */
 static int
-check_strings(json_t *root, size_t max_string, size_t max_depth)
+check_walk(json_t *root, const struct pc_json_limits *lim,
+    enum pc_json_fault *fault)
 {
+	size_t max_string = lim->max_string, max_depth = lim->max_depth;
 	struct frame { json_t *v; void *it; size_t idx; } *st;
 	size_t sp = 0;
 	int rc = 0;
@@ -74,6 +80,7 @@ check_strings(json_t *root, size_t max_string, size_t max_depth)
 
 		if (json_is_string(f->v)) {
 			if (json_string_length(f->v) > max_string) {
+				*fault = PC_JSON_STRING;
 				rc = PC_E_LIMIT;
 				goto out;
 			}
@@ -91,11 +98,18 @@ check_strings(json_t *root, size_t max_string, size_t max_depth)
 				continue;
 			}
 			if (strlen(json_object_iter_key(f->it)) > max_string) {
+				*fault = PC_JSON_STRING;
 				rc = PC_E_LIMIT;
 				goto out;
 			}
 			child = json_object_iter_value(f->it);
 		} else if (json_is_array(f->v)) {
+			if (f->idx == 0 && lim->max_items != 0 &&
+			    json_array_size(f->v) > lim->max_items) {
+				*fault = PC_JSON_ITEMS;
+				rc = PC_E_LIMIT;
+				goto out;
+			}
 			if (f->idx >= json_array_size(f->v)) {
 				sp--;
 				continue;
@@ -122,14 +136,15 @@ pc_json_parse(const char *buf, size_t len, const struct pc_json_limits *lim,
 {
 	json_error_t jerr;
 	json_t *v;
-	size_t longest;
+	size_t longest, commas;
 	int rc;
 
 	*out = NULL;
 	*fault = PC_JSON_OK;
 	if (whylen > 0)
 		why[0] = '\0';
-	rc = prescan(buf, len, lim->max_depth, fault, why, whylen, &longest);
+	rc = prescan(buf, len, lim->max_depth, fault, why, whylen, &longest,
+	    &commas);
 	if (rc != 0)
 		return rc;
 	v = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
@@ -149,14 +164,18 @@ pc_json_parse(const char *buf, size_t len, const struct pc_json_limits *lim,
 		return PC_E_PARSE;
 	}
 	/* An escape never decodes to more bytes than it takes, so when every
-	 * raw string fits, every decoded one does: skip the walk. */
-	rc = longest > lim->max_string ?
-	    check_strings(v, lim->max_string, lim->max_depth) : 0;
+	 * raw string fits, every decoded one does; an array has at most one
+	 * element more than the body has commas. Then skip the walk. */
+	rc = longest > lim->max_string || (lim->max_items != 0 &&
+	    commas >= lim->max_items) ? check_walk(v, lim, fault) : 0;
 	if (rc != 0) {
 		json_decref(v);
-		*fault = PC_JSON_STRING;
-		snprintf(why, whylen, "string longer than %zu bytes",
-		    lim->max_string);
+		if (*fault == PC_JSON_ITEMS)
+			snprintf(why, whylen, "array longer than %zu elements",
+			    lim->max_items);
+		else
+			snprintf(why, whylen, "string longer than %zu bytes",
+			    lim->max_string);
 		return rc == PC_E_NOMEM ? rc : PC_E_LIMIT;
 	}
 	*out = v;

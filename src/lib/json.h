@@ -14,6 +14,7 @@
 struct pc_json_limits {
 	size_t max_depth;
 	size_t max_string;
+	size_t max_items;	/* elements of one array; 0 = no cap */
 };
 
 enum pc_json_fault {
@@ -21,6 +22,7 @@ enum pc_json_fault {
 	PC_JSON_SYNTAX,    /* not JSON, bad UTF-8, raw NUL, duplicate key */
 	PC_JSON_DEPTH,     /* nested deeper than max_depth */
 	PC_JSON_STRING,    /* a string or key longer than max_string */
+	PC_JSON_ITEMS,     /* an array with more than max_items elements */
 };
 
 /*

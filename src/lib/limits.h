@@ -26,6 +26,9 @@
 
 /* One JSON string (after decoding). Large file contents fit. */
 #define PC_DEF_MAX_STRING_BYTES      (1024u * 1024u)
+/* Elements of one JSON array in a request (arguments included). */
+#define PC_DEF_MAX_ARRAY_ITEMS       10000u
+#define PC_MAX_MAX_ARRAY_ITEMS       1000000u
 
 /* Requests one client (legacy session, or source address) may have waiting
  * on upstreams at once; more is a flood, not an agent. */
@@ -167,6 +170,10 @@
  * fail closed). */
 #define PC_LIMIT_DEF_ENTRIES         65536u
 #define PC_LIMIT_MAX_ENTRIES         (4u * 1024u * 1024u)
+/* Counters are written to the store this often when something was charged
+ * (and at shutdown): a crash forgets at most this much spending, and a
+ * snapshot of a full table (~65k rows) stays well under this interval. */
+#define PC_LIMIT_SAVE_INTERVAL_MS    5000u
 
 /* --- TLS --------------------------------------------------------------------- */
 

@@ -686,10 +686,30 @@ int
 pc_catalog_page(struct pc_catalog *cat, enum pc_cat_kind kind,
     const char *cursor, size_t page_size, json_t **items, char **next)
 {
+	return pc_catalog_page_where(cat, kind, cursor, page_size, NULL, NULL,
+	    items, next);
+}
+
+/* Index of the first item at or after i that `keep` accepts (v->n: none). */
+static size_t
+next_kept(const struct cat_view *v, size_t i,
+    bool (*keep)(void *, const json_t *), void *arg)
+{
+	while (i < v->n && keep != NULL && !keep(arg, v->list[i]->obj))
+		i++;
+	return i;
+}
+
+int
+pc_catalog_page_where(struct pc_catalog *cat, enum pc_cat_kind kind,
+    const char *cursor, size_t page_size,
+    bool (*keep)(void *arg, const json_t *item), void *arg,
+    json_t **items, char **next)
+{
 	const struct cat_view *v;
 	json_t *arr = NULL;
 	char *nc = NULL;
-	size_t off = 0, end;
+	size_t off = 0, i, taken = 0;
 	int rc = PC_E_INVAL;
 
 	*items = NULL;
@@ -702,17 +722,20 @@ pc_catalog_page(struct pc_catalog *cat, enum pc_cat_kind kind,
 		goto out;
 	if (page_size == 0)
 		page_size = PC_DEF_PAGE_SIZE;
-	end = v->n - off > page_size ? off + page_size : v->n;
 
 	rc = PC_E_NOMEM;
 	arr = json_array();
 	if (arr == NULL)
 		goto out;
-	for (size_t i = off; i < end; i++)
+	/* The cursor is a position in the merged list, so skipping what
+	 * `keep` refuses keeps pages stable; a page is never followed by an
+	 * empty one (the next cursor points at an item that is kept). */
+	for (i = next_kept(v, off, keep, arg); i < v->n && taken < page_size;
+	    i = next_kept(v, i + 1, keep, arg), taken++)
 		if (json_array_append_new(arr,
 		    json_deep_copy(v->list[i]->obj)) != 0)
 			goto out;
-	if (end < v->n && (nc = cursor_make(kind, end)) == NULL)
+	if (i < v->n && (nc = cursor_make(kind, i)) == NULL)
 		goto out;
 	*items = arr;
 	*next = nc;

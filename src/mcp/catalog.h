@@ -19,6 +19,7 @@
 #define PC_CATALOG_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -66,6 +67,13 @@ void pc_catalog_clear(struct pc_catalog *cat, size_t idx);
  */
 int pc_catalog_page(struct pc_catalog *cat, enum pc_cat_kind kind,
     const char *cursor, size_t page_size, json_t **items, char **next);
+
+/* The same, listing only the items `keep` accepts (the exposed item is
+ * passed, borrowed); keep NULL keeps all. */
+int pc_catalog_page_where(struct pc_catalog *cat, enum pc_cat_kind kind,
+    const char *cursor, size_t page_size,
+    bool (*keep)(void *arg, const json_t *item), void *arg,
+    json_t **items, char **next);
 
 /* Number of exposed items of a kind. */
 size_t pc_catalog_count(const struct pc_catalog *cat, enum pc_cat_kind kind);

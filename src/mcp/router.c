@@ -84,11 +84,23 @@ call_free(struct pc_call *c)
 	free(c);
 }
 
+/* Tell the limits stage how an admitted forward ended (once). */
+static void
+gate_end(struct pc_call *c, enum pc_fwd_outcome outcome)
+{
+	if (!c->gate_open)
+		return;
+	c->gate_open = 0;
+	c->gate->end(c->gate_ctx, outcome);
+}
+
 /* Take the call out of every index it is in. */
 static void
 call_unlink(struct pc_call *c)
 {
 	struct pc_router *r = c->r;
+
+	gate_end(c, PC_FWD_CANCELLED);
 
 	if (c->in_session) {
 		if (c->sprev != NULL)
@@ -171,6 +183,8 @@ call_new(struct pc_router *r, const struct pc_reqinfo *ri, json_t *req,
 	c->session = ri->session;
 	c->ops = ops;
 	c->sink = sink;
+	c->gate = ri->gate;
+	c->gate_ctx = ri->gate_ctx;
 	c->log_level = -1;
 	pc_strlcpy(c->method, method ? method : "", sizeof(c->method));
 	c->client_id = json_deep_copy(json_object_get(req, "id"));
@@ -322,6 +336,8 @@ on_reply(void *arg, int err, json_t *msg)
 	json_t *e, *res;
 
 	c->in_upstream = 0;
+	gate_end(c, err == 0 ? PC_FWD_ANSWERED : err == PC_E_CLOSED ?
+	    PC_FWD_CANCELLED : PC_FWD_FAILED);
 	if (err != 0) {
 		switch (err) {
 		case PC_E_TIMEOUT:
@@ -425,10 +441,30 @@ forward(struct pc_call *c, size_t idx, json_t *p)
 
 	c->slot = slot;
 	c->kind = PC_CK_FORWARD;
+	/* (Un)subscribe is session bookkeeping already done above: it
+	 * passes the limits stage unchecked rather than half undone. */
+	if (c->gate != NULL && strcmp(c->method, "resources/subscribe") != 0 &&
+	    strcmp(c->method, "resources/unsubscribe") != 0) {
+		int status = 503;
+		json_t *err = NULL, *resp;
+		if (c->gate->admit(c->gate_ctx, c->method,
+		    pc_upstream_name(slot->up), &status, &err) != 0) {
+			json_decref(p);
+			resp = json_pack("{s:s, s:O, s:o}", "jsonrpc", "2.0",
+			    "id", c->client_id, "error", err ? err :
+			    json_pack("{s:i, s:s}", "code", -32603, "message",
+			    "Internal error"));
+			pc_call_finish(c, status, resp);
+			json_decref(resp);
+			return;
+		}
+		c->gate_open = 1;
+	}
 	rc = pc_upstream_call(slot->up, c->method, p, 0, on_reply,
 	    c->progress_token ? on_progress : NULL, c, &c->handle);
 	json_decref(p);
 	if (rc != 0) {
+		gate_end(c, rc == PC_E_LIMIT ? PC_FWD_CANCELLED : PC_FWD_FAILED);
 		finish_error(c, 200, PC_RPC_UP_UNAVAILABLE,
 		    rc == PC_E_LIMIT ? "Upstream is saturated; retry later"
 		    : "Upstream unavailable; retry later");
@@ -439,7 +475,8 @@ forward(struct pc_call *c, size_t idx, json_t *p)
 
 /* Resolve a tool or prompt name and forward. */
 static void
-forward_named(struct pc_call *c, enum pc_cat_kind kind, json_t *params)
+forward_named(struct pc_call *c, const struct pc_reqinfo *ri,
+    enum pc_cat_kind kind, json_t *params)
 {
 	const char *name = json_string_value(json_object_get(params, "name"));
 	const char *orig;
@@ -454,17 +491,33 @@ forward_named(struct pc_call *c, enum pc_cat_kind kind, json_t *params)
 	/* Only what the catalogue lists is callable: a tool an upstream adds
 	 * silently is not reachable until it shows up in a refresh. */
 	if (pc_catalog_resolve_name(c->r->cat, kind, name, &idx, &orig,
-	    &listed) != 0 || !listed) {
-		finish_error(c, 200, -32602, kind == PC_CAT_TOOLS ?
-		    "Unknown tool" : "Unknown prompt");
-		return;
-	}
-	/* Arguments must fit the tool's own schema before anything leaves
-	 * the gateway; a misfit is a tool execution error (isError). */
+	    &listed) != 0 || !listed)
+		goto unknown;
+	/* Authorize, then validate: a hidden tool answers exactly as a
+	 * missing one; constraints may rewrite arguments (SET, PATH), and
+	 * the schema then checks exactly what will be forwarded. */
+	if (kind == PC_CAT_PROMPTS &&
+	    pc_rpol_item(c, ri, PC_ITEM_PROMPT, name) != 0)
+		goto unknown;
 	if (kind == PC_CAT_TOOLS) {
 		json_t *res = NULL;
+		int rc = pc_rpol_tool_call(c, ri, name, params, &res);
+		if (rc == PC_E_NOTFOUND)
+			goto unknown;
+		if (rc == PC_E_DENIED) {
+			pc_call_finish_result(c, res);
+			return;
+		}
+		if (rc != 0) {
+			finish_error(c, 200, -32603, "Internal error");
+			return;
+		}
+		/* Arguments must fit the tool's own schema before anything
+		 * leaves the gateway; a misfit is a tool execution error. */
 		if (pc_schemas_check(&c->r->slots[idx], orig,
-		    json_object_get(params, "arguments"), &res) != 0) {
+		    json_object_get(params, "arguments"), &res) != 0 ||
+		    pc_tighten_check(c->r, name, json_object_get(params,
+		    "arguments"), &res) != 0) {
 			pc_call_finish_result(c, res);
 			return;
 		}
@@ -472,10 +525,15 @@ forward_named(struct pc_call *c, enum pc_cat_kind kind, json_t *params)
 	p = upstream_params(c, params);
 	json_object_set_new(p, "name", json_string(orig));
 	forward(c, idx, p);
+	return;
+unknown:
+	finish_error(c, 200, -32602, kind == PC_CAT_TOOLS ? "Unknown tool" :
+	    "Unknown prompt");
 }
 
 static void
-forward_uri(struct pc_call *c, json_t *params, int subscribe)
+forward_uri(struct pc_call *c, const struct pc_reqinfo *ri, json_t *params,
+    int subscribe)
 {
 	const char *uri = json_string_value(json_object_get(params, "uri"));
 	char *orig = NULL;
@@ -486,8 +544,11 @@ forward_uri(struct pc_call *c, json_t *params, int subscribe)
 		finish_error(c, 200, -32602, "Invalid params: uri is required");
 		return;
 	}
-	if (pc_catalog_resolve_uri(c->r->cat, uri, &idx, &orig) != 0) {
-		/* -32002 before 2026-07-28, -32602 since. */
+	if (pc_catalog_resolve_uri(c->r->cat, uri, &idx, &orig) != 0 ||
+	    pc_rpol_item(c, ri, PC_ITEM_RESOURCE, uri) != 0) {
+		free(orig);
+		/* -32002 before 2026-07-28, -32602 since. A hidden resource
+		 * answers the same. */
 		finish_error(c, 200, c->era == PC_CLIENT_MODERN ? -32602 : -32002,
 		    "Resource not found");
 		return;
@@ -578,7 +639,8 @@ pc_sub_release_session(struct pc_router *r, struct pc_session *s)
 }
 
 static void
-forward_completion(struct pc_call *c, json_t *params)
+forward_completion(struct pc_call *c, const struct pc_reqinfo *ri,
+    json_t *params)
 {
 	json_t *ref = json_object_get(params, "ref");
 	const char *type = json_string_value(json_object_get(ref, "type"));
@@ -590,7 +652,8 @@ forward_completion(struct pc_call *c, json_t *params)
 		size_t idx;
 		int listed = 0;
 		if (name == NULL || pc_catalog_resolve_name(c->r->cat,
-		    PC_CAT_PROMPTS, name, &idx, &orig, &listed) != 0 || !listed) {
+		    PC_CAT_PROMPTS, name, &idx, &orig, &listed) != 0 ||
+		    !listed || pc_rpol_item(c, ri, PC_ITEM_PROMPT, name) != 0) {
 			finish_error(c, 200, -32602, "Unknown prompt");
 			return;
 		}
@@ -605,7 +668,9 @@ forward_completion(struct pc_call *c, json_t *params)
 		char *orig = NULL;
 		size_t idx;
 		if (uri == NULL ||
-		    pc_catalog_resolve_uri(c->r->cat, uri, &idx, &orig) != 0) {
+		    pc_catalog_resolve_uri(c->r->cat, uri, &idx, &orig) != 0 ||
+		    pc_rpol_item(c, ri, PC_ITEM_RESOURCE, uri) != 0) {
+			free(orig);
 			finish_error(c, 200, -32602, "Unknown resource");
 			return;
 		}
@@ -797,17 +862,17 @@ pc_router_request(struct pc_router *r, const struct pc_reqinfo *ri,
 	/* Methods that finish synchronously clear *out first: the call is
 	 * gone by the time they return. */
 	if (strcmp(m, "tools/call") == 0) {
-		forward_named(c, PC_CAT_TOOLS, params);
+		forward_named(c, ri, PC_CAT_TOOLS, params);
 	} else if (strcmp(m, "prompts/get") == 0) {
-		forward_named(c, PC_CAT_PROMPTS, params);
+		forward_named(c, ri, PC_CAT_PROMPTS, params);
 	} else if (strcmp(m, "resources/read") == 0) {
-		forward_uri(c, params, 0);
+		forward_uri(c, ri, params, 0);
 	} else if (strcmp(m, "completion/complete") == 0) {
-		forward_completion(c, params);
+		forward_completion(c, ri, params);
 	} else if (!modern && strcmp(m, "resources/subscribe") == 0) {
-		forward_uri(c, params, 1);
+		forward_uri(c, ri, params, 1);
 	} else if (!modern && strcmp(m, "resources/unsubscribe") == 0) {
-		forward_uri(c, params, -1);
+		forward_uri(c, ri, params, -1);
 	} else if (modern && strcmp(m, "subscriptions/listen") == 0) {
 		/* The listen stream stays open: not counted as in flight. */
 		call_unlink(c);

@@ -50,6 +50,36 @@ enum pc_client_era { PC_CLIENT_LEGACY = 1, PC_CLIENT_MODERN = 2 };
 struct pc_sink_ops {
 	void (*message)(void *sink, json_t *msg);
 	void (*done)(void *sink, int status, json_t *msg);
+	/* May be NULL. The router refused the request on policy with this
+	 * stable reason code (static string); done() follows with the
+	 * answer, which for a hidden item is the same as for a missing one,
+	 * so only this tells the audit log it was a denial. */
+	void (*denied)(void *sink, const char *reason);
+};
+
+/*
+ * The limits stage's hook where a call leaves for its upstream (src/http
+ * implements it with src/limits): budgets are charged and the upstream's
+ * breaker and concurrency cap are checked only for calls that passed
+ * authorization and validation, and the outcome feeds the breakers.
+ *
+ * admit(): about to forward `method` to `upstream` (its configured name).
+ *   0: go ahead; end() then follows exactly once. Otherwise the call is
+ *   answered with HTTP *status and *error (a JSON-RPC error object, new
+ *   ref, stolen) and never reaches the upstream.
+ * end(): how the forwarded call ended.
+ */
+enum pc_fwd_outcome {
+	PC_FWD_ANSWERED = 0,	/* the upstream answered: a result, isError
+				 * or its own JSON-RPC error */
+	PC_FWD_FAILED,		/* no answer: timeout, crash, unavailable */
+	PC_FWD_CANCELLED,	/* client left, session ended, shutdown, or
+				 * the upstream's queue was full */
+};
+struct pc_fwd_gate {
+	int (*admit)(void *ctx, const char *method, const char *upstream,
+	    int *status, json_t **error);
+	void (*end)(void *ctx, enum pc_fwd_outcome outcome);
 };
 
 struct pc_reqinfo {
@@ -59,6 +89,9 @@ struct pc_reqinfo {
 	json_t *meta;			/* modern: params._meta (borrowed) */
 	const char *source;		/* client address, for per-client caps */
 	const struct pc_principal *principal;	/* authenticated caller */
+	const struct pc_fwd_gate *gate;	/* NULL: no limits stage */
+	void *gate_ctx;			/* the transport's, for gate calls;
+					 * must outlive the call */
 };
 
 /* 0, PC_E_NOMEM. cfg borrowed; must outlive the router (or be swapped

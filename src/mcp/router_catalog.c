@@ -238,8 +238,11 @@ pc_router_list(struct pc_router *r, const struct pc_reqinfo *ri,
 		}
 		cursor = json_string_value(jc);
 	}
-	rc = pc_catalog_page(r->cat, kind, cursor, r->cfg->limits.page_size,
-	    &items, &next);
+	/* Only what the caller may use is listed (deny by default). */
+	struct pc_rpol_filter f;
+	pc_rpol_filter_init(&f, r, ri, kind);
+	rc = pc_catalog_page_where(r->cat, kind, cursor,
+	    r->cfg->limits.page_size, pc_rpol_list_keep, &f, &items, &next);
 	if (rc == PC_E_INVAL) {
 		*error = json_pack("{s:i, s:s}", "code", -32602,
 		    "message", "Invalid params: unknown cursor");

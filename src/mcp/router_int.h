@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <stdint.h>
 
+#include "../authz/policy.h"
 #include "../upstream/upstream.h"
 #include "catalog.h"
 #include "router.h"
@@ -67,6 +68,9 @@ struct pc_call {
 	struct pc_up_slot *slot;
 	uint64_t handle;
 	int in_upstream;
+	const struct pc_fwd_gate *gate;	/* limits hook, or NULL */
+	void *gate_ctx;
+	int gate_open;			/* admitted: end() still owed */
 	int client_elicit, client_sampling, client_roots; /* declared */
 	/* listen streams */
 	json_t *listen_filter;		/* owned */
@@ -112,6 +116,30 @@ void pc_schemas_free(struct pc_up_slot *slot);
  * instead of forwarding (new ref). */
 int pc_schemas_check(struct pc_up_slot *slot, const char *tool,
     json_t *arguments, json_t **result);
+/* The config's tightenings (policy constraints `schema:`) of the exposed
+ * tool, in config order: 0, or as pc_schemas_check. */
+int pc_tighten_check(const struct pc_router *r, const char *exposed,
+    json_t *arguments, json_t **result);
+
+/* router_policy.c: the authorize stage */
+struct pc_rpol_filter {
+	const struct pc_policy *policy;
+	const char *roles;
+	enum pc_cat_kind kind;
+};
+void pc_rpol_filter_init(struct pc_rpol_filter *f, const struct pc_router *r,
+    const struct pc_reqinfo *ri, enum pc_cat_kind kind);
+/* pc_catalog_page_where's `keep`: arg is a struct pc_rpol_filter. */
+bool pc_rpol_list_keep(void *arg, const json_t *item);
+/* 0 when the caller may use the prompt/resource; PC_E_NOTFOUND when not
+ * (logged and reported to the sink: answer as for a missing one). */
+int pc_rpol_item(struct pc_call *c, const struct pc_reqinfo *ri,
+    enum pc_policy_item item, const char *name);
+/* Authorize a tools/call (params is rewritten: SET and PATH constraints).
+ * 0 allowed; PC_E_NOTFOUND hidden (answer exactly as for an unknown tool);
+ * PC_E_DENIED with *result an isError result to send; PC_E_NOMEM. */
+int pc_rpol_tool_call(struct pc_call *c, const struct pc_reqinfo *ri,
+    const char *exposed, json_t *params, json_t **result);
 
 /* router.c: resource subscriptions shared by sessions */
 int pc_sub_adjust(struct pc_router *r, const char *uri, int d);

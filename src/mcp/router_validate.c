@@ -16,6 +16,7 @@
 #include "../lib/log.h"
 #include "../lib/map.h"
 #include "../validate/schema.h"
+#include "../authz/policy.h"
 #include "router_int.h"
 
 /* Errors quoted in one answer; more are summarized by their count. */
@@ -91,11 +92,12 @@ error_result(const char *text)
 	    "text", text, "isError", 1);
 }
 
-int
-pc_schemas_check(struct pc_up_slot *slot, const char *tool, json_t *arguments,
+/* Validate arguments against s; on a misfit *result is the isError
+ * result naming paths and rules (never values). */
+static int
+check_into(const struct pc_schema *s, const char *tool, json_t *arguments,
     json_t **result)
 {
-	struct pc_schema *s;
 	struct pc_schema_error *errs = NULL;
 	unsigned n = 0, max;
 	json_t *empty = NULL;
@@ -103,13 +105,6 @@ pc_schemas_check(struct pc_up_slot *slot, const char *tool, json_t *arguments,
 	size_t len;
 	int rc;
 
-	*result = NULL;
-	s = slot->schemas ? pc_map_get(slot->schemas, tool) : NULL;
-	if (s == NULL) {
-		*result = error_result("This tool cannot be called through the "
-		    "gateway: its input schema could not be enforced");
-		return PC_E_DENIED;
-	}
 	if (arguments == NULL)
 		arguments = empty = json_object();
 	max = pc_schema_max_errors(s);
@@ -138,4 +133,37 @@ pc_schemas_check(struct pc_up_slot *slot, const char *tool, json_t *arguments,
 	*result = error_result(text);
 	pc_debug("tool '%s' refused: arguments do not fit its schema", tool);
 	return PC_E_INVAL;
+}
+
+int
+pc_schemas_check(struct pc_up_slot *slot, const char *tool, json_t *arguments,
+    json_t **result)
+{
+	struct pc_schema *s;
+
+	*result = NULL;
+	s = slot->schemas ? pc_map_get(slot->schemas, tool) : NULL;
+	if (s == NULL) {
+		*result = error_result("This tool cannot be called through the "
+		    "gateway: its input schema could not be enforced");
+		return PC_E_DENIED;
+	}
+	return check_into(s, tool, arguments, result);
+}
+
+int
+pc_tighten_check(const struct pc_router *r, const char *exposed,
+    json_t *arguments, json_t **result)
+{
+	*result = NULL;
+	for (size_t i = 0; i < r->cfg->ntighten; i++) {
+		const struct pc_tighten *t = &r->cfg->tighten[i];
+		int rc;
+
+		if (!pc_policy_glob(t->tool_pattern, exposed))
+			continue;
+		if ((rc = check_into(t->schema, exposed, arguments, result)) != 0)
+			return rc;
+	}
+	return 0;
 }

@@ -99,7 +99,7 @@ req_done(void *sink, int status, json_t *msg)
 	free(q);
 }
 
-static const struct pc_sink_ops req_ops = { req_message, req_done };
+static const struct pc_sink_ops req_ops = { req_message, req_done, NULL };
 
 /* The session's stream (list_changed and other session-wide messages). */
 static void
@@ -116,7 +116,8 @@ stream_done(void *sink, int status, json_t *msg)
 	(void)msg;
 }
 
-static const struct pc_sink_ops stream_ops = { stream_message, stream_done };
+static const struct pc_sink_ops stream_ops = { stream_message, stream_done,
+    NULL };
 
 static void
 request(struct pc_stdio_front *f, const struct pc_reqinfo *ri, json_t *msg)
@@ -207,7 +208,8 @@ static void
 handle_line(struct pc_stdio_front *f, const char *line, size_t len)
 {
 	const struct pc_limits_conf *lim = &f->cfg->limits;
-	struct pc_json_limits jl = { lim->max_json_depth, lim->max_string_bytes };
+	struct pc_json_limits jl = { lim->max_json_depth, lim->max_string_bytes,
+	    lim->max_array_items };
 	enum pc_json_fault fault;
 	char why[128], text[192];
 	json_t *msg = NULL, *id, *meta;

@@ -76,6 +76,32 @@ static const char *const migrations[] = {
 	" last_source TEXT NOT NULL DEFAULT '' CHECK (length(last_source) <= 63)"
 	") STRICT;"
 	"CREATE INDEX keys_created ON keys (created, id);",
+	/* v2: time-boxed role grants (`keys grant KEY ROLE --for 2h`). A row
+	 * past `until` grants nothing; it is pruned on the next grant. */
+	"CREATE TABLE grants ("
+	" key_id TEXT NOT NULL REFERENCES keys (id),"
+	" role TEXT NOT NULL CHECK (length(role) BETWEEN 1 AND 64),"
+	" until INTEGER NOT NULL,"
+	" created INTEGER NOT NULL,"
+	" PRIMARY KEY (key_id, role)"
+	") STRICT;",
+	/* v3: key lifecycle events written by the `keys` CLI (another
+	 * process), read by a running gateway into its audit log; `cursors`
+	 * remembers, per consumer, the last event it took, so that events of
+	 * a time the gateway was down are recorded when it starts. */
+	"CREATE TABLE events ("
+	" seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" ts INTEGER NOT NULL,"
+	" event TEXT NOT NULL CHECK (length(event) BETWEEN 1 AND 47),"
+	" key_id TEXT NOT NULL DEFAULT '' CHECK (length(key_id) <= 16),"
+	" principal TEXT NOT NULL DEFAULT '' CHECK (length(principal) <= 127),"
+	" tenant TEXT NOT NULL DEFAULT '' CHECK (length(tenant) <= 127),"
+	" detail TEXT NOT NULL DEFAULT '' CHECK (length(detail) <= 127)"
+	") STRICT;"
+	"CREATE TABLE cursors ("
+	" consumer TEXT PRIMARY KEY NOT NULL,"
+	" seq INTEGER NOT NULL"
+	") STRICT;",
 };
 #define SCHEMA_VERSION (sizeof(migrations) / sizeof(migrations[0]))
 
@@ -88,6 +114,15 @@ enum stmt_id {
 	ST_KEY_EXISTS,
 	ST_KEY_TOUCH,
 	ST_DATA_VERSION,
+	ST_GRANT_LIST,
+	ST_GRANT_PRUNE,
+	ST_GRANT_COUNT,
+	ST_GRANT_PUT,
+	ST_GRANT_DEL,
+	ST_EVENT_ADD,
+	ST_EVENT_LIST,
+	ST_CURSOR_GET,
+	ST_CURSOR_PUT,
 	ST__COUNT
 };
 
@@ -112,6 +147,22 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_KEY_TOUCH] = "UPDATE keys SET last_used = ?2, last_source = ?3 "
 	    "WHERE id = ?1 AND last_used <= ?2",
 	[ST_DATA_VERSION] = "PRAGMA data_version",
+	[ST_GRANT_LIST] = "SELECT role, until FROM grants WHERE key_id = ?1 "
+	    "ORDER BY until DESC, role LIMIT 8",
+	[ST_GRANT_PRUNE] = "DELETE FROM grants WHERE until <= ?1",
+	[ST_GRANT_COUNT] = "SELECT count(*) FROM grants WHERE key_id = ?1 "
+	    "AND role <> ?2",
+	[ST_GRANT_PUT] = "INSERT INTO grants (key_id, role, until, created) "
+	    "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (key_id, role) DO UPDATE "
+	    "SET until = excluded.until, created = excluded.created",
+	[ST_GRANT_DEL] = "DELETE FROM grants WHERE key_id = ?1 AND role = ?2",
+	[ST_EVENT_ADD] = "INSERT INTO events (ts, event, key_id, principal, "
+	    "tenant, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[ST_EVENT_LIST] = "SELECT seq, ts, event, key_id, principal, tenant, "
+	    "detail FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+	[ST_CURSOR_GET] = "SELECT seq FROM cursors WHERE consumer = ?1",
+	[ST_CURSOR_PUT] = "INSERT INTO cursors (consumer, seq) VALUES (?1, ?2) "
+	    "ON CONFLICT (consumer) DO UPDATE SET seq = excluded.seq",
 };
 
 /* A key's buffered last use. */
@@ -661,6 +712,30 @@ out:
 	return rc;
 }
 
+_Static_assert(PC_KEY_MAX_GRANTS == 8, "ST_GRANT_LIST's LIMIT");
+
+/* The key's grants, expired ones included (callers compare `until` with
+ * their clock: a grant ends by itself, without a write). */
+static int
+grants_load(struct pc_store *st, struct pc_key_rec *rec)
+{
+	sqlite3_stmt *s = stmt(st, ST_GRANT_LIST);
+	int rc;
+
+	rec->ngrants = 0;
+	sqlite3_bind_text(s, 1, rec->id, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW &&
+	    rec->ngrants < PC_KEY_MAX_GRANTS) {
+		struct pc_key_grant *g = &rec->grants[rec->ngrants++];
+		col_text(s, 0, g->role, sizeof(g->role));
+		g->until = sqlite3_column_int64(s, 1);
+	}
+	rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 :
+	    map_rc(st, rc, "list grants");
+	sqlite3_reset(s);
+	return rc;
+}
+
 int
 pc_store_key_get(struct pc_store *st, const char *id, struct pc_key_rec *out)
 {
@@ -685,6 +760,8 @@ pc_store_key_get(struct pc_store *st, const char *id, struct pc_key_rec *out)
 		rc = map_rc(st, rc, "get key");
 	}
 	sqlite3_reset(s);
+	if (rc == 0 && (rc = grants_load(st, out)) != 0)
+		OPENSSL_cleanse(out, sizeof(*out));
 	return rc;
 }
 
@@ -804,6 +881,156 @@ pc_store_key_revoke(struct pc_store *st, const char *id, int64_t when)
 		return key_exists(st, id);	/* already revoked: 0 */
 	st->local_writes++;
 	return 0;
+}
+
+/* --- time-boxed grants --------------------------------------------------------- */
+
+static int
+step_once(struct pc_store *st, sqlite3_stmt *s, const char *what)
+{
+	int rc = map_rc(st, sqlite3_step(s), what);
+
+	sqlite3_reset(s);
+	return rc;
+}
+
+int
+pc_store_grant(struct pc_store *st, const char *id, const char *role,
+    int64_t until, int64_t now)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (st == NULL || id == NULL || role == NULL || role[0] == '\0' ||
+	    strlen(role) >= sizeof(((struct pc_key_grant *)0)->role) ||
+	    until <= now)
+		return PC_E_INVAL;
+	if ((rc = key_exists(st, id)) != 0)
+		return rc;
+	s = stmt(st, ST_GRANT_PRUNE);
+	sqlite3_bind_int64(s, 1, now);
+	if ((rc = step_once(st, s, "prune grants")) != 0)
+		return rc;
+	s = stmt(st, ST_GRANT_COUNT);
+	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, role, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	rc = rc != SQLITE_ROW ? map_rc(st, rc, "count grants") :
+	    sqlite3_column_int64(s, 0) >= PC_KEY_MAX_GRANTS ? PC_E_LIMIT : 0;
+	sqlite3_reset(s);
+	if (rc != 0)
+		return rc;
+	s = stmt(st, ST_GRANT_PUT);
+	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, role, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, until);
+	sqlite3_bind_int64(s, 4, now);
+	if ((rc = step_once(st, s, "grant")) == 0)
+		st->local_writes++;
+	return rc;
+}
+
+int
+pc_store_ungrant(struct pc_store *st, const char *id, const char *role)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (st == NULL || id == NULL || role == NULL)
+		return PC_E_INVAL;
+	s = stmt(st, ST_GRANT_DEL);
+	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, role, -1, SQLITE_STATIC);
+	if ((rc = step_once(st, s, "ungrant")) != 0)
+		return rc;
+	if (sqlite3_changes(st->db) == 0)
+		return PC_E_NOTFOUND;
+	st->local_writes++;
+	return 0;
+}
+
+/* --- key lifecycle events ---------------------------------------------------------- */
+
+int
+pc_store_event_add(struct pc_store *st, const struct pc_store_event *ev)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (st == NULL || ev == NULL || ev->event[0] == '\0')
+		return PC_E_INVAL;
+	s = stmt(st, ST_EVENT_ADD);
+	sqlite3_bind_int64(s, 1, ev->ts);
+	sqlite3_bind_text(s, 2, ev->event, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, ev->key_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, ev->principal, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 5, ev->tenant, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 6, ev->detail, -1, SQLITE_STATIC);
+	if ((rc = step_once(st, s, "add event")) == 0)
+		st->local_writes++;
+	return rc;
+}
+
+static int
+cursor_get(struct pc_store *st, const char *consumer, int64_t *seq)
+{
+	sqlite3_stmt *s = stmt(st, ST_CURSOR_GET);
+	int rc;
+
+	*seq = 0;
+	sqlite3_bind_text(s, 1, consumer, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*seq = sqlite3_column_int64(s, 0);
+	rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 :
+	    map_rc(st, rc, "read cursor");
+	sqlite3_reset(s);
+	return rc;
+}
+
+int
+pc_store_events_take(struct pc_store *st, const char *consumer, size_t max,
+    int (*cb)(void *arg, const struct pc_store_event *ev), void *arg)
+{
+	struct pc_store_event ev;
+	sqlite3_stmt *s;
+	int64_t from, last;
+	int rc, n = 0;
+
+	if (st == NULL || consumer == NULL || cb == NULL || max == 0)
+		return PC_E_INVAL;
+	if ((rc = cursor_get(st, consumer, &from)) != 0)
+		return rc;
+	last = from;
+	s = stmt(st, ST_EVENT_LIST);
+	sqlite3_bind_int64(s, 1, from);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)max);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		memset(&ev, 0, sizeof(ev));
+		ev.seq = sqlite3_column_int64(s, 0);
+		ev.ts = sqlite3_column_int64(s, 1);
+		col_text(s, 2, ev.event, sizeof(ev.event));
+		col_text(s, 3, ev.key_id, sizeof(ev.key_id));
+		col_text(s, 4, ev.principal, sizeof(ev.principal));
+		col_text(s, 5, ev.tenant, sizeof(ev.tenant));
+		col_text(s, 6, ev.detail, sizeof(ev.detail));
+		/* Stop at the first event the consumer could not take: it is
+		 * offered again next time (at least once, never lost). */
+		if (cb(arg, &ev) != 0)
+			break;
+		last = ev.seq;
+		n++;
+	}
+	rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 :
+	    map_rc(st, rc, "list events");
+	sqlite3_reset(s);
+	if (rc == 0 && last != from) {
+		s = stmt(st, ST_CURSOR_PUT);
+		sqlite3_bind_text(s, 1, consumer, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 2, last);
+		rc = step_once(st, s, "move cursor");
+	}
+	return rc != 0 ? rc : n;
 }
 
 /* --- version, close ------------------------------------------------------------------- */

@@ -25,6 +25,15 @@ enum pc_key_status {
 
 #define PC_KEY_ID_LEN 16	/* hex chars of the public id */
 
+/* Time-boxed role grants a key may hold at once. */
+#define PC_KEY_MAX_GRANTS 8
+
+/* A role held until `until` (unix s), then no more: `keys grant`. */
+struct pc_key_grant {
+	char role[65];
+	int64_t until;
+};
+
 struct pc_key_rec {
 	char id[PC_KEY_ID_LEN + 1];	/* public id, hex */
 	char principal[128];
@@ -41,6 +50,10 @@ struct pc_key_rec {
 	int64_t revoked_at;		/* unix s; 0 = not revoked */
 	int64_t last_used;		/* unix s; 0 = never */
 	char last_source[64];		/* address of the last use */
+	/* Grants, filled by pc_store_key_get only (not by the list), newest
+	 * end first; expired ones included: compare until with the clock. */
+	struct pc_key_grant grants[PC_KEY_MAX_GRANTS];
+	size_t ngrants;
 };
 
 /*
@@ -67,6 +80,39 @@ int pc_store_key_rotate(struct pc_store *st, const char *id,
     int64_t rotation_due);
 /* Mark revoked at `when`. PC_E_NOTFOUND. */
 int pc_store_key_revoke(struct pc_store *st, const char *id, int64_t when);
+/*
+ * Grant `role` to key `id` until `until` (unix s, > now); a grant of the
+ * same role is replaced (extended or shortened). Expired grants of every
+ * key are removed first. 0; PC_E_NOTFOUND (no such key); PC_E_LIMIT (the
+ * key already holds PC_KEY_MAX_GRANTS other live grants); PC_E_INVAL.
+ */
+int pc_store_grant(struct pc_store *st, const char *id, const char *role,
+    int64_t until, int64_t now);
+/* End a grant now. 0 or PC_E_NOTFOUND. */
+int pc_store_ungrant(struct pc_store *st, const char *id, const char *role);
+/*
+ * Key lifecycle events, written by the `keys` CLI, read by the gateway into
+ * its audit log (the CLI has no access to the log's chain). `seq` is set by
+ * the store.
+ */
+struct pc_store_event {
+	int64_t seq;
+	int64_t ts;			/* unix s */
+	char event[48];			/* "key.created", ... */
+	char key_id[PC_KEY_ID_LEN + 1];
+	char principal[128];
+	char tenant[128];
+	char detail[128];		/* e.g. "role=writer until=..." */
+};
+int pc_store_event_add(struct pc_store *st, const struct pc_store_event *ev);
+/*
+ * Offer `consumer` the events after its cursor, oldest first, at most max;
+ * cb returns 0 when it took the event, non-zero to stop (the event is
+ * offered again next time). The cursor moves past what was taken. Returns
+ * the number taken, or a negative PC_E_*.
+ */
+int pc_store_events_take(struct pc_store *st, const char *consumer, size_t max,
+    int (*cb)(void *arg, const struct pc_store_event *ev), void *arg);
 /* Record a use. Cheap to call per request: uses are buffered and written
  * at most once a second per key (pc_store_flush writes them now). */
 int pc_store_key_touch(struct pc_store *st, const char *id, int64_t when,

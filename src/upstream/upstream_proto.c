@@ -448,7 +448,7 @@ protocol_error(struct pc_upstream *up, const char *what, const char *line,
 static void
 handle_line(struct pc_upstream *up, const char *line, size_t len)
 {
-	struct pc_json_limits lim = { UP_JSON_DEPTH, up->max_line };
+	struct pc_json_limits lim = { UP_JSON_DEPTH, up->max_line, 0 };
 	enum pc_json_fault fault;
 	char why[128];
 	json_t *msg = NULL;

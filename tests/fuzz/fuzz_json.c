@@ -9,7 +9,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct pc_json_limits lim = { 16, 64 };
+	struct pc_json_limits lim = { 16, 64, 8 };
 	enum pc_json_fault fault;
 	char why[128];
 	json_t *v = NULL;

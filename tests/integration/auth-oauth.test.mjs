@@ -183,3 +183,40 @@ test('the upstream never sees the token', async () => {
   }
   assert.ok(!gw.stderr.includes(sig), 'and not in the gateway log');
 });
+
+test('scopes map to roles: a token sees and calls only what its scopes\' roles grant', async () => {
+  const g = await startGateway({
+    auth: {
+      oauth: {
+        issuer: ISS,
+        jwks_uri: `http://127.0.0.1:${jwksServer.address().port}/jwks.json`,
+        resource: AUD,
+        required_scopes: ['mcp:read'],
+        scope_roles: { 'mcp:read': ['reader'], 'mcp:write': ['writer'] },
+      },
+    },
+    policy: {
+      roles: {
+        reader: { tools: [{ match: 'up__echo', access: ['read', 'open_world'] }] },
+        writer: { tools: [{ match: 'up__*', access: 'all' }] },
+      },
+    },
+    upstreams: [{ name: 'up', command: upstreamCommands.mini() }],
+  });
+  try {
+    const names = async (scope) => {
+      const s = await legacyInit(g.url, { headers: bearer(good({ scope })) });
+      const r = await s.request(2, 'tools/list', {});
+      const call = await s.request(3, 'tools/call', { name: 'up__add', arguments: { a: 1, b: 2 } });
+      return { tools: r.response.result.tools.map((t) => t.name), call: call.response };
+    };
+    const ro = await names('mcp:read');
+    assert.deepEqual(ro.tools, ['up__echo']);
+    assert.equal(ro.call.error?.code, -32602, 'up__add is hidden from mcp:read');
+    const rw = await names('mcp:read mcp:write');
+    assert.ok(rw.tools.includes('up__add') && rw.tools.length > 5);
+    assert.equal(rw.call.result.content[0].text, '3');
+  } finally {
+    await g.stop();
+  }
+});

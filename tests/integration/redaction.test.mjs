@@ -38,3 +38,41 @@ test('a secret from ${env:} printed by an upstream is redacted in the gateway lo
     throw e;
   }
 });
+
+test('redaction.keys: a field named in the config never reaches the audit log (and does without it)', async () => {
+  const { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { randomBytes } = await import('node:crypto');
+  const { legacyInit } = await import('../lib/mcp.mjs');
+  const SECRET = `patient-${randomBytes(6).toString('hex')}`;
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-redactkeys-'));
+  const keyFile = join(dir, 'audit.key');
+  writeFileSync(keyFile, randomBytes(32).toString('hex'), { mode: 0o600 });
+  const run = async (name, redaction) => {
+    const logDir = join(dir, name);
+    const gw = await startGateway({
+      audit: { dir: logDir, key: `\${file:${keyFile}}` },
+      redaction,
+      upstreams: [{ name: 'up', command: upstreamCommands.mini() }],
+    });
+    try {
+      const s = await legacyInit(gw.url);
+      const r = await s.request(1, 'tools/call', { name: 'up__echo', arguments: { text: 'hi', diagnosis_note: SECRET } });
+      assert.equal(r.response.result.content[0].text, 'hi');
+    } finally {
+      await gw.stop();
+    }
+    return { audit: readdirSync(logDir).map((f) => readFileSync(join(logDir, f), 'utf8')).join(''), log: gw.stderr };
+  };
+  try {
+    const control = await run('without', undefined);
+    assert.ok(control.audit.includes(SECRET), 'control: without the config the field is recorded as sent');
+    const guarded = await run('with', { keys: ['Diagnosis-Note'] });
+    assert.ok(!guarded.audit.includes(SECRET), 'with redaction.keys it is not (names match case- and separator-insensitively)');
+    assert.match(guarded.audit, /"diagnosis_note":"<redacted>"/);
+    assert.ok(!guarded.log.includes(SECRET));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -11,7 +11,7 @@ import { Client as ClientV1 } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport as StdioV1 } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { Client as ClientV2 } from '@modelcontextprotocol/client';
 import { StdioClientTransport as StdioV2 } from '@modelcontextprotocol/client/stdio';
-import { toYaml } from '../lib/gateway.mjs';
+import { OPEN_POLICY, toYaml } from '../lib/gateway.mjs';
 import { PORTCULLIS_BIN, upstreamCommands } from '../lib/paths.mjs';
 
 let dir, cfg;
@@ -24,6 +24,7 @@ before(() => {
     toYaml({
       log_level: 'warn',
       auth: 'none',
+      policy: OPEN_POLICY,
       upstreams: [{ name: 'up', command: upstreamCommands.mini() }],
     }),
   );

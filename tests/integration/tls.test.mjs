@@ -49,6 +49,14 @@ before(async () => {
   gw = await startGateway({
     tls: { cert: file('server.crt'), key: file('server.key'), client_ca: file('ca.crt'), client_auth: 'optional' },
     auth,
+    // Everyone may echo; the mTLS identity's role adds `add`.
+    policy: {
+      default_roles: ['base'],
+      roles: {
+        base: { tools: [{ match: 'up__echo', access: ['read', 'open_world'] }] },
+        reader: { tools: [{ match: 'up__add', access: ['read'] }] },
+      },
+    },
     upstreams: [{ name: 'up', command: upstreamCommands.mini() }],
   });
   gw.https = `https://localhost:${gw.port}/mcp`;
@@ -94,6 +102,20 @@ test('a client certificate maps to its principal; without any credential: 401', 
   assert.equal(r.status, 200, 'the SPIFFE id is a principal');
   // The log line travels a pipe; the reply may arrive first.
   await gw.waitForLog((l) => l.msg === 'authenticated' && l.principal === 'agent-a', { timeoutMs: 5000 });
+  // The identity's roles reach the policy: it sees `add`, an API key
+  // without that role does not.
+  const list = async (client, headers = {}) => {
+    const f = tlsFetch(client);
+    const i = await f(gw.https, { method: 'POST', headers: { ...jsonHeaders, ...headers }, body: initBody });
+    const h = { ...jsonHeaders, ...headers, 'mcp-session-id': i.headers.get('mcp-session-id'), 'mcp-protocol-version': '2025-11-25' };
+    await i.text();
+    const l = await f(gw.https, { method: 'POST', headers: h, body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' }) });
+    const text = await l.text();
+    const msg = JSON.parse(text.startsWith('{') ? text : text.split('\n').find((x) => x.startsWith('data: ')).slice(6));
+    return msg.result.tools.map((t) => t.name).sort();
+  };
+  assert.deepEqual(await list('client'), ['up__add', 'up__echo']);
+  assert.deepEqual(await list(undefined, { authorization: `Bearer ${apiKey}` }), ['up__echo']);
   // A certificate of the right CA whose identity is not mapped.
   const cn = await tlsFetch('cn-client')(gw.https, { method: 'POST', headers: jsonHeaders, body: initBody });
   assert.equal(cn.status, 401);

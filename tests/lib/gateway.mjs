@@ -91,6 +91,15 @@ function parseLine(line) {
   }
 }
 
+// A policy that grants everything to every caller: the default for tests
+// that are not about authorization (the gateway itself grants nothing
+// without a policy: section). Policy tests pass their own `policy`, or
+// `policy: undefined` for none at all.
+export const OPEN_POLICY = {
+  default_roles: ['test-all'],
+  roles: { 'test-all': { tools: [{ match: '*', access: 'all' }], prompts: ['*'], resources: ['*'] } },
+};
+
 /**
  * Starts `portcullis serve -c <tmp>/portcullis.yaml`.
  * opts.env: extra environment; opts.readyTimeoutMs (default 60 s);
@@ -107,6 +116,7 @@ export async function startGateway(config, opts = {}) {
     // Tests that are not about authentication run without it (loopback
     // only); auth tests pass their own auth: section.
     auth: 'none',
+    policy: OPEN_POLICY,
     ...config,
   };
   const configPath = join(dir, 'portcullis.yaml');

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "authz/policy.h"
 #include "config/config.h"
 #include "lib/errors.h"
 #include "lib/limits.h"
@@ -408,7 +409,8 @@ test_misspelt_key(void **state)
 	    "'command'?\n"
 	    "t.yaml:8:1: unknown key 'zzz'; expected one of: listen, "
 	    "admin_listen, log_level, http, eras, limits, upstreams, mode, tls, "
-	    "trusted_proxies, auth, audit\n");
+	    "trusted_proxies, auth, audit, rate_limits, budgets, tool_costs, "
+	    "breakers, concurrency, limits_store, policy, redaction\n");
 }
 
 /* One run reports every problem, in file order. */
@@ -960,6 +962,175 @@ test_tls_and_proxies(void **state)
 	unsetenv("PC_TEST_PEPPER");
 }
 
+/* --- issue 5: rate_limits, budgets, tool_costs, breakers, concurrency ------ */
+
+static void
+test_limiter_sections(void **state)
+{
+	struct pc_config *cfg;
+	const struct pc_limiter_conf *l;
+
+	(void)state;
+	/* Nothing configured: no limiting, nothing to store. */
+	cfg = expect_ok("listen: 127.0.0.1:0\n");
+	l = &cfg->limiter;
+	assert_int_equal(l->nrate + l->nbudgets + l->ncosts, 0);
+	assert_false(l->key_breaker);
+	assert_false(l->upstream_breaker);
+	assert_int_equal(l->per_key + l->per_upstream, 0);
+	assert_null(l->store);
+	pc_config_free(cfg);
+
+	cfg = expect_ok("rate_limits:\n"
+	    "  - {id: per-user, scope: key, rate: 30/minute}\n"
+	    "  - {scope: key, rate: 500/hour}\n"
+	    "  - {scope: tool, match: gh__search, rate: 5/90s, burst: 2}\n"
+	    "  - {scope: key_tool, rate: 3/second}\n"
+	    "  - {scope: tenant, match: acme, rate: 10000/day}\n"
+	    "  - {scope: global, rate: 100/s}\n"
+	    "budgets:\n"
+	    "  - {scope: key, period: day, amount: 1000}\n"
+	    "  - {id: acme-month, scope: tenant, match: acme, period: month, "
+	    "amount: 50000}\n"
+	    "tool_costs: {gh__search: 5, \"fs__*\": 0, \"gh__create_*\": 20}\n"
+	    "breakers:\n"
+	    "  key: {threshold: 50, cooldown: 30s, max_cooldown: 10m}\n"
+	    "  upstream: {threshold: 5, cooldown: 500ms}\n"
+	    "concurrency: {per_key: 8, per_upstream: 32}\n");
+	l = &cfg->limiter;
+	assert_int_equal(l->nrate, 6);
+	assert_string_equal(l->rate[0].id, "per-user");
+	assert_int_equal(l->rate[0].scope, PC_LIMIT_KEY);
+	assert_int_equal(l->rate[0].count, 30);
+	assert_true(l->rate[0].period_us == PC_LIMIT_MINUTE_US);
+	assert_string_equal(l->rate[1].id, "");
+	assert_true(l->rate[1].period_us == PC_LIMIT_HOUR_US);
+	assert_int_equal(l->rate[2].scope, PC_LIMIT_TOOL);
+	assert_string_equal(l->rate[2].match, "gh__search");
+	assert_true(l->rate[2].period_us == 90 * PC_LIMIT_SECOND_US);
+	assert_int_equal(l->rate[2].burst, 2);
+	assert_int_equal(l->rate[3].scope, PC_LIMIT_KEY_TOOL);
+	assert_true(l->rate[4].period_us == PC_LIMIT_DAY_US);
+	assert_int_equal(l->rate[5].scope, PC_LIMIT_GLOBAL);
+	assert_int_equal(l->nbudgets, 2);
+	assert_int_equal(l->budgets[1].scope, PC_BUDGET_TENANT);
+	assert_int_equal(l->budgets[1].period, PC_BUDGET_MONTH);
+	assert_int_equal(l->budgets[1].amount, 50000);
+	assert_int_equal(pc_tool_cost_of(l, "gh__search"), 5);
+	assert_int_equal(pc_tool_cost_of(l, "fs__read_file"), 0);
+	assert_int_equal(pc_tool_cost_of(l, "gh__create_issue"), 20);
+	assert_int_equal(pc_tool_cost_of(l, "other"), 1);
+	assert_true(l->key_breaker);
+	assert_int_equal(l->key_br.threshold, 50);
+	assert_true(l->key_br.cooldown_us == 30 * PC_LIMIT_SECOND_US);
+	assert_true(l->key_br.max_cooldown_us == 600 * PC_LIMIT_SECOND_US);
+	assert_true(l->upstream_breaker);
+	assert_true(l->upstream_br.cooldown_us == 500000);
+	assert_int_equal(l->per_key, 8);
+	assert_int_equal(l->per_upstream, 32);
+	/* Counters are kept next to the config when there is no key store. */
+	assert_non_null(l->store);
+	assert_non_null(strstr(l->store, "/portcullis.db"));
+	/* check --print shows them in a form that loads back the same. */
+	{
+		char *da = dump_text(cfg), *db;
+		struct pc_config *back = expect_ok(da);
+		db = dump_text(back);
+		assert_string_equal(da, db);
+		assert_non_null(strstr(da, "  - {scope: tool, rate: \"5/90s\", "
+		    "match: \"gh__search\", burst: 2}\n"));
+		assert_int_equal(back->limiter.rate[0].count, 30);
+		free(da);
+		free(db);
+		pc_config_free(back);
+	}
+	pc_config_free(cfg);
+
+	/* With API keys, the counters go into the key store by default. */
+	setenv("PC_TEST_PEPPER", "0123456789abcdef0123456789abcdef", 1);
+	cfg = expect_ok("auth: {api_keys: {store: /tmp/k.db, pepper: "
+	    "\"${env:PC_TEST_PEPPER}\"}}\n"
+	    "rate_limits: [{scope: key, rate: 1/s}]\n");
+	assert_string_equal(cfg->limiter.store, "/tmp/k.db");
+	pc_config_free(cfg);
+	cfg = expect_ok("auth: {api_keys: {store: /tmp/k.db, pepper: "
+	    "\"${env:PC_TEST_PEPPER}\"}}\n"
+	    "limits_store: /tmp/limits.db\n"
+	    "budgets: [{scope: key, period: day, amount: 1}]\n");
+	assert_string_equal(cfg->limiter.store, "/tmp/limits.db");
+	pc_config_free(cfg);
+	unsetenv("PC_TEST_PEPPER");
+
+	/* `off` turns a breaker off. */
+	cfg = expect_ok("breakers: {key: off, upstream: off}\n");
+	assert_false(cfg->limiter.key_breaker);
+	pc_config_free(cfg);
+}
+
+static void
+test_limiter_errors(void **state)
+{
+	(void)state;
+	expect_errors("rate_limits:\n"
+	    "  - {scope: key, rate: 30/fortnight}\n"
+	    "  - {scope: user, rate: 30/minute}\n"
+	    "  - {scope: key, rate: 0/minute}\n"
+	    "  - {scope: key}\n"
+	    "  - {rate: 1/s, scpoe: key}\n"
+	    "  - {scope: global, match: x, rate: 1/s}\n"
+	    "  - {scope: key, rate: 1/500d}\n",
+	    "t.yaml:2:24: rate: expected a rate such as 30/minute, 500/hour, "
+	    "3/second, 10/day or 5/90s, got '30/fortnight'\n"
+	    "t.yaml:3:13: scope: expected key, tool, key_tool, tenant or "
+	    "global, got 'user'\n"
+	    "t.yaml:4:24: rate: expected a rate such as 30/minute, 500/hour, "
+	    "3/second, 10/day or 5/90s, got '0/minute'\n"
+	    "t.yaml:5:5: rate_limits: each entry needs a rate such as "
+	    "30/minute\n"
+	    "t.yaml:6:5: rate_limits: each entry needs a scope (key, tool, "
+	    "key_tool, tenant or global)\n"
+	    "t.yaml:6:17: unknown key 'scpoe' in rate_limits; did you mean "
+	    "'scope'?\n"
+	    "t.yaml:7:21: match: a global limit counts every call; match has "
+	    "no meaning there\n"
+	    "t.yaml:8:24: rate: the period may be at most 400 days\n");
+	/* Ids are unique (checked as the gateway builds the set), derived
+	 * ones included. */
+	expect_errors("rate_limits:\n"
+	    "  - {scope: key, rate: 1/minute}\n"
+	    "  - {scope: key, rate: 2/minute}\n",
+	    "t.yaml:1:1: rate_limits: limit key:minute: duplicate id\n");
+	expect_errors("budgets:\n"
+	    "  - {scope: key, period: week, amount: 10}\n"
+	    "  - {scope: key, period: day, amount: 0}\n"
+	    "  - {scope: key, amount: 5}\n",
+	    "t.yaml:2:26: period: expected day or month (UTC calendar "
+	    "periods), got 'week'\n"
+	    "t.yaml:3:39: amount: expected an integer from 1 to 1000000000000\n"
+	    "t.yaml:4:5: budgets: each entry needs scope (key or tenant), "
+	    "period (day or month) and amount\n");
+	/* A cost above a whole budget could never be paid. */
+	expect_errors("budgets: [{scope: key, period: day, amount: 10}]\n"
+	    "tool_costs: {big: 11, small: 10}\n",
+	    "t.yaml:1:1: tool_costs: 'big' costs 11, more than a whole budget "
+	    "of 10: it could never be called\n");
+	expect_errors("tool_costs: {a: -1, b: x}\n"
+	    "breakers: {key: {threshold: 0, cooldown: 1s}, upstream: "
+	    "{cooldown: 10s, max_cooldown: 1s, threshold: 2}, other: {}}\n"
+	    "concurrency: {per_key: 0, per_host: 1}\n",
+	    "t.yaml:1:17: tool_costs: expected an integer from 0 to "
+	    "1000000000000\n"
+	    "t.yaml:1:24: tool_costs: expected an integer from 0 to "
+	    "1000000000000\n"
+	    "t.yaml:2:29: threshold: '0' is out of range (1 to 1000000)\n"
+	    "t.yaml:2:73: upstream: max_cooldown must be at least cooldown\n"
+	    "t.yaml:2:106: unknown key 'other' in breakers; expected one of: "
+	    "key, upstream\n"
+	    "t.yaml:3:24: per_key: '0' is out of range (1 to 65536)\n"
+	    "t.yaml:3:27: unknown key 'per_host' in concurrency; expected one "
+	    "of: per_key, per_upstream\n");
+}
+
 /* The shipped examples stay loadable. */
 static void
 test_examples(void **state)
@@ -992,6 +1163,11 @@ test_examples(void **state)
 	assert_string_equal(cfg->upstreams[0].prefix, "gh");
 	assert_string_equal(cfg->upstreams[0].env[0],
 	    "GITHUB_PERSONAL_ACCESS_TOKEN=ghp-test");
+	assert_int_equal(cfg->limiter.nrate, 6);
+	assert_int_equal(cfg->limiter.nbudgets, 2);
+	assert_int_equal(cfg->limiter.key_br.threshold, 50);
+	assert_int_equal(cfg->limiter.per_upstream, 64);
+	assert_string_equal(cfg->limiter.store, cfg->auth.key_store);
 	pc_config_free(cfg);
 	unsetenv("GITHUB_TOKEN");
 
@@ -1016,6 +1192,152 @@ test_examples(void **state)
 	assert_string_equal(cfg->upstreams[1].argv[1], "examples/demo-files");
 	assert_string_equal(cfg->upstreams[1].cwd, root);
 	pc_config_free(cfg);
+}
+
+/* The policy: section is built into an engine at load time; every mistake
+ * is reported with its position; without the section nothing is granted. */
+static void
+test_policy_section(void **state)
+{
+	struct pc_config *cfg;
+	json_t *ro = json_pack("{s:b, s:b}", "readOnlyHint", 1,
+	    "openWorldHint", 0);
+	char *txt;
+
+	(void)state;
+	cfg = expect_ok("upstreams: []\n");
+	assert_null(cfg->policy);
+	txt = dump_text(cfg);
+	assert_non_null(strstr(txt, "# policy: none"));
+	free(txt);
+	pc_config_free(cfg);
+
+	cfg = expect_ok(
+	    "policy:\n"
+	    "  default_roles: base\n"
+	    "  roles:\n"
+	    "    base:\n"
+	    "      tools: [\"up__echo\"]\n"
+	    "    writer:\n"
+	    "      tools:\n"
+	    "        - match: \"fs__*\"\n"
+	    "          access: [read, write]\n"
+	    "      prompts: [\"fs__*\"]\n"
+	    "      resources: \"fs+*\"\n"
+	    "  tool_classes:\n"
+	    "    \"fs__read_env\": all\n"
+	    "  constraints:\n"
+	    "    - tool: \"fs__*\"\n"
+	    "      argument: path\n"
+	    "      path_under: [\"/srv/${tenant}\"]\n"
+	    "    - {tool: t, argument: n, optional: true, range: {min: -1, "
+	    "max: 2.5}}\n"
+	    "    - {tool: t, argument: q, schema: {type: string, minLength: 2, "
+	    "maxLength: 500}}\n");
+	assert_int_equal(cfg->ntighten, 1);
+	assert_string_equal(cfg->tighten[0].arg, "q");
+	assert_non_null(cfg->policy);
+	/* base is a default role (bare pattern: read access); the override
+	 * makes read_env need every class whatever it claims. */
+	assert_true(pc_policy_tool_allowed(cfg->policy, "", "up__echo", ro));
+	assert_false(pc_policy_tool_allowed(cfg->policy, "", "up__echo", NULL));
+	assert_true(pc_policy_tool_allowed(cfg->policy, "writer",
+	    "fs__read_file", ro));
+	assert_false(pc_policy_tool_allowed(cfg->policy, "writer",
+	    "fs__read_env", ro));
+	assert_false(pc_policy_tool_allowed(cfg->policy, "writer",
+	    "fs__delete", NULL));
+	assert_true(pc_policy_item_allowed(cfg->policy, "writer",
+	    PC_ITEM_RESOURCE, "fs+file:///a"));
+	txt = dump_text(cfg);
+	assert_non_null(strstr(txt, "policy: {\"default_roles\":\"base\""));
+	/* What --print shows loads again into the same policy. */
+	{
+		struct pc_config *again = expect_ok(strstr(txt, "policy: "));
+		assert_true(pc_policy_tool_allowed(again->policy, "", "up__echo",
+		    ro));
+		assert_false(pc_policy_tool_allowed(again->policy, "writer",
+		    "fs__read_env", ro));
+		pc_config_free(again);
+	}
+	free(txt);
+	pc_config_free(cfg);
+	json_decref(ro);
+
+	expect_errors(
+	    "policy:\n"
+	    "  roles:\n"
+	    "    \"bad role\":\n"
+	    "      tools: [x]\n"
+	    "    r:\n"
+	    "      tools:\n"
+	    "        - match: x\n"
+	    "          access: [reed]\n"
+	    "        - access: read\n"
+	    "      bogus: 1\n"
+	    "  tool_classes: [x]\n"
+	    "  constraints:\n"
+	    "    - tool: a\n"
+	    "      argument: p\n"
+	    "      path_under: [rel/x]\n"
+	    "    - tool: a\n"
+	    "      argument: p\n"
+	    "      pattern: \"(x\"\n"
+	    "    - tool: a\n"
+	    "      argument: p\n"
+	    "      one_of: [a]\n"
+	    "      set: b\n"
+	    "    - tool: b\n"
+	    "    - tool: a\n"
+	    "      argument: n\n"
+	    "      range: {min: 3, max: 1}\n"
+	    "    - {tool: a, argument: q, schema: {type: string, pattern: "
+	    "\"(\"}}\n"
+	    "  colour: blue\n",
+	    "t.yaml:3:5: roles: a role name is 1-64 of [A-Za-z0-9_.:-]\n"
+	    "t.yaml:8:19: access: unknown access class 'reed' (choose from "
+	    "read, write, destructive, open_world, all)\n"
+	    "t.yaml:9:11: roles.r.tools: each entry needs match\n"
+	    "t.yaml:10:7: roles.r: unknown key 'bogus'; expected tools, "
+	    "prompts or resources\n"
+	    "t.yaml:11:17: tool_classes: expected a mapping tool-pattern: "
+	    "[classes], got a list\n"
+	    "t.yaml:15:19: constraints: path_under: each root must be absolute "
+	    "and normal (no '..', '//', trailing '/'); placeholders are "
+	    "${tenant} and ${principal}\n"
+	    "t.yaml:18:16: constraints: pattern: does not compile as a PCRE2 "
+	    "pattern\n"
+	    "t.yaml:22:12: constraints: 'set' and another check in one entry; "
+	    "write one entry per check\n"
+	    "t.yaml:23:7: constraints: each entry needs tool, argument and one "
+	    "check (path_under, one_of, pattern, range, url, command, set or "
+	    "schema)\n"
+	    "t.yaml:26:14: constraints: range: min must not exceed max\n"
+	    "t.yaml:27:38: constraints: schema: schema /properties/pattern: "
+	    "pattern does not compile\n"
+	    "t.yaml:28:3: unknown key 'colour' in policy; expected one of: "
+	    "default_roles, roles, tool_classes, constraints\n");
+}
+
+/* redaction.keys: more sensitive names, validated; shown by --print. */
+static void
+test_redaction_section(void **state)
+{
+	struct pc_config *cfg;
+	char *txt;
+
+	(void)state;
+	cfg = expect_ok("redaction:\n  keys: [ssn, card-number]\n");
+	assert_int_equal(cfg->nredact_keys, 2);
+	assert_string_equal(cfg->redact_keys[1], "card-number");
+	txt = dump_text(cfg);
+	assert_non_null(strstr(txt, "redaction:\n  keys: "));
+	free(txt);
+	pc_config_free(cfg);
+	expect_errors("redaction:\n  keys: [\"two words\"]\n  other: 1\n",
+	    "t.yaml:2:10: keys: a name is printable ASCII without spaces\n"
+	    "t.yaml:3:3: unknown key 'other' in redaction; expected one of: "
+	    "keys\n");
 }
 
 int
@@ -1049,6 +1371,10 @@ main(void)
 		cmocka_unit_test(test_limits_and_files),
 		cmocka_unit_test(test_upstream_values),
 		cmocka_unit_test(test_examples),
+		cmocka_unit_test(test_policy_section),
+		cmocka_unit_test(test_redaction_section),
+		cmocka_unit_test(test_limiter_sections),
+		cmocka_unit_test(test_limiter_errors),
 	};
 	char src[PATH_MAX], joined[PATH_MAX + 32];
 	char *slash;

@@ -18,13 +18,43 @@ static int
 parse(const char *s, size_t len, size_t depth, size_t maxstr,
     enum pc_json_fault *fault)
 {
-	struct pc_json_limits lim = { depth, maxstr };
+	struct pc_json_limits lim = { depth, maxstr, 0 };
 	char why[128];
 	json_t *v = NULL;
 	int rc = pc_json_parse(s, len, &lim, &v, fault, why, sizeof(why));
 
 	json_decref(v);
 	return rc;
+}
+
+/* Arrays longer than max_items are refused, at any depth; commas inside
+ * strings do not count; exactly max_items passes. */
+static void
+json_array_cap(void **st)
+{
+	struct pc_json_limits lim = { 8, 100, 3 };
+	enum pc_json_fault f;
+	char why[128];
+	json_t *v = NULL;
+	const char *ok[] = { "[1,2,3]", "{\"a\":[1,2,3],\"b\":[4,5,6]}",
+	    "[\"a,b,c,d,e\"]", "{\"a\":1,\"b\":2,\"c\":3,\"d\":4}" };
+	const char *bad[] = { "[1,2,3,4]", "{\"x\":{\"y\":[[],[],[],[]]}}",
+	    "[[1,2,3,4]]" };
+
+	(void)st;
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		assert_int_equal(pc_json_parse(ok[i], strlen(ok[i]), &lim, &v,
+		    &f, why, sizeof(why)), 0);
+		json_decref(v);
+		v = NULL;
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(pc_json_parse(bad[i], strlen(bad[i]), &lim, &v,
+		    &f, why, sizeof(why)), PC_E_LIMIT);
+		assert_null(v);
+		assert_int_equal(f, PC_JSON_ITEMS);
+		assert_string_equal(why, "array longer than 3 elements");
+	}
 }
 
 static void
@@ -181,6 +211,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(json_accepts_valid),
+		cmocka_unit_test(json_array_cap),
 		cmocka_unit_test(json_rejects_duplicates_nul_utf8),
 		cmocka_unit_test(json_depth_limit_before_parse),
 		cmocka_unit_test(json_string_limit),

@@ -651,6 +651,64 @@ commands(void **st)
 	pc_policy_free(p);
 }
 
+/* Prompts and resources are granted by pattern; default roles are held by
+ * every principal, including one with no roles at all. */
+static void
+items_and_default_roles(void **st)
+{
+	struct pc_policy *p;
+	struct pc_principal w = { .method = PC_AUTH_NONE };
+	json_t *a = js("{}");
+	const char *why;
+	char arg[16];
+
+	(void)st;
+	assert_int_equal(pc_policy_new(&p), 0);
+	assert_int_equal(pc_policy_add_grant(p, "reader", PC_ITEM_PROMPT,
+	    "fs__*"), 0);
+	assert_int_equal(pc_policy_add_grant(p, "reader", PC_ITEM_RESOURCE,
+	    "fs+file:///srv/*"), 0);
+	assert_int_equal(pc_policy_add_grant(p, "reader", PC_ITEM_TOOL, "x"),
+	    PC_E_INVAL);
+	assert_int_equal(pc_policy_add_grant(p, "a,b", PC_ITEM_PROMPT, "x"),
+	    PC_E_INVAL);
+	assert_true(pc_policy_item_allowed(p, "reader", PC_ITEM_PROMPT,
+	    "fs__greet"));
+	assert_false(pc_policy_item_allowed(p, "reader", PC_ITEM_PROMPT,
+	    "gh__greet"));
+	assert_true(pc_policy_item_allowed(p, "reader", PC_ITEM_RESOURCE,
+	    "fs+file:///srv/a.txt"));
+	assert_false(pc_policy_item_allowed(p, "reader", PC_ITEM_RESOURCE,
+	    "fs+file:///etc/passwd"));
+	/* A prompt grant is not a tool grant, nor the other way round. */
+	assert_false(pc_policy_tool_allowed(p, "reader", "fs__greet", NULL));
+	assert_false(pc_policy_item_allowed(p, "reader", PC_ITEM_TOOL,
+	    "fs__greet"));
+	assert_false(pc_policy_item_allowed(p, "", PC_ITEM_PROMPT, "fs__greet"));
+
+	/* Default roles: everyone, also with roles NULL or "". */
+	assert_int_equal(pc_policy_add_rule(p, "base", "up__echo", PC_ACC_ALL),
+	    0);
+	assert_false(pc_policy_tool_allowed(p, "", "up__echo", NULL));
+	assert_int_equal(pc_policy_add_default_role(p, "base"), 0);
+	assert_int_equal(pc_policy_add_default_role(p, "x,y"), PC_E_INVAL);
+	assert_true(pc_policy_tool_allowed(p, "", "up__echo", NULL));
+	assert_true(pc_policy_tool_allowed(p, NULL, "up__echo", NULL));
+	assert_true(pc_policy_tool_allowed(p, "ghost", "up__echo", NULL));
+	assert_false(pc_policy_tool_allowed(p, NULL, "up__other", NULL));
+	assert_int_equal(pc_policy_check_call(p, &w, "up__echo", NULL, a, &why,
+	    arg, sizeof(arg)), 0);
+	assert_int_equal(pc_policy_check_call(p, &w, "up__other", NULL, a,
+	    &why, arg, sizeof(arg)), PC_E_DENIED);
+	assert_string_equal(why, PC_POLICY_DENIED_TOOL);
+	/* The NULL policy (no policy: section) grants nothing. */
+	assert_false(pc_policy_tool_allowed(NULL, "base", "up__echo", NULL));
+	assert_false(pc_policy_item_allowed(NULL, "reader", PC_ITEM_PROMPT,
+	    "fs__greet"));
+	json_decref(a);
+	pc_policy_free(p);
+}
+
 int
 main(void)
 {
@@ -666,6 +724,7 @@ main(void)
 		cmocka_unit_test(strings_regex_numbers),
 		cmocka_unit_test(urls),
 		cmocka_unit_test(commands),
+		cmocka_unit_test(items_and_default_roles),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

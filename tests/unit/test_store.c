@@ -20,6 +20,7 @@
 #include <sqlite3.h>
 
 #include "lib/errors.h"
+#include "lib/util.h"
 #include "store/store.h"
 
 /* --- helpers ------------------------------------------------------------------ */
@@ -188,10 +189,11 @@ test_migrate_and_reopen(void **state)
 	r.expires = 5000;
 	assert_int_equal(pc_store_key_insert(st, &r), 0);
 	pc_store_close(st);
+	/* v1 keys, v2 grants, v3 events. */
 	assert_int_equal(raw_int(t->db,
-	    "SELECT max(version) FROM schema_version"), 1);
+	    "SELECT max(version) FROM schema_version"), 3);
 	assert_int_equal(raw_int(t->db,
-	    "SELECT count(*) FROM schema_version"), 1);
+	    "SELECT count(*) FROM schema_version"), 3);
 
 	/* Reopening does not migrate again and the data is there. */
 	st = open_ok(t->db);
@@ -209,7 +211,7 @@ test_migrate_and_reopen(void **state)
 	assert_int_equal(g.last_used, 0);
 	pc_store_close(st);
 	assert_int_equal(raw_int(t->db,
-	    "SELECT count(*) FROM schema_version"), 1);
+	    "SELECT count(*) FROM schema_version"), 3);
 
 	/* A file from a newer release is refused, not downgraded. */
 	raw_exec(t->db, "INSERT INTO schema_version VALUES (99, 0)");
@@ -401,6 +403,98 @@ test_touch_buffered(void **state)
 	pc_store_close(other);
 }
 
+/* Time-boxed grants: kept with their end, replaced on a second grant,
+ * bounded per key, pruned once expired, refused for unknown keys. */
+static void
+test_grants(void **state)
+{
+	struct tdir *t = *state;
+	struct pc_store *st = open_ok(t->db);
+	struct pc_key_rec r, g;
+	char role[16];
+
+	make_rec(&r, "00000000000000aa", "bob", 1000, 0xbb);
+	assert_int_equal(pc_store_key_insert(st, &r), 0);
+	assert_int_equal(pc_store_grant(st, r.id, "writer", 2000, 1000), 0);
+	assert_int_equal(pc_store_key_get(st, r.id, &g), 0);
+	assert_int_equal(g.ngrants, 1);
+	assert_string_equal(g.grants[0].role, "writer");
+	assert_int_equal(g.grants[0].until, 2000);
+	/* Granting again sets the new end. */
+	assert_int_equal(pc_store_grant(st, r.id, "writer", 1500, 1000), 0);
+	assert_int_equal(pc_store_key_get(st, r.id, &g), 0);
+	assert_int_equal(g.ngrants, 1);
+	assert_int_equal(g.grants[0].until, 1500);
+	/* An end in the past, an unknown key: refused. */
+	assert_int_equal(pc_store_grant(st, r.id, "x", 900, 1000), PC_E_INVAL);
+	assert_int_equal(pc_store_grant(st, "00000000000000ff", "x", 2000,
+	    1000), PC_E_NOTFOUND);
+	/* At most PC_KEY_MAX_GRANTS live grants. */
+	for (int i = 1; i < PC_KEY_MAX_GRANTS; i++) {
+		snprintf(role, sizeof(role), "r%d", i);
+		assert_int_equal(pc_store_grant(st, r.id, role, 3000, 1000), 0);
+	}
+	assert_int_equal(pc_store_grant(st, r.id, "one-more", 3000, 1000),
+	    PC_E_LIMIT);
+	/* Once "writer" has expired (now 1600) it is pruned, making room. */
+	assert_int_equal(pc_store_grant(st, r.id, "one-more", 3000, 1600), 0);
+	assert_int_equal(pc_store_key_get(st, r.id, &g), 0);
+	assert_int_equal(g.ngrants, PC_KEY_MAX_GRANTS);
+	for (size_t i = 0; i < g.ngrants; i++)
+		assert_string_not_equal(g.grants[i].role, "writer");
+	assert_int_equal(pc_store_ungrant(st, r.id, "r1"), 0);
+	assert_int_equal(pc_store_ungrant(st, r.id, "r1"), PC_E_NOTFOUND);
+	pc_store_close(st);
+}
+
+static int
+take_until(void *arg, const struct pc_store_event *ev)
+{
+	int *left = arg;
+
+	if (*left == 0)
+		return 1;	/* refused: offered again next time */
+	(*left)--;
+	return ev->seq > 0 ? 0 : -1;
+}
+
+/* Events are offered in order, from the consumer's cursor on; an event the
+ * consumer refuses is offered again; the cursor survives a reopen. */
+static void
+test_events(void **state)
+{
+	struct tdir *t = *state;
+	struct pc_store *st = open_ok(t->db);
+	struct pc_store_event ev = { .ts = 100 };
+	int left;
+
+	pc_strlcpy(ev.event, "key.created", sizeof(ev.event));
+	for (int i = 0; i < 5; i++) {
+		snprintf(ev.key_id, sizeof(ev.key_id), "%016x", i);
+		assert_int_equal(pc_store_event_add(st, &ev), 0);
+	}
+	left = 2;
+	assert_int_equal(pc_store_events_take(st, "audit", 10, take_until,
+	    &left), 2);
+	left = 100;
+	assert_int_equal(pc_store_events_take(st, "audit", 2, take_until,
+	    &left), 2);
+	pc_store_close(st);
+	st = open_ok(t->db);
+	left = 100;
+	assert_int_equal(pc_store_events_take(st, "audit", 10, take_until,
+	    &left), 1);
+	assert_int_equal(pc_store_events_take(st, "audit", 10, take_until,
+	    &left), 0);
+	/* Another consumer starts from the beginning. */
+	left = 100;
+	assert_int_equal(pc_store_events_take(st, "other", 10, take_until,
+	    &left), 5);
+	ev.event[0] = '\0';
+	assert_int_equal(pc_store_event_add(st, &ev), PC_E_INVAL);
+	pc_store_close(st);
+}
+
 int
 main(void)
 {
@@ -411,6 +505,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_refuse_not_a_file, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_grants, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_events, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migrate_and_reopen, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_insert_get_list, setup,

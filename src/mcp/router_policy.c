@@ -1,0 +1,135 @@
+/*
+ * The authorize stage in the router: which listed items a caller sees, and
+ * whether a call to a tool, prompt or resource may leave the gateway.
+ *
+ * The decisions are the policy engine's (src/authz); this file applies
+ * them to MCP. Two rules shape it:
+ *
+ * - A hidden item and a missing one are indistinguishable from outside:
+ *   same error code, same message, same HTTP status. Only the log and the
+ *   audit record (through the sink's `denied` op) say it was a denial.
+ * - A tool the caller may see but calls with an argument the policy
+ *   refuses gets a tool execution error (isError) with the stable reason
+ *   code and the argument's name, never its value or the configured rule.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "../authz/policy.h"
+#include "../lib/errors.h"
+#include "../lib/log.h"
+#include "router_int.h"
+
+static const char *
+roles_of(const struct pc_reqinfo *ri)
+{
+	return ri != NULL && ri->principal != NULL ? ri->principal->roles : "";
+}
+
+bool
+pc_rpol_list_keep(void *arg, const json_t *item)
+{
+	const struct pc_rpol_filter *f = arg;
+	const char *key;
+
+	switch (f->kind) {
+	case PC_CAT_TOOLS:
+		return pc_policy_tool_allowed(f->policy, f->roles,
+		    json_string_value(json_object_get(item, "name")),
+		    json_object_get(item, "annotations"));
+	case PC_CAT_PROMPTS:
+		return pc_policy_item_allowed(f->policy, f->roles,
+		    PC_ITEM_PROMPT, json_string_value(json_object_get(item,
+		    "name")));
+	case PC_CAT_RESOURCES:
+		key = "uri";
+		break;
+	default:
+		key = "uriTemplate";
+		break;
+	}
+	return pc_policy_item_allowed(f->policy, f->roles, PC_ITEM_RESOURCE,
+	    json_string_value(json_object_get(item, key)));
+}
+
+void
+pc_rpol_filter_init(struct pc_rpol_filter *f, const struct pc_router *r,
+    const struct pc_reqinfo *ri, enum pc_cat_kind kind)
+{
+	f->policy = r->cfg->policy;
+	f->roles = roles_of(ri);
+	f->kind = kind;
+}
+
+/* Log a denial and tell the sink (the audit record). */
+static void
+denied(struct pc_call *c, const struct pc_reqinfo *ri, const char *reason,
+    const char *what, const char *name, const char *arg)
+{
+	const char *who = ri != NULL && ri->principal != NULL &&
+	    ri->principal->id[0] != '\0' ? ri->principal->id : "-";
+
+	if (arg != NULL && arg[0] != '\0')
+		pc_info("policy: %s denied: %s '%s', argument '%s' (%s)", who,
+		    what, name, arg, reason);
+	else
+		pc_info("policy: %s denied: %s '%s' (%s)", who, what, name,
+		    reason);
+	if (c->ops->denied != NULL)
+		c->ops->denied(c->sink, reason);
+}
+
+int
+pc_rpol_item(struct pc_call *c, const struct pc_reqinfo *ri,
+    enum pc_policy_item item, const char *name)
+{
+	if (pc_policy_item_allowed(c->r->cfg->policy, roles_of(ri), item, name))
+		return 0;
+	if (item == PC_ITEM_PROMPT)
+		denied(c, ri, PC_POLICY_DENIED_PROMPT, "prompt", name, NULL);
+	else
+		denied(c, ri, PC_POLICY_DENIED_RESOURCE, "resource", name, NULL);
+	return PC_E_NOTFOUND;
+}
+
+int
+pc_rpol_tool_call(struct pc_call *c, const struct pc_reqinfo *ri,
+    const char *exposed, json_t *params, json_t **result)
+{
+	static const struct pc_principal nobody;
+	const struct pc_principal *who = ri != NULL && ri->principal != NULL ?
+	    ri->principal : &nobody;
+	const json_t *tool = pc_catalog_find(c->r->cat, PC_CAT_TOOLS, exposed);
+	json_t *args = json_object_get(params, "arguments");
+	const char *reason = NULL;
+	char arg[PC_MAX_NAME_LEN + 1], text[PC_MAX_NAME_LEN + 96];
+	int rc;
+
+	*result = NULL;
+	/* Constraints that set an argument need an object to set it in. */
+	if (args == NULL && json_is_object(params)) {
+		args = json_object();
+		if (args == NULL || json_object_set_new(params, "arguments",
+		    args) != 0)
+			return PC_E_NOMEM;
+	}
+	rc = pc_policy_check_call(c->r->cfg->policy, who, exposed,
+	    json_object_get(tool, "annotations"), args, &reason, arg,
+	    sizeof(arg));
+	if (rc != PC_E_DENIED)
+		return rc;
+	if (strcmp(reason, PC_POLICY_DENIED_TOOL) == 0) {
+		denied(c, ri, reason, "tool", exposed, NULL);
+		return PC_E_NOTFOUND;
+	}
+	denied(c, ri, reason, "tool", exposed, arg);
+	if (arg[0] != '\0')
+		snprintf(text, sizeof(text), "Denied by policy (%s): argument "
+		    "'%s' is not allowed", reason, arg);
+	else
+		snprintf(text, sizeof(text), "Denied by policy (%s): the "
+		    "arguments are not allowed", reason);
+	*result = json_pack("{s:[{s:s, s:s}], s:b}", "content", "type", "text",
+	    "text", text, "isError", 1);
+	return *result != NULL ? PC_E_DENIED : PC_E_NOMEM;
+}
