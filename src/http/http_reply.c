@@ -645,7 +645,11 @@ post_done(void *sink, int status, json_t *msg)
 			withhold(ex, msg);
 			msg = NULL;
 		} else if (hd != NULL) {
+			/* A limit's refusal arrives here before the exchange
+			 * is watched: a client that leaves now must still
+			 * free ex, never leave on_record_synced a freed req. */
 			ex->held = hd;
+			pc_ex_watch(ex);
 			return;
 		}
 	}

@@ -522,3 +522,46 @@ test('fsync: strict with a full disk: results are withheld (503), nothing answer
   const recorded = readRecords(d).filter((r) => r.tool === 'up__echo').length;
   assert.ok(recorded >= answered.length, `${answered.length} answered, ${recorded} recorded`);
 });
+
+// A limit's refusal is answered through the same path as a result, so in
+// strict mode it is held too, from a point where the exchange was not yet
+// watched: a client that leaves while it is held must cost nothing (stop()
+// fails on any sanitizer report).
+test('fsync: strict holds a limit refusal too; a client that leaves meanwhile costs nothing', async () => {
+  const d = join(dir, 'strict-limit');
+  const gw = await startGateway({
+    auth: 'none',
+    audit: { dir: d, key: `\${file:${keyFile}}`, fsync: 'strict', group_delay: '400ms' },
+    rate_limits: [{ id: 'one', scope: 'global', rate: '1/minute' }],
+    upstreams: [{ name: 'up', command: upstreamCommands.mini() }],
+  });
+  try {
+    const s = await legacyInit(gw.url);
+    const call = (id) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'up__echo', arguments: { text: `l${id}` } } });
+    const r1 = await post(gw.url, call(1), s.headers);
+    assert.equal(r1.status, 200);
+    const from = gw.logs.length;
+    const ac = new AbortController();
+    const gone = fetch(gw.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...s.headers },
+      body: JSON.stringify(call(2)),
+      signal: ac.signal,
+    }).catch((e) => e);
+    await new Promise((res) => setTimeout(res, 100));
+    ac.abort();
+    await gone;
+    await gw.waitForLog((l) => /client closed the connection/.test(l.msg), { from });
+    await new Promise((res) => setTimeout(res, 600)); // past the group's fsync
+    const t0 = Date.now();
+    const r3 = await post(gw.url, call(3), s.headers);
+    assert.equal(r3.status, 429, r3.text);
+    assert.ok(Date.now() - t0 >= 350, 'the refusal waited for its record\'s fsync');
+    await gw.stop();
+  } catch (e) {
+    await gw.kill();
+    throw e;
+  }
+  const denies = readRecords(d).filter((r) => r.decision === 'deny' && r.reason === 'limit.rate');
+  assert.equal(denies.length, 2, 'both refusals are recorded');
+});
