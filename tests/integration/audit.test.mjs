@@ -436,6 +436,25 @@ test('syslog receiver away: requests are served and recorded in the file, one wa
   assert.ok(warns.length <= 2, `once per outage, not per record (${warns.length})`);
 });
 
+// Send a call and leave 100 ms later, while strict mode holds its reply
+// (group delay 400 ms); return once the gateway noticed and the group's
+// fsync has reported.
+async function leaveWhileHeld(gw, body, headers) {
+  const from = gw.logs.length;
+  const ac = new AbortController();
+  const gone = fetch(gw.url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers },
+    body: JSON.stringify(body),
+    signal: ac.signal,
+  }).catch((e) => e);
+  await new Promise((res) => setTimeout(res, 100));
+  ac.abort();
+  await gone;
+  await gw.waitForLog((l) => /client closed the connection/.test(l.msg), { from });
+  await new Promise((res) => setTimeout(res, 600)); // past the group's fsync
+}
+
 // fsync: strict: a reply leaves only after the fsync that covers its
 // record. With a group delay of 400 ms, no call can be answered sooner than
 // that after its record was written (a lower bound, not a speed); every
@@ -467,19 +486,7 @@ test('fsync: strict holds each reply until its record is synced', async () => {
     assert.equal(r.status, 200, JSON.stringify(r.response));
     // A client that leaves while its reply is held: the held reply is
     // dropped when its fsync reports (stop() checks for sanitizer reports).
-    const from = gw.logs.length;
-    const ac = new AbortController();
-    const gone = fetch(gw.url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...s.headers },
-      body: JSON.stringify({ jsonrpc: '2.0', id: 10, method: 'tools/call', params: { name: 'up__echo', arguments: { text: 'gone' } } }),
-      signal: ac.signal,
-    }).catch((e) => e);
-    await new Promise((res) => setTimeout(res, 100));
-    ac.abort();
-    await gone;
-    await gw.waitForLog((l) => /client closed the connection/.test(l.msg), { from });
-    await new Promise((res) => setTimeout(res, 600)); // past the group's fsync
+    await leaveWhileHeld(gw, { jsonrpc: '2.0', id: 10, method: 'tools/call', params: { name: 'up__echo', arguments: { text: 'gone' } } }, s.headers);
     const after = await post(gw.url, { jsonrpc: '2.0', id: 11, method: 'tools/call', params: { name: 'up__echo', arguments: { text: 'after' } } }, s.headers);
     assert.equal(after.status, 200);
     await gw.stop();
@@ -540,19 +547,7 @@ test('fsync: strict holds a limit refusal too; a client that leaves meanwhile co
     const call = (id) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'up__echo', arguments: { text: `l${id}` } } });
     const r1 = await post(gw.url, call(1), s.headers);
     assert.equal(r1.status, 200);
-    const from = gw.logs.length;
-    const ac = new AbortController();
-    const gone = fetch(gw.url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...s.headers },
-      body: JSON.stringify(call(2)),
-      signal: ac.signal,
-    }).catch((e) => e);
-    await new Promise((res) => setTimeout(res, 100));
-    ac.abort();
-    await gone;
-    await gw.waitForLog((l) => /client closed the connection/.test(l.msg), { from });
-    await new Promise((res) => setTimeout(res, 600)); // past the group's fsync
+    await leaveWhileHeld(gw, call(2), s.headers);
     const t0 = Date.now();
     const r3 = await post(gw.url, call(3), s.headers);
     assert.equal(r3.status, 429, r3.text);
