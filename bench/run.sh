@@ -666,6 +666,20 @@ faster_node() {	# faster_node MODE: "name rate" of the faster Node proxy
 			echo "- $m: gateway+audit ÷ gateway: n/a (a row is missing)"
 		fi
 	done
+	# The writer alone, in process, through the real pc_audit API (group
+	# commit, fsync on its worker thread): the issue's second figure.
+	if [[ " $SYSTEMS " == *" gateway-audit "* ]] && [ -x build/bench/audit_bench ]; then
+		echo
+		echo "Audit writer alone (build/bench/audit_bench, in process, group commit, 10 ms):"
+		echo
+		ab=$(build/bench/audit_bench 200000 2>&1)
+		echo "$ab" | sed 's/^/    /'
+		rps=$(echo "$ab" | awk '/records\/s \(group/ { for (i = 1; i < NF; i++) if ($(i + 1) == "records/s") print $i }')
+		if [ -n "$rps" ]; then
+			echo
+			echo "- audit writer: $rps records/s (target ≥ 100000: $(awk -v r="$rps" 'BEGIN { print (r >= 100000) ? "met" : "NOT met" }'))"
+		fi
+	fi
 	echo
 	echo "Policy and validation (calls/s, same mode; target from the issue):"
 	echo

@@ -7,12 +7,16 @@
  * line with ,"mac":"<hex>"}. The MAC covers the exact bytes in the file, so
  * verification never depends on re-serializing JSON the same way.
  *
- * write(2) happens inside pc_audit_write(), so a record is in the page
- * cache before the caller answers; fdatasync runs from a timer at most
- * group_delay_ms later, once for every record written meanwhile, and then
- * the waiting callbacks run. The fsync blocks the loop for its duration;
- * on the small appends of one group it is short, and a worker thread can
- * take it later without changing the API.
+ * write(2) happens inside pc_audit_write(), on the loop thread, so a
+ * record is in the page cache before the caller answers (and survives a
+ * kill -9 of the process). fdatasync runs on a worker thread: a timer on
+ * the loop hands it the file at most group_delay_ms after the first
+ * unsynced write, it syncs once for every record written until then, and
+ * an eventfd brings the result back to the loop, where the waiting
+ * callbacks run. A disk flush therefore never stalls request handling.
+ * Only the loop thread serializes, MACs and writes, so the chain's order is
+ * the file's order; the worker touches nothing but the descriptor it was
+ * handed and the few fields under `mu`.
  *
  * Any failure to write, sync, rotate or create a file is final: the log
  * stays failed and every later write is refused, so the gateway refuses
@@ -25,9 +29,13 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,6 +60,41 @@
 struct waiter {
 	void (*cb)(void *arg, int rc);
 	void *arg;
+};
+
+/* A list of callbacks waiting for one fsync; its array is reused. */
+struct waiters {
+	struct waiter *w;
+	size_t n, cap;
+};
+
+/*
+ * The fsync worker. The loop posts a job (a descriptor) and goes on; the
+ * worker syncs it and writes the eventfd; the loop collects the result.
+ * At most one job exists at a time. The worker never allocates (it may run
+ * while the gateway forks an upstream) and never logs (the loop does, when
+ * it collects).
+ */
+struct syncer {
+	pthread_t thread;
+	bool started;
+	pthread_mutex_t mu;
+	pthread_cond_t wake;		/* a job was posted, or stop */
+	pthread_cond_t idle;		/* a job finished */
+	/* under mu: */
+	bool posted;			/* a job is waiting or running */
+	bool finished;			/* ...and has finished, not collected */
+	bool stop;
+	int fd;				/* the job's file */
+	char file[256];			/* its name, for the failure message */
+	int rc;				/* the finished job's result */
+	bool log_failure;		/* the worker failed the log */
+	/* loop only: */
+	int efd;			/* eventfd, worker -> loop */
+	struct event *done_ev;
+	struct waiters infl;		/* callbacks of the posted job */
+	bool busy;			/* posted, not yet collected */
+	bool again;			/* the timer fired while busy */
 };
 
 struct pc_audit {
@@ -83,14 +126,20 @@ struct pc_audit {
 	size_t bufcap;
 	time_t ts_sec;			/* cache of the formatted second */
 	char ts_day[24];
+	size_t ts_off;			/* where buf's record has its ts */
+	struct audit_syslog *sl;	/* NULL: no syslog copy */
 
-	struct waiter *pend;
-	size_t npend, cappend;
-	bool dirty;			/* written since the last fsync */
+	struct waiters pend;		/* written, not yet handed to a sync */
+	bool dirty;			/* written since the last sync began */
 	bool sync_armed;
+	struct syncer sy;
 
-	bool failed;
+	/* Set once, by the loop or by the worker (under sy.mu), and read
+	 * without the lock by pc_audit_error(): why is complete before
+	 * failed is seen true. */
+	atomic_bool failed;
 	char why[512];
+	atomic_uint_fast64_t fsyncs;
 	struct pc_audit_stats st;
 };
 
@@ -101,40 +150,95 @@ static int rotate(struct pc_audit *a, const char *reason);
 static int fail(struct pc_audit *a, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+static bool
+is_failed(const struct pc_audit *a)
+{
+	return atomic_load_explicit(&a->failed, memory_order_acquire);
+}
+
+/* The first failure wins; with sy.mu held (or before the worker runs).
+ * true when this call failed the log. */
+static bool
+set_failed(struct pc_audit *a, const char *file, const char *what)
+{
+	if (is_failed(a))
+		return false;
+	/* A long directory cuts the message, never the state. */
+	if (snprintf(a->why, sizeof(a->why), "audit log %s/%s: %s; refusing "
+	    "requests until the log can be written", a->dir, file,
+	    what) >= (int)sizeof(a->why))
+		a->why[sizeof(a->why) - 2] = '.';
+	atomic_store_explicit(&a->failed, true, memory_order_release);
+	return true;
+}
+
 static int
 fail(struct pc_audit *a, const char *fmt, ...)
 {
 	va_list ap;
 	char what[384];
+	bool first;
 
-	if (a->failed)
+	if (is_failed(a))
 		return PC_E_IO;
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
-	/* A long directory cuts the message, never the state. */
-	if (snprintf(a->why, sizeof(a->why), "audit log %s/%s: %s; refusing "
-	    "requests until the log can be written", a->dir, a->file,
-	    what) >= (int)sizeof(a->why))
-		a->why[sizeof(a->why) - 2] = '.';
-	a->failed = true;
-	pc_error("%s", a->why);
+	pthread_mutex_lock(&a->sy.mu);
+	first = set_failed(a, a->file, what);
+	pthread_mutex_unlock(&a->sy.mu);
+	if (first)
+		pc_error("%s", a->why);
 	return PC_E_IO;
+}
+
+bool
+pc_audit_strict(const struct pc_audit *a)
+{
+	return a != NULL && a->mode == PC_AUDIT_FSYNC_STRICT;
+}
+
+void
+pc_audit_no_wait(void *arg, int rc)
+{
+	(void)arg;
+	(void)rc;
 }
 
 const char *
 pc_audit_error(const struct pc_audit *a)
 {
-	return a != NULL && a->failed ? a->why : NULL;
+	return a != NULL && is_failed(a) ? a->why : NULL;
 }
 
 /* --- serialization -------------------------------------------------------------- */
 
+/* Decimal digits of v at p (room for 20); returns how many. The printf
+ * family was a visible share of a record's cost. */
+static size_t
+fmt_u64(char *p, uint64_t v)
+{
+	char tmp[20];
+	size_t n = 0;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	for (size_t i = 0; i < n; i++)
+		p[i] = tmp[n - 1 - i];
+	return n;
+}
+
+/* "2026-11-21T12:00:00.123456Z" (AUDIT_TS_LEN bytes, no NUL) at out. */
+#define AUDIT_TS_LEN 27u
+
 static void
-now_ts(struct pc_audit *a, char *out, size_t outlen)
+now_ts(struct pc_audit *a, char out[AUDIT_TS_LEN])
 {
 	struct timespec t;
 	struct tm tm;
+	long us;
 
 	clock_gettime(CLOCK_REALTIME, &t);
 	/* gmtime + strftime once a second, not once a record. */
@@ -143,8 +247,14 @@ now_ts(struct pc_audit *a, char *out, size_t outlen)
 		strftime(a->ts_day, sizeof(a->ts_day), "%Y-%m-%dT%H:%M:%S", &tm);
 		a->ts_sec = t.tv_sec;
 	}
-	snprintf(out, outlen, "%.19s.%06ldZ", a->ts_day,
-	    (long)(t.tv_nsec / 1000) % 1000000);
+	memcpy(out, a->ts_day, 19);
+	out[19] = '.';
+	us = (long)(t.tv_nsec / 1000) % 1000000;
+	for (int i = 25; i >= 20; i--) {
+		out[i] = (char)('0' + us % 10);
+		us /= 10;
+	}
+	out[26] = 'Z';
 }
 
 /*
@@ -274,15 +384,13 @@ static void
 put_ikv(struct out *o, const char *k, int64_t v)
 {
 	char num[24];
-	int w;
 
 	put_key(o, k);
 	if (v < 0) {
 		put(o, "null", 4);
 		return;
 	}
-	w = snprintf(num, sizeof(num), "%" PRId64, v);
-	put(o, num, (size_t)w);
+	put(o, num, fmt_u64(num, (uint64_t)v));
 }
 
 /* The fields after "ts", starting with ',' and without a closing '}'. */
@@ -343,16 +451,21 @@ static int
 build(struct pc_audit *a, json_t *fields, const struct pc_audit_request *req,
     size_t *len, unsigned char mac[AUDIT_MAC_LEN])
 {
-	char ts[40], hex[AUDIT_MAC_HEX + 1];
+	static const char k_seq[] = "{\"seq\":", k_ts[] = ",\"ts\":\"";
+	char hex[AUDIT_MAC_HEX + 1];
 	size_t pos, room, n, body;
-	int w, rc;
+	int rc;
 
-	now_ts(a, ts, sizeof(ts));
-	w = snprintf(a->buf, a->bufcap, "{\"seq\":%" PRIu64 ",\"ts\":\"%s\"",
-	    a->seq + 1, ts);
-	if (w < 0 || (size_t)w >= a->bufcap)
-		return PC_E_LIMIT;
-	pos = (size_t)w;
+	/* The buffer holds PC_AUDIT_MAX_RECORD + 1: the head always fits. */
+	pos = sizeof(k_seq) - 1;
+	memcpy(a->buf, k_seq, pos);
+	pos += fmt_u64(a->buf + pos, a->seq + 1);
+	memcpy(a->buf + pos, k_ts, sizeof(k_ts) - 1);
+	pos += sizeof(k_ts) - 1;
+	a->ts_off = pos;
+	now_ts(a, a->buf + pos);
+	pos += AUDIT_TS_LEN;
+	a->buf[pos++] = '"';
 	room = a->bufcap - pos;
 	if (req != NULL) {
 		rc = put_request(a->buf + pos, room, req, &n);
@@ -400,6 +513,29 @@ arm_sync(struct pc_audit *a, bool soon)
 	a->sync_armed = true;
 }
 
+/* The record just written (a->buf, without its newline) to the syslog
+ * sink: MSGID its type; a refusal or a security event is a notice, the
+ * rest informational. */
+static void
+to_syslog(struct pc_audit *a, json_t *fields, const struct pc_audit_request *req,
+    size_t len)
+{
+	const char *type, *decision;
+
+	if (req != NULL) {
+		type = req->type != NULL ? req->type : "request";
+		decision = req->decision;
+	} else {
+		type = json_string_value(json_object_get(fields, "type"));
+		decision = json_string_value(json_object_get(fields,
+		    "decision"));
+	}
+	audit_syslog_send(a->sl, (decision != NULL &&
+	    strcmp(decision, "deny") == 0) || (type != NULL &&
+	    strcmp(type, "event") == 0) ? 5 : 6, type,
+	    a->buf + a->ts_off, AUDIT_TS_LEN, a->buf, len);
+}
+
 /* Serialize and append; the chain moves only once the bytes are written. */
 static int
 append(struct pc_audit *a, json_t *fields, const struct pc_audit_request *req)
@@ -408,7 +544,7 @@ append(struct pc_audit *a, json_t *fields, const struct pc_audit_request *req)
 	size_t len, done = 0;
 	int rc;
 
-	if (a->failed)
+	if (is_failed(a))
 		return PC_E_IO;
 	rc = build(a, fields, req, &len, mac);
 	if (rc != 0)
@@ -432,6 +568,8 @@ append(struct pc_audit *a, json_t *fields, const struct pc_audit_request *req)
 	}
 	a->seq++;
 	memcpy(a->prev, mac, sizeof(mac));
+	if (a->sl != NULL)
+		to_syslog(a, fields, req, len - 1);
 	a->file_bytes += len;
 	a->file_records++;
 	a->st.records++;
@@ -442,61 +580,253 @@ append(struct pc_audit *a, json_t *fields, const struct pc_audit_request *req)
 
 /* --- group commit ----------------------------------------------------------------- */
 
+/*
+ * fsync on the loop thread, for the rare paths that must know the file is
+ * on disk before they go on (rotation, retention, close). The worker may be
+ * syncing the same file at the same time; that is harmless.
+ */
 static int
 sync_now(struct pc_audit *a)
 {
 	if (!a->dirty)
 		return 0;	/* what was written is on disk */
+	if (is_failed(a))
+		return PC_E_IO;
 	if (fdatasync(a->fd) != 0)
 		return fail(a, "fsync failed: %s", strerror(errno));
 	a->dirty = false;
-	a->st.fsyncs++;
+	atomic_fetch_add(&a->fsyncs, 1);
 	return 0;
 }
 
-/* fsync, then deliver the callbacks of every write it covered. Callbacks
- * may write again: those land in a fresh list and a new group. */
+/* Run and empty a list. Callbacks may write again: those land in
+ * a->pend, never in the list being run. */
 static void
-flush(struct pc_audit *a)
+deliver(struct waiters *l, int rc)
 {
-	struct waiter *w = a->pend;
-	size_t n = a->npend;
+	for (size_t i = 0; i < l->n; i++)
+		l->w[i].cb(l->w[i].arg, rc);
+	l->n = 0;
+}
+
+static void
+swap_lists(struct waiters *x, struct waiters *y)
+{
+	struct waiters t = *x;
+
+	*x = *y;
+	*y = t;
+}
+
+int (*audit_fdatasync)(int fd) = fdatasync;
+
+static void *
+sync_main(void *arg)
+{
+	struct pc_audit *a = arg;
+	struct syncer *sy = &a->sy;
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&sy->mu);
+	for (;;) {
+		int fd, rc = 0;
+
+		while (!sy->stop && (!sy->posted || sy->finished))
+			pthread_cond_wait(&sy->wake, &sy->mu);
+		if (sy->stop)
+			break;
+		fd = sy->fd;
+		pthread_mutex_unlock(&sy->mu);
+		if (audit_fdatasync(fd) != 0)
+			rc = errno;
+		pthread_mutex_lock(&sy->mu);
+		if (rc != 0) {
+			char what[128];
+
+			snprintf(what, sizeof(what), "fsync failed: %s",
+			    strerror(rc));
+			/* Refused from now on, before the loop even hears of
+			 * it: a write checks the flag first. */
+			sy->log_failure = set_failed(a, sy->file, what);
+			sy->rc = PC_E_IO;
+		} else {
+			atomic_fetch_add(&a->fsyncs, 1);
+			sy->rc = 0;
+		}
+		sy->finished = true;
+		pthread_cond_broadcast(&sy->idle);
+		/* Cannot fail short of a bad descriptor: the counter is far
+		 * from its limit with one job at a time. */
+		if (write(sy->efd, &one, sizeof(one)) < 0)
+			abort();
+	}
+	pthread_mutex_unlock(&sy->mu);
+	return NULL;
+}
+
+/* Block until the posted job (if any) has finished: before its
+ * descriptor is closed. Runs no callback, so it may be called from
+ * inside a write. */
+static void
+wait_idle(struct pc_audit *a)
+{
+	struct syncer *sy = &a->sy;
+
+	if (!sy->busy)
+		return;
+	pthread_mutex_lock(&sy->mu);
+	while (!sy->finished)
+		pthread_cond_wait(&sy->idle, &sy->mu);
+	pthread_mutex_unlock(&sy->mu);
+}
+
+/* Take the finished job's result and run its callbacks (from the loop,
+ * or from close). Waits for the job if it is still running. */
+static void
+collect(struct pc_audit *a)
+{
+	struct syncer *sy = &a->sy;
+	bool log_it;
 	int rc;
 
-	a->sync_armed = false;
-	evtimer_del(a->sync_ev);
-	rc = sync_now(a);
-	a->pend = NULL;
-	a->npend = a->cappend = 0;
-	for (size_t i = 0; i < n; i++)
-		w[i].cb(w[i].arg, rc);
-	free(w);
+	if (!sy->busy)
+		return;
+	wait_idle(a);
+	pthread_mutex_lock(&sy->mu);
+	rc = sy->rc;
+	log_it = sy->log_failure;
+	sy->log_failure = false;
+	sy->posted = sy->finished = false;
+	pthread_mutex_unlock(&sy->mu);
+	sy->busy = false;
+	if (log_it)
+		pc_error("%s", a->why);
+	deliver(&sy->infl, rc);
+}
+
+/*
+ * Hand everything written so far to the worker: one fsync for the group,
+ * whose callbacks then wait in sy.infl. With a sync already running, the
+ * next one starts as soon as it finishes (on_done).
+ */
+static void
+kick(struct pc_audit *a)
+{
+	struct syncer *sy = &a->sy;
+
+	if (sy->busy) {
+		sy->again = true;
+		return;
+	}
+	sy->again = false;
+	swap_lists(&a->pend, &sy->infl);
+	if (!a->dirty || is_failed(a) || !sy->started) {
+		/* Covered by an earlier sync (rotation, retention), or the
+		 * log is failed and nothing more will be synced. */
+		deliver(&sy->infl, a->dirty ? PC_E_IO : 0);
+		return;
+	}
+	a->dirty = false;
+	pthread_mutex_lock(&sy->mu);
+	sy->fd = a->fd;
+	pc_strlcpy(sy->file, a->file, sizeof(sy->file));
+	sy->posted = true;
+	sy->finished = false;
+	pthread_cond_signal(&sy->wake);
+	pthread_mutex_unlock(&sy->mu);
+	sy->busy = true;
+}
+
+static void
+on_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct pc_audit *a = arg;
+	uint64_t n;
+
+	/* EAGAIN only when close() collected the job already. */
+	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		pc_warn("audit: fsync notification: %s", strerror(errno));
+	collect(a);
+	if (a->sy.again)
+		kick(a);
 }
 
 static void
 on_sync(evutil_socket_t fd, short what, void *arg)
 {
-	flush(arg);
+	struct pc_audit *a = arg;
+
+	a->sync_armed = false;
+	kick(a);
+}
+
+static int
+sync_start(struct pc_audit *a)
+{
+	struct syncer *sy = &a->sy;
+	sigset_t all, old;
+	int rc;
+
+	sy->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (sy->efd < 0)
+		return PC_E_IO;
+	sy->done_ev = event_new(a->base, sy->efd, EV_READ | EV_PERSIST,
+	    on_done, a);
+	if (sy->done_ev == NULL || event_add(sy->done_ev, NULL) != 0)
+		return PC_E_NOMEM;
+	/* Signals stay with the loop thread (libevent's handlers). */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(&sy->thread, NULL, sync_main, a);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0)
+		return PC_E_NOMEM;
+	sy->started = true;
+	return 0;
+}
+
+static void
+sync_stop(struct pc_audit *a)
+{
+	struct syncer *sy = &a->sy;
+
+	if (sy->started) {
+		collect(a);
+		pthread_mutex_lock(&sy->mu);
+		sy->stop = true;
+		pthread_cond_signal(&sy->wake);
+		pthread_mutex_unlock(&sy->mu);
+		pthread_join(sy->thread, NULL);
+		sy->started = false;
+	}
+	if (sy->done_ev != NULL)
+		event_free(sy->done_ev);
+	sy->done_ev = NULL;
+	if (sy->efd >= 0)
+		close(sy->efd);
+	sy->efd = -1;
 }
 
 static int
 add_waiter(struct pc_audit *a, void (*cb)(void *, int), void *arg)
 {
-	if (a->npend == a->cappend) {
-		size_t ncap = a->cappend ? 2 * a->cappend : 64;
+	struct waiters *l = &a->pend;
+
+	if (l->n == l->cap) {
+		size_t ncap = l->cap ? 2 * l->cap : 64;
 		struct waiter *nw;
 
 		if (ncap > AUDIT_MAX_PENDING)
 			return PC_E_LIMIT;
-		nw = realloc(a->pend, ncap * sizeof(*nw));
+		nw = realloc(l->w, ncap * sizeof(*nw));
 		if (nw == NULL)
 			return PC_E_NOMEM;
-		a->pend = nw;
-		a->cappend = ncap;
+		l->w = nw;
+		l->cap = ncap;
 	}
-	a->pend[a->npend].cb = cb;
-	a->pend[a->npend].arg = arg;
-	a->npend++;
+	l->w[l->n].cb = cb;
+	l->w[l->n].arg = arg;
+	l->n++;
 	return 0;
 }
 
@@ -541,7 +871,7 @@ write_one(struct pc_audit *a, json_t *fields, const struct pc_audit_request *req
 
 	if (a->mode == PC_AUDIT_FSYNC_STRICT && durable == NULL)
 		return PC_E_INVAL;
-	if (durable != NULL && a->npend >= AUDIT_MAX_PENDING)
+	if (durable != NULL && a->pend.n >= AUDIT_MAX_PENDING)
 		return PC_E_LIMIT;
 	/* Rotate before the record rather than after, so that a file never
 	 * ends without its checkpoint while the gateway runs. */
@@ -561,7 +891,7 @@ write_one(struct pc_audit *a, json_t *fields, const struct pc_audit_request *req
 		 * a caller that waits for it would hang: fail closed. */
 		return fail(a, "out of memory for fsync waiters");
 	}
-	arm_sync(a, a->npend >= AUDIT_GROUP_SOON);
+	arm_sync(a, a->pend.n >= AUDIT_GROUP_SOON);
 	return 0;
 }
 
@@ -571,7 +901,7 @@ pc_audit_write(struct pc_audit *a, json_t *fields,
 {
 	if (a == NULL)
 		return PC_E_INVAL;
-	if (a->failed)
+	if (is_failed(a))
 		return PC_E_IO;
 	if (check_fields(fields) != 0)
 		return PC_E_INVAL;
@@ -586,7 +916,7 @@ pc_audit_write_request(struct pc_audit *a, const struct pc_audit_request *r,
 
 	if (a == NULL || r == NULL)
 		return PC_E_INVAL;
-	if (a->failed)
+	if (is_failed(a))
 		return PC_E_IO;
 	type = r->type ? r->type : "request";
 	if (strcmp(type, AUDIT_T_FILE) == 0 ||
@@ -850,8 +1180,10 @@ rotate(struct pc_audit *a, const char *reason)
 		rc = sync_now(a);
 	if (rc != 0)
 		return rc;
-	/* The old file is synced: waiters for its records are covered by
-	 * the next group's fsync (of the new file) trivially. */
+	/* The old file is synced: waiters for its records are covered
+	 * (the next group sees nothing dirty, or syncs the new file). A
+	 * running group sync may still hold the descriptor: wait for it. */
+	wait_idle(a);
 	close(a->fd);
 	a->fd = -1;
 	pc_strlcpy(old, a->file, sizeof(old));
@@ -868,7 +1200,7 @@ pc_audit_rotate(struct pc_audit *a)
 {
 	if (a == NULL)
 		return PC_E_INVAL;
-	if (a->failed)
+	if (is_failed(a))
 		return PC_E_IO;
 	return rotate(a, "request");
 }
@@ -878,7 +1210,7 @@ on_house(evutil_socket_t fd, short what, void *arg)
 {
 	struct pc_audit *a = arg;
 
-	if (a->failed)
+	if (is_failed(a))
 		return;
 	if (a->file_records > 1 &&
 	    time(NULL) - a->file_opened >= (time_t)a->max_file_age_s) {
@@ -987,6 +1319,10 @@ pc_audit_open(struct event_base *base, const struct pc_audit_conf *conf,
 		return PC_E_NOMEM;
 	}
 	a->dirfd = a->fd = -1;
+	a->sy.efd = -1;
+	pthread_mutex_init(&a->sy.mu, NULL);
+	pthread_cond_init(&a->sy.wake, NULL);
+	pthread_cond_init(&a->sy.idle, NULL);
 	a->base = base;
 	pc_strlcpy(a->dir, conf->dir, sizeof(a->dir));
 	pc_strlcpy(a->prefix, conf->prefix ? conf->prefix : AUDIT_DEF_PREFIX,
@@ -1019,6 +1355,13 @@ pc_audit_open(struct event_base *base, const struct pc_audit_conf *conf,
 	}
 	if (sb.st_mode & S_IWOTH)
 		pc_warn("audit directory %s is world-writable", a->dir);
+	/* Before the first record, so that the copy starts with the
+	 * file's header like the file does. */
+	if (conf->syslog != NULL) {
+		rc = audit_syslog_new(base, conf->syslog, &a->sl, err, errlen);
+		if (rc != 0)
+			goto out;
+	}
 	rc = resume(a, prev_file, sizeof(prev_file), &prev_end, err, errlen);
 	if (rc != 0)
 		goto out;
@@ -1027,6 +1370,11 @@ pc_audit_open(struct event_base *base, const struct pc_audit_conf *conf,
 		rc = retention(a);
 	if (rc != 0) {
 		snprintf(err, errlen, "%s", a->why);
+		goto out;
+	}
+	rc = sync_start(a);
+	if (rc != 0) {
+		snprintf(err, errlen, "audit: cannot start the fsync thread");
 		goto out;
 	}
 	hk.tv_sec = a->max_file_age_s < AUDIT_HOUSEKEEP_S ?
@@ -1039,7 +1387,7 @@ pc_audit_open(struct event_base *base, const struct pc_audit_conf *conf,
 out:
 	if (a != NULL) {
 		/* Nobody waits yet: close quietly, no checkpoint. */
-		a->failed = true;
+		atomic_store(&a->failed, true);
 		pc_audit_close(a);
 	}
 	return rc;
@@ -1050,29 +1398,42 @@ pc_audit_stats(const struct pc_audit *a, struct pc_audit_stats *st)
 {
 	*st = a->st;
 	st->seq = a->seq;
-	st->pending = a->npend;
+	st->pending = a->pend.n + a->sy.infl.n;
+	st->fsyncs = atomic_load(&a->fsyncs);
+	audit_syslog_stats(a->sl, &st->syslog_sent, &st->syslog_dropped);
 }
 
 void
 pc_audit_close(struct pc_audit *a)
 {
+	int rc;
+
 	if (a == NULL)
 		return;
-	if (!a->failed && a->fd >= 0 && write_checkpoint(a, "close") == 0)
+	if (!is_failed(a) && a->fd >= 0 && write_checkpoint(a, "close") == 0)
 		pc_info("audit log closed at seq %" PRIu64 " in %s", a->seq,
 		    a->file);
-	if (a->sync_ev != NULL)
-		flush(a);	/* syncs; waiters learn the outcome */
+	rc = sync_now(a);
+	/* The worker's last group first, then what it never got: every
+	 * waiter learns whether its record reached the disk. */
+	sync_stop(a);
+	swap_lists(&a->pend, &a->sy.infl);
+	deliver(&a->sy.infl, rc != 0 || a->dirty ? PC_E_IO : 0);
 	if (a->fd >= 0)
 		close(a->fd);
 	if (a->dirfd >= 0)
 		close(a->dirfd);
+	audit_syslog_free(a->sl);
 	if (a->sync_ev != NULL)
 		event_free(a->sync_ev);
 	if (a->house_ev != NULL)
 		event_free(a->house_ev);
 	EVP_MAC_CTX_free(a->mac);
-	free(a->pend);
+	free(a->pend.w);
+	free(a->sy.infl.w);
+	pthread_cond_destroy(&a->sy.idle);
+	pthread_cond_destroy(&a->sy.wake);
+	pthread_mutex_destroy(&a->sy.mu);
 	free(a->buf);
 	free(a);
 }

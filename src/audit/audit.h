@@ -5,9 +5,11 @@
  * reordering or forging a record is caught by pc_audit_verify(). See
  * docs/audit.md for the record format and the guarantees.
  *
- * One struct pc_audit lives on the gateway's event loop; it is not
- * thread-safe. Writing is synchronous (write(2) before pc_audit_write()
- * returns); fsync is batched (group commit) and reported through a callback.
+ * One struct pc_audit lives on the gateway's event loop; its API is for
+ * that thread only. Writing is synchronous (write(2) before
+ * pc_audit_write() returns); fsync is batched (group commit), runs on a
+ * worker thread the module owns, and is reported through a callback on the
+ * loop.
  */
 #ifndef PC_AUDIT_H
 #define PC_AUDIT_H
@@ -15,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include <jansson.h>
 
@@ -40,6 +43,9 @@ struct pc_audit;
 #define PC_AUDIT_MAX_KEY              1024u
 /* File prefix: [A-Za-z0-9._-], so that names need no quoting anywhere. */
 #define PC_AUDIT_MAX_PREFIX           64u
+/* Syslog over TCP: bytes waiting for a slow receiver before records are
+ * dropped; a few thousand records, a few seconds of a stall at full load. */
+#define PC_AUDIT_SYSLOG_MAX_QUEUE     (4u * 1024u * 1024u)
 
 enum pc_audit_fsync {
 	/* write() returns, fsync follows within group_delay_ms; callers may
@@ -48,6 +54,16 @@ enum pc_audit_fsync {
 	/* Same batching, but every write must have a durable callback and
 	 * the caller answers only from it (nothing answered is ever lost). */
 	PC_AUDIT_FSYNC_STRICT,
+};
+
+/* A copy of every record to syslog (RFC 5424): exactly one of socket (a
+ * local datagram socket such as /dev/log) or tcp ("IP:port", octet-counted
+ * frames per RFC 6587). The file stays the source of truth: the sink never
+ * blocks, never fails the log, and drops (and counts) what it cannot send. */
+struct pc_audit_syslog_conf {
+	const char *socket;
+	const char *tcp;
+	int facility;			/* 0..23; < 0: authpriv (10) */
 };
 
 struct pc_audit_conf {
@@ -60,6 +76,7 @@ struct pc_audit_conf {
 	uint32_t retention_days;	/* 0: default (90) */
 	enum pc_audit_fsync fsync_mode;
 	uint32_t group_delay_ms;	/* 0: fsync at the next loop turn */
+	const struct pc_audit_syslog_conf *syslog;	/* NULL: none */
 };
 
 /* Counters for metrics and tests. */
@@ -71,6 +88,8 @@ struct pc_audit_stats {
 	uint64_t rotations;
 	uint64_t files_removed;		/* by retention */
 	size_t pending;			/* writes waiting for their fsync */
+	uint64_t syslog_sent;		/* records handed to the syslog sink */
+	uint64_t syslog_dropped;	/* records it could not send */
 	char file[256];			/* current file name (no directory) */
 };
 
@@ -96,7 +115,9 @@ int pc_audit_open(struct event_base *base, const struct pc_audit_conf *conf,
  * The record is in the file (page cache) when this returns 0. durable (may
  * be NULL in GROUP mode, required in STRICT mode) is then called exactly
  * once from the event loop, never from inside this call, after the fsync
- * that covers the record: rc 0, or PC_E_IO if the fsync failed.
+ * that covers the record: rc 0, or PC_E_IO if the fsync failed. A failed
+ * fsync (on the worker) fails the log at once: pc_audit_error() is set and
+ * writes are refused from that moment, before any callback runs.
  *
  * Returns PC_E_INVAL (bad fields, durable missing in STRICT mode),
  * PC_E_LIMIT (record larger than PC_AUDIT_MAX_RECORD), both leaving the log
@@ -106,6 +127,15 @@ int pc_audit_open(struct event_base *base, const struct pc_audit_conf *conf,
  */
 int pc_audit_write(struct pc_audit *a, json_t *fields,
     void (*durable)(void *arg, int rc), void *arg);
+
+/* STRICT mode: callers answer from the durable callback. */
+bool pc_audit_strict(const struct pc_audit *a);
+
+/* A durable callback for a record no reply waits for (a security event,
+ * a refusal, a client already gone). STRICT mode wants a callback on
+ * every write so that not waiting is a visible choice; this is that
+ * choice. */
+void pc_audit_no_wait(void *arg, int rc);
 
 /* NULL while the log is healthy; else why it failed (owned by a, valid
  * until pc_audit_close). Fit to show an operator; holds no secret. */
@@ -121,6 +151,15 @@ void pc_audit_stats(const struct pc_audit *a, struct pc_audit_stats *st);
 /* Write the closing checkpoint, fsync, deliver pending durable callbacks
  * (with the fsync's result), close and free. Accepts NULL. */
 void pc_audit_close(struct pc_audit *a);
+
+/* Syslog facility code for a name (user, daemon, auth, authpriv,
+ * local0..local7), or PC_E_INVAL. */
+int pc_audit_syslog_facility(const char *name);
+
+/* Parse "1.2.3.4:514" or "[::1]:514" (numeric only, port 1..65535) into
+ * *ss / *len: 0 or PC_E_INVAL. For the config check and the sink. */
+int pc_audit_syslog_addr(const char *s, struct sockaddr_storage *ss,
+    socklen_t *len);
 
 /* --- the request record ---------------------------------------------------- */
 

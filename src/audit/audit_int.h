@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <time.h>
 
+#include <event2/event.h>
 #include <openssl/evp.h>
 
 #include "audit.h"
@@ -40,7 +41,8 @@
  * EVP_MAC_CTX_free (which wipes the key). */
 EVP_MAC_CTX *audit_mac_new(const unsigned char *key, size_t key_len);
 
-/* out = HMAC(key, prev || body[0..len)). 0 or PC_E_NOMEM / PC_E_IO. */
+/* out = HMAC(key, prev || body[0..len)), reusing `keyed` (so one
+ * context serves one thread at a time). 0 or PC_E_IO. */
 int audit_mac(EVP_MAC_CTX *keyed, const unsigned char prev[AUDIT_MAC_LEN],
     const char *body, size_t len, unsigned char out[AUDIT_MAC_LEN]);
 
@@ -81,6 +83,27 @@ enum audit_line audit_read_line(FILE *f, char *buf, size_t cap, size_t *len);
  */
 int audit_last_line(int dirfd, const char *name, char **line, size_t *len,
     bool *torn);
+
+/* The writer's fdatasync, called on its worker thread. A seam for the
+ * unit test, which makes it fail or notes the thread; nothing else
+ * changes it. */
+extern int (*audit_fdatasync)(int fd);
+
+/* The syslog sink (audit_syslog.c), driven by the writer on the loop. */
+struct audit_syslog;
+/* 0, PC_E_INVAL / PC_E_NOMEM with a message in err. A receiver that is
+ * not listening yet is not an error (an outage, retried). */
+int audit_syslog_new(struct event_base *base,
+    const struct pc_audit_syslog_conf *c, struct audit_syslog **out,
+    char *err, size_t errlen);
+/* Send one record (rec[0..len), no newline) with its ts; never blocks,
+ * never fails: what cannot go is counted as dropped. sl may be NULL. */
+void audit_syslog_send(struct audit_syslog *sl, int severity,
+    const char *msgid, const char *ts, size_t tslen, const char *rec,
+    size_t len);
+void audit_syslog_stats(const struct audit_syslog *sl, uint64_t *sent,
+    uint64_t *dropped);
+void audit_syslog_free(struct audit_syslog *sl);
 
 /* "2026-11-21T12:00:00.123456Z" for a realtime clock reading; out >= 28. */
 void audit_ts(const struct timespec *t, char *out, size_t outlen);

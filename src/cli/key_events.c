@@ -48,7 +48,9 @@ take(void *arg, const struct pc_store_event *ev)
 	json_object_set_new(f, "at", json_integer(ev->ts));
 	if (ev->detail[0] != '\0')
 		json_object_set_new(f, "detail", json_string(ev->detail));
-	rc = pc_audit_write(k->audit, f, NULL, NULL);
+	/* No reply waits for a key event, in strict mode either. */
+	rc = pc_audit_write(k->audit, f, pc_audit_strict(k->audit) ?
+	    pc_audit_no_wait : NULL, NULL);
 	json_decref(f);
 	if (rc != 0)
 		pc_error("audit: cannot record %s of key %s; it stays queued",

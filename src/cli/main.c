@@ -332,8 +332,9 @@ audit_event_up(struct serve_ctx *sc, const char *event, const char *reason,
 		.latency_us = -1, .bytes_in = -1, .bytes_out = -1,
 	};
 
-	if (sc->audit != NULL &&
-	    pc_audit_write_request(sc->audit, &r, NULL, NULL) != 0)
+	/* No reply waits for an event, in strict mode either. */
+	if (sc->audit != NULL && pc_audit_write_request(sc->audit, &r,
+	    pc_audit_strict(sc->audit) ? pc_audit_no_wait : NULL, NULL) != 0)
 		pc_error("audit: cannot record event %s", event);
 }
 
@@ -364,12 +365,20 @@ open_audit(struct serve_ctx *sc, const struct pc_config *cfg)
 		.max_file_bytes = cfg->audit.max_file_bytes,
 		.max_file_age_s = cfg->audit.max_file_age_s,
 		.retention_days = cfg->audit.retention_days,
-		.fsync_mode = PC_AUDIT_FSYNC_GROUP,
+		.fsync_mode = cfg->audit.strict ? PC_AUDIT_FSYNC_STRICT :
+		    PC_AUDIT_FSYNC_GROUP,
 		.group_delay_ms = cfg->audit.group_delay_ms,
+	};
+	struct pc_audit_syslog_conf sc_syslog = {
+		.socket = cfg->audit.syslog_socket,
+		.tcp = cfg->audit.syslog_tcp,
+		.facility = cfg->audit.syslog_facility,
 	};
 	char err[256];
 	int rc;
 
+	if (sc_syslog.socket != NULL || sc_syslog.tcp != NULL)
+		ac.syslog = &sc_syslog;
 	if (mkdir(cfg->audit.dir, 0700) != 0 && errno != EEXIST) {
 		pc_error("audit: cannot create the log directory: %s",
 		    strerror(errno));
@@ -380,8 +389,12 @@ open_audit(struct serve_ctx *sc, const struct pc_config *cfg)
 		pc_error("audit: %s", err);
 		return rc;
 	}
-	pc_info("audit log open (group commit, %u ms)",
-	    (unsigned)cfg->audit.group_delay_ms);
+	pc_info("audit log open (%s, group commit %u ms)%s%s",
+	    cfg->audit.strict ? "strict: replies wait for their fsync" :
+	    "group: replies do not wait for the fsync",
+	    (unsigned)cfg->audit.group_delay_ms, ac.syslog ? "; a copy to "
+	    "syslog " : "", ac.syslog ? (sc_syslog.socket ? sc_syslog.socket :
+	    sc_syslog.tcp) : "");
 	return 0;
 }
 

@@ -161,6 +161,10 @@ struct pc_audit_cfg {
 	uint32_t max_file_bytes;	/* rotate past; 0 = module default */
 	uint32_t max_file_age_s;	/* rotate past; 0 = module default */
 	uint32_t retention_days;	/* 0 = module default (90) */
+	/* A copy of every record to syslog: one of the two, or neither. */
+	char *syslog_socket;		/* local datagram socket path */
+	char *syslog_tcp;		/* "IP:port", octet-counted TCP */
+	int syslog_facility;		/* -1: the module's default */
 };
 
 struct pc_policy;

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "../audit/audit.h"
 #include "../lib/errors.h"
 #include "../lib/limits.h"
 #include "../lib/util.h"
@@ -58,6 +59,8 @@ cfg_auth_free(struct pc_config *c)
 
 	free(c->audit.dir);
 	cfg_free_secret(c->audit.key);
+	free(c->audit.syslog_socket);
+	free(c->audit.syslog_tcp);
 	free(c->tls.cert_file);
 	free(c->tls.key_file);
 	free(c->tls.client_ca_file);
@@ -689,19 +692,84 @@ k_audit_fsync(struct cfg_ctx *ctx, const struct cfg_key *k,
 	if (strcmp(s, "group") == 0)
 		u->strict = false;
 	else if (strcmp(s, "strict") == 0)
-		/* The log module supports it (durable callbacks); the front
-		 * does not yet hold a reply until its fsync. Refused rather
-		 * than silently served as "group". */
-		cfg_err_at(ctx, v, "audit fsync: strict is not supported by "
-		    "this version yet; use group (fsync within group_delay)");
+		u->strict = true;	/* replies wait for their fsync */
 	else
 		cfg_expected(ctx, k, v, "group or strict");
+}
+
+static void
+k_syslog_socket(struct cfg_ctx *ctx, const struct cfg_key *k,
+    const struct cfg_node *v, void *obj)
+{
+	set_path(ctx, k, v, &((struct pc_audit_cfg *)obj)->syslog_socket);
+}
+
+static void
+k_syslog_tcp(struct cfg_ctx *ctx, const struct cfg_key *k,
+    const struct cfg_node *v, void *obj)
+{
+	struct pc_audit_cfg *u = obj;
+	const char *s = cfg_want_str(ctx, k, v, "IP:port such as "
+	    "127.0.0.1:514");
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	if (s == NULL)
+		return;
+	/* Numeric only: resolving a name would block the event loop. */
+	if (pc_audit_syslog_addr(s, &ss, &len) != 0) {
+		cfg_expected(ctx, k, v, "a numeric IP address and port such as "
+		    "127.0.0.1:514 or [::1]:514 (names are not resolved)");
+		return;
+	}
+	free(u->syslog_tcp);
+	u->syslog_tcp = cfg_dup(ctx, s);
+}
+
+static void
+k_syslog_facility(struct cfg_ctx *ctx, const struct cfg_key *k,
+    const struct cfg_node *v, void *obj)
+{
+	static const char what[] = "user, daemon, auth, authpriv or "
+	    "local0..local7";
+	const char *s = cfg_want_str(ctx, k, v, what);
+	int f;
+
+	if (s == NULL)
+		return;
+	f = pc_audit_syslog_facility(s);
+	if (f < 0)
+		cfg_expected(ctx, k, v, what);
+	else
+		((struct pc_audit_cfg *)obj)->syslog_facility = f;
+}
+
+static const struct cfg_key syslog_keys[] = {
+	{ "socket", VK_FN, 0, 0, 0, k_syslog_socket },
+	{ "tcp", VK_FN, 0, 0, 0, k_syslog_tcp },
+	{ "facility", VK_FN, 0, 0, 0, k_syslog_facility },
+};
+
+static void
+k_audit_syslog(struct cfg_ctx *ctx, const struct cfg_key *k,
+    const struct cfg_node *v, void *obj)
+{
+	const struct cfg_node *seen[CFG_MAX_KEYS];
+
+	if (!cfg_want_map(ctx, k, v))
+		return;
+	cfg_walk_map(ctx, v, "syslog", syslog_keys, NKEYS(syslog_keys), obj,
+	    seen);
+	if ((seen[0] == NULL) == (seen[1] == NULL))
+		cfg_err_at(ctx, v, "audit syslog: give exactly one of socket "
+		    "(e.g. /dev/log) or tcp (e.g. \"127.0.0.1:514\")");
 }
 
 static const struct cfg_key audit_keys[] = {
 	{ "dir", VK_FN, 0, 0, 0, k_audit_dir },
 	{ "key", VK_FN, 0, 0, 0, k_audit_key },
 	{ "fsync", VK_FN, 0, 0, 0, k_audit_fsync },
+	{ "syslog", VK_FN, 0, 0, 0, k_audit_syslog },
 	{ "group_delay", VK_DUR_MS, UF(group_delay_ms), 0, 1000, NULL },
 	{ "max_file_size", VK_SIZE, UF(max_file_bytes), 65536, 1u << 30, NULL },
 	{ "max_file_age", VK_DUR_S, UF(max_file_age_s), 60, 31u * 86400u, NULL },
@@ -719,6 +787,7 @@ cfg_k_audit(struct cfg_ctx *ctx, const struct cfg_key *k,
 		return;
 	c->audit.enabled = true;
 	c->audit.group_delay_ms = 10;
+	c->audit.syslog_facility = -1;
 	cfg_walk_map(ctx, v, "audit", audit_keys, NKEYS(audit_keys), &c->audit,
 	    seen);
 	if (seen[1] == NULL)

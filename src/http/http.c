@@ -294,7 +294,7 @@ handle_initialize(struct pc_http *h, struct evhttp_request *req, json_t *msg,
 		struct pc_audit_direct d = { .era = "legacy",
 		    .method = "initialize", .decision = "deny",
 		    .status = "refused", .reason = "session.limit" };
-		(void)pc_http_audit_direct(h, cx, &d);
+		(void)pc_http_audit_direct(h, cx, &d, NULL, NULL);
 		evhttp_add_header(evhttp_request_get_output_headers(req),
 		    "Retry-After", "5");
 		pc_http_send_error(req, 503, id, PC_RPC_BUSY,
@@ -305,19 +305,13 @@ handle_initialize(struct pc_http *h, struct evhttp_request *req, json_t *msg,
 		pc_http_send_error(req, 500, id, -32603, "Internal error");
 		return;
 	}
-	/* A new session is recorded before its id leaves; unrecorded, the
-	 * client never learns it and it expires unused. */
+	/* A new session is recorded before its id leaves (with fsync:
+	 * strict, synced); unrecorded, the client never learns it and it
+	 * expires unused. */
 	struct pc_audit_direct d = { .era = "legacy", .method = "initialize",
 	    .session = pc_session_id(s), .decision = "allow", .status = "ok" };
-	if (pc_http_audit_direct(h, cx, &d) != 0) {
-		json_decref(result);
-		pc_http_send_error(req, 503, id, PC_RPC_UP_UNAVAILABLE,
-		    PC_AUDIT_DOWN_MSG);
-		return;
-	}
-	json_t *resp = pc_rpc_result(id, result);
-	pc_http_send_json(req, 200, resp, pc_session_id(s));
-	json_decref(resp);
+	pc_http_reply_recorded(h, req, cx, &d, pc_rpc_result(id, result),
+	    pc_session_id(s));
 }
 
 static void

@@ -24,6 +24,7 @@ struct pc_exchange;
 struct pc_authn;
 struct pc_tls;
 struct pc_audit;
+struct pc_held;
 struct pc_redactor;
 
 /* What the front learnt about a request before routing it. */
@@ -96,6 +97,9 @@ struct pc_exchange {
 	struct event *watch;		/* EOF detection while we answer */
 	struct pc_audit_ctx *audit;	/* POST with an audit log: what the
 					 * record will say; owned */
+	struct pc_held *held;		/* fsync: strict, the reply waiting
+					 * for its record's fsync; see
+					 * http_reply.c */
 	struct pc_lreq lim;		/* POST: the limits stage */
 	struct pc_exchange *next, *prev;
 };
@@ -139,16 +143,28 @@ struct pc_audit_direct {
 	const char *decision;		/* "allow" or "deny" */
 	const char *status, *reason;
 };
-/* Record it (principal and source from cx). 0, or negative when the log
- * cannot be written: the caller then answers 503 instead (fail closed). */
+/* Record it (principal and source from cx). durable/arg as for
+ * pc_audit_write(); NULL: nobody waits (in strict mode too: a refusal is
+ * not held back). 0, or negative when the log cannot be written: the
+ * caller then answers 503 instead (fail closed). */
 int pc_http_audit_direct(struct pc_http *h, const struct pc_rctx *cx,
-    const struct pc_audit_direct *d);
+    const struct pc_audit_direct *d, void (*durable)(void *, int),
+    void *arg);
+/* Record d, then answer req with resp (taken) and the new session's id:
+ * at once, or with fsync: strict once the record is synced; 503 when it
+ * cannot be recorded. */
+void pc_http_reply_recorded(struct pc_http *h, struct evhttp_request *req,
+    const struct pc_rctx *cx, const struct pc_audit_direct *d, json_t *resp,
+    const char *session);
 
 /* http_reply.c */
 extern const struct pc_sink_ops pc_post_ops, pc_batch_ops, pc_stream_ops;
 struct pc_exchange *pc_ex_new(struct pc_http *h, struct evhttp_request *req,
     enum ex_kind kind);
 void pc_ex_free(struct pc_exchange *ex);
+/* Detach a held reply from its exchange (it is freed when its fsync
+ * reports); pc_ex_free does it. */
+void pc_ex_unhold(struct pc_exchange *ex);
 void pc_ex_watch(struct pc_exchange *ex);
 void pc_sse_start(struct pc_exchange *ex);
 void pc_batch_done(void *sink, int status, json_t *msg);

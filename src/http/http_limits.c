@@ -185,7 +185,7 @@ pc_lreq_audit_deny(const struct pc_lreq *q, const char *era)
 	pc_strlcpy(cx.principal.id, q->principal, sizeof(cx.principal.id));
 	pc_strlcpy(cx.principal.key_id, q->key_id, sizeof(cx.principal.key_id));
 	pc_strlcpy(cx.principal.tenant, q->tenant, sizeof(cx.principal.tenant));
-	(void)pc_http_audit_direct(q->h, &cx, &d);
+	(void)pc_http_audit_direct(q->h, &cx, &d, NULL, NULL);
 }
 
 /* --- the router's gate -------------------------------------------------------- */

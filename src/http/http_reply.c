@@ -215,6 +215,7 @@ pc_ex_free(struct pc_exchange *ex)
 	if (ex->audit != NULL)
 		json_decref(ex->audit->args);
 	free(ex->audit);
+	pc_ex_unhold(ex);
 	json_decref(ex->batch);
 	if (ex->prev != NULL)
 		ex->prev->next = ex->next;
@@ -398,11 +399,14 @@ nz(const char *s)
 /*
  * The record of a request's outcome, written before its reply leaves (the
  * write reaches the file before we return; the fsync follows in a group
- * commit). 0, or negative when the log cannot be written: the caller then
- * withholds the result (fail closed).
+ * commit). In strict mode durable(arg) sends the reply once the record is
+ * synced; NULL: nobody waits. 0, or negative when the log cannot be
+ * written (durable then never runs): the caller withholds the result
+ * (fail closed).
  */
 static int
-audit_outcome(struct pc_exchange *ex, json_t *msg)
+audit_outcome(struct pc_exchange *ex, json_t *msg,
+    void (*durable)(void *, int), void *arg)
 {
 	struct pc_audit_ctx *a = ex->audit;
 	json_t *err = json_object_get(msg, "error");
@@ -442,13 +446,15 @@ audit_outcome(struct pc_exchange *ex, json_t *msg)
 		.status = status, .latency_us = now_us() - a->start_us,
 		.bytes_in = a->bytes_in, .bytes_out = -1,
 	};
-	rc = pc_audit_write_request(ex->h->audit, &r, NULL, NULL);
+	if (durable == NULL && pc_audit_strict(ex->h->audit))
+		durable = pc_audit_no_wait;	/* the client is gone */
+	rc = pc_audit_write_request(ex->h->audit, &r, durable, arg);
 	if (rc == PC_E_LIMIT && a->args != NULL) {
 		/* Arguments too large for one record: the call is still
 		 * recorded, with a marker where they would be. */
 		json_t *marker = json_string("<omitted: too large>");
 		r.args = marker;
-		rc = pc_audit_write_request(ex->h->audit, &r, NULL, NULL);
+		rc = pc_audit_write_request(ex->h->audit, &r, durable, arg);
 		json_decref(marker);
 	}
 	return rc;
@@ -456,7 +462,7 @@ audit_outcome(struct pc_exchange *ex, json_t *msg)
 
 int
 pc_http_audit_direct(struct pc_http *h, const struct pc_rctx *cx,
-    const struct pc_audit_direct *d)
+    const struct pc_audit_direct *d, void (*durable)(void *, int), void *arg)
 {
 	struct pc_audit_request r = {
 		.type = "request", .source = nz(cx->source),
@@ -473,7 +479,10 @@ pc_http_audit_direct(struct pc_http *h, const struct pc_rctx *cx,
 
 	if (h->audit == NULL)
 		return 0;
-	rc = pc_audit_write_request(h->audit, &r, NULL, NULL);
+	/* A refusal grants nothing: strict mode does not hold it back. */
+	if (durable == NULL && pc_audit_strict(h->audit))
+		durable = pc_audit_no_wait;
+	rc = pc_audit_write_request(h->audit, &r, durable, arg);
 	if (rc != 0)
 		pc_error("audit: cannot record a %s: %s", d->method ? d->method :
 		    "refusal", pc_audit_error(h->audit) ? pc_audit_error(h->audit)
@@ -491,7 +500,118 @@ pc_http_audit_refusal(struct pc_http *h, const struct pc_rctx *cx,
 
 	/* Nobody was authenticated: the record names no principal. */
 	memset(&anon.principal, 0, sizeof(anon.principal));
-	(void)pc_http_audit_direct(h, &anon, &d);
+	(void)pc_http_audit_direct(h, &anon, &d, NULL, NULL);
+}
+
+/* No record, no answer: the result is withheld (503, or mid-stream an
+ * error for the same id; the caller then ends the stream). */
+static void
+withhold(struct pc_exchange *ex, json_t *msg)
+{
+	json_t *id = json_object_get(msg, "id");
+
+	pc_error("audit: %s; withholding a result",
+	    pc_audit_error(ex->h->audit) ? pc_audit_error(ex->h->audit)
+	    : "cannot write");
+	if (ex->req != NULL && ex->mode == EX_PENDING) {
+		pc_http_send_error(ex->req, 503, id, PC_RPC_UP_UNAVAILABLE,
+		    PC_AUDIT_DOWN_MSG);
+		ex->req = NULL;
+	} else if (ex->req != NULL) {
+		/* Mid-stream: the status is sent; the result becomes an
+		 * error for the same id, then the stream ends. */
+		json_t *e = json_pack("{s:s, s:O, s:{s:i, s:s}}",
+		    "jsonrpc", "2.0", "id", id ? id : json_null(),
+		    "error", "code", PC_RPC_UP_UNAVAILABLE, "message",
+		    PC_AUDIT_DOWN_MSG);
+		if (e != NULL)
+			sse_event(ex, e);
+		json_decref(e);
+	}
+}
+
+/* The last answer of a POST (msg NULL: 202 Accepted, or just the end of
+ * the stream); session: a new legacy session's id, or NULL. */
+static void
+send_final(struct pc_exchange *ex, int status, json_t *msg,
+    const char *session)
+{
+	if (ex->req == NULL)
+		return;
+	if (ex->mode == EX_PENDING) {
+		if (msg != NULL)
+			pc_http_send_json(ex->req, status, msg, session);
+		else
+			pc_http_send_json(ex->req, 202, NULL, NULL);
+	} else {
+		if (msg != NULL)
+			sse_event(ex, msg);
+		evhttp_send_reply_end(ex->req);
+	}
+}
+
+/* A reply held back until its record is synced (fsync: strict). It
+ * outlives its exchange if need be: the client may leave, or the front
+ * be freed at shutdown, before the fsync reports. */
+struct pc_held {
+	struct pc_exchange *ex;		/* NULL once the exchange is gone */
+	int status;
+	json_t *msg;			/* owned */
+	char session[72];
+};
+
+static struct pc_held *
+held_new(struct pc_exchange *ex, int status, json_t *msg, const char *session)
+{
+	struct pc_held *hd = calloc(1, sizeof(*hd));
+
+	if (hd == NULL)
+		return NULL;
+	hd->ex = ex;
+	hd->status = status;
+	hd->msg = json_incref(msg);
+	pc_strlcpy(hd->session, session ? session : "", sizeof(hd->session));
+	return hd;
+}
+
+static void
+held_free(struct pc_held *hd)
+{
+	if (hd == NULL)
+		return;
+	json_decref(hd->msg);
+	free(hd);
+}
+
+/* The fsync covering a held reply's record has finished: send the reply,
+ * or withhold it if the fsync failed (the log is failed by then). */
+static void
+on_record_synced(void *arg, int rc)
+{
+	struct pc_held *hd = arg;
+	struct pc_exchange *ex = hd->ex;
+
+	if (ex != NULL) {
+		ex->held = NULL;
+		if (rc != 0) {
+			withhold(ex, hd->msg);
+			send_final(ex, hd->status, NULL, NULL);
+		} else {
+			send_final(ex, hd->status, hd->msg,
+			    hd->session[0] != '\0' ? hd->session : NULL);
+		}
+		ex->mode = EX_DONE;
+		pc_ex_free(ex);
+	}
+	held_free(hd);
+}
+
+void
+pc_ex_unhold(struct pc_exchange *ex)
+{
+	if (ex->held != NULL)
+		ex->held->ex = NULL;	/* on_record_synced frees it */
+	ex->held = NULL;
 }
 
 static void
@@ -507,46 +627,69 @@ static void
 post_done(void *sink, int status, json_t *msg)
 {
 	struct pc_exchange *ex = sink;
+	struct pc_held *hd = NULL;
+	int rc = 0;
 
 	ex->call = NULL;
 	pc_lreq_end(&ex->lim, msg);
-	if (ex->h->audit != NULL && audit_outcome(ex, msg) != 0) {
-		/* No record, no answer: the result is withheld. */
-		pc_error("audit: %s; withholding a result",
-		    pc_audit_error(ex->h->audit) ? pc_audit_error(ex->h->audit)
-		    : "cannot write");
-		json_t *id = json_object_get(msg, "id");
-		if (ex->req != NULL && ex->mode == EX_PENDING) {
-			pc_http_send_error(ex->req, 503, id, PC_RPC_UP_UNAVAILABLE,
-			    PC_AUDIT_DOWN_MSG);
-			ex->req = NULL;
-		} else if (ex->req != NULL) {
-			/* Mid-stream: the status is sent; the result becomes
-			 * an error for the same id, then the stream ends. */
-			json_t *e = json_pack("{s:s, s:O, s:{s:i, s:s}}",
-			    "jsonrpc", "2.0", "id", id ? id : json_null(),
-			    "error", "code", PC_RPC_UP_UNAVAILABLE, "message",
-			    PC_AUDIT_DOWN_MSG);
-			if (e != NULL)
-				sse_event(ex, e);
-			json_decref(e);
-		}
-		msg = NULL;
-	}
-	if (ex->req != NULL) {
-		if (ex->mode == EX_PENDING) {
-			if (msg != NULL)
-				pc_http_send_json(ex->req, status, msg, NULL);
-			else
-				pc_http_send_json(ex->req, 202, NULL, NULL);
-		} else {
-			if (msg != NULL)
-				sse_event(ex, msg);
-			evhttp_send_reply_end(ex->req);
+	if (ex->h->audit != NULL) {
+		/* Strict: the reply waits for its record's fsync. */
+		if (pc_audit_strict(ex->h->audit) && ex->req != NULL &&
+		    (hd = held_new(ex, status, msg, NULL)) == NULL)
+			rc = PC_E_NOMEM;
+		else
+			rc = audit_outcome(ex, msg, hd ? on_record_synced : NULL,
+			    hd);
+		if (rc != 0) {
+			held_free(hd);
+			withhold(ex, msg);
+			msg = NULL;
+		} else if (hd != NULL) {
+			/* A limit's refusal arrives here before the exchange
+			 * is watched: a client that leaves now must still
+			 * free ex, never leave on_record_synced a freed req. */
+			ex->held = hd;
+			pc_ex_watch(ex);
+			return;
 		}
 	}
+	send_final(ex, status, msg, NULL);
 	ex->mode = EX_DONE;
 	pc_ex_free(ex);
+}
+
+void
+pc_http_reply_recorded(struct pc_http *h, struct evhttp_request *req,
+    const struct pc_rctx *cx, const struct pc_audit_direct *d, json_t *resp,
+    const char *session)
+{
+	struct pc_exchange *ex = NULL;
+	struct pc_held *hd = NULL;
+	int rc = PC_E_NOMEM;
+
+	if (h->audit != NULL && pc_audit_strict(h->audit)) {
+		ex = pc_ex_new(h, req, EX_POST);
+		hd = ex != NULL ? held_new(ex, 200, resp, session) : NULL;
+		if (hd == NULL)
+			goto out;
+	}
+	rc = pc_http_audit_direct(h, cx, d, hd ? on_record_synced : NULL, hd);
+	if (rc == 0 && hd != NULL) {
+		ex->held = hd;
+		pc_ex_watch(ex);	/* a client that leaves frees ex */
+		ex = NULL;
+		hd = NULL;
+	} else if (rc == 0) {
+		pc_http_send_json(req, 200, resp, session);
+	}
+out:
+	if (rc != 0)
+		pc_http_send_error(req, 503, json_object_get(resp, "id"),
+		    PC_RPC_UP_UNAVAILABLE, PC_AUDIT_DOWN_MSG);
+	held_free(hd);
+	if (ex != NULL)
+		pc_ex_free(ex);
+	json_decref(resp);
 }
 
 const struct pc_sink_ops pc_post_ops = { post_message, post_done,

@@ -11,6 +11,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, cpSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
 import { startGateway, toYaml } from '../lib/gateway.mjs';
 import { PORTCULLIS_BIN, upstreamCommands } from '../lib/paths.mjs';
 import { legacyInit, post, modernMeta, MODERN_VERSION } from '../lib/mcp.mjs';
@@ -144,12 +145,15 @@ test('an unusable log directory: the gateway refuses to start, with a clear erro
   assert.match(s.stderr, /audit/);
 });
 
-test('a literal or short audit key, and the unsupported strict mode, are refused at load', () => {
+test('a literal or short audit key, an unknown fsync mode and a bad syslog sink are refused at load', () => {
   const good = `\${file:${keyFile}}`;
   for (const [key, re, extra] of [
     ['0123456789abcdef0123456789abcdef0123', /literal secret is refused/, {}],
     ['${env:PC_SHORT_AUDIT_KEY}', /at least 32 bytes/, {}],
-    [good, /strict is not supported/, { fsync: 'strict' }],
+    [good, /group or strict/, { fsync: 'always' }],
+    [good, /names are not resolved/, { syslog: { tcp: 'localhost:514' } }],
+    [good, /exactly one of socket/, { syslog: { facility: 'local0' } }],
+    [good, /authpriv/, { syslog: { socket: '/dev/log', facility: 'mail' } }],
   ]) {
     const cfg = join(dir, 'k.yaml');
     writeFileSync(cfg, toYaml({ auth: 'none', audit: { dir: logDir, key, ...extra } }));
@@ -328,4 +332,231 @@ test('an upstream that dies and comes back is recorded: exited, then ready again
   assert.ok(ev.filter((r) => r.event.startsWith('upstream.')).every((r) => r.upstream === 'up'));
   const v = verify(d);
   assert.equal(v.status, 0, v.stdout + v.stderr);
+});
+
+// Octet-counted frames (RFC 6587) from a TCP stream: [frames, rest].
+function splitFrames(buf) {
+  const frames = [];
+  let pos = 0;
+  for (;;) {
+    const sp = buf.indexOf(0x20, pos);
+    if (sp < 0) break;
+    const len = Number(buf.subarray(pos, sp).toString('latin1'));
+    assert.ok(Number.isInteger(len) && len > 0, `a frame length at byte ${pos}`);
+    if (sp + 1 + len > buf.length) break;
+    frames.push(buf.subarray(sp + 1, sp + 1 + len).toString('utf8'));
+    pos = sp + 1 + len;
+  }
+  return [frames, buf.subarray(pos)];
+}
+
+// The syslog sink, with the test as the receiver: every record of the file
+// arrives as an RFC 5424 message (<PRI>1 TIMESTAMP HOST portcullis PROCID
+// MSGID - BOM MSG) whose MSG is the file's line, secrets redacted as in
+// the file; and a receiver that is away never costs a request.
+test('syslog over TCP: RFC 5424 messages carrying the same redacted records', async () => {
+  const d = join(dir, 'syslog');
+  const CANARY = 'canary-syslog-Zx4vB8nQ2w';
+  let received = Buffer.alloc(0);
+  const server = createServer((sock) => sock.on('data', (b) => { received = Buffer.concat([received, b]); }));
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const port = server.address().port;
+  const gw = await startGateway({
+    auth: 'none',
+    audit: { dir: d, key: `\${file:${keyFile}}`, syslog: { tcp: `127.0.0.1:${port}`, facility: 'local3' } },
+    upstreams: [{ name: 'up', command: upstreamCommands.mini() }],
+  });
+  let pid;
+  try {
+    pid = gw.pid;
+    const s = await legacyInit(gw.url);
+    const r = await post(gw.url, { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'up__echo', arguments: { text: 'hi', password: CANARY } } }, s.headers);
+    assert.equal(r.status, 200);
+    await gw.stop();
+  } catch (e) {
+    await gw.kill();
+    server.close();
+    throw e;
+  }
+  await new Promise((r) => setTimeout(r, 200));
+  server.close();
+  const [frames, rest] = splitFrames(received);
+  assert.equal(rest.length, 0, 'no partial frame');
+  const lines = readdirSync(d).filter((f) => f.endsWith('.jsonl')).sort()
+    .flatMap((f) => readFileSync(join(d, f), 'utf8').split('\n').filter(Boolean));
+  assert.equal(frames.length, lines.length, 'one message per record of the file');
+  const re = /^<(\d{1,3})>1 (\S+) (\S+) portcullis (\d+) (\S+) - \uFEFF(.*)$/s;
+  frames.forEach((m, i) => {
+    const g = re.exec(m);
+    assert.ok(g, `RFC 5424 framing: ${m.slice(0, 120)}`);
+    const rec = JSON.parse(g[6]);
+    assert.equal(g[6], lines[i], 'MSG is the line of the file, byte for byte');
+    assert.equal(Number(g[1]) >> 3, 19, 'facility local3');
+    const sev = Number(g[1]) & 7;
+    assert.equal(sev, rec.type === 'event' || rec.decision === 'deny' ? 5 : 6);
+    assert.equal(g[2], rec.ts);
+    assert.equal(Number(g[4]), pid);
+    assert.equal(g[5], rec.type);
+  });
+  const call = frames.find((m) => m.includes('"tool":"up__echo"'));
+  assert.ok(call, 'the tool call went to syslog');
+  assert.ok(call.includes('"password":"<redacted>"'));
+  assert.ok(!received.toString('utf8').includes(CANARY), 'the canary never reaches syslog');
+  const v = verify(d);
+  assert.equal(v.status, 0, v.stdout + v.stderr);
+});
+
+test('syslog receiver away: requests are served and recorded in the file, one warning', async () => {
+  const d = join(dir, 'syslog-down');
+  // A port nobody listens on: take one, then free it.
+  const probe = createServer();
+  await new Promise((r) => probe.listen(0, '127.0.0.1', r));
+  const port = probe.address().port;
+  await new Promise((r) => probe.close(r));
+  const gw = await startGateway({
+    auth: 'none',
+    audit: { dir: d, key: `\${file:${keyFile}}`, syslog: { tcp: `127.0.0.1:${port}` } },
+    upstreams: [{ name: 'up', command: upstreamCommands.mini() }],
+  });
+  try {
+    const s = await legacyInit(gw.url);
+    for (let i = 1; i <= 5; i++) {
+      const r = await post(gw.url, { jsonrpc: '2.0', id: i, method: 'tools/call', params: { name: 'up__echo', arguments: { text: `t${i}` } } }, s.headers);
+      assert.equal(r.status, 200);
+    }
+    await gw.stop();
+  } catch (e) {
+    await gw.kill();
+    throw e;
+  }
+  const recs = readRecords(d).filter((r) => r.tool === 'up__echo');
+  assert.equal(recs.length, 5, 'the file has every record');
+  const warns = gw.logs.filter((l) => /audit syslog .* records are dropped/.test(l.msg));
+  assert.ok(warns.length >= 1, 'the outage is reported');
+  assert.ok(warns.length <= 2, `once per outage, not per record (${warns.length})`);
+});
+
+// Send a call and leave 100 ms later, while strict mode holds its reply
+// (group delay 400 ms); return once the gateway noticed and the group's
+// fsync has reported.
+async function leaveWhileHeld(gw, body, headers) {
+  const from = gw.logs.length;
+  const ac = new AbortController();
+  const gone = fetch(gw.url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers },
+    body: JSON.stringify(body),
+    signal: ac.signal,
+  }).catch((e) => e);
+  await new Promise((res) => setTimeout(res, 100));
+  ac.abort();
+  await gone;
+  await gw.waitForLog((l) => /client closed the connection/.test(l.msg), { from });
+  await new Promise((res) => setTimeout(res, 600)); // past the group's fsync
+}
+
+// fsync: strict: a reply leaves only after the fsync that covers its
+// record. With a group delay of 400 ms, no call can be answered sooner than
+// that after its record was written (a lower bound, not a speed); every
+// answer has its record, and the chain verifies.
+test('fsync: strict holds each reply until its record is synced', async () => {
+  const d = join(dir, 'strict');
+  const gw = await startGateway({
+    auth: 'none',
+    audit: { dir: d, key: `\${file:${keyFile}}`, fsync: 'strict', group_delay: '400ms' },
+    upstreams: [{ name: 'up', command: upstreamCommands.mini() }],
+  });
+  const waited = [];
+  try {
+    assert.ok(gw.logs.some((l) => /audit log open \(strict/.test(l.msg)), 'strict mode is announced');
+    const s = await legacyInit(gw.url);
+    assert.ok(s.headers['mcp-session-id'], 'the session id is sent (after its record is synced)');
+    for (let i = 1; i <= 3; i++) {
+      const t0 = Date.now();
+      const r = await post(gw.url, { jsonrpc: '2.0', id: i, method: 'tools/call', params: { name: 'up__echo', arguments: { text: `s${i}` } } }, s.headers);
+      waited.push(Date.now() - t0);
+      assert.equal(r.status, 200);
+      assert.equal(r.response.result.content[0].text, `s${i}`);
+    }
+    const r = await post(
+      gw.url,
+      { jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name: 'up__echo', arguments: { text: 'm' }, _meta: modernMeta() } },
+      { 'mcp-protocol-version': MODERN_VERSION, 'mcp-method': 'tools/call', 'mcp-name': 'up__echo' },
+    );
+    assert.equal(r.status, 200, JSON.stringify(r.response));
+    // A client that leaves while its reply is held: the held reply is
+    // dropped when its fsync reports (stop() checks for sanitizer reports).
+    await leaveWhileHeld(gw, { jsonrpc: '2.0', id: 10, method: 'tools/call', params: { name: 'up__echo', arguments: { text: 'gone' } } }, s.headers);
+    const after = await post(gw.url, { jsonrpc: '2.0', id: 11, method: 'tools/call', params: { name: 'up__echo', arguments: { text: 'after' } } }, s.headers);
+    assert.equal(after.status, 200);
+    await gw.stop();
+  } catch (e) {
+    await gw.kill();
+    throw e;
+  }
+  for (const ms of waited) assert.ok(ms >= 350, `a strict reply waited for the group's fsync (${ms} ms)`);
+  const recs = readRecords(d).filter((x) => x.tool === 'up__echo');
+  assert.equal(recs.length, 6, 'every call is recorded, the abandoned one too');
+  assert.ok(readRecords(d).some((x) => x.method === 'initialize' && x.session), 'the session was recorded');
+  const v = verify(d);
+  assert.equal(v.status, 0, v.stdout + v.stderr);
+});
+
+test('fsync: strict with a full disk: results are withheld (503), nothing answered is unrecorded', async () => {
+  const d = join(dir, 'strict-full');
+  const gw = await startGateway(
+    { auth: 'none', audit: { dir: d, key: `\${file:${keyFile}}`, fsync: 'strict', group_delay: '0ms' }, upstreams: [{ name: 'up', command: upstreamCommands.mini() }] },
+    { wrapper: ['bash', '-c', 'ulimit -f 3; exec "$@"', 'bash'] },
+  );
+  const answered = [];
+  let refused = 0;
+  try {
+    const s = await legacyInit(gw.url);
+    for (let i = 1; i <= 40; i++) {
+      const r = await post(gw.url, { jsonrpc: '2.0', id: i, method: 'tools/call', params: { name: 'up__echo', arguments: { text: `f${i}` } } }, s.headers);
+      if (r.status === 200 && r.response?.result) answered.push(i);
+      else {
+        assert.equal(r.status, 503, r.text);
+        refused++;
+      }
+    }
+    await gw.stop();
+  } catch (e) {
+    await gw.kill();
+    throw e;
+  }
+  assert.ok(answered.length > 0 && refused > 0, `${answered.length} answered, ${refused} refused`);
+  const recorded = readRecords(d).filter((r) => r.tool === 'up__echo').length;
+  assert.ok(recorded >= answered.length, `${answered.length} answered, ${recorded} recorded`);
+});
+
+// A limit's refusal is answered through the same path as a result, so in
+// strict mode it is held too, from a point where the exchange was not yet
+// watched: a client that leaves while it is held must cost nothing (stop()
+// fails on any sanitizer report).
+test('fsync: strict holds a limit refusal too; a client that leaves meanwhile costs nothing', async () => {
+  const d = join(dir, 'strict-limit');
+  const gw = await startGateway({
+    auth: 'none',
+    audit: { dir: d, key: `\${file:${keyFile}}`, fsync: 'strict', group_delay: '400ms' },
+    rate_limits: [{ id: 'one', scope: 'global', rate: '1/minute' }],
+    upstreams: [{ name: 'up', command: upstreamCommands.mini() }],
+  });
+  try {
+    const s = await legacyInit(gw.url);
+    const call = (id) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'up__echo', arguments: { text: `l${id}` } } });
+    const r1 = await post(gw.url, call(1), s.headers);
+    assert.equal(r1.status, 200);
+    await leaveWhileHeld(gw, call(2), s.headers);
+    const t0 = Date.now();
+    const r3 = await post(gw.url, call(3), s.headers);
+    assert.equal(r3.status, 429, r3.text);
+    assert.ok(Date.now() - t0 >= 350, 'the refusal waited for its record\'s fsync');
+    await gw.stop();
+  } catch (e) {
+    await gw.kill();
+    throw e;
+  }
+  const denies = readRecords(d).filter((r) => r.decision === 'deny' && r.reason === 'limit.rate');
+  assert.equal(denies.length, 2, 'both refusals are recorded');
 });

@@ -2,8 +2,9 @@
  * Audit log: records and their chain, every tampering of the acceptance
  * text (alter, delete, swap, truncate, forge, duplicate) caught and named,
  * rotation and restart continuing one chain, a removed middle file, crash
- * leftovers as warnings, retention, fail-closed writes, group commit and
- * strict mode. Every test works in its own mkdtemp directory.
+ * leftovers as warnings, retention, fail-closed writes, group commit
+ * (fsync on the worker thread, a failed fsync failing the log) and strict
+ * mode. Every test works in its own mkdtemp directory.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,7 +14,9 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -977,6 +980,84 @@ test_strict(void **state)
 	json_decref(f);
 }
 
+/* The group's fsync runs on the worker thread, never the caller's; when
+ * it fails the log fails closed at once, like a failed write. */
+static pthread_t sync_thread;
+static int sync_calls;
+static int sync_errno;
+
+static int
+fake_fdatasync(int fd)
+{
+	sync_thread = pthread_self();
+	sync_calls++;
+	if (sync_errno != 0) {
+		errno = sync_errno;
+		return -1;
+	}
+	return fdatasync(fd);
+}
+
+/* A log whose worker syncs through fake_fdatasync, at every loop turn. */
+static struct pc_audit *
+open_fake_sync(struct t *t)
+{
+	struct pc_audit_conf c;
+
+	conf_init(t, &c);
+	c.group_delay_ms = 0;
+	sync_calls = 0;
+	sync_errno = 0;
+	audit_fdatasync = fake_fdatasync;
+	return open_ok(t, &c);
+}
+
+static void
+test_fsync_on_worker(void **state)
+{
+	struct t *t = *state;
+	struct pc_audit *a = open_fake_sync(t);
+	struct waits w = { .want = 2, .base = t->base };
+	json_t *f = json_pack("{s:s}", "type", "event");
+
+	assert_int_equal(pc_audit_write(a, f, on_durable, &w), 0);
+	assert_int_equal(pc_audit_write(a, f, on_durable, &w), 0);
+	run_loop(t->base, 2000);
+	assert_int_equal(w.calls, 2);
+	assert_int_equal(w.last_rc, 0);
+	assert_true(sync_calls >= 1);
+	assert_false(pthread_equal(sync_thread, pthread_self()));
+	pc_audit_close(a);
+	audit_fdatasync = fdatasync;
+	json_decref(f);
+}
+
+static void
+test_fsync_error_fails_closed(void **state)
+{
+	struct t *t = *state;
+	struct pc_audit *a = open_fake_sync(t);
+	struct waits w = { .want = 1, .base = t->base };
+	json_t *f = json_pack("{s:s}", "type", "event");
+
+	run_loop(t->base, 50);		/* the header's group syncs fine */
+	assert_null(pc_audit_error(a));
+	sync_errno = EIO;
+	assert_int_equal(pc_audit_write(a, f, on_durable, &w), 0);
+	run_loop(t->base, 2000);
+	assert_int_equal(w.calls, 1);
+	assert_int_equal(w.last_rc, PC_E_IO);
+	assert_non_null(pc_audit_error(a));
+	assert_non_null(strstr(pc_audit_error(a), "fsync failed"));
+	/* Failed for good: nothing more is written. */
+	assert_int_equal(pc_audit_write(a, f, on_durable, &w), PC_E_IO);
+	assert_int_equal(w.calls, 1);
+	pc_audit_close(a);
+	audit_fdatasync = fdatasync;
+	sync_errno = 0;
+	json_decref(f);
+}
+
 int
 main(void)
 {
@@ -1014,6 +1095,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_group_commit, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_strict, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fsync_on_worker, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_fsync_error_fails_closed,
+		    setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
