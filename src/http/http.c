@@ -153,6 +153,45 @@ ex_limits(struct pc_exchange *ex, const struct pc_rctx *cx, json_t *msg,
 	return PC_E_DENIED;
 }
 
+/*
+ * A notification from the client: recorded (allow, status "accepted"),
+ * then 202; if it cannot be recorded, 503 and it goes no further: 0 or -1.
+ */
+static int
+accept_notification(struct pc_http *h, struct evhttp_request *req,
+    const struct pc_rctx *cx, const char *era, const char *session,
+    json_t *msg)
+{
+	struct pc_audit_direct d = { .era = era, .session = session,
+	    .method = json_string_value(json_object_get(msg, "method")),
+	    .decision = "allow", .status = "accepted" };
+
+	if (pc_http_audit_direct(h, cx, &d, NULL, NULL) != 0) {
+		pc_http_send_error(req, 503, NULL, PC_RPC_UP_UNAVAILABLE,
+		    PC_AUDIT_DOWN_MSG);
+		return -1;
+	}
+	pc_http_send_json(req, 202, NULL, NULL);
+	return 0;
+}
+
+/* A legacy session's stream opened (GET) or the session ended by its
+ * client (DELETE): recorded before it happens. 0, or -1 after answering
+ * 503 (the log cannot be written). */
+static int
+record_session_op(struct pc_http *h, struct evhttp_request *req,
+    const struct pc_rctx *cx, const char *method, struct pc_session *s)
+{
+	struct pc_audit_direct d = { .era = "legacy", .method = method,
+	    .session = pc_session_id(s), .decision = "allow", .status = "ok" };
+
+	if (pc_http_audit_direct(h, cx, &d, NULL, NULL) == 0)
+		return 0;
+	pc_http_send_error(req, 503, NULL, PC_RPC_UP_UNAVAILABLE,
+	    PC_AUDIT_DOWN_MSG);
+	return -1;
+}
+
 static void
 handle_modern(struct pc_http *h, struct evhttp_request *req, json_t *msg,
     const struct pc_rctx *cx)
@@ -235,7 +274,7 @@ handle_modern(struct pc_http *h, struct evhttp_request *req, json_t *msg,
 		}
 	}
 	if (t == MSG_NOTIFICATION) {
-		pc_http_send_json(req, 202, NULL, NULL);
+		(void)accept_notification(h, req, cx, "modern", NULL, msg);
 		return;
 	}
 	ri = (struct pc_reqinfo){ .era = PC_CLIENT_MODERN, .version = ver,
@@ -436,8 +475,13 @@ handle_legacy(struct pc_http *h, struct evhttp_request *req, json_t *body,
 		enum msg_type t = classify(body, &why);
 		if (t != MSG_REQUEST) {
 			int n = 0;
+			if (t == MSG_NOTIFICATION &&
+			    accept_notification(h, req, cx, "legacy",
+			    pc_session_id(s), body) != 0)
+				return;		/* answered 503 */
 			legacy_one(h, req, &ri, body, t, NULL, &n);
-			pc_http_send_json(req, 202, NULL, NULL);
+			if (t != MSG_NOTIFICATION)
+				pc_http_send_json(req, 202, NULL, NULL);
 			return;
 		}
 		struct pc_exchange *ex = pc_ex_new(h, req, EX_POST);
@@ -540,6 +584,11 @@ handle_get(struct pc_http *h, struct evhttp_request *req,
 		return;
 	}
 	ex->session = s;
+	if (record_session_op(h, req, cx, "GET", s) != 0) {
+		pc_session_detach_stream(s, ex);
+		pc_ex_free(ex);
+		return;		/* answered 503 */
+	}
 	pc_ex_watch(ex);
 	pc_sse_start(ex);
 	ex->keepalive = event_new(h->base, -1, EV_PERSIST, pc_ex_keepalive_cb, ex);
@@ -558,6 +607,9 @@ handle_delete(struct pc_http *h, struct evhttp_request *req,
 	    "Method Not Allowed: DELETE needs a session");
 
 	if (s == NULL)
+		return;
+	/* Recorded first: an unrecorded close is not done (503). */
+	if (record_session_op(h, req, cx, "DELETE", s) != 0)
 		return;
 	pc_router_session_close(h->router, s);
 	pc_http_send_json(req, 200, NULL, NULL);
@@ -838,7 +890,13 @@ handle_mcp(struct evhttp_request *req, void *arg)
 		json_decref(f);
 	}
 
-	switch (evhttp_request_get_command(req)) {
+	/* From here every outcome has a record: routed calls get theirs
+	 * when they end, refusals on the way get one from the scope. */
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	pc_http_scope_begin(h, req, &cx, cmd == EVHTTP_REQ_POST ? "POST" :
+	    cmd == EVHTTP_REQ_GET ? "GET" : cmd == EVHTTP_REQ_DELETE ?
+	    "DELETE" : "HTTP");
+	switch (cmd) {
 	case EVHTTP_REQ_POST:
 		handle_post(h, req, &cx);
 		break;
@@ -855,6 +913,7 @@ handle_mcp(struct evhttp_request *req, void *arg)
 		    "Method Not Allowed");
 		break;
 	}
+	pc_http_scope_end();
 }
 
 /* --- setup --------------------------------------------------------------------------------- */

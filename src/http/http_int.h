@@ -111,6 +111,8 @@ struct pc_audit_ctx {
 	const char *era;		/* static string */
 	int64_t start_us;
 	int64_t bytes_in;
+	int64_t bytes_out;		/* SSE events sent so far, then the
+					 * final answer's body */
 	json_t *args;			/* redacted copy of the arguments, or
 					 * NULL; owned */
 	const char *denied;		/* policy reason code (static), or
@@ -147,6 +149,12 @@ struct pc_audit_direct {
  * pc_audit_write(); NULL: nobody waits (in strict mode too: a refusal is
  * not held back). 0, or negative when the log cannot be written: the
  * caller then answers 503 instead (fail closed). */
+/* The request handled now (after authentication): a refusal sent with
+ * pc_http_send_error before it has a record of its own is recorded as a
+ * deny with reason "http.<status>". No-op without an audit log. */
+void pc_http_scope_begin(struct pc_http *h, struct evhttp_request *req,
+    const struct pc_rctx *cx, const char *method);
+void pc_http_scope_end(void);
 int pc_http_audit_direct(struct pc_http *h, const struct pc_rctx *cx,
     const struct pc_audit_direct *d, void (*durable)(void *, int),
     void *arg);

@@ -54,24 +54,83 @@ set_common_headers(struct evhttp_request *req)
 		evhttp_add_header(oh, "Strict-Transport-Security", hsts);
 }
 
-void
-pc_http_send_json(struct evhttp_request *req, int status, json_t *body,
+/* Send `text` (a serialized JSON body, or NULL for none) as the reply. */
+static void
+send_text(struct evhttp_request *req, int status, const char *text,
     const char *session_id)
 {
 	struct evbuffer *b = evbuffer_new();
-	char *s = body ? pc_json_dump(body) : NULL;
 	struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
 
 	set_common_headers(req);
 	if (session_id != NULL)
 		evhttp_add_header(oh, "Mcp-Session-Id", session_id);
-	if (s != NULL) {
+	if (text != NULL) {
 		evhttp_add_header(oh, "Content-Type", "application/json");
-		evbuffer_add(b, s, strlen(s));
-		free(s);
+		evbuffer_add(b, text, strlen(text));
 	}
 	evhttp_send_reply(req, status, pc_http_reason(status), b);
 	evbuffer_free(b);
+}
+
+void
+pc_http_send_json(struct evhttp_request *req, int status, json_t *body,
+    const char *session_id)
+{
+	char *s = body ? pc_json_dump(body) : NULL;
+
+	send_text(req, status, s, session_id);
+	free(s);
+}
+
+/*
+ * The request being handled synchronously on the loop, so that a refusal
+ * sent before the request reaches the router (a 400 for a bad envelope,
+ * 404 for an unknown session, 405, 406, 413, 415, 429...) gets its audit
+ * record from pc_http_send_error itself, without every call site having
+ * to remember. One loop thread: one scope at a time. A request that gets
+ * a record of its own (routed, or recorded directly) marks the scope.
+ */
+static struct {
+	struct pc_http *h;
+	struct evhttp_request *req;	/* NULL: no scope */
+	const struct pc_rctx *cx;
+	const char *method;		/* HTTP method, static */
+	bool recorded;
+} scope;
+
+void
+pc_http_scope_begin(struct pc_http *h, struct evhttp_request *req,
+    const struct pc_rctx *cx, const char *method)
+{
+	scope.h = h;
+	scope.req = h->audit != NULL ? req : NULL;
+	scope.cx = cx;
+	scope.method = method;
+	scope.recorded = false;
+}
+
+void
+pc_http_scope_end(void)
+{
+	scope.req = NULL;
+	scope.cx = NULL;
+}
+
+/* A refusal before routing: "http.<status>", the HTTP method as the
+ * method (the JSON-RPC one may not even parse). */
+static void
+scope_refusal(struct evhttp_request *req, int status)
+{
+	char reason[24];
+	struct pc_audit_direct d = { .method = scope.method, .decision = "deny",
+	    .status = "refused", .reason = reason };
+
+	if (scope.req != req || scope.recorded || status < 400)
+		return;
+	scope.recorded = true;
+	snprintf(reason, sizeof(reason), "http.%d", status);
+	(void)pc_http_audit_direct(scope.h, scope.cx, &d, NULL, NULL);
 }
 
 void
@@ -81,6 +140,7 @@ pc_http_send_error(struct evhttp_request *req, int status, json_t *id,
 	json_t *e = json_pack("{s:s, s:O, s:{s:i, s:s}}", "jsonrpc", "2.0",
 	    "id", id ? id : json_null(), "error", "code", code, "message", msg);
 
+	scope_refusal(req, status);
 	pc_http_send_json(req, status, e, NULL);
 	json_decref(e);
 }
@@ -142,6 +202,8 @@ sse_event(struct pc_exchange *ex, json_t *msg)
 		evbuffer_add(b, "event: message\ndata: ", 21);
 		evbuffer_add(b, s, strlen(s));
 		evbuffer_add(b, "\n\n", 2);
+		if (ex->audit != NULL)
+			ex->audit->bytes_out += (int64_t)evbuffer_get_length(b);
 		evhttp_send_reply_chunk(ex->req, b);
 	}
 	free(s);
@@ -370,6 +432,8 @@ pc_ex_audit_begin(struct pc_exchange *ex, const struct pc_rctx *cx,
 
 	if (ex->h->audit == NULL)
 		return;
+	if (scope.req == ex->req)
+		scope.recorded = true;	/* the outcome will be recorded */
 	if (tool == NULL)
 		tool = json_string_value(json_object_get(params, "uri"));
 	a = calloc(1, sizeof(*a));
@@ -444,7 +508,7 @@ audit_outcome(struct pc_exchange *ex, json_t *msg,
 		    ex->lim.deny_reason != NULL ? "deny" : "allow",
 		.reason = nz(reason),
 		.status = status, .latency_us = now_us() - a->start_us,
-		.bytes_in = a->bytes_in, .bytes_out = -1,
+		.bytes_in = a->bytes_in, .bytes_out = a->bytes_out,
 	};
 	if (durable == NULL && pc_audit_strict(ex->h->audit))
 		durable = pc_audit_no_wait;	/* the client is gone */
@@ -479,6 +543,7 @@ pc_http_audit_direct(struct pc_http *h, const struct pc_rctx *cx,
 
 	if (h->audit == NULL)
 		return 0;
+	scope.recorded = scope.req != NULL;	/* this request has its record */
 	/* A refusal grants nothing: strict mode does not hold it back. */
 	if (durable == NULL && pc_audit_strict(h->audit))
 		durable = pc_audit_no_wait;
@@ -533,13 +598,15 @@ withhold(struct pc_exchange *ex, json_t *msg)
 /* The last answer of a POST (msg NULL: 202 Accepted, or just the end of
  * the stream); session: a new legacy session's id, or NULL. */
 static void
-send_final(struct pc_exchange *ex, int status, json_t *msg,
-    const char *session)
+send_final_text(struct pc_exchange *ex, int status, json_t *msg,
+    const char *text, const char *session)
 {
 	if (ex->req == NULL)
 		return;
 	if (ex->mode == EX_PENDING) {
-		if (msg != NULL)
+		if (msg != NULL && text != NULL)
+			send_text(ex->req, status, text, session);
+		else if (msg != NULL)
 			pc_http_send_json(ex->req, status, msg, session);
 		else
 			pc_http_send_json(ex->req, 202, NULL, NULL);
@@ -548,6 +615,13 @@ send_final(struct pc_exchange *ex, int status, json_t *msg,
 			sse_event(ex, msg);
 		evhttp_send_reply_end(ex->req);
 	}
+}
+
+static void
+send_final(struct pc_exchange *ex, int status, json_t *msg,
+    const char *session)
+{
+	send_final_text(ex, status, msg, NULL, session);
 }
 
 /* A reply held back until its record is synced (fsync: strict). It
@@ -628,10 +702,20 @@ post_done(void *sink, int status, json_t *msg)
 {
 	struct pc_exchange *ex = sink;
 	struct pc_held *hd = NULL;
+	char *text = NULL;
 	int rc = 0;
 
 	ex->call = NULL;
 	pc_lreq_end(&ex->lim, msg);
+	/* The record says how many bytes the answer has: serialize it once,
+	 * before the record, and send that text. On a stream the final
+	 * event adds its framing to what was streamed before. */
+	if (ex->audit != NULL && msg != NULL) {
+		text = pc_json_dump(msg);
+		if (text != NULL)
+			ex->audit->bytes_out += (int64_t)strlen(text) +
+			    (ex->mode == EX_PENDING ? 0 : 23);
+	}
 	if (ex->h->audit != NULL) {
 		/* Strict: the reply waits for its record's fsync. */
 		if (pc_audit_strict(ex->h->audit) && ex->req != NULL &&
@@ -650,10 +734,13 @@ post_done(void *sink, int status, json_t *msg)
 			 * free ex, never leave on_record_synced a freed req. */
 			ex->held = hd;
 			pc_ex_watch(ex);
+			free(text);
 			return;
 		}
 	}
-	send_final(ex, status, msg, NULL);
+	send_final_text(ex, status, msg, ex->mode == EX_PENDING ? text : NULL,
+	    NULL);
+	free(text);
 	ex->mode = EX_DONE;
 	pc_ex_free(ex);
 }

@@ -1,0 +1,100 @@
+// Every outcome has its record, not only answered calls: notifications
+// (accepted), a session's stream opened (GET) and its end (DELETE), and
+// refusals before a request reaches the router (400, 404, 405, 406, 415),
+// each a deny with reason http.<status> (a body over max_body_bytes is cut
+// off by the HTTP library before the gateway sees the request: 413, no
+// record); answered calls carry the
+// exact size of what was sent back (bytes_out).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { startGateway } from '../lib/gateway.mjs';
+import { PORTCULLIS_BIN, upstreamCommands } from '../lib/paths.mjs';
+import { ACCEPT, legacyInit, modernMeta, MODERN_VERSION } from '../lib/mcp.mjs';
+
+let dir, keyFile, logDir, records, bodies = {};
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'portcullis-outcomes-'));
+  keyFile = join(dir, 'audit.key');
+  writeFileSync(keyFile, randomBytes(32).toString('hex'), { mode: 0o600 });
+  logDir = join(dir, 'audit');
+  const gw = await startGateway({
+    audit: { dir: logDir, key: `\${file:${keyFile}}` },
+    limits: { max_body_bytes: 4096 },
+    upstreams: [{ name: 'up', command: upstreamCommands.mini() }],
+  });
+  try {
+    const s = await legacyInit(gw.url); // initialize + notifications/initialized
+    const call = await s.request(1, 'tools/call', { name: 'up__echo', arguments: { text: 'measure me' } });
+    bodies.call = call.text;
+    // A session stream: opened, then the client goes away.
+    const ctl = new AbortController();
+    const get = await fetch(gw.url, { headers: { accept: 'text/event-stream', ...s.headers }, signal: ctl.signal });
+    assert.equal(get.status, 200);
+    ctl.abort();
+    const raw = (method, headers, body) => fetch(gw.url, { method, headers, body });
+    const json = { 'content-type': 'application/json', accept: ACCEPT };
+    // Refused before routing.
+    assert.equal((await raw('POST', json, JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' }))).status, 400, 'no session id');
+    assert.equal((await raw('POST', { ...json, 'mcp-session-id': 'nope', 'mcp-protocol-version': '2025-11-25' }, JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/list' }))).status, 404);
+    assert.equal((await raw('PUT', json, '{}')).status, 405);
+    assert.equal((await raw('POST', { 'content-type': 'application/json', accept: 'text/html' }, '{}')).status, 406);
+    assert.equal((await raw('POST', { ...json, 'content-type': 'text/plain' }, '{}')).status, 415);
+    assert.equal((await raw('POST', json, '{"x":"' + 'y'.repeat(5000) + '"}')).status, 413);
+    // A modern notification.
+    const n = await raw('POST', { ...json, 'mcp-protocol-version': MODERN_VERSION, 'mcp-method': 'notifications/cancelled' },
+      JSON.stringify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 9, _meta: modernMeta() } }));
+    assert.equal(n.status, 202);
+    // The session ends.
+    assert.equal((await s.close()).status, 200);
+    await gw.stop();
+  } catch (e) {
+    await gw.kill();
+    throw e;
+  }
+  records = readdirSync(logDir)
+    .filter((f) => f.endsWith('.jsonl'))
+    .sort()
+    .flatMap((f) => readFileSync(join(logDir, f), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)))
+    .filter((r) => r.type === 'request');
+});
+after(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+test('notifications are recorded as accepted, in both eras', () => {
+  const n = records.filter((r) => r.status === 'accepted');
+  assert.deepEqual(n.map((r) => [r.method, r.era]), [['notifications/initialized', 'legacy'], ['notifications/cancelled', 'modern']]);
+  assert.ok(n.every((r) => r.decision === 'allow'));
+});
+
+test('a session stream opened and a session deleted are recorded', () => {
+  const get = records.find((r) => r.method === 'GET');
+  const del = records.find((r) => r.method === 'DELETE');
+  assert.ok(get && del, JSON.stringify(records.map((r) => r.method)));
+  assert.equal(get.session, del.session);
+  assert.equal(get.decision, 'allow');
+  assert.equal(del.status, 'ok');
+});
+
+test('refusals before routing are recorded as deny with reason http.<status>', () => {
+  const denies = records.filter((r) => r.decision === 'deny').map((r) => r.reason).sort();
+  assert.deepEqual(denies, ['http.400', 'http.404', 'http.405', 'http.406', 'http.415']);
+  assert.ok(records.filter((r) => r.decision === 'deny').every((r) => r.status === 'refused' && r.source));
+});
+
+test('an answered call records the exact number of bytes sent back', () => {
+  const call = records.find((r) => r.method === 'tools/call');
+  assert.equal(call.bytes_out, Buffer.byteLength(bodies.call));
+  assert.ok(call.bytes_in > 0);
+});
+
+test('the chain with all of these verifies', () => {
+  const v = spawnSync(PORTCULLIS_BIN, ['audit', 'verify', '-k', keyFile, logDir], { encoding: 'utf8' });
+  assert.equal(v.status, 0, v.stdout + v.stderr);
+});
