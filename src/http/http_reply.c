@@ -822,8 +822,18 @@ pc_batch_done(void *sink, int status, json_t *msg)
 	pc_batch_flush(ex);
 }
 
+/* A batch member refused by the policy: recorded like a member refused by
+ * a limit (pc_batch_done writes the deny with this reason). */
+static void
+batch_denied(void *sink, const char *reason)
+{
+	struct pc_bitem *it = sink;
+
+	it->lim.deny_reason = reason;
+}
+
 const struct pc_sink_ops pc_batch_ops = { batch_message, pc_batch_done,
-    NULL };
+    batch_denied };
 
 /* GET streams. */
 static void

@@ -194,6 +194,28 @@ test('a hidden tool answers exactly like a missing one, in both eras, and the at
   assert.equal(miss.reason, 'rpc.-32602');
 });
 
+test('a policy denial inside a 2025-03-26 batch answers as missing and is audited as a deny', async () => {
+  const k = createKey('reader-batch', ['--roles', 'reader']);
+  const s = await legacyInit(gw.url, { version: '2025-03-26', headers: bearer(k.key) });
+  const r = await fetch(gw.url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: ACCEPT, ...s.headers },
+    body: JSON.stringify([
+      { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'fs__write_file', arguments: { path: 'x', content: 'y' } } },
+      { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'fs__list_allowed_directories', arguments: {} } },
+    ]),
+  });
+  const out = await r.json();
+  const byId = Object.fromEntries(out.map((m) => [m.id, m]));
+  assert.equal(byId[1].error.code, -32602);
+  assert.equal(byId[1].error.message, 'Unknown tool');
+  assert.ok(byId[2].result);
+  const rec = auditRecords().find((x) => x.principal === 'reader-batch' && x.tool === 'fs__write_file');
+  assert.ok(rec, 'the denied member is recorded');
+  assert.equal(rec.decision, 'deny');
+  assert.equal(rec.reason, 'policy.denied_tool');
+});
+
 // Raw bytes: some variants are not valid UTF-8 (overlong forms), which
 // JSON.stringify would replace; the body carries them as they are.
 function jsonStringBytes(buf) {
