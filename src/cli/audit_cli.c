@@ -363,19 +363,54 @@ s_or_dash(json_t *o, const char *k)
 	return s != NULL && s[0] != '\0' ? s : "-";
 }
 
+/*
+ * Print a record's string for a terminal. Records carry what clients sent
+ * (a tool name, a method): an escape sequence in one must not rewrite the
+ * operator's screen, so control characters (C0, DEL, and C1 in UTF-8) are
+ * shown as \xNN and the rest as is.
+ */
+static void
+put_safe(const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p != '\0';
+	    p++) {
+		if (*p < 0x20 || *p == 0x7f)
+			printf("\\x%02x", *p);
+		else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+			printf("\\xc2\\x%02x", *++p);
+		else
+			putchar(*p);
+	}
+}
+
+/* " name=value" with the value made safe; "-" when absent. */
+static void
+put_field(json_t *j, const char *name, const char *key)
+{
+	if (name != NULL)
+		printf(" %s=", name);
+	else
+		putchar(' ');
+	put_safe(s_or_dash(j, key));
+}
+
 static void
 print_human(json_t *j)
 {
 	const char *type = s_or_dash(j, "type");
 	json_int_t seq = json_integer_value(json_object_get(j, "seq"));
 
-	printf("%s #%" JSON_INTEGER_FORMAT " %s", s_or_dash(j, "ts"), seq, type);
+	put_safe(s_or_dash(j, "ts"));
+	printf(" #%" JSON_INTEGER_FORMAT " ", seq);
+	put_safe(type);
 	if (strcmp(type, AUDIT_T_FILE) == 0) {
-		printf(" %s start=%s prev_end=%s\n", s_or_dash(j, "file"),
-		    s_or_dash(j, "start"), s_or_dash(j, "prev_end"));
+		put_field(j, NULL, "file");
+		put_field(j, "start", "start");
+		put_field(j, "prev_end", "prev_end");
+		putchar('\n');
 	} else if (strcmp(type, AUDIT_T_CHECKPOINT) == 0) {
-		printf(" reason=%s records=%" JSON_INTEGER_FORMAT "\n",
-		    s_or_dash(j, "reason"),
+		put_field(j, "reason", "reason");
+		printf(" records=%" JSON_INTEGER_FORMAT "\n",
 		    json_integer_value(json_object_get(j, "records")));
 	} else if (strcmp(type, AUDIT_T_RETENTION) == 0) {
 		printf(" removed seq %" JSON_INTEGER_FORMAT "..%"
@@ -385,13 +420,22 @@ print_human(json_t *j)
 	} else {
 		json_t *lat = json_object_get(j, "latency_us");
 
-		if (strcmp(type, "event") == 0)
-			printf(" %s", s_or_dash(j, "event"));
-		printf(" principal=%s source=%s %s %s decision=%s reason=%s "
-		    "status=%s", s_or_dash(j, "principal"),
-		    s_or_dash(j, "source"), s_or_dash(j, "method"),
-		    s_or_dash(j, "tool"), s_or_dash(j, "decision"),
-		    s_or_dash(j, "reason"), s_or_dash(j, "status"));
+		if (strcmp(type, "event") == 0) {
+			put_field(j, NULL, "event");
+			if (json_is_string(json_object_get(j, "upstream")))
+				put_field(j, "upstream", "upstream");
+			if (json_is_string(json_object_get(j, "key_id")))
+				put_field(j, "key", "key_id");
+			if (json_is_string(json_object_get(j, "detail")))
+				put_field(j, "detail", "detail");
+		}
+		put_field(j, "principal", "principal");
+		put_field(j, "source", "source");
+		put_field(j, NULL, "method");
+		put_field(j, NULL, "tool");
+		put_field(j, "decision", "decision");
+		put_field(j, "reason", "reason");
+		put_field(j, "status", "status");
 		if (json_is_integer(lat))
 			printf(" latency=%" JSON_INTEGER_FORMAT "us",
 			    json_integer_value(lat));

@@ -103,3 +103,21 @@ test('the wrong key fails at the first record; a key readable by others is refus
   assert.notEqual(l.status, 0);
   assert.match(l.stderr, /chmod 600/);
 });
+
+test('tail prints what clients sent without letting it drive the terminal', () => {
+  // tail reads without checking MACs: a hand-made record is enough. Its
+  // tool name carries ESC sequences (clear screen, a fake prompt), DEL and
+  // a C1 control, as a client could send them in a tools/call.
+  const d = join(dir, 'escapes');
+  mkdirSync(d);
+  const rec = {
+    seq: 1, ts: '2026-11-21T00:00:00.000000Z', type: 'request', principal: 'mallory',
+    method: 'tools/call', tool: 'x\u001b[2J\u001b]0;pwned\u0007\u007f\u009bz', decision: 'allow', status: 'ok',
+  };
+  writeFileSync(join(d, 'audit-20261121T000000Z-000000000001.jsonl'), JSON.stringify(rec) + '\n', { mode: 0o600 });
+  const r = spawnSync(PORTCULLIS_BIN, ['audit', 'tail', d], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /principal=mallory/);
+  assert.ok(!/[\u0000-\u0008\u000b-\u001f\u007f\u0080-\u009f]/.test(r.stdout), JSON.stringify(r.stdout));
+  assert.match(r.stdout, /x\\x1b\[2J\\x1b\]0;pwned\\x07\\x7f\\xc2\\x9bz/);
+});
