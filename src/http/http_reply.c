@@ -688,6 +688,30 @@ pc_ex_unhold(struct pc_exchange *ex)
 	ex->held = NULL;
 }
 
+/*
+ * An error on its way to a client passes the same redaction as the logs:
+ * an upstream that reports a failure may quote its own credential (the
+ * value behind a ${env:} the gateway gave it). A JSON-RPC error's message
+ * and data, and an isError result's content, lose every secret the
+ * gateway knows; ordinary results are the tool's output and pass as they
+ * are.
+ */
+static void
+redact_failure(const struct pc_http *h, json_t *msg)
+{
+	json_t *err = json_object_get(msg, "error");
+	json_t *res = json_object_get(msg, "result");
+
+	if (h->redactor == NULL || msg == NULL)
+		return;
+	/* PC_E_LIMIT leaves a safe value; NOMEM may leave some: the answer
+	 * is an error either way and carries no more than before. */
+	if (json_is_object(err))
+		(void)pc_redact_json(h->redactor, err, NULL);
+	else if (json_is_true(json_object_get(res, "isError")))
+		(void)pc_redact_json(h->redactor, res, NULL);
+}
+
 static void
 post_denied(void *sink, const char *reason)
 {
@@ -707,6 +731,7 @@ post_done(void *sink, int status, json_t *msg)
 
 	ex->call = NULL;
 	pc_lreq_end(&ex->lim, msg);
+	redact_failure(ex->h, msg);
 	/* The record says how many bytes the answer has: serialize it once,
 	 * before the record, and send that text. On a stream the final
 	 * event adds its framing to what was streamed before. */
@@ -813,6 +838,7 @@ pc_batch_done(void *sink, int status, json_t *msg)
 
 	(void)status;
 	pc_lreq_end(&it->lim, msg);
+	redact_failure(ex->h, msg);
 	if (it->lim.deny_reason != NULL)
 		pc_lreq_audit_deny(&it->lim, "legacy");
 	if (msg != NULL)

@@ -76,3 +76,32 @@ test('redaction.keys: a field named in the config never reaches the audit log (a
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('an upstream error that quotes its own credential reaches the client redacted, in both forms', async () => {
+  const { legacyInit } = await import('../lib/mcp.mjs');
+  const gw = await startGateway(
+    {
+      upstreams: [{ name: 'up', command: upstreamCommands.mini(), env: { UPSTREAM_TOKEN: '${env:PC_TEST_CANARY}' } }],
+    },
+    { env: { PC_TEST_CANARY: CANARY } },
+  );
+  try {
+    const s = await legacyInit(gw.url);
+    const rpc = await s.request(1, 'tools/call', { name: 'up__fail', arguments: { env: 'UPSTREAM_TOKEN' } });
+    assert.equal(rpc.response.error.code, -32000);
+    assert.equal(rpc.response.error.message, 'upstream failed: UPSTREAM_TOKEN=<redacted>');
+    assert.equal(rpc.response.error.data.detail, 'upstream failed: UPSTREAM_TOKEN=<redacted>');
+    const tool = await s.request(2, 'tools/call', { name: 'up__fail', arguments: { env: 'UPSTREAM_TOKEN', tool: true } });
+    assert.equal(tool.response.result.isError, true);
+    assert.equal(tool.response.result.content[0].text, 'upstream failed: UPSTREAM_TOKEN=<redacted>');
+    // Control: a variable the gateway does not know as a secret passes.
+    const path = await s.request(3, 'tools/call', { name: 'up__fail', arguments: { env: 'PATH', tool: true } });
+    assert.match(path.response.result.content[0].text, /PATH=\//);
+    for (const r of [rpc, tool]) assert.ok(!r.text.includes(CANARY));
+    await gw.stop();
+    assert.ok(!gw.stderr.includes(CANARY), 'nor in the log');
+  } catch (e) {
+    await gw.kill();
+    throw e;
+  }
+});
