@@ -820,10 +820,15 @@ handle_mcp(struct evhttp_request *req, void *arg)
 	struct pc_rctx cx;
 	char ident[256];
 
+	/* Refusals before authentication are recorded like a refused
+	 * credential: no principal, the peer's address. */
+	memset(&cx, 0, sizeof(cx));
+	source_of(req, cx.source, sizeof(cx.source));
 	/* DNS rebinding: a browser page on evil.example that resolves to
 	 * 127.0.0.1 still sends its own Host and Origin. */
 	if (host == NULL || !(cfg->nhosts > 0 ? pc_in_list(cfg->allowed_hosts, host)
 	    : pc_host_is_loopback(host))) {
+		pc_http_audit_refusal(h, &cx, "http.host");
 		pc_http_send_error(req, 403, NULL, PC_RPC_GENERIC,
 		    "Forbidden: Host not allowed");
 		return;
@@ -839,11 +844,13 @@ handle_mcp(struct evhttp_request *req, void *arg)
 	if (origin != NULL && !(cfg->norigins > 0 ?
 	    pc_in_list(cfg->allowed_origins, origin) :
 	    pc_origin_is_loopback(origin))) {
+		pc_http_audit_refusal(h, &cx, "http.origin");
 		pc_http_send_error(req, 403, NULL, PC_RPC_GENERIC,
 		    "Forbidden: Origin not allowed");
 		return;
 	}
 	if (resolve_source(h, req, cx.source, sizeof(cx.source)) != 0) {
+		pc_http_audit_refusal(h, &cx, "http.plaintext");
 		pc_warn("plaintext request from %s refused: not loopback and "
 		    "not a trusted proxy", cx.source);
 		pc_http_send_error(req, 403, NULL, PC_RPC_GENERIC,

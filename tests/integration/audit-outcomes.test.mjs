@@ -15,6 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { startGateway } from '../lib/gateway.mjs';
 import { PORTCULLIS_BIN, upstreamCommands } from '../lib/paths.mjs';
 import { ACCEPT, legacyInit, modernMeta, MODERN_VERSION } from '../lib/mcp.mjs';
+import { buildRequest, rawRequest } from '../lib/rawhttp.mjs';
 
 let dir, keyFile, logDir, records, bodies = {};
 
@@ -46,6 +47,13 @@ before(async () => {
     assert.equal((await raw('POST', { 'content-type': 'application/json', accept: 'text/html' }, '{}')).status, 406);
     assert.equal((await raw('POST', { ...json, 'content-type': 'text/plain' }, '{}')).status, 415);
     assert.equal((await raw('POST', json, '{"x":"' + 'y'.repeat(5000) + '"}')).status, 413);
+    // DNS rebinding: a foreign Host, a foreign Origin (before any
+    // authentication: recorded without a principal).
+    const body = '{"jsonrpc":"2.0","id":1,"method":"ping"}';
+    const hostR = await rawRequest(gw.port, buildRequest('POST', '/mcp', [['Host', 'evil.example'], ['Content-Type', 'application/json'], ['Accept', ACCEPT]], body));
+    assert.equal(hostR.status, 403);
+    const originR = await rawRequest(gw.port, buildRequest('POST', '/mcp', [['Host', `127.0.0.1:${gw.port}`], ['Origin', 'http://evil.example'], ['Content-Type', 'application/json'], ['Accept', ACCEPT]], body));
+    assert.equal(originR.status, 403);
     // A modern notification.
     const n = await raw('POST', { ...json, 'mcp-protocol-version': MODERN_VERSION, 'mcp-method': 'notifications/cancelled' },
       JSON.stringify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 9, _meta: modernMeta() } }));
@@ -82,10 +90,11 @@ test('a session stream opened and a session deleted are recorded', () => {
   assert.equal(del.status, 'ok');
 });
 
-test('refusals before routing are recorded as deny with reason http.<status>', () => {
+test('refusals before routing are recorded as deny with reason http.<status>, DNS-rebinding refusals as http.host / http.origin', () => {
   const denies = records.filter((r) => r.decision === 'deny').map((r) => r.reason).sort();
-  assert.deepEqual(denies, ['http.400', 'http.404', 'http.405', 'http.406', 'http.415']);
+  assert.deepEqual(denies, ['http.400', 'http.404', 'http.405', 'http.406', 'http.415', 'http.host', 'http.origin']);
   assert.ok(records.filter((r) => r.decision === 'deny').every((r) => r.status === 'refused' && r.source));
+  assert.equal(records.find((r) => r.reason === 'http.origin').principal, null, 'before authentication: no principal');
 });
 
 test('an answered call records the exact number of bytes sent back', () => {
