@@ -348,26 +348,32 @@ check_args(const struct opts *o)
 
 /* --- formatting ------------------------------------------------------------------ */
 
+/* UTC time t, ISO-8601 to the second or short (to the minute, for the
+ * table); the raw number if it cannot be formatted. */
 static void
-iso_time(int64_t t, char *buf, size_t len)
+utc_time(int64_t t, bool iso, char *buf, size_t len)
 {
 	struct tm tm;
 	time_t tt = (time_t)t;
+	size_t n = 0;
 
-	if (gmtime_r(&tt, &tm) == NULL ||
-	    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+	if (gmtime_r(&tt, &tm) != NULL)
+		n = iso ? strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) :
+		    strftime(buf, len, "%Y-%m-%d %H:%MZ", &tm);
+	if (n == 0)
 		snprintf(buf, len, "%" PRId64, t);
+}
+
+static void
+iso_time(int64_t t, char *buf, size_t len)
+{
+	utc_time(t, true, buf, len);
 }
 
 static void
 short_time(int64_t t, char *buf, size_t len)
 {
-	struct tm tm;
-	time_t tt = (time_t)t;
-
-	if (gmtime_r(&tt, &tm) == NULL ||
-	    strftime(buf, len, "%Y-%m-%d %H:%MZ", &tm) == 0)
-		snprintf(buf, len, "%" PRId64, t);
+	utc_time(t, false, buf, len);
 }
 
 static void

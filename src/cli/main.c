@@ -59,7 +59,7 @@ static const char usage[] =
 "        Validate FILE without starting anything. Every error is printed\n"
 "        as file:line:col: message. --print shows the effective config\n"
 "        with secrets redacted. Exit 0 when valid, 1 when not.\n"
-"  keys create|list|show|rotate|revoke -c FILE ...\n"
+"  keys create|list|show|rotate|revoke|grant|ungrant -c FILE ...\n"
 "        Manage API keys in the store named by the config (see\n"
 "        `portcullis keys --help` and docs/keys.md).\n"
 "  audit verify|tail|query ...\n"

@@ -153,10 +153,21 @@ ex_limits(struct pc_exchange *ex, const struct pc_rctx *cx, json_t *msg,
 	return PC_E_DENIED;
 }
 
-/*
- * A notification from the client: recorded (allow, status "accepted"),
- * then 202; if it cannot be recorded, 503 and it goes no further: 0 or -1.
- */
+/* Record d before what it allows happens: 0, or -1 after answering 503
+ * (the log cannot be written: unrecorded, it does not happen). */
+static int
+record_or_refuse(struct pc_http *h, struct evhttp_request *req,
+    const struct pc_rctx *cx, const struct pc_audit_direct *d)
+{
+	if (pc_http_audit_direct(h, cx, d, NULL, NULL) == 0)
+		return 0;
+	pc_http_send_error(req, 503, NULL, PC_RPC_UP_UNAVAILABLE,
+	    PC_AUDIT_DOWN_MSG);
+	return -1;
+}
+
+/* A notification from the client: recorded (allow, status "accepted"),
+ * then 202; 0, or -1 after 503 (then it goes no further). */
 static int
 accept_notification(struct pc_http *h, struct evhttp_request *req,
     const struct pc_rctx *cx, const char *era, const char *session,
@@ -166,18 +177,14 @@ accept_notification(struct pc_http *h, struct evhttp_request *req,
 	    .method = json_string_value(json_object_get(msg, "method")),
 	    .decision = "allow", .status = "accepted" };
 
-	if (pc_http_audit_direct(h, cx, &d, NULL, NULL) != 0) {
-		pc_http_send_error(req, 503, NULL, PC_RPC_UP_UNAVAILABLE,
-		    PC_AUDIT_DOWN_MSG);
+	if (record_or_refuse(h, req, cx, &d) != 0)
 		return -1;
-	}
 	pc_http_send_json(req, 202, NULL, NULL);
 	return 0;
 }
 
 /* A legacy session's stream opened (GET) or the session ended by its
- * client (DELETE): recorded before it happens. 0, or -1 after answering
- * 503 (the log cannot be written). */
+ * client (DELETE): recorded before it happens. */
 static int
 record_session_op(struct pc_http *h, struct evhttp_request *req,
     const struct pc_rctx *cx, const char *method, struct pc_session *s)
@@ -185,11 +192,7 @@ record_session_op(struct pc_http *h, struct evhttp_request *req,
 	struct pc_audit_direct d = { .era = "legacy", .method = method,
 	    .session = pc_session_id(s), .decision = "allow", .status = "ok" };
 
-	if (pc_http_audit_direct(h, cx, &d, NULL, NULL) == 0)
-		return 0;
-	pc_http_send_error(req, 503, NULL, PC_RPC_UP_UNAVAILABLE,
-	    PC_AUDIT_DOWN_MSG);
-	return -1;
+	return record_or_refuse(h, req, cx, &d);
 }
 
 static void

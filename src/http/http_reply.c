@@ -179,10 +179,9 @@ pc_sse_start(struct pc_exchange *ex)
 }
 
 static void
-sse_event(struct pc_exchange *ex, json_t *msg)
+sse_text(struct pc_exchange *ex, const char *s)
 {
 	struct evbuffer *b;
-	char *s;
 
 	if (ex->req == NULL)
 		return;
@@ -196,19 +195,26 @@ sse_event(struct pc_exchange *ex, json_t *msg)
 		pc_warn("dropping an event for a client that stopped reading");
 		return;
 	}
-	s = pc_json_dump(msg);
 	b = evbuffer_new();
-	if (s != NULL && b != NULL) {
+	if (b != NULL) {
 		evbuffer_add(b, "event: message\ndata: ", 21);
 		evbuffer_add(b, s, strlen(s));
 		evbuffer_add(b, "\n\n", 2);
 		if (ex->audit != NULL)
 			ex->audit->bytes_out += (int64_t)evbuffer_get_length(b);
 		evhttp_send_reply_chunk(ex->req, b);
-	}
-	free(s);
-	if (b != NULL)
 		evbuffer_free(b);
+	}
+}
+
+static void
+sse_event(struct pc_exchange *ex, json_t *msg)
+{
+	char *s = ex->req != NULL ? pc_json_dump(msg) : NULL;
+
+	if (s != NULL)
+		sse_text(ex, s);
+	free(s);
 }
 
 /* --- exchange lifecycle --------------------------------------------------------- */
@@ -611,7 +617,9 @@ send_final_text(struct pc_exchange *ex, int status, json_t *msg,
 		else
 			pc_http_send_json(ex->req, 202, NULL, NULL);
 	} else {
-		if (msg != NULL)
+		if (msg != NULL && text != NULL)
+			sse_text(ex, text);
+		else if (msg != NULL)
 			sse_event(ex, msg);
 		evhttp_send_reply_end(ex->req);
 	}
@@ -763,8 +771,7 @@ post_done(void *sink, int status, json_t *msg)
 			return;
 		}
 	}
-	send_final_text(ex, status, msg, ex->mode == EX_PENDING ? text : NULL,
-	    NULL);
+	send_final_text(ex, status, msg, text, NULL);
 	free(text);
 	ex->mode = EX_DONE;
 	pc_ex_free(ex);
