@@ -7,9 +7,14 @@
  * line with ,"mac":"<hex>"}. The MAC covers the exact bytes in the file, so
  * verification never depends on re-serializing JSON the same way.
  *
- * write(2) happens inside pc_audit_write(), on the loop thread, so a
- * record is in the page cache before the caller answers (and survives a
- * kill -9 of the process). fdatasync runs on a worker thread: a timer on
+ * write(2) happens on the loop thread before the caller answers, so a
+ * record is in the page cache before its reply leaves (and survives a
+ * kill -9 of the process): inside pc_audit_write(), or, for the hot path
+ * (pc_audit_queue_request), once for all the records queued in one pass of
+ * the event loop, whose callers answer from a callback after that write.
+ * One write(2) per pass instead of one per record: the syscall and the
+ * file system's per-write work are most of what a record costs the loop.
+ * fdatasync runs on a worker thread: a timer on
  * the loop hands it the file at most group_delay_ms after the first
  * unsynced write, it syncs once for every record written until then, and
  * an eventfd brings the result back to the loop, where the waiting
@@ -53,6 +58,10 @@
  * candidates for src/lib/limits.h. */
 #define AUDIT_GROUP_SOON     8192u
 #define AUDIT_MAX_PENDING    (1u << 20)
+/* Bytes of queued records written with one write(2). A pass of the loop
+ * queues a few records of about half a kilobyte; a full buffer is simply
+ * written early, and a record larger than it is written on its own. */
+#define AUDIT_BATCH_BYTES    (64u * 1024u)
 /* Age rotation and retention are also checked by a timer, so that an idle
  * log still rotates and expires; at most this often. */
 #define AUDIT_HOUSEKEEP_S    3600u
@@ -128,6 +137,16 @@ struct pc_audit {
 	char ts_day[24];
 	size_t ts_off;			/* where buf's record has its ts */
 	struct audit_syslog *sl;	/* NULL: no syslog copy */
+
+	/* Records queued in this pass of the loop (already chained: seq and
+	 * prev include them), written at its end by flush_ev, or earlier
+	 * when a record must reach the file before its call returns. */
+	char *wbuf;
+	size_t wlen, wcap;
+	struct event *flush_ev;
+	bool flush_armed;
+	struct waiters ready;		/* GROUP: queued, answered once written */
+	struct waiters running;		/* ready, while its callbacks run */
 
 	struct waiters pend;		/* written, not yet handed to a sync */
 	bool dirty;			/* written since the last sync began */
@@ -536,12 +555,63 @@ to_syslog(struct pc_audit *a, json_t *fields, const struct pc_audit_request *req
 	    a->buf + a->ts_off, AUDIT_TS_LEN, a->buf, len);
 }
 
-/* Serialize and append; the chain moves only once the bytes are written. */
+/*
+ * Write p[0..n) at the end of the file, whose size before them is `at`.
+ * On failure the bytes that did land are cut (no torn line left behind if
+ * we can help it) and the log fails.
+ */
 static int
-append(struct pc_audit *a, json_t *fields, const struct pc_audit_request *req)
+put_file(struct pc_audit *a, const char *p, size_t n, uint64_t at)
+{
+	size_t done = 0;
+
+	while (done < n) {
+		ssize_t r = write(a->fd, p + done, n - done);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			int e = r < 0 ? errno : ENOSPC;
+
+			if (done > 0 && ftruncate(a->fd, (off_t)at) != 0)
+				pc_warn("cannot cut a partial record: %s",
+				    strerror(errno));
+			return fail(a, "write failed: %s", strerror(e));
+		}
+		done += (size_t)r;
+		a->st.writes++;
+	}
+	return 0;
+}
+
+/* Write the queued records, if any: one write(2). 0 or PC_E_IO. */
+static int
+flush(struct pc_audit *a)
+{
+	size_t n = a->wlen;
+
+	if (n == 0)
+		return 0;
+	a->wlen = 0;
+	if (is_failed(a))
+		return PC_E_IO;		/* never written: their waiters fail */
+	/* file_bytes already counts the queued bytes. */
+	return put_file(a, a->wbuf, n, a->file_bytes - n);
+}
+
+/*
+ * Serialize a record and add it to the chain. Queued (`queued`): its bytes
+ * wait in wbuf for the end of the loop's pass; otherwise they are in the
+ * file, after everything queued before them, when this returns. A failure
+ * to write fails the log, which then refuses everything, so the chain may
+ * move before the bytes land.
+ */
+static int
+append(struct pc_audit *a, json_t *fields, const struct pc_audit_request *req,
+    bool queued)
 {
 	unsigned char mac[AUDIT_MAC_LEN];
-	size_t len, done = 0;
+	size_t len;
 	int rc;
 
 	if (is_failed(a))
@@ -549,25 +619,21 @@ append(struct pc_audit *a, json_t *fields, const struct pc_audit_request *req)
 	rc = build(a, fields, req, &len, mac);
 	if (rc != 0)
 		return rc;
-	while (done < len) {
-		ssize_t r = write(a->fd, a->buf + done, len - done);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			int e = r < 0 ? errno : ENOSPC;
-
-			/* Leave no torn line behind if we can help it. */
-			if (done > 0 &&
-			    ftruncate(a->fd, (off_t)a->file_bytes) != 0)
-				pc_warn("cannot cut a partial record: %s",
-				    strerror(errno));
-			return fail(a, "write failed: %s", strerror(e));
-		}
-		done += (size_t)r;
+	if (a->wlen + len > a->wcap && (rc = flush(a)) != 0)
+		return rc;
+	if (len > a->wcap) {
+		/* Larger than a batch: on its own, the batch already out. */
+		rc = put_file(a, a->buf, len, a->file_bytes);
+		if (rc != 0)
+			return rc;
+	} else {
+		memcpy(a->wbuf + a->wlen, a->buf, len);
+		a->wlen += len;
 	}
 	a->seq++;
 	memcpy(a->prev, mac, sizeof(mac));
+	/* The copy goes now: a queued record whose write then fails is in
+	 * syslog but not in the file, and its reply is withheld. */
 	if (a->sl != NULL)
 		to_syslog(a, fields, req, len - 1);
 	a->file_bytes += len;
@@ -575,6 +641,14 @@ append(struct pc_audit *a, json_t *fields, const struct pc_audit_request *req)
 	a->st.records++;
 	a->st.bytes += len;
 	a->dirty = true;
+	if (!queued)
+		return flush(a);
+	if (!a->flush_armed) {
+		/* Active now, it runs after every callback already active in
+		 * this pass: the pass's records go out together. */
+		event_active(a->flush_ev, EV_TIMEOUT, 1);
+		a->flush_armed = true;
+	}
 	return 0;
 }
 
@@ -588,6 +662,8 @@ append(struct pc_audit *a, json_t *fields, const struct pc_audit_request *req)
 static int
 sync_now(struct pc_audit *a)
 {
+	if (flush(a) != 0)
+		return PC_E_IO;
 	if (!a->dirty)
 		return 0;	/* what was written is on disk */
 	if (is_failed(a))
@@ -719,6 +795,9 @@ kick(struct pc_audit *a)
 		return;
 	}
 	sy->again = false;
+	/* Queued records first: the fsync must cover every waiter's record
+	 * (a failure fails the log, and the waiters below with it). */
+	(void)flush(a);
 	swap_lists(&a->pend, &sy->infl);
 	if (!a->dirty || is_failed(a) || !sy->started) {
 		/* Covered by an earlier sync (rotation, retention), or the
@@ -749,6 +828,27 @@ on_done(evutil_socket_t fd, short what, void *arg)
 	collect(a);
 	if (a->sy.again)
 		kick(a);
+}
+
+/*
+ * The end of a pass of the loop: write what it queued, then answer the
+ * GROUP waiters. Any failure since they were queued withholds them all
+ * (a record written before a failure is safe, but telling which is not
+ * worth the risk of answering one that is not).
+ */
+static void
+on_flush(evutil_socket_t fd, short what, void *arg)
+{
+	struct pc_audit *a = arg;
+	int rc;
+
+	(void)fd;
+	(void)what;
+	a->flush_armed = false;
+	rc = flush(a);
+	/* Callbacks may queue again: into a->ready, not the list run. */
+	swap_lists(&a->ready, &a->running);
+	deliver(&a->running, rc != 0 || is_failed(a) ? PC_E_IO : 0);
 }
 
 static void
@@ -808,9 +908,8 @@ sync_stop(struct pc_audit *a)
 }
 
 static int
-add_waiter(struct pc_audit *a, void (*cb)(void *, int), void *arg)
+add_waiter(struct waiters *l, void (*cb)(void *, int), void *arg)
 {
-	struct waiters *l = &a->pend;
 
 	if (l->n == l->cap) {
 		size_t ncap = l->cap ? 2 * l->cap : 64;
@@ -862,16 +961,22 @@ check_fields(json_t *fields)
 	return 0;
 }
 
+/*
+ * queued: durable is the caller's "answer now" (GROUP: once written, so
+ * it waits in `ready`; STRICT: once synced, in `pend` like any other).
+ */
 static int
 write_one(struct pc_audit *a, json_t *fields, const struct pc_audit_request *req,
-    void (*durable)(void *arg, int rc), void *arg)
+    void (*durable)(void *arg, int rc), void *arg, bool queued)
 {
+	struct waiters *l = queued && a->mode == PC_AUDIT_FSYNC_GROUP ?
+	    &a->ready : &a->pend;
 	time_t now;
 	int rc;
 
-	if (a->mode == PC_AUDIT_FSYNC_STRICT && durable == NULL)
+	if ((a->mode == PC_AUDIT_FSYNC_STRICT || queued) && durable == NULL)
 		return PC_E_INVAL;
-	if (durable != NULL && a->pend.n >= AUDIT_MAX_PENDING)
+	if (durable != NULL && l->n >= AUDIT_MAX_PENDING)
 		return PC_E_LIMIT;
 	/* Rotate before the record rather than after, so that a file never
 	 * ends without its checkpoint while the gateway runs. */
@@ -883,10 +988,10 @@ write_one(struct pc_audit *a, json_t *fields, const struct pc_audit_request *req
 		if (rc != 0)
 			return rc;
 	}
-	rc = append(a, fields, req);
+	rc = append(a, fields, req, queued);
 	if (rc != 0)
 		return rc;
-	if (durable != NULL && add_waiter(a, durable, arg) != 0) {
+	if (durable != NULL && add_waiter(l, durable, arg) != 0) {
 		/* The record is written; only the notification is lost, and
 		 * a caller that waits for it would hang: fail closed. */
 		return fail(a, "out of memory for fsync waiters");
@@ -905,12 +1010,12 @@ pc_audit_write(struct pc_audit *a, json_t *fields,
 		return PC_E_IO;
 	if (check_fields(fields) != 0)
 		return PC_E_INVAL;
-	return write_one(a, fields, NULL, durable, arg);
+	return write_one(a, fields, NULL, durable, arg, false);
 }
 
-int
-pc_audit_write_request(struct pc_audit *a, const struct pc_audit_request *r,
-    void (*durable)(void *arg, int rc), void *arg)
+static int
+write_request(struct pc_audit *a, const struct pc_audit_request *r,
+    void (*durable)(void *arg, int rc), void *arg, bool queued)
 {
 	const char *type;
 
@@ -923,7 +1028,21 @@ pc_audit_write_request(struct pc_audit *a, const struct pc_audit_request *r,
 	    strcmp(type, AUDIT_T_CHECKPOINT) == 0 ||
 	    strcmp(type, AUDIT_T_RETENTION) == 0)
 		return PC_E_INVAL;
-	return write_one(a, NULL, r, durable, arg);
+	return write_one(a, NULL, r, durable, arg, queued);
+}
+
+int
+pc_audit_write_request(struct pc_audit *a, const struct pc_audit_request *r,
+    void (*durable)(void *arg, int rc), void *arg)
+{
+	return write_request(a, r, durable, arg, false);
+}
+
+int
+pc_audit_queue_request(struct pc_audit *a, const struct pc_audit_request *r,
+    void (*ready)(void *arg, int rc), void *arg)
+{
+	return write_request(a, r, ready, arg, true);
 }
 
 /* A module record: type first, then the given pairs (new references). */
@@ -934,7 +1053,7 @@ append_own(struct pc_audit *a, json_t *obj)
 
 	if (obj == NULL)
 		return fail(a, "out of memory");
-	rc = append(a, obj, NULL);
+	rc = append(a, obj, NULL, false);
 	json_decref(obj);
 	if (rc == PC_E_LIMIT || rc == PC_E_INVAL || rc == PC_E_NOMEM)
 		return fail(a, "cannot serialize a %s record",
@@ -1338,9 +1457,13 @@ pc_audit_open(struct event_base *base, const struct pc_audit_conf *conf,
 	a->bufcap = PC_AUDIT_MAX_RECORD + 1;
 	a->buf = malloc(a->bufcap);
 	a->mac = audit_mac_new(conf->key, conf->key_len);
+	a->wcap = AUDIT_BATCH_BYTES;
+	a->wbuf = malloc(a->wcap);
+	a->flush_ev = evtimer_new(base, on_flush, a);
 	a->sync_ev = evtimer_new(base, on_sync, a);
 	a->house_ev = event_new(base, -1, EV_PERSIST, on_house, a);
-	if (a->buf == NULL || a->mac == NULL || a->sync_ev == NULL ||
+	if (a->buf == NULL || a->wbuf == NULL || a->flush_ev == NULL ||
+	    a->mac == NULL || a->sync_ev == NULL ||
 	    a->house_ev == NULL) {
 		snprintf(err, errlen, "audit: out of memory");
 		rc = PC_E_NOMEM;
@@ -1398,7 +1521,7 @@ pc_audit_stats(const struct pc_audit *a, struct pc_audit_stats *st)
 {
 	*st = a->st;
 	st->seq = a->seq;
-	st->pending = a->pend.n + a->sy.infl.n;
+	st->pending = a->pend.n + a->sy.infl.n + a->ready.n;
 	st->fsyncs = atomic_load(&a->fsyncs);
 	audit_syslog_stats(a->sl, &st->syslog_sent, &st->syslog_dropped);
 }
@@ -1411,14 +1534,18 @@ pc_audit_close(struct pc_audit *a)
 	if (a == NULL)
 		return;
 	if (!is_failed(a) && a->fd >= 0 && write_checkpoint(a, "close") == 0)
-		pc_info("audit log closed at seq %" PRIu64 " in %s", a->seq,
-		    a->file);
+		pc_info("audit log closed at seq %" PRIu64 " in %s (%" PRIu64
+		    " records in %" PRIu64 " writes)", a->seq, a->file,
+		    a->st.records, a->st.writes);
 	rc = sync_now(a);
 	/* The worker's last group first, then what it never got: every
 	 * waiter learns whether its record reached the disk. */
 	sync_stop(a);
 	swap_lists(&a->pend, &a->sy.infl);
 	deliver(&a->sy.infl, rc != 0 || a->dirty ? PC_E_IO : 0);
+	/* Queued records went out with the checkpoint, or never will. */
+	swap_lists(&a->ready, &a->running);
+	deliver(&a->running, rc != 0 || is_failed(a) ? PC_E_IO : 0);
 	if (a->fd >= 0)
 		close(a->fd);
 	if (a->dirfd >= 0)
@@ -1428,8 +1555,13 @@ pc_audit_close(struct pc_audit *a)
 		event_free(a->sync_ev);
 	if (a->house_ev != NULL)
 		event_free(a->house_ev);
+	if (a->flush_ev != NULL)
+		event_free(a->flush_ev);
 	EVP_MAC_CTX_free(a->mac);
 	free(a->pend.w);
+	free(a->ready.w);
+	free(a->running.w);
+	free(a->wbuf);
 	free(a->sy.infl.w);
 	pthread_cond_destroy(&a->sy.idle);
 	pthread_cond_destroy(&a->sy.wake);

@@ -7,7 +7,9 @@
  *
  * One struct pc_audit lives on the gateway's event loop; its API is for
  * that thread only. Writing is synchronous (write(2) before
- * pc_audit_write() returns); fsync is batched (group commit), runs on a
+ * pc_audit_write() returns), or, for the hot path, batched per pass of the
+ * loop (pc_audit_queue_request: one write(2) for the pass, the caller
+ * answers from a callback); fsync is batched (group commit), runs on a
  * worker thread the module owns, and is reported through a callback on the
  * loop.
  */
@@ -84,6 +86,7 @@ struct pc_audit_stats {
 	uint64_t seq;			/* last sequence number written */
 	uint64_t records;		/* records written by this instance */
 	uint64_t bytes;			/* bytes written by this instance */
+	uint64_t writes;		/* write(2) calls that wrote them */
 	uint64_t fsyncs;
 	uint64_t rotations;
 	uint64_t files_removed;		/* by retention */
@@ -199,6 +202,20 @@ struct pc_audit_request {
  */
 int pc_audit_write_request(struct pc_audit *a, const struct pc_audit_request *r,
     void (*durable)(void *arg, int rc), void *arg);
+
+/*
+ * The hot path: the same record as pc_audit_write_request(), queued with
+ * the other records of this pass of the event loop and written with them
+ * in one write(2) when the pass ends (or sooner, when a synchronous write
+ * or a rotation comes first: the file's order is always the chain's).
+ * ready (required) then runs exactly once, from the loop, never from
+ * inside this call: rc 0 once the caller may answer — GROUP mode: the
+ * record is in the file; STRICT mode: it is synced — or PC_E_IO: it may
+ * not be (the log is failed), withhold the answer. Returns as
+ * pc_audit_write_request(); ready is not called when the return is not 0.
+ */
+int pc_audit_queue_request(struct pc_audit *a, const struct pc_audit_request *r,
+    void (*ready)(void *arg, int rc), void *arg);
 
 /* A new object (owned by the caller) for pc_audit_write(), e.g. to add
  * fields to an event; NULL on allocation failure or invalid UTF-8. */

@@ -757,6 +757,21 @@ deny(const char **reason, const char *why, char *arg, size_t arglen,
 	return PC_E_DENIED;
 }
 
+bool
+pc_policy_rewrites(const struct pc_policy *p, const char *tool)
+{
+	if (p == NULL || tool == NULL)
+		return false;
+	for (size_t i = 0; i < p->ncons; i++) {
+		const struct cons *c = &p->cons[i];
+
+		if ((c->kind == PC_CON_SET || c->kind == PC_CON_PATH) &&
+		    pc_policy_glob(c->pattern, tool))
+			return true;
+	}
+	return false;
+}
+
 int
 pc_policy_check_call(const struct pc_policy *p,
     const struct pc_principal *who, const char *tool, json_t *annotations,

@@ -171,6 +171,14 @@ bool pc_policy_item_allowed(const struct pc_policy *p, const char *roles,
     enum pc_policy_item item, const char *name);
 
 /*
+ * Whether pc_policy_check_call() may change the arguments of `tool`: a SET
+ * constraint, or a PATH one (which writes the normalized path back). A
+ * caller that shares the arguments with someone who must see them as the
+ * client sent them (the audit record) gives the check a copy only then.
+ */
+bool pc_policy_rewrites(const struct pc_policy *p, const char *tool);
+
+/*
  * Decide one tools/call. `arguments` (borrowed, a JSON object or NULL) is
  * modified in place: SET constraints write their value and PATH constraints
  * replace each path with its normalized form, so that the upstream acts on

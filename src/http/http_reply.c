@@ -397,10 +397,13 @@ now_us(void)
 }
 
 /*
- * A copy of a call's arguments fit for the audit log: secrets removed by
- * key name, by the tool's schema (writeOnly, format: password) and by
- * value. NULL (recorded as null) when there are none, when no redactor is
- * set, or when redaction could not finish: never an unredacted copy.
+ * A call's arguments fit for the audit log: secrets removed by key name,
+ * by the tool's schema (writeOnly, format: password) and by value. When
+ * nothing needs removing (the common case) a reference to the client's own
+ * arguments, which nothing changes afterwards (the policy rewrites a copy,
+ * pc_policy_rewrites); else a redacted copy. NULL (recorded as null) when
+ * there are none, when no redactor is set, or when redaction could not
+ * finish: never an unredacted secret.
  */
 static json_t *
 audit_args(struct pc_http *h, const char *method, const char *tool,
@@ -415,6 +418,11 @@ audit_args(struct pc_http *h, const char *method, const char *tool,
 		return NULL;
 	if (strcmp(method, "tools/call") == 0 && tool != NULL)
 		schema = pc_router_tool_schema(h->router, tool);
+	rc = pc_redact_json_needed(h->redactor, args, schema);
+	if (rc == 0)
+		return json_incref(args);
+	if (rc < 0)
+		return NULL;
 	copy = json_deep_copy(args);
 	if (copy == NULL)
 		return NULL;
@@ -467,16 +475,29 @@ nz(const char *s)
 }
 
 /*
- * The record of a request's outcome, written before its reply leaves (the
- * write reaches the file before we return; the fsync follows in a group
- * commit). In strict mode durable(arg) sends the reply once the record is
- * synced; NULL: nobody waits. 0, or negative when the log cannot be
- * written (durable then never runs): the caller withholds the result
- * (fail closed).
+ * The record of a request's outcome, written before its reply leaves.
+ * ready(arg, rc) sends the reply: queued with the other records of this
+ * pass of the loop, it runs once the record is in the file (group commit:
+ * the fsync follows) or, in strict mode, synced. ready NULL: nobody waits,
+ * and the record is in the file when this returns. 0, or negative when the
+ * log cannot be written (ready then never runs): the caller withholds the
+ * result (fail closed).
  */
 static int
+write_outcome(struct pc_audit *log, const struct pc_audit_request *r,
+    void (*ready)(void *, int), void *arg)
+{
+	if (ready != NULL)
+		return pc_audit_queue_request(log, r, ready, arg);
+	/* The client is gone: nobody waits, and strict mode wants that
+	 * said. */
+	return pc_audit_write_request(log, r, pc_audit_strict(log) ?
+	    pc_audit_no_wait : NULL, NULL);
+}
+
+static int
 audit_outcome(struct pc_exchange *ex, json_t *msg,
-    void (*durable)(void *, int), void *arg)
+    void (*ready)(void *, int), void *arg)
 {
 	struct pc_audit_ctx *a = ex->audit;
 	json_t *err = json_object_get(msg, "error");
@@ -516,15 +537,13 @@ audit_outcome(struct pc_exchange *ex, json_t *msg,
 		.status = status, .latency_us = now_us() - a->start_us,
 		.bytes_in = a->bytes_in, .bytes_out = a->bytes_out,
 	};
-	if (durable == NULL && pc_audit_strict(ex->h->audit))
-		durable = pc_audit_no_wait;	/* the client is gone */
-	rc = pc_audit_write_request(ex->h->audit, &r, durable, arg);
+	rc = write_outcome(ex->h->audit, &r, ready, arg);
 	if (rc == PC_E_LIMIT && a->args != NULL) {
 		/* Arguments too large for one record: the call is still
 		 * recorded, with a marker where they would be. */
 		json_t *marker = json_string("<omitted: too large>");
 		r.args = marker;
-		rc = pc_audit_write_request(ex->h->audit, &r, durable, arg);
+		rc = write_outcome(ex->h->audit, &r, ready, arg);
 		json_decref(marker);
 	}
 	return rc;
@@ -632,13 +651,15 @@ send_final(struct pc_exchange *ex, int status, json_t *msg,
 	send_final_text(ex, status, msg, NULL, session);
 }
 
-/* A reply held back until its record is synced (fsync: strict). It
+/* A reply held back until its record is written (group commit: the
+ * pass's records go out in one write) or synced (fsync: strict). It
  * outlives its exchange if need be: the client may leave, or the front
- * be freed at shutdown, before the fsync reports. */
+ * be freed at shutdown, before the log reports. */
 struct pc_held {
 	struct pc_exchange *ex;		/* NULL once the exchange is gone */
 	int status;
 	json_t *msg;			/* owned */
+	char *text;			/* owned: msg serialized, or NULL */
 	char session[72];
 };
 
@@ -662,13 +683,14 @@ held_free(struct pc_held *hd)
 	if (hd == NULL)
 		return;
 	json_decref(hd->msg);
+	free(hd->text);
 	free(hd);
 }
 
-/* The fsync covering a held reply's record has finished: send the reply,
- * or withhold it if the fsync failed (the log is failed by then). */
+/* The log has the held reply's record (written, or synced in strict
+ * mode): send the reply, or withhold it if the log failed first. */
 static void
-on_record_synced(void *arg, int rc)
+on_record_ready(void *arg, int rc)
 {
 	struct pc_held *hd = arg;
 	struct pc_exchange *ex = hd->ex;
@@ -679,7 +701,7 @@ on_record_synced(void *arg, int rc)
 			withhold(ex, hd->msg);
 			send_final(ex, hd->status, NULL, NULL);
 		} else {
-			send_final(ex, hd->status, hd->msg,
+			send_final_text(ex, hd->status, hd->msg, hd->text,
 			    hd->session[0] != '\0' ? hd->session : NULL);
 		}
 		ex->mode = EX_DONE;
@@ -692,7 +714,7 @@ void
 pc_ex_unhold(struct pc_exchange *ex)
 {
 	if (ex->held != NULL)
-		ex->held->ex = NULL;	/* on_record_synced frees it */
+		ex->held->ex = NULL;	/* on_record_ready frees it */
 	ex->held = NULL;
 }
 
@@ -750,12 +772,13 @@ post_done(void *sink, int status, json_t *msg)
 			    (ex->mode == EX_PENDING ? 0 : 23);
 	}
 	if (ex->h->audit != NULL) {
-		/* Strict: the reply waits for its record's fsync. */
-		if (pc_audit_strict(ex->h->audit) && ex->req != NULL &&
+		/* The reply waits for its record (written with the pass's
+		 * other records; strict: synced). */
+		if (ex->req != NULL &&
 		    (hd = held_new(ex, status, msg, NULL)) == NULL)
 			rc = PC_E_NOMEM;
 		else
-			rc = audit_outcome(ex, msg, hd ? on_record_synced : NULL,
+			rc = audit_outcome(ex, msg, hd ? on_record_ready : NULL,
 			    hd);
 		if (rc != 0) {
 			held_free(hd);
@@ -764,10 +787,10 @@ post_done(void *sink, int status, json_t *msg)
 		} else if (hd != NULL) {
 			/* A limit's refusal arrives here before the exchange
 			 * is watched: a client that leaves now must still
-			 * free ex, never leave on_record_synced a freed req. */
+			 * free ex, never leave on_record_ready a freed req. */
+			hd->text = text;
 			ex->held = hd;
 			pc_ex_watch(ex);
-			free(text);
 			return;
 		}
 	}
@@ -792,7 +815,7 @@ pc_http_reply_recorded(struct pc_http *h, struct evhttp_request *req,
 		if (hd == NULL)
 			goto out;
 	}
-	rc = pc_http_audit_direct(h, cx, d, hd ? on_record_synced : NULL, hd);
+	rc = pc_http_audit_direct(h, cx, d, hd ? on_record_ready : NULL, hd);
 	if (rc == 0 && hd != NULL) {
 		ex->held = hd;
 		pc_ex_watch(ex);	/* a client that leaves frees ex */

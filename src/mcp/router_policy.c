@@ -113,6 +113,18 @@ pc_rpol_tool_call(struct pc_call *c, const struct pc_reqinfo *ri,
 		    args) != 0)
 			return PC_E_NOMEM;
 	}
+	/* The audit record may hold the arguments as the client sent them
+	 * (a reference, when they needed no redaction): what the policy
+	 * rewrites is a copy. */
+	if (json_is_object(args) && pc_policy_rewrites(c->r->cfg->policy,
+	    exposed)) {
+		json_t *copy = json_deep_copy(args);
+
+		if (copy == NULL || json_object_set_new(params, "arguments",
+		    copy) != 0)
+			return PC_E_NOMEM;
+		args = copy;
+	}
 	rc = pc_policy_check_call(c->r->cfg->policy, who, exposed,
 	    json_object_get(tool, "annotations"), args, &reason, arg,
 	    sizeof(arg));

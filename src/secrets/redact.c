@@ -34,6 +34,8 @@
 #define REDACT_MIN_TOKEN   8u
 
 #define NO_VAL UINT32_MAX
+/* Mask bytes kept on the stack: strings up to 4 KiB need no allocation. */
+#define REDACT_SMALL_MASK 512u
 #define NBUCKET 4096u
 
 struct rval {
@@ -397,6 +399,7 @@ redact_bytes(const struct pc_redactor *r, const char *s, size_t len,
     char **out, size_t *outlen)
 {
 	const size_t ml = sizeof(PC_REDACTED) - 1;
+	uint8_t small[REDACT_SMALL_MASK];
 	uint8_t *m;
 	char *o = NULL;
 	size_t n = 0;
@@ -404,9 +407,13 @@ redact_bytes(const struct pc_redactor *r, const char *s, size_t len,
 
 	*out = NULL;
 	*outlen = 0;
-	m = calloc(len / 8 + 1, 1);
-	if (m == NULL)
+	/* Most strings are short: their mask lives on the stack. */
+	if (len / 8 + 1 <= sizeof(small)) {
+		m = small;
+		memset(m, 0, len / 8 + 1);
+	} else if ((m = calloc(len / 8 + 1, 1)) == NULL) {
 		return PC_E_NOMEM;
+	}
 	if (!scan(r, (const unsigned char *)s, len, m)) {
 		rc = 0;
 		goto out;
@@ -443,8 +450,28 @@ redact_bytes(const struct pc_redactor *r, const char *s, size_t len,
 	*outlen = n;
 	rc = 1;
 out:
-	free(m);
+	if (m != small)
+		free(m);
 	return rc;
+}
+
+/* Whether s[0..len) holds anything redact_bytes would replace: 1, 0, or
+ * PC_E_NOMEM. */
+static int
+has_secret(const struct pc_redactor *r, const char *s, size_t len)
+{
+	uint8_t small[REDACT_SMALL_MASK];
+	uint8_t *m = small;
+	int any;
+
+	if (len / 8 + 1 <= sizeof(small))
+		memset(m, 0, len / 8 + 1);
+	else if ((m = calloc(len / 8 + 1, 1)) == NULL)
+		return PC_E_NOMEM;
+	any = scan(r, (const unsigned char *)s, len, m);
+	if (m != small)
+		free(m);
+	return any;
 }
 
 char *
@@ -478,10 +505,13 @@ struct walk {
 	const struct pc_redactor *r;
 	const json_t *root;	/* schema root, for local $ref */
 	int limited;		/* a subtree was cut at the depth bound */
+	int dry;		/* only find out whether anything would change */
 };
 
 /* Tells the caller to replace the node with the marker. */
 #define WALK_REPLACE 1
+/* A dry walk found something to change: unwinds like an error. */
+#define WALK_FOUND (PC_E__LAST - 1)
 
 /* RFC 6901 pointer p (after '#') into root, or NULL. */
 static const json_t *
@@ -625,6 +655,11 @@ walk_string(const struct walk *w, json_t *v)
 	size_t n;
 	int rc;
 
+	if (w->dry) {
+		rc = has_secret(w->r, json_string_value(v),
+		    json_string_length(v));
+		return rc == 1 ? WALK_FOUND : rc;
+	}
 	rc = redact_bytes(w->r, json_string_value(v), json_string_length(v),
 	    &o, &n);
 	if (rc <= 0)
@@ -728,6 +763,12 @@ walk_object(struct walk *w, json_t *v, const json_t *sch, size_t depth)
 
 		rc = walk_child(w, c, schema_child(w, sch, key), depth,
 		    key_sensitive(w->r, key));
+		if (w->dry && rc == 0)
+			rc = has_secret(w->r, key, strlen(key));
+		if (w->dry && rc != 0) {
+			rc = rc < 0 && rc != WALK_FOUND ? rc : WALK_FOUND;
+			goto out;
+		}
 		if (rc < 0)
 			goto out;
 		if (rc == WALK_REPLACE &&
@@ -783,6 +824,8 @@ walk(struct walk *w, json_t *v, const json_t *sch, size_t depth)
 		for (size_t i = 0; i < json_array_size(v); i++) {
 			rc = walk_child(w, json_array_get(v, i),
 			    schema_item(w, sch, i), depth, 0);
+			if (w->dry && rc == WALK_REPLACE)
+				return WALK_FOUND;
 			if (rc < 0)
 				return rc;
 			if (rc == WALK_REPLACE && json_array_set_new(v, i,
@@ -796,9 +839,25 @@ walk(struct walk *w, json_t *v, const json_t *sch, size_t depth)
 }
 
 int
+pc_redact_json_needed(const struct pc_redactor *r, const json_t *v,
+    const json_t *schema)
+{
+	/* The walk does not modify v when dry. */
+	struct walk w = { r, schema, 0, 1 };
+	int rc;
+
+	if (r == NULL || v == NULL)
+		return PC_E_INVAL;
+	rc = walk(&w, (json_t *)v, schema, 0);
+	if (rc == WALK_FOUND || rc == WALK_REPLACE || w.limited)
+		return 1;
+	return rc < 0 ? rc : 0;
+}
+
+int
 pc_redact_json(const struct pc_redactor *r, json_t *v, const json_t *schema)
 {
-	struct walk w = { r, schema, 0 };
+	struct walk w = { r, schema, 0, 0 };
 	int rc;
 
 	if (r == NULL || v == NULL)

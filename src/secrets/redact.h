@@ -62,6 +62,16 @@ int pc_redact_json(const struct pc_redactor *r, json_t *v,
     const json_t *schema);
 
 /*
+ * Whether pc_redact_json(r, v, schema) would change anything, without
+ * copying or changing v: 1 (it would, or v is too deep to tell), 0 (v is
+ * safe to emit as it is), or PC_E_NOMEM / PC_E_INVAL. The audit log keeps
+ * a reference to the arguments instead of a redacted copy when this
+ * says 0.
+ */
+int pc_redact_json_needed(const struct pc_redactor *r, const json_t *v,
+    const json_t *schema);
+
+/*
  * Redact a plain string (log message, error text) s[0..len). Returns a new
  * NUL-terminated string (caller frees) in which every known value and every
  * credential shape is replaced: "Bearer <token>" / "Basic <token>" keep the

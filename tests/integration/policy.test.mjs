@@ -287,6 +287,14 @@ test('a tenant-bound key reaches only its tenant, whatever the agent sends', asy
   } finally {
     await c.close();
   }
+  // The audit record keeps what the agent sent, not what the policy
+  // rewrote (the log refers to the client's arguments when they need no
+  // redaction: the policy must rewrite a copy).
+  const mine = auditRecords().filter((r) => r.principal === 'agent-acme' && r.method === 'tools/call');
+  const echo = mine.find((r) => r.tool === 'up__echo');
+  assert.deepEqual(echo.args, { text: 'globex' });
+  assert.ok(mine.some((r) => r.tool === 'tfs__read_text_file' && r.args.path === 'plan.txt'), 'the relative path as sent');
+  assert.ok(mine.some((r) => r.tool === 'tfs__read_text_file' && r.args.path === '../globex/plan.txt'), 'the traversal attempt as sent');
   // A key without a tenant matches no ${tenant} root.
   const none = createKey('agent-none', ['--roles', 'tenant']);
   const c2 = await sdkClient(none.key);

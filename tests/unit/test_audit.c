@@ -1058,6 +1058,191 @@ test_fsync_error_fails_closed(void **state)
 	json_decref(f);
 }
 
+/* --- queued records (one write per pass of the loop) ------------------------------ */
+
+static off_t
+cur_size(struct t *t, struct pc_audit *a)
+{
+	struct pc_audit_stats st;
+	struct stat sb;
+	char path[PATH_MAX];
+
+	pc_audit_stats(a, &st);
+	snprintf(path, sizeof(path), "%s/%s", t->dir, st.file);
+	assert_int_equal(stat(path, &sb), 0);
+	return sb.st_size;
+}
+
+static const struct pc_audit_request QREC = {
+	.principal = "alice", .method = "tools/call", .tool = "echo",
+	.decision = "allow", .status = "ok", .latency_us = 5,
+	.bytes_in = 10, .bytes_out = 20,
+};
+
+static void
+test_queue_written_per_pass(void **state)
+{
+	struct t *t = *state;
+	struct pc_audit_conf c;
+	struct pc_audit *a;
+	struct pc_audit_stats st;
+	struct pc_audit_verdict v;
+	struct waits w = { .want = 3, .base = t->base };
+	json_t *f = json_pack("{s:s}", "type", "event");
+	uint64_t writes;
+	off_t before, mid;
+
+	conf_init(t, &c);
+	c.group_delay_ms = 1000;	/* no fsync in the way */
+	a = open_ok(t, &c);
+	before = cur_size(t, a);
+	/* A queued record has a caller who answers from the callback. */
+	assert_int_equal(pc_audit_queue_request(a, &QREC, NULL, NULL),
+	    PC_E_INVAL);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(pc_audit_queue_request(a, &QREC, on_durable,
+		    &w), 0);
+	/* Chained, not yet written, nobody answered. */
+	pc_audit_stats(a, &st);
+	assert_int_equal(st.seq, 4);
+	assert_int_equal(st.pending, 3);
+	assert_int_equal(cur_size(t, a), before);
+	assert_int_equal(w.calls, 0);
+	/* A synchronous record goes out after them, in chain order, and
+	 * still runs no callback from inside the call. */
+	assert_int_equal(pc_audit_write(a, f, NULL, NULL), 0);
+	mid = cur_size(t, a);
+	assert_true(mid > before);
+	assert_int_equal(w.calls, 0);
+	run_loop(t->base, 2000);
+	assert_int_equal(w.calls, 3);
+	assert_int_equal(w.last_rc, 0);
+	assert_int_equal(cur_size(t, a), mid);
+	/* The next pass: written when it ends, with one write(2), then
+	 * answered. */
+	w.calls = 0;
+	w.want = 5;
+	pc_audit_stats(a, &st);
+	writes = st.writes;
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(pc_audit_queue_request(a, &QREC, on_durable,
+		    &w), 0);
+	assert_int_equal(cur_size(t, a), mid);
+	run_loop(t->base, 2000);
+	assert_int_equal(w.calls, 5);
+	assert_int_equal(w.last_rc, 0);
+	assert_true(cur_size(t, a) > mid);
+	pc_audit_stats(a, &st);
+	assert_int_equal(st.writes, writes + 1);
+	/* Close writes and answers what is still queued. */
+	w.calls = 0;
+	w.want = 1;
+	assert_int_equal(pc_audit_queue_request(a, &QREC, on_durable, &w), 0);
+	pc_audit_close(a);
+	assert_int_equal(w.calls, 1);
+	assert_int_equal(w.last_rc, 0);
+	json_decref(f);
+	verify_dir(t->dir, &v);
+	assert_true(v.ok);
+	assert_int_equal(v.records, 12);	/* header, 10, checkpoint */
+}
+
+/* Rotation in the middle of a pass: the queued records stay in the
+ * file they were chained in, before its checkpoint. */
+static void
+test_queue_across_rotation(void **state)
+{
+	struct t *t = *state;
+	struct pc_audit_conf c;
+	struct pc_audit *a;
+	struct pc_audit_verdict v;
+	struct waits w = { .want = 4, .base = t->base };
+
+	conf_init(t, &c);
+	a = open_ok(t, &c);
+	assert_int_equal(pc_audit_queue_request(a, &QREC, on_durable, &w), 0);
+	assert_int_equal(pc_audit_queue_request(a, &QREC, on_durable, &w), 0);
+	assert_int_equal(pc_audit_rotate(a), 0);
+	assert_int_equal(pc_audit_queue_request(a, &QREC, on_durable, &w), 0);
+	assert_int_equal(pc_audit_queue_request(a, &QREC, on_durable, &w), 0);
+	run_loop(t->base, 2000);
+	assert_int_equal(w.calls, 4);
+	assert_int_equal(w.last_rc, 0);
+	pc_audit_close(a);
+	verify_dir(t->dir, &v);
+	assert_true(v.ok);
+	assert_int_equal(v.warnings, 0);
+	assert_int_equal(v.records, 8);	/* 2 files: header, 2, checkpoint */
+}
+
+/* The pass's write fails: every queued caller hears PC_E_IO (and must
+ * withhold its answer), the log is failed, and no torn line is left. */
+static void
+test_queue_write_fails(void **state)
+{
+	struct t *t = *state;
+	struct pc_audit_conf c;
+	struct pc_audit *a;
+	struct pc_audit_verdict v;
+	struct rlimit saved, lim;
+	struct waits w = { .want = 3, .base = t->base };
+	void (*old)(int) = signal(SIGXFSZ, SIG_IGN);
+
+	conf_init(t, &c);
+	c.group_delay_ms = 1000;
+	a = open_ok(t, &c);
+	write_n(a, 2);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &saved), 0);
+	lim = saved;
+	lim.rlim_cur = (rlim_t)cur_size(t, a) + 10;	/* a torn piece fits */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(pc_audit_queue_request(a, &QREC, on_durable,
+		    &w), 0);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	run_loop(t->base, 2000);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &saved), 0);
+	signal(SIGXFSZ, old);
+	assert_int_equal(w.calls, 3);
+	assert_int_equal(w.last_rc, PC_E_IO);
+	assert_non_null(pc_audit_error(a));
+	assert_non_null(strstr(pc_audit_error(a), "write failed"));
+	assert_int_equal(pc_audit_queue_request(a, &QREC, on_durable, &w),
+	    PC_E_IO);
+	pc_audit_close(a);
+	assert_int_equal(w.calls, 3);
+	verify_dir(t->dir, &v);
+	assert_true(v.ok);
+	assert_int_equal(v.records, 3);	/* header and the two before */
+	assert_true(has_warning(&v, "no closing checkpoint after seq 3"));
+}
+
+/* Strict mode: a queued record is answered after the fsync that covers
+ * it, which the pass's write precedes. */
+static void
+test_queue_strict(void **state)
+{
+	struct t *t = *state;
+	struct pc_audit_conf c;
+	struct pc_audit *a;
+	struct waits w = { .want = 2, .base = t->base };
+
+	conf_init(t, &c);
+	c.fsync_mode = PC_AUDIT_FSYNC_STRICT;
+	c.group_delay_ms = 0;
+	audit_fdatasync = fake_fdatasync;
+	a = open_ok(t, &c);
+	run_loop(t->base, 50);		/* the header's own sync */
+	sync_calls = 0;
+	assert_int_equal(pc_audit_queue_request(a, &QREC, on_durable, &w), 0);
+	assert_int_equal(pc_audit_queue_request(a, &QREC, on_durable, &w), 0);
+	run_loop(t->base, 2000);
+	assert_int_equal(w.calls, 2);
+	assert_int_equal(w.last_rc, 0);
+	assert_true(sync_calls >= 1);
+	pc_audit_close(a);
+	audit_fdatasync = fdatasync;
+}
+
 int
 main(void)
 {
@@ -1099,6 +1284,14 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_fsync_error_fails_closed,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_queue_written_per_pass,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_queue_across_rotation,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_queue_write_fails, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_queue_strict, setup,
+		    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

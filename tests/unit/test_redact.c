@@ -39,12 +39,30 @@ static char *
 redact_dump(struct pc_redactor *r, const char *text, const char *schema,
     int want_rc)
 {
+	const size_t fl = JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY;
 	json_t *v = parse(text), *s = schema ? parse(schema) : NULL;
-	char *out;
+	char *before, *after, *out;
+	int needed;
 
+	/* Every case also checks the dry run: it changes nothing, and it
+	 * says "needed" exactly when redaction then changes something (an
+	 * input already holding the marker may be redacted to itself). */
+	before = json_dumps(v, fl);
+	needed = pc_redact_json_needed(r, v, s);
+	after = json_dumps(v, fl);
+	assert_non_null(before);
+	assert_non_null(after);
+	assert_string_equal(before, after);
+	assert_true(needed == 0 || needed == 1);
 	assert_int_equal(pc_redact_json(r, v, s), want_rc);
-	out = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+	out = json_dumps(v, fl);
 	assert_non_null(out);
+	if (strcmp(before, out) != 0)
+		assert_int_equal(needed, 1);
+	else if (strstr(before, PC_REDACTED) == NULL)
+		assert_int_equal(needed, 0);
+	free(before);
+	free(after);
 	json_decref(v);
 	json_decref(s);
 	return out;
@@ -209,6 +227,31 @@ test_values(void **state)
 		assert_string_equal(json_string_value(s), "pre<redacted>post");
 		json_decref(s);
 	}
+	/* Long strings (their scan mask is not on the stack): the value at
+	 * the very end is found, by the dry run and by redaction. */
+	{
+		size_t n = 9000;
+		char *big = malloc(n + sizeof(CANARY));
+		json_t *o;
+		char *out;
+
+		assert_non_null(big);
+		memset(big, 'x', n);
+		big[n] = '\0';
+		o = json_pack("{s:s}", "note", big);
+		assert_int_equal(pc_redact_json_needed(r, o, NULL), 0);
+		json_decref(o);
+		memcpy(big + n, CANARY, sizeof(CANARY));
+		o = json_pack("{s:s}", "note", big);
+		assert_int_equal(pc_redact_json_needed(r, o, NULL), 1);
+		assert_int_equal(pc_redact_json(r, o, NULL), 0);
+		out = json_dumps(o, JSON_COMPACT);
+		assert_null(strstr(out, CANARY));
+		assert_non_null(strstr(out, "x<redacted>\""));
+		free(out);
+		json_decref(o);
+		free(big);
+	}
 	pc_redactor_free(r);
 }
 
@@ -314,6 +357,8 @@ test_depth_bound(void **state)
 		cur = n;
 	}
 	json_object_set_new(cur, "x", json_string("deep"));
+	/* Too deep to tell is "needed": the copy is then redacted. */
+	assert_int_equal(pc_redact_json_needed(r, root, NULL), 1);
 	assert_int_equal(pc_redact_json(r, root, NULL), PC_E_LIMIT);
 	out = json_dumps(root, JSON_COMPACT);
 	assert_non_null(out);
