@@ -679,6 +679,24 @@ faster_node() {	# faster_node MODE: "name rate" of the faster Node proxy
 			echo
 			echo "- audit writer: $rps records/s (target ≥ 100000: $(awk -v r="$rps" 'BEGIN { print (r >= 100000) ? "met" : "NOT met" }'))"
 		fi
+		# Its CPU per record at the size of one pass of the gateway's
+		# loop under this load (about 8 records), against the gateway
+		# row's CPU per call: what the end-to-end ratio should be when
+		# the gateway's core is the limit, without the machine's noise.
+		ab8=$(build/bench/audit_bench 200000 8 2>&1 | head -n 1)
+		echo
+		echo "    $ab8"
+		cus=$(echo "$ab8" | awk '{ for (i = 1; i < NF; i++) if ($(i + 1) == "us/record;") print $i }')
+		for r in "${ROWS[@]}"; do
+			IFS='|' read -r a b c _ _ _ _ _ _ j _ _ <<<"$r"
+			[ "$a" = gateway ] && [ -n "$cus" ] || continue
+			awk -v m="$b" -v rate="$c" -v cpu="$j" -v w="$cus" 'BEGIN {
+				if (rate > 0 && cpu > 0) {
+					us = cpu / 100 / rate * 1e6
+					printf "- %s: gateway CPU per call %.1f µs; with the writer'"'"'s %.2f µs per record %.1f µs: expected gateway+audit ÷ gateway = %.2f\n", m, us, w, us + w, us / (us + w)
+				}
+			}'
+		done
 	fi
 	echo
 	echo "Policy and validation (calls/s, same mode; target from the issue):"
