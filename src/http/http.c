@@ -358,10 +358,19 @@ handle_initialize(struct pc_http *h, struct evhttp_request *req, json_t *msg,
 
 static void
 legacy_one(struct pc_http *h, struct evhttp_request *req,
-    struct pc_reqinfo *ri, json_t *msg, enum msg_type t,
-    struct pc_exchange *batch_ex, int *requests)
+    const struct pc_rctx *cx, struct pc_reqinfo *ri, json_t *msg,
+    enum msg_type t, struct pc_exchange *batch_ex, int *requests)
 {
 	if (t == MSG_NOTIFICATION) {
+		/* A batch member is recorded here (a single notification was,
+		 * before its 202); unrecorded, it goes no further. */
+		struct pc_audit_direct d = { .era = "legacy",
+		    .session = pc_session_id(ri->session),
+		    .method = json_string_value(json_object_get(msg, "method")),
+		    .decision = "allow", .status = "accepted" };
+		if (batch_ex != NULL &&
+		    pc_http_audit_direct(h, cx, &d, NULL, NULL) != 0)
+			return;
 		pc_router_notification(h->router, ri, msg);
 		return;
 	}
@@ -384,6 +393,8 @@ legacy_one(struct pc_http *h, struct evhttp_request *req,
 		json_t *refusal = NULL;
 		int status = 429;
 		pc_lreq_init(&it->lim, h, NULL, ri->principal, ri->source, msg);
+		pc_bitem_audit_begin(it, ri->principal, ri->source, msg,
+		    pc_session_id(ri->session));
 		if (pc_lreq_admit(&it->lim, json_object_get(msg, "id"), &status,
 		    &refusal) != 0) {
 			pc_batch_done(it, status, refusal);
@@ -482,7 +493,7 @@ handle_legacy(struct pc_http *h, struct evhttp_request *req, json_t *body,
 			    accept_notification(h, req, cx, "legacy",
 			    pc_session_id(s), body) != 0)
 				return;		/* answered 503 */
-			legacy_one(h, req, &ri, body, t, NULL, &n);
+			legacy_one(h, req, cx, &ri, body, t, NULL, &n);
 			if (t != MSG_NOTIFICATION)
 				pc_http_send_json(req, 202, NULL, NULL);
 			return;
@@ -526,7 +537,7 @@ handle_legacy(struct pc_http *h, struct evhttp_request *req, json_t *body,
 	pc_ex_watch(ex);
 	int nreq = 0;
 	json_array_foreach(body, i, m)
-		legacy_one(h, req, &ri, m, classify(m, &why), ex, &nreq);
+		legacy_one(h, req, cx, &ri, m, classify(m, &why), ex, &nreq);
 	ex->batch_sealed = 1;
 	pc_batch_flush(ex);
 }

@@ -124,11 +124,17 @@ struct pc_bitem {
 	struct pc_exchange *parent;
 	struct pc_call *call;
 	struct pc_lreq lim;
+	struct pc_audit_ctx *audit;	/* NULL: no audit log (or no memory) */
 };
 
 /* Start an audit context for ex (no-op without an audit log). */
 void pc_ex_audit_begin(struct pc_exchange *ex, const struct pc_rctx *cx,
     const char *era, json_t *msg, const char *session);
+/* The same for a member of a 2025-03-26 batch (it->parent set). */
+void pc_bitem_audit_begin(struct pc_bitem *it, const struct pc_principal *who,
+    const char *source, json_t *msg, const char *session);
+/* Accepts NULL. */
+void pc_audit_ctx_free(struct pc_audit_ctx *a);
 /* Write a record for a request refused before routing (authentication). */
 void pc_http_audit_refusal(struct pc_http *h, const struct pc_rctx *cx,
     const char *reason);

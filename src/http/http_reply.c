@@ -280,9 +280,7 @@ pc_ex_free(struct pc_exchange *ex)
 	if (ex->watch != NULL)
 		event_free(ex->watch);
 	pc_lreq_end(&ex->lim, NULL);
-	if (ex->audit != NULL)
-		json_decref(ex->audit->args);
-	free(ex->audit);
+	pc_audit_ctx_free(ex->audit);
 	pc_ex_unhold(ex);
 	json_decref(ex->batch);
 	if (ex->prev != NULL)
@@ -435,37 +433,77 @@ audit_args(struct pc_http *h, const char *method, const char *tool,
 	return copy;
 }
 
-void
-pc_ex_audit_begin(struct pc_exchange *ex, const struct pc_rctx *cx,
-    const char *era, json_t *msg, const char *session)
+/* The audit context of one request (NULL on allocation failure: its
+ * outcome then cannot be recorded, and is not answered). */
+static struct pc_audit_ctx *
+audit_ctx_new(struct pc_http *h, const struct pc_principal *who,
+    const char *source, const char *era, json_t *msg, const char *session)
 {
 	struct pc_audit_ctx *a;
 	json_t *params = json_object_get(msg, "params");
 	const char *method = json_string_value(json_object_get(msg, "method"));
 	const char *tool = json_string_value(json_object_get(params, "name"));
 
-	if (ex->h->audit == NULL)
-		return;
-	if (scope.req == ex->req)
-		scope.recorded = true;	/* the outcome will be recorded */
 	if (tool == NULL)
 		tool = json_string_value(json_object_get(params, "uri"));
 	a = calloc(1, sizeof(*a));
 	if (a == NULL)
-		return;		/* post_done refuses to answer unrecorded */
-	pc_strlcpy(a->principal, cx->principal.id, sizeof(a->principal));
-	pc_strlcpy(a->key_id, cx->principal.key_id, sizeof(a->key_id));
-	pc_strlcpy(a->tenant, cx->principal.tenant, sizeof(a->tenant));
-	pc_strlcpy(a->source, cx->source, sizeof(a->source));
+		return NULL;
+	pc_strlcpy(a->principal, who->id, sizeof(a->principal));
+	pc_strlcpy(a->key_id, who->key_id, sizeof(a->key_id));
+	pc_strlcpy(a->tenant, who->tenant, sizeof(a->tenant));
+	pc_strlcpy(a->source, source ? source : "", sizeof(a->source));
 	pc_strlcpy(a->session, session ? session : "", sizeof(a->session));
 	pc_strlcpy(a->method, method ? method : "", sizeof(a->method));
 	pc_strlcpy(a->tool, tool ? tool : "", sizeof(a->tool));
 	a->era = era;
-	a->args = audit_args(ex->h, method, tool, params);
+	a->args = audit_args(h, method, tool, params);
 	a->start_us = now_us();
+	a->bytes_in = -1;
+	a->bytes_out = -1;
+	return a;
+}
+
+void
+pc_audit_ctx_free(struct pc_audit_ctx *a)
+{
+	if (a == NULL)
+		return;
+	json_decref(a->args);
+	free(a);
+}
+
+void
+pc_ex_audit_begin(struct pc_exchange *ex, const struct pc_rctx *cx,
+    const char *era, json_t *msg, const char *session)
+{
+	struct pc_audit_ctx *a;
+
+	if (ex->h->audit == NULL)
+		return;
+	if (scope.req == ex->req)
+		scope.recorded = true;	/* the outcome will be recorded */
+	a = audit_ctx_new(ex->h, &cx->principal, cx->source, era, msg, session);
+	if (a == NULL)
+		return;		/* post_done refuses to answer unrecorded */
 	a->bytes_in = ex->req ? (int64_t)evbuffer_get_length(
 	    evhttp_request_get_input_buffer(ex->req)) : -1;
+	a->bytes_out = 0;
 	ex->audit = a;
+}
+
+void
+pc_bitem_audit_begin(struct pc_bitem *it, const struct pc_principal *who,
+    const char *source, json_t *msg, const char *session)
+{
+	struct pc_http *h = it->parent->h;
+
+	if (h->audit == NULL)
+		return;
+	if (scope.req == it->parent->req)
+		scope.recorded = true;	/* each member has its record */
+	/* NULL: pc_batch_done answers the member with an error. */
+	it->audit = audit_ctx_new(h, who, source, "legacy", msg, session);
 }
 
 static const char *
@@ -496,10 +534,10 @@ write_outcome(struct pc_audit *log, const struct pc_audit_request *r,
 }
 
 static int
-audit_outcome(struct pc_exchange *ex, json_t *msg,
-    void (*ready)(void *, int), void *arg)
+record_outcome(struct pc_http *h, struct pc_audit_ctx *a,
+    const struct pc_lreq *lim, json_t *msg, void (*ready)(void *, int),
+    void *arg)
 {
-	struct pc_audit_ctx *a = ex->audit;
 	json_t *err = json_object_get(msg, "error");
 	json_t *res = json_object_get(msg, "result");
 	const char *status = msg != NULL ? "ok" : "accepted";
@@ -507,7 +545,7 @@ audit_outcome(struct pc_exchange *ex, json_t *msg,
 	struct pc_audit_request r;
 	int rc;
 
-	if (ex->h->audit == NULL)
+	if (h->audit == NULL)
 		return 0;
 	if (a == NULL)
 		return PC_E_NOMEM;
@@ -522,9 +560,9 @@ audit_outcome(struct pc_exchange *ex, json_t *msg,
 		status = "tool_error";
 	}
 	/* A limit refused it: the record says deny and which reason. */
-	if (ex->lim.deny_reason != NULL) {
+	if (lim->deny_reason != NULL) {
 		status = "refused";
-		snprintf(reason, sizeof(reason), "%s", ex->lim.deny_reason);
+		snprintf(reason, sizeof(reason), "%s", lim->deny_reason);
 	}
 	r = (struct pc_audit_request){
 		.type = "request", .principal = nz(a->principal),
@@ -532,21 +570,28 @@ audit_outcome(struct pc_exchange *ex, json_t *msg,
 		.source = nz(a->source), .session = nz(a->session),
 		.era = a->era, .method = nz(a->method), .tool = nz(a->tool),
 		.args = a->args, .decision = a->denied != NULL ||
-		    ex->lim.deny_reason != NULL ? "deny" : "allow",
+		    lim->deny_reason != NULL ? "deny" : "allow",
 		.reason = nz(reason),
 		.status = status, .latency_us = now_us() - a->start_us,
 		.bytes_in = a->bytes_in, .bytes_out = a->bytes_out,
 	};
-	rc = write_outcome(ex->h->audit, &r, ready, arg);
+	rc = write_outcome(h->audit, &r, ready, arg);
 	if (rc == PC_E_LIMIT && a->args != NULL) {
 		/* Arguments too large for one record: the call is still
 		 * recorded, with a marker where they would be. */
 		json_t *marker = json_string("<omitted: too large>");
 		r.args = marker;
-		rc = write_outcome(ex->h->audit, &r, ready, arg);
+		rc = write_outcome(h->audit, &r, ready, arg);
 		json_decref(marker);
 	}
 	return rc;
+}
+
+static int
+audit_outcome(struct pc_exchange *ex, json_t *msg,
+    void (*ready)(void *, int), void *arg)
+{
+	return record_outcome(ex->h, ex->audit, &ex->lim, msg, ready, arg);
 }
 
 int
@@ -869,23 +914,43 @@ pc_batch_done(void *sink, int status, json_t *msg)
 	(void)status;
 	pc_lreq_end(&it->lim, msg);
 	redact_failure(ex->h, msg);
-	if (it->lim.deny_reason != NULL)
+	if (ex->h->audit != NULL) {
+		/* Each member's record is in the file before the batch's
+		 * answer leaves; a member that cannot be recorded is answered
+		 * with an error instead of its result. */
+		if (record_outcome(ex->h, it->audit, &it->lim, msg, NULL,
+		    NULL) != 0) {
+			pc_error("audit: %s; withholding a batch member's "
+			    "result", pc_audit_error(ex->h->audit) ?
+			    pc_audit_error(ex->h->audit) : "cannot write");
+			msg = pc_rpc_error(json_object_get(msg, "id"),
+			    PC_RPC_UP_UNAVAILABLE, PC_AUDIT_DOWN_MSG);
+			if (msg != NULL)
+				json_array_append_new(ex->batch, msg);
+			msg = NULL;
+		}
+	} else if (it->lim.deny_reason != NULL) {
 		pc_lreq_audit_deny(&it->lim, "legacy");
+	}
 	if (msg != NULL)
 		json_array_append(ex->batch, msg);
 	ex->batch_wait--;
+	pc_audit_ctx_free(it->audit);
 	free(it);
 	pc_batch_flush(ex);
 }
 
-/* A batch member refused by the policy: recorded like a member refused by
- * a limit (pc_batch_done writes the deny with this reason). */
+/* A batch member refused by the policy: its record says deny with this
+ * reason (pc_batch_done writes it). */
 static void
 batch_denied(void *sink, const char *reason)
 {
 	struct pc_bitem *it = sink;
 
-	it->lim.deny_reason = reason;
+	if (it->audit != NULL)
+		it->audit->denied = reason;
+	else
+		it->lim.deny_reason = reason;
 }
 
 const struct pc_sink_ops pc_batch_ops = { batch_message, pc_batch_done,

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { startGateway } from '../lib/gateway.mjs';
 import { PORTCULLIS_BIN, upstreamCommands } from '../lib/paths.mjs';
-import { ACCEPT, legacyInit, modernMeta, MODERN_VERSION } from '../lib/mcp.mjs';
+import { ACCEPT, legacyInit, modernMeta, MODERN_VERSION, post } from '../lib/mcp.mjs';
 import { buildRequest, rawRequest } from '../lib/rawhttp.mjs';
 
 let dir, keyFile, logDir, records, bodies = {};
@@ -54,6 +54,18 @@ before(async () => {
     assert.equal(hostR.status, 403);
     const originR = await rawRequest(gw.port, buildRequest('POST', '/mcp', [['Host', `127.0.0.1:${gw.port}`], ['Origin', 'http://evil.example'], ['Content-Type', 'application/json'], ['Accept', ACCEPT]], body));
     assert.equal(originR.status, 403);
+    // A 2025-03-26 batch: every member has its own record, the
+    // notification among them too.
+    const s25 = await legacyInit(gw.url, { version: '2025-03-26' });
+    const b = await post(gw.url, [
+      { jsonrpc: '2.0', id: 11, method: 'tools/call', params: { name: 'up__echo', arguments: { text: 'in a batch' } } },
+      { jsonrpc: '2.0', method: 'notifications/roots/list_changed' },
+      { jsonrpc: '2.0', id: 12, method: 'tools/call', params: { name: 'up__nope', arguments: {} } },
+      { jsonrpc: '2.0', id: 13, method: 'tools/list' },
+    ], s25.headers);
+    assert.equal(b.status, 200, b.text);
+    assert.equal(b.messages.length, 3);
+    bodies.batchSession = s25.sessionId;
     // A modern notification.
     const n = await raw('POST', { ...json, 'mcp-protocol-version': MODERN_VERSION, 'mcp-method': 'notifications/cancelled' },
       JSON.stringify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 9, _meta: modernMeta() } }));
@@ -77,7 +89,12 @@ after(() => {
 
 test('notifications are recorded as accepted, in both eras', () => {
   const n = records.filter((r) => r.status === 'accepted');
-  assert.deepEqual(n.map((r) => [r.method, r.era]), [['notifications/initialized', 'legacy'], ['notifications/cancelled', 'modern']]);
+  assert.deepEqual(n.map((r) => [r.method, r.era]), [
+    ['notifications/initialized', 'legacy'],
+    ['notifications/initialized', 'legacy'], // the 2025-03-26 session
+    ['notifications/roots/list_changed', 'legacy'], // inside the batch
+    ['notifications/cancelled', 'modern'],
+  ]);
   assert.ok(n.every((r) => r.decision === 'allow'));
 });
 
@@ -95,6 +112,21 @@ test('refusals before routing are recorded as deny with reason http.<status>, DN
   assert.deepEqual(denies, ['http.400', 'http.404', 'http.405', 'http.406', 'http.415', 'http.host', 'http.origin']);
   assert.ok(records.filter((r) => r.decision === 'deny').every((r) => r.status === 'refused' && r.source));
   assert.equal(records.find((r) => r.reason === 'http.origin').principal, null, 'before authentication: no principal');
+});
+
+test('each member of a 2025-03-26 batch has its own record', () => {
+  const mine = records.filter((r) => r.session === bodies.batchSession && r.method !== 'initialize' &&
+    r.method !== 'notifications/initialized');
+  assert.deepEqual(mine.map((r) => [r.method, r.tool, r.decision, r.status, r.reason]).sort(), [
+    ['notifications/roots/list_changed', null, 'allow', 'accepted', null],
+    ['tools/call', 'up__echo', 'allow', 'ok', null],
+    ['tools/call', 'up__nope', 'allow', 'error', 'rpc.-32602'],
+    ['tools/list', null, 'allow', 'ok', null],
+  ].sort(), JSON.stringify(mine, null, 1));
+  const echo = mine.find((r) => r.tool === 'up__echo');
+  assert.deepEqual(echo.args, { text: 'in a batch' });
+  assert.equal(echo.era, 'legacy');
+  assert.ok(echo.latency_us >= 0);
 });
 
 test('an answered call records the exact number of bytes sent back', () => {

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { startGateway } from '../lib/gateway.mjs';
 import { ROOT, upstreamCommands } from '../lib/paths.mjs';
-import { legacyInit } from '../lib/mcp.mjs';
+import { legacyInit, post } from '../lib/mcp.mjs';
 
 let dir, keyFile;
 const immutable = (on, ...paths) => spawnSync('chattr', [on ? '+i' : '-i', ...paths], { encoding: 'utf8' });
@@ -58,6 +58,29 @@ test('the audit directory turns read-only under a running gateway: requests are 
     const again = await s.request(3, 'ping');
     assert.equal(again.status, 503, 'and every later request is refused');
     assert.ok(gw.logs.some((l) => l.level === 'error' && /audit log .*(Operation not permitted|write failed)/.test(l.msg)), 'the log says why');
+    immutable(false, logDir, ...files);
+  } finally {
+    await gw.kill();
+  }
+});
+
+test('a 2025-03-26 batch whose records cannot be written: every member is an error, no result leaves', async () => {
+  const logDir = join(dir, 'batch');
+  const gw = await startGateway(config(logDir));
+  try {
+    const s = await legacyInit(gw.url, { version: '2025-03-26' });
+    const files = readdirSync(logDir).map((f) => join(logDir, f));
+    assert.equal(immutable(true, logDir, ...files).status, 0);
+    const r = await post(gw.url, [
+      { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'up__echo', arguments: { text: 'secret-one' } } },
+      { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'up__echo', arguments: { text: 'secret-two' } } },
+    ], s.headers);
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.messages.map((m) => [m.id, m.error?.code, m.error?.message]).sort(), [
+      [1, -32004, 'Service Unavailable: the audit log cannot be written'],
+      [2, -32004, 'Service Unavailable: the audit log cannot be written'],
+    ]);
+    assert.ok(!r.text.includes('secret-'), 'no unrecorded result leaves');
     immutable(false, logDir, ...files);
   } finally {
     await gw.kill();
