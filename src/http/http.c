@@ -40,6 +40,7 @@
 #include "http.h"
 #include "http_check.h"
 #include "http_int.h"
+#include "../limits/flood.h"
 #include "tls.h"
 
 static const char *const legacy_versions[] = {
@@ -864,9 +865,9 @@ handle_mcp(struct evhttp_request *req, void *arg)
 		return;
 	}
 	if (resolve_source(h, req, cx.source, sizeof(cx.source)) != 0) {
-		pc_http_audit_refusal(h, &cx, "http.plaintext");
-		pc_warn("plaintext request from %s refused: not loopback and "
-		    "not a trusted proxy", cx.source);
+		if (pc_http_audit_refusal(h, &cx, "http.plaintext"))
+			pc_warn("plaintext request from %s refused: not "
+			    "loopback and not a trusted proxy", cx.source);
 		pc_http_send_error(req, 403, NULL, PC_RPC_GENERIC,
 		    "Forbidden: use HTTPS");
 		return;
@@ -884,16 +885,18 @@ handle_mcp(struct evhttp_request *req, void *arg)
 		in.tls_identity = ident;
 	pc_authn_check(h->authn, &in, (int64_t)time(NULL), &cx.principal, &res);
 	if (res.verdict != PC_AUTHN_OK) {
-		json_t *f = json_pack("{s:s, s:s}", "reason", res.reason,
-		    "source", cx.source);
-		pc_log_fields(strcmp(res.reason, "auth.missing") == 0 ?
-		    PC_LOG_DEBUG : PC_LOG_WARN, __func__,
-		    "authentication refused", f);
-		json_decref(f);
 		/* A missing credential is a client's first step in OAuth,
-		 * not an event worth a record; a wrong one is. */
-		if (strcmp(res.reason, "auth.missing") != 0)
-			pc_http_audit_refusal(h, &cx, res.reason);
+		 * not an event worth a record; a wrong one is — and its log
+		 * line, unless the source's flood gate held the record back
+		 * (the summary then speaks for both). */
+		bool missing = strcmp(res.reason, "auth.missing") == 0;
+		if (missing || pc_http_audit_refusal(h, &cx, res.reason)) {
+			json_t *f = json_pack("{s:s, s:s}", "reason",
+			    res.reason, "source", cx.source);
+			pc_log_fields(missing ? PC_LOG_DEBUG : PC_LOG_WARN,
+			    __func__, "authentication refused", f);
+			json_decref(f);
+		}
 		send_auth_refusal(h, req, &res);
 		return;
 	}
@@ -974,8 +977,14 @@ pc_http_new(struct event_base *base, const struct pc_config *cfg,
 	}
 	apply_limits(h);
 	evhttp_set_gencb(h->mcp, handle_mcp, h);
+	if (pc_flood_new(NULL, &h->flood) != 0) {
+		evhttp_free(h->mcp);
+		free(h);
+		return PC_E_NOMEM;
+	}
 	h->sweep = event_new(base, -1, EV_PERSIST, pc_http_sweep_cb, h);
 	if (h->sweep == NULL) {
+		pc_flood_free(h->flood);
 		evhttp_free(h->mcp);
 		free(h);
 		return PC_E_NOMEM;
@@ -1087,6 +1096,10 @@ pc_http_free(struct pc_http *h)
 		ex->session = NULL;
 		pc_ex_free(ex);
 	}
+	/* What the flood gate still holds goes to the log before it closes
+	 * (the front is freed first). */
+	pc_http_flood_drain(h, true);
+	pc_flood_free(h->flood);
 	if (h->admin != NULL)
 		evhttp_free(h->admin);
 	if (h->sweep != NULL)

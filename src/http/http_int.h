@@ -26,6 +26,7 @@ struct pc_tls;
 struct pc_audit;
 struct pc_held;
 struct pc_redactor;
+struct pc_flood;
 
 /* What the front learnt about a request before routing it. */
 struct pc_rctx {
@@ -73,6 +74,8 @@ struct pc_http {
 					 * not recorded (never unredacted) */
 	struct pc_tls *tls;		/* owned; NULL without TLS */
 	struct pc_limiter *limiter;	/* borrowed; NULL: no limits stage */
+	struct pc_flood *flood;		/* owned: unaccountable refusal
+					 * records, src/limits/flood.h */
 	struct pc_exchange *exchanges;	/* requests being answered */
 	struct event *sweep;		/* arms EOF watches, see http.c */
 	unsigned active;
@@ -135,9 +138,14 @@ void pc_bitem_audit_begin(struct pc_bitem *it, const struct pc_principal *who,
     const char *source, json_t *msg, const char *session);
 /* Accepts NULL. */
 void pc_audit_ctx_free(struct pc_audit_ctx *a);
-/* Write a record for a request refused before routing (authentication). */
-void pc_http_audit_refusal(struct pc_http *h, const struct pc_rctx *cx,
+/* Write a record for a request refused before authentication (no
+ * principal). false: the source's flood gate held it back, counted for a
+ * summary record (callers then skip their own log line too). */
+bool pc_http_audit_refusal(struct pc_http *h, const struct pc_rctx *cx,
     const char *reason);
+/* Write the summaries of refusals the flood gate held back: those due
+ * (the sweep timer), or all of them (shutdown). */
+void pc_http_flood_drain(struct pc_http *h, bool all);
 
 /* What a client is told when a request cannot be recorded (503, -32004):
  * no path, no errno, those go to the operator's log. */

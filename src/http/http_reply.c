@@ -6,6 +6,7 @@
  * that are still pending (see pc_http_sweep_cb).
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -27,6 +28,7 @@
 #include "../lib/errors.h"
 #include "../lib/util.h"
 #include "http_int.h"
+#include "../limits/flood.h"
 
 
 /* --- replies ------------------------------------------------------------------ */
@@ -359,6 +361,7 @@ pc_http_sweep_cb(evutil_socket_t fd, short what, void *arg)
 	for (struct pc_exchange *ex = h->exchanges; ex != NULL; ex = ex->next)
 		if (ex->watch == NULL && ex->req != NULL)
 			ex_arm_watch(ex);
+	pc_http_flood_drain(h, false);
 }
 
 /* The reply will be asynchronous: learn when the connection goes away. */
@@ -594,9 +597,66 @@ audit_outcome(struct pc_exchange *ex, json_t *msg,
 	return record_outcome(ex->h, ex->audit, &ex->lim, msg, ready, arg);
 }
 
-int
-pc_http_audit_direct(struct pc_http *h, const struct pc_rctx *cx,
-    const struct pc_audit_direct *d, void (*durable)(void *, int), void *arg)
+/*
+ * Whether a record may be written on its own. Denials nobody is
+ * accountable for (no principal: before authentication) pass a per-source
+ * flood gate; what it holds back is counted and summarized (pc_http_flood_
+ * drain), so an unauthenticated client cannot fill the audit disk — which
+ * would fail the log and, failing closed, refuse everyone. A record someone
+ * waits for (durable) is never held back.
+ */
+static bool
+flood_gate(struct pc_http *h, const struct pc_rctx *cx,
+    const struct pc_audit_direct *d, void (*durable)(void *, int))
+{
+	if (h->flood == NULL || durable != NULL ||
+	    cx->principal.id[0] != '\0' || d->decision == NULL ||
+	    strcmp(d->decision, "deny") != 0)
+		return true;
+	return pc_flood_admit(h->flood, cx->source, d->reason, now_us());
+}
+
+static void
+flood_summary(void *arg, const struct pc_flood_summary *s)
+{
+	struct pc_http *h = arg;
+	struct pc_audit_request r = {
+		.type = "event", .event = "refusals.suppressed",
+		.source = s->source, .decision = "deny",
+		.reason = "flood.suppressed", .status = "refused",
+		.latency_us = -1, .bytes_in = -1, .bytes_out = -1,
+	};
+	json_t *f = pc_audit_request_fields(&r), *why = json_object();
+
+	for (size_t i = 0; why != NULL && i < s->nreasons; i++)
+		json_object_set_new(why, s->reasons[i].reason,
+		    json_integer((json_int_t)s->reasons[i].count));
+	if (f == NULL || why == NULL ||
+	    json_object_set_new(f, "count", json_integer((json_int_t)
+	    s->count)) != 0 || json_object_set(f, "reasons", why) != 0 ||
+	    json_object_set_new(f, "window_ms", json_integer((json_int_t)
+	    ((s->last_us - s->first_us) / 1000))) != 0 ||
+	    pc_audit_write(h->audit, f, pc_audit_strict(h->audit) ?
+	    pc_audit_no_wait : NULL, NULL) != 0)
+		pc_error("audit: cannot record %" PRIu64 " suppressed refusals "
+		    "from %s", s->count, s->source);
+	pc_warn("%" PRIu64 " refusals from %s were not recorded one by one "
+	    "(flood); the audit log has their summary", s->count, s->source);
+	json_decref(why);
+	json_decref(f);
+}
+
+void
+pc_http_flood_drain(struct pc_http *h, bool all)
+{
+	if (h->flood != NULL && h->audit != NULL)
+		pc_flood_drain(h->flood, now_us(), all, flood_summary, h);
+}
+
+static int
+audit_direct(struct pc_http *h, const struct pc_rctx *cx,
+    const struct pc_audit_direct *d, void (*durable)(void *, int), void *arg,
+    bool gate)
 {
 	struct pc_audit_request r = {
 		.type = "request", .source = nz(cx->source),
@@ -614,6 +674,8 @@ pc_http_audit_direct(struct pc_http *h, const struct pc_rctx *cx,
 	if (h->audit == NULL)
 		return 0;
 	scope.recorded = scope.req != NULL;	/* this request has its record */
+	if (gate && !flood_gate(h, cx, d, durable))
+		return 0;			/* counted for its summary */
 	/* A refusal grants nothing: strict mode does not hold it back. */
 	if (durable == NULL && pc_audit_strict(h->audit))
 		durable = pc_audit_no_wait;
@@ -625,7 +687,14 @@ pc_http_audit_direct(struct pc_http *h, const struct pc_rctx *cx,
 	return rc;
 }
 
-void
+int
+pc_http_audit_direct(struct pc_http *h, const struct pc_rctx *cx,
+    const struct pc_audit_direct *d, void (*durable)(void *, int), void *arg)
+{
+	return audit_direct(h, cx, d, durable, arg, true);
+}
+
+bool
 pc_http_audit_refusal(struct pc_http *h, const struct pc_rctx *cx,
     const char *reason)
 {
@@ -635,7 +704,14 @@ pc_http_audit_refusal(struct pc_http *h, const struct pc_rctx *cx,
 
 	/* Nobody was authenticated: the record names no principal. */
 	memset(&anon.principal, 0, sizeof(anon.principal));
-	(void)pc_http_audit_direct(h, &anon, &d, NULL, NULL);
+	if (h->audit == NULL)
+		return true;
+	if (!flood_gate(h, &anon, &d, NULL)) {
+		scope.recorded = scope.req != NULL;	/* counted */
+		return false;
+	}
+	(void)audit_direct(h, &anon, &d, NULL, NULL, false);
+	return true;
 }
 
 /* No record, no answer: the result is withheld (503, or mid-stream an

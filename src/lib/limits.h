@@ -61,6 +61,19 @@
 /* JSON-RPC batch (2025-03-26 only): messages in one array. */
 #define PC_MAX_BATCH                 64u
 
+/* Records of refusals nobody is accountable for (before authentication),
+ * src/limits/flood.h: per source a burst and a steady rate, a global rate
+ * for all sources, and how many sources are told apart at once. Beyond
+ * them, refusals are counted into one summary record per source and
+ * second. A few a second from one address is a typo or a misconfigured
+ * client; more is noise an attacker makes to fill the disk. */
+#define PC_FLOOD_DEF_BURST           20u
+#define PC_FLOOD_DEF_PER_S           5u
+#define PC_FLOOD_DEF_GLOBAL          200u
+#define PC_FLOOD_SLOTS               1024u
+#define PC_FLOOD_REASONS             4u
+#define PC_FLOOD_SUMMARY_US          1000000
+
 /* --- upstreams ------------------------------------------------------------ */
 
 /* One line of newline-delimited JSON from a child. Larger results (a big

@@ -40,4 +40,9 @@ int pc_b64url_val(unsigned char c);
 /* Constant-time equality of two buffers of equal length. */
 int pc_ct_equal(const void *a, const void *b, size_t n);
 
+/* SipHash-2-4 of data under the key (k0, k1): a keyed hash for tables
+ * whose keys clients choose (tool names, tenants, addresses), so that they
+ * cannot build colliding keys without the random key. */
+uint64_t pc_siphash(uint64_t k0, uint64_t k1, const void *data, size_t len);
+
 #endif

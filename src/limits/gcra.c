@@ -33,62 +33,6 @@
 #define SWEEP_STEP 4u
 
 /* ======================================================================
- * SipHash-2-4 (Aumasson & Bernstein), written from the paper: a keyed hash
- * so that clients who choose tool names or tenants cannot build colliding
- * keys against the table's probe chains.
- * ====================================================================== */
-
-#define ROTL(x, b) (((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND() do { \
-	v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32); \
-	v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2; \
-	v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0; \
-	v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32); \
-} while (0)
-
-static uint64_t
-load_le64(const unsigned char *p)
-{
-	uint64_t x = 0;
-
-	for (int i = 7; i >= 0; i--)
-		x = (x << 8) | p[i];
-	return x;
-}
-
-static uint64_t
-siphash(uint64_t k0, uint64_t k1, const void *data, size_t len)
-{
-	const unsigned char *p = data;
-	uint64_t v0 = k0 ^ 0x736f6d6570736575ull;
-	uint64_t v1 = k1 ^ 0x646f72616e646f6dull;
-	uint64_t v2 = k0 ^ 0x6c7967656e657261ull;
-	uint64_t v3 = k1 ^ 0x7465646279746573ull;
-	uint64_t m, b = (uint64_t)len << 56;
-	size_t full = len & ~(size_t)7;
-
-	for (size_t i = 0; i < full; i += 8) {
-		m = load_le64(p + i);
-		v3 ^= m;
-		SIPROUND();
-		SIPROUND();
-		v0 ^= m;
-	}
-	for (size_t i = 0; i < (len & 7); i++)
-		b |= (uint64_t)p[full + i] << (8 * i);
-	v3 ^= b;
-	SIPROUND();
-	SIPROUND();
-	v0 ^= b;
-	v2 ^= 0xff;
-	SIPROUND();
-	SIPROUND();
-	SIPROUND();
-	SIPROUND();
-	return v0 ^ v1 ^ v2 ^ v3;
-}
-
-/* ======================================================================
  * In-memory store: fixed entry array + open-addressed index (linear
  * probing, backward-shift deletion, load <= 1/2). Nothing is allocated
  * after creation.
@@ -234,7 +178,7 @@ mem_get(void *ctx, size_t n, const char *const keys[], struct pc_lval vals[],
 
 	for (size_t i = 0; i < n; i++) {
 		size_t klen = strlen(keys[i]);
-		uint64_t h = siphash(m->k0, m->k1, keys[i], klen);
+		uint64_t h = pc_siphash(m->k0, m->k1, keys[i], klen);
 		size_t s = mem_find(m, keys[i], klen, h, &found[i]);
 
 		if (found[i])
@@ -261,7 +205,7 @@ mem_cas(void *ctx, size_t n, const char *const keys[],
 		size_t klen = strlen(keys[i]);
 		if (klen == 0 || klen >= PC_LIMIT_KEY_MAX)
 			return PC_E_INVAL;
-		uint64_t h = siphash(m->k0, m->k1, keys[i], klen);
+		uint64_t h = pc_siphash(m->k0, m->k1, keys[i], klen);
 		bool f;
 
 		hs[i] = h;

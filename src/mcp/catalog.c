@@ -86,47 +86,14 @@ static const char *const kind_keys[PC_CAT__N] = {
 
 /* --- hashing -------------------------------------------------------------- */
 
-#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND do {							\
-	v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32);	\
-	v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2;				\
-	v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0;				\
-	v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32);	\
-} while (0)
-
 /*
- * SipHash-1-3 with a per-process random key: the keys come from upstreams,
- * and a plain hash would let one of them degrade every lookup to a scan.
+ * Keyed with a per-process random key: the keys come from upstreams, and a
+ * plain hash would let one of them degrade every lookup to a scan.
  */
 static uint64_t
 cat_hash(const struct pc_catalog *cat, const char *s, size_t len)
 {
-	const unsigned char *p = (const unsigned char *)s;
-	uint64_t v0 = cat->k0 ^ 0x736f6d6570736575ULL;
-	uint64_t v1 = cat->k1 ^ 0x646f72616e646f6dULL;
-	uint64_t v2 = cat->k0 ^ 0x6c7967656e657261ULL;
-	uint64_t v3 = cat->k1 ^ 0x7465646279746573ULL;
-	uint64_t m, b = (uint64_t)len << 56;
-	size_t i, left = len & 7;
-
-	for (i = 0; i + 8 <= len; i += 8) {
-		m = 0;
-		for (int j = 7; j >= 0; j--)
-			m = (m << 8) | p[i + (size_t)j];
-		v3 ^= m;
-		SIPROUND;
-		v0 ^= m;
-	}
-	for (size_t j = 0; j < left; j++)
-		b |= (uint64_t)p[i + j] << (8 * j);
-	v3 ^= b;
-	SIPROUND;
-	v0 ^= b;
-	v2 ^= 0xff;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	return v0 ^ v1 ^ v2 ^ v3;
+	return pc_siphash(cat->k0, cat->k1, s, len);
 }
 
 static struct cat_item *
