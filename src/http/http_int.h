@@ -9,6 +9,7 @@
 #include <event2/util.h>
 
 #include "../config/config.h"
+#include "../audit/audit_call.h"
 #include "../authn/principal.h"
 #include "../mcp/router.h"
 #include "../lib/limits.h"
@@ -98,7 +99,7 @@ struct pc_exchange {
 	int batch_sealed;		/* BATCH: all items submitted */
 	struct event *keepalive;	/* STREAM: comment pings */
 	struct event *watch;		/* EOF detection while we answer */
-	struct pc_audit_ctx *audit;	/* POST with an audit log: what the
+	struct pc_audit_call *audit;	/* POST with an audit log: what the
 					 * record will say; owned */
 	struct pc_held *held;		/* fsync: strict, the reply waiting
 					 * for its record's fsync; see
@@ -107,27 +108,12 @@ struct pc_exchange {
 	struct pc_exchange *next, *prev;
 };
 
-/* What an audit record says about one request, gathered as it passes. */
-struct pc_audit_ctx {
-	char principal[128], key_id[48], tenant[128], source[64];
-	char session[72], method[32], tool[256];
-	const char *era;		/* static string */
-	int64_t start_us;
-	int64_t bytes_in;
-	int64_t bytes_out;		/* SSE events sent so far, then the
-					 * final answer's body */
-	json_t *args;			/* redacted copy of the arguments, or
-					 * NULL; owned */
-	const char *denied;		/* policy reason code (static), or
-					 * NULL when the router did not deny */
-};
-
 /* One request inside a batch: its own sink, feeding the parent. */
 struct pc_bitem {
 	struct pc_exchange *parent;
 	struct pc_call *call;
 	struct pc_lreq lim;
-	struct pc_audit_ctx *audit;	/* NULL: no audit log (or no memory) */
+	struct pc_audit_call *audit;	/* NULL: no audit log (or no memory) */
 };
 
 /* Start an audit context for ex (no-op without an audit log). */
@@ -137,7 +123,7 @@ void pc_ex_audit_begin(struct pc_exchange *ex, const struct pc_rctx *cx,
 void pc_bitem_audit_begin(struct pc_bitem *it, const struct pc_principal *who,
     const char *source, json_t *msg, const char *session);
 /* Accepts NULL. */
-void pc_audit_ctx_free(struct pc_audit_ctx *a);
+void pc_audit_ctx_free(struct pc_audit_call *a);
 /* Write a record for a request refused before authentication (no
  * principal). false: the source's flood gate held it back, counted for a
  * summary record (callers then skip their own log line too). */
@@ -146,11 +132,6 @@ bool pc_http_audit_refusal(struct pc_http *h, const struct pc_rctx *cx,
 /* Write the summaries of refusals the flood gate held back: those due
  * (the sweep timer), or all of them (shutdown). */
 void pc_http_flood_drain(struct pc_http *h, bool all);
-
-/* What a client is told when a request cannot be recorded (503, -32004):
- * no path, no errno, those go to the operator's log. */
-#define PC_AUDIT_DOWN_MSG \
-	"Service Unavailable: the audit log cannot be written"
 
 /* A request the front answers itself (legacy initialize): what to record. */
 struct pc_audit_direct {

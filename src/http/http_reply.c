@@ -24,6 +24,7 @@
 #include "../lib/log.h"
 #include "../mcp/router.h"
 #include "../audit/audit.h"
+#include "../audit/audit_call.h"
 #include "../secrets/redact.h"
 #include "../lib/errors.h"
 #include "../lib/util.h"
@@ -282,7 +283,7 @@ pc_ex_free(struct pc_exchange *ex)
 	if (ex->watch != NULL)
 		event_free(ex->watch);
 	pc_lreq_end(&ex->lim, NULL);
-	pc_audit_ctx_free(ex->audit);
+	pc_audit_call_free(ex->audit);
 	pc_ex_unhold(ex);
 	json_decref(ex->batch);
 	if (ex->prev != NULL)
@@ -397,96 +398,19 @@ now_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/*
- * A call's arguments fit for the audit log: secrets removed by key name,
- * by the tool's schema (writeOnly, format: password) and by value. When
- * nothing needs removing (the common case) a reference to the client's own
- * arguments, which nothing changes afterwards (the policy rewrites a copy,
- * pc_policy_rewrites); else a redacted copy. NULL (recorded as null) when
- * there are none, when no redactor is set, or when redaction could not
- * finish: never an unredacted secret.
- */
-static json_t *
-audit_args(struct pc_http *h, const char *method, const char *tool,
-    json_t *params)
-{
-	json_t *args = json_object_get(params, "arguments");
-	const json_t *schema = NULL;
-	json_t *copy;
-	int rc;
-
-	if (h->redactor == NULL || args == NULL || method == NULL)
-		return NULL;
-	if (strcmp(method, "tools/call") == 0 && tool != NULL)
-		schema = pc_router_tool_schema(h->router, tool);
-	rc = pc_redact_json_needed(h->redactor, args, schema);
-	if (rc == 0)
-		return json_incref(args);
-	if (rc < 0)
-		return NULL;
-	copy = json_deep_copy(args);
-	if (copy == NULL)
-		return NULL;
-	rc = pc_redact_json(h->redactor, copy, schema);
-	/* PC_E_LIMIT leaves a safe (over-redacted) value; NOMEM may not. */
-	if (rc != 0 && rc != PC_E_LIMIT) {
-		json_decref(copy);
-		return NULL;
-	}
-	return copy;
-}
-
-/* The audit context of one request (NULL on allocation failure: its
- * outcome then cannot be recorded, and is not answered). */
-static struct pc_audit_ctx *
-audit_ctx_new(struct pc_http *h, const struct pc_principal *who,
-    const char *source, const char *era, json_t *msg, const char *session)
-{
-	struct pc_audit_ctx *a;
-	json_t *params = json_object_get(msg, "params");
-	const char *method = json_string_value(json_object_get(msg, "method"));
-	const char *tool = json_string_value(json_object_get(params, "name"));
-
-	if (tool == NULL)
-		tool = json_string_value(json_object_get(params, "uri"));
-	a = calloc(1, sizeof(*a));
-	if (a == NULL)
-		return NULL;
-	pc_strlcpy(a->principal, who->id, sizeof(a->principal));
-	pc_strlcpy(a->key_id, who->key_id, sizeof(a->key_id));
-	pc_strlcpy(a->tenant, who->tenant, sizeof(a->tenant));
-	pc_strlcpy(a->source, source ? source : "", sizeof(a->source));
-	pc_strlcpy(a->session, session ? session : "", sizeof(a->session));
-	pc_strlcpy(a->method, method ? method : "", sizeof(a->method));
-	pc_strlcpy(a->tool, tool ? tool : "", sizeof(a->tool));
-	a->era = era;
-	a->args = audit_args(h, method, tool, params);
-	a->start_us = now_us();
-	a->bytes_in = -1;
-	a->bytes_out = -1;
-	return a;
-}
-
-void
-pc_audit_ctx_free(struct pc_audit_ctx *a)
-{
-	if (a == NULL)
-		return;
-	json_decref(a->args);
-	free(a);
-}
-
 void
 pc_ex_audit_begin(struct pc_exchange *ex, const struct pc_rctx *cx,
     const char *era, json_t *msg, const char *session)
 {
-	struct pc_audit_ctx *a;
+	struct pc_audit_call *a;
 
 	if (ex->h->audit == NULL)
 		return;
 	if (scope.req == ex->req)
 		scope.recorded = true;	/* the outcome will be recorded */
-	a = audit_ctx_new(ex->h, &cx->principal, cx->source, era, msg, session);
+	a = pc_audit_call_new(ex->h->redactor, pc_router_call_schema(
+	    ex->h->router, msg), cx->principal.id, cx->principal.key_id,
+	    cx->principal.tenant, cx->source, era, msg, session);
 	if (a == NULL)
 		return;		/* post_done refuses to answer unrecorded */
 	a->bytes_in = ex->req ? (int64_t)evbuffer_get_length(
@@ -506,7 +430,9 @@ pc_bitem_audit_begin(struct pc_bitem *it, const struct pc_principal *who,
 	if (scope.req == it->parent->req)
 		scope.recorded = true;	/* each member has its record */
 	/* NULL: pc_batch_done answers the member with an error. */
-	it->audit = audit_ctx_new(h, who, source, "legacy", msg, session);
+	it->audit = pc_audit_call_new(h->redactor, pc_router_call_schema(
+	    h->router, msg), who->id, who->key_id, who->tenant, source,
+	    "legacy", msg, session);
 }
 
 static const char *
@@ -524,70 +450,22 @@ nz(const char *s)
  * log cannot be written (ready then never runs): the caller withholds the
  * result (fail closed).
  */
+/*
+ * The record of a request's outcome, written before its reply leaves
+ * (pc_audit_call_write): 0 without an audit log; PC_E_NOMEM when its
+ * context could not be made (the answer is then withheld).
+ */
 static int
-write_outcome(struct pc_audit *log, const struct pc_audit_request *r,
-    void (*ready)(void *, int), void *arg)
-{
-	if (ready != NULL)
-		return pc_audit_queue_request(log, r, ready, arg);
-	/* The client is gone: nobody waits, and strict mode wants that
-	 * said. */
-	return pc_audit_write_request(log, r, pc_audit_strict(log) ?
-	    pc_audit_no_wait : NULL, NULL);
-}
-
-static int
-record_outcome(struct pc_http *h, struct pc_audit_ctx *a,
+record_outcome(struct pc_http *h, struct pc_audit_call *a,
     const struct pc_lreq *lim, json_t *msg, void (*ready)(void *, int),
     void *arg)
 {
-	json_t *err = json_object_get(msg, "error");
-	json_t *res = json_object_get(msg, "result");
-	const char *status = msg != NULL ? "ok" : "accepted";
-	char reason[48] = "";
-	struct pc_audit_request r;
-	int rc;
-
 	if (h->audit == NULL)
 		return 0;
 	if (a == NULL)
 		return PC_E_NOMEM;
-	if (a->denied != NULL) {
-		status = "refused";
-		pc_strlcpy(reason, a->denied, sizeof(reason));
-	} else if (json_is_object(err)) {
-		status = "error";
-		snprintf(reason, sizeof(reason), "rpc.%" JSON_INTEGER_FORMAT,
-		    json_integer_value(json_object_get(err, "code")));
-	} else if (json_is_true(json_object_get(res, "isError"))) {
-		status = "tool_error";
-	}
-	/* A limit refused it: the record says deny and which reason. */
-	if (lim->deny_reason != NULL) {
-		status = "refused";
-		snprintf(reason, sizeof(reason), "%s", lim->deny_reason);
-	}
-	r = (struct pc_audit_request){
-		.type = "request", .principal = nz(a->principal),
-		.key_id = nz(a->key_id), .tenant = nz(a->tenant),
-		.source = nz(a->source), .session = nz(a->session),
-		.era = a->era, .method = nz(a->method), .tool = nz(a->tool),
-		.args = a->args, .decision = a->denied != NULL ||
-		    lim->deny_reason != NULL ? "deny" : "allow",
-		.reason = nz(reason),
-		.status = status, .latency_us = now_us() - a->start_us,
-		.bytes_in = a->bytes_in, .bytes_out = a->bytes_out,
-	};
-	rc = write_outcome(h->audit, &r, ready, arg);
-	if (rc == PC_E_LIMIT && a->args != NULL) {
-		/* Arguments too large for one record: the call is still
-		 * recorded, with a marker where they would be. */
-		json_t *marker = json_string("<omitted: too large>");
-		r.args = marker;
-		rc = write_outcome(h->audit, &r, ready, arg);
-		json_decref(marker);
-	}
-	return rc;
+	return pc_audit_call_write(h->audit, a, msg, lim->deny_reason, ready,
+	    arg);
 }
 
 static int
@@ -1011,7 +889,7 @@ pc_batch_done(void *sink, int status, json_t *msg)
 	if (msg != NULL)
 		json_array_append(ex->batch, msg);
 	ex->batch_wait--;
-	pc_audit_ctx_free(it->audit);
+	pc_audit_call_free(it->audit);
 	free(it);
 	pc_batch_flush(ex);
 }

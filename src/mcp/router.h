@@ -114,6 +114,11 @@ void pc_router_set_config(struct pc_router *r, const struct pc_config *cfg);
 const json_t *pc_router_tool_schema(const struct pc_router *r,
     const char *name);
 
+/* For a tools/call message, the called tool's inputSchema (as above);
+ * NULL for anything else. */
+const json_t *pc_router_call_schema(const struct pc_router *r,
+    const json_t *msg);
+
 /* True when every upstream finished its first handshake and catalogue
  * fetch (or failed it). ready_cb fires once when that first happens. */
 bool pc_router_ready(const struct pc_router *r);

@@ -274,3 +274,15 @@ pc_router_tool_schema(const struct pc_router *r, const char *name)
 
 	return tool != NULL ? json_object_get(tool, "inputSchema") : NULL;
 }
+
+const json_t *
+pc_router_call_schema(const struct pc_router *r, const json_t *msg)
+{
+	const char *m = json_string_value(json_object_get(msg, "method"));
+	const char *name = json_string_value(json_object_get(json_object_get(
+	    msg, "params"), "name"));
+
+	if (m == NULL || name == NULL || strcmp(m, "tools/call") != 0)
+		return NULL;
+	return pc_router_tool_schema(r, name);
+}

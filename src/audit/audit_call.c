@@ -1,0 +1,166 @@
+/*
+ * The record of one request's outcome (see audit_call.h): gathered by a
+ * front end, written through the audit log's hot path.
+ */
+#include "audit_call.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../lib/errors.h"
+#include "../lib/util.h"
+#include "../secrets/redact.h"
+#include "audit.h"
+
+static int64_t
+mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static const char *
+nz(const char *s)
+{
+	return s != NULL && *s != '\0' ? s : NULL;
+}
+
+/*
+ * A call's arguments fit for the audit log. When nothing needs removing
+ * (the common case) a reference to the client's own arguments, which
+ * nothing changes afterwards (the policy rewrites a copy,
+ * pc_policy_rewrites); else a redacted copy.
+ */
+static json_t *
+call_args(const struct pc_redactor *r, const json_t *schema, json_t *params)
+{
+	json_t *args = json_object_get(params, "arguments");
+	json_t *copy;
+	int rc;
+
+	if (r == NULL || args == NULL)
+		return NULL;
+	rc = pc_redact_json_needed(r, args, schema);
+	if (rc == 0)
+		return json_incref(args);
+	if (rc < 0)
+		return NULL;
+	copy = json_deep_copy(args);
+	if (copy == NULL)
+		return NULL;
+	rc = pc_redact_json(r, copy, schema);
+	/* PC_E_LIMIT leaves a safe (over-redacted) value; NOMEM may not. */
+	if (rc != 0 && rc != PC_E_LIMIT) {
+		json_decref(copy);
+		return NULL;
+	}
+	return copy;
+}
+
+struct pc_audit_call *
+pc_audit_call_new(const struct pc_redactor *r, const json_t *schema,
+    const char *principal, const char *key_id, const char *tenant,
+    const char *source, const char *era, json_t *msg, const char *session)
+{
+	struct pc_audit_call *a;
+	json_t *params = json_object_get(msg, "params");
+	const char *method = json_string_value(json_object_get(msg, "method"));
+	const char *tool = json_string_value(json_object_get(params, "name"));
+
+	if (tool == NULL)
+		tool = json_string_value(json_object_get(params, "uri"));
+	a = calloc(1, sizeof(*a));
+	if (a == NULL)
+		return NULL;
+	pc_strlcpy(a->principal, principal ? principal : "",
+	    sizeof(a->principal));
+	pc_strlcpy(a->key_id, key_id ? key_id : "", sizeof(a->key_id));
+	pc_strlcpy(a->tenant, tenant ? tenant : "", sizeof(a->tenant));
+	pc_strlcpy(a->source, source ? source : "", sizeof(a->source));
+	pc_strlcpy(a->session, session ? session : "", sizeof(a->session));
+	pc_strlcpy(a->method, method ? method : "", sizeof(a->method));
+	pc_strlcpy(a->tool, tool ? tool : "", sizeof(a->tool));
+	a->era = era;
+	a->args = method != NULL ? call_args(r, schema, params) : NULL;
+	a->start_us = mono_us();
+	a->bytes_in = -1;
+	a->bytes_out = -1;
+	return a;
+}
+
+void
+pc_audit_call_free(struct pc_audit_call *a)
+{
+	if (a == NULL)
+		return;
+	json_decref(a->args);
+	free(a);
+}
+
+static int
+write_one(struct pc_audit *log, const struct pc_audit_request *r,
+    void (*ready)(void *, int), void *arg)
+{
+	if (ready != NULL)
+		return pc_audit_queue_request(log, r, ready, arg);
+	/* Nobody waits (the client is gone), and strict mode wants that
+	 * said. */
+	return pc_audit_write_request(log, r, pc_audit_strict(log) ?
+	    pc_audit_no_wait : NULL, NULL);
+}
+
+int
+pc_audit_call_write(struct pc_audit *log, const struct pc_audit_call *a,
+    json_t *msg, const char *limit_reason, void (*ready)(void *, int),
+    void *arg)
+{
+	json_t *err = json_object_get(msg, "error");
+	json_t *res = json_object_get(msg, "result");
+	const char *status = msg != NULL ? "ok" : "accepted";
+	char reason[48] = "";
+	struct pc_audit_request r;
+	int rc;
+
+	if (log == NULL || a == NULL)
+		return PC_E_INVAL;
+	if (a->denied != NULL) {
+		status = "refused";
+		pc_strlcpy(reason, a->denied, sizeof(reason));
+	} else if (json_is_object(err)) {
+		status = "error";
+		snprintf(reason, sizeof(reason), "rpc.%" JSON_INTEGER_FORMAT,
+		    json_integer_value(json_object_get(err, "code")));
+	} else if (json_is_true(json_object_get(res, "isError"))) {
+		status = "tool_error";
+	}
+	/* A limit refused it: the record says deny and which reason. */
+	if (limit_reason != NULL) {
+		status = "refused";
+		pc_strlcpy(reason, limit_reason, sizeof(reason));
+	}
+	r = (struct pc_audit_request){
+		.type = "request", .principal = nz(a->principal),
+		.key_id = nz(a->key_id), .tenant = nz(a->tenant),
+		.source = nz(a->source), .session = nz(a->session),
+		.era = a->era, .method = nz(a->method), .tool = nz(a->tool),
+		.args = a->args, .decision = a->denied != NULL ||
+		    limit_reason != NULL ? "deny" : "allow",
+		.reason = nz(reason),
+		.status = status, .latency_us = mono_us() - a->start_us,
+		.bytes_in = a->bytes_in, .bytes_out = a->bytes_out,
+	};
+	rc = write_one(log, &r, ready, arg);
+	if (rc == PC_E_LIMIT && a->args != NULL) {
+		/* Arguments too large for one record: the call is still
+		 * recorded, with a marker where they would be. */
+		json_t *marker = json_string("<omitted: too large>");
+		r.args = marker;
+		rc = write_one(log, &r, ready, arg);
+		json_decref(marker);
+	}
+	return rc;
+}
