@@ -257,6 +257,9 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 		 * before the loop runs again. */
 		if (sc->http != NULL)
 			pc_http_set_redactor(sc->http, log_redactor);
+		if (sc->stdio != NULL)
+			pc_stdio_front_set_audit(sc->stdio, sc->audit,
+			    log_redactor);
 		apply_log_level(ncfg, sc->log_override);
 		if (sc->limiter != NULL) {
 			/* Counters of limits that still exist carry over; a
@@ -535,12 +538,18 @@ cmd_serve(const char *path, const char *log_override, int stdio_mode)
 		    "prompt or resource is listed or callable (deny by "
 		    "default; docs/policy.md)");
 	if (stdio_mode) {
+		/* The local user's calls are audited like anyone's. */
+		if (cfg->audit.enabled && open_audit(&sc, cfg) != 0)
+			goto out;
 		rc = pc_stdio_front_new(sc.base, cfg, sc.router, STDIN_FILENO,
 		    STDOUT_FILENO, on_stdio_eof, &sc, &sc.stdio);
 		if (rc != 0)
 			goto out;
+		pc_stdio_front_set_audit(sc.stdio, sc.audit, log_redactor);
 		pc_info("portcullis %s serving one MCP client on stdio with %zu "
 		    "upstream(s)", PC_VERSION, cfg->nupstreams);
+		audit_event(&sc, "gateway.started", NULL);
+		pc_router_on_event(sc.router, on_router_event, &sc);
 		pc_router_start(sc.router);
 		event_base_dispatch(sc.base);
 		goto done;

@@ -14,6 +14,8 @@
 #include <event2/event.h>
 #include <jansson.h>
 
+#include "../audit/audit.h"
+#include "../audit/audit_call.h"
 #include "../lib/errors.h"
 #include "../lib/json.h"
 #include "../lib/log.h"
@@ -31,16 +33,24 @@ struct pc_stdio_front {
 	struct pc_session *session;	/* after initialize (legacy) */
 	struct pc_principal principal;
 	struct req *reqs;		/* requests being answered */
+	struct req *held;		/* answered, waiting for their record */
+	struct pc_audit *audit;		/* borrowed; NULL: no audit log */
+	const struct pc_redactor *redactor; /* borrowed; NULL: no arguments
+					 * recorded (never unredacted) */
 	void (*on_eof)(void *);
 	void *arg;
 	int eof;
 };
 
-/* One request's sink. */
+/* One request's sink. Once answered it waits, on f->held, for its
+ * record to be written (the answer goes out only then). */
 struct req {
-	struct pc_stdio_front *f;
+	struct pc_stdio_front *f;	/* NULL: the front is gone */
 	struct pc_call *call;
 	struct req *next, *prev;
+	struct pc_audit_call *rec;	/* NULL without an audit log */
+	json_t *answer;			/* held until the record is written */
+	json_t *id;
 };
 
 static void
@@ -67,16 +77,60 @@ put_error(struct pc_stdio_front *f, json_t *id, int code, const char *msg)
 }
 
 static void
-req_unlink(struct req *q)
+req_unlink(struct req **head, struct req *q)
 {
-	struct pc_stdio_front *f = q->f;
-
 	if (q->prev != NULL)
 		q->prev->next = q->next;
 	else
-		f->reqs = q->next;
+		*head = q->next;
 	if (q->next != NULL)
 		q->next->prev = q->prev;
+	q->next = q->prev = NULL;
+}
+
+static void
+req_link(struct req **head, struct req *q)
+{
+	q->prev = NULL;
+	q->next = *head;
+	if (*head != NULL)
+		(*head)->prev = q;
+	*head = q;
+}
+
+static void
+req_free(struct req *q)
+{
+	pc_audit_call_free(q->rec);
+	json_decref(q->answer);
+	json_decref(q->id);
+	free(q);
+}
+
+/* No record, no answer: the result is replaced by the audit error. */
+static void
+withhold(struct pc_stdio_front *f, json_t *id)
+{
+	pc_error("audit: %s; withholding a result", pc_audit_error(f->audit) ?
+	    pc_audit_error(f->audit) : "cannot write");
+	put_error(f, id, PC_RPC_UP_UNAVAILABLE, PC_AUDIT_DOWN_MSG);
+}
+
+/* The answer's record is written (or could not be): answer. */
+static void
+on_record_ready(void *arg, int rc)
+{
+	struct req *q = arg;
+	struct pc_stdio_front *f = q->f;
+
+	if (f != NULL) {
+		req_unlink(&f->held, q);
+		if (rc != 0)
+			withhold(f, q->id);
+		else if (q->answer != NULL)
+			put(f, q->answer);
+	}
+	req_free(q);
 }
 
 static void
@@ -91,15 +145,41 @@ static void
 req_done(void *sink, int status, json_t *msg)
 {
 	struct req *q = sink;
+	struct pc_stdio_front *f = q->f;
 
 	(void)status;
-	if (msg != NULL)
-		put(q->f, msg);
-	req_unlink(q);
-	free(q);
+	q->call = NULL;
+	req_unlink(&f->reqs, q);
+	if (f->audit == NULL) {
+		if (msg != NULL)
+			put(f, msg);
+		req_free(q);
+		return;
+	}
+	/* The answer waits for its record, written with the loop pass's
+	 * others (strict: synced). */
+	q->answer = json_incref(msg);
+	if (q->rec == NULL || pc_audit_call_write(f->audit, q->rec, msg, NULL,
+	    on_record_ready, q) != 0) {
+		withhold(f, q->id);
+		req_free(q);
+		return;
+	}
+	req_link(&f->held, q);
 }
 
-static const struct pc_sink_ops req_ops = { req_message, req_done, NULL };
+/* The policy refused the call: its record says so. */
+static void
+req_denied(void *sink, const char *reason)
+{
+	struct req *q = sink;
+
+	if (q->rec != NULL)
+		q->rec->denied = reason;
+}
+
+static const struct pc_sink_ops req_ops = { req_message, req_done,
+    req_denied };
 
 /* The session's stream (list_changed and other session-wide messages). */
 static void
@@ -119,29 +199,89 @@ stream_done(void *sink, int status, json_t *msg)
 static const struct pc_sink_ops stream_ops = { stream_message, stream_done,
     NULL };
 
+static const char *
+era_name(const struct pc_reqinfo *ri)
+{
+	return ri->era == PC_CLIENT_MODERN ? "modern" : "legacy";
+}
+
+static struct pc_audit_call *
+rec_new(struct pc_stdio_front *f, const struct pc_reqinfo *ri, json_t *msg)
+{
+	return pc_audit_call_new(f->redactor, pc_router_call_schema(f->router,
+	    msg), f->principal.id, f->principal.key_id, f->principal.tenant,
+	    "stdio", era_name(ri), msg, f->session != NULL &&
+	    ri->era == PC_CLIENT_LEGACY ? pc_session_id(f->session) : NULL);
+}
+
+/*
+ * Record what the front answers or accepts itself (a notification, an
+ * initialize, a refusal): in the file when this returns. 0, or negative
+ * when it could not be recorded (the caller then answers the audit error,
+ * or drops a notification).
+ */
+static int
+record_now(struct pc_stdio_front *f, const struct pc_reqinfo *ri, json_t *msg,
+    json_t *answer)
+{
+	struct pc_audit_call *rec;
+	int rc;
+
+	if (f->audit == NULL)
+		return 0;
+	rec = rec_new(f, ri, msg);
+	rc = rec != NULL ? pc_audit_call_write(f->audit, rec, answer, NULL,
+	    NULL, NULL) : PC_E_NOMEM;
+	pc_audit_call_free(rec);
+	if (rc != 0)
+		pc_error("audit: cannot record a %s: %s",
+		    json_string_value(json_object_get(msg, "method")) ?
+		    json_string_value(json_object_get(msg, "method")) :
+		    "message", pc_audit_error(f->audit) ?
+		    pc_audit_error(f->audit) : "invalid record");
+	return rc;
+}
+
+/* An error the front answers itself, recorded first (as its outcome). */
+static void
+refuse(struct pc_stdio_front *f, const struct pc_reqinfo *ri, json_t *msg,
+    json_t *id, int code, const char *text)
+{
+	json_t *e = pc_rpc_error(id, code, text);
+
+	if (e != NULL && record_now(f, ri, msg, e) != 0)
+		put_error(f, id, PC_RPC_UP_UNAVAILABLE, PC_AUDIT_DOWN_MSG);
+	else if (e != NULL)
+		put(f, e);
+	json_decref(e);
+}
+
 static void
 request(struct pc_stdio_front *f, const struct pc_reqinfo *ri, json_t *msg)
 {
 	struct req *q = calloc(1, sizeof(*q));
+	json_t *id = json_object_get(msg, "id");
 	int rc;
 
 	if (q == NULL) {
-		put_error(f, json_object_get(msg, "id"), -32603, "Internal error");
+		put_error(f, id, -32603, "Internal error");
 		return;
 	}
 	q->f = f;
-	q->next = f->reqs;
-	if (f->reqs != NULL)
-		f->reqs->prev = q;
-	f->reqs = q;
-	/* q->call is written before any sink callback; req_done frees q. */
+	q->id = json_incref(id);
+	if (f->audit != NULL && (q->rec = rec_new(f, ri, msg)) == NULL) {
+		withhold(f, id);	/* it could never be recorded */
+		req_free(q);
+		return;
+	}
+	req_link(&f->reqs, q);
+	/* q->call is written before any sink callback; req_done takes q. */
 	rc = pc_router_request(f->router, ri, msg, &req_ops, q, &q->call);
 	if (rc != 0) {
-		req_unlink(q);
-		free(q);
-		put_error(f, json_object_get(msg, "id"), PC_RPC_BUSY,
-		    rc == PC_E_LIMIT ? "Too many requests in flight" :
-		    "Internal error");
+		req_unlink(&f->reqs, q);
+		req_free(q);
+		refuse(f, ri, msg, id, PC_RPC_BUSY, rc == PC_E_LIMIT ?
+		    "Too many requests in flight" : "Internal error");
 	}
 }
 
@@ -170,7 +310,13 @@ handle_initialize(struct pc_stdio_front *f, json_t *msg)
 	}
 	pc_session_attach_stream(f->session, &stream_ops, f);
 	json_t *resp = pc_rpc_result(id, result);
-	put(f, resp);
+	struct pc_reqinfo ri = { .era = PC_CLIENT_LEGACY,
+	    .session = f->session };
+	/* Recorded (with the new session) before it is answered. */
+	if (record_now(f, &ri, msg, resp) != 0)
+		put_error(f, id, PC_RPC_UP_UNAVAILABLE, PC_AUDIT_DOWN_MSG);
+	else
+		put(f, resp);
 	json_decref(resp);
 }
 
@@ -182,10 +328,12 @@ handle_modern(struct pc_stdio_front *f, json_t *msg, json_t *meta)
 	json_t *id = json_object_get(msg, "id");
 	struct pc_reqinfo ri;
 
+	ri = (struct pc_reqinfo){ .era = PC_CLIENT_MODERN, .version = ver,
+	    .meta = meta, .source = "stdio", .principal = &f->principal };
 	if (!json_is_object(json_object_get(meta,
 	    "io.modelcontextprotocol/clientCapabilities")) || ver == NULL) {
-		put_error(f, id, -32602, "Invalid params: _meta must carry "
-		    "protocolVersion and clientCapabilities");
+		refuse(f, &ri, msg, id, -32602, "Invalid params: _meta must "
+		    "carry protocolVersion and clientCapabilities");
 		return;
 	}
 	if (strcmp(ver, PC_MODERN_VERSION) != 0) {
@@ -193,14 +341,19 @@ handle_modern(struct pc_stdio_front *f, json_t *msg, json_t *meta)
 		    "jsonrpc", "2.0", "id", id ? id : json_null(), "error", "code",
 		    -32022, "message", "Unsupported protocol version", "data",
 		    "supported", PC_MODERN_VERSION, "requested", ver);
-		put(f, e);
+		if (record_now(f, &ri, msg, e) != 0)
+			put_error(f, id, PC_RPC_UP_UNAVAILABLE,
+			    PC_AUDIT_DOWN_MSG);
+		else
+			put(f, e);
 		json_decref(e);
 		return;
 	}
-	if (id == NULL)
-		return;		/* modern notifications need no answer */
-	ri = (struct pc_reqinfo){ .era = PC_CLIENT_MODERN, .version = ver,
-	    .meta = meta, .source = "stdio", .principal = &f->principal };
+	if (id == NULL) {
+		/* Modern notifications need no answer, only a record. */
+		(void)record_now(f, &ri, msg, NULL);
+		return;
+	}
 	request(f, &ri, msg);
 }
 
@@ -218,27 +371,39 @@ handle_line(struct pc_stdio_front *f, const char *line, size_t len)
 
 	if (len == 0)
 		return;
+	/* Refusals before the message is understood are recorded too
+	 * (without a method when there is none). */
+	ri = (struct pc_reqinfo){ .era = PC_CLIENT_LEGACY, .source = "stdio",
+	    .principal = &f->principal };
 	if (pc_json_parse(line, len, &jl, &msg, &fault, why, sizeof(why)) != 0) {
 		snprintf(text, sizeof(text), "%s: %s", fault == PC_JSON_SYNTAX ?
 		    "Parse error" : "Invalid Request", why);
-		put_error(f, NULL, fault == PC_JSON_SYNTAX ? -32700 : -32600, text);
+		refuse(f, &ri, NULL, NULL, fault == PC_JSON_SYNTAX ? -32700 :
+		    -32600, text);
 		return;
 	}
 	if (!json_is_object(msg) || !json_is_string(json_object_get(msg,
 	    "jsonrpc")) || strcmp(json_string_value(json_object_get(msg,
 	    "jsonrpc")), "2.0") != 0) {
-		put_error(f, NULL, -32600, "Invalid Request: one JSON-RPC 2.0 "
-		    "object per line");
+		refuse(f, &ri, NULL, NULL, -32600, "Invalid Request: one "
+		    "JSON-RPC 2.0 object per line");
 		goto out;
 	}
 	id = json_object_get(msg, "id");
 	if (id != NULL && !json_is_string(id) && !json_is_integer(id)) {
-		put_error(f, NULL, -32600, "Invalid Request: id must be a string "
-		    "or an integer");
+		refuse(f, &ri, msg, NULL, -32600, "Invalid Request: id must be "
+		    "a string or an integer");
 		goto out;
 	}
 	method = json_string_value(json_object_get(msg, "method"));
 	meta = json_object_get(json_object_get(msg, "params"), "_meta");
+	/* Fail closed: with the audit log broken, nothing is served. */
+	if (f->audit != NULL && pc_audit_error(f->audit) != NULL) {
+		if (id != NULL)
+			put_error(f, id, PC_RPC_UP_UNAVAILABLE,
+			    PC_AUDIT_DOWN_MSG);
+		goto out;
+	}
 	if (method != NULL && json_object_get(meta,
 	    "io.modelcontextprotocol/protocolVersion") != NULL) {
 		handle_modern(f, msg, meta);
@@ -258,13 +423,14 @@ handle_line(struct pc_stdio_front *f, const char *line, size_t len)
 	    .version = f->session ? pc_session_version(f->session) : NULL,
 	    .source = "stdio", .principal = &f->principal };
 	if (id == NULL) {
-		if (f->session != NULL)
+		/* Recorded as accepted; unrecorded, it goes no further. */
+		if (f->session != NULL && record_now(f, &ri, msg, NULL) == 0)
 			pc_router_notification(f->router, &ri, msg);
 		goto out;
 	}
 	if (f->session == NULL) {
-		put_error(f, id, -32600, "Invalid Request: send initialize first "
-		    "(or the 2026-07-28 _meta envelope)");
+		refuse(f, &ri, msg, id, -32600, "Invalid Request: send "
+		    "initialize first (or the 2026-07-28 _meta envelope)");
 		goto out;
 	}
 	request(f, &ri, msg);
@@ -286,9 +452,12 @@ read_cb(struct bufferevent *bev, void *arg)
 	}
 	/* A line that never ends is a flood, not a message. */
 	if (evbuffer_get_length(in) > f->cfg->limits.max_body_bytes) {
+		struct pc_reqinfo ri = { .era = PC_CLIENT_LEGACY,
+		    .source = "stdio", .principal = &f->principal };
+
 		evbuffer_drain(in, evbuffer_get_length(in));
-		put_error(f, NULL, -32600, "Invalid Request: line longer than "
-		    "limits.max_body_bytes");
+		refuse(f, &ri, NULL, NULL, -32600, "Invalid Request: line "
+		    "longer than limits.max_body_bytes");
 	}
 }
 
@@ -342,6 +511,14 @@ pc_stdio_front_new(struct event_base *base, const struct pc_config *cfg,
 }
 
 void
+pc_stdio_front_set_audit(struct pc_stdio_front *f, struct pc_audit *audit,
+    const struct pc_redactor *redactor)
+{
+	f->audit = audit;
+	f->redactor = redactor;
+}
+
+void
 pc_stdio_front_start(struct pc_stdio_front *f)
 {
 	bufferevent_enable(f->in, EV_READ);
@@ -354,9 +531,16 @@ pc_stdio_front_free(struct pc_stdio_front *f)
 		return;
 	while (f->reqs != NULL) {
 		struct req *q = f->reqs;
-		req_unlink(q);
+		req_unlink(&f->reqs, q);
 		pc_router_abandon(q->call);
-		free(q);
+		req_free(q);
+	}
+	/* Answers still waiting for their record: the log delivers the
+	 * callback later (at the latest when it closes), to nobody. */
+	while (f->held != NULL) {
+		struct req *q = f->held;
+		req_unlink(&f->held, q);
+		q->f = NULL;
 	}
 	if (f->session != NULL)
 		pc_session_detach_stream(f->session, f);

@@ -29,6 +29,19 @@ int pc_stdio_front_new(struct event_base *base, const struct pc_config *cfg,
     void (*on_eof)(void *), void *arg, struct pc_stdio_front **out);
 void pc_stdio_front_free(struct pc_stdio_front *f);
 
+/*
+ * Record every outcome in `audit` (borrowed; NULL: none) the way the HTTP
+ * front does — requests, notifications (accepted), initialize, refusals —
+ * each answer held until its record is written, and nothing served once
+ * the log has failed. Arguments are recorded redacted by `redactor`
+ * (borrowed; NULL: not recorded). Call again after a reload (new
+ * redactor).
+ */
+struct pc_audit;
+struct pc_redactor;
+void pc_stdio_front_set_audit(struct pc_stdio_front *f, struct pc_audit *audit,
+    const struct pc_redactor *redactor);
+
 /* Start reading requests. Called once the router is ready: the client
  * spawned us and expects the upstreams' tools on its first request. */
 void pc_stdio_front_start(struct pc_stdio_front *f);

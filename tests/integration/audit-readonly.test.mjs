@@ -9,7 +9,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { startGateway } from '../lib/gateway.mjs';
+import { OPEN_POLICY, startGateway, toYaml } from '../lib/gateway.mjs';
+import { startStdio } from '../lib/stdio.mjs';
 import { ROOT, upstreamCommands } from '../lib/paths.mjs';
 import { legacyInit, post } from '../lib/mcp.mjs';
 
@@ -84,6 +85,31 @@ test('a 2025-03-26 batch whose records cannot be written: every member is an err
     immutable(false, logDir, ...files);
   } finally {
     await gw.kill();
+  }
+});
+
+test('the stdio front end fails closed the same way', async () => {
+  const logDir = join(dir, 'stdio');
+  const cfg = join(dir, 'stdio.yaml');
+  writeFileSync(cfg, toYaml({ log_level: 'warn', auth: 'none', policy: OPEN_POLICY, ...config(logDir) }));
+  const io = startStdio(cfg);
+  try {
+    await io.initialize(1);
+    const ok = (io.send({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'up__echo', arguments: { text: 'before' } } }), await io.answer(2));
+    assert.equal(ok.result.content[0].text, 'before');
+    const files = readdirSync(logDir).map((f) => join(logDir, f));
+    assert.equal(immutable(true, logDir, ...files).status, 0);
+    io.send({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'up__echo', arguments: { text: 'secret-after' } } });
+    const r = await io.answer(3);
+    assert.equal(r.error?.code, -32004, JSON.stringify(r));
+    assert.equal(r.error.message, 'Service Unavailable: the audit log cannot be written');
+    io.send({ jsonrpc: '2.0', id: 4, method: 'ping' });
+    assert.equal((await io.answer(4)).error?.code, -32004, 'and every later request is refused');
+    assert.ok(!JSON.stringify([...io.answers.values()]).includes('secret-after'), 'the unrecorded result is withheld');
+    immutable(false, logDir, ...files);
+  } finally {
+    immutable(false, logDir, ...readdirSync(logDir).map((f) => join(logDir, f)));
+    await io.close();
   }
 });
 

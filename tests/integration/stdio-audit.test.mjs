@@ -1,0 +1,86 @@
+// The stdio front end (`portcullis stdio`) records every outcome the way
+// the HTTP front does: the local user's calls (with redacted arguments),
+// initialize, notifications (accepted), policy denials and refusals of bad
+// lines — each answer held until its record is written. A canary in a
+// sensitive argument never reaches the log.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { toYaml } from '../lib/gateway.mjs';
+import { PORTCULLIS_BIN, upstreamCommands } from '../lib/paths.mjs';
+import { modernMeta } from '../lib/mcp.mjs';
+import { startStdio } from '../lib/stdio.mjs';
+
+const CANARY = `CANARY-${randomBytes(8).toString('hex')}`;
+let dir, keyFile, logDir, records, stderr;
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'portcullis-stdio-audit-'));
+  keyFile = join(dir, 'audit.key');
+  writeFileSync(keyFile, randomBytes(32).toString('hex'), { mode: 0o600 });
+  logDir = join(dir, 'audit');
+  const cfg = join(dir, 'desktop.yaml');
+  writeFileSync(cfg, toYaml({
+    log_level: 'warn',
+    auth: 'none',
+    audit: { dir: logDir, key: `\${file:${keyFile}}` },
+    policy: {
+      default_roles: ['user'],
+      roles: { user: { tools: [{ match: 'up__echo', access: 'all' }, { match: 'up__login', access: 'all' }] } },
+    },
+    upstreams: [{ name: 'up', command: upstreamCommands.mini() }],
+  }));
+  const io = startStdio(cfg);
+  const { send, answer } = io;
+  await io.initialize(1);
+  send({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'up__echo', arguments: { text: 'hello stdio' } } });
+  send({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'up__login', arguments: { user: 'al', password: CANARY } } });
+  send({ jsonrpc: '2.0', id: 4, method: 'tools/call', params: { name: 'up__fail', arguments: {} } }); // not granted
+  send('{"jsonrpc":"2.0","id":5,'); // not JSON
+  send({ jsonrpc: '2.0', id: 6, method: 'tools/call', params: { name: 'up__echo', arguments: { text: 'modern stdio' }, _meta: modernMeta() } });
+  assert.equal((await answer(2)).result.content[0].text, 'hello stdio');
+  await answer(3);
+  assert.equal((await answer(4)).error.code, -32602, 'a hidden tool is a missing one');
+  assert.equal((await answer(6)).result.content[0].text, 'modern stdio');
+  assert.equal(await io.close(), 0, io.stderr);
+  stderr = io.stderr;
+  records = readdirSync(logDir).filter((f) => f.endsWith('.jsonl')).sort()
+    .flatMap((f) => readFileSync(join(logDir, f), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)));
+});
+after(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+test('every outcome on stdio has its record', () => {
+  const req = records.filter((r) => r.type === 'request');
+  const rows = req.map((r) => [r.method, r.tool, r.era, r.decision, r.status, r.reason]);
+  const has = (row) => assert.ok(rows.some((x) => JSON.stringify(x) === JSON.stringify(row)), `${JSON.stringify(row)} in ${JSON.stringify(rows)}`);
+  has(['initialize', null, 'legacy', 'allow', 'ok', null]);
+  has(['notifications/initialized', null, 'legacy', 'allow', 'accepted', null]);
+  has(['tools/call', 'up__echo', 'legacy', 'allow', 'ok', null]);
+  has(['tools/call', 'up__fail', 'legacy', 'deny', 'refused', 'policy.denied_tool']);
+  has([null, null, 'legacy', 'allow', 'error', 'rpc.-32700']);
+  has(['tools/call', 'up__echo', 'modern', 'allow', 'ok', null]);
+  assert.ok(req.every((r) => r.source === 'stdio' && /^stdio:/.test(r.principal)), 'the local user, from stdio');
+  const echo = req.find((r) => r.tool === 'up__echo' && r.era === 'legacy');
+  assert.deepEqual(echo.args, { text: 'hello stdio' });
+  assert.ok(echo.session, 'the legacy session is named');
+});
+
+test('the start and stop of the stdio gateway are events, and the chain verifies', () => {
+  const ev = records.filter((r) => r.type === 'event').map((r) => r.event);
+  assert.ok(ev.includes('gateway.started') && ev.includes('gateway.stopping'), JSON.stringify(ev));
+  const v = spawnSync(PORTCULLIS_BIN, ['audit', 'verify', '-k', keyFile, logDir], { encoding: 'utf8' });
+  assert.equal(v.status, 0, v.stdout + v.stderr);
+});
+
+test('a secret argument is redacted in the record and absent from every output', () => {
+  const login = records.find((r) => r.tool === 'up__login');
+  assert.equal(login.args.password, '<redacted>');
+  const all = readdirSync(logDir).map((f) => readFileSync(join(logDir, f), 'utf8')).join('\n') + stderr;
+  assert.ok(!all.includes(CANARY));
+});
