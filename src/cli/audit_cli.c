@@ -394,6 +394,27 @@ put_field(json_t *j, const char *name, const char *key)
 	put_safe(s_or_dash(j, key));
 }
 
+/* " reasons=a:1,b:2" for a summary's counts by reason (names made safe:
+ * a client chose none of them, but the log is read on a terminal). */
+static void
+put_counts(json_t *o)
+{
+	const char *k;
+	json_t *v;
+	int first = 1;
+
+	if (!json_is_object(o) || json_object_size(o) == 0)
+		return;
+	printf(" reasons=");
+	json_object_foreach(o, k, v) {
+		if (!first)
+			putchar(',');
+		first = 0;
+		put_safe(k);
+		printf(":%" JSON_INTEGER_FORMAT, json_integer_value(v));
+	}
+}
+
 static void
 print_human(json_t *j)
 {
@@ -428,6 +449,11 @@ print_human(json_t *j)
 				put_field(j, "key", "key_id");
 			if (json_is_string(json_object_get(j, "detail")))
 				put_field(j, "detail", "detail");
+			if (json_is_integer(json_object_get(j, "count")))
+				printf(" count=%" JSON_INTEGER_FORMAT,
+				    json_integer_value(json_object_get(j,
+				    "count")));
+			put_counts(json_object_get(j, "reasons"));
 		}
 		put_field(j, "principal", "principal");
 		put_field(j, "source", "source");

@@ -106,6 +106,15 @@ test('the log is not flooded either, and says what was summarized', () => {
   assert.ok(logs.some((l) => /refusals from 127\.0\.0\.1 were not recorded one by one/.test(l.msg)));
 });
 
+test('audit tail shows a summary with its count and reasons', () => {
+  const t = spawnSync(PORTCULLIS_BIN, ['audit', 'tail', '-n', '1000', logDir], { encoding: 'utf8' });
+  assert.equal(t.status, 0, t.stderr);
+  const line = t.stdout.split('\n').find((l) => l.includes('refusals.suppressed'));
+  assert.ok(line, t.stdout.slice(-2000));
+  assert.match(line, / count=\d+ reasons=[a-z.]+:\d+/);
+  assert.match(line, /source=127\.0\.0\.1/);
+});
+
 test('the chain with the summaries verifies', () => {
   const v = spawnSync(PORTCULLIS_BIN, ['audit', 'verify', '-k', keyFile, logDir], { encoding: 'utf8' });
   assert.equal(v.status, 0, v.stdout + v.stderr);
