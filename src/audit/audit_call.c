@@ -14,15 +14,6 @@
 #include "../secrets/redact.h"
 #include "audit.h"
 
-static int64_t
-mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static const char *
 nz(const char *s)
 {
@@ -86,7 +77,7 @@ pc_audit_call_new(const struct pc_redactor *r, const json_t *schema,
 	pc_strlcpy(a->tool, tool ? tool : "", sizeof(a->tool));
 	a->era = era;
 	a->args = method != NULL ? call_args(r, schema, params) : NULL;
-	a->start_us = mono_us();
+	a->start_us = pc_now_us();
 	a->bytes_in = -1;
 	a->bytes_out = -1;
 	return a;
@@ -150,7 +141,7 @@ pc_audit_call_write(struct pc_audit *log, const struct pc_audit_call *a,
 		.args = a->args, .decision = a->denied != NULL ||
 		    limit_reason != NULL ? "deny" : "allow",
 		.reason = nz(reason),
-		.status = status, .latency_us = mono_us() - a->start_us,
+		.status = status, .latency_us = pc_now_us() - a->start_us,
 		.bytes_in = a->bytes_in, .bytes_out = a->bytes_out,
 	};
 	rc = write_one(log, &r, ready, arg);

@@ -26,6 +26,7 @@
 #include "../lib/errors.h"
 #include "../lib/log.h"
 #include "../lib/limits.h"
+#include "../lib/util.h"
 #include "../lib/version.h"
 #include "../limits/limit_db.h"
 #include "../limits/limiter.h"
@@ -107,7 +108,6 @@ struct serve_ctx {
 
 static void audit_event(struct serve_ctx *sc, const char *event,
     const char *reason);
-static int64_t wall_us(void);
 static int open_limit_db(struct serve_ctx *sc, const struct pc_config *cfg,
     bool load);
 
@@ -265,7 +265,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 			/* Counters of limits that still exist carry over; a
 			 * new limits_store needs a restart. */
 			if (pc_limiter_set_config(sc->limiter, &ncfg->limiter,
-			    wall_us(), err, sizeof(err)) != 0)
+			    pc_wall_us(), err, sizeof(err)) != 0)
 				pc_error("reload: limits: %s; keeping the running "
 				    "limits", err);
 			else if (open_limit_db(sc, ncfg, false) != 0)
@@ -401,15 +401,6 @@ open_audit(struct serve_ctx *sc, const struct pc_config *cfg)
 	return 0;
 }
 
-static int64_t
-wall_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* Write the counters if anything was charged since the last snapshot. */
 static void
 limits_save(struct serve_ctx *sc)
@@ -421,7 +412,7 @@ limits_save(struct serve_ctx *sc)
 	ch = pc_limiter_changes(sc->limiter);
 	if (ch == sc->limit_saved)
 		return;
-	if (pc_limit_db_save(sc->limit_db, sc->limiter, wall_us()) == 0)
+	if (pc_limit_db_save(sc->limit_db, sc->limiter, pc_wall_us()) == 0)
 		sc->limit_saved = ch;
 }
 
@@ -453,7 +444,7 @@ open_limit_db(struct serve_ctx *sc, const struct pc_config *cfg, bool load)
 		return rc;
 	}
 	if (load) {
-		rc = pc_limit_db_load(sc->limit_db, sc->limiter, wall_us(),
+		rc = pc_limit_db_load(sc->limit_db, sc->limiter, pc_wall_us(),
 		    &restored, &dropped);
 		if (rc != 0)
 			return rc;

@@ -25,15 +25,6 @@
 #include "../lib/util.h"
 #include "http_int.h"
 
-static int64_t
-wall_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 void
 pc_lreq_init(struct pc_lreq *q, struct pc_http *h, struct evhttp_request *req,
     const struct pc_principal *p, const char *source, json_t *msg)
@@ -130,7 +121,7 @@ pc_lreq_admit(struct pc_lreq *q, json_t *id, int *status, json_t **refusal)
 	*refusal = NULL;
 	if (!q->is_call || !pc_limiter_active(q->h->limiter))
 		return 0;
-	pc_limiter_admit(q->h->limiter, &s, wall_us(), v);
+	pc_limiter_admit(q->h->limiter, &s, pc_wall_us(), v);
 	add_headers(q, v);
 	if (v->allowed) {
 		q->admitted = true;
@@ -169,7 +160,7 @@ pc_lreq_end(struct pc_lreq *q, json_t *msg)
 	q->admitted = false;
 	outcome_of(msg, &counted, &failed);
 	pc_limiter_admit_end(q->h->limiter, q->key, &q->front, counted, failed,
-	    wall_us());
+	    pc_wall_us());
 }
 
 void
@@ -200,7 +191,7 @@ gate_admit(void *ctx, const char *method, const char *upstream, int *status,
 	struct pc_limit_verdict *v = &q->fwd;
 
 	pc_strlcpy(q->upstream, upstream ? upstream : "", sizeof(q->upstream));
-	pc_limiter_forward(q->h->limiter, &s, q->upstream, wall_us(), v);
+	pc_limiter_forward(q->h->limiter, &s, q->upstream, pc_wall_us(), v);
 	if (v->allowed) {
 		q->forwarded = true;
 		return 0;
@@ -222,7 +213,7 @@ gate_end(void *ctx, enum pc_fwd_outcome outcome)
 		return;
 	q->forwarded = false;
 	pc_limiter_forward_end(q->h->limiter, q->upstream, &q->fwd,
-	    outcome != PC_FWD_CANCELLED, outcome == PC_FWD_FAILED, wall_us());
+	    outcome != PC_FWD_CANCELLED, outcome == PC_FWD_FAILED, pc_wall_us());
 }
 
 const struct pc_fwd_gate pc_http_gate = { gate_admit, gate_end };

@@ -389,15 +389,6 @@ post_message(void *sink, json_t *msg)
 	sse_event(ex, msg);
 }
 
-static int64_t
-now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 void
 pc_ex_audit_begin(struct pc_exchange *ex, const struct pc_rctx *cx,
     const char *era, json_t *msg, const char *session)
@@ -491,7 +482,7 @@ flood_gate(struct pc_http *h, const struct pc_rctx *cx,
 	    cx->principal.id[0] != '\0' || d->decision == NULL ||
 	    strcmp(d->decision, "deny") != 0)
 		return true;
-	return pc_flood_admit(h->flood, cx->source, d->reason, now_us());
+	return pc_flood_admit(h->flood, cx->source, d->reason, pc_now_us());
 }
 
 static void
@@ -528,7 +519,7 @@ void
 pc_http_flood_drain(struct pc_http *h, bool all)
 {
 	if (h->flood != NULL && h->audit != NULL)
-		pc_flood_drain(h->flood, now_us(), all, flood_summary, h);
+		pc_flood_drain(h->flood, pc_now_us(), all, flood_summary, h);
 }
 
 static int

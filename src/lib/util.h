@@ -14,6 +14,11 @@ int pc_random_hex(char *out, size_t outlen, size_t n);
 
 /* Monotonic milliseconds. */
 uint64_t pc_now_ms(void);
+/* Monotonic microseconds (durations, rate buckets). */
+int64_t pc_now_us(void);
+/* Wall-clock microseconds since the Unix epoch, UTC (state that must
+ * outlive the process: limit counters). */
+int64_t pc_wall_us(void);
 
 /* strdup that aborts on OOM is not allowed here; this returns NULL. */
 char *pc_strndup(const char *s, size_t n);

@@ -390,6 +390,20 @@ scan(const struct pc_redactor *r, const unsigned char *s, size_t len,
 	return any;
 }
 
+/* A zeroed mask of one bit per byte of a len-byte string: `small` (a
+ * REDACT_SMALL_MASK-byte stack buffer) when it fits — most strings are
+ * short — else allocated (free it when it is not `small`). NULL: no
+ * memory. */
+static uint8_t *
+mask_new(size_t len, uint8_t *small)
+{
+	if (len / 8 + 1 <= REDACT_SMALL_MASK) {
+		memset(small, 0, len / 8 + 1);
+		return small;
+	}
+	return calloc(len / 8 + 1, 1);
+}
+
 /*
  * Redact s[0..len). Returns 0 when nothing is secret (*out NULL), 1 with
  * *out a new string of *outlen bytes (caller frees), or PC_E_NOMEM.
@@ -407,13 +421,8 @@ redact_bytes(const struct pc_redactor *r, const char *s, size_t len,
 
 	*out = NULL;
 	*outlen = 0;
-	/* Most strings are short: their mask lives on the stack. */
-	if (len / 8 + 1 <= sizeof(small)) {
-		m = small;
-		memset(m, 0, len / 8 + 1);
-	} else if ((m = calloc(len / 8 + 1, 1)) == NULL) {
+	if ((m = mask_new(len, small)) == NULL)
 		return PC_E_NOMEM;
-	}
 	if (!scan(r, (const unsigned char *)s, len, m)) {
 		rc = 0;
 		goto out;
@@ -461,12 +470,10 @@ static int
 has_secret(const struct pc_redactor *r, const char *s, size_t len)
 {
 	uint8_t small[REDACT_SMALL_MASK];
-	uint8_t *m = small;
+	uint8_t *m = mask_new(len, small);
 	int any;
 
-	if (len / 8 + 1 <= sizeof(small))
-		memset(m, 0, len / 8 + 1);
-	else if ((m = calloc(len / 8 + 1, 1)) == NULL)
+	if (m == NULL)
 		return PC_E_NOMEM;
 	any = scan(r, (const unsigned char *)s, len, m);
 	if (m != small)
