@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../authn/principal.h"
 #include "../lib/errors.h"
 #include "../lib/util.h"
 #include "../secrets/redact.h"
@@ -54,7 +55,7 @@ call_args(const struct pc_redactor *r, const json_t *schema, json_t *params)
 
 struct pc_audit_call *
 pc_audit_call_new(const struct pc_redactor *r, const json_t *schema,
-    const char *principal, const char *key_id, const char *tenant,
+    const char *request_id, const struct pc_principal *who,
     const char *source, const char *era, json_t *msg, const char *session)
 {
 	struct pc_audit_call *a;
@@ -67,10 +68,11 @@ pc_audit_call_new(const struct pc_redactor *r, const json_t *schema,
 	a = calloc(1, sizeof(*a));
 	if (a == NULL)
 		return NULL;
-	pc_strlcpy(a->principal, principal ? principal : "",
-	    sizeof(a->principal));
-	pc_strlcpy(a->key_id, key_id ? key_id : "", sizeof(a->key_id));
-	pc_strlcpy(a->tenant, tenant ? tenant : "", sizeof(a->tenant));
+	pc_strlcpy(a->request_id, request_id ? request_id : "",
+	    sizeof(a->request_id));
+	pc_strlcpy(a->principal, who->id, sizeof(a->principal));
+	pc_strlcpy(a->key_id, who->key_id, sizeof(a->key_id));
+	pc_strlcpy(a->tenant, who->tenant, sizeof(a->tenant));
 	pc_strlcpy(a->source, source ? source : "", sizeof(a->source));
 	pc_strlcpy(a->session, session ? session : "", sizeof(a->session));
 	pc_strlcpy(a->method, method ? method : "", sizeof(a->method));
@@ -90,6 +92,13 @@ pc_audit_call_free(struct pc_audit_call *a)
 		return;
 	json_decref(a->args);
 	free(a);
+}
+
+void
+pc_audit_call_routed(struct pc_audit_call *a, const char *upstream)
+{
+	if (a != NULL && upstream != NULL)
+		pc_strlcpy(a->upstream, upstream, sizeof(a->upstream));
 }
 
 static int
@@ -134,10 +143,12 @@ pc_audit_call_write(struct pc_audit *log, const struct pc_audit_call *a,
 		pc_strlcpy(reason, limit_reason, sizeof(reason));
 	}
 	r = (struct pc_audit_request){
-		.type = "request", .principal = nz(a->principal),
+		.type = "request", .request_id = nz(a->request_id),
+		.principal = nz(a->principal),
 		.key_id = nz(a->key_id), .tenant = nz(a->tenant),
 		.source = nz(a->source), .session = nz(a->session),
-		.era = a->era, .method = nz(a->method), .tool = nz(a->tool),
+		.era = a->era, .upstream = nz(a->upstream),
+		.method = nz(a->method), .tool = nz(a->tool),
 		.args = a->args, .decision = a->denied != NULL ||
 		    limit_reason != NULL ? "deny" : "allow",
 		.reason = nz(reason),

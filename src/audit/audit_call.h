@@ -13,7 +13,11 @@
 
 #include <jansson.h>
 
+#include "../lib/limits.h"
+#include "../lib/util.h"
+
 struct pc_audit;
+struct pc_principal;
 struct pc_redactor;
 
 /* What a client is told when its result cannot be recorded (fail closed;
@@ -23,8 +27,10 @@ struct pc_redactor;
 	"Service Unavailable: the audit log cannot be written"
 
 struct pc_audit_call {
+	char request_id[PC_REQUEST_ID_LEN + 12];
 	char principal[128], key_id[48], tenant[128], source[64];
 	char session[72], method[32], tool[256];
+	char upstream[PC_MAX_UPSTREAM_NAME + 1];	/* "" until routed */
 	const char *era;		/* static string */
 	int64_t start_us;		/* monotonic */
 	int64_t bytes_in;		/* < 0: unknown (null) */
@@ -45,12 +51,16 @@ struct pc_audit_call {
  * failure: the outcome then cannot be recorded, and must not be answered.
  */
 struct pc_audit_call *pc_audit_call_new(const struct pc_redactor *r,
-    const json_t *schema, const char *principal, const char *key_id,
-    const char *tenant, const char *source, const char *era, json_t *msg,
-    const char *session);
+    const json_t *schema, const char *request_id,
+    const struct pc_principal *who, const char *source, const char *era,
+    json_t *msg, const char *session);
 
 /* Accepts NULL. */
 void pc_audit_call_free(struct pc_audit_call *a);
+
+/* The router sent the call to `upstream` (a front's sink `routed` hook);
+ * accepts a NULL record. */
+void pc_audit_call_routed(struct pc_audit_call *a, const char *upstream);
 
 /*
  * Write the record of the answer `msg` (NULL: accepted, no answer):

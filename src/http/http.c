@@ -135,8 +135,7 @@ ex_limits(struct pc_exchange *ex, const struct pc_rctx *cx, json_t *msg,
 	json_t *refusal = NULL;
 	int status = 429;
 
-	pc_lreq_init(&ex->lim, ex->h, ex->req, &cx->principal, cx->source,
-	    msg);
+	pc_lreq_init(&ex->lim, ex->h, ex->req, cx, msg);
 	if (pc_lreq_admit(&ex->lim, json_object_get(msg, "id"), &status,
 	    &refusal) == 0) {
 		pc_lreq_route(&ex->lim, ri);
@@ -393,9 +392,8 @@ legacy_one(struct pc_http *h, struct evhttp_request *req,
 		struct pc_reqinfo iri = *ri;
 		json_t *refusal = NULL;
 		int status = 429;
-		pc_lreq_init(&it->lim, h, NULL, ri->principal, ri->source, msg);
-		pc_bitem_audit_begin(it, ri->principal, ri->source, msg,
-		    pc_session_id(ri->session));
+		pc_lreq_init(&it->lim, h, NULL, cx, msg);
+		pc_bitem_audit_begin(it, cx, msg, pc_session_id(ri->session));
 		if (pc_lreq_admit(&it->lim, json_object_get(msg, "id"), &status,
 		    &refusal) != 0) {
 			pc_batch_done(it, status, refusal);
@@ -537,8 +535,15 @@ handle_legacy(struct pc_http *h, struct evhttp_request *req, json_t *body,
 	}
 	pc_ex_watch(ex);
 	int nreq = 0;
-	json_array_foreach(body, i, m)
-		legacy_one(h, req, cx, &ri, m, classify(m, &why), ex, &nreq);
+	json_array_foreach(body, i, m) {
+		/* Each member is a request of its own in the audit log: the
+		 * HTTP request's id and its position, "<id>.1" first. */
+		struct pc_rctx mcx = *cx;
+		size_t at = strlen(mcx.request_id);
+		snprintf(mcx.request_id + at, sizeof(mcx.request_id) - at,
+		    ".%zu", i + 1);
+		legacy_one(h, req, &mcx, &ri, m, classify(m, &why), ex, &nreq);
+	}
 	ex->batch_sealed = 1;
 	pc_batch_flush(ex);
 }
@@ -838,6 +843,11 @@ handle_mcp(struct evhttp_request *req, void *arg)
 	/* Refusals before authentication are recorded like a refused
 	 * credential: no principal, the peer's address. */
 	memset(&cx, 0, sizeof(cx));
+	/* Every answer names its request, refusals included: the id an
+	 * operator looks up in the audit log and the gateway's log. */
+	pc_request_id_new(cx.request_id);
+	evhttp_add_header(evhttp_request_get_output_headers(req),
+	    "X-Request-Id", cx.request_id);
 	source_of(req, cx.source, sizeof(cx.source));
 	/* DNS rebinding: a browser page on evil.example that resolves to
 	 * 127.0.0.1 still sends its own Host and Origin. */

@@ -31,6 +31,8 @@ struct pc_flood;
 
 /* What the front learnt about a request before routing it. */
 struct pc_rctx {
+	char request_id[PC_REQUEST_ID_LEN + 12];	/* X-Request-Id; a
+					 * batch member's is "<id>.<n>" */
 	char source[64];		/* client address (behind trusted
 					 * proxies: the forwarded client) */
 	struct pc_principal principal;	/* from the authenticate stage */
@@ -51,6 +53,7 @@ struct pc_lreq {
 	char key[PC_PRINCIPAL_MAX];	/* API key id, else the principal */
 	char tenant[PC_PRINCIPAL_MAX];
 	char principal[PC_PRINCIPAL_MAX], key_id[48], source[64];
+	char request_id[PC_REQUEST_ID_LEN + 12];
 					/* for a batch item's audit record */
 	char tool[PC_MAX_NAME_LEN + 1];	/* tools/call: the exposed name */
 	bool is_call;			/* a tools/call (rate limits, budgets) */
@@ -120,8 +123,8 @@ struct pc_bitem {
 void pc_ex_audit_begin(struct pc_exchange *ex, const struct pc_rctx *cx,
     const char *era, json_t *msg, const char *session);
 /* The same for a member of a 2025-03-26 batch (it->parent set). */
-void pc_bitem_audit_begin(struct pc_bitem *it, const struct pc_principal *who,
-    const char *source, json_t *msg, const char *session);
+void pc_bitem_audit_begin(struct pc_bitem *it, const struct pc_rctx *cx,
+    json_t *msg, const char *session);
 /* Accepts NULL. */
 void pc_audit_ctx_free(struct pc_audit_call *a);
 /* Write a record for a request refused before authentication (no
@@ -194,8 +197,7 @@ int pc_http_bind(struct pc_http *h, struct evhttp *http,
 extern const struct pc_fwd_gate pc_http_gate;
 /* Fill q for msg from principal; req: where headers go (NULL: none). */
 void pc_lreq_init(struct pc_lreq *q, struct pc_http *h,
-    struct evhttp_request *req, const struct pc_principal *principal,
-    const char *source, json_t *msg);
+    struct evhttp_request *req, const struct pc_rctx *cx, json_t *msg);
 /* Record q's refusal (a batch item: no exchange audit context). */
 void pc_lreq_audit_deny(const struct pc_lreq *q, const char *era);
 /* Point ri at the gate for q (nothing when no limits are configured). */

@@ -27,8 +27,9 @@
 
 void
 pc_lreq_init(struct pc_lreq *q, struct pc_http *h, struct evhttp_request *req,
-    const struct pc_principal *p, const char *source, json_t *msg)
+    const struct pc_rctx *cx, json_t *msg)
 {
+	const struct pc_principal *p = &cx->principal;
 	const char *method = json_string_value(json_object_get(msg, "method"));
 	const char *tool = json_string_value(json_object_get(json_object_get(
 	    msg, "params"), "name"));
@@ -45,7 +46,8 @@ pc_lreq_init(struct pc_lreq *q, struct pc_http *h, struct evhttp_request *req,
 	pc_strlcpy(q->tenant, p->tenant, sizeof(q->tenant));
 	pc_strlcpy(q->principal, p->id, sizeof(q->principal));
 	pc_strlcpy(q->key_id, p->key_id, sizeof(q->key_id));
-	pc_strlcpy(q->source, source ? source : "", sizeof(q->source));
+	pc_strlcpy(q->source, cx->source, sizeof(q->source));
+	pc_strlcpy(q->request_id, cx->request_id, sizeof(q->request_id));
 	q->is_call = method != NULL && strcmp(method, "tools/call") == 0 &&
 	    tool != NULL && strlen(tool) < sizeof(q->tool);
 	if (q->is_call)
@@ -173,6 +175,7 @@ pc_lreq_audit_deny(const struct pc_lreq *q, const char *era)
 
 	memset(&cx, 0, sizeof(cx));
 	pc_strlcpy(cx.source, q->source, sizeof(cx.source));
+	pc_strlcpy(cx.request_id, q->request_id, sizeof(cx.request_id));
 	pc_strlcpy(cx.principal.id, q->principal, sizeof(cx.principal.id));
 	pc_strlcpy(cx.principal.key_id, q->key_id, sizeof(cx.principal.key_id));
 	pc_strlcpy(cx.principal.tenant, q->tenant, sizeof(cx.principal.tenant));

@@ -400,8 +400,8 @@ pc_ex_audit_begin(struct pc_exchange *ex, const struct pc_rctx *cx,
 	if (scope.req == ex->req)
 		scope.recorded = true;	/* the outcome will be recorded */
 	a = pc_audit_call_new(ex->h->redactor, pc_router_call_schema(
-	    ex->h->router, msg), cx->principal.id, cx->principal.key_id,
-	    cx->principal.tenant, cx->source, era, msg, session);
+	    ex->h->router, msg), cx->request_id, &cx->principal, cx->source,
+	    era, msg, session);
 	if (a == NULL)
 		return;		/* post_done refuses to answer unrecorded */
 	a->bytes_in = ex->req ? (int64_t)evbuffer_get_length(
@@ -411,8 +411,8 @@ pc_ex_audit_begin(struct pc_exchange *ex, const struct pc_rctx *cx,
 }
 
 void
-pc_bitem_audit_begin(struct pc_bitem *it, const struct pc_principal *who,
-    const char *source, json_t *msg, const char *session)
+pc_bitem_audit_begin(struct pc_bitem *it, const struct pc_rctx *cx,
+    json_t *msg, const char *session)
 {
 	struct pc_http *h = it->parent->h;
 
@@ -422,7 +422,7 @@ pc_bitem_audit_begin(struct pc_bitem *it, const struct pc_principal *who,
 		scope.recorded = true;	/* each member has its record */
 	/* NULL: pc_batch_done answers the member with an error. */
 	it->audit = pc_audit_call_new(h->redactor, pc_router_call_schema(
-	    h->router, msg), who->id, who->key_id, who->tenant, source,
+	    h->router, msg), cx->request_id, &cx->principal, cx->source,
 	    "legacy", msg, session);
 }
 
@@ -528,7 +528,8 @@ audit_direct(struct pc_http *h, const struct pc_rctx *cx,
     bool gate)
 {
 	struct pc_audit_request r = {
-		.type = "request", .source = nz(cx->source),
+		.type = "request", .request_id = nz(cx->request_id),
+		.source = nz(cx->source),
 		.principal = nz(cx->principal.id),
 		.key_id = nz(cx->principal.key_id),
 		.tenant = nz(cx->principal.tenant),
@@ -824,8 +825,14 @@ out:
 	json_decref(resp);
 }
 
+static void
+post_routed(void *sink, const char *upstream)
+{
+	pc_audit_call_routed(((struct pc_exchange *)sink)->audit, upstream);
+}
+
 const struct pc_sink_ops pc_post_ops = { post_message, post_done,
-    post_denied };
+    post_denied, post_routed };
 
 /* Batch items: no streaming (2025-03-26 only, rarely used): messages before
  * the response are dropped, responses collected into one array. */
@@ -898,8 +905,14 @@ batch_denied(void *sink, const char *reason)
 		it->lim.deny_reason = reason;
 }
 
+static void
+batch_routed(void *sink, const char *upstream)
+{
+	pc_audit_call_routed(((struct pc_bitem *)sink)->audit, upstream);
+}
+
 const struct pc_sink_ops pc_batch_ops = { batch_message, pc_batch_done,
-    batch_denied };
+    batch_denied, batch_routed };
 
 /* GET streams. */
 static void
@@ -924,7 +937,7 @@ stream_done(void *sink, int status, json_t *msg)
 }
 
 const struct pc_sink_ops pc_stream_ops = { stream_message, stream_done,
-    NULL };
+    NULL, NULL };
 
 void
 pc_ex_keepalive_cb(evutil_socket_t fd, short what, void *arg)

@@ -441,6 +441,8 @@ forward(struct pc_call *c, size_t idx, json_t *p)
 
 	c->slot = slot;
 	c->kind = PC_CK_FORWARD;
+	if (c->ops->routed != NULL)
+		c->ops->routed(c->sink, pc_upstream_name(slot->up));
 	/* (Un)subscribe is session bookkeeping already done above: it
 	 * passes the limits stage unchecked rather than half undone. */
 	if (c->gate != NULL && strcmp(c->method, "resources/subscribe") != 0 &&

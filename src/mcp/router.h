@@ -55,6 +55,11 @@ struct pc_sink_ops {
 	 * answer, which for a hidden item is the same as for a missing one,
 	 * so only this tells the audit log it was a denial. */
 	void (*denied)(void *sink, const char *reason);
+	/* May be NULL. The request is about to leave for this upstream (its
+	 * configured name, borrowed: copy it), before the limits stage's
+	 * admit(): the audit record names the upstream even when a breaker
+	 * or cap then refuses the call. */
+	void (*routed)(void *sink, const char *upstream);
 };
 
 /*

@@ -178,8 +178,14 @@ req_denied(void *sink, const char *reason)
 		q->rec->denied = reason;
 }
 
+static void
+req_routed(void *sink, const char *upstream)
+{
+	pc_audit_call_routed(((struct req *)sink)->rec, upstream);
+}
+
 static const struct pc_sink_ops req_ops = { req_message, req_done,
-    req_denied };
+    req_denied, req_routed };
 
 /* The session's stream (list_changed and other session-wide messages). */
 static void
@@ -197,7 +203,7 @@ stream_done(void *sink, int status, json_t *msg)
 }
 
 static const struct pc_sink_ops stream_ops = { stream_message, stream_done,
-    NULL };
+    NULL, NULL };
 
 static const char *
 era_name(const struct pc_reqinfo *ri)
@@ -208,10 +214,13 @@ era_name(const struct pc_reqinfo *ri)
 static struct pc_audit_call *
 rec_new(struct pc_stdio_front *f, const struct pc_reqinfo *ri, json_t *msg)
 {
+	char id[PC_REQUEST_ID_LEN + 1];
+
+	pc_request_id_new(id);
 	return pc_audit_call_new(f->redactor, pc_router_call_schema(f->router,
-	    msg), f->principal.id, f->principal.key_id, f->principal.tenant,
-	    "stdio", era_name(ri), msg, f->session != NULL &&
-	    ri->era == PC_CLIENT_LEGACY ? pc_session_id(f->session) : NULL);
+	    msg), id, &f->principal, "stdio", era_name(ri), msg,
+	    f->session != NULL && ri->era == PC_CLIENT_LEGACY ?
+	    pc_session_id(f->session) : NULL);
 }
 
 /*

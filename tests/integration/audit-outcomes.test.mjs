@@ -33,6 +33,7 @@ before(async () => {
     const s = await legacyInit(gw.url); // initialize + notifications/initialized
     const call = await s.request(1, 'tools/call', { name: 'up__echo', arguments: { text: 'measure me' } });
     bodies.call = call.text;
+    bodies.callId = call.headers.get('x-request-id');
     // A session stream: opened, then the client goes away.
     const ctl = new AbortController();
     const get = await fetch(gw.url, { headers: { accept: 'text/event-stream', ...s.headers }, signal: ctl.signal });
@@ -43,7 +44,9 @@ before(async () => {
     // Refused before routing.
     assert.equal((await raw('POST', json, JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' }))).status, 400, 'no session id');
     assert.equal((await raw('POST', { ...json, 'mcp-session-id': 'nope', 'mcp-protocol-version': '2025-11-25' }, JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/list' }))).status, 404);
-    assert.equal((await raw('PUT', json, '{}')).status, 405);
+    const put = await raw('PUT', json, '{}');
+    assert.equal(put.status, 405);
+    bodies.refusalId = put.headers.get('x-request-id');
     assert.equal((await raw('POST', { 'content-type': 'application/json', accept: 'text/html' }, '{}')).status, 406);
     assert.equal((await raw('POST', { ...json, 'content-type': 'text/plain' }, '{}')).status, 415);
     assert.equal((await raw('POST', json, '{"x":"' + 'y'.repeat(5000) + '"}')).status, 413);
@@ -65,6 +68,7 @@ before(async () => {
     ], s25.headers);
     assert.equal(b.status, 200, b.text);
     assert.equal(b.messages.length, 3);
+    bodies.batchId = b.headers.get('x-request-id');
     bodies.batchSession = s25.sessionId;
     // A modern notification.
     const n = await raw('POST', { ...json, 'mcp-protocol-version': MODERN_VERSION, 'mcp-method': 'notifications/cancelled' },
@@ -117,11 +121,13 @@ test('refusals before routing are recorded as deny with reason http.<status>, DN
 test('each member of a 2025-03-26 batch has its own record', () => {
   const mine = records.filter((r) => r.session === bodies.batchSession && r.method !== 'initialize' &&
     r.method !== 'notifications/initialized');
-  assert.deepEqual(mine.map((r) => [r.method, r.tool, r.decision, r.status, r.reason]).sort(), [
-    ['notifications/roots/list_changed', null, 'allow', 'accepted', null],
-    ['tools/call', 'up__echo', 'allow', 'ok', null],
-    ['tools/call', 'up__nope', 'allow', 'error', 'rpc.-32602'],
-    ['tools/list', null, 'allow', 'ok', null],
+  // The upstream is named when the call went to one: not for an unknown
+  // tool, nor for what the gateway answers itself (lists, notifications).
+  assert.deepEqual(mine.map((r) => [r.method, r.tool, r.upstream, r.decision, r.status, r.reason]).sort(), [
+    ['notifications/roots/list_changed', null, null, 'allow', 'accepted', null],
+    ['tools/call', 'up__echo', 'up', 'allow', 'ok', null],
+    ['tools/call', 'up__nope', null, 'allow', 'error', 'rpc.-32602'],
+    ['tools/list', null, null, 'allow', 'ok', null],
   ].sort(), JSON.stringify(mine, null, 1));
   const echo = mine.find((r) => r.tool === 'up__echo');
   assert.deepEqual(echo.args, { text: 'in a batch' });
@@ -138,4 +144,26 @@ test('an answered call records the exact number of bytes sent back', () => {
 test('the chain with all of these verifies', () => {
   const v = spawnSync(PORTCULLIS_BIN, ['audit', 'verify', '-k', keyFile, logDir], { encoding: 'utf8' });
   assert.equal(v.status, 0, v.stdout + v.stderr);
+});
+
+test('every record names its request: the X-Request-Id the client got, a batch member "<id>.<n>"', () => {
+  const hex = /^[0-9a-f]{32}$/;
+  assert.match(bodies.callId, hex);
+  assert.match(bodies.refusalId, hex);
+  const call = records.find((r) => r.method === 'tools/call' && r.tool === 'up__echo' && r.args.text === 'measure me');
+  assert.equal(call.request_id, bodies.callId);
+  assert.equal(records.find((r) => r.reason === 'http.405').request_id, bodies.refusalId);
+  // Batch members, in the order they were sent (the notification is #2).
+  const members = records.filter((r) => r.request_id?.startsWith(bodies.batchId + '.'));
+  assert.deepEqual(members.map((r) => [r.request_id.slice(33), r.method, r.tool]).sort(), [
+    ['1', 'tools/call', 'up__echo'],
+    ['2', 'notifications/roots/list_changed', null],
+    ['3', 'tools/call', 'up__nope'],
+    ['4', 'tools/list', null],
+  ]);
+  // Every request record has one, and no two HTTP requests share one.
+  assert.ok(records.every((r) => typeof r.request_id === 'string' && /^[0-9a-f]{32}(\.\d+)?$/.test(r.request_id)),
+    JSON.stringify(records.filter((r) => !r.request_id), null, 1));
+  const ids = records.filter((r) => !r.request_id.includes('.')).map((r) => r.request_id);
+  assert.equal(new Set(ids).size, ids.length, 'ids are unique');
 });

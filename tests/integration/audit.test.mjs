@@ -92,6 +92,7 @@ test('each tool call is recorded with principal, era, tool, decision and outcome
     assert.equal(c.method, 'tools/call');
     assert.equal(c.decision, 'allow');
     assert.equal(c.status, 'ok');
+    assert.equal(c.upstream, 'up', 'the upstream that served it is named');
     assert.ok(c.key_id, 'the key id is recorded');
     assert.ok(Number.isInteger(c.latency_us) && c.latency_us >= 0);
   }

@@ -327,9 +327,11 @@ test('refusals are audited: decision deny with the reason code', async () => {
   const records = readdirSync(logDir).filter((f) => f.endsWith('.jsonl')).sort()
     .flatMap((f) => readFileSync(join(logDir, f), 'utf8').split('\n').filter(Boolean).map((x) => JSON.parse(x)));
   const denies = records.filter((r) => r.decision === 'deny');
-  assert.deepEqual(denies.map((r) => [r.reason, r.tool, r.era, r.key_id, r.status]), [
-    ['limit.budget', 'up__echo', 'modern', a.id, 'refused'],
-    ['limit.rate', 'up__echo', 'legacy', a.id, 'refused'],
-    ['limit.rate', 'up__echo', 'legacy', a.id, 'refused'], // the batch item
+  // A budget is charged where the call leaves for its upstream, so that
+  // refusal names the upstream; a rate limit refuses before routing.
+  assert.deepEqual(denies.map((r) => [r.reason, r.tool, r.upstream, r.era, r.key_id, r.status]), [
+    ['limit.budget', 'up__echo', 'up', 'modern', a.id, 'refused'],
+    ['limit.rate', 'up__echo', null, 'legacy', a.id, 'refused'],
+    ['limit.rate', 'up__echo', null, 'legacy', a.id, 'refused'], // the batch item
   ], JSON.stringify(records, null, 1));
 });

@@ -58,6 +58,10 @@ after(() => {
 test('every outcome on stdio has its record', () => {
   const req = records.filter((r) => r.type === 'request');
   const rows = req.map((r) => [r.method, r.tool, r.era, r.decision, r.status, r.reason]);
+  // Only a call that went to the upstream names it (not the policy's
+  // denial, nor what the gateway answers itself).
+  assert.deepEqual(req.filter((r) => r.upstream).map((r) => [r.tool, r.upstream]).sort(),
+    [['up__echo', 'up'], ['up__echo', 'up'], ['up__login', 'up']], JSON.stringify(req, null, 1));
   const has = (row) => assert.ok(rows.some((x) => JSON.stringify(x) === JSON.stringify(row)), `${JSON.stringify(row)} in ${JSON.stringify(rows)}`);
   has(['initialize', null, 'legacy', 'allow', 'ok', null]);
   has(['notifications/initialized', null, 'legacy', 'allow', 'accepted', null]);
@@ -66,6 +70,8 @@ test('every outcome on stdio has its record', () => {
   has([null, null, 'legacy', 'allow', 'error', 'rpc.-32700']);
   has(['tools/call', 'up__echo', 'modern', 'allow', 'ok', null]);
   assert.ok(req.every((r) => r.source === 'stdio' && /^stdio:/.test(r.principal)), 'the local user, from stdio');
+  assert.ok(req.every((r) => /^[0-9a-f]{32}$/.test(r.request_id)), 'every record names its request');
+  assert.equal(new Set(req.map((r) => r.request_id)).size, req.length, 'one id per request');
   const echo = req.find((r) => r.tool === 'up__echo' && r.era === 'legacy');
   assert.deepEqual(echo.args, { text: 'hello stdio' });
   assert.ok(echo.session, 'the legacy session is named');
