@@ -52,9 +52,6 @@ struct pc_lreq {
 	struct evhttp_request *req;	/* headers go here; NULL in a batch */
 	char key[PC_PRINCIPAL_MAX];	/* API key id, else the principal */
 	char tenant[PC_PRINCIPAL_MAX];
-	char principal[PC_PRINCIPAL_MAX], key_id[48], source[64];
-	char request_id[PC_REQUEST_ID_LEN + 12];
-					/* for a batch item's audit record */
 	char tool[PC_MAX_NAME_LEN + 1];	/* tools/call: the exposed name */
 	bool is_call;			/* a tools/call (rate limits, budgets) */
 	bool admitted;			/* front checkpoint: end owed */
@@ -198,8 +195,6 @@ extern const struct pc_fwd_gate pc_http_gate;
 /* Fill q for msg from principal; req: where headers go (NULL: none). */
 void pc_lreq_init(struct pc_lreq *q, struct pc_http *h,
     struct evhttp_request *req, const struct pc_rctx *cx, json_t *msg);
-/* Record q's refusal (a batch item: no exchange audit context). */
-void pc_lreq_audit_deny(const struct pc_lreq *q, const char *era);
 /* Point ri at the gate for q (nothing when no limits are configured). */
 void pc_lreq_route(struct pc_lreq *q, struct pc_reqinfo *ri);
 /*

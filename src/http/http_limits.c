@@ -44,10 +44,6 @@ pc_lreq_init(struct pc_lreq *q, struct pc_http *h, struct evhttp_request *req,
 	    ? p->key_id : p->id[0] != '\0' ? p->id : "anonymous",
 	    sizeof(q->key));
 	pc_strlcpy(q->tenant, p->tenant, sizeof(q->tenant));
-	pc_strlcpy(q->principal, p->id, sizeof(q->principal));
-	pc_strlcpy(q->key_id, p->key_id, sizeof(q->key_id));
-	pc_strlcpy(q->source, cx->source, sizeof(q->source));
-	pc_strlcpy(q->request_id, cx->request_id, sizeof(q->request_id));
 	q->is_call = method != NULL && strcmp(method, "tools/call") == 0 &&
 	    tool != NULL && strlen(tool) < sizeof(q->tool);
 	if (q->is_call)
@@ -163,23 +159,6 @@ pc_lreq_end(struct pc_lreq *q, json_t *msg)
 	outcome_of(msg, &counted, &failed);
 	pc_limiter_admit_end(q->h->limiter, q->key, &q->front, counted, failed,
 	    pc_wall_us());
-}
-
-void
-pc_lreq_audit_deny(const struct pc_lreq *q, const char *era)
-{
-	struct pc_audit_direct d = { .era = era, .method = "tools/call",
-	    .tool = q->tool, .decision = "deny", .status = "refused",
-	    .reason = q->deny_reason };
-	struct pc_rctx cx;
-
-	memset(&cx, 0, sizeof(cx));
-	pc_strlcpy(cx.source, q->source, sizeof(cx.source));
-	pc_strlcpy(cx.request_id, q->request_id, sizeof(cx.request_id));
-	pc_strlcpy(cx.principal.id, q->principal, sizeof(cx.principal.id));
-	pc_strlcpy(cx.principal.key_id, q->key_id, sizeof(cx.principal.key_id));
-	pc_strlcpy(cx.principal.tenant, q->tenant, sizeof(cx.principal.tenant));
-	(void)pc_http_audit_direct(q->h, &cx, &d, NULL, NULL);
 }
 
 /* --- the router's gate -------------------------------------------------------- */
