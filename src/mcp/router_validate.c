@@ -107,6 +107,14 @@ check_into(const struct pc_schema *s, const char *tool, json_t *arguments,
 
 	if (arguments == NULL)
 		arguments = empty = json_object();
+	/* Most calls fit: check without collecting errors first, so a call
+	 * does not pay for a table of max_errors messages (kilobytes, zeroed)
+	 * it will not use; a misfit is checked again to name what failed. */
+	rc = pc_schema_validate(s, arguments, NULL, NULL);
+	if (rc == 0) {
+		json_decref(empty);
+		return 0;
+	}
 	max = pc_schema_max_errors(s);
 	errs = calloc(max ? max : 1, sizeof(*errs));
 	if (errs == NULL) {
