@@ -93,7 +93,7 @@ struct serve_ctx {
 	struct pc_audit *audit;		/* NULL without `audit:` */
 	struct pc_key_events *key_events;	/* store -> audit, or NULL */
 	struct pc_stdio_front *stdio;	/* `portcullis stdio`, else NULL */
-	struct pc_limiter *limiter;	/* the limits stage (HTTP front) */
+	struct pc_limiter *limiter;	/* the limits stage (either front) */
 	struct pc_limit_db *limit_db;	/* its saved counters, or NULL */
 	struct event *limit_save;	/* periodic snapshot */
 	uint64_t limit_saved;		/* pc_limiter_changes() at the last */
@@ -212,6 +212,29 @@ begin_shutdown(struct serve_ctx *sc)
 	pc_router_shutdown(sc->router, shutdown_done, sc);
 }
 
+static bool
+same_str(const char *a, const char *b)
+{
+	return (a == NULL || b == NULL) ? a == b : strcmp(a, b) == 0;
+}
+
+/* Whether a reload left the audit section as it was (the running log is
+ * not reopened: a change takes effect at the next start). */
+static bool
+audit_cfg_same(const struct pc_audit_cfg *a, const struct pc_audit_cfg *b)
+{
+	return a->enabled == b->enabled && same_str(a->dir, b->dir) &&
+	    a->key_len == b->key_len && (a->key_len == 0 ||
+	    pc_ct_equal(a->key, b->key, a->key_len)) &&
+	    a->strict == b->strict && a->group_delay_ms == b->group_delay_ms &&
+	    a->max_file_bytes == b->max_file_bytes &&
+	    a->max_file_age_s == b->max_file_age_s &&
+	    a->retention_days == b->retention_days &&
+	    same_str(a->syslog_socket, b->syslog_socket) &&
+	    same_str(a->syslog_tcp, b->syslog_tcp) &&
+	    a->syslog_facility == b->syslog_facility;
+}
+
 static void
 on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -288,10 +311,18 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 				pc_error("reload: key events will not reach the "
 				    "audit log until a restart (out of memory)");
 		}
-		pc_info("reload: configuration %s applied", sc->path);
 		/* The audit section itself is not reapplied: the running log
-		 * keeps its directory and key until a restart. */
-		audit_event(sc, "config.reloaded", NULL);
+		 * keeps its directory, key and settings until a restart. Say
+		 * so, in the log and in the record of the reload. */
+		bool audit_same = audit_cfg_same(
+		    &sc->configs[sc->nconfigs - 2]->audit, &ncfg->audit);
+		if (!audit_same)
+			pc_warn("reload: the audit section changed; the running "
+			    "audit log keeps its directory, key and settings "
+			    "until a restart");
+		pc_info("reload: configuration %s applied", sc->path);
+		audit_event(sc, "config.reloaded", audit_same ? NULL :
+		    "audit.restart_needed");
 		return;
 	}
 	if (sc->stopping) {
@@ -529,14 +560,18 @@ cmd_serve(const char *path, const char *log_override, int stdio_mode)
 		    "prompt or resource is listed or callable (deny by "
 		    "default; docs/policy.md)");
 	if (stdio_mode) {
-		/* The local user's calls are audited like anyone's. */
+		/* The local user's calls are audited and limited like
+		 * anyone's. */
 		if (cfg->audit.enabled && open_audit(&sc, cfg) != 0)
+			goto out;
+		if (open_limits(&sc, cfg) != 0)
 			goto out;
 		rc = pc_stdio_front_new(sc.base, cfg, sc.router, STDIN_FILENO,
 		    STDOUT_FILENO, on_stdio_eof, &sc, &sc.stdio);
 		if (rc != 0)
 			goto out;
 		pc_stdio_front_set_audit(sc.stdio, sc.audit, log_redactor);
+		pc_stdio_front_set_limiter(sc.stdio, sc.limiter);
 		pc_info("portcullis %s serving one MCP client on stdio with %zu "
 		    "upstream(s)", PC_VERSION, cfg->nupstreams);
 		audit_event(&sc, "gateway.started", NULL);

@@ -135,10 +135,10 @@ ex_limits(struct pc_exchange *ex, const struct pc_rctx *cx, json_t *msg,
 	json_t *refusal = NULL;
 	int status = 429;
 
-	pc_lreq_init(&ex->lim, ex->h, ex->req, cx, msg);
-	if (pc_lreq_admit(&ex->lim, json_object_get(msg, "id"), &status,
+	pc_http_limit_init(&ex->lim, ex->h, ex->req, cx, msg);
+	if (pc_limit_call_admit(&ex->lim, json_object_get(msg, "id"), &status,
 	    &refusal) == 0) {
-		pc_lreq_route(&ex->lim, ri);
+		pc_limit_call_route(&ex->lim, ri);
 		return 0;
 	}
 	if (refusal == NULL) {
@@ -392,15 +392,15 @@ legacy_one(struct pc_http *h, struct evhttp_request *req,
 		struct pc_reqinfo iri = *ri;
 		json_t *refusal = NULL;
 		int status = 429;
-		pc_lreq_init(&it->lim, h, NULL, cx, msg);
+		pc_http_limit_init(&it->lim, h, NULL, cx, msg);
 		pc_bitem_audit_begin(it, cx, msg, pc_session_id(ri->session));
-		if (pc_lreq_admit(&it->lim, json_object_get(msg, "id"), &status,
+		if (pc_limit_call_admit(&it->lim, json_object_get(msg, "id"), &status,
 		    &refusal) != 0) {
 			pc_batch_done(it, status, refusal);
 			json_decref(refusal);
 			return;
 		}
-		pc_lreq_route(&it->lim, &iri);
+		pc_limit_call_route(&it->lim, &iri);
 		rc = pc_router_request(h->router, &iri, msg, &pc_batch_ops, it,
 		    &it->call);
 		if (rc != 0) {

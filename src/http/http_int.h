@@ -13,6 +13,7 @@
 #include "../authn/principal.h"
 #include "../mcp/router.h"
 #include "../lib/limits.h"
+#include "../limits/limit_call.h"
 #include "../limits/limiter.h"
 
 struct event;
@@ -36,29 +37,6 @@ struct pc_rctx {
 	char source[64];		/* client address (behind trusted
 					 * proxies: the forwarded client) */
 	struct pc_principal principal;	/* from the authenticate stage */
-};
-
-/* JSON-RPC error code of a refusal by the limits stage (429/503); the
- * reason code and the limit are in error.data. */
-#define PC_RPC_LIMITED (-32009)
-
-/*
- * The limits stage's state for one request: what it is counted as, and
- * what each checkpoint took (to give back exactly once). Lives in the
- * exchange (or batch item) so that it outlives the router's call.
- */
-struct pc_lreq {
-	struct pc_http *h;
-	struct evhttp_request *req;	/* headers go here; NULL in a batch */
-	char key[PC_PRINCIPAL_MAX];	/* API key id, else the principal */
-	char tenant[PC_PRINCIPAL_MAX];
-	char tool[PC_MAX_NAME_LEN + 1];	/* tools/call: the exposed name */
-	bool is_call;			/* a tools/call (rate limits, budgets) */
-	bool admitted;			/* front checkpoint: end owed */
-	bool forwarded;			/* forward checkpoint: end owed */
-	char upstream[64];
-	struct pc_limit_verdict front, fwd;
-	const char *deny_reason;	/* a limit refused it (static) */
 };
 
 struct pc_http {
@@ -104,7 +82,7 @@ struct pc_exchange {
 	struct pc_held *held;		/* fsync: strict, the reply waiting
 					 * for its record's fsync; see
 					 * http_reply.c */
-	struct pc_lreq lim;		/* POST: the limits stage */
+	struct pc_limit_call lim;		/* POST: the limits stage */
 	struct pc_exchange *next, *prev;
 };
 
@@ -112,7 +90,7 @@ struct pc_exchange {
 struct pc_bitem {
 	struct pc_exchange *parent;
 	struct pc_call *call;
-	struct pc_lreq lim;
+	struct pc_limit_call lim;
 	struct pc_audit_call *audit;	/* NULL: no audit log (or no memory) */
 };
 
@@ -191,23 +169,10 @@ int pc_http_bind(struct pc_http *h, struct evhttp *http,
     struct evhttp_bound_socket **out);
 
 /* http_limits.c: the rate limit stage (docs/limits.md, "In the gateway") */
-extern const struct pc_fwd_gate pc_http_gate;
-/* Fill q for msg from principal; req: where headers go (NULL: none). */
-void pc_lreq_init(struct pc_lreq *q, struct pc_http *h,
+/* Fill q for msg from cx's principal; req: where headers go (NULL: none,
+ * a batch member). */
+void pc_http_limit_init(struct pc_limit_call *q, struct pc_http *h,
     struct evhttp_request *req, const struct pc_rctx *cx, json_t *msg);
-/* Point ri at the gate for q (nothing when no limits are configured). */
-void pc_lreq_route(struct pc_lreq *q, struct pc_reqinfo *ri);
-/*
- * The front checkpoint for q (tools/call only; others pass). 0: go on
- * (RateLimit headers added when a rate limit applied). Otherwise *refusal
- * is the JSON-RPC error response to send for id (new ref) with HTTP
- * *status, its headers are set, and q->deny_reason names the reason.
- */
-int pc_lreq_admit(struct pc_lreq *q, json_t *id, int *status,
-    json_t **refusal);
-/* The request ended with msg (NULL: abandoned): give back what the front
- * checkpoint took and feed the key breaker. Idempotent. */
-void pc_lreq_end(struct pc_lreq *q, json_t *msg);
 
 /* admin.c */
 int pc_admin_start(struct pc_http *h);

@@ -289,7 +289,7 @@ pc_ex_free(struct pc_exchange *ex)
 		event_free(ex->keepalive);
 	if (ex->watch != NULL)
 		event_free(ex->watch);
-	pc_lreq_end(&ex->lim, NULL);
+	pc_limit_call_end(&ex->lim, NULL);
 	pc_audit_call_free(ex->audit);
 	pc_ex_unhold(ex);
 	json_decref(ex->batch);
@@ -455,7 +455,7 @@ nz(const char *s)
  */
 static int
 record_outcome(struct pc_http *h, struct pc_audit_call *a,
-    const struct pc_lreq *lim, json_t *msg, void (*ready)(void *, int),
+    const struct pc_limit_call *lim, json_t *msg, void (*ready)(void *, int),
     void *arg)
 {
 	if (h->audit == NULL)
@@ -758,7 +758,7 @@ post_done(void *sink, int status, json_t *msg)
 	int rc = 0;
 
 	ex->call = NULL;
-	pc_lreq_end(&ex->lim, msg);
+	pc_limit_call_end(&ex->lim, msg);
 	redact_failure(ex->h, msg);
 	/* The record says how many bytes the answer has: serialize it once,
 	 * before the record, and send that text. On a stream the final
@@ -871,7 +871,7 @@ pc_batch_done(void *sink, int status, json_t *msg)
 	struct pc_exchange *ex = it->parent;
 
 	(void)status;
-	pc_lreq_end(&it->lim, msg);
+	pc_limit_call_end(&it->lim, msg);
 	redact_failure(ex->h, msg);
 	if (ex->h->audit != NULL) {
 		/* Each member's record is in the file before the batch's

@@ -20,6 +20,7 @@
 #include "../lib/json.h"
 #include "../lib/log.h"
 #include "../lib/util.h"
+#include "../limits/limit_call.h"
 #include "../mcp/router.h"
 #include "stdio_front.h"
 
@@ -35,6 +36,7 @@ struct pc_stdio_front {
 	struct req *reqs;		/* requests being answered */
 	struct req *held;		/* answered, waiting for their record */
 	struct pc_audit *audit;		/* borrowed; NULL: no audit log */
+	struct pc_limiter *limiter;	/* borrowed; NULL: no limits stage */
 	const struct pc_redactor *redactor; /* borrowed; NULL: no arguments
 					 * recorded (never unredacted) */
 	void (*on_eof)(void *);
@@ -51,6 +53,7 @@ struct req {
 	struct pc_audit_call *rec;	/* NULL without an audit log */
 	json_t *answer;			/* held until the record is written */
 	json_t *id;
+	struct pc_limit_call lim;	/* the limits stage */
 };
 
 static void
@@ -101,6 +104,7 @@ req_link(struct req **head, struct req *q)
 static void
 req_free(struct req *q)
 {
+	pc_limit_call_end(&q->lim, NULL);	/* unanswered: give back */
 	pc_audit_call_free(q->rec);
 	json_decref(q->answer);
 	json_decref(q->id);
@@ -150,6 +154,7 @@ req_done(void *sink, int status, json_t *msg)
 	(void)status;
 	q->call = NULL;
 	req_unlink(&f->reqs, q);
+	pc_limit_call_end(&q->lim, msg);
 	if (f->audit == NULL) {
 		if (msg != NULL)
 			put(f, msg);
@@ -159,8 +164,8 @@ req_done(void *sink, int status, json_t *msg)
 	/* The answer waits for its record, written with the loop pass's
 	 * others (strict: synced). */
 	q->answer = json_incref(msg);
-	if (q->rec == NULL || pc_audit_call_write(f->audit, q->rec, msg, NULL,
-	    on_record_ready, q) != 0) {
+	if (q->rec == NULL || pc_audit_call_write(f->audit, q->rec, msg,
+	    q->lim.deny_reason, on_record_ready, q) != 0) {
 		withhold(f, q->id);
 		req_free(q);
 		return;
@@ -269,8 +274,9 @@ static void
 request(struct pc_stdio_front *f, const struct pc_reqinfo *ri, json_t *msg)
 {
 	struct req *q = calloc(1, sizeof(*q));
-	json_t *id = json_object_get(msg, "id");
-	int rc;
+	json_t *id = json_object_get(msg, "id"), *refusal = NULL;
+	struct pc_reqinfo iri = *ri;
+	int rc, status = 429;
 
 	if (q == NULL) {
 		put_error(f, id, -32603, "Internal error");
@@ -284,8 +290,20 @@ request(struct pc_stdio_front *f, const struct pc_reqinfo *ri, json_t *msg)
 		return;
 	}
 	req_link(&f->reqs, q);
+	/* The limits stage, as on HTTP: a refusal is answered and recorded
+	 * like any answer (deny, the limit's reason), without the status. */
+	pc_limit_call_init(&q->lim, f->limiter, &f->principal, msg, NULL, NULL);
+	if (pc_limit_call_admit(&q->lim, id, &status, &refusal) != 0) {
+		if (refusal == NULL)
+			refusal = pc_rpc_error(id, PC_RPC_LIMITED,
+			    "Refused by a limit");
+		req_done(q, status, refusal);
+		json_decref(refusal);
+		return;
+	}
+	pc_limit_call_route(&q->lim, &iri);
 	/* q->call is written before any sink callback; req_done takes q. */
-	rc = pc_router_request(f->router, ri, msg, &req_ops, q, &q->call);
+	rc = pc_router_request(f->router, &iri, msg, &req_ops, q, &q->call);
 	if (rc != 0) {
 		req_unlink(&f->reqs, q);
 		req_free(q);
@@ -525,6 +543,12 @@ pc_stdio_front_set_audit(struct pc_stdio_front *f, struct pc_audit *audit,
 {
 	f->audit = audit;
 	f->redactor = redactor;
+}
+
+void
+pc_stdio_front_set_limiter(struct pc_stdio_front *f, struct pc_limiter *l)
+{
+	f->limiter = l;
 }
 
 void

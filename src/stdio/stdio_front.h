@@ -42,6 +42,14 @@ struct pc_redactor;
 void pc_stdio_front_set_audit(struct pc_stdio_front *f, struct pc_audit *audit,
     const struct pc_redactor *redactor);
 
+/* The limits stage (borrowed; NULL: none): rate limits, budgets,
+ * breakers and caps apply to the local user's calls as to an HTTP
+ * client's (the principal stdio:<login> is the key); a refusal is the
+ * JSON-RPC error -32009 with data {reason, limit, retryAfter}. */
+struct pc_limiter;
+void pc_stdio_front_set_limiter(struct pc_stdio_front *f,
+    struct pc_limiter *l);
+
 /* Start reading requests. Called once the router is ready: the client
  * spawned us and expects the upstreams' tools on its first request. */
 void pc_stdio_front_start(struct pc_stdio_front *f);

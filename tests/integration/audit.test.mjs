@@ -335,6 +335,38 @@ test('an upstream that dies and comes back is recorded: exited, then ready again
   assert.equal(v.status, 0, v.stdout + v.stderr);
 });
 
+test('a reload that changes the audit section says it takes effect at the next start, and the log goes on as it was', async () => {
+  const d = join(dir, 'reload');
+  const cfg = {
+    auth: 'none',
+    audit: { dir: d, key: `\${file:${keyFile}}` },
+    upstreams: [{ name: 'up', command: upstreamCommands.mini() }],
+  };
+  const gw = await startGateway(cfg);
+  try {
+    // Unchanged: a plain reload, no warning.
+    let from = gw.logs.length;
+    gw.proc.kill('SIGHUP');
+    await gw.waitForLog((l) => /^reload: configuration .* applied$/.test(l.msg), { from });
+    assert.ok(!gw.logs.slice(from).some((l) => /audit section changed/.test(l.msg)));
+    // Another directory and a group delay: not applied, and said so.
+    writeFileSync(gw.configPath, toYaml({ ...cfg, audit: { ...cfg.audit, dir: join(dir, 'elsewhere'), group_delay: '50ms' } }));
+    from = gw.logs.length;
+    gw.proc.kill('SIGHUP');
+    await gw.waitForLog((l) => /^reload: configuration .* applied$/.test(l.msg), { from });
+    const w = gw.logs.slice(from).find((l) => /audit section changed/.test(l.msg));
+    assert.ok(w, 'the operator is told');
+    assert.equal(w.level, 'warn');
+    await gw.stop();
+  } catch (e) {
+    await gw.kill();
+    throw e;
+  }
+  const ev = readRecords(d).filter((r) => r.type === 'event' && r.event === 'config.reloaded');
+  assert.deepEqual(ev.map((r) => r.reason), [null, 'audit.restart_needed']);
+  assert.equal(verify(d).status, 0, 'the running log went on in its own directory');
+});
+
 // Octet-counted frames (RFC 6587) from a TCP stream: [frames, rest].
 function splitFrames(buf) {
   const frames = [];
