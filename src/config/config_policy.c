@@ -627,12 +627,28 @@ add_tighten(struct cfg_ctx *ctx, const struct con_build *b)
 	struct pc_config *c = ctx->cfg;
 	struct pc_schema_limits lim;
 	struct pc_tighten *t;
+	struct pc_schema *probe = NULL;
 	json_t *frag = node_json(b->schema, 0, true), *doc = NULL;
 	char err[160];
 	int rc;
 
 	if (frag == NULL) {
 		ctx->nomem = true;
+		return;
+	}
+	pc_schema_limits_default(&lim);
+	lim.assert_formats = 1;
+	/* The fragment alone first: its errors name places in what the
+	 * operator wrote, not in the wrapper below. */
+	rc = pc_schema_compile(frag, &lim, NULL, NULL, &probe, err,
+	    sizeof(err));
+	pc_schema_free(probe);
+	if (rc != 0) {
+		json_decref(frag);
+		if (rc == PC_E_NOMEM)
+			ctx->nomem = true;
+		else
+			cfg_err_at(ctx, b->schema, "constraints: schema: %s", err);
 		return;
 	}
 	doc = json_pack("{s:s, s:{s:o}}", "type", "object", "properties",
@@ -648,8 +664,6 @@ add_tighten(struct cfg_ctx *ctx, const struct con_build *b)
 	c->tighten = t;
 	t = &c->tighten[c->ntighten];
 	memset(t, 0, sizeof(*t));
-	pc_schema_limits_default(&lim);
-	lim.assert_formats = 1;
 	rc = pc_schema_compile(doc, &lim, NULL, NULL, &t->schema, err,
 	    sizeof(err));
 	json_decref(doc);

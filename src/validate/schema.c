@@ -135,8 +135,22 @@ sub_map(struct sc_compiler *c, json_t *v, const char *base,
 	if (*out == NULL)
 		return PC_E_NOMEM;
 	json_object_foreach(v, k, e) {
+		char esc[128];
+		size_t j = 0;
+
+		/* The member's name in the location, as a JSON Pointer token
+		 * (RFC 6901: '~' as ~0, '/' as ~1), cut when long. */
+		for (const char *p = k; *p != '\0' && j + 3 < sizeof(esc); p++) {
+			if (*p == '~' || *p == '/') {
+				esc[j++] = '~';
+				esc[j++] = *p == '~' ? '0' : '1';
+			} else {
+				esc[j++] = *p;
+			}
+		}
+		esc[j] = '\0';
 		(*out)[*n].name = k;
-		if ((rc = sub(c, e, base, d, kw, NULL, &(*out)[*n].node)) != 0)
+		if ((rc = sub(c, e, base, d, kw, esc, &(*out)[*n].node)) != 0)
 			return rc;
 		(*n)++;
 	}

@@ -1313,7 +1313,7 @@ test_policy_section(void **state)
 	    "check (path_under, one_of, pattern, range, url, command, set or "
 	    "schema)\n"
 	    "t.yaml:26:14: constraints: range: min must not exceed max\n"
-	    "t.yaml:27:38: constraints: schema: schema /properties/pattern: "
+	    "t.yaml:27:38: constraints: schema: schema /pattern: "
 	    "pattern does not compile\n"
 	    "t.yaml:28:3: unknown key 'colour' in policy; expected one of: "
 	    "default_roles, roles, tool_classes, constraints\n");

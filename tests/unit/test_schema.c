@@ -285,7 +285,11 @@ test_bad_schemas(void **state)
 	assert_non_null(strstr(err, "/pattern"));
 	assert_int_equal(compile_rc("{\"properties\":{\"a\":{\"minLength\":-1}}}",
 	    err, sizeof(err)), PC_E_INVAL);
-	assert_non_null(strstr(err, "/properties/minLength"));
+	assert_non_null(strstr(err, "schema /properties/a/minLength:"));
+	/* A member's name is a JSON Pointer token: '~' and '/' escaped. */
+	assert_int_equal(compile_rc("{\"properties\":{\"a/b~c\":{\"minLength\":"
+	    "-1}}}", err, sizeof(err)), PC_E_INVAL);
+	assert_non_null(strstr(err, "schema /properties/a~1b~0c/minLength:"));
 	assert_int_equal(compile_rc("{\"type\":\"strin\"}", err, sizeof(err)),
 	    PC_E_INVAL);
 	assert_int_equal(compile_rc("{\"multipleOf\":0}", err, sizeof(err)),
