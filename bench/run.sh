@@ -17,6 +17,9 @@
 #   BENCH_SYSTEMS        which rows to run (default "direct floor h2o-floor
 #                        gateway gateway-audit gateway-apikey gateway-policy
 #                        gateway-tls supergateway mcp-proxy")
+#   BENCH_PAIRS          alternating pairs per ratio target and mode after
+#                        the rows (default 5; 0: none), see run_pairs
+#   BENCH_PAIR_DURATION  seconds of each row of a pair (default 4)
 #   BENCH_OUT            results file (default bench/results/latest.md)
 #   BENCH_NODE_MODULES   where the npm proxies are (default ./node_modules)
 #
@@ -32,6 +35,8 @@ CONC=${BENCH_CONCURRENCY:-16}
 LG_THREADS=${BENCH_LOADGEN_THREADS:-1}
 SYSTEMS=${BENCH_SYSTEMS:-"direct floor h2o-floor gateway gateway-audit gateway-apikey gateway-policy gateway-tls supergateway mcp-proxy"}
 OUT=${BENCH_OUT:-bench/results/latest.md}
+PAIRS=${BENCH_PAIRS:-5}
+PAIR_SECS=${BENCH_PAIR_DURATION:-4}
 NM=${BENCH_NODE_MODULES:-$ROOT/node_modules}
 
 LOADGEN=build/bench/loadgen
@@ -41,7 +46,7 @@ GATEWAY=build/portcullis
 FLOOR=$ROOT/build/bench/http_floor
 H2OFLOOR=$ROOT/build/bench/h2o_floor
 
-for v in "$DURATION" "$WARMUP" "$CONC" "$LG_THREADS"; do
+for v in "$DURATION" "$WARMUP" "$CONC" "$LG_THREADS" "$PAIRS" "$PAIR_SECS"; do
 	case $v in
 	'' | *[!0-9.]*) echo "run.sh: bad numeric setting '$v'" >&2; exit 2 ;;
 	esac
@@ -576,6 +581,92 @@ for s in $SYSTEMS; do
 	esac
 done
 
+# ---- alternating pairs --------------------------------------------------------
+#
+# A ratio target compares two rows that ran minutes apart, and on this kind
+# of machine a row moves by a fifth from one minute to the next. So each
+# target is measured again as PAIRS alternating pairs: both systems up at
+# once, short rows A, B, A, B, ..., the ratio of each pair, and their
+# median. Both instances idle while the other is measured.
+
+declare -A PAIRED=()	# "B/A.mode" -> "ratio ratio ..."
+declare -A PAIR_WANTED=()	# "B/A" -> 1 for the pairs this run measures
+
+pair_rate() {	# pair_rate SYSTEM PORT MODE: calls/s of one short row
+	local sys=$1 port=$2 mode=$3 f="$TMP/pair.json"
+	local -a hdr=()
+	case $sys in
+	gateway+apikey*) hdr=(--header "Authorization: Bearer $API_KEY") ;;
+	esac
+	run_tool "$LOADGEN" --url "http://127.0.0.1:$port/mcp" --mode "$mode" \
+	    --concurrency "$CONC" --threads "$LG_THREADS" \
+	    --duration "$PAIR_SECS" --warmup 1 --tool echo --json \
+	    ${hdr[@]+"${hdr[@]}"} >"$f" 2>>"$TMP/loadgen.log" || return 1
+	[ "$(jnum errors "$f")" = 0 ] || return 1
+	jnum calls_per_s "$f"
+}
+
+run_pairs() {	# run_pairs A B
+	local a=$1 b=$2 pa pb ida idb m i ra rb
+	PAIR_WANTED["$b/$a"]=1
+	case "$a $b" in
+	*gateway+audit*) setup_audit || return ;;
+	esac
+	case "$a $b" in
+	*gateway+apikey*) setup_apikey || return ;;
+	esac
+	pa=$(free_port) || return
+	launch "$a" "$pa"
+	ida=$START_PID
+	wait_port "$ida" "$pa" || { stop_group "$ida"; return; }
+	pb=$(free_port) || { stop_group "$ida"; return; }
+	launch "$b" "$pb"
+	idb=$START_PID
+	wait_port "$idb" "$pb" || { stop_group "$ida"; stop_group "$idb"; return; }
+	sleep 1
+	for m in legacy modern; do
+		echo "  pairs $b / $a $m: $PAIRS x (${PAIR_SECS}s + ${PAIR_SECS}s)" >&2
+		for i in $(seq 1 "$PAIRS"); do
+			ra=$(pair_rate "$a" "$pa" "$m") || ra=""
+			rb=$(pair_rate "$b" "$pb" "$m") || rb=""
+			if [ -n "$ra" ] && [ -n "$rb" ]; then
+				PAIRED["$b/$a.$m"]+="$(ratio2 "$rb" "$ra") "
+			fi
+		done
+	done
+	stop_group "$ida"
+	stop_group "$idb"
+}
+
+ratio2() {
+	awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'
+}
+
+if [ "$PAIRS" -gt 0 ] && [ -x "$GATEWAY" ]; then
+	[[ " $SYSTEMS " == *" gateway-audit "* ]] && run_pairs gateway gateway+audit
+	[[ " $SYSTEMS " == *" gateway-apikey "* ]] && run_pairs gateway gateway+apikey
+	[[ " $SYSTEMS " == *" gateway-policy "* ]] &&
+	    run_pairs gateway+apikey gateway+apikey+policy
+fi
+
+# pairs_line B A MODE MIN: the pairs' ratios, their median, the verdict.
+pairs_line() {
+	local rs=${PAIRED["$1/$2.$3"]:-}
+	[ -n "${PAIR_WANTED["$1/$2"]:-}" ] || return 0
+	if [ -z "$rs" ]; then
+		echo "- $3: $1 ÷ $2 in alternating pairs: n/a (none completed)"
+		return
+	fi
+	echo "$rs" | tr ' ' '\n' | grep . | sort -n | awk -v b="$1" -v a="$2" \
+	    -v m="$3" -v min="$4" -v all="$rs" '
+	    { v[NR] = $1 }
+	    END {
+		med = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+		printf "- %s: %s ÷ %s in %d alternating pairs: %s→ median %.2f (target ≥ %s: %s)\n",
+		    m, b, a, NR, all, med, min, ((med >= min) ? "met" : "NOT met")
+	    }'
+}
+
 # ---- report ----------------------------------------------------------------
 
 ratio() {	# ratio A B: A/B with one decimal, or "-"
@@ -584,10 +675,6 @@ ratio() {	# ratio A B: A/B with one decimal, or "-"
 		return
 	fi
 	awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f", a / b; else print "-" }'
-}
-
-ratio2() {
-	awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'
 }
 
 target_met() {	# target_met A B MIN: "met" when A/B >= MIN
@@ -665,6 +752,7 @@ faster_node() {	# faster_node MODE: "name rate" of the faster Node proxy
 		else
 			echo "- $m: gateway+audit ÷ gateway: n/a (a row is missing)"
 		fi
+		[ "$PAIRS" -gt 0 ] && pairs_line gateway+audit gateway "$m" 0.85
 	done
 	# The writer alone, in process, through the real pc_audit API (group
 	# commit, fsync on its worker thread): the issue's second figure.
@@ -709,6 +797,7 @@ faster_node() {	# faster_node MODE: "name rate" of the faster Node proxy
 		else
 			echo "- $m: gateway+apikey+policy ÷ gateway+apikey: n/a (a row is missing)"
 		fi
+		[ "$PAIRS" -gt 0 ] && pairs_line gateway+apikey+policy gateway+apikey "$m" 0.85
 	done
 	echo
 	echo "Authentication and TLS (calls/s, same mode; targets from the issue):"
@@ -722,6 +811,7 @@ faster_node() {	# faster_node MODE: "name rate" of the faster Node proxy
 		else
 			echo "- $m: gateway+apikey ÷ gateway: n/a (a row is missing)"
 		fi
+		[ "$PAIRS" -gt 0 ] && pairs_line gateway+apikey gateway "$m" 0.90
 		if [ -n "$gw" ] && [ -n "$tl" ]; then
 			echo "- $m: gateway+apikey+tls ÷ gateway = $(ratio2 "$tl" "$gw") (target ≥ 0.60: $(target_met "$tl" "$gw" 0.60))"
 		else
