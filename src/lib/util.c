@@ -2,7 +2,6 @@
 #include "errors.h"
 
 #include <errno.h>
-#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -225,28 +224,4 @@ pc_siphash(uint64_t k0, uint64_t k1, const void *data, size_t len)
 	SIPROUND();
 	SIPROUND();
 	return v0 ^ v1 ^ v2 ^ v3;
-}
-
-void
-pc_request_id_new(char out[PC_REQUEST_ID_LEN + 1])
-{
-	static const char hex[] = "0123456789abcdef";
-	static uint64_t prefix, counter;
-	static bool seeded;
-	uint64_t v[2];
-
-	if (!seeded) {
-		/* Without the kernel's randomness the ids are still unique
-		 * within this process; the clock and pid keep them apart
-		 * across restarts. */
-		if (pc_random_bytes(&prefix, sizeof(prefix)) != 0)
-			prefix = (uint64_t)pc_wall_us() ^ ((uint64_t)getpid() << 40);
-		seeded = true;
-	}
-	v[0] = prefix;
-	v[1] = __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED);
-	for (int w = 0; w < 2; w++)
-		for (int i = 0; i < 16; i++)
-			out[w * 16 + i] = hex[(v[w] >> (60 - 4 * i)) & 15];
-	out[PC_REQUEST_ID_LEN] = '\0';
 }

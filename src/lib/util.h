@@ -51,11 +51,14 @@ int pc_ct_equal(const void *a, const void *b, size_t n);
 uint64_t pc_siphash(uint64_t k0, uint64_t k1, const void *data, size_t len);
 
 /*
- * A new request id: 32 lowercase hex digits, a random 64-bit prefix drawn
- * once per process and a 64-bit counter, so ids never repeat within a
- * process and collide across restarts only by a 2^-64 chance. An
+ * A new request id (request_id.c): 32 lowercase hex digits, a per-process
+ * counter enciphered with AES-128 under a key drawn once per process — a
+ * permutation, so ids never repeat within a process, and they look random,
+ * so they do not tell a client how many requests the gateway has served.
+ * Across restarts (new key) a repeat has a 2^-128 chance per pair. An
  * identifier for correlation (the X-Request-Id header, the audit record's
- * request_id), not a secret: nothing may trust it.
+ * request_id), not a secret: nothing may trust it. One thread only (the
+ * event loop's).
  */
 #define PC_REQUEST_ID_LEN 32
 void pc_request_id_new(char out[PC_REQUEST_ID_LEN + 1]);

@@ -150,6 +150,10 @@ test('every record names its request: the X-Request-Id the client got, a batch m
   const hex = /^[0-9a-f]{32}$/;
   assert.match(bodies.callId, hex);
   assert.match(bodies.refusalId, hex);
+  // Opaque: ids do not count requests (no shared prefix, not close as numbers).
+  assert.notEqual(bodies.callId.slice(0, 16), bodies.refusalId.slice(0, 16));
+  const gap = BigInt('0x' + bodies.callId) - BigInt('0x' + bodies.refusalId);
+  assert.ok(gap > 1n << 64n || -gap > 1n << 64n, 'ids are not a visible counter');
   const call = records.find((r) => r.method === 'tools/call' && r.tool === 'up__echo' && r.args.text === 'measure me');
   assert.equal(call.request_id, bodies.callId);
   assert.equal(records.find((r) => r.reason === 'http.405').request_id, bodies.refusalId);
