@@ -122,17 +122,33 @@ pc_http_scope_end(void)
 
 /* A refusal before routing: "http.<status>", the HTTP method as the
  * method (the JSON-RPC one may not even parse). */
+/* The reason code of a refusal with HTTP `status`: a static string (the
+ * flood gate keeps the pointer for its summary). */
+static const char *
+status_reason(int status)
+{
+	static const struct { int status; const char *reason; } codes[] = {
+		{ 400, "http.400" }, { 401, "http.401" }, { 403, "http.403" },
+		{ 404, "http.404" }, { 405, "http.405" }, { 406, "http.406" },
+		{ 409, "http.409" }, { 413, "http.413" }, { 415, "http.415" },
+		{ 429, "http.429" }, { 500, "http.500" }, { 503, "http.503" },
+	};
+
+	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+		if (codes[i].status == status)
+			return codes[i].reason;
+	return status < 500 ? "http.4xx" : "http.5xx";
+}
+
 static void
 scope_refusal(struct evhttp_request *req, int status)
 {
-	char reason[24];
 	struct pc_audit_direct d = { .method = scope.method, .decision = "deny",
-	    .status = "refused", .reason = reason };
+	    .status = "refused", .reason = status_reason(status) };
 
 	if (scope.req != req || scope.recorded || status < 400)
 		return;
 	scope.recorded = true;
-	snprintf(reason, sizeof(reason), "http.%d", status);
 	(void)pc_http_audit_direct(scope.h, scope.cx, &d, NULL, NULL);
 }
 
@@ -475,8 +491,8 @@ audit_outcome(struct pc_exchange *ex, json_t *msg,
 
 /*
  * Whether a record may be written on its own. Denials nobody is
- * accountable for (no principal: before authentication) pass a per-source
- * flood gate; what it holds back is counted and summarized (pc_http_flood_
+ * accountable for (no principal: before authentication; or `auth: none`,
+ * where every local process is `anonymous`) pass a per-source flood gate; what it holds back is counted and summarized (pc_http_flood_
  * drain), so an unauthenticated client cannot fill the audit disk — which
  * would fail the log and, failing closed, refuse everyone. A record someone
  * waits for (durable) is never held back.
@@ -486,7 +502,8 @@ flood_gate(struct pc_http *h, const struct pc_rctx *cx,
     const struct pc_audit_direct *d, void (*durable)(void *, int))
 {
 	if (h->flood == NULL || durable != NULL ||
-	    cx->principal.id[0] != '\0' || d->decision == NULL ||
+	    (cx->principal.id[0] != '\0' &&
+	    cx->principal.method != PC_AUTH_NONE) || d->decision == NULL ||
 	    strcmp(d->decision, "deny") != 0)
 		return true;
 	return pc_flood_admit(h->flood, cx->source, d->reason, pc_now_us());

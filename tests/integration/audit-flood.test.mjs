@@ -119,3 +119,45 @@ test('the chain with the summaries verifies', () => {
   const v = spawnSync(PORTCULLIS_BIN, ['audit', 'verify', '-k', keyFile, logDir], { encoding: 'utf8' });
   assert.equal(v.status, 0, v.stdout + v.stderr);
 });
+
+test('with auth: none, refusals of the anonymous principal are gated too; its calls are recorded one by one', async () => {
+  const d = join(dir, 'anon');
+  const gw = await startGateway({
+    auth: 'none',
+    audit: { dir: d, key: `\${file:${keyFile}}` },
+    upstreams: [{ name: 'up', command: upstreamCommands.mini() }],
+  });
+  const N = 200;
+  let t;
+  try {
+    const t0 = Date.now();
+    // Accept without JSON or SSE: 406, a refusal before routing.
+    for (let i = 0; i < N; i += 10) {
+      const rs = await Promise.all(Array.from({ length: 10 }, (_, j) => fetch(gw.url, {
+        method: 'POST', headers: { 'content-type': 'application/json', accept: 'text/html' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: i + j, method: 'ping' }),
+      }).then(async (r) => { await r.text(); return r.status; })));
+      assert.ok(rs.every((st) => st === 406), rs.join(' '));
+    }
+    t = (Date.now() - t0) / 1000;
+    const s = await legacyInit(gw.url);
+    for (let i = 0; i < 30; i++) {
+      const r = await s.request(100 + i, 'tools/call', { name: 'up__echo', arguments: { text: `call ${i}` } });
+      assert.equal(r.response.result.content[0].text, `call ${i}`);
+    }
+    await gw.stop();
+  } catch (e) {
+    await gw.kill();
+    throw e;
+  }
+  const recs = readdirSync(d).filter((f) => f.endsWith('.jsonl')).sort()
+    .flatMap((f) => readFileSync(join(d, f), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)));
+  const single = recs.filter((r) => r.type === 'request' && r.reason === 'http.406');
+  assert.ok(single.every((r) => r.principal === 'anonymous'));
+  assert.ok(single.length >= 20 && single.length <= 20 + Math.ceil(5 * (t + 1)), `${single.length} individual records in ${t}s`);
+  const summed = recs.filter((r) => r.event === 'refusals.suppressed').reduce((a, r) => a + (r.reasons['http.406'] ?? 0), 0);
+  assert.equal(single.length + summed, N, 'every refusal is accounted for');
+  // Calls are not refusals: each has its record.
+  assert.equal(recs.filter((r) => r.method === 'tools/call' && r.status === 'ok').length, 30);
+  assert.equal(spawnSync(PORTCULLIS_BIN, ['audit', 'verify', '-k', keyFile, d], { encoding: 'utf8' }).status, 0);
+});
