@@ -507,7 +507,7 @@ build(struct pc_audit *a, json_t *fields, const struct pc_audit_request *req,
 	rc = audit_mac(a->mac, a->prev, a->buf, body, mac);
 	if (rc != 0)
 		return rc;
-	audit_hex(mac, AUDIT_MAC_LEN, hex);
+	pc_hex_encode(mac, AUDIT_MAC_LEN, hex);
 	memcpy(a->buf + body, AUDIT_MAC_KEY, AUDIT_MAC_KEY_LEN);
 	body += AUDIT_MAC_KEY_LEN;
 	memcpy(a->buf + body, hex, AUDIT_MAC_HEX);
@@ -1066,7 +1066,7 @@ hex_string(const unsigned char *mac)
 {
 	char hex[AUDIT_MAC_HEX + 1];
 
-	audit_hex(mac, AUDIT_MAC_LEN, hex);
+	pc_hex_encode(mac, AUDIT_MAC_LEN, hex);
 	return json_string(hex);
 }
 

@@ -58,18 +58,6 @@ audit_mac(EVP_MAC_CTX *keyed, const unsigned char prev[AUDIT_MAC_LEN],
 	return 0;
 }
 
-void
-audit_hex(const unsigned char *in, size_t n, char *out)
-{
-	static const char hex[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = hex[in[i] >> 4];
-		out[2 * i + 1] = hex[in[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
 static int
 nibble(char c)
 {

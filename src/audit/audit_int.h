@@ -46,7 +46,6 @@ EVP_MAC_CTX *audit_mac_new(const unsigned char *key, size_t key_len);
 int audit_mac(EVP_MAC_CTX *keyed, const unsigned char prev[AUDIT_MAC_LEN],
     const char *body, size_t len, unsigned char out[AUDIT_MAC_LEN]);
 
-void audit_hex(const unsigned char *in, size_t n, char *out);
 /* Decode exactly 2n lowercase hex chars; 0 or PC_E_PARSE. */
 int audit_unhex(const char *in, size_t n, unsigned char *out);
 

@@ -843,8 +843,8 @@ handle_mcp(struct evhttp_request *req, void *arg)
 	/* Refusals before authentication are recorded like a refused
 	 * credential: no principal, the peer's address. */
 	memset(&cx, 0, sizeof(cx));
-	/* Every answer names its request, refusals included: the id an
-	 * operator looks up in the audit log and the gateway's log. */
+	/* Every answer names its request, refusals included: the id under
+	 * which the audit log recorded it. */
 	pc_request_id_new(cx.request_id);
 	evhttp_add_header(evhttp_request_get_output_headers(req),
 	    "X-Request-Id", cx.request_id);

@@ -42,7 +42,6 @@ keyed(void)
 void
 pc_request_id_new(char out[PC_REQUEST_ID_LEN + 1])
 {
-	static const char hex[] = "0123456789abcdef";
 	unsigned char in[16] = { 0 }, blk[32];
 	uint64_t n = ++counter;
 	int len = 0;
@@ -57,9 +56,5 @@ pc_request_id_new(char out[PC_REQUEST_ID_LEN + 1])
 			in[i] = (unsigned char)(pid >> (56 - 8 * i));
 		memcpy(blk, in, 16);
 	}
-	for (int i = 0; i < 16; i++) {
-		out[2 * i] = hex[blk[i] >> 4];
-		out[2 * i + 1] = hex[blk[i] & 15];
-	}
-	out[PC_REQUEST_ID_LEN] = '\0';
+	pc_hex_encode(blk, 16, out);
 }

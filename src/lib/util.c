@@ -26,21 +26,29 @@ pc_random_bytes(void *buf, size_t n)
 	return 0;
 }
 
+void
+pc_hex_encode(const void *in, size_t n, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = in;
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = hex[p[i] >> 4];
+		out[2 * i + 1] = hex[p[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
 int
 pc_random_hex(char *out, size_t outlen, size_t n)
 {
-	static const char hex[] = "0123456789abcdef";
 	unsigned char raw[64];
 
 	if (n > sizeof(raw) || outlen < 2 * n + 1)
 		return PC_E_INVAL;
 	if (pc_random_bytes(raw, n) != 0)
 		return PC_E_IO;
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = hex[raw[i] >> 4];
-		out[2 * i + 1] = hex[raw[i] & 15];
-	}
-	out[2 * n] = '\0';
+	pc_hex_encode(raw, n, out);
 	explicit_bzero(raw, sizeof(raw));
 	return 0;
 }

@@ -8,6 +8,10 @@
 /* Fill buf with n bytes from the kernel CSPRNG. 0 or PC_E_IO. */
 int pc_random_bytes(void *buf, size_t n);
 
+/* Write the 2*n lowercase hex digits of in[0..n), plus NUL, into out
+ * (room for 2n+1). */
+void pc_hex_encode(const void *in, size_t n, char *out);
+
 /* Write 2*n lowercase hex chars of n random bytes, plus NUL, into out
  * (outlen >= 2n+1). 0 or negative PC_E_*. */
 int pc_random_hex(char *out, size_t outlen, size_t n);

@@ -338,7 +338,7 @@ forge_line(const char *after, uint64_t seq, char *out, size_t outlen)
 	    "00.000000Z\",\"type\":\"request\",\"principal\":\"mallory\"",
 	    (unsigned long long)seq);
 	assert_int_equal(audit_mac(m, prev, body, strlen(body), mac), 0);
-	audit_hex(mac, sizeof(mac), hex);
+	pc_hex_encode(mac, sizeof(mac), hex);
 	snprintf(out, outlen, "%s,\"mac\":\"%s\"}\n", body, hex);
 	EVP_MAC_CTX_free(m);
 }
