@@ -63,6 +63,15 @@ function yamlLines(v, indent) {
   return out;
 }
 
+/**
+ * The secret part of an API key ("pcs_" + 16 hex id + "_" + 43 base64url).
+ * Not key.split('_').pop(): base64url has '_' of its own, and the tail
+ * after the last one can be a few characters that turn up anywhere.
+ */
+export function keySecret(key) {
+  return key.slice('pcs_'.length + 16 + 1);
+}
+
 export function toYaml(obj) {
   return yamlLines(obj, 0).join('\n') + '\n';
 }
