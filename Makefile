@@ -69,7 +69,7 @@ $(ASAN)/tests/unit/%: tests/unit/%.c $(ASAN_LIB_OBJS)
 # Test fixtures (C upstreams) and bench tools are built without sanitizers:
 # they are not the code under test.
 FIX_BINS   := $(FIX_SRCS:tests/fixtures/%.c=build/fixtures/%)
-BENCH_BINS := $(BENCH_SRCS:bench/%.c=build/bench/%)
+BENCH_BINS := $(BENCH_SRCS:bench/%.c=build/bench/%) build/bench/h2o_uv_floor
 build/fixtures/%: tests/fixtures/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(REL_CFLAGS) -o $@ $< $(PKG_LIBS)
@@ -89,6 +89,14 @@ build/bench/h2o_floor: bench/h2o_floor.c
 	$(CC) $(filter-out -Wmissing-prototypes -Wstrict-prototypes,$(REL_CFLAGS)) \
 	    $(shell pkg-config --cflags libh2o-evloop) -Wno-error -o $@ $< \
 	    $(shell pkg-config --libs libh2o-evloop) -ljansson
+
+# The same floor on libh2o built with libuv, its loop embedded in libevent.
+build/bench/h2o_uv_floor: bench/h2o_floor.c
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -Wmissing-prototypes -Wstrict-prototypes,$(REL_CFLAGS)) \
+	    -DH2O_USE_LIBUV=1 $(shell pkg-config --cflags libh2o libuv) \
+	    -Wno-error -o $@ $< \
+	    $(shell pkg-config --libs libh2o libuv libevent) -ljansson
 
 # In-process micro-benchmarks link the gateway's own modules.
 REL_LIB_OBJS := $(LIB_SRCS:%.c=$(REL)/%.o)

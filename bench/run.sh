@@ -15,7 +15,7 @@
 #   BENCH_CONCURRENCY    connections / calls in flight (default 16)
 #   BENCH_LOADGEN_THREADS loadgen threads (default 1: the machine has 2 cores)
 #   BENCH_SYSTEMS        which rows to run (default "direct floor h2o-floor
-#                        gateway gateway-audit gateway-apikey gateway-policy
+#                        h2o-uv-floor gateway gateway-audit gateway-apikey gateway-policy
 #                        gateway-tls supergateway mcp-proxy")
 #   BENCH_PAIRS          alternating pairs per ratio target and mode after
 #                        the rows (default 5; 0: none), see run_pairs
@@ -33,7 +33,7 @@ DURATION=${BENCH_DURATION:-10}
 WARMUP=${BENCH_WARMUP:-2}
 CONC=${BENCH_CONCURRENCY:-16}
 LG_THREADS=${BENCH_LOADGEN_THREADS:-1}
-SYSTEMS=${BENCH_SYSTEMS:-"direct floor h2o-floor gateway gateway-audit gateway-apikey gateway-policy gateway-tls supergateway mcp-proxy"}
+SYSTEMS=${BENCH_SYSTEMS:-"direct floor h2o-floor h2o-uv-floor gateway gateway-audit gateway-apikey gateway-policy gateway-tls supergateway mcp-proxy"}
 OUT=${BENCH_OUT:-bench/results/latest.md}
 PAIRS=${BENCH_PAIRS:-5}
 PAIR_SECS=${BENCH_PAIR_DURATION:-4}
@@ -45,6 +45,7 @@ UPSTREAM=$ROOT/build/fixtures/mini_upstream
 GATEWAY=build/portcullis
 FLOOR=$ROOT/build/bench/http_floor
 H2OFLOOR=$ROOT/build/bench/h2o_floor
+H2OUVFLOOR=$ROOT/build/bench/h2o_uv_floor
 
 for v in "$DURATION" "$WARMUP" "$CONC" "$LG_THREADS" "$PAIRS" "$PAIR_SECS"; do
 	case $v in
@@ -460,6 +461,9 @@ launch() {
 	"h2o floor")
 		start "$sys" "$H2OFLOOR" "$port"
 		;;
+	"h2o-uv floor")
+		start "$sys" "$H2OUVFLOOR" "$port"
+		;;
 	gateway | gateway+audit | gateway+apikey | gateway+apikey+policy | \
 	    gateway+apikey+tls)
 		gateway_config "$sys" "$port" >"$TMP/gateway.yaml"
@@ -533,6 +537,12 @@ run_http() {
 			return
 		fi
 		;;
+	"h2o-uv floor")
+		if [ ! -x "$H2OUVFLOOR" ]; then
+			skip "h2o-uv floor" "build/bench/h2o_uv_floor not built"
+			return
+		fi
+		;;
 	*)
 		if [ ! -e "$NM/.bin/$sys" ]; then
 			skip "$sys" "node_modules/.bin/$sys not installed (make deps installs it)"
@@ -571,6 +581,7 @@ for s in $SYSTEMS; do
 	direct) run_direct ;;
 	floor) run_http "http floor" ;;
 	h2o-floor) run_http "h2o floor" ;;
+	h2o-uv-floor) run_http "h2o-uv floor" ;;
 	gateway) run_http gateway ;;
 	gateway-audit) run_http gateway+audit ;;
 	gateway-apikey) run_http gateway+apikey ;;
@@ -730,6 +741,13 @@ faster_node() {	# faster_node MODE: "name rate" of the faster Node proxy
 		fi
 		if [ -n "$hf" ] && [ -n "${RATE[http floor.$m]:-}" ]; then
 			echo "- $m: h2o floor ÷ http floor = $(ratio2 "$hf" "${RATE[http floor.$m]}")"
+		fi
+		hu=${RATE[h2o-uv floor.$m]:-}
+		if [ -n "$hu" ] && [ -n "${RATE[http floor.$m]:-}" ]; then
+			echo "- $m: h2o-uv floor ÷ http floor = $(ratio2 "$hu" "${RATE[http floor.$m]}") (h2o on libuv, its loop run inside libevent's)"
+		fi
+		if [ -n "$hu" ] && [ -n "$hf" ]; then
+			echo "- $m: h2o-uv floor ÷ h2o floor = $(ratio2 "$hu" "$hf") (what embedding in libevent costs)"
 		fi
 		fl=${RATE[http floor.$m]:-}
 		if [ -n "$fl" ] && [ -n "$fn" ]; then

@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 APT_PKGS=(build-essential pkg-config libevent-dev libjansson-dev libyaml-dev
 	libssl-dev libcmocka-dev clang-14 valgrind curl ca-certificates nodejs npm
 	libsqlite3-dev libcjose-dev libcurl4-openssl-dev openssl testssl.sh
-	libpcre2-dev libh2o-evloop-dev)
+	libpcre2-dev libh2o-evloop-dev libh2o-dev libuv1-dev)
 
 step() { printf 'deps: %s\n' "$*"; }
 
