@@ -183,6 +183,42 @@ accept_notification(struct pc_http *h, struct evhttp_request *req,
 	return 0;
 }
 
+/*
+ * A legacy client's answer to a request the gateway forwarded to it
+ * (elicitation, sampling, roots), recorded before it goes on: allow with
+ * the method the upstream asked and that upstream, status "ok" or "error"
+ * (reason "rpc.<code>" when the client answered with an error); an id the
+ * gateway never sent, or answered already, is a deny ("response.unknown_id")
+ * and goes nowhere. The result of pc_http_audit_direct.
+ */
+static int
+record_response(struct pc_http *h, const struct pc_rctx *cx,
+    struct pc_session *s, json_t *msg)
+{
+	struct pc_answered what;
+	json_t *err = json_object_get(msg, "error");
+	char reason[40] = "";
+	struct pc_audit_direct d = { .era = "legacy",
+	    .session = pc_session_id(s), .decision = "allow", .status = "ok" };
+
+	if (pc_router_client_lookup(h->router, s, msg, &what) != 0) {
+		d.decision = "deny";
+		d.reason = "response.unknown_id";	/* static: the flood
+							 * gate keeps it */
+		d.status = "refused";
+		return pc_http_audit_direct(h, cx, &d, NULL, NULL);
+	}
+	d.method = what.method;
+	d.upstream = what.upstream;
+	if (json_is_object(err)) {
+		d.status = "error";
+		snprintf(reason, sizeof(reason), "rpc.%" JSON_INTEGER_FORMAT,
+		    json_integer_value(json_object_get(err, "code")));
+		d.reason = reason;
+	}
+	return pc_http_audit_direct(h, cx, &d, NULL, NULL);
+}
+
 /* A legacy session's stream opened (GET) or the session ended by its
  * client (DELETE): recorded before it happens. */
 static int
@@ -375,6 +411,11 @@ legacy_one(struct pc_http *h, struct evhttp_request *req,
 		return;
 	}
 	if (t == MSG_RESPONSE) {
+		/* A batch member is recorded here (a single response was,
+		 * before its 202); unrecorded, it goes no further. */
+		if (batch_ex != NULL &&
+		    record_response(h, cx, ri->session, msg) != 0)
+			return;
 		if (pc_router_client_response(h->router, ri->session, msg) != 0)
 			pc_debug("client answered an unknown request id");
 		return;
@@ -492,6 +533,12 @@ handle_legacy(struct pc_http *h, struct evhttp_request *req, json_t *body,
 			    accept_notification(h, req, cx, "legacy",
 			    pc_session_id(s), body) != 0)
 				return;		/* answered 503 */
+			if (t == MSG_RESPONSE &&
+			    record_response(h, cx, s, body) != 0) {
+				pc_http_send_error(req, 503, NULL,
+				    PC_RPC_UP_UNAVAILABLE, PC_AUDIT_DOWN_MSG);
+				return;
+			}
 			legacy_one(h, req, cx, &ri, body, t, NULL, &n);
 			if (t != MSG_NOTIFICATION)
 				pc_http_send_json(req, 202, NULL, NULL);

@@ -115,6 +115,7 @@ void pc_http_flood_drain(struct pc_http *h, bool all);
 struct pc_audit_direct {
 	const char *era, *method, *session;
 	const char *tool;		/* may be NULL */
+	const char *upstream;		/* may be NULL */
 	const char *decision;		/* "allow" or "deny" */
 	const char *status, *reason;
 };

@@ -957,6 +957,24 @@ pc_router_notification(struct pc_router *r, const struct pc_reqinfo *ri,
 }
 
 int
+pc_router_client_lookup(struct pc_router *r, struct pc_session *s,
+    json_t *msg, struct pc_answered *what)
+{
+	const char *id = json_string_value(json_object_get(msg, "id"));
+	const struct pc_fwd *f;
+
+	(void)r;
+	memset(what, 0, sizeof(*what));
+	if (s == NULL || id == NULL || (f = pc_map_get(s->pending, id)) == NULL)
+		return PC_E_NOTFOUND;
+	pc_strlcpy(what->method, f->method, sizeof(what->method));
+	if (f->slot != NULL && f->slot->up != NULL)
+		pc_strlcpy(what->upstream, pc_upstream_name(f->slot->up),
+		    sizeof(what->upstream));
+	return 0;
+}
+
+int
 pc_router_client_response(struct pc_router *r, struct pc_session *s,
     json_t *msg)
 {

@@ -16,6 +16,7 @@
 
 #include "../authn/principal.h"
 #include "../config/config.h"
+#include "../lib/limits.h"
 
 struct event_base;
 struct pc_router;
@@ -159,6 +160,17 @@ void pc_router_notification(struct pc_router *r, const struct pc_reqinfo *ri,
  * (elicitation, sampling, roots). 0 or PC_E_NOTFOUND. */
 int pc_router_client_response(struct pc_router *r, struct pc_session *s,
     json_t *msg);
+
+/* What a client's response answers, for its audit record: the method the
+ * upstream asked and that upstream's name ("" once it is gone). */
+struct pc_answered {
+	char method[32];
+	char upstream[PC_MAX_UPSTREAM_NAME + 1];
+};
+/* Look msg's id up without consuming it: 0 with *what filled, or
+ * PC_E_NOTFOUND (an id the gateway never sent, or answered already). */
+int pc_router_client_lookup(struct pc_router *r, struct pc_session *s,
+    json_t *msg, struct pc_answered *what);
 
 /* JSON-RPC envelopes (new refs). id borrowed (NULL = null); result stolen. */
 json_t *pc_rpc_error(json_t *id, int code, const char *msg);

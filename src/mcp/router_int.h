@@ -44,6 +44,8 @@ struct pc_fwd {
 	struct pc_up_slot *slot;
 	json_t *up_id;		/* the upstream's id, answered verbatim */
 	struct pc_call *call;	/* the call it was attributed to */
+	char method[32];	/* what the upstream asked (for the audit
+				 * record of the client's answer) */
 };
 
 enum pc_call_kind {

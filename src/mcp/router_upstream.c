@@ -10,6 +10,7 @@
 #include "../lib/errors.h"
 #include "../lib/log.h"
 #include "../lib/map.h"
+#include "../lib/util.h"
 #include "router_int.h"
 
 /* --- upstream hooks ---------------------------------------------------------- */
@@ -145,6 +146,10 @@ hook_request(struct pc_upstream *up, json_t *msg, void *call_arg, void *arg)
 			f->slot = slot;
 			f->up_id = json_deep_copy(id);
 			f->call = c;
+			const char *asked = json_string_value(
+			    json_object_get(msg, "method"));
+			pc_strlcpy(f->method, asked ? asked : "",
+			    sizeof(f->method));
 			if (pc_map_put(c->session->pending, gid, f) == 0) {
 				fwd = json_deep_copy(msg);
 				json_object_set_new(fwd, "id", json_string(gid));

@@ -256,6 +256,42 @@ record_now(struct pc_stdio_front *f, const struct pc_reqinfo *ri, json_t *msg,
 	return rc;
 }
 
+/*
+ * The client's answer to a request the gateway forwarded to it
+ * (elicitation, sampling, roots): recorded with the method the upstream
+ * asked and that upstream, status from the answer itself ("ok", or
+ * "error" with "rpc.<code>"); an id the gateway never sent, or answered
+ * already, is a deny ("response.unknown_id"). 0, or negative when it could
+ * not be recorded.
+ */
+static int
+record_response(struct pc_stdio_front *f, json_t *msg)
+{
+	struct pc_reqinfo ri = { .era = PC_CLIENT_LEGACY };
+	struct pc_answered what;
+	struct pc_audit_call *rec;
+	int rc;
+
+	if (f->audit == NULL)
+		return 0;
+	rec = rec_new(f, &ri, msg);
+	if (rec == NULL)
+		return PC_E_NOMEM;
+	if (pc_router_client_lookup(f->router, f->session, msg, &what) == 0) {
+		pc_strlcpy(rec->method, what.method, sizeof(rec->method));
+		pc_audit_call_routed(rec, what.upstream);
+	} else {
+		rec->denied = "response.unknown_id";
+	}
+	rc = pc_audit_call_write(f->audit, rec, msg, NULL, NULL, NULL);
+	pc_audit_call_free(rec);
+	if (rc != 0)
+		pc_error("audit: cannot record a response: %s",
+		    pc_audit_error(f->audit) ? pc_audit_error(f->audit) :
+		    "invalid record");
+	return rc;
+}
+
 /* An error the front answers itself, recorded first (as its outcome). */
 static void
 refuse(struct pc_stdio_front *f, const struct pc_reqinfo *ri, json_t *msg,
@@ -437,8 +473,10 @@ handle_line(struct pc_stdio_front *f, const char *line, size_t len)
 		goto out;
 	}
 	if (method == NULL) {
-		/* A response to a request the gateway forwarded. */
-		if (id != NULL && f->session != NULL)
+		/* A response to a request the gateway forwarded: recorded,
+		 * then passed on; unrecorded, it goes no further. */
+		if (id != NULL && record_response(f, msg) == 0 &&
+		    f->session != NULL)
 			(void)pc_router_client_response(f->router, f->session, msg);
 		goto out;
 	}

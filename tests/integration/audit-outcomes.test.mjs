@@ -1,5 +1,7 @@
 // Every outcome has its record, not only answered calls: notifications
-// (accepted), a session's stream opened (GET) and its end (DELETE), and
+// (accepted), a client's answers to a server-to-client request (allow, or
+// deny when it answers nothing pending), a session's stream opened (GET)
+// and its end (DELETE), and
 // refusals before a request reaches the router (400, 404, 405, 406, 415),
 // each a deny with reason http.<status> (a body over max_body_bytes is cut
 // off by the HTTP library before the gateway sees the request: 413, no
@@ -16,6 +18,7 @@ import { startGateway } from '../lib/gateway.mjs';
 import { PORTCULLIS_BIN, upstreamCommands } from '../lib/paths.mjs';
 import { ACCEPT, legacyInit, modernMeta, MODERN_VERSION, post } from '../lib/mcp.mjs';
 import { buildRequest, rawRequest } from '../lib/rawhttp.mjs';
+import { openStream } from '../lib/stream.mjs';
 
 let dir, keyFile, logDir, records, bodies = {};
 
@@ -70,6 +73,27 @@ before(async () => {
     assert.equal(b.messages.length, 3);
     bodies.batchId = b.headers.get('x-request-id');
     bodies.batchSession = s25.sessionId;
+    // An upstream asks the client (elicitation): the client answers it,
+    // answers it again (nothing pending any more), and answers a second
+    // one with an error.
+    const se = await legacyInit(gw.url, { capabilities: { elicitation: {} } });
+    bodies.elicitSession = se.sessionId;
+    const answer = (id, body) => raw('POST', { ...json, ...se.headers }, JSON.stringify({ jsonrpc: '2.0', id, ...body }));
+    const elicit = (id) => openStream(gw.url, { headers: se.headers,
+      body: { jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'up__elicit', arguments: {} } } });
+    let st = await elicit(21);
+    let q = await st.next(5000);
+    assert.equal(q?.method, 'elicitation/create');
+    const ok = await answer(q.id, { result: { action: 'accept', content: { answer: '42' } } });
+    assert.equal(ok.status, 202);
+    bodies.answerId = ok.headers.get('x-request-id');
+    assert.equal((await st.next(5000))?.id, 21);
+    assert.equal((await answer(q.id, { result: { action: 'accept', content: {} } })).status, 202);
+    st = await elicit(22);
+    q = await st.next(5000);
+    assert.equal((await answer(q.id, { error: { code: -32001, message: 'user declined' } })).status, 202);
+    assert.equal((await st.next(5000))?.id, 22);
+    assert.equal((await se.close()).status, 200);
     // A modern notification.
     const n = await raw('POST', { ...json, 'mcp-protocol-version': MODERN_VERSION, 'mcp-method': 'notifications/cancelled' },
       JSON.stringify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 9, _meta: modernMeta() } }));
@@ -97,14 +121,30 @@ test('notifications are recorded as accepted, in both eras', () => {
     ['notifications/initialized', 'legacy'],
     ['notifications/initialized', 'legacy'], // the 2025-03-26 session
     ['notifications/roots/list_changed', 'legacy'], // inside the batch
+    ['notifications/initialized', 'legacy'], // the elicitation's session
     ['notifications/cancelled', 'modern'],
   ]);
   assert.ok(n.every((r) => r.decision === 'allow'));
 });
 
+test("a client's answers to an upstream's request are recorded, with the method asked and the upstream", () => {
+  const mine = records.filter((r) => r.session === bodies.elicitSession && r.method !== 'initialize' &&
+    r.method !== 'notifications/initialized' && r.method !== 'DELETE');
+  assert.deepEqual(mine.map((r) => [r.method, r.tool, r.upstream, r.decision, r.status, r.reason]), [
+    ['elicitation/create', null, 'up', 'allow', 'ok', null], // answered before the call it serves
+    ['tools/call', 'up__elicit', 'up', 'allow', 'ok', null],
+    [null, null, null, 'deny', 'refused', 'response.unknown_id'], // the same answer again
+    ['elicitation/create', null, 'up', 'allow', 'error', 'rpc.-32001'],
+    ['tools/call', 'up__elicit', 'up', 'allow', 'ok', null],
+  ], JSON.stringify(mine, null, 1));
+  assert.equal(mine[0].request_id, bodies.answerId, 'the answer POST\'s own X-Request-Id');
+  assert.ok(mine.filter((r) => r.method !== 'tools/call').every((r) => r.args === null),
+    'nothing of what the client answered is in the log');
+});
+
 test('a session stream opened and a session deleted are recorded', () => {
   const get = records.find((r) => r.method === 'GET');
-  const del = records.find((r) => r.method === 'DELETE');
+  const del = records.find((r) => r.method === 'DELETE' && r.session === get?.session);
   assert.ok(get && del, JSON.stringify(records.map((r) => r.method)));
   assert.equal(get.session, del.session);
   assert.equal(get.decision, 'allow');
@@ -113,7 +153,8 @@ test('a session stream opened and a session deleted are recorded', () => {
 
 test('refusals before routing are recorded as deny with reason http.<status>, DNS-rebinding refusals as http.host / http.origin', () => {
   const denies = records.filter((r) => r.decision === 'deny').map((r) => r.reason).sort();
-  assert.deepEqual(denies, ['http.400', 'http.404', 'http.405', 'http.406', 'http.415', 'http.host', 'http.origin']);
+  assert.deepEqual(denies, ['http.400', 'http.404', 'http.405', 'http.406', 'http.415', 'http.host', 'http.origin',
+    'response.unknown_id']);
   assert.ok(records.filter((r) => r.decision === 'deny').every((r) => r.status === 'refused' && r.source));
   assert.equal(records.find((r) => r.reason === 'http.origin').principal, null, 'before authentication: no principal');
 });

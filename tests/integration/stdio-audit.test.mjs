@@ -1,7 +1,8 @@
 // The stdio front end (`portcullis stdio`) records every outcome the way
 // the HTTP front does: the local user's calls (with redacted arguments),
-// initialize, notifications (accepted), policy denials and refusals of bad
-// lines — each answer held until its record is written. A canary in a
+// initialize, notifications (accepted), the client's answers to an
+// upstream's requests, policy denials and refusals of bad lines — each
+// answer held until its record is written. A canary in a
 // sensitive argument never reaches the log.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -30,13 +31,14 @@ before(async () => {
     audit: { dir: logDir, key: `\${file:${keyFile}}` },
     policy: {
       default_roles: ['user'],
-      roles: { user: { tools: [{ match: 'up__echo', access: 'all' }, { match: 'up__login', access: 'all' }] } },
+      roles: { user: { tools: [{ match: 'up__echo', access: 'all' }, { match: 'up__login', access: 'all' },
+        { match: 'up__elicit', access: 'all' }] } },
     },
     upstreams: [{ name: 'up', command: upstreamCommands.mini() }],
   }));
   const io = startStdio(cfg);
   const { send, answer } = io;
-  await io.initialize(1);
+  await io.initialize(1, { elicitation: {} });
   send({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'up__echo', arguments: { text: 'hello stdio' } } });
   send({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'up__login', arguments: { user: 'al', password: CANARY } } });
   send({ jsonrpc: '2.0', id: 4, method: 'tools/call', params: { name: 'up__fail', arguments: {} } }); // not granted
@@ -46,6 +48,15 @@ before(async () => {
   await answer(3);
   assert.equal((await answer(4)).error.code, -32602, 'a hidden tool is a missing one');
   assert.equal((await answer(6)).result.content[0].text, 'modern stdio');
+  // The upstream asks the client; the client answers, then answers the
+  // same request again (nothing pending any more).
+  send({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'up__elicit', arguments: {} } });
+  const q = await io.asked('elicitation/create');
+  send({ jsonrpc: '2.0', id: q.id, result: { action: 'accept', content: { answer: CANARY } } });
+  assert.equal((await answer(7)).result.content[0].text, `{"answer":"${CANARY}"}`);
+  send({ jsonrpc: '2.0', id: q.id, result: { action: 'accept', content: {} } });
+  send({ jsonrpc: '2.0', id: 8, method: 'ping' }); // after the late answer: its record is written
+  await answer(8);
   assert.equal(await io.close(), 0, io.stderr);
   stderr = io.stderr;
   records = readdirSync(logDir).filter((f) => f.endsWith('.jsonl')).sort()
@@ -61,7 +72,8 @@ test('every outcome on stdio has its record', () => {
   // Only a call that went to the upstream names it (not the policy's
   // denial, nor what the gateway answers itself).
   assert.deepEqual(req.filter((r) => r.upstream).map((r) => [r.tool, r.upstream]).sort(),
-    [['up__echo', 'up'], ['up__echo', 'up'], ['up__login', 'up']], JSON.stringify(req, null, 1));
+    [[null, 'up'], ['up__echo', 'up'], ['up__echo', 'up'], ['up__elicit', 'up'], ['up__login', 'up']],
+    JSON.stringify(req, null, 1));
   const has = (row) => assert.ok(rows.some((x) => JSON.stringify(x) === JSON.stringify(row)), `${JSON.stringify(row)} in ${JSON.stringify(rows)}`);
   has(['initialize', null, 'legacy', 'allow', 'ok', null]);
   has(['notifications/initialized', null, 'legacy', 'allow', 'accepted', null]);
@@ -69,6 +81,9 @@ test('every outcome on stdio has its record', () => {
   has(['tools/call', 'up__fail', 'legacy', 'deny', 'refused', 'policy.denied_tool']);
   has([null, null, 'legacy', 'allow', 'error', 'rpc.-32700']);
   has(['tools/call', 'up__echo', 'modern', 'allow', 'ok', null]);
+  has(['elicitation/create', null, 'legacy', 'allow', 'ok', null]);
+  has([null, null, 'legacy', 'deny', 'refused', 'response.unknown_id']);
+  assert.equal(req.find((r) => r.method === 'elicitation/create').upstream, 'up', 'the upstream that asked');
   assert.ok(req.every((r) => r.source === 'stdio' && /^stdio:/.test(r.principal)), 'the local user, from stdio');
   assert.ok(req.every((r) => /^[0-9a-f]{32}$/.test(r.request_id)), 'every record names its request');
   assert.equal(new Set(req.map((r) => r.request_id)).size, req.length, 'one id per request');

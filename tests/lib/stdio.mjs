@@ -33,13 +33,25 @@ export function startStdio(configPath) {
     }
     return answers.get(id);
   };
+  /** The next request the gateway sends the client (elicitation, sampling...) with this method. */
+  s.asked = async (method, ms = 15000) => {
+    const until = Date.now() + ms;
+    const find = () => [...answers.values()].find((m) => m.method === method && !m.seen);
+    let m;
+    while (!(m = find())) {
+      if (Date.now() > until) throw new Error(`no ${method} request; stderr:\n${s.stderr}`);
+      await new Promise((r) => { waiters.push(r); setTimeout(r, 200); });
+    }
+    m.seen = true;
+    return m;
+  };
   s.close = () => {
     const exited = new Promise((r) => child.on('exit', (code) => r(code)));
     child.stdin.end();
     return exited;
   };
-  s.initialize = async (id = 1) => {
-    s.send({ jsonrpc: '2.0', id, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } } });
+  s.initialize = async (id = 1, capabilities = {}) => {
+    s.send({ jsonrpc: '2.0', id, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities, clientInfo: { name: 't', version: '1' } } });
     const r = await s.answer(id);
     if (!r.result) throw new Error(`initialize: ${JSON.stringify(r)}`);
     s.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
