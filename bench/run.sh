@@ -638,8 +638,15 @@ run_pairs() {	# run_pairs A B
 	for m in legacy modern; do
 		echo "  pairs $b / $a $m: $PAIRS x (${PAIR_SECS}s + ${PAIR_SECS}s)" >&2
 		for i in $(seq 1 "$PAIRS"); do
-			ra=$(pair_rate "$a" "$pa" "$m") || ra=""
-			rb=$(pair_rate "$b" "$pb" "$m") || rb=""
+			# Every other pair runs B first, so that a drift of the
+			# machine during a pair favours neither side.
+			if [ $((i % 2)) -eq 1 ]; then
+				ra=$(pair_rate "$a" "$pa" "$m") || ra=""
+				rb=$(pair_rate "$b" "$pb" "$m") || rb=""
+			else
+				rb=$(pair_rate "$b" "$pb" "$m") || rb=""
+				ra=$(pair_rate "$a" "$pa" "$m") || ra=""
+			fi
 			if [ -n "$ra" ] && [ -n "$rb" ]; then
 				PAIRED["$b/$a.$m"]+="$(ratio2 "$rb" "$ra") "
 			fi
