@@ -55,11 +55,9 @@ int pc_ct_equal(const void *a, const void *b, size_t n);
 uint64_t pc_siphash(uint64_t k0, uint64_t k1, const void *data, size_t len);
 
 /*
- * A new request id (request_id.c): 32 lowercase hex digits, a per-process
- * counter enciphered with AES-128 under a key drawn once per process — a
- * permutation, so ids never repeat within a process, and they look random,
- * so they do not tell a client how many requests the gateway has served.
- * Across restarts (new key) a repeat has a 2^-128 chance per pair. An
+ * A new request id (request_id.c): 32 lowercase hex digits, 128 random
+ * bits from the kernel — they do not tell a client how many requests the
+ * gateway has served, and a repeat has a 2^-128 chance per pair. An
  * identifier for correlation (the X-Request-Id header, the audit record's
  * request_id), not a secret: nothing may trust it. One thread only (the
  * event loop's).

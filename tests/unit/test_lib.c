@@ -206,6 +206,32 @@ util_read_and_b64url(void **st)
 	assert_int_equal(pc_b64url_val('='), -1);
 }
 
+/* Request ids: 32 lowercase hex digits, all different, across more than
+ * one refill of the pool, and no fixed part (a counter or a pid would
+ * leave the same leading or trailing digits in neighbouring ids). */
+static void
+request_ids(void **state)
+{
+	enum { N = 1000 };
+	static char ids[N][PC_REQUEST_ID_LEN + 1];
+	size_t same_head = 0, same_tail = 0;
+
+	(void)state;
+	for (int i = 0; i < N; i++) {
+		pc_request_id_new(ids[i]);
+		assert_int_equal(strlen(ids[i]), PC_REQUEST_ID_LEN);
+		assert_int_equal(strspn(ids[i], "0123456789abcdef"),
+		    PC_REQUEST_ID_LEN);
+		for (int j = 0; j < i; j++)
+			assert_string_not_equal(ids[i], ids[j]);
+		if (i > 0 && memcmp(ids[i], ids[i - 1], 8) == 0)
+			same_head++;
+		if (i > 0 && memcmp(ids[i] + 24, ids[i - 1] + 24, 8) == 0)
+			same_tail++;
+	}
+	assert_true(same_head == 0 && same_tail == 0);
+}
+
 int
 main(void)
 {
@@ -218,6 +244,7 @@ main(void)
 		cmocka_unit_test(map_basics),
 		cmocka_unit_test(util_random_and_parse),
 		cmocka_unit_test(util_read_and_b64url),
+		cmocka_unit_test(request_ids),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
