@@ -293,6 +293,27 @@ pc_ex_new(struct pc_http *h, struct evhttp_request *req, enum ex_kind kind)
 	return ex;
 }
 
+/*
+ * End a streamed reply. With nothing left to send and no chunked framing
+ * (an HTTP/1.0 client), libevent finishes the reply inside
+ * evhttp_send_reply_end: it frees the request and, the connection not
+ * kept alive, the connection too, whose close callback (on_conn_close)
+ * would free the exchange under its caller. So stop listening first and
+ * forget both pointers: the caller frees the exchange once.
+ */
+static void
+end_stream(struct pc_exchange *ex)
+{
+	struct evhttp_request *req = ex->req;
+
+	if (ex->evcon != NULL)
+		evhttp_connection_set_closecb(ex->evcon, NULL, NULL);
+	ex->evcon = NULL;
+	ex->req = NULL;
+	if (req != NULL)
+		evhttp_send_reply_end(req);
+}
+
 /* Called once the exchange will take no more callbacks. */
 void
 pc_ex_free(struct pc_exchange *ex)
@@ -655,7 +676,7 @@ send_final_text(struct pc_exchange *ex, int status, json_t *msg,
 			sse_text(ex, text);
 		else if (msg != NULL)
 			sse_event(ex, msg);
-		evhttp_send_reply_end(ex->req);
+		end_stream(ex);
 	}
 }
 
@@ -953,8 +974,7 @@ stream_done(void *sink, int status, json_t *msg)
 	(void)status;
 	(void)msg;
 	ex->session = NULL;
-	if (ex->req != NULL)
-		evhttp_send_reply_end(ex->req);
+	end_stream(ex);
 	pc_ex_free(ex);
 }
 

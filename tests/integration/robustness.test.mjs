@@ -1,7 +1,9 @@
 // Failure handling: an upstream killed mid-call, an upstream call that never
-// answers, a client that stops sending halfway through its headers.
+// answers, a client that stops sending halfway through its headers, a
+// session deleted while an HTTP/1.0 client holds its stream.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { startGateway } from '../lib/gateway.mjs';
 import { haveGateway, haveMiniUpstream, upstreamCommands } from '../lib/paths.mjs';
 import { legacyInit } from '../lib/mcp.mjs';
@@ -84,4 +86,29 @@ test('a client that stops halfway through its headers is disconnected after read
   // The gateway still serves others.
   const s = await legacyInit(gw.url);
   await s.close();
+});
+
+// HTTP/1.0 has no chunked encoding: ending such a stream with nothing left
+// to send lets libevent finish the reply, free the request and close the
+// connection at once, inside the call that ends it. The gateway must not
+// touch (or free) the exchange twice then.
+test('a session deleted while an HTTP/1.0 client holds its GET stream: the gateway stays up', { skip, timeout: 30000 }, async () => {
+  const s = await legacyInit(gw.url);
+  const sock = connect(gw.port, '127.0.0.1');
+  let got = '';
+  const closed = new Promise((r) => sock.on('close', r));
+  sock.on('data', (d) => (got += d));
+  sock.on('error', () => {});
+  await new Promise((r) => sock.on('connect', r));
+  sock.write(`GET /mcp HTTP/1.0\r\nHost: 127.0.0.1:${gw.port}\r\nAccept: text/event-stream\r\n` +
+    `Mcp-Session-Id: ${s.sessionId}\r\nMCP-Protocol-Version: ${s.version}\r\n\r\n`);
+  for (let i = 0; i < 50 && !got.includes('\r\n\r\n'); i++) await sleep(20);
+  assert.match(got, /^HTTP\/1\.[01] 200/, got.slice(0, 200));
+  await sleep(100);
+  assert.equal((await s.close()).status, 200);
+  await closed; // the stream ends with the session
+  assert.equal(gw.exited, null, 'the gateway is still running');
+  const again = await legacyInit(gw.url);
+  assert.ok(again.sessionId, 'and still serves');
+  await again.close();
 });
