@@ -465,6 +465,8 @@ forward(struct pc_call *c, size_t idx, json_t *p)
 	rc = pc_upstream_call(slot->up, c->method, p, 0, on_reply,
 	    c->progress_token ? on_progress : NULL, c, &c->handle);
 	json_decref(p);
+	if (rc == 0)
+		pc_upstream_set_owner(slot->up, c->handle, c);
 	if (rc != 0) {
 		gate_end(c, rc == PC_E_LIMIT ? PC_FWD_CANCELLED : PC_FWD_FAILED);
 		finish_error(c, 200, PC_RPC_UP_UNAVAILABLE,

@@ -186,10 +186,36 @@ up_call_progress(struct pc_upstream *up, struct up_call *c, json_t *params)
 	c->progress(c->arg, params);
 }
 
+/*
+ * Who caused an unattributed message of the child (a log line, a request
+ * to the client): the owner of the only client call in flight, else
+ * nobody. The gateway's own calls (catalogue pages, unsubscribes) have no
+ * owner and never count: their callback argument is not a client call,
+ * and treating it as one crashed the gateway.
+ */
 void *
-up_attributed_arg(const struct pc_upstream *up)
+up_attributed_owner(const struct pc_upstream *up)
 {
-	return up->ncalls == 1 ? TAILQ_FIRST(&up->calls)->arg : NULL;
+	const struct up_call *c;
+	void *owner = NULL;
+
+	TAILQ_FOREACH(c, &up->calls, link) {
+		if (c->owner == NULL)
+			continue;
+		if (owner != NULL)
+			return NULL;		/* two clients: nobody */
+		owner = c->owner;
+	}
+	return owner;
+}
+
+void
+pc_upstream_set_owner(struct pc_upstream *up, uint64_t handle, void *owner)
+{
+	struct up_call *c;
+
+	if (up != NULL && (c = up_call_find(up, handle)) != NULL)
+		c->owner = owner;
 }
 
 static void

@@ -107,6 +107,15 @@ int pc_upstream_call(struct pc_upstream *up, const char *method, json_t *params,
     uint32_t timeout_ms, pc_upstream_reply_fn reply,
     pc_upstream_progress_fn progress, void *call_arg, uint64_t *handle);
 
+/*
+ * Mark a call as made for a client: owner (opaque, e.g. the router's call)
+ * is what the child's unattributed messages (log lines, requests to the
+ * client) are handed with while it is the only such call in flight. Calls
+ * without an owner are the gateway's own and are never attributed.
+ */
+void pc_upstream_set_owner(struct pc_upstream *up, uint64_t handle,
+    void *owner);
+
 /* Cancel a call: sends notifications/cancelled to the child; the reply
  * callback will not be called. Unknown handles are ignored. */
 void pc_upstream_cancel(struct pc_upstream *up, uint64_t handle,

@@ -72,6 +72,8 @@ struct up_call {
 	pc_upstream_reply_fn reply;
 	pc_upstream_progress_fn progress;
 	void *arg;
+	void *owner;		/* the client call it serves (attribution),
+				 * or NULL for the gateway's own calls */
 };
 
 TAILQ_HEAD(up_call_list, up_call);
@@ -155,7 +157,7 @@ void up_call_complete(struct pc_upstream *up, struct up_call *c, int err,
     json_t *msg);
 void up_call_progress(struct pc_upstream *up, struct up_call *c,
     json_t *params);
-void *up_attributed_arg(const struct pc_upstream *up);
+void *up_attributed_owner(const struct pc_upstream *up);
 uint32_t up_ms_or(uint32_t v, uint32_t def);
 void up_timer_ms(struct event *ev, uint64_t ms);
 

@@ -394,7 +394,7 @@ dispatch(struct pc_upstream *up, json_t *msg)
 				(void)pc_upstream_respond(up, id, empty, NULL);
 			json_decref(empty);
 		} else if (up->hooks.on_request != NULL) {
-			up->hooks.on_request(up, msg, up_attributed_arg(up),
+			up->hooks.on_request(up, msg, up_attributed_owner(up),
 			    up->hook_arg);
 		} else {
 			respond_error(up, id, UP_RPC_METHOD_NOT_FOUND,
@@ -409,7 +409,7 @@ dispatch(struct pc_upstream *up, json_t *msg)
 			up_call_progress(up, c, params);
 		else if (up->hooks.on_notification != NULL)
 			up->hooks.on_notification(up, msg,
-			    up_attributed_arg(up), up->hook_arg);
+			    up_attributed_owner(up), up->hook_arg);
 	} else if (id != NULL) {
 		dispatch_response(up, msg, id);
 	} else {

@@ -210,10 +210,15 @@ call_tool(struct h *h, const char *name, json_t *args, uint32_t timeout,
 {
 	json_t *params = json_pack("{s:s, s:o}", "name", name, "arguments",
 	    args != NULL ? args : json_object());
+	uint64_t hd = 0;
 	int rc = pc_upstream_call(h->up, "tools/call", params, timeout,
-	    on_reply, progress ? on_progress : NULL, r, handle);
+	    on_reply, progress ? on_progress : NULL, r, &hd);
 
 	json_decref(params);
+	if (rc == 0)
+		pc_upstream_set_owner(h->up, hd, r);	/* a client's call */
+	if (handle != NULL)
+		*handle = hd;
 	return rc;
 }
 
@@ -874,6 +879,39 @@ test_child_ping_and_default_request_answer(void **state)
 	h_fini(&h);
 }
 
+/* The gateway's own call (no owner: a catalogue page) in flight besides a
+ * client's: a log line goes to the client's call; alone, to nobody — the
+ * hook must never get the gateway's callback argument as a client call. */
+static void
+test_attribution_skips_own_calls(void **state)
+{
+	struct h h;
+	struct res r = { 0 }, own = { 0 };
+	json_t *p = json_pack("{s:s, s:{}}", "name", "log", "arguments");
+
+	(void)state;
+	h_init(&h, PC_ERA_AUTO, "--era", "legacy", NULL);
+	h_start_ready(&h);
+	assert_int_equal(pc_upstream_call(h.up, "tools/call", p, 0, on_reply,
+	    NULL, &own, NULL), 0);
+	RUN_UNTIL(&h, own.done, 3000);
+	assert_int_equal(h.notes, 1);
+	assert_null(h.last_note_arg);		/* not &own */
+	res_clear(&own);
+	json_decref(p);
+	p = json_pack("{s:s, s:{}}", "name", "hang", "arguments");
+	assert_int_equal(pc_upstream_call(h.up, "tools/call", p, 0, on_reply,
+	    NULL, &own, NULL), 0);
+	json_decref(p);
+	assert_int_equal(call_tool(&h, "log", NULL, 0, false, &r, NULL), 0);
+	RUN_UNTIL(&h, r.done, 3000);
+	assert_int_equal(h.notes, 2);
+	assert_ptr_equal(h.last_note_arg, &r);
+	res_clear(&r);
+	h_fini(&h);
+	res_clear(&own);
+}
+
 static void
 test_notifications(void **state)
 {
@@ -1016,6 +1054,7 @@ main(void)
 		cmocka_unit_test(test_elicitation_roundtrip),
 		cmocka_unit_test(test_child_ping_and_default_request_answer),
 		cmocka_unit_test(test_notifications),
+		cmocka_unit_test(test_attribution_skips_own_calls),
 		cmocka_unit_test(test_stderr_forwarded),
 		cmocka_unit_test(test_modern_pinned_refuses_legacy),
 		cmocka_unit_test(test_free_inside_callback),
