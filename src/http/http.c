@@ -153,6 +153,36 @@ ex_limits(struct pc_exchange *ex, const struct pc_rctx *cx, json_t *msg,
 	return PC_E_DENIED;
 }
 
+/*
+ * The router did not take the request (rc of pc_router_request: too many
+ * in flight for this client, or out of memory): answered through the
+ * exchange like a limit's refusal, so that it has its record (a deny,
+ * "limit.pending" or "internal"), then freed.
+ */
+static void
+ex_not_taken(struct pc_exchange *ex, json_t *id, int rc)
+{
+	int status = rc == PC_E_LIMIT ? 429 : 500;
+	json_t *e = rc == PC_E_LIMIT ? pc_rpc_error(id, PC_RPC_BUSY,
+	    "Too many requests in flight for this client") :
+	    pc_rpc_error(id, -32603, "Internal error");
+
+	if (rc == PC_E_LIMIT)
+		evhttp_add_header(evhttp_request_get_output_headers(ex->req),
+		    "Retry-After", "1");
+	if (ex->audit != NULL)
+		ex->audit->denied = rc == PC_E_LIMIT ? "limit.pending" :
+		    "internal";
+	if (e == NULL) {
+		struct evhttp_request *req = ex->req;
+		pc_ex_free(ex);
+		pc_http_too_many(req, id, rc);
+		return;
+	}
+	pc_post_ops.done(ex, status, e);
+	json_decref(e);
+}
+
 /* Record d before what it allows happens: 0, or -1 after answering 503
  * (the log cannot be written: unrecorded, it does not happen). */
 static int
@@ -329,10 +359,8 @@ handle_modern(struct pc_http *h, struct evhttp_request *req, json_t *msg,
 		return;
 	pc_ex_watch(ex);
 	rc = pc_router_request(h->router, &ri, msg, &pc_post_ops, ex, &ex->call);
-	if (rc != 0) {
-		pc_ex_free(ex);
-		pc_http_too_many(req, id, rc);
-	}
+	if (rc != 0)
+		ex_not_taken(ex, id, rc);
 }
 
 void
@@ -557,10 +585,8 @@ handle_legacy(struct pc_http *h, struct evhttp_request *req, json_t *body,
 		pc_ex_watch(ex);
 		int rc = pc_router_request(h->router, &ri, body, &pc_post_ops, ex,
 		    &ex->call);
-		if (rc != 0) {
-			pc_ex_free(ex);
-			pc_http_too_many(req, json_object_get(body, "id"), rc);
-		}
+		if (rc != 0)
+			ex_not_taken(ex, json_object_get(body, "id"), rc);
 		return;
 	}
 

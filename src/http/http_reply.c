@@ -76,16 +76,6 @@ send_text(struct evhttp_request *req, int status, const char *text,
 	evbuffer_free(b);
 }
 
-void
-pc_http_send_json(struct evhttp_request *req, int status, json_t *body,
-    const char *session_id)
-{
-	char *s = body ? pc_json_dump(body) : NULL;
-
-	send_text(req, status, s, session_id);
-	free(s);
-}
-
 /*
  * The request being handled synchronously on the loop, so that a refusal
  * sent before the request reaches the router (a 400 for a bad envelope,
@@ -150,6 +140,19 @@ scope_refusal(struct evhttp_request *req, int status)
 		return;
 	scope.recorded = true;
 	(void)pc_http_audit_direct(scope.h, scope.cx, &d, NULL, NULL);
+}
+
+/* Any error answer sent while its request is in scope and has no record
+ * yet gets one here (scope_refusal), whichever helper built it. */
+void
+pc_http_send_json(struct evhttp_request *req, int status, json_t *body,
+    const char *session_id)
+{
+	char *s = body ? pc_json_dump(body) : NULL;
+
+	scope_refusal(req, status);
+	send_text(req, status, s, session_id);
+	free(s);
 }
 
 void

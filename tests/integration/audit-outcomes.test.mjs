@@ -212,3 +212,54 @@ test('every record names its request: the X-Request-Id the client got, a batch m
   const ids = records.filter((r) => !r.request_id.includes('.')).map((r) => r.request_id);
   assert.equal(new Set(ids).size, ids.length, 'ids are unique');
 });
+
+// Refusals that no stage of their own records: too many requests in flight
+// for one client (the router does not take the call), a modern request
+// for an unsupported protocol version (-32022), an initialize with bad
+// params. Each is a deny with a reason, under the request's own id.
+test('refusals before the router takes a request have their records too', async () => {
+  const d = mkdtempSync(join(tmpdir(), 'portcullis-outcomes2-'));
+  const kf = join(d, 'audit.key');
+  writeFileSync(kf, randomBytes(32).toString('hex'), { mode: 0o600 });
+  const ld = join(d, 'audit');
+  const gw = await startGateway({
+    audit: { dir: ld, key: `\${file:${kf}}` },
+    limits: { max_pending_per_client: 1 },
+    upstreams: [{ name: 'up', command: upstreamCommands.mini() }],
+  });
+  const ids = {};
+  try {
+    const s = await legacyInit(gw.url);
+    const slow = s.request(1, 'tools/call', { name: 'up__sleep', arguments: { ms: 1500 } });
+    await new Promise((r) => setTimeout(r, 300));
+    const busy = await s.request(2, 'tools/call', { name: 'up__echo', arguments: { text: 'one too many' } });
+    assert.equal(busy.status, 429, busy.text);
+    assert.equal(busy.headers.get('retry-after'), '1');
+    ids.busy = busy.headers.get('x-request-id');
+    assert.ok((await slow).response.result, 'the first call still completes');
+    const json = { 'content-type': 'application/json', accept: ACCEPT };
+    const old = await fetch(gw.url, { method: 'POST', headers: { ...json, 'mcp-protocol-version': '2099-01-01', 'mcp-method': 'tools/list' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/list', params: { _meta: { ...modernMeta(), 'io.modelcontextprotocol/protocolVersion': '2099-01-01' } } }) });
+    assert.equal(old.status, 400);
+    assert.equal((await old.json()).error.code, -32022);
+    ids.version = old.headers.get('x-request-id');
+    const bad = await fetch(gw.url, { method: 'POST', headers: json,
+      body: JSON.stringify({ jsonrpc: '2.0', id: 4, method: 'initialize', params: { protocolVersion: 42 } }) });
+    assert.equal(bad.status, 400);
+    ids.init = bad.headers.get('x-request-id');
+    await gw.stop();
+  } catch (e) {
+    await gw.kill();
+    throw e;
+  }
+  const recs = readdirSync(ld).filter((f) => f.endsWith('.jsonl')).sort()
+    .flatMap((f) => readFileSync(join(ld, f), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)));
+  const by = (id) => recs.find((r) => r.request_id === id);
+  assert.deepEqual([by(ids.busy)?.method, by(ids.busy)?.tool, by(ids.busy)?.decision, by(ids.busy)?.reason],
+    ['tools/call', 'up__echo', 'deny', 'limit.pending'], JSON.stringify(recs.filter((r) => r.type === 'request'), null, 1));
+  assert.deepEqual([by(ids.version)?.decision, by(ids.version)?.reason], ['deny', 'http.400']);
+  assert.deepEqual([by(ids.init)?.decision, by(ids.init)?.reason], ['deny', 'http.400']);
+  const v = spawnSync(PORTCULLIS_BIN, ['audit', 'verify', '-k', kf, ld], { encoding: 'utf8' });
+  assert.equal(v.status, 0, v.stdout + v.stderr);
+  rmSync(d, { recursive: true, force: true });
+});
