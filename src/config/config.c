@@ -282,6 +282,7 @@ config_new(const char *path)
 		.idle_timeout_s = PC_DEF_IDLE_TIMEOUT_S,
 		.read_timeout_s = PC_DEF_READ_TIMEOUT_S,
 		.max_sessions = PC_DEF_MAX_SESSIONS,
+		.max_sessions_per_principal = PC_DEF_MAX_SESSIONS_PER_PRINCIPAL,
 		.session_idle_s = PC_DEF_SESSION_IDLE_S,
 		.page_size = PC_DEF_PAGE_SIZE,
 		.list_ttl_ms = CFG_DEF_LIST_TTL_MS,

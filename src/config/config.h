@@ -63,6 +63,7 @@ struct pc_limits_conf {
 	uint32_t idle_timeout_s;
 	uint32_t read_timeout_s;
 	uint32_t max_sessions;
+	uint32_t max_sessions_per_principal;
 	uint32_t session_idle_s;
 	uint32_t page_size;
 	uint32_t list_ttl_ms;	/* ttlMs on modern list results */

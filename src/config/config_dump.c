@@ -301,6 +301,8 @@ pc_config_dump(const struct pc_config *cfg, FILE *f)
 	put_dur(f, in, "idle_timeout", (uint64_t)l->idle_timeout_s * 1000u);
 	put_dur(f, in, "read_timeout", (uint64_t)l->read_timeout_s * 1000u);
 	fprintf(f, "  max_sessions: %u\n", l->max_sessions);
+	fprintf(f, "  max_sessions_per_principal: %u\n",
+	    l->max_sessions_per_principal);
 	put_dur(f, in, "session_idle_timeout",
 	    (uint64_t)l->session_idle_s * 1000u);
 	fprintf(f, "  page_size: %u\n", l->page_size);

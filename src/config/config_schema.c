@@ -728,6 +728,8 @@ static const struct cfg_key limit_keys[] = {
 	    CFG_MAX_TIMEOUT_MS / 1000u, NULL },
 	{ "max_sessions", VK_UINT, LF(max_sessions), 1, PC_MAX_MAX_SESSIONS,
 	    NULL },
+	{ "max_sessions_per_principal", VK_UINT,
+	    LF(max_sessions_per_principal), 1, PC_MAX_MAX_SESSIONS, NULL },
 	{ "session_idle_timeout", VK_DUR_S, LF(session_idle_s), 1,
 	    CFG_MAX_SESSION_IDLE_MS / 1000u, NULL },
 	{ "page_size", VK_UINT, LF(page_size), 1, PC_MAX_CATALOG_ITEMS, NULL },

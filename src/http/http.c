@@ -407,6 +407,18 @@ handle_initialize(struct pc_http *h, struct evhttp_request *req, json_t *msg,
 		    "Too many sessions; retry later");
 		return;
 	}
+	if (rc == PC_E_DENIED) {
+		struct pc_audit_direct d = { .era = "legacy",
+		    .method = "initialize", .decision = "deny",
+		    .status = "refused", .reason = "session.principal_limit" };
+		(void)pc_http_audit_direct(h, cx, &d, NULL, NULL);
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Retry-After", "5");
+		pc_http_send_error(req, 429, id, PC_RPC_BUSY,
+		    "Too many sessions open for this principal: end some "
+		    "(DELETE) or let them expire");
+		return;
+	}
 	if (rc != 0) {
 		pc_http_send_error(req, 500, id, -32603, "Internal error");
 		return;

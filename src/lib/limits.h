@@ -43,6 +43,8 @@
 /* Concurrent legacy sessions, and how long an unused one lives. */
 #define PC_DEF_MAX_SESSIONS          1024u
 #define PC_MAX_MAX_SESSIONS          65536u
+/* A quarter of the default table: one principal cannot lock others out. */
+#define PC_DEF_MAX_SESSIONS_PER_PRINCIPAL 256u
 #define PC_DEF_SESSION_IDLE_S        (30u * 60u)
 
 /* Session ids: 32 random bytes, hex encoded (visible ASCII per spec). */

@@ -162,6 +162,26 @@ pc_map_count(const struct pc_map *m)
 	return m->live;
 }
 
+size_t
+pc_map_counter(const struct pc_map *m, const char *key)
+{
+	return (size_t)(uintptr_t)pc_map_get(m, key);
+}
+
+long
+pc_map_add(struct pc_map *m, const char *key, long d)
+{
+	long n = (long)pc_map_counter(m, key) + d;
+
+	if (n <= 0) {
+		pc_map_del(m, key);
+		return 0;
+	}
+	if (pc_map_put(m, key, (void *)(uintptr_t)n) != 0)
+		return PC_E_NOMEM;
+	return n;
+}
+
 int
 pc_map_next(const struct pc_map *m, size_t *pos, const char **key, void **val)
 {

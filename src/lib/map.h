@@ -24,6 +24,14 @@ void *pc_map_del(struct pc_map *m, const char *key);
 size_t pc_map_count(const struct pc_map *m);
 
 /*
+ * Counters kept as the values themselves (a count, not a pointer): the
+ * count of key (0 when absent), and adding d to it, the key dropped at
+ * zero. pc_map_add returns the new count, or PC_E_NOMEM (unchanged).
+ */
+size_t pc_map_counter(const struct pc_map *m, const char *key);
+long pc_map_add(struct pc_map *m, const char *key, long d);
+
+/*
  * Iterate: start with *pos = 0; returns 1 and sets *key and *val for each live
  * entry, 0 at the end. Deleting the current entry during iteration is safe;
  * inserting is not.

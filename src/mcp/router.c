@@ -59,18 +59,13 @@ pc_rpc_result(json_t *id, json_t *result)
 static uintptr_t
 source_count(struct pc_router *r, const char *src)
 {
-	return (uintptr_t)pc_map_get(r->sources, src);
+	return pc_map_counter(r->sources, src);
 }
 
 static void
 source_adjust(struct pc_router *r, const char *src, int d)
 {
-	uintptr_t n = source_count(r, src);
-
-	if (d < 0 && n <= 1)
-		pc_map_del(r->sources, src);
-	else
-		pc_map_put(r->sources, src, (void *)(n + (uintptr_t)(intptr_t)d));
+	(void)pc_map_add(r->sources, src, d);
 }
 
 static void

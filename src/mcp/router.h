@@ -181,8 +181,10 @@ json_t *pc_rpc_result(json_t *id, json_t *result);
 /*
  * initialize: negotiates the version and creates a session. On success
  * *result is the InitializeResult (new ref) and *session the new session.
- * PC_E_LIMIT when the session table is full, PC_E_INVAL for bad params
- * (*result then holds an error object to send, new ref).
+ * PC_E_LIMIT when the session table is full, PC_E_DENIED when the
+ * principal holds limits.max_sessions_per_principal sessions already,
+ * PC_E_INVAL for bad params (*result then holds an error object to send,
+ * new ref).
  */
 int pc_router_initialize(struct pc_router *r, json_t *params,
     const struct pc_principal *principal, struct pc_session **session,

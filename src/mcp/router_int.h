@@ -87,6 +87,8 @@ struct pc_router {
 	struct pc_catalog *cat;
 	struct pc_map *sessions;	/* id -> pc_session */
 	struct pc_map *sources;		/* source -> (uintptr_t) inflight */
+	struct pc_map *owners;		/* session owner -> (uintptr_t)
+					 * sessions open */
 	struct pc_map *subs;		/* exposed uri -> (uintptr_t) sessions */
 	struct pc_call *listeners;	/* modern listen streams */
 	struct event *sweep;		/* idle-session expiry */

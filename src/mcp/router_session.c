@@ -40,6 +40,14 @@ pc_session_new(struct pc_router *r, const char *version, json_t *caps,
 	s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return PC_E_NOMEM;
+	/* One principal may not take every session slot (the table is
+	 * shared: filling it would lock everyone else out). */
+	owner_of(owner, s->owner, sizeof(s->owner));
+	if (pc_map_counter(r->owners, s->owner) >=
+	    r->cfg->limits.max_sessions_per_principal) {
+		free(s);
+		return PC_E_DENIED;
+	}
 	s->pending = pc_map_new();
 	s->subs = pc_map_new();
 	if (s->pending == NULL || s->subs == NULL)
@@ -52,13 +60,18 @@ pc_session_new(struct pc_router *r, const char *version, json_t *caps,
 			goto out;
 	} while (pc_map_get(r->sessions, s->id) != NULL);
 	pc_strlcpy(s->version, version, sizeof(s->version));
-	owner_of(owner, s->owner, sizeof(s->owner));
 	s->client_caps = caps ? json_deep_copy(caps) : json_object();
 	s->log_level = 0;
 	s->last_used_ms = pc_now_ms();
-	rc = pc_map_put(r->sessions, s->id, s);
-	if (rc != 0)
+	if (pc_map_add(r->owners, s->owner, 1) < 0) {
+		rc = PC_E_NOMEM;
 		goto out;
+	}
+	rc = pc_map_put(r->sessions, s->id, s);
+	if (rc != 0) {
+		(void)pc_map_add(r->owners, s->owner, -1);
+		goto out;
+	}
 	*out = s;
 	return 0;
 out:
@@ -187,6 +200,7 @@ pc_router_session_close(struct pc_router *r, struct pc_session *s)
 	pc_session_end_stream(s);
 	pc_sub_release_session(r, s);
 	pc_map_del(r->sessions, s->id);
+	(void)pc_map_add(r->owners, s->owner, -1);
 	pc_info("session closed (%zu open)", pc_map_count(r->sessions));
 	pc_session_free(s);
 }

@@ -193,8 +193,10 @@ pc_router_new(struct event_base *base, const struct pc_config *cfg,
 	r->cfg = cfg;
 	r->sessions = pc_map_new();
 	r->sources = pc_map_new();
+	r->owners = pc_map_new();
 	r->subs = pc_map_new();
-	if (r->sessions == NULL || r->sources == NULL || r->subs == NULL)
+	if (r->sessions == NULL || r->sources == NULL || r->owners == NULL ||
+	    r->subs == NULL)
 		goto out;
 	if ((rc = pc_catalog_new(&r->cat)) != 0)
 		goto out;
@@ -352,6 +354,7 @@ pc_router_free(struct pc_router *r)
 	pc_catalog_free(r->cat);
 	pc_map_free(r->sessions);
 	pc_map_free(r->sources);
+	pc_map_free(r->owners);
 	pc_map_free(r->subs);
 	free(r);
 }

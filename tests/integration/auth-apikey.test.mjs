@@ -178,3 +178,30 @@ test('repeated failures from one source get 429 with Retry-After before any key 
   const good = await post(gw.url, { jsonrpc: '2.0', id: 7, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } }, bearer(k.key));
   assert.equal(good.status, 429);
 });
+
+test('one principal cannot take every session: past max_sessions_per_principal its initialize is 429, others still get theirs', async () => {
+  const gw2 = await startGateway({
+    auth,
+    limits: { max_sessions: 8, max_sessions_per_principal: 3 },
+    upstreams: [{ name: 'up', command: upstreamCommands.mini() }],
+  });
+  try {
+    const mallory = createKey('mallory');
+    const bob = createKey('bob');
+    const held = [];
+    for (let i = 0; i < 3; i++) held.push(await legacyInit(gw2.url, { headers: bearer(mallory.key) }));
+    const init = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } };
+    const fourth = await post(gw2.url, init, bearer(mallory.key));
+    assert.equal(fourth.status, 429, fourth.text);
+    assert.equal(fourth.headers.get('retry-after'), '5');
+    assert.equal(fourth.headers.get('mcp-session-id'), null, 'no session handed out');
+    assert.match(fourth.response.error.message, /Too many sessions open for this principal/);
+    const b = await legacyInit(gw2.url, { headers: bearer(bob.key) });
+    assert.ok(b.sessionId, 'another principal still gets a session');
+    // Ending one of its sessions frees its slot.
+    assert.equal((await held[0].close()).status, 200);
+    assert.ok((await legacyInit(gw2.url, { headers: bearer(mallory.key) })).sessionId);
+  } finally {
+    await gw2.stop();
+  }
+});
