@@ -378,6 +378,23 @@ pc_http_too_many(struct evhttp_request *req, json_t *id, int rc)
 
 /* --- legacy era ------------------------------------------------------------------------ */
 
+/* No session for this initialize (the table is full, or the principal
+ * holds its share): recorded as a deny with `reason` (static), then
+ * refused with Retry-After. */
+static void
+refuse_session(struct pc_http *h, struct evhttp_request *req,
+    const struct pc_rctx *cx, json_t *id, int status, const char *reason,
+    const char *text)
+{
+	struct pc_audit_direct d = { .era = "legacy", .method = "initialize",
+	    .decision = "deny", .status = "refused", .reason = reason };
+
+	(void)pc_http_audit_direct(h, cx, &d, NULL, NULL);
+	evhttp_add_header(evhttp_request_get_output_headers(req),
+	    "Retry-After", "5");
+	pc_http_send_error(req, status, id, PC_RPC_BUSY, text);
+}
+
 static void
 handle_initialize(struct pc_http *h, struct evhttp_request *req, json_t *msg,
     const struct pc_rctx *cx)
@@ -397,24 +414,12 @@ handle_initialize(struct pc_http *h, struct evhttp_request *req, json_t *msg,
 		return;
 	}
 	if (rc == PC_E_LIMIT) {
-		struct pc_audit_direct d = { .era = "legacy",
-		    .method = "initialize", .decision = "deny",
-		    .status = "refused", .reason = "session.limit" };
-		(void)pc_http_audit_direct(h, cx, &d, NULL, NULL);
-		evhttp_add_header(evhttp_request_get_output_headers(req),
-		    "Retry-After", "5");
-		pc_http_send_error(req, 503, id, PC_RPC_BUSY,
+		refuse_session(h, req, cx, id, 503, "session.limit",
 		    "Too many sessions; retry later");
 		return;
 	}
 	if (rc == PC_E_DENIED) {
-		struct pc_audit_direct d = { .era = "legacy",
-		    .method = "initialize", .decision = "deny",
-		    .status = "refused", .reason = "session.principal_limit" };
-		(void)pc_http_audit_direct(h, cx, &d, NULL, NULL);
-		evhttp_add_header(evhttp_request_get_output_headers(req),
-		    "Retry-After", "5");
-		pc_http_send_error(req, 429, id, PC_RPC_BUSY,
+		refuse_session(h, req, cx, id, 429, "session.principal_limit",
 		    "Too many sessions open for this principal: end some "
 		    "(DELETE) or let them expire");
 		return;
