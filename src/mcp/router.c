@@ -57,13 +57,13 @@ pc_rpc_result(json_t *id, json_t *result)
 /* --- calls ----------------------------------------------------------------- */
 
 static uintptr_t
-source_count(struct pc_router *r, const char *src)
+client_count(struct pc_router *r, const char *src)
 {
 	return pc_map_counter(r->sources, src);
 }
 
 static void
-source_adjust(struct pc_router *r, const char *src, int d)
+client_adjust(struct pc_router *r, const char *src, int d)
 {
 	(void)pc_map_add(r->sources, src, d);
 }
@@ -111,9 +111,11 @@ call_unlink(struct pc_call *c)
 		if (c->session != NULL && c->session->inflight > 0)
 			c->session->inflight--;
 		else if (c->session == NULL)
-			source_adjust(r, c->source, -1);
+			client_adjust(r, c->client, -1);
 	}
 	if (c->kind == PC_CK_LISTEN) {
+		if (c->session == NULL)
+			client_adjust(r, c->client, -1);
 		if (c->lprev != NULL)
 			c->lprev->lnext = c->lnext;
 		else if (r->listeners == c)
@@ -163,6 +165,23 @@ pc_router_abandon(struct pc_call *c)
 	call_free(c);
 }
 
+/*
+ * Whom the per-client cap counts a call without a session for: the
+ * authenticated principal, so that principals behind one address
+ * (loopback, a proxy) do not share one cap and one cannot use it up for
+ * the others; without authentication (none, or `auth: none`) the address.
+ */
+static void
+client_key(const struct pc_reqinfo *ri, char *out, size_t n)
+{
+	const struct pc_principal *p = ri->principal;
+
+	if (p != NULL && p->id[0] != '\0' && p->method != PC_AUTH_NONE)
+		snprintf(out, n, "p:%s\x1f%s", p->tenant, p->id);
+	else
+		snprintf(out, n, "s:%s", ri->source ? ri->source : "-");
+}
+
 static struct pc_call *
 call_new(struct pc_router *r, const struct pc_reqinfo *ri, json_t *req,
     const struct pc_sink_ops *ops, void *sink)
@@ -183,7 +202,7 @@ call_new(struct pc_router *r, const struct pc_reqinfo *ri, json_t *req,
 	c->log_level = -1;
 	pc_strlcpy(c->method, method ? method : "", sizeof(c->method));
 	c->client_id = json_deep_copy(json_object_get(req, "id"));
-	pc_strlcpy(c->source, ri->source ? ri->source : "-", sizeof(c->source));
+	client_key(ri, c->client, sizeof(c->client));
 	if (c->client_id == NULL) {
 		call_free(c);
 		return NULL;
@@ -820,9 +839,12 @@ pc_router_request(struct pc_router *r, const struct pc_reqinfo *ri,
 	if (ri->session != NULL) {
 		if (ri->session->inflight >= r->cfg->limits.max_pending_per_client)
 			return PC_E_LIMIT;
-	} else if (source_count(r, ri->source ? ri->source : "-") >=
-	    r->cfg->limits.max_pending_per_client) {
-		return PC_E_LIMIT;
+	} else {
+		char who[sizeof(((struct pc_call *)0)->client)];
+
+		client_key(ri, who, sizeof(who));
+		if (client_count(r, who) >= r->cfg->limits.max_pending_per_client)
+			return PC_E_LIMIT;
 	}
 	c = call_new(r, ri, req, ops, sink);
 	if (c == NULL)
@@ -838,7 +860,7 @@ pc_router_request(struct pc_router *r, const struct pc_reqinfo *ri,
 		c->session->calls = c;
 		c->in_session = 1;
 	} else {
-		source_adjust(r, c->source, +1);
+		client_adjust(r, c->client, +1);
 	}
 	if (out != NULL)
 		*out = c;
@@ -873,8 +895,9 @@ pc_router_request(struct pc_router *r, const struct pc_reqinfo *ri,
 	} else if (!modern && strcmp(m, "resources/unsubscribe") == 0) {
 		forward_uri(c, ri, params, -1);
 	} else if (modern && strcmp(m, "subscriptions/listen") == 0) {
-		/* The listen stream stays open: not counted as in flight. */
-		call_unlink(c);
+		/* An open listen stream keeps its place under the client's
+		 * cap: streams that cost nothing to open and hold a
+		 * connection each must not be unlimited. */
 		c->kind = PC_CK_LISTEN;
 		serve_listen(c, params);
 		return 0;

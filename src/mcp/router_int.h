@@ -59,7 +59,8 @@ struct pc_call {
 	enum pc_client_era era;
 	char method[32];
 	struct pc_session *session;	/* legacy, borrowed */
-	char source[64];		/* client address */
+	char client[2 * PC_PRINCIPAL_MAX + 4];	/* whom the per-client cap
+					 * counts it for (client_key) */
 	const struct pc_sink_ops *ops;
 	void *sink;
 	json_t *client_id;		/* owned copy */
@@ -86,7 +87,7 @@ struct pc_router {
 	size_t nslots;
 	struct pc_catalog *cat;
 	struct pc_map *sessions;	/* id -> pc_session */
-	struct pc_map *sources;		/* source -> (uintptr_t) inflight */
+	struct pc_map *sources;		/* client_key -> (uintptr_t) inflight */
 	struct pc_map *owners;		/* session owner -> (uintptr_t)
 					 * sessions open */
 	struct pc_map *subs;		/* exposed uri -> (uintptr_t) sessions */

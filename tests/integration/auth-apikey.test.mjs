@@ -16,7 +16,7 @@ import { StreamableHTTPClientTransport as HttpV1 } from '@modelcontextprotocol/s
 import { Client as ClientV2, StreamableHTTPClientTransport as HttpV2 } from '@modelcontextprotocol/client';
 import { keySecret, startGateway, toYaml } from '../lib/gateway.mjs';
 import { PORTCULLIS_BIN, upstreamCommands } from '../lib/paths.mjs';
-import { legacyInit, post, modernRequest } from '../lib/mcp.mjs';
+import { legacyInit, post, modernRequest, modernMeta, MODERN_VERSION } from '../lib/mcp.mjs';
 
 let dir, gw, auth, cliCfg;
 
@@ -202,6 +202,43 @@ test('one principal cannot take every session: past max_sessions_per_principal i
     assert.equal((await held[0].close()).status, 200);
     assert.ok((await legacyInit(gw2.url, { headers: bearer(mallory.key) })).sessionId);
   } finally {
+    await gw2.stop();
+  }
+});
+
+test('modern clients: the in-flight cap counts per principal, not per address, and an open listen stream takes a place', async () => {
+  const gw2 = await startGateway({
+    auth,
+    limits: { max_pending_per_client: 2 },
+    upstreams: [{ name: 'up', command: upstreamCommands.mini() }],
+  });
+  const call = (key, id, name, args) => post(gw2.url,
+    { jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args, _meta: modernMeta() } },
+    { ...bearer(key), 'mcp-protocol-version': MODERN_VERSION, 'mcp-method': 'tools/call', 'mcp-name': name });
+  const streams = [];
+  try {
+    const a = createKey('hog');
+    const b = createKey('neighbour');
+    // a: one slow call and one listen stream fill its two places.
+    const slow = call(a.key, 1, 'up__sleep', { ms: 1500 });
+    const ctl = new AbortController();
+    streams.push(ctl);
+    const listen = await fetch(gw2.url, { method: 'POST', signal: ctl.signal,
+      headers: { ...bearer(a.key), 'content-type': 'application/json', accept: 'application/json, text/event-stream',
+        'mcp-protocol-version': MODERN_VERSION, 'mcp-method': 'subscriptions/listen' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'subscriptions/listen', params: { notifications: { toolsListChanged: true }, _meta: modernMeta() } }) });
+    assert.equal(listen.status, 200);
+    await new Promise((r) => setTimeout(r, 200));
+    const third = await call(a.key, 3, 'up__echo', { text: 'one too many' });
+    assert.equal(third.status, 429, third.text);
+    // b, from the same address, is not held back by a's calls.
+    const other = await call(b.key, 4, 'up__echo', { text: 'next door' });
+    assert.equal(other.status, 200, other.text);
+    assert.equal(other.response.result.content[0].text, 'next door');
+    assert.ok((await slow).response.result);
+    ctl.abort();
+  } finally {
+    streams.forEach((c) => c.abort());
     await gw2.stop();
   }
 });
