@@ -745,7 +745,7 @@ listen_note(struct pc_call *c, const char *method, json_t *params)
 }
 
 static void
-serve_listen(struct pc_call *c, json_t *params)
+serve_listen(struct pc_call *c, const struct pc_reqinfo *ri, json_t *params)
 {
 	struct pc_router *r = c->r;
 	json_t *want = json_object_get(params, "notifications");
@@ -763,9 +763,18 @@ serve_listen(struct pc_call *c, json_t *params)
 	for (size_t i = 0; i < 3; i++)
 		if (json_is_true(json_object_get(want, flags[i])))
 			json_object_set_new(honoured, flags[i], json_true());
+	/* Only resources this principal may see: an update about a hidden
+	 * one would tell it that the resource exists (hidden ≡ missing). */
 	json_t *subs = json_object_get(want, "resourceSubscriptions");
-	if (json_is_array(subs) && json_array_size(subs) > 0)
-		json_object_set(honoured, "resourceSubscriptions", subs);
+	json_t *mine = json_array(), *s;
+	size_t i;
+	json_array_foreach(subs, i, s)
+		if (json_is_string(s) &&
+		    pc_rpol_resource_allowed(r, ri, json_string_value(s)))
+			json_array_append(mine, s);
+	if (json_array_size(mine) > 0)
+		json_object_set(honoured, "resourceSubscriptions", mine);
+	json_decref(mine);
 	c->kind = PC_CK_LISTEN;
 	c->listen_filter = honoured;
 	c->lnext = r->listeners;
@@ -899,7 +908,7 @@ pc_router_request(struct pc_router *r, const struct pc_reqinfo *ri,
 		 * cap: streams that cost nothing to open and hold a
 		 * connection each must not be unlimited. */
 		c->kind = PC_CK_LISTEN;
-		serve_listen(c, params);
+		serve_listen(c, ri, params);
 		return 0;
 	} else {
 		if (out != NULL)

@@ -138,6 +138,10 @@ void pc_rpol_filter_init(struct pc_rpol_filter *f, const struct pc_router *r,
 bool pc_rpol_list_keep(void *arg, const json_t *item);
 /* 0 when the caller may use the prompt/resource; PC_E_NOTFOUND when not
  * (logged and reported to the sink: answer as for a missing one). */
+/* Whether ri's principal may see resource uri (no denial recorded: for
+ * filtering what a stream will carry). */
+bool pc_rpol_resource_allowed(const struct pc_router *r,
+    const struct pc_reqinfo *ri, const char *uri);
 int pc_rpol_item(struct pc_call *c, const struct pc_reqinfo *ri,
     enum pc_policy_item item, const char *name);
 /* Authorize a tools/call (params is rewritten: SET and PATH constraints).

@@ -79,6 +79,14 @@ denied(struct pc_call *c, const struct pc_reqinfo *ri, const char *reason,
 		c->ops->denied(c->sink, reason);
 }
 
+bool
+pc_rpol_resource_allowed(const struct pc_router *r,
+    const struct pc_reqinfo *ri, const char *uri)
+{
+	return pc_policy_item_allowed(r->cfg->policy, roles_of(ri),
+	    PC_ITEM_RESOURCE, uri);
+}
+
 int
 pc_rpol_item(struct pc_call *c, const struct pc_reqinfo *ri,
     enum pc_policy_item item, const char *name)

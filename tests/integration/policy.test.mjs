@@ -15,7 +15,8 @@ import { Client as ClientV1 } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as HttpV1 } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { startGateway, toYaml } from '../lib/gateway.mjs';
 import { PORTCULLIS_BIN, ROOT, upstreamCommands } from '../lib/paths.mjs';
-import { legacyInit, modernRequest, ACCEPT } from '../lib/mcp.mjs';
+import { legacyInit, modernRequest, ACCEPT, modernMeta, MODERN_VERSION } from '../lib/mcp.mjs';
+import { openStream } from '../lib/stream.mjs';
 
 const CANARY = `CANARY-${randomBytes(8).toString('hex')}`;
 let dir, top, gw, auth, cliCfg, auditDir, auditKeyFile, policy;
@@ -394,6 +395,17 @@ test('without a policy section nothing is listed or callable', async () => {
     assert.equal(rr.response.error.code, -32002);
     const m = await modernRequest(g.url, 6, 'tools/list', {});
     assert.deepEqual(m.response.result.tools, []);
+    // A listen stream does not take a subscription to a resource the
+    // principal may not see (an update would tell it the resource exists).
+    const ls = await openStream(g.url, {
+      body: { jsonrpc: '2.0', id: 'L', method: 'subscriptions/listen',
+        params: { notifications: { toolsListChanged: true, resourceSubscriptions: ['up+mini://hello'] }, _meta: modernMeta() } },
+      headers: { 'mcp-protocol-version': MODERN_VERSION, 'mcp-method': 'subscriptions/listen' },
+    });
+    const ack = await ls.next(5000);
+    assert.equal(ack?.method, 'notifications/subscriptions/acknowledged');
+    assert.deepEqual(ack.params.notifications, { toolsListChanged: true });
+    ls.abort();
   } finally {
     await g.stop();
   }

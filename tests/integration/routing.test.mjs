@@ -105,14 +105,14 @@ test('list_changed reaches the GET stream of a session and a modern listen strea
       jsonrpc: '2.0',
       id: 'L1',
       method: 'subscriptions/listen',
-      params: { notifications: { toolsListChanged: true }, _meta: modernMeta() },
+      params: { notifications: { toolsListChanged: true, resourceSubscriptions: ['a+mini://hello', 7] }, _meta: modernMeta() },
     },
     headers: modernHeaders('subscriptions/listen'),
   });
   const ack = await listen.next();
   assert.equal(ack.method, 'notifications/subscriptions/acknowledged');
   assert.equal(ack.params._meta['io.modelcontextprotocol/subscriptionId'], 'L1');
-  assert.deepEqual(ack.params.notifications, { toolsListChanged: true });
+  assert.deepEqual(ack.params.notifications, { toolsListChanged: true, resourceSubscriptions: ['a+mini://hello'] });
 
   const before = await listAll(s);
   assert.ok(!before.includes('b__extra'));
