@@ -939,6 +939,16 @@ handle_mcp(struct evhttp_request *req, void *arg)
 	evhttp_add_header(evhttp_request_get_output_headers(req),
 	    "X-Request-Id", cx.request_id);
 	source_of(req, cx.source, sizeof(cx.source));
+	const char *dup = pc_duplicate_header(
+	    evhttp_request_get_input_headers(req));
+	if (dup != NULL) {
+		char why[96];
+		snprintf(why, sizeof(why), "Bad Request: more than one %s "
+		    "header", dup);
+		pc_http_audit_refusal(h, &cx, "http.duplicate_header");
+		pc_http_send_error(req, 400, NULL, PC_RPC_GENERIC, why);
+		return;
+	}
 	/* DNS rebinding: a browser page on evil.example that resolves to
 	 * 127.0.0.1 still sends its own Host and Origin. */
 	if (host == NULL || !(cfg->nhosts > 0 ? pc_in_list(cfg->allowed_hosts, host)

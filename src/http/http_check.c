@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <event2/keyvalq_struct.h>
 #include <openssl/evp.h>
 
 #include "../lib/limits.h"
@@ -142,6 +143,28 @@ valid_utf8(const unsigned char *s, size_t n)
 	return true;
 }
 
+const char *
+pc_duplicate_header(const struct evkeyvalq *headers)
+{
+	/* Headers the gateway decides on: each must appear once. */
+	static const char *const once[] = {
+		"Host", "Origin", "Authorization", "Content-Type",
+		"Content-Length", "Transfer-Encoding", "Accept",
+		"Mcp-Session-Id", "MCP-Protocol-Version", "Mcp-Method",
+		"Mcp-Name", "Last-Event-ID",
+	};
+	const struct evkeyval *kv;
+
+	for (size_t i = 0; i < sizeof(once) / sizeof(once[0]); i++) {
+		int seen = 0;
+		for (kv = headers->tqh_first; kv != NULL;
+		    kv = kv->next.tqe_next)
+			if (strcasecmp(kv->key, once[i]) == 0 && ++seen > 1)
+				return once[i];
+	}
+	return NULL;
+}
+
 char *
 pc_header_decode(const char *v)
 {
@@ -170,8 +193,13 @@ pc_header_decode(const char *v)
 		}
 		if (bl >= 1 && b[bl - 1] == '=')
 			pad++;
-		if (bl >= 2 && b[bl - 2] == '=')
+		if (bl >= 2 && b[bl - 2] == '=') {
+			/* "ab=c": padding then data; OpenSSL would decode
+			 * the '=' as zero bits and the count cut the rest. */
+			if (b[bl - 1] != '=')
+				return NULL;
 			pad++;
+		}
 		out = malloc(bl / 4 * 3 + 1);
 		if (out == NULL)
 			return NULL;

@@ -24,6 +24,15 @@ bool pc_host_is_loopback(const char *host);
 /* Origin is http(s)://<loopback host>[:port], nothing more. */
 bool pc_origin_is_loopback(const char *origin);
 
+/*
+ * The first header the gateway decides on (Host, Origin, Authorization,
+ * the Mcp-* headers, ...) that appears more than once, or NULL. With two,
+ * the gateway would check one (evhttp finds the first) while something
+ * behind or in front of it may use the other.
+ */
+struct evkeyvalq;
+const char *pc_duplicate_header(const struct evkeyvalq *headers);
+
 /* `v` appears exactly in the NULL-terminated list. */
 bool pc_in_list(char *const *list, const char *v);
 

@@ -11,6 +11,9 @@
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
+#include <sys/queue.h>
+#include <event2/keyvalq_struct.h>
+
 #include "http/http_check.h"
 
 static void
@@ -81,6 +84,38 @@ header_decode(void **st)
 	assert_null(pc_header_decode("=?base64?7aCA?="));	/* surrogate */
 	assert_null(pc_header_decode("bad\x01value"));
 	assert_null(pc_header_decode("caf\xc3\xa9"));	/* raw non-ASCII */
+	assert_null(pc_header_decode("=?base64?YW=j?="));	/* '=' then data */
+	v = pc_header_decode("=?base64?YWI=?=");
+	assert_string_equal(v, "ab");
+	free(v);
+}
+
+static void
+add_header(struct evkeyvalq *q, struct evkeyval *kv, const char *k,
+    const char *v)
+{
+	kv->key = (char *)k;
+	kv->value = (char *)v;
+	TAILQ_INSERT_TAIL(q, kv, next);
+}
+
+static void
+duplicate_headers(void **st)
+{
+	struct evkeyvalq q;
+	struct evkeyval kv[4];
+
+	(void)st;
+	TAILQ_INIT(&q);
+	add_header(&q, &kv[0], "Host", "127.0.0.1");
+	add_header(&q, &kv[1], "Mcp-Name", "delete_all");
+	add_header(&q, &kv[2], "X-Forwarded-For", "10.0.0.1");
+	assert_null(pc_duplicate_header(&q));
+	add_header(&q, &kv[3], "mcp-name", "read_file");	/* any case */
+	assert_string_equal(pc_duplicate_header(&q), "Mcp-Name");
+	TAILQ_REMOVE(&q, &kv[3], next);
+	add_header(&q, &kv[3], "X-Forwarded-For", "10.0.0.2");	/* a list */
+	assert_null(pc_duplicate_header(&q));
 }
 
 static struct pc_cidr
@@ -141,6 +176,7 @@ main(void)
 		cmocka_unit_test(content_type),
 		cmocka_unit_test(host_and_origin),
 		cmocka_unit_test(header_decode),
+		cmocka_unit_test(duplicate_headers),
 		cmocka_unit_test(proxies),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
