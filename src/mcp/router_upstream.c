@@ -136,8 +136,17 @@ hook_request(struct pc_upstream *up, json_t *msg, void *call_arg, void *arg)
 		json_decref(resp);
 		return;
 	}
+	/* A client that never answers must not make the session's table of
+	 * open requests grow without end: past the per-client cap the
+	 * upstream's request is refused (below, -32601 like any request
+	 * that cannot reach a client). */
 	if (c != NULL && cap != NULL && declared && c->era == PC_CLIENT_LEGACY &&
-	    c->session != NULL) {
+	    c->session != NULL && pc_map_count(c->session->pending) >=
+	    r->cfg->limits.max_pending_per_client) {
+		pc_warn("session has %zu unanswered requests from upstreams: "
+		    "%s refused", pc_map_count(c->session->pending), m);
+	} else if (c != NULL && cap != NULL && declared &&
+	    c->era == PC_CLIENT_LEGACY && c->session != NULL) {
 		char gid[48];
 		struct pc_fwd *f = calloc(1, sizeof(*f));
 		json_t *fwd;

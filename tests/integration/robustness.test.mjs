@@ -8,6 +8,7 @@ import { startGateway } from '../lib/gateway.mjs';
 import { haveGateway, haveMiniUpstream, upstreamCommands } from '../lib/paths.mjs';
 import { legacyInit } from '../lib/mcp.mjs';
 import { timeUntilClosed } from '../lib/rawhttp.mjs';
+import { openStream } from '../lib/stream.mjs';
 
 const skip = haveGateway() ? false : 'gateway binary not built';
 // mini_upstream and the conformance fixture both offer echo, sleep, hang.
@@ -111,4 +112,29 @@ test('a session deleted while an HTTP/1.0 client holds its GET stream: the gatew
   const again = await legacyInit(gw.url);
   assert.ok(again.sessionId, 'and still serves');
   await again.close();
+});
+
+// A client that never answers its upstream's requests: the session's table
+// of open requests stops at max_pending_per_client; past it the upstream's
+// request is refused (the tool sees an error), not queued without end.
+test('unanswered elicitations stop at the per-client cap', { skip, timeout: 30000 }, async () => {
+  const g = await startGateway({
+    limits: { max_pending_per_client: 2 },
+    upstreams: [{ name: 'up', prefix: '', command: command(), timeout: '300ms' }],
+  });
+  try {
+    const s = await legacyInit(g.url, { capabilities: { elicitation: {} } });
+    const seen = [];
+    for (let i = 1; i <= 3; i++) {
+      const st = await openStream(g.url, { headers: s.headers,
+        body: { jsonrpc: '2.0', id: i, method: 'tools/call', params: { name: 'elicit', arguments: {} } } });
+      const first = await st.next(5000);
+      seen.push(first?.method ?? first?.result?.content?.[0]?.text ?? first?.error?.code);
+      if (first?.method) assert.equal((await st.next(5000))?.error?.code, -32003, 'the unanswered call times out');
+    }
+    assert.deepEqual(seen, ['elicitation/create', 'elicitation/create', 'error']);
+    assert.ok(g.logs.some((l) => /unanswered requests from upstreams/.test(l.msg)));
+  } finally {
+    await g.stop();
+  }
 });
