@@ -1151,7 +1151,10 @@ open_file(struct pc_audit *a, const char *start, const char *prev_file,
 struct tail_info {
 	uint64_t seq;
 	unsigned char mac[AUDIT_MAC_LEN];
-	const char *type;	/* static: checkpoint or other */
+	/* static: how the file ends, as a header's prev_end says it:
+	 * "checkpoint" (closed), "rotation" (a rotation's checkpoint: a
+	 * next file was begun) or "none" (no checkpoint) */
+	const char *end;
 	bool torn;
 };
 
@@ -1164,7 +1167,7 @@ read_tail(int dirfd, const char *name, struct tail_info *ti)
 	size_t len, body;
 	json_t *j = NULL;
 	json_t *seq;
-	const char *type;
+	const char *type, *reason;
 	int rc;
 
 	rc = audit_last_line(dirfd, name, &line, &len, &ti->torn);
@@ -1179,8 +1182,13 @@ read_tail(int dirfd, const char *name, struct tail_info *ti)
 		goto out;
 	ti->seq = (uint64_t)json_integer_value(seq);
 	type = json_string_value(json_object_get(j, "type"));
-	ti->type = type != NULL && strcmp(type, AUDIT_T_CHECKPOINT) == 0 ?
-	    "checkpoint" : "none";
+	reason = json_string_value(json_object_get(j, "reason"));
+	if (type == NULL || strcmp(type, AUDIT_T_CHECKPOINT) != 0)
+		ti->end = "none";
+	else if (reason != NULL && strcmp(reason, "close") == 0)
+		ti->end = "checkpoint";
+	else
+		ti->end = "rotation";
 	rc = 0;
 out:
 	json_decref(j);
@@ -1341,6 +1349,28 @@ on_house(evutil_socket_t fd, short what, void *arg)
 
 /* --- open / close --------------------------------------------------------------- */
 
+/*
+ * Say how the newest file ended when it did not end with a close. After a
+ * rotation's checkpoint a next file was begun and is gone: deleted or
+ * renamed, or the gateway died between the checkpoint and creating it.
+ * Which cannot be told from here, so the new header says "rotation" and
+ * verify repeats it; the chain goes on from the checkpoint.
+ */
+static void
+warn_end(const char *name, const char *end, uint64_t seq)
+{
+	if (strcmp(end, "rotation") == 0)
+		pc_warn("audit file %s ends with a rotation checkpoint but "
+		    "no later file holds a record: the next file was deleted "
+		    "or renamed, or the gateway stopped while rotating; "
+		    "continuing the chain after seq %" PRIu64 " (the new "
+		    "file's header says prev_end \"rotation\")", name, seq);
+	else if (strcmp(end, "checkpoint") != 0)
+		pc_warn("audit file %s ends without a checkpoint (the "
+		    "gateway stopped without closing it); continuing its "
+		    "chain after seq %" PRIu64, name, seq);
+}
+
 /* Continue the chain of the newest file that holds a record. */
 static int
 resume(struct pc_audit *a, char *prev_file, size_t pflen,
@@ -1379,12 +1409,8 @@ resume(struct pc_audit *a, char *prev_file, size_t pflen,
 		a->seq = ti.seq;
 		memcpy(a->prev, ti.mac, sizeof(a->prev));
 		pc_strlcpy(prev_file, name, pflen);
-		*prev_end = ti.torn ? "torn" : ti.type;
-		if (strcmp(*prev_end, "checkpoint") != 0)
-			pc_warn("audit file %s ends without a checkpoint "
-			    "(the gateway stopped without closing it); "
-			    "continuing its chain after seq %" PRIu64,
-			    name, ti.seq);
+		*prev_end = ti.torn ? "torn" : ti.end;
+		warn_end(name, *prev_end, ti.seq);
 		break;
 	}
 	rc = 0;

@@ -154,6 +154,16 @@ audit_name_seq(const char *name, const char *prefix, uint64_t *seq)
 	return pc_parse_u64(digits, 1, UINT64_MAX, seq);
 }
 
+bool
+audit_name_lookalike(const char *name, const char *prefix)
+{
+	size_t pl = strlen(prefix);
+	uint64_t seq;
+
+	return strncmp(name, prefix, pl) == 0 && name[pl] == '-' &&
+	    audit_name_seq(name, prefix, &seq) != 0;
+}
+
 enum audit_line
 audit_read_line(FILE *f, char *buf, size_t cap, size_t *len)
 {

@@ -63,6 +63,11 @@ bool audit_prefix_ok(const char *p);
  * 0 or PC_E_INVAL when the name is not one of ours. */
 int audit_name_seq(const char *name, const char *prefix, uint64_t *seq);
 
+/* A name that begins like the log's files (PREFIX-) but is not one, such
+ * as PREFIX-...jsonl~ or .jsonl.gz: pc_audit_list() leaves it out, so
+ * a log file renamed that way drops out of a directory's chain. */
+bool audit_name_lookalike(const char *name, const char *prefix);
+
 enum audit_line {
 	AUDIT_LINE_OK = 0,	/* a complete line (newline stripped) */
 	AUDIT_LINE_EOF,		/* end of file, nothing read */

@@ -10,6 +10,7 @@
 #include "audit_cli.h"
 #include "cliopt.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -48,7 +49,9 @@ static const char usage_text[] =
 "        Check the MAC chain of the given log files (a DIR stands for all\n"
 "        its log files, in chain order). Names the first bad record as\n"
 "        FILE:LINE (seq N): reason. KEYFILE holds the audit MAC key and\n"
-"        must not be readable by group or others (chmod 600).\n"
+"        must not be readable by group or others (chmod 600). A DIR also\n"
+"        gets a warning for each file named PREFIX-... that is not a log\n"
+"        file name (a log file renamed out of the chain?).\n"
 "  tail [-n N] [-f] [--json] [--prefix P] DIR\n"
 "        The last N records (default 10); -f follows new records, across\n"
 "        rotation, until interrupted.\n"
@@ -246,11 +249,40 @@ flist_add(struct flist *f, const char *p)
 	return 0;
 }
 
-/* Arguments to files: a directory gives its log files in chain order. */
+/*
+ * Warn about names in dir that look like log files but are not listed
+ * (renamed out of the chain?); returns how many. A name the listing skips
+ * is otherwise invisible, and the newest file renamed away is exactly
+ * what the chain cannot show by itself. Best effort: an unreadable
+ * directory was already reported by the listing.
+ */
+static size_t
+note_strays(const char *dir, const char *prefix)
+{
+	struct dirent *de;
+	size_t n = 0;
+	DIR *d = opendir(dir);
+
+	if (d == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL) {
+		if (!audit_name_lookalike(de->d_name, prefix))
+			continue;
+		printf("warning: %s/%s: named like a log file but not one "
+		    "(renamed?); not verified\n", dir, de->d_name);
+		n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/* Arguments to files: a directory gives its log files in chain order;
+ * *strays counts the look-alikes it left out. */
 static int
 expand(const char *const *args, size_t nargs, const char *prefix,
-    struct flist *out)
+    struct flist *out, size_t *strays)
 {
+	*strays = 0;
 	for (size_t i = 0; i < nargs; i++) {
 		struct stat st;
 		char **l;
@@ -262,6 +294,8 @@ expand(const char *const *args, size_t nargs, const char *prefix,
 				    "%s: %s\n", args[i], strerror(errno));
 				return EXIT_BAD;
 			}
+			*strays += note_strays(args[i], prefix ? prefix :
+			    AUDIT_DEF_PREFIX);
 			for (size_t k = 0; k < n; k++)
 				if (flist_add(out, l[k]) != 0) {
 					pc_audit_list_free(l, n);
@@ -303,7 +337,7 @@ cmd_verify(const struct opts *o)
 	unsigned char key[PC_AUDIT_MAX_KEY + 1];
 	struct pc_audit_verdict *v = NULL;
 	struct flist files = { 0 };
-	size_t klen = 0;
+	size_t klen = 0, strays;
 	int rc;
 
 	if (o->key == NULL)
@@ -313,7 +347,7 @@ cmd_verify(const struct opts *o)
 	rc = read_key(o->key, key, sizeof(key), &klen);
 	if (rc != 0)
 		goto out;
-	rc = expand(o->args, o->nargs, o->prefix, &files);
+	rc = expand(o->args, o->nargs, o->prefix, &files, &strays);
 	if (rc != 0)
 		goto out;
 	v = malloc(sizeof(*v));
@@ -342,10 +376,11 @@ cmd_verify(const struct opts *o)
 		goto out;
 	}
 	printf("%s: %" PRIu64 " records, seq %" PRIu64 "..%" PRIu64 ", "
-	    "%zu file(s)%s\n", v->warnings ? "OK WITH WARNINGS" : "OK",
+	    "%zu file(s)%s\n", v->warnings || strays ? "OK WITH WARNINGS" :
+	    "OK",
 	    v->records, v->first_seq, v->last_seq, files.n,
-	    v->warnings ? " (see the warnings above)" : "");
-	rc = v->warnings ? EXIT_WARN : 0;
+	    v->warnings || strays ? " (see the warnings above)" : "");
+	rc = v->warnings || strays ? EXIT_WARN : 0;
 out:
 	OPENSSL_cleanse(key, sizeof(key));
 	free(v);

@@ -595,6 +595,104 @@ test_truncate_middle_file(void **state)
 	pc_audit_list_free(files, n);
 }
 
+/*
+ * Deleting or renaming the newest file leaves no gap in the sequence: the
+ * rotation checkpoint at the end of what is left is the evidence. verify
+ * warns about it, and so does a restart on what is left: its header says
+ * prev_end "rotation", and the verifier sees a restart after a rotation.
+ */
+static void
+test_delete_newest_file(void **state)
+{
+	struct t *t = *state;
+	struct pc_audit_conf c;
+	struct pc_audit *a;
+	struct pc_audit_verdict v;
+	struct lines ls;
+	char **files, **now, moved[PATH_MAX];
+	size_t n, nn;
+
+	three_files(t, &files, &n);
+	assert_int_equal(pc_audit_verify((const char *const *)files, 2, KEY,
+	    sizeof(KEY), &v), 0);
+	assert_true(v.ok);
+	assert_int_equal(v.warnings, 1);
+	assert_true(has_warning(&v, "the log continues after seq 24 "
+	    "(rotation checkpoint, reason request) but no next file was "
+	    "given"));
+	assert_string_equal(v.warning[0].file, files[1]);
+	assert_int_equal(v.warning[0].seq, 24);
+
+	/* Renamed out of the listing: the directory tells the same, and
+	 * the CLI can name the look-alike. */
+	snprintf(moved, sizeof(moved), "%s~", files[2]);
+	assert_int_equal(rename(files[2], moved), 0);
+	assert_true(audit_name_lookalike(strrchr(moved, '/') + 1, "audit"));
+	assert_false(audit_name_lookalike(strrchr(files[1], '/') + 1,
+	    "audit"));
+	assert_false(audit_name_lookalike("auditor.txt", "audit"));
+	verify_dir(t->dir, &v);
+	assert_true(v.ok);
+	assert_true(has_warning(&v, "the log continues after seq 24"));
+
+	/* The gateway starts on what is left and says so. */
+	conf_init(t, &c);
+	a = open_ok(t, &c);
+	write_n(a, 2);
+	pc_audit_close(a);
+	assert_int_equal(pc_audit_list(t->dir, NULL, &now, &nn), 0);
+	assert_int_equal(nn, 3);
+	load(now[2], &ls);
+	assert_non_null(strstr(ls.l[0], "\"prev_end\":\"rotation\""));
+	assert_non_null(strstr(ls.l[0], "\"prev_seq\":24,"));
+	lines_free(&ls);
+	verify_dir(t->dir, &v);
+	assert_true(v.ok);
+	assert_int_equal(v.warnings, 1);
+	assert_true(has_warning(&v, "the next file given begins with a "
+	    "restart"));
+	assert_string_equal(v.warning[0].file, files[1]);
+	/* The new file alone carries the evidence in its header. */
+	verify1(now[2], KEY, &v);
+	assert_true(v.ok);
+	assert_true(has_warning(&v, "records after seq 24 may be missing"));
+	pc_audit_list_free(now, nn);
+	pc_audit_list_free(files, n);
+}
+
+/* An empty last file must not hide where the records stop. */
+static void
+test_empty_last_file(void **state)
+{
+	struct t *t = *state;
+	struct pc_audit_verdict v;
+	struct lines ls;
+	char **files, empty[PATH_MAX];
+	size_t n;
+	FILE *f;
+
+	three_files(t, &files, &n);
+	load(files[2], &ls);		/* cut 32..36 */
+	for (size_t i = 7; i < ls.n; i++)
+		free(ls.l[i]);
+	ls.n = 7;
+	store(files[2], &ls);
+	lines_free(&ls);
+	snprintf(empty, sizeof(empty), "%s/audit-20990101T000000Z-"
+	    "000000000099.jsonl", t->dir);
+	f = fopen(empty, "w");
+	assert_non_null(f);
+	fclose(f);
+	verify_dir(t->dir, &v);
+	assert_true(v.ok);
+	assert_true(has_warning(&v, "the file holds no record"));
+	assert_true(has_warning(&v, "no closing checkpoint after seq 31"));
+	for (size_t i = 0; i < v.warnings; i++)
+		if (strstr(v.warning[i].text, "no closing checkpoint") != NULL)
+			assert_string_equal(v.warning[i].file, files[2]);
+	pc_audit_list_free(files, n);
+}
+
 /* A restart continues the chain; a crash (no checkpoint, a torn line)
  * leaves warnings that name the file, and the chain still verifies. */
 static void
@@ -1265,6 +1363,10 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_truncate_middle_file,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_delete_newest_file, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_empty_last_file, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_restart_and_crash, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_retention, setup,
