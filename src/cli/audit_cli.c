@@ -680,76 +680,6 @@ out:
 
 /* --- query ------------------------------------------------------------------------ */
 
-static int
-digits(const char *s, size_t n, int *out)
-{
-	int v = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		v = v * 10 + (s[i] - '0');
-	}
-	*out = v;
-	return 0;
-}
-
-/*
- * UTC time to microseconds since the epoch: YYYY-MM-DD, optionally
- * followed by THH:MM, :SS, .ffffff (1-6 digits), and Z. 0 or -1.
- */
-static int
-parse_iso(const char *s, int64_t *us)
-{
-	struct tm tm = { 0 };
-	size_t n = strlen(s), p = 10;
-	int y, mo, d, h = 0, mi = 0, sec = 0, frac = 0, fd = 0;
-	time_t t;
-
-	if (n < 10 || s[4] != '-' || s[7] != '-' || digits(s, 4, &y) ||
-	    digits(s + 5, 2, &mo) || digits(s + 8, 2, &d))
-		return -1;
-	if (p < n && s[p] == 'T') {
-		if (n < p + 6 || s[p + 3] != ':' || digits(s + p + 1, 2, &h) ||
-		    digits(s + p + 4, 2, &mi))
-			return -1;
-		p += 6;
-		if (p < n && s[p] == ':') {
-			if (n < p + 3 || digits(s + p + 1, 2, &sec))
-				return -1;
-			p += 3;
-			if (p < n && s[p] == '.') {
-				p++;
-				while (p < n && fd < 6 && s[p] >= '0' &&
-				    s[p] <= '9') {
-					frac = frac * 10 + (s[p++] - '0');
-					fd++;
-				}
-				if (fd == 0)
-					return -1;
-				for (; fd < 6; fd++)
-					frac *= 10;
-			}
-		}
-	}
-	if (p < n && s[p] == 'Z')
-		p++;
-	if (p != n || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 ||
-	    mi > 59 || sec > 60)
-		return -1;
-	tm.tm_year = y - 1900;
-	tm.tm_mon = mo - 1;
-	tm.tm_mday = d;
-	tm.tm_hour = h;
-	tm.tm_min = mi;
-	tm.tm_sec = sec;
-	t = timegm(&tm);
-	if (t == (time_t)-1)
-		return -1;
-	*us = (int64_t)t * 1000000 + frac;
-	return 0;
-}
-
 /* TIME: ISO-8601 UTC, or a duration before now (90s, 15m, 24h, 7d). */
 static int
 parse_when(const char *s, int64_t *us)
@@ -758,7 +688,7 @@ parse_when(const char *s, int64_t *us)
 	uint64_t v, mult;
 	char num[24];
 
-	if (parse_iso(s, us) == 0)
+	if (audit_parse_time(s, us) == 0)
 		return 0;
 	if (n < 2 || n - 1 >= sizeof(num))
 		return -1;
@@ -836,7 +766,7 @@ cmd_query(const struct opts *o)
 			    strcmp(type, AUDIT_T_FILE) == 0 ||
 			    strcmp(type, AUDIT_T_CHECKPOINT) == 0 ||
 			    strcmp(type, AUDIT_T_RETENTION) == 0 ||
-			    parse_iso(ts, &at) != 0 || at < since ||
+			    audit_parse_time(ts, &at) != 0 || at < since ||
 			    at >= until || !str_is(j, "principal",
 			    o->principal) || !str_is(j, "tool", o->tool) ||
 			    !str_is(j, "decision", o->decision)) {

@@ -479,26 +479,58 @@ test_duplicate(void **state)
 
 /* --- several files ----------------------------------------------------------------- */
 
-/* Three files by rotation: 1..12 | 13..24 | 25..36 (header + 10 + cp). */
+/* Records dated this far back when the_past is set (audit_clock). */
+#define PAST_S (100 * 86400)
+static bool the_past;
+
+static int
+past_clock(clockid_t id, struct timespec *ts)
+{
+	int rc = clock_gettime(id, ts);
+
+	if (the_past)
+		ts->tv_sec -= PAST_S;
+	return rc;
+}
+
+/*
+ * Three files by rotation: 1..12 | 13..24 | 25..36 (header + 10 + cp);
+ * file i's records (its closing checkpoint included) are dated 100 days
+ * back when bit i of `old` is set. Retention is off while they are made.
+ */
 static void
-three_files(struct t *t, char ***files, size_t *n)
+three_files_dated(struct t *t, char ***files, size_t *n, unsigned old)
 {
 	struct pc_audit_conf c;
 	struct pc_audit *a;
 	struct pc_audit_stats st;
 
 	conf_init(t, &c);
+	c.retention_days = 36500;
+	audit_clock = past_clock;
+	the_past = old & 1;
 	a = open_ok(t, &c);
 	write_n(a, 10);
 	assert_int_equal(pc_audit_rotate(a), 0);
+	the_past = old & 2;
 	write_n(a, 10);
 	assert_int_equal(pc_audit_rotate(a), 0);
+	the_past = old & 4;
 	write_n(a, 10);
 	pc_audit_stats(a, &st);
 	assert_int_equal(st.rotations, 2);
+	assert_int_equal(st.files_removed, 0);
 	pc_audit_close(a);
+	the_past = false;
+	audit_clock = clock_gettime;
 	assert_int_equal(pc_audit_list(t->dir, NULL, files, n), 0);
 	assert_int_equal(*n, 3);
+}
+
+static void
+three_files(struct t *t, char ***files, size_t *n)
+{
+	three_files_dated(t, files, n, 0);
 }
 
 static void
@@ -750,17 +782,12 @@ test_retention(void **state)
 	struct pc_audit *a;
 	struct pc_audit_verdict v;
 	struct pc_audit_stats st;
-	struct timespec old[2];
 	char **files, **left;
 	size_t n, nl;
 
-	three_files(t, &files, &n);
-	old[0].tv_sec = old[1].tv_sec = time(NULL) - 100 * 86400;
-	old[0].tv_nsec = old[1].tv_nsec = 0;
-	/* The first and the third are old, the second is not: only the
-	 * first goes (never a hole in the middle). */
-	assert_int_equal(utimensat(AT_FDCWD, files[0], old, 0), 0);
-	assert_int_equal(utimensat(AT_FDCWD, files[2], old, 0), 0);
+	/* The first and the third are old by their records, the second is
+	 * not: only the first goes (never a hole in the middle). */
+	three_files_dated(t, &files, &n, 1 | 4);
 	conf_init(t, &c);
 	a = open_ok(t, &c);		/* retention runs at open */
 	pc_audit_stats(a, &st);
@@ -783,6 +810,77 @@ test_retention(void **state)
 	verify_dir(t->dir, &v);
 	assert_true(v.ok);
 	assert_true(has_warning(&v, "the chain starts at seq 25"));
+	pc_audit_list_free(files, n);
+}
+
+/* Set every file's mtime (and atime) 100 days back. */
+static void
+age_mtimes(char **files, size_t n)
+{
+	struct timespec old[2];
+
+	old[0].tv_sec = old[1].tv_sec = time(NULL) - PAST_S;
+	old[0].tv_nsec = old[1].tv_nsec = 0;
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(utimensat(AT_FDCWD, files[i], old, 0), 0);
+}
+
+/* Open (retention runs) and close the log: no file removed. */
+static void
+open_keeps_all(struct t *t, char **files, size_t n)
+{
+	struct pc_audit_conf c;
+	struct pc_audit *a;
+	struct pc_audit_stats st;
+
+	conf_init(t, &c);
+	a = open_ok(t, &c);
+	pc_audit_stats(a, &st);
+	assert_int_equal(st.files_removed, 0);
+	pc_audit_close(a);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(access(files[i], F_OK), 0);
+}
+
+/* Whoever can touch a file must not be able to expire it: the age is
+ * the last record's ts, not the mtime. */
+static void
+test_retention_ignores_mtime(void **state)
+{
+	struct t *t = *state;
+	struct pc_audit_verdict v;
+	char **files;
+	size_t n;
+
+	three_files(t, &files, &n);
+	age_mtimes(files, n);
+	open_keeps_all(t, files, n);
+	verify_dir(t->dir, &v);
+	assert_true(v.ok);
+	assert_int_equal(v.warnings, 0);
+	assert_int_equal(v.first_seq, 1);
+	pc_audit_list_free(files, n);
+}
+
+/* An old ts written over a fresh file's last record without the key does
+ * not verify: the file is kept (and so is every later one). */
+static void
+test_retention_forged_tail(void **state)
+{
+	struct t *t = *state;
+	struct lines ls;
+	char **files, *ts;
+	size_t n;
+
+	three_files(t, &files, &n);
+	load(files[0], &ls);
+	ts = strstr(ls.l[ls.n - 1], "\"ts\":\"");
+	assert_non_null(ts);
+	memcpy(ts + 6, "2001", 4);	/* same length, no MAC */
+	store(files[0], &ls);
+	lines_free(&ls);
+	age_mtimes(files, n);
+	open_keeps_all(t, files, n);
 	pc_audit_list_free(files, n);
 }
 
@@ -1371,6 +1469,10 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_retention, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_retention_ignores_mtime,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retention_forged_tail,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_errors, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_write_error_fails_closed,
