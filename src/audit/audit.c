@@ -1206,7 +1206,8 @@ tail_fields(json_t *j, struct tail_info *ti)
  * key's over the MAC before it and its bytes. Anyone who can write to the
  * directory can plant or edit a file; only the key holder can make a
  * record that passes. 0, PC_E_NOTFOUND (no complete record), PC_E_DENIED
- * (the MAC does not verify), PC_E_PARSE, or an error of audit_tail_read.
+ * (the MAC does not verify or cannot be checked), PC_E_PARSE (a verified
+ * record without a valid seq or ts), or an error of audit_tail_read.
  */
 static int
 read_tail(struct pc_audit *a, const char *name, struct tail_info *ti)
@@ -1221,14 +1222,19 @@ read_tail(struct pc_audit *a, const char *name, struct tail_info *ti)
 	if (rc != 0)
 		return rc;
 	ti->torn = t.torn;
-	rc = PC_E_PARSE;
+	/* The MAC first: the writer never leaves a complete line it could
+	 * not verify (no MAC, no line or header before it), so such a line
+	 * is "does not verify", whatever it holds, not merely malformed. */
+	rc = PC_E_DENIED;
 	j = json_loadb(t.line, t.len, JSON_REJECT_DUPLICATES, NULL);
-	if (j == NULL || audit_split(t.line, t.len, &body, ti->mac) != 0 ||
-	    tail_prev(&t, j, prev) != 0 || tail_fields(j, ti) != 0)
+	if (audit_split(t.line, t.len, &body, ti->mac) != 0 ||
+	    tail_prev(&t, j, prev) != 0)
 		goto out;
 	rc = audit_mac(a->mac, prev, t.line, body, want);
 	if (rc == 0 && CRYPTO_memcmp(want, ti->mac, sizeof(want)) != 0)
 		rc = PC_E_DENIED;
+	if (rc == 0)
+		rc = tail_fields(j, ti);
 out:
 	json_decref(j);
 	audit_tail_free(&t);
@@ -1455,13 +1461,46 @@ warn_end(const char *name, const char *end, uint64_t seq)
 		    "chain after seq %" PRIu64, name, seq);
 }
 
-/* Continue the chain of the newest file that holds a record. */
+/*
+ * Why the chain must not go on from this tail (rc: read_tail's), or NULL.
+ * Whatever the newest file's last record says becomes the writer's seq
+ * and MAC, so it must be the key's: a planted file would otherwise set
+ * them. A genuine record must also be in its place, not before the seq
+ * in its file's name (older lines copied under a newer name would make
+ * the writer repeat seqs), and leave room for the next seq: jansson reads
+ * integers as int64, so a record numbered 2^63 could never be read back.
+ */
+static const char *
+unresumable(const struct pc_audit *a, const char *name, int rc,
+    const struct tail_info *ti)
+{
+	uint64_t first;
+
+	if (rc == PC_E_DENIED)
+		return "its last record does not verify with the key (a "
+		    "planted or altered file, or a different key)";
+	if (rc == PC_E_LIMIT)
+		return "its last line is longer than any record";
+	if (rc != 0)
+		return rc == PC_E_NOMEM ? "out of memory" :
+		    "its last record cannot be read";
+	if (ti->seq >= (uint64_t)INT64_MAX)
+		return "its last seq leaves no room for another record";
+	if (audit_name_seq(name, a->prefix, &first) != 0 || ti->seq < first)
+		return "its last record comes before the seq in its name "
+		    "(copied from another file?)";
+	return NULL;
+}
+
+/* Continue the chain of the newest file that holds a record; refuse one
+ * whose end is not a genuine record in its place (unresumable). */
 static int
 resume(struct pc_audit *a, char *prev_file, size_t pflen,
     const char **prev_end, char *err, size_t errlen)
 {
 	char **files = NULL;
 	size_t n = 0;
+	const char *why;
 	int rc;
 
 	*prev_end = NULL;
@@ -1481,13 +1520,15 @@ resume(struct pc_audit *a, char *prev_file, size_t pflen,
 			pc_warn("audit file %s holds no record; skipped", name);
 			continue;
 		}
-		if (rc != 0) {
-			snprintf(err, errlen, "audit: cannot continue the chain "
-			    "from %s/%s: its last record is unreadable (%s); "
-			    "move the file away after checking it with "
-			    "`portcullis audit verify`", a->dir, name,
-			    pc_strerror(rc));
-			rc = PC_E_IO;
+		why = unresumable(a, name, rc, &ti);
+		if (why != NULL) {
+			snprintf(err, errlen, "audit: refusing to continue the "
+			    "chain from %s/%s: %s; move the file away after "
+			    "checking it with `portcullis audit verify`",
+			    a->dir, name, why);
+			/* Unreadable stays an I/O error, as before. */
+			rc = rc == 0 || rc == PC_E_DENIED ? PC_E_DENIED :
+			    rc == PC_E_NOMEM ? rc : PC_E_IO;
 			goto out;
 		}
 		a->seq = ti.seq;

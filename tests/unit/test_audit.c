@@ -627,6 +627,23 @@ test_truncate_middle_file(void **state)
 	pc_audit_list_free(files, n);
 }
 
+/* Open the log in t->dir, write n records, close: the directory then
+ * verifies without a warning. */
+static void
+run_clean(struct t *t, int n, struct pc_audit_verdict *v)
+{
+	struct pc_audit_conf c;
+	struct pc_audit *a;
+
+	conf_init(t, &c);
+	a = open_ok(t, &c);
+	write_n(a, n);
+	pc_audit_close(a);
+	verify_dir(t->dir, v);
+	assert_true(v->ok);
+	assert_int_equal(v->warnings, 0);
+}
+
 /*
  * Deleting or renaming the newest file leaves no gap in the sequence: the
  * rotation checkpoint at the end of what is left is the evidence. verify
@@ -743,12 +760,7 @@ test_restart_and_crash(void **state)
 	a = open_ok(t, &c);
 	write_n(a, 5);
 	pc_audit_close(a);		/* 1..7 */
-	a = open_ok(t, &c);
-	write_n(a, 5);
-	pc_audit_close(a);		/* 8..14 */
-	verify_dir(t->dir, &v);
-	assert_true(v.ok);
-	assert_int_equal(v.warnings, 0);
+	run_clean(t, 5, &v);		/* 8..14 */
 	assert_int_equal(v.records, 14);
 
 	/* A crash: the second file loses its checkpoint, then a torn line. */
@@ -882,6 +894,108 @@ test_retention_forged_tail(void **state)
 	age_mtimes(files, n);
 	open_keeps_all(t, files, n);
 	pc_audit_list_free(files, n);
+}
+
+/* --- resuming ---------------------------------------------------------------------- */
+
+#define PLANTED "audit-20990101T000000Z-999999999999.jsonl"
+
+/* Write one line into t->dir/name (made 0600). */
+static void
+plant(struct t *t, const char *name, const char *line)
+{
+	char p[PATH_MAX];
+	FILE *f;
+
+	snprintf(p, sizeof(p), "%s/%s", t->dir, name);
+	f = fopen(p, "w");
+	assert_non_null(f);
+	fputs(line, f);
+	fclose(f);
+}
+
+static void
+unplant(struct t *t, const char *name)
+{
+	char p[PATH_MAX];
+
+	snprintf(p, sizeof(p), "%s/%s", t->dir, name);
+	assert_int_equal(unlink(p), 0);
+}
+
+/* pc_audit_open must fail, naming the file and saying why. */
+static void
+open_refused(struct t *t, const char *name, const char *why)
+{
+	struct pc_audit_conf c;
+	struct pc_audit *a = NULL;
+	char err[1024];
+
+	conf_init(t, &c);
+	assert_int_equal(pc_audit_open(t->base, &c, &a, err, sizeof(err)),
+	    PC_E_DENIED);
+	assert_null(a);
+	if (strstr(err, name) == NULL || strstr(err, why) == NULL)
+		fail_msg("error \"%s\" lacks \"%s\" or \"%s\"", err, name, why);
+}
+
+/* A header of seq 2^63-1 with a genuine MAC (made with the key). */
+static void
+keyed_header(char *out, size_t outlen)
+{
+	static const unsigned char zero[AUDIT_MAC_LEN];
+	unsigned char mac[AUDIT_MAC_LEN];
+	char body[256], hex[AUDIT_MAC_HEX + 1];
+	EVP_MAC_CTX *m = audit_mac_new(KEY, sizeof(KEY));
+
+	assert_non_null(m);
+	snprintf(body, sizeof(body), "{\"seq\":9223372036854775807,\"ts\":"
+	    "\"2026-01-01T00:00:00.000000Z\",\"type\":\"file\","
+	    "\"prev_mac\":\"%064d\"", 0);
+	assert_int_equal(audit_mac(m, zero, body, strlen(body), mac), 0);
+	pc_hex_encode(mac, sizeof(mac), hex);
+	snprintf(out, outlen, "%s,\"mac\":\"%s\"}\n", body, hex);
+	EVP_MAC_CTX_free(m);
+}
+
+/*
+ * A file planted as the newest must not set the writer's seq and MAC:
+ * forged (no key), genuine but at the last seq, or genuine lines copied
+ * under a newer name. Each stops pc_audit_open with the file's name; a
+ * genuine log still resumes.
+ */
+static void
+test_resume_refuses_planted(void **state)
+{
+	struct t *t = *state;
+	struct pc_audit_verdict v;
+	struct lines ls;
+	char line[512], copy[PATH_MAX];
+	char *p = make_log(t, 5);	/* 1..7 */
+
+	plant(t, PLANTED, "{\"seq\":9223372036854775807,\"mac\":\""
+	    "0000000000000000000000000000000000000000000000000000000000000000"
+	    "\"}\n");
+	open_refused(t, PLANTED, "does not verify with the key");
+	unplant(t, PLANTED);
+
+	keyed_header(line, sizeof(line));
+	plant(t, PLANTED, line);
+	open_refused(t, PLANTED, "leaves no room for another record");
+	unplant(t, PLANTED);
+
+	snprintf(copy, sizeof(copy), "%s/audit-20990101T000000Z-"
+	    "000000000100.jsonl", t->dir);
+	load(p, &ls);
+	store(copy, &ls);
+	lines_free(&ls);
+	open_refused(t, "000000000100.jsonl", "comes before the seq in its "
+	    "name");
+	assert_int_equal(unlink(copy), 0);
+
+	run_clean(t, 2, &v);		/* 8..11 */
+	assert_int_equal(v.last_seq, 11);
+	free(p);
 }
 
 /* --- failing closed ---------------------------------------------------------------- */
@@ -1472,6 +1586,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_retention_ignores_mtime,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention_forged_tail,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resume_refuses_planted,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_errors, setup,
 		    teardown),
