@@ -1249,6 +1249,26 @@ base_name(const char *path)
 	return s ? s + 1 : path;
 }
 
+/* What read_tail's rc (not 0) means, for an operator. */
+static const char *
+tail_problem(int rc)
+{
+	switch (rc) {
+	case PC_E_DENIED:
+		return "its last record does not verify with the key (a "
+		    "planted or altered file, or a different key)";
+	case PC_E_LIMIT:
+		return "its last line is longer than any record";
+	case PC_E_INVAL:
+		return "it is not a regular file (a symlink, FIFO, device or "
+		    "directory)";
+	case PC_E_NOMEM:
+		return "out of memory";
+	default:
+		return "its last record cannot be read";
+	}
+}
+
 /* A genuine record can still be a copy from elsewhere in the log: its
  * seq must lie in its file's range, from the seq in the file's name to
  * the next file's. */
@@ -1284,6 +1304,7 @@ expired(struct pc_audit *a, char **files, size_t n, time_t cutoff,
 	for (size_t i = 0; i < n; i++) {
 		const char *name = base_name(files[i]);
 		struct tail_info ti;
+		const char *why;
 		int rc;
 
 		if (strcmp(name, a->file) == 0)
@@ -1291,15 +1312,14 @@ expired(struct pc_audit *a, char **files, size_t n, time_t cutoff,
 		rc = read_tail(a, name, &ti);
 		if (rc == PC_E_NOTFOUND)
 			continue;
-		if (rc == 0 && !seq_in_place(a, files, n, i, ti.seq))
-			rc = PC_E_DENIED;
-		if (rc != 0) {
-			pc_error("retention: the last record of %s/%s %s (%s); "
-			    "keeping it and every later file: check the log "
-			    "with `portcullis audit verify`", a->dir, name,
-			    rc == PC_E_DENIED ? "does not verify with the key "
-			    "or is out of place" : "cannot be read",
-			    pc_strerror(rc));
+		why = rc != 0 ? tail_problem(rc) :
+		    !seq_in_place(a, files, n, i, ti.seq) ? "its last record's "
+		    "seq lies outside the range its name gives (copied from "
+		    "another file?)" : NULL;
+		if (why != NULL) {
+			pc_error("retention: keeping %s/%s and every later "
+			    "file: %s; check the log with `portcullis audit "
+			    "verify`", a->dir, name, why);
 			break;
 		}
 		if (ti.ts_us / 1000000 >= (int64_t)cutoff)
@@ -1476,14 +1496,8 @@ unresumable(const struct pc_audit *a, const char *name, int rc,
 {
 	uint64_t first;
 
-	if (rc == PC_E_DENIED)
-		return "its last record does not verify with the key (a "
-		    "planted or altered file, or a different key)";
-	if (rc == PC_E_LIMIT)
-		return "its last line is longer than any record";
 	if (rc != 0)
-		return rc == PC_E_NOMEM ? "out of memory" :
-		    "its last record cannot be read";
+		return tail_problem(rc);
 	if (ti->seq >= (uint64_t)INT64_MAX)
 		return "its last seq leaves no room for another record";
 	if (audit_name_seq(name, a->prefix, &first) != 0 || ti->seq < first)

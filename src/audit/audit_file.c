@@ -257,6 +257,35 @@ read_at(int fd, char *buf, size_t n, off_t at)
 	return 0;
 }
 
+/*
+ * Open dirfd/name for reading, a regular file only; *fd and *st on 0.
+ * O_NONBLOCK: a FIFO under a log's name must not hang open(2) until a
+ * writer comes (fstat then refuses it); reads of a regular file ignore
+ * the flag. With O_NOFOLLOW in flags a symlink is PC_E_INVAL too.
+ * 0, PC_E_INVAL, PC_E_IO (errno kept).
+ */
+static int
+open_regular(int dirfd, const char *name, int flags, int *fd,
+    struct stat *st)
+{
+	int rc = PC_E_INVAL, saved;
+
+	*fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK |
+	    O_NOCTTY | flags);
+	if (*fd < 0)
+		return errno == ELOOP && (flags & O_NOFOLLOW) ? PC_E_INVAL :
+		    PC_E_IO;
+	if (fstat(*fd, st) != 0)
+		rc = PC_E_IO;
+	else if (S_ISREG(st->st_mode))
+		return 0;
+	saved = errno;
+	close(*fd);
+	*fd = -1;
+	errno = saved;
+	return rc;
+}
+
 int
 audit_tail_read(int dirfd, const char *name, struct audit_tail *t)
 {
@@ -265,14 +294,13 @@ audit_tail_read(int dirfd, const char *name, struct audit_tail *t)
 	const size_t cap = 3 * (AUDIT_MAX_LINE + 1);
 	size_t want = 64 * 1024;
 	struct stat st;
-	int fd, rc = PC_E_IO;
+	int fd, rc;
 
 	memset(t, 0, sizeof(*t));
-	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return PC_E_IO;
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
-		goto out;
+	/* The writer never follows a link in its directory. */
+	rc = open_regular(dirfd, name, O_NOFOLLOW, &fd, &st);
+	if (rc != 0)
+		return rc;
 	rc = PC_E_NOTFOUND;
 	if (st.st_size == 0)
 		goto out;
@@ -304,6 +332,24 @@ out:
 	if (rc != 0)
 		audit_tail_free(t);
 	return rc;
+}
+
+int
+audit_fopen(const char *path, FILE **out)
+{
+	struct stat st;
+	int fd, rc;
+
+	*out = NULL;
+	/* Following a symlink: see audit_int.h. */
+	rc = open_regular(AT_FDCWD, path, 0, &fd, &st);
+	if (rc != 0)
+		return rc;
+	*out = fdopen(fd, "r");
+	if (*out != NULL)
+		return 0;
+	close(fd);
+	return PC_E_IO;
 }
 
 void

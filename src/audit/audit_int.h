@@ -93,12 +93,24 @@ struct audit_tail {
 
 /*
  * Read the tail of dirfd/name (not following a symlink; a regular file
- * only). Fills *t (audit_tail_free, also after an error). Returns 0,
- * PC_E_NOTFOUND (no complete line), PC_E_IO (cannot open or read, or not
- * a regular file), PC_E_LIMIT (a line longer than any record), PC_E_NOMEM.
+ * only, opened without blocking on a FIFO). Fills *t (audit_tail_free,
+ * also after an error). Returns 0, PC_E_NOTFOUND (no complete line),
+ * PC_E_INVAL (a symlink or not a regular file), PC_E_IO (cannot open or
+ * read),
+ * PC_E_LIMIT (a line longer than any record), PC_E_NOMEM.
  */
 int audit_tail_read(int dirfd, const char *name, struct audit_tail *t);
 void audit_tail_free(struct audit_tail *t);
+
+/*
+ * Open a log file for reading (*out, the caller's to fclose): a regular
+ * file only, and open(2) never waits on a FIFO. A symlink is followed:
+ * the readers (verify, tail, query) open what an operator named or
+ * listed, may be pointed at archived files, and authenticate or merely
+ * show what they read. 0, PC_E_INVAL (not a regular file), PC_E_IO
+ * (errno says why).
+ */
+int audit_fopen(const char *path, FILE **out);
 
 /* The writer's fdatasync, called on its worker thread. A seam for the
  * unit test, which makes it fail or notes the thread; nothing else

@@ -312,12 +312,16 @@ out:
 static bool
 check_file(struct vstate *s, const char *file)
 {
-	FILE *f = fopen(file, "re");
+	FILE *f;
 	enum audit_line r;
 	bool torn = false, ok = true;
 	size_t len;
+	int rc = audit_fopen(file, &f);
 
-	if (f == NULL)
+	if (rc == PC_E_INVAL)
+		return bad(s, file, 0, 0, "not a regular file (a FIFO, device "
+		    "or directory where a log file should be)");
+	if (rc != 0)
 		return bad(s, file, 0, 0, "cannot open: %s", strerror(errno));
 	s->file = file;
 	s->line = 0;

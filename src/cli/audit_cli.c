@@ -532,12 +532,12 @@ print_line(const char *line, size_t len, bool json)
 static int
 count_lines(const char *path, char *buf, uint64_t *n)
 {
-	FILE *f = fopen(path, "re");
+	FILE *f;
 	enum audit_line r;
 	size_t len;
 
 	*n = 0;
-	if (f == NULL)
+	if (audit_fopen(path, &f) != 0)
 		return PC_E_IO;
 	while ((r = audit_read_line(f, buf, AUDIT_MAX_LINE + 1, &len)) ==
 	    AUDIT_LINE_OK || r == AUDIT_LINE_LONG)
@@ -600,8 +600,7 @@ cmd_tail(const struct opts *o)
 
 		if (f != NULL)
 			fclose(f);
-		f = fopen(files[i], "re");
-		if (f == NULL)
+		if (audit_fopen(files[i], &f) != 0)
 			continue;
 		while ((r = audit_read_line(f, buf, AUDIT_MAX_LINE + 1,
 		    &len)) == AUDIT_LINE_OK || r == AUDIT_LINE_LONG) {
@@ -661,7 +660,7 @@ cmd_tail(const struct opts *o)
 					print_line(buf, len, o->json);
 				fclose(f);
 			}
-			f = fopen(now[next], "re");
+			(void)audit_fopen(now[next], &f);	/* NULL: skip */
 			free(cur);
 			cur = strdup(now[next]);
 			quick = true;
@@ -743,13 +742,15 @@ cmd_query(const struct opts *o)
 		goto out;
 	}
 	for (size_t i = 0; i < nf; i++) {
-		FILE *f = fopen(files[i], "re");
+		FILE *f;
 		enum audit_line r;
 		size_t len;
+		int orc = audit_fopen(files[i], &f);
 
-		if (f == NULL) {
+		if (orc != 0) {
 			fprintf(stderr, "portcullis audit: cannot open %s: %s\n",
-			    files[i], strerror(errno));
+			    files[i], orc == PC_E_INVAL ? "not a regular file" :
+			    strerror(errno));
 			continue;
 		}
 		while ((r = audit_read_line(f, buf, AUDIT_MAX_LINE + 1,

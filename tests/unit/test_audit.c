@@ -925,7 +925,7 @@ unplant(struct t *t, const char *name)
 
 /* pc_audit_open must fail, naming the file and saying why. */
 static void
-open_refused(struct t *t, const char *name, const char *why)
+open_refused(struct t *t, const char *name, const char *why, int want)
 {
 	struct pc_audit_conf c;
 	struct pc_audit *a = NULL;
@@ -933,7 +933,7 @@ open_refused(struct t *t, const char *name, const char *why)
 
 	conf_init(t, &c);
 	assert_int_equal(pc_audit_open(t->base, &c, &a, err, sizeof(err)),
-	    PC_E_DENIED);
+	    want);
 	assert_null(a);
 	if (strstr(err, name) == NULL || strstr(err, why) == NULL)
 		fail_msg("error \"%s\" lacks \"%s\" or \"%s\"", err, name, why);
@@ -976,12 +976,13 @@ test_resume_refuses_planted(void **state)
 	plant(t, PLANTED, "{\"seq\":9223372036854775807,\"mac\":\""
 	    "0000000000000000000000000000000000000000000000000000000000000000"
 	    "\"}\n");
-	open_refused(t, PLANTED, "does not verify with the key");
+	open_refused(t, PLANTED, "does not verify with the key", PC_E_DENIED);
 	unplant(t, PLANTED);
 
 	keyed_header(line, sizeof(line));
 	plant(t, PLANTED, line);
-	open_refused(t, PLANTED, "leaves no room for another record");
+	open_refused(t, PLANTED, "leaves no room for another record",
+	    PC_E_DENIED);
 	unplant(t, PLANTED);
 
 	snprintf(copy, sizeof(copy), "%s/audit-20990101T000000Z-"
@@ -990,11 +991,41 @@ test_resume_refuses_planted(void **state)
 	store(copy, &ls);
 	lines_free(&ls);
 	open_refused(t, "000000000100.jsonl", "comes before the seq in its "
-	    "name");
+	    "name", PC_E_DENIED);
 	assert_int_equal(unlink(copy), 0);
 
 	run_clean(t, 2, &v);		/* 8..11 */
 	assert_int_equal(v.last_seq, 11);
+	free(p);
+}
+
+/*
+ * A FIFO under a log file's name: open(2) of a FIFO waits for a writer, so
+ * the gateway (resume, retention) and verify would hang. Both must refuse
+ * it at once; alarm() turns a hang into a failure.
+ */
+static void
+test_fifo_refused(void **state)
+{
+	struct t *t = *state;
+	struct pc_audit_verdict v;
+	char fifo[PATH_MAX];
+	char *p = make_log(t, 2);
+
+	snprintf(fifo, sizeof(fifo), "%s/%s", t->dir, PLANTED);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	alarm(10);
+	open_refused(t, PLANTED, "not a regular file", PC_E_IO);
+	verify1(fifo, KEY, &v);
+	expect_bad(&v, fifo, 0, 0, "not a regular file");
+	/* A symlink given to verify is followed to a regular file. */
+	assert_int_equal(unlink(fifo), 0);
+	assert_int_equal(symlink(p, fifo), 0);
+	verify1(fifo, KEY, &v);
+	assert_true(v.ok);
+	/* The writer does not follow it. */
+	open_refused(t, PLANTED, "not a regular file (a symlink", PC_E_IO);
+	alarm(0);
 	free(p);
 }
 
@@ -1589,6 +1620,8 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resume_refuses_planted,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fifo_refused, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_open_errors, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_write_error_fails_closed,
