@@ -252,6 +252,8 @@ fmt_u64(char *p, uint64_t v)
 /* "2026-11-21T12:00:00.123456Z" (AUDIT_TS_LEN bytes, no NUL) at out. */
 #define AUDIT_TS_LEN 27u
 
+int (*audit_clock)(clockid_t id, struct timespec *t) = clock_gettime;
+
 static void
 now_ts(struct pc_audit *a, char out[AUDIT_TS_LEN])
 {
@@ -259,7 +261,7 @@ now_ts(struct pc_audit *a, char out[AUDIT_TS_LEN])
 	struct tm tm;
 	long us;
 
-	clock_gettime(CLOCK_REALTIME, &t);
+	audit_clock(CLOCK_REALTIME, &t);
 	/* gmtime + strftime once a second, not once a record. */
 	if (t.tv_sec != a->ts_sec || a->ts_day[0] == '\0') {
 		gmtime_r(&t.tv_sec, &tm);
@@ -1151,40 +1153,91 @@ open_file(struct pc_audit *a, const char *start, const char *prev_file,
 struct tail_info {
 	uint64_t seq;
 	unsigned char mac[AUDIT_MAC_LEN];
-	const char *type;	/* static: checkpoint or other */
+	int64_t ts_us;		/* the record's ts */
+	/* static: how the file ends, as a header's prev_end says it:
+	 * "checkpoint" (closed), "rotation" (a rotation's checkpoint: a
+	 * next file was begun) or "none" (no checkpoint) */
+	const char *end;
 	bool torn;
 };
 
-/* Sequence number and MAC of the last complete record of a file.
- * 0, PC_E_NOTFOUND (no record), or another error. */
+/* The MAC the tail's last line was computed over: the line before's, or
+ * for a file's only line (its header) the prev_mac it carries. */
 static int
-read_tail(int dirfd, const char *name, struct tail_info *ti)
+tail_prev(const struct audit_tail *t, json_t *j,
+    unsigned char prev[AUDIT_MAC_LEN])
 {
-	char *line = NULL;
-	size_t len, body;
+	const char *type = json_string_value(json_object_get(j, "type"));
+	const char *h = json_string_value(json_object_get(j, "prev_mac"));
+	size_t body;
+
+	if (t->prev != NULL)
+		return audit_split(t->prev, t->plen, &body, prev);
+	if (type == NULL || strcmp(type, AUDIT_T_FILE) != 0 || h == NULL ||
+	    strlen(h) != AUDIT_MAC_HEX)
+		return PC_E_PARSE;
+	return audit_unhex(h, AUDIT_MAC_LEN, prev);
+}
+
+/* seq, ts and how the file ends, from the last record's JSON. */
+static int
+tail_fields(json_t *j, struct tail_info *ti)
+{
+	json_t *seq = json_object_get(j, "seq");
+	const char *ts = json_string_value(json_object_get(j, "ts"));
+	const char *type = json_string_value(json_object_get(j, "type"));
+	const char *reason = json_string_value(json_object_get(j, "reason"));
+
+	if (!json_is_integer(seq) || json_integer_value(seq) < 1 ||
+	    ts == NULL || audit_parse_time(ts, &ti->ts_us) != 0)
+		return PC_E_PARSE;
+	ti->seq = (uint64_t)json_integer_value(seq);
+	if (type == NULL || strcmp(type, AUDIT_T_CHECKPOINT) != 0)
+		ti->end = "none";
+	else if (reason != NULL && strcmp(reason, "close") == 0)
+		ti->end = "checkpoint";
+	else
+		ti->end = "rotation";
+	return 0;
+}
+
+/*
+ * The last complete record of a file, authenticated: its MAC must be the
+ * key's over the MAC before it and its bytes. Anyone who can write to the
+ * directory can plant or edit a file; only the key holder can make a
+ * record that passes. 0, PC_E_NOTFOUND (no complete record), PC_E_DENIED
+ * (the MAC does not verify or cannot be checked), PC_E_PARSE (a verified
+ * record without a valid seq or ts), or an error of audit_tail_read.
+ */
+static int
+read_tail(struct pc_audit *a, const char *name, struct tail_info *ti)
+{
+	unsigned char prev[AUDIT_MAC_LEN], want[AUDIT_MAC_LEN];
+	struct audit_tail t;
 	json_t *j = NULL;
-	json_t *seq;
-	const char *type;
+	size_t body;
 	int rc;
 
-	rc = audit_last_line(dirfd, name, &line, &len, &ti->torn);
+	rc = audit_tail_read(a->dirfd, name, &t);
 	if (rc != 0)
 		return rc;
-	rc = PC_E_PARSE;
-	if (audit_split(line, len, &body, ti->mac) != 0)
+	ti->torn = t.torn;
+	/* The MAC first: the writer never leaves a complete line it could
+	 * not verify (no MAC, no line or header before it), so such a line
+	 * is "does not verify", whatever it holds, not merely malformed. */
+	rc = PC_E_DENIED;
+	j = json_loadb(t.line, t.len, JSON_REJECT_DUPLICATES, NULL);
+	if (audit_split(t.line, t.len, &body, ti->mac) != 0 ||
+	    tail_prev(&t, j, prev) != 0)
 		goto out;
-	j = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL);
-	seq = json_object_get(j, "seq");
-	if (!json_is_integer(seq) || json_integer_value(seq) < 1)
-		goto out;
-	ti->seq = (uint64_t)json_integer_value(seq);
-	type = json_string_value(json_object_get(j, "type"));
-	ti->type = type != NULL && strcmp(type, AUDIT_T_CHECKPOINT) == 0 ?
-	    "checkpoint" : "none";
-	rc = 0;
+	rc = audit_mac(a->mac, prev, t.line, body, want);
+	if (rc == 0 && CRYPTO_memcmp(want, ti->mac, sizeof(want)) != 0)
+		rc = PC_E_DENIED;
+	if (rc == 0)
+		rc = tail_fields(j, ti);
 out:
 	json_decref(j);
-	free(line);
+	audit_tail_free(&t);
 	return rc;
 }
 
@@ -1196,18 +1249,99 @@ base_name(const char *path)
 	return s ? s + 1 : path;
 }
 
+/* What read_tail's rc (not 0) means, for an operator. */
+static const char *
+tail_problem(int rc)
+{
+	switch (rc) {
+	case PC_E_DENIED:
+		return "its last record does not verify with the key (a "
+		    "planted or altered file, or a different key)";
+	case PC_E_LIMIT:
+		return "its last line is longer than any record";
+	case PC_E_INVAL:
+		return "it is not a regular file (a symlink, FIFO, device or "
+		    "directory)";
+	case PC_E_NOMEM:
+		return "out of memory";
+	default:
+		return "its last record cannot be read";
+	}
+}
+
+/* A genuine record can still be a copy from elsewhere in the log: its
+ * seq must lie in its file's range, from the seq in the file's name to
+ * the next file's. */
+static bool
+seq_in_place(const struct pc_audit *a, char **files, size_t n, size_t i,
+    uint64_t seq)
+{
+	uint64_t lo, hi = UINT64_MAX;
+
+	if (audit_name_seq(base_name(files[i]), a->prefix, &lo) != 0 ||
+	    (i + 1 < n &&
+	    audit_name_seq(base_name(files[i + 1]), a->prefix, &hi) != 0))
+		return false;
+	return seq >= lo && seq < hi;
+}
+
 /*
- * Remove the oldest files whose last write is older than the retention,
- * oldest first and never past a file that is still kept (no holes), then
- * record what went: the range and the last MAC of the removed part, so a
- * verifier can tell an expired start of the log from a deleted one.
- * The record is written (and synced) before any file goes.
+ * How many of the oldest files may go: each one's age is the ts of its
+ * last record, read from the file and authenticated with the key. Not the
+ * mtime, which anyone who can touch the file sets, and not an unchecked
+ * tail, which would put a forged range into the retention record. A file
+ * whose tail does not verify is kept, and so is everything after it (no
+ * holes); that is an error an operator must see. A file with no complete
+ * record has nothing to keep and goes only with a later expired file.
+ * *last: the tail of the newest file that goes.
+ */
+static size_t
+expired(struct pc_audit *a, char **files, size_t n, time_t cutoff,
+    struct tail_info *last)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const char *name = base_name(files[i]);
+		struct tail_info ti;
+		const char *why;
+		int rc;
+
+		if (strcmp(name, a->file) == 0)
+			break;
+		rc = read_tail(a, name, &ti);
+		if (rc == PC_E_NOTFOUND)
+			continue;
+		why = rc != 0 ? tail_problem(rc) :
+		    !seq_in_place(a, files, n, i, ti.seq) ? "its last record's "
+		    "seq lies outside the range its name gives (copied from "
+		    "another file?)" : NULL;
+		if (why != NULL) {
+			pc_error("retention: keeping %s/%s and every later "
+			    "file: %s; check the log with `portcullis audit "
+			    "verify`", a->dir, name, why);
+			break;
+		}
+		if (ti.ts_us / 1000000 >= (int64_t)cutoff)
+			break;
+		*last = ti;
+		k = i + 1;
+	}
+	return k;
+}
+
+/*
+ * Remove the oldest files whose last record is older than the retention
+ * (see expired()), oldest first and never past a file that is still kept
+ * (no holes), then record what went: the range and the last MAC of the
+ * removed part, so a verifier can tell an expired start of the log from
+ * a deleted one. The record is written (and synced) before any file goes.
  */
 static int
 retention(struct pc_audit *a)
 {
 	char **files = NULL;
-	size_t n = 0, k = 0;
+	size_t n = 0, k;
 	time_t cutoff = time(NULL) - (time_t)a->retention_days * 86400;
 	struct tail_info last;
 	uint64_t first_seq = 0;
@@ -1220,26 +1354,10 @@ retention(struct pc_audit *a)
 		    strerror(errno));
 		return 0;	/* keeping files too long is not a failure */
 	}
-	while (k < n) {
-		struct stat sb;
-
-		if (strcmp(base_name(files[k]), a->file) == 0 ||
-		    fstatat(a->dirfd, base_name(files[k]), &sb,
-		    AT_SYMLINK_NOFOLLOW) != 0 || sb.st_mtime >= cutoff)
-			break;
-		k++;
-	}
+	k = expired(a, files, n, cutoff, &last);
 	if (k == 0)
 		goto out;
-	rc = audit_name_seq(base_name(files[0]), a->prefix, &first_seq);
-	if (rc == 0)
-		rc = read_tail(a->dirfd, base_name(files[k - 1]), &last);
-	if (rc != 0) {
-		pc_warn("retention: cannot read the end of %s; nothing removed",
-		    base_name(files[k - 1]));
-		rc = 0;
-		goto out;
-	}
+	(void)audit_name_seq(base_name(files[0]), a->prefix, &first_seq);
 	names = json_array();
 	for (size_t i = 0; names != NULL && i < k; i++) {
 		if (json_array_append_new(names,
@@ -1341,13 +1459,62 @@ on_house(evutil_socket_t fd, short what, void *arg)
 
 /* --- open / close --------------------------------------------------------------- */
 
-/* Continue the chain of the newest file that holds a record. */
+/*
+ * Say how the newest file ended when it did not end with a close. After a
+ * rotation's checkpoint a next file was begun and is gone: deleted or
+ * renamed, or the gateway died between the checkpoint and creating it.
+ * Which cannot be told from here, so the new header says "rotation" and
+ * verify repeats it; the chain goes on from the checkpoint.
+ */
+static void
+warn_end(const char *name, const char *end, uint64_t seq)
+{
+	if (strcmp(end, "rotation") == 0)
+		pc_warn("audit file %s ends with a rotation checkpoint but "
+		    "no later file holds a record: the next file was deleted "
+		    "or renamed, or the gateway stopped while rotating; "
+		    "continuing the chain after seq %" PRIu64 " (the new "
+		    "file's header says prev_end \"rotation\")", name, seq);
+	else if (strcmp(end, "checkpoint") != 0)
+		pc_warn("audit file %s ends without a checkpoint (the "
+		    "gateway stopped without closing it); continuing its "
+		    "chain after seq %" PRIu64, name, seq);
+}
+
+/*
+ * Why the chain must not go on from this tail (rc: read_tail's), or NULL.
+ * Whatever the newest file's last record says becomes the writer's seq
+ * and MAC, so it must be the key's: a planted file would otherwise set
+ * them. A genuine record must also be in its place, not before the seq
+ * in its file's name (older lines copied under a newer name would make
+ * the writer repeat seqs), and leave room for the next seq: jansson reads
+ * integers as int64, so a record numbered 2^63 could never be read back.
+ */
+static const char *
+unresumable(const struct pc_audit *a, const char *name, int rc,
+    const struct tail_info *ti)
+{
+	uint64_t first;
+
+	if (rc != 0)
+		return tail_problem(rc);
+	if (ti->seq >= (uint64_t)INT64_MAX)
+		return "its last seq leaves no room for another record";
+	if (audit_name_seq(name, a->prefix, &first) != 0 || ti->seq < first)
+		return "its last record comes before the seq in its name "
+		    "(copied from another file?)";
+	return NULL;
+}
+
+/* Continue the chain of the newest file that holds a record; refuse one
+ * whose end is not a genuine record in its place (unresumable). */
 static int
 resume(struct pc_audit *a, char *prev_file, size_t pflen,
     const char **prev_end, char *err, size_t errlen)
 {
 	char **files = NULL;
 	size_t n = 0;
+	const char *why;
 	int rc;
 
 	*prev_end = NULL;
@@ -1362,29 +1529,27 @@ resume(struct pc_audit *a, char *prev_file, size_t pflen,
 		struct tail_info ti;
 		const char *name = base_name(files[i]);
 
-		rc = read_tail(a->dirfd, name, &ti);
+		rc = read_tail(a, name, &ti);
 		if (rc == PC_E_NOTFOUND) {
 			pc_warn("audit file %s holds no record; skipped", name);
 			continue;
 		}
-		if (rc != 0) {
-			snprintf(err, errlen, "audit: cannot continue the chain "
-			    "from %s/%s: its last record is unreadable (%s); "
-			    "move the file away after checking it with "
-			    "`portcullis audit verify`", a->dir, name,
-			    pc_strerror(rc));
-			rc = PC_E_IO;
+		why = unresumable(a, name, rc, &ti);
+		if (why != NULL) {
+			snprintf(err, errlen, "audit: refusing to continue the "
+			    "chain from %s/%s: %s; move the file away after "
+			    "checking it with `portcullis audit verify`",
+			    a->dir, name, why);
+			/* Unreadable stays an I/O error, as before. */
+			rc = rc == 0 || rc == PC_E_DENIED ? PC_E_DENIED :
+			    rc == PC_E_NOMEM ? rc : PC_E_IO;
 			goto out;
 		}
 		a->seq = ti.seq;
 		memcpy(a->prev, ti.mac, sizeof(a->prev));
 		pc_strlcpy(prev_file, name, pflen);
-		*prev_end = ti.torn ? "torn" : ti.type;
-		if (strcmp(*prev_end, "checkpoint") != 0)
-			pc_warn("audit file %s ends without a checkpoint "
-			    "(the gateway stopped without closing it); "
-			    "continuing its chain after seq %" PRIu64,
-			    name, ti.seq);
+		*prev_end = ti.torn ? "torn" : ti.end;
+		warn_end(name, *prev_end, ti.seq);
 		break;
 	}
 	rc = 0;

@@ -102,8 +102,10 @@ struct pc_audit_stats {
  * start a new file whose first record links it to the previous one. The key
  * is copied into an OpenSSL MAC context and never written anywhere.
  * On success *out is owned by the caller (pc_audit_close). On failure
- * returns PC_E_INVAL (conf), PC_E_IO (directory or file), PC_E_NOMEM, with
- * a message in err (no secret in it).
+ * returns PC_E_INVAL (conf), PC_E_IO (directory or file), PC_E_NOMEM,
+ * PC_E_DENIED (the newest file's last record does not verify with the key,
+ * is out of place or has the last possible seq: the file is named in err),
+ * with a message in err (no secret in it).
  */
 int pc_audit_open(struct event_base *base, const struct pc_audit_conf *conf,
     struct pc_audit **out, char *err, size_t errlen);

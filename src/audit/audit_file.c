@@ -154,6 +154,16 @@ audit_name_seq(const char *name, const char *prefix, uint64_t *seq)
 	return pc_parse_u64(digits, 1, UINT64_MAX, seq);
 }
 
+bool
+audit_name_lookalike(const char *name, const char *prefix)
+{
+	size_t pl = strlen(prefix);
+	uint64_t seq;
+
+	return strncmp(name, prefix, pl) == 0 && name[pl] == '-' &&
+	    audit_name_seq(name, prefix, &seq) != 0;
+}
+
 enum audit_line
 audit_read_line(FILE *f, char *buf, size_t cap, size_t *len)
 {
@@ -181,73 +191,172 @@ audit_read_line(FILE *f, char *buf, size_t cap, size_t *len)
 	return n == 0 ? AUDIT_LINE_EOF : AUDIT_LINE_TORN;
 }
 
-int
-audit_last_line(int dirfd, const char *name, char **line, size_t *len,
-    bool *torn)
+/* The first byte of the line that ends just before buf[e] (a '\n' or the
+ * end), or -1 when no '\n' precedes it in buf[0..e). */
+static ptrdiff_t
+line_start(const char *buf, size_t e)
 {
-	/* Room for a torn record after the last complete one. */
-	const size_t window = 2 * (AUDIT_MAX_LINE + 1);
-	struct stat st;
-	char *buf = NULL;
-	size_t got = 0, want, e, s;
-	off_t from;
-	int fd, rc = PC_E_IO;
+	size_t s = e;
 
-	*line = NULL;
-	*len = 0;
-	*torn = false;
-	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return PC_E_IO;
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
-		goto out;
-	if (st.st_size == 0) {
-		rc = PC_E_NOTFOUND;
-		goto out;
-	}
-	want = (uint64_t)st.st_size < window ? (size_t)st.st_size : window;
-	from = st.st_size - (off_t)want;
-	buf = malloc(want);
-	if (buf == NULL) {
-		rc = PC_E_NOMEM;
-		goto out;
-	}
-	while (got < want) {
-		ssize_t r = pread(fd, buf + got, want - got, from + (off_t)got);
+	while (s > 0 && buf[s - 1] != '\n')
+		s--;
+	return s > 0 ? (ptrdiff_t)s : -1;
+}
+
+/*
+ * Find the last two complete lines in buf[0..got), which ends the file
+ * and starts at offset `from` of it. 0, PC_E_NOTFOUND (no complete line
+ * in the file), or 1: a line may begin before buf (read more).
+ */
+static int
+find_tail(char *buf, size_t got, off_t from, struct audit_tail *t)
+{
+	size_t e = got;
+	ptrdiff_t ls, ps;
+
+	while (e > 0 && buf[e - 1] != '\n')
+		e--;
+	if (e == 0)
+		return from > 0 ? 1 : PC_E_NOTFOUND;
+	t->torn = e < got;
+	e--;				/* the last line's '\n' */
+	ls = line_start(buf, e);
+	if (ls < 0 && from > 0)
+		return 1;
+	ls = ls < 0 ? 0 : ls;
+	t->line = buf + ls;
+	t->len = e - (size_t)ls;
+	t->prev = NULL;
+	t->plen = 0;
+	if (ls == 0)
+		return 0;		/* the file's only line */
+	ps = line_start(buf, (size_t)ls - 1);
+	if (ps < 0 && from > 0)
+		return 1;
+	ps = ps < 0 ? 0 : ps;
+	t->prev = buf + ps;
+	t->plen = (size_t)ls - 1 - (size_t)ps;
+	return 0;
+}
+
+/* buf[0..n) from offset `at` of fd; 0 or PC_E_IO. */
+static int
+read_at(int fd, char *buf, size_t n, off_t at)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t r = pread(fd, buf + got, n - got, at + (off_t)got);
 
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
-			goto out;
+			return PC_E_IO;
 		got += (size_t)r;
 	}
-	e = got;
-	while (e > 0 && buf[e - 1] != '\n')
-		e--;
-	*torn = e < got;
-	if (e == 0) {
-		rc = (got == want && from > 0) ? PC_E_LIMIT : PC_E_NOTFOUND;
-		goto out;
-	}
-	e--;			/* drop the '\n' */
-	s = e;
-	while (s > 0 && buf[s - 1] != '\n')
-		s--;
-	if (s == 0 && from > 0) {
-		rc = PC_E_LIMIT;	/* a line longer than any record */
-		goto out;
-	}
-	*line = pc_strndup(buf + s, e - s);
-	if (*line == NULL) {
-		rc = PC_E_NOMEM;
-		goto out;
-	}
-	*len = e - s;
-	rc = 0;
-out:
-	free(buf);
-	close(fd);
+	return 0;
+}
+
+/*
+ * Open dirfd/name for reading, a regular file only; *fd and *st on 0.
+ * O_NONBLOCK: a FIFO under a log's name must not hang open(2) until a
+ * writer comes (fstat then refuses it); reads of a regular file ignore
+ * the flag. With O_NOFOLLOW in flags a symlink is PC_E_INVAL too.
+ * 0, PC_E_INVAL, PC_E_IO (errno kept).
+ */
+static int
+open_regular(int dirfd, const char *name, int flags, int *fd,
+    struct stat *st)
+{
+	int rc = PC_E_INVAL, saved;
+
+	*fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK |
+	    O_NOCTTY | flags);
+	if (*fd < 0)
+		return errno == ELOOP && (flags & O_NOFOLLOW) ? PC_E_INVAL :
+		    PC_E_IO;
+	if (fstat(*fd, st) != 0)
+		rc = PC_E_IO;
+	else if (S_ISREG(st->st_mode))
+		return 0;
+	saved = errno;
+	close(*fd);
+	*fd = -1;
+	errno = saved;
 	return rc;
+}
+
+int
+audit_tail_read(int dirfd, const char *name, struct audit_tail *t)
+{
+	/* A torn record, the last line and the one before it at most; most
+	 * files end well within the first window, which doubles as needed. */
+	const size_t cap = 3 * (AUDIT_MAX_LINE + 1);
+	size_t want = 64 * 1024;
+	struct stat st;
+	int fd, rc;
+
+	memset(t, 0, sizeof(*t));
+	/* The writer never follows a link in its directory. */
+	rc = open_regular(dirfd, name, O_NOFOLLOW, &fd, &st);
+	if (rc != 0)
+		return rc;
+	rc = PC_E_NOTFOUND;
+	if (st.st_size == 0)
+		goto out;
+	for (;;) {
+		off_t from;
+
+		if ((uint64_t)st.st_size < want)
+			want = (size_t)st.st_size;
+		from = st.st_size - (off_t)want;
+		free(t->buf);
+		t->buf = malloc(want);
+		if (t->buf == NULL) {
+			rc = PC_E_NOMEM;
+			goto out;
+		}
+		rc = read_at(fd, t->buf, want, from);
+		if (rc == 0)
+			rc = find_tail(t->buf, want, from, t);
+		if (rc != 1)
+			break;
+		if (want >= cap) {
+			rc = PC_E_LIMIT;	/* a line longer than any record */
+			break;
+		}
+		want = want * 2 < cap ? want * 2 : cap;
+	}
+out:
+	close(fd);
+	if (rc != 0)
+		audit_tail_free(t);
+	return rc;
+}
+
+int
+audit_fopen(const char *path, FILE **out)
+{
+	struct stat st;
+	int fd, rc;
+
+	*out = NULL;
+	/* Following a symlink: see audit_int.h. */
+	rc = open_regular(AT_FDCWD, path, 0, &fd, &st);
+	if (rc != 0)
+		return rc;
+	*out = fdopen(fd, "r");
+	if (*out != NULL)
+		return 0;
+	close(fd);
+	return PC_E_IO;
+}
+
+void
+audit_tail_free(struct audit_tail *t)
+{
+	free(t->buf);
+	memset(t, 0, sizeof(*t));
 }
 
 void
@@ -260,6 +369,72 @@ audit_ts(const struct timespec *t, char *out, size_t outlen)
 	strftime(day, sizeof(day), "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(out, outlen, "%.19s.%06ldZ", day,
 	    (long)(t->tv_nsec / 1000) % 1000000);
+}
+
+static int
+digits(const char *s, size_t n, int *out)
+{
+	int v = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+int
+audit_parse_time(const char *s, int64_t *us)
+{
+	struct tm tm = { 0 };
+	size_t n = strlen(s), p = 10;
+	int y, mo, d, h = 0, mi = 0, sec = 0, frac = 0, fd = 0;
+	time_t t;
+
+	if (n < 10 || s[4] != '-' || s[7] != '-' || digits(s, 4, &y) ||
+	    digits(s + 5, 2, &mo) || digits(s + 8, 2, &d))
+		return PC_E_PARSE;
+	if (p < n && s[p] == 'T') {
+		if (n < p + 6 || s[p + 3] != ':' || digits(s + p + 1, 2, &h) ||
+		    digits(s + p + 4, 2, &mi))
+			return PC_E_PARSE;
+		p += 6;
+		if (p < n && s[p] == ':') {
+			if (n < p + 3 || digits(s + p + 1, 2, &sec))
+				return PC_E_PARSE;
+			p += 3;
+			if (p < n && s[p] == '.') {
+				p++;
+				while (p < n && fd < 6 && s[p] >= '0' &&
+				    s[p] <= '9') {
+					frac = frac * 10 + (s[p++] - '0');
+					fd++;
+				}
+				if (fd == 0)
+					return PC_E_PARSE;
+				for (; fd < 6; fd++)
+					frac *= 10;
+			}
+		}
+	}
+	if (p < n && s[p] == 'Z')
+		p++;
+	if (p != n || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 ||
+	    mi > 59 || sec > 60)
+		return PC_E_PARSE;
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec;
+	t = timegm(&tm);
+	if (t == (time_t)-1)
+		return PC_E_PARSE;
+	*us = (int64_t)t * 1000000 + frac;
+	return 0;
 }
 
 /* --- listing ------------------------------------------------------------------ */

@@ -63,6 +63,11 @@ bool audit_prefix_ok(const char *p);
  * 0 or PC_E_INVAL when the name is not one of ours. */
 int audit_name_seq(const char *name, const char *prefix, uint64_t *seq);
 
+/* A name that begins like the log's files (PREFIX-) but is not one, such
+ * as PREFIX-...jsonl~ or .jsonl.gz: pc_audit_list() leaves it out, so
+ * a log file renamed that way drops out of a directory's chain. */
+bool audit_name_lookalike(const char *name, const char *prefix);
+
 enum audit_line {
 	AUDIT_LINE_OK = 0,	/* a complete line (newline stripped) */
 	AUDIT_LINE_EOF,		/* end of file, nothing read */
@@ -75,18 +80,47 @@ enum audit_line {
  * *len). A long line is consumed to its end so reading can go on. */
 enum audit_line audit_read_line(FILE *f, char *buf, size_t cap, size_t *len);
 
+/* The end of a log file: its last complete line and the one before it,
+ * whose MAC the last line's was computed over. */
+struct audit_tail {
+	char *buf;		/* owns what line and prev point into */
+	const char *line;	/* the last complete line, without '\n' */
+	size_t len;
+	const char *prev;	/* the line before it; NULL: line is the first */
+	size_t plen;
+	bool torn;		/* bytes follow line without a newline */
+};
+
 /*
- * The last complete line of path into a new buffer (*line, *len, owned by
- * the caller); *torn says bytes followed it without a newline. Returns 0,
- * PC_E_NOTFOUND (no complete line), PC_E_IO, PC_E_LIMIT, PC_E_NOMEM.
+ * Read the tail of dirfd/name (not following a symlink; a regular file
+ * only, opened without blocking on a FIFO). Fills *t (audit_tail_free,
+ * also after an error). Returns 0, PC_E_NOTFOUND (no complete line),
+ * PC_E_INVAL (a symlink or not a regular file), PC_E_IO (cannot open or
+ * read),
+ * PC_E_LIMIT (a line longer than any record), PC_E_NOMEM.
  */
-int audit_last_line(int dirfd, const char *name, char **line, size_t *len,
-    bool *torn);
+int audit_tail_read(int dirfd, const char *name, struct audit_tail *t);
+void audit_tail_free(struct audit_tail *t);
+
+/*
+ * Open a log file for reading (*out, the caller's to fclose): a regular
+ * file only, and open(2) never waits on a FIFO. A symlink is followed:
+ * the readers (verify, tail, query) open what an operator named or
+ * listed, may be pointed at archived files, and authenticate or merely
+ * show what they read. 0, PC_E_INVAL (not a regular file), PC_E_IO
+ * (errno says why).
+ */
+int audit_fopen(const char *path, FILE **out);
 
 /* The writer's fdatasync, called on its worker thread. A seam for the
  * unit test, which makes it fail or notes the thread; nothing else
  * changes it. */
 extern int (*audit_fdatasync)(int fd);
+
+/* The clock of records' ts (clock_gettime, asked for CLOCK_REALTIME).
+ * A seam for the unit test, which dates records in the past to test
+ * retention; nothing else changes it. */
+extern int (*audit_clock)(clockid_t id, struct timespec *t);
 
 /* The syslog sink (audit_syslog.c), driven by the writer on the loop. */
 struct audit_syslog;
@@ -106,5 +140,10 @@ void audit_syslog_free(struct audit_syslog *sl);
 
 /* "2026-11-21T12:00:00.123456Z" for a realtime clock reading; out >= 28. */
 void audit_ts(const struct timespec *t, char *out, size_t outlen);
+
+/* UTC time to microseconds since the epoch: YYYY-MM-DD, optionally
+ * followed by THH:MM, :SS, .ffffff (1-6 digits), and Z; a record's ts is
+ * one. 0 or PC_E_PARSE. */
+int audit_parse_time(const char *s, int64_t *us);
 
 #endif

@@ -5,6 +5,10 @@
  * closed by a checkpoint. The first failure stops verification and is named
  * by file, line and sequence number; states that a crash or a partial set
  * of files also produce are warnings.
+ *
+ * Deleting the newest files leaves no gap in the sequence, so the end of
+ * the log is judged by its last checkpoint: `close` ends a log, any other
+ * reason is a rotation, which proves that a next file was begun.
  */
 #include "audit.h"
 #include "audit_int.h"
@@ -37,12 +41,16 @@ struct vstate {
 	uint64_t line;
 	uint64_t file_records;
 	bool closed;			/* its checkpoint was seen */
+	bool rotated;			/* ...and its reason is not "close" */
+	char reason[16];		/* that reason, for messages */
 
 	/* The file before it. */
 	const char *pfile;
 	uint64_t plast_seq;
 	uint64_t plines;
 	bool pclosed;
+	bool protated;
+	char preason[16];
 	bool ptorn;
 };
 
@@ -117,6 +125,35 @@ is_zero(const unsigned char *p, size_t n)
 	return acc == 0;
 }
 
+/*
+ * A header that does not follow the rotation before it. A writer that
+ * rotates begins the next file with start "rotate"; one that starts
+ * again after a rotation checkpoint found no such file: deleted, renamed,
+ * or a crash between the checkpoint and the new file (the files cannot
+ * tell which). The writer says so in prev_end ("rotation"), which also
+ * covers a header read without the file before it.
+ */
+static void
+note_gap(struct vstate *s, json_t *j, uint64_t seq)
+{
+	const char *start = json_string_value(json_object_get(j, "start"));
+	const char *pend = json_string_value(json_object_get(j, "prev_end"));
+	bool restart = start == NULL || strcmp(start, "rotate") != 0;
+
+	if (s->pfile != NULL && s->protated && restart)
+		warn(s, s->pfile, 0, s->plast_seq, "the log continues after "
+		    "seq %" PRIu64 " (rotation checkpoint, reason %s) but the "
+		    "next file given begins with a restart: the file(s) in "
+		    "between are missing (deleted or renamed?), or the "
+		    "gateway stopped before creating one", s->plast_seq,
+		    s->preason);
+	else if (pend != NULL && strcmp(pend, "rotation") == 0)
+		warn(s, s->file, s->line, seq, "the header says the file "
+		    "before it ends with a rotation whose next file was not "
+		    "there at start: records after seq %" PRIu64 " may be "
+		    "missing (deleted or renamed file?)", seq - 1);
+}
+
 /* The first record of a file: its header, which must continue the chain
  * where the previous file left it. */
 static bool
@@ -137,6 +174,7 @@ check_header(struct vstate *s, json_t *j, uint64_t seq)
 		memcpy(s->prev, hp, sizeof(hp));
 		memcpy(s->start_prev, hp, sizeof(hp));
 		s->next_seq = s->start_seq = seq;
+		note_gap(s, j, seq);
 		return true;
 	}
 	if (seq > s->next_seq && !s->pclosed)
@@ -160,6 +198,7 @@ check_header(struct vstate *s, json_t *j, uint64_t seq)
 		    "file, e.g. a crash); the chain continues intact in the "
 		    "next file", s->ptorn ? "incomplete last line and " : "",
 		    s->plast_seq);
+	note_gap(s, j, seq);
 	return true;
 }
 
@@ -170,14 +209,21 @@ check_checkpoint(struct vstate *s, json_t *j, uint64_t seq,
 {
 	unsigned char lm[AUDIT_MAC_LEN];
 	uint64_t recs;
+	const char *reason = json_string_value(json_object_get(j, "reason"));
 
-	if (!get_u64(j, "records", &recs) || !get_mac(j, "last_mac", lm))
+	if (!get_u64(j, "records", &recs) || !get_mac(j, "last_mac", lm) ||
+	    reason == NULL)
 		return bad(s, s->file, s->line, seq, "malformed checkpoint");
 	if (recs != s->file_records || CRYPTO_memcmp(lm, before, sizeof(lm)))
 		return bad(s, s->file, s->line, seq, "the checkpoint counts "
 		    "%" PRIu64 " records but the file holds %" PRIu64,
 		    recs, s->file_records);
 	s->closed = true;
+	/* Anything but "close" (size, age, request, or a reason a later
+	 * writer adds) says the writer went on in a next file: treating an
+	 * unknown reason as an end would let that file go unnoticed. */
+	s->rotated = strcmp(reason, "close") != 0;
+	pc_strlcpy(s->reason, reason, sizeof(s->reason));
 	return true;
 }
 
@@ -264,19 +310,24 @@ out:
 
 /* One file; false at the first bad record. */
 static bool
-check_file(struct vstate *s, const char *file, bool last)
+check_file(struct vstate *s, const char *file)
 {
-	FILE *f = fopen(file, "re");
+	FILE *f;
 	enum audit_line r;
 	bool torn = false, ok = true;
 	size_t len;
+	int rc = audit_fopen(file, &f);
 
-	if (f == NULL)
+	if (rc == PC_E_INVAL)
+		return bad(s, file, 0, 0, "not a regular file (a FIFO, device "
+		    "or directory where a log file should be)");
+	if (rc != 0)
 		return bad(s, file, 0, 0, "cannot open: %s", strerror(errno));
 	s->file = file;
 	s->line = 0;
 	s->file_records = 0;
 	s->closed = false;
+	s->rotated = false;
 	for (;;) {
 		r = audit_read_line(f, s->buf, AUDIT_MAX_LINE + 1, &len);
 		if (r == AUDIT_LINE_EOF)
@@ -313,13 +364,31 @@ check_file(struct vstate *s, const char *file, bool last)
 	s->plast_seq = s->next_seq - 1;
 	s->plines = s->line;
 	s->pclosed = s->closed;
+	s->protated = s->rotated;
+	pc_strlcpy(s->preason, s->reason, sizeof(s->preason));
 	s->ptorn = torn;
-	if (last && !s->closed)
-		warn(s, file, 0, s->plast_seq, "%sno closing checkpoint after "
-		    "seq %" PRIu64 " (possible truncation or crash, or the "
-		    "log is still open)", torn ? "incomplete last line and " :
-		    "", s->plast_seq);
 	return true;
+}
+
+/*
+ * How the log ends, judged by the last file that held a record (an empty
+ * file after it must not hide where the records stop). Deleting or
+ * renaming the newest files leaves no gap to find, only the end of what
+ * is left: no checkpoint, or a rotation's, which a next file followed.
+ */
+static void
+check_end(struct vstate *s)
+{
+	if (!s->pclosed)
+		warn(s, s->pfile, 0, s->plast_seq, "%sno closing checkpoint "
+		    "after seq %" PRIu64 " (possible truncation or crash, or "
+		    "the log is still open)", s->ptorn ? "incomplete last "
+		    "line and " : "", s->plast_seq);
+	else if (s->protated)
+		warn(s, s->pfile, 0, s->plast_seq, "the log continues after "
+		    "seq %" PRIu64 " (rotation checkpoint, reason %s) but no "
+		    "next file was given (deleted or renamed?)", s->plast_seq,
+		    s->preason);
 }
 
 int
@@ -341,12 +410,13 @@ pc_audit_verify(const char *const *files, size_t n,
 	if (s.mac == NULL || s.buf == NULL)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
-		if (!check_file(&s, files[i], i + 1 == n))
+		if (!check_file(&s, files[i]))
 			break;
 	}
 	if (v->ok && !s.started)
 		bad(&s, files[0], 0, 0, "no record in the files given");
 	if (v->ok) {
+		check_end(&s);
 		v->first_seq = s.start_seq;
 		if (!(s.start_seq == 1 && is_zero(s.start_prev, AUDIT_MAC_LEN)) &&
 		    !s.start_covered)

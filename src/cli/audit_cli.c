@@ -10,6 +10,7 @@
 #include "audit_cli.h"
 #include "cliopt.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -48,7 +49,9 @@ static const char usage_text[] =
 "        Check the MAC chain of the given log files (a DIR stands for all\n"
 "        its log files, in chain order). Names the first bad record as\n"
 "        FILE:LINE (seq N): reason. KEYFILE holds the audit MAC key and\n"
-"        must not be readable by group or others (chmod 600).\n"
+"        must not be readable by group or others (chmod 600). A DIR also\n"
+"        gets a warning for each file named PREFIX-... that is not a log\n"
+"        file name (a log file renamed out of the chain?).\n"
 "  tail [-n N] [-f] [--json] [--prefix P] DIR\n"
 "        The last N records (default 10); -f follows new records, across\n"
 "        rotation, until interrupted.\n"
@@ -246,11 +249,40 @@ flist_add(struct flist *f, const char *p)
 	return 0;
 }
 
-/* Arguments to files: a directory gives its log files in chain order. */
+/*
+ * Warn about names in dir that look like log files but are not listed
+ * (renamed out of the chain?); returns how many. A name the listing skips
+ * is otherwise invisible, and the newest file renamed away is exactly
+ * what the chain cannot show by itself. Best effort: an unreadable
+ * directory was already reported by the listing.
+ */
+static size_t
+note_strays(const char *dir, const char *prefix)
+{
+	struct dirent *de;
+	size_t n = 0;
+	DIR *d = opendir(dir);
+
+	if (d == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL) {
+		if (!audit_name_lookalike(de->d_name, prefix))
+			continue;
+		printf("warning: %s/%s: named like a log file but not one "
+		    "(renamed?); not verified\n", dir, de->d_name);
+		n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/* Arguments to files: a directory gives its log files in chain order;
+ * *strays counts the look-alikes it left out. */
 static int
 expand(const char *const *args, size_t nargs, const char *prefix,
-    struct flist *out)
+    struct flist *out, size_t *strays)
 {
+	*strays = 0;
 	for (size_t i = 0; i < nargs; i++) {
 		struct stat st;
 		char **l;
@@ -262,6 +294,8 @@ expand(const char *const *args, size_t nargs, const char *prefix,
 				    "%s: %s\n", args[i], strerror(errno));
 				return EXIT_BAD;
 			}
+			*strays += note_strays(args[i], prefix ? prefix :
+			    AUDIT_DEF_PREFIX);
 			for (size_t k = 0; k < n; k++)
 				if (flist_add(out, l[k]) != 0) {
 					pc_audit_list_free(l, n);
@@ -303,7 +337,7 @@ cmd_verify(const struct opts *o)
 	unsigned char key[PC_AUDIT_MAX_KEY + 1];
 	struct pc_audit_verdict *v = NULL;
 	struct flist files = { 0 };
-	size_t klen = 0;
+	size_t klen = 0, strays;
 	int rc;
 
 	if (o->key == NULL)
@@ -313,7 +347,7 @@ cmd_verify(const struct opts *o)
 	rc = read_key(o->key, key, sizeof(key), &klen);
 	if (rc != 0)
 		goto out;
-	rc = expand(o->args, o->nargs, o->prefix, &files);
+	rc = expand(o->args, o->nargs, o->prefix, &files, &strays);
 	if (rc != 0)
 		goto out;
 	v = malloc(sizeof(*v));
@@ -342,10 +376,11 @@ cmd_verify(const struct opts *o)
 		goto out;
 	}
 	printf("%s: %" PRIu64 " records, seq %" PRIu64 "..%" PRIu64 ", "
-	    "%zu file(s)%s\n", v->warnings ? "OK WITH WARNINGS" : "OK",
+	    "%zu file(s)%s\n", v->warnings || strays ? "OK WITH WARNINGS" :
+	    "OK",
 	    v->records, v->first_seq, v->last_seq, files.n,
-	    v->warnings ? " (see the warnings above)" : "");
-	rc = v->warnings ? EXIT_WARN : 0;
+	    v->warnings || strays ? " (see the warnings above)" : "");
+	rc = v->warnings || strays ? EXIT_WARN : 0;
 out:
 	OPENSSL_cleanse(key, sizeof(key));
 	free(v);
@@ -497,12 +532,12 @@ print_line(const char *line, size_t len, bool json)
 static int
 count_lines(const char *path, char *buf, uint64_t *n)
 {
-	FILE *f = fopen(path, "re");
+	FILE *f;
 	enum audit_line r;
 	size_t len;
 
 	*n = 0;
-	if (f == NULL)
+	if (audit_fopen(path, &f) != 0)
 		return PC_E_IO;
 	while ((r = audit_read_line(f, buf, AUDIT_MAX_LINE + 1, &len)) ==
 	    AUDIT_LINE_OK || r == AUDIT_LINE_LONG)
@@ -565,8 +600,7 @@ cmd_tail(const struct opts *o)
 
 		if (f != NULL)
 			fclose(f);
-		f = fopen(files[i], "re");
-		if (f == NULL)
+		if (audit_fopen(files[i], &f) != 0)
 			continue;
 		while ((r = audit_read_line(f, buf, AUDIT_MAX_LINE + 1,
 		    &len)) == AUDIT_LINE_OK || r == AUDIT_LINE_LONG) {
@@ -626,7 +660,7 @@ cmd_tail(const struct opts *o)
 					print_line(buf, len, o->json);
 				fclose(f);
 			}
-			f = fopen(now[next], "re");
+			(void)audit_fopen(now[next], &f);	/* NULL: skip */
 			free(cur);
 			cur = strdup(now[next]);
 			quick = true;
@@ -645,76 +679,6 @@ out:
 
 /* --- query ------------------------------------------------------------------------ */
 
-static int
-digits(const char *s, size_t n, int *out)
-{
-	int v = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		v = v * 10 + (s[i] - '0');
-	}
-	*out = v;
-	return 0;
-}
-
-/*
- * UTC time to microseconds since the epoch: YYYY-MM-DD, optionally
- * followed by THH:MM, :SS, .ffffff (1-6 digits), and Z. 0 or -1.
- */
-static int
-parse_iso(const char *s, int64_t *us)
-{
-	struct tm tm = { 0 };
-	size_t n = strlen(s), p = 10;
-	int y, mo, d, h = 0, mi = 0, sec = 0, frac = 0, fd = 0;
-	time_t t;
-
-	if (n < 10 || s[4] != '-' || s[7] != '-' || digits(s, 4, &y) ||
-	    digits(s + 5, 2, &mo) || digits(s + 8, 2, &d))
-		return -1;
-	if (p < n && s[p] == 'T') {
-		if (n < p + 6 || s[p + 3] != ':' || digits(s + p + 1, 2, &h) ||
-		    digits(s + p + 4, 2, &mi))
-			return -1;
-		p += 6;
-		if (p < n && s[p] == ':') {
-			if (n < p + 3 || digits(s + p + 1, 2, &sec))
-				return -1;
-			p += 3;
-			if (p < n && s[p] == '.') {
-				p++;
-				while (p < n && fd < 6 && s[p] >= '0' &&
-				    s[p] <= '9') {
-					frac = frac * 10 + (s[p++] - '0');
-					fd++;
-				}
-				if (fd == 0)
-					return -1;
-				for (; fd < 6; fd++)
-					frac *= 10;
-			}
-		}
-	}
-	if (p < n && s[p] == 'Z')
-		p++;
-	if (p != n || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 ||
-	    mi > 59 || sec > 60)
-		return -1;
-	tm.tm_year = y - 1900;
-	tm.tm_mon = mo - 1;
-	tm.tm_mday = d;
-	tm.tm_hour = h;
-	tm.tm_min = mi;
-	tm.tm_sec = sec;
-	t = timegm(&tm);
-	if (t == (time_t)-1)
-		return -1;
-	*us = (int64_t)t * 1000000 + frac;
-	return 0;
-}
-
 /* TIME: ISO-8601 UTC, or a duration before now (90s, 15m, 24h, 7d). */
 static int
 parse_when(const char *s, int64_t *us)
@@ -723,7 +687,7 @@ parse_when(const char *s, int64_t *us)
 	uint64_t v, mult;
 	char num[24];
 
-	if (parse_iso(s, us) == 0)
+	if (audit_parse_time(s, us) == 0)
 		return 0;
 	if (n < 2 || n - 1 >= sizeof(num))
 		return -1;
@@ -778,13 +742,15 @@ cmd_query(const struct opts *o)
 		goto out;
 	}
 	for (size_t i = 0; i < nf; i++) {
-		FILE *f = fopen(files[i], "re");
+		FILE *f;
 		enum audit_line r;
 		size_t len;
+		int orc = audit_fopen(files[i], &f);
 
-		if (f == NULL) {
+		if (orc != 0) {
 			fprintf(stderr, "portcullis audit: cannot open %s: %s\n",
-			    files[i], strerror(errno));
+			    files[i], orc == PC_E_INVAL ? "not a regular file" :
+			    strerror(errno));
 			continue;
 		}
 		while ((r = audit_read_line(f, buf, AUDIT_MAX_LINE + 1,
@@ -801,7 +767,7 @@ cmd_query(const struct opts *o)
 			    strcmp(type, AUDIT_T_FILE) == 0 ||
 			    strcmp(type, AUDIT_T_CHECKPOINT) == 0 ||
 			    strcmp(type, AUDIT_T_RETENTION) == 0 ||
-			    parse_iso(ts, &at) != 0 || at < since ||
+			    audit_parse_time(ts, &at) != 0 || at < since ||
 			    at >= until || !str_is(j, "principal",
 			    o->principal) || !str_is(j, "tool", o->tool) ||
 			    !str_is(j, "decision", o->decision)) {

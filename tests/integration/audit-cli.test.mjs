@@ -104,6 +104,17 @@ test('the wrong key fails at the first record; a key readable by others is refus
   assert.match(l.stderr, /chmod 600/);
 });
 
+test('a log file renamed out of the listing is named by a directory verify', () => {
+  // pc_audit_list skips names that are not PREFIX-STAMP-SEQ.jsonl, so a
+  // renamed file would silently leave the chain; verify says so (exit 3).
+  const d = tampered('renamed', lines);
+  copyFileSync(join(d, file), join(d, `${file}~`));
+  const r = verify(d);
+  assert.equal(r.status, 3, r.stdout + r.stderr);
+  assert.match(r.stdout, new RegExp(`warning: .*${file}~: named like a log file but not one`));
+  assert.match(r.stdout, /OK WITH WARNINGS/);
+});
+
 test('tail prints what clients sent without letting it drive the terminal', () => {
   // tail reads without checking MACs: a hand-made record is enough. Its
   // tool name carries ESC sequences (clear screen, a fake prompt), DEL and

@@ -479,26 +479,58 @@ test_duplicate(void **state)
 
 /* --- several files ----------------------------------------------------------------- */
 
-/* Three files by rotation: 1..12 | 13..24 | 25..36 (header + 10 + cp). */
+/* Records dated this far back when the_past is set (audit_clock). */
+#define PAST_S (100 * 86400)
+static bool the_past;
+
+static int
+past_clock(clockid_t id, struct timespec *ts)
+{
+	int rc = clock_gettime(id, ts);
+
+	if (the_past)
+		ts->tv_sec -= PAST_S;
+	return rc;
+}
+
+/*
+ * Three files by rotation: 1..12 | 13..24 | 25..36 (header + 10 + cp);
+ * file i's records (its closing checkpoint included) are dated 100 days
+ * back when bit i of `old` is set. Retention is off while they are made.
+ */
 static void
-three_files(struct t *t, char ***files, size_t *n)
+three_files_dated(struct t *t, char ***files, size_t *n, unsigned old)
 {
 	struct pc_audit_conf c;
 	struct pc_audit *a;
 	struct pc_audit_stats st;
 
 	conf_init(t, &c);
+	c.retention_days = 36500;
+	audit_clock = past_clock;
+	the_past = old & 1;
 	a = open_ok(t, &c);
 	write_n(a, 10);
 	assert_int_equal(pc_audit_rotate(a), 0);
+	the_past = old & 2;
 	write_n(a, 10);
 	assert_int_equal(pc_audit_rotate(a), 0);
+	the_past = old & 4;
 	write_n(a, 10);
 	pc_audit_stats(a, &st);
 	assert_int_equal(st.rotations, 2);
+	assert_int_equal(st.files_removed, 0);
 	pc_audit_close(a);
+	the_past = false;
+	audit_clock = clock_gettime;
 	assert_int_equal(pc_audit_list(t->dir, NULL, files, n), 0);
 	assert_int_equal(*n, 3);
+}
+
+static void
+three_files(struct t *t, char ***files, size_t *n)
+{
+	three_files_dated(t, files, n, 0);
 }
 
 static void
@@ -595,6 +627,121 @@ test_truncate_middle_file(void **state)
 	pc_audit_list_free(files, n);
 }
 
+/* Open the log in t->dir, write n records, close: the directory then
+ * verifies without a warning. */
+static void
+run_clean(struct t *t, int n, struct pc_audit_verdict *v)
+{
+	struct pc_audit_conf c;
+	struct pc_audit *a;
+
+	conf_init(t, &c);
+	a = open_ok(t, &c);
+	write_n(a, n);
+	pc_audit_close(a);
+	verify_dir(t->dir, v);
+	assert_true(v->ok);
+	assert_int_equal(v->warnings, 0);
+}
+
+/*
+ * Deleting or renaming the newest file leaves no gap in the sequence: the
+ * rotation checkpoint at the end of what is left is the evidence. verify
+ * warns about it, and so does a restart on what is left: its header says
+ * prev_end "rotation", and the verifier sees a restart after a rotation.
+ */
+static void
+test_delete_newest_file(void **state)
+{
+	struct t *t = *state;
+	struct pc_audit_conf c;
+	struct pc_audit *a;
+	struct pc_audit_verdict v;
+	struct lines ls;
+	char **files, **now, moved[PATH_MAX];
+	size_t n, nn;
+
+	three_files(t, &files, &n);
+	assert_int_equal(pc_audit_verify((const char *const *)files, 2, KEY,
+	    sizeof(KEY), &v), 0);
+	assert_true(v.ok);
+	assert_int_equal(v.warnings, 1);
+	assert_true(has_warning(&v, "the log continues after seq 24 "
+	    "(rotation checkpoint, reason request) but no next file was "
+	    "given"));
+	assert_string_equal(v.warning[0].file, files[1]);
+	assert_int_equal(v.warning[0].seq, 24);
+
+	/* Renamed out of the listing: the directory tells the same, and
+	 * the CLI can name the look-alike. */
+	snprintf(moved, sizeof(moved), "%s~", files[2]);
+	assert_int_equal(rename(files[2], moved), 0);
+	assert_true(audit_name_lookalike(strrchr(moved, '/') + 1, "audit"));
+	assert_false(audit_name_lookalike(strrchr(files[1], '/') + 1,
+	    "audit"));
+	assert_false(audit_name_lookalike("auditor.txt", "audit"));
+	verify_dir(t->dir, &v);
+	assert_true(v.ok);
+	assert_true(has_warning(&v, "the log continues after seq 24"));
+
+	/* The gateway starts on what is left and says so. */
+	conf_init(t, &c);
+	a = open_ok(t, &c);
+	write_n(a, 2);
+	pc_audit_close(a);
+	assert_int_equal(pc_audit_list(t->dir, NULL, &now, &nn), 0);
+	assert_int_equal(nn, 3);
+	load(now[2], &ls);
+	assert_non_null(strstr(ls.l[0], "\"prev_end\":\"rotation\""));
+	assert_non_null(strstr(ls.l[0], "\"prev_seq\":24,"));
+	lines_free(&ls);
+	verify_dir(t->dir, &v);
+	assert_true(v.ok);
+	assert_int_equal(v.warnings, 1);
+	assert_true(has_warning(&v, "the next file given begins with a "
+	    "restart"));
+	assert_string_equal(v.warning[0].file, files[1]);
+	/* The new file alone carries the evidence in its header. */
+	verify1(now[2], KEY, &v);
+	assert_true(v.ok);
+	assert_true(has_warning(&v, "records after seq 24 may be missing"));
+	pc_audit_list_free(now, nn);
+	pc_audit_list_free(files, n);
+}
+
+/* An empty last file must not hide where the records stop. */
+static void
+test_empty_last_file(void **state)
+{
+	struct t *t = *state;
+	struct pc_audit_verdict v;
+	struct lines ls;
+	char **files, empty[PATH_MAX];
+	size_t n;
+	FILE *f;
+
+	three_files(t, &files, &n);
+	load(files[2], &ls);		/* cut 32..36 */
+	for (size_t i = 7; i < ls.n; i++)
+		free(ls.l[i]);
+	ls.n = 7;
+	store(files[2], &ls);
+	lines_free(&ls);
+	snprintf(empty, sizeof(empty), "%s/audit-20990101T000000Z-"
+	    "000000000099.jsonl", t->dir);
+	f = fopen(empty, "w");
+	assert_non_null(f);
+	fclose(f);
+	verify_dir(t->dir, &v);
+	assert_true(v.ok);
+	assert_true(has_warning(&v, "the file holds no record"));
+	assert_true(has_warning(&v, "no closing checkpoint after seq 31"));
+	for (size_t i = 0; i < v.warnings; i++)
+		if (strstr(v.warning[i].text, "no closing checkpoint") != NULL)
+			assert_string_equal(v.warning[i].file, files[2]);
+	pc_audit_list_free(files, n);
+}
+
 /* A restart continues the chain; a crash (no checkpoint, a torn line)
  * leaves warnings that name the file, and the chain still verifies. */
 static void
@@ -613,12 +760,7 @@ test_restart_and_crash(void **state)
 	a = open_ok(t, &c);
 	write_n(a, 5);
 	pc_audit_close(a);		/* 1..7 */
-	a = open_ok(t, &c);
-	write_n(a, 5);
-	pc_audit_close(a);		/* 8..14 */
-	verify_dir(t->dir, &v);
-	assert_true(v.ok);
-	assert_int_equal(v.warnings, 0);
+	run_clean(t, 5, &v);		/* 8..14 */
 	assert_int_equal(v.records, 14);
 
 	/* A crash: the second file loses its checkpoint, then a torn line. */
@@ -652,17 +794,12 @@ test_retention(void **state)
 	struct pc_audit *a;
 	struct pc_audit_verdict v;
 	struct pc_audit_stats st;
-	struct timespec old[2];
 	char **files, **left;
 	size_t n, nl;
 
-	three_files(t, &files, &n);
-	old[0].tv_sec = old[1].tv_sec = time(NULL) - 100 * 86400;
-	old[0].tv_nsec = old[1].tv_nsec = 0;
-	/* The first and the third are old, the second is not: only the
-	 * first goes (never a hole in the middle). */
-	assert_int_equal(utimensat(AT_FDCWD, files[0], old, 0), 0);
-	assert_int_equal(utimensat(AT_FDCWD, files[2], old, 0), 0);
+	/* The first and the third are old by their records, the second is
+	 * not: only the first goes (never a hole in the middle). */
+	three_files_dated(t, &files, &n, 1 | 4);
 	conf_init(t, &c);
 	a = open_ok(t, &c);		/* retention runs at open */
 	pc_audit_stats(a, &st);
@@ -686,6 +823,210 @@ test_retention(void **state)
 	assert_true(v.ok);
 	assert_true(has_warning(&v, "the chain starts at seq 25"));
 	pc_audit_list_free(files, n);
+}
+
+/* Set every file's mtime (and atime) 100 days back. */
+static void
+age_mtimes(char **files, size_t n)
+{
+	struct timespec old[2];
+
+	old[0].tv_sec = old[1].tv_sec = time(NULL) - PAST_S;
+	old[0].tv_nsec = old[1].tv_nsec = 0;
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(utimensat(AT_FDCWD, files[i], old, 0), 0);
+}
+
+/* Open (retention runs) and close the log: no file removed. */
+static void
+open_keeps_all(struct t *t, char **files, size_t n)
+{
+	struct pc_audit_conf c;
+	struct pc_audit *a;
+	struct pc_audit_stats st;
+
+	conf_init(t, &c);
+	a = open_ok(t, &c);
+	pc_audit_stats(a, &st);
+	assert_int_equal(st.files_removed, 0);
+	pc_audit_close(a);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(access(files[i], F_OK), 0);
+}
+
+/* Whoever can touch a file must not be able to expire it: the age is
+ * the last record's ts, not the mtime. */
+static void
+test_retention_ignores_mtime(void **state)
+{
+	struct t *t = *state;
+	struct pc_audit_verdict v;
+	char **files;
+	size_t n;
+
+	three_files(t, &files, &n);
+	age_mtimes(files, n);
+	open_keeps_all(t, files, n);
+	verify_dir(t->dir, &v);
+	assert_true(v.ok);
+	assert_int_equal(v.warnings, 0);
+	assert_int_equal(v.first_seq, 1);
+	pc_audit_list_free(files, n);
+}
+
+/* An old ts written over a fresh file's last record without the key does
+ * not verify: the file is kept (and so is every later one). */
+static void
+test_retention_forged_tail(void **state)
+{
+	struct t *t = *state;
+	struct lines ls;
+	char **files, *ts;
+	size_t n;
+
+	three_files(t, &files, &n);
+	load(files[0], &ls);
+	ts = strstr(ls.l[ls.n - 1], "\"ts\":\"");
+	assert_non_null(ts);
+	memcpy(ts + 6, "2001", 4);	/* same length, no MAC */
+	store(files[0], &ls);
+	lines_free(&ls);
+	age_mtimes(files, n);
+	open_keeps_all(t, files, n);
+	pc_audit_list_free(files, n);
+}
+
+/* --- resuming ---------------------------------------------------------------------- */
+
+#define PLANTED "audit-20990101T000000Z-999999999999.jsonl"
+
+/* Write one line into t->dir/name (made 0600). */
+static void
+plant(struct t *t, const char *name, const char *line)
+{
+	char p[PATH_MAX];
+	FILE *f;
+
+	snprintf(p, sizeof(p), "%s/%s", t->dir, name);
+	f = fopen(p, "w");
+	assert_non_null(f);
+	fputs(line, f);
+	fclose(f);
+}
+
+static void
+unplant(struct t *t, const char *name)
+{
+	char p[PATH_MAX];
+
+	snprintf(p, sizeof(p), "%s/%s", t->dir, name);
+	assert_int_equal(unlink(p), 0);
+}
+
+/* pc_audit_open must fail, naming the file and saying why. */
+static void
+open_refused(struct t *t, const char *name, const char *why, int want)
+{
+	struct pc_audit_conf c;
+	struct pc_audit *a = NULL;
+	char err[1024];
+
+	conf_init(t, &c);
+	assert_int_equal(pc_audit_open(t->base, &c, &a, err, sizeof(err)),
+	    want);
+	assert_null(a);
+	if (strstr(err, name) == NULL || strstr(err, why) == NULL)
+		fail_msg("error \"%s\" lacks \"%s\" or \"%s\"", err, name, why);
+}
+
+/* A header of seq 2^63-1 with a genuine MAC (made with the key). */
+static void
+keyed_header(char *out, size_t outlen)
+{
+	static const unsigned char zero[AUDIT_MAC_LEN];
+	unsigned char mac[AUDIT_MAC_LEN];
+	char body[256], hex[AUDIT_MAC_HEX + 1];
+	EVP_MAC_CTX *m = audit_mac_new(KEY, sizeof(KEY));
+
+	assert_non_null(m);
+	snprintf(body, sizeof(body), "{\"seq\":9223372036854775807,\"ts\":"
+	    "\"2026-01-01T00:00:00.000000Z\",\"type\":\"file\","
+	    "\"prev_mac\":\"%064d\"", 0);
+	assert_int_equal(audit_mac(m, zero, body, strlen(body), mac), 0);
+	pc_hex_encode(mac, sizeof(mac), hex);
+	snprintf(out, outlen, "%s,\"mac\":\"%s\"}\n", body, hex);
+	EVP_MAC_CTX_free(m);
+}
+
+/*
+ * A file planted as the newest must not set the writer's seq and MAC:
+ * forged (no key), genuine but at the last seq, or genuine lines copied
+ * under a newer name. Each stops pc_audit_open with the file's name; a
+ * genuine log still resumes.
+ */
+static void
+test_resume_refuses_planted(void **state)
+{
+	struct t *t = *state;
+	struct pc_audit_verdict v;
+	struct lines ls;
+	char line[512], copy[PATH_MAX];
+	char *p = make_log(t, 5);	/* 1..7 */
+
+	plant(t, PLANTED, "{\"seq\":9223372036854775807,\"mac\":\""
+	    "0000000000000000000000000000000000000000000000000000000000000000"
+	    "\"}\n");
+	open_refused(t, PLANTED, "does not verify with the key", PC_E_DENIED);
+	unplant(t, PLANTED);
+
+	keyed_header(line, sizeof(line));
+	plant(t, PLANTED, line);
+	open_refused(t, PLANTED, "leaves no room for another record",
+	    PC_E_DENIED);
+	unplant(t, PLANTED);
+
+	snprintf(copy, sizeof(copy), "%s/audit-20990101T000000Z-"
+	    "000000000100.jsonl", t->dir);
+	load(p, &ls);
+	store(copy, &ls);
+	lines_free(&ls);
+	open_refused(t, "000000000100.jsonl", "comes before the seq in its "
+	    "name", PC_E_DENIED);
+	assert_int_equal(unlink(copy), 0);
+
+	run_clean(t, 2, &v);		/* 8..11 */
+	assert_int_equal(v.last_seq, 11);
+	free(p);
+}
+
+/*
+ * A FIFO under a log file's name: open(2) of a FIFO waits for a writer, so
+ * the gateway (resume, retention) and verify would hang. Both must refuse
+ * it at once; alarm() turns a hang into a failure.
+ */
+static void
+test_fifo_refused(void **state)
+{
+	struct t *t = *state;
+	struct pc_audit_verdict v;
+	char fifo[PATH_MAX];
+	char *p = make_log(t, 2);
+
+	snprintf(fifo, sizeof(fifo), "%s/%s", t->dir, PLANTED);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	alarm(10);
+	open_refused(t, PLANTED, "not a regular file", PC_E_IO);
+	verify1(fifo, KEY, &v);
+	expect_bad(&v, fifo, 0, 0, "not a regular file");
+	/* A symlink given to verify is followed to a regular file. */
+	assert_int_equal(unlink(fifo), 0);
+	assert_int_equal(symlink(p, fifo), 0);
+	verify1(fifo, KEY, &v);
+	assert_true(v.ok);
+	/* The writer does not follow it. */
+	open_refused(t, PLANTED, "not a regular file (a symlink", PC_E_IO);
+	alarm(0);
+	free(p);
 }
 
 /* --- failing closed ---------------------------------------------------------------- */
@@ -1265,9 +1606,21 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_truncate_middle_file,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_delete_newest_file, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_empty_last_file, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_restart_and_crash, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_retention, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_retention_ignores_mtime,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retention_forged_tail,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resume_refuses_planted,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fifo_refused, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_open_errors, setup,
 		    teardown),
