@@ -545,10 +545,48 @@ pc_policy_tool_allowed(const struct pc_policy *p, const char *roles,
 	    pc_policy_tool_class(p, tool, annotations));
 }
 
+/*
+ * Whether s climbs out of what a glob seems to confine it to: a "." or
+ * ".." segment (between any of / ? # & = : or the ends), a backslash, or
+ * an escape that decodes to '.', '/' or '\'. A glob's '*' matches all of
+ * these, so a grant of "fs+file:///srv/data/" plus '*' would take
+ * ".../data/../../etc/passwd"
+ * at face value, and the upstream resolves what the glob did not. Such a
+ * name is refused wherever a pattern stands for a place (resource grants,
+ * a command's arguments); no legitimate client needs one.
+ */
+static bool
+climbs(const char *s)
+{
+	const char *seg = s;
+
+	for (const char *q = s;; q++) {
+		if (*q == '\\')
+			return true;
+		if (*q == '%' && q[1] != '\0' && q[2] != '\0' &&
+		    ((q[1] == '2' && (q[2] == 'e' || q[2] == 'E' ||
+		    q[2] == 'f' || q[2] == 'F')) ||
+		    (q[1] == '5' && (q[2] == 'c' || q[2] == 'C'))))
+			return true;
+		if (*q == '\0' || strchr("/?#&=:", *q) != NULL) {
+			size_t n = (size_t)(q - seg);
+
+			if ((n == 1 && seg[0] == '.') ||
+			    (n == 2 && seg[0] == '.' && seg[1] == '.'))
+				return true;
+			if (*q == '\0')
+				return false;
+			seg = q + 1;
+		}
+	}
+}
+
 bool
 pc_policy_item_allowed(const struct pc_policy *p, const char *roles,
     enum pc_policy_item item, const char *name)
 {
+	if (item == PC_ITEM_RESOURCE && name != NULL && climbs(name))
+		return false;
 	return item != PC_ITEM_TOOL && granted(p, roles, item, name, 0);
 }
 
@@ -679,8 +717,13 @@ check_command(const struct cons *c, json_t *v)
 
 		if (!plain_string(a))
 			return PC_E_DENIED;
+		/* A climbing argument matches only a pattern naming it
+		 * exactly: "/srv/" plus '*' must not take
+		 * "/srv/../etc/shadow". */
 		for (i = 0; i < c->cmd_args.n; i++)
-			if (pc_policy_glob(c->cmd_args.v[i],
+			if (climbs(json_string_value(a)) ?
+			    strcmp(c->cmd_args.v[i], json_string_value(a)) == 0 :
+			    pc_policy_glob(c->cmd_args.v[i],
 			    json_string_value(a)))
 				break;
 		if (i == c->cmd_args.n)

@@ -32,6 +32,12 @@ static const uint32_t lookalikes[] = {
 	0xff0f, 0xfe68, 0xff3c,	/* fullwidth solidus, small/fullwidth rev. */
 	0x2216, 0x29f5, 0x29f9,	/* set minus, reverse solidus operator, big rev */
 	0x0338, 0x20e5,		/* combining long solidus, reverse solidus */
+	/* The rest of what NFKC folds to text holding '.', '/' or '\\'
+	 * (all of them, Unicode 15: U+FE30 is "..", U+2100 "a/c"). */
+	0xfe30, 0xfe19,		/* vertical two dot leader, vertical ellipsis */
+	0x2100, 0x2101, 0x2105, 0x2106,	/* a/c, a/s, c/o, c/u */
+	0x33c2, 0x33c7, 0x33d8,	/* square a.m., Co., p.m. */
+	0x1f100,		/* digit zero full stop */
 };
 
 /* Decode one strict UTF-8 sequence at s[0..n); returns its length or 0 when
@@ -90,6 +96,8 @@ path_chars_ok(const char *s, size_t n)
 			return 0;
 		if (cp == '~' && (i == 0 || u[i - 1] == '/'))
 			return 0;
+		if (cp >= 0x2488 && cp <= 0x249b)
+			return 0;	/* digit / number full stop: "1." */
 		for (k = 0; k < sizeof(lookalikes) / sizeof(lookalikes[0]); k++)
 			if (cp == lookalikes[k])
 				return 0;

@@ -620,6 +620,11 @@ commands(void **st)
 		{ "{\"cmd\":[\"git\",\"status\"]}", 0 },
 		{ "{\"cmd\":[\"ls\",\"-l\",\"-a\"]}", 0 },
 		{ "{\"cmd\":[\"git\",\"--format=%h\"]}", 0 },
+		/* '*' would take these; a climbing argument needs an exact
+		 * pattern */
+		{ "{\"cmd\":[\"git\",\"--format=../x\"]}", PC_E_DENIED },
+		{ "{\"cmd\":[\"git\",\"--format=a/../../x\"]}", PC_E_DENIED },
+		{ "{\"cmd\":[\"git\",\"--format=%2e%2e\"]}", PC_E_DENIED },
 		{ "{\"cmd\":\"ls -l\"}", PC_E_DENIED },
 		{ "{\"cmd\":\"ls; rm -rf /\"}", PC_E_DENIED },
 		{ "{\"cmd\":\"rm\"}", PC_E_DENIED },
@@ -680,6 +685,26 @@ items_and_default_roles(void **st)
 	    "fs+file:///srv/a.txt"));
 	assert_false(pc_policy_item_allowed(p, "reader", PC_ITEM_RESOURCE,
 	    "fs+file:///etc/passwd"));
+	/* The glob's '*' would take these; the upstream resolves them out
+	 * of the granted directory. */
+	{
+		static const char *const climbing[] = {
+			"fs+file:///srv/../etc/passwd",
+			"fs+file:///srv/a/../../etc/passwd",
+			"fs+file:///srv/%2e%2e/etc/passwd",
+			"fs+file:///srv/%2E%2e%2Fetc%2fpasswd",
+			"fs+file:///srv/..\\etc",
+			"fs+file:///srv/./a.txt",
+			"fs+file:///srv/x?path=../../etc/passwd",
+			"fs+file:///srv/..",
+		};
+		for (size_t i = 0; i < sizeof(climbing) / sizeof(*climbing); i++)
+			if (pc_policy_item_allowed(p, "reader", PC_ITEM_RESOURCE,
+			    climbing[i]))
+				fail_msg("allowed: %s", climbing[i]);
+		assert_true(pc_policy_item_allowed(p, "reader",
+		    PC_ITEM_RESOURCE, "fs+file:///srv/a..b/c.d"));
+	}
 	/* A prompt grant is not a tool grant, nor the other way round. */
 	assert_false(pc_policy_tool_allowed(p, "reader", "fs__greet", NULL));
 	assert_false(pc_policy_item_allowed(p, "reader", PC_ITEM_TOOL,
