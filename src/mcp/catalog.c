@@ -321,20 +321,28 @@ view_reserve(struct cat_view *v, size_t total)
 }
 
 /*
- * An unprefixed upstream's URI spelt "<declared prefix>+rest" would be
- * listed as its own but read from the prefixed upstream (rule 1 of
- * pc_catalog_resolve_uri comes first), so it is not listed at all: what a
- * client sees must be what it gets.
+ * An unprefixed upstream's item spelt as another upstream's — a URI
+ * "<declared prefix>+rest" or a name "<declared prefix>__rest" — is not
+ * listed at all. A URI would be listed as its own but read from the
+ * prefixed upstream (rule 1 of pc_catalog_resolve_uri comes first); a name
+ * would squat on the other upstream's namespace: rules written for "fs__*"
+ * would grant it, and it would hide fs's own item of that name. What a
+ * client sees must be what it gets, from whom the name says.
  */
 static int
-uri_shadowed(const struct pc_catalog *cat, enum pc_cat_kind kind, size_t u,
+shadowed(const struct pc_catalog *cat, enum pc_cat_kind kind, size_t u,
     const struct cat_item *it, size_t *owner)
 {
+	const char *sep;
 	size_t head;
 
-	if ((kind != PC_CAT_RESOURCES && kind != PC_CAT_TEMPLATES) ||
-	    cat->ups[u].prefix_len > 0)
+	if (cat->ups[u].prefix_len > 0)
 		return 0;
+	if (kind == PC_CAT_TOOLS || kind == PC_CAT_PROMPTS) {
+		sep = strstr(it->exposed, PC_NAME_SEP);
+		return sep != NULL && up_by_prefix(cat, it->exposed,
+		    (size_t)(sep - it->exposed), owner) != NULL;
+	}
 	head = strcspn(it->exposed, "+:");
 	return it->exposed[head] == '+' && it->exposed[head + 1] != '\0' &&
 	    up_by_prefix(cat, it->exposed, head, owner) != NULL;
@@ -361,7 +369,7 @@ view_fill(struct pc_catalog *cat, enum pc_cat_kind kind, size_t who)
 			struct cat_item *win;
 			size_t owner;
 
-			if (uri_shadowed(cat, kind, u, it, &owner)) {
+			if (shadowed(cat, kind, u, it, &owner)) {
 				if (u == who)
 					pc_warn("%s \"%s\" of unprefixed "
 					    "upstream %zu is hidden: it reads "

@@ -251,11 +251,16 @@ test_unprefixed_vs_prefixed_name(void **state)
 	assert_name(cat, PC_CAT_TOOLS, "fs__x", 0, "x", 1);
 	pc_catalog_free(cat);
 
+	/* An unprefixed upstream's "fs__x" would squat on fs's namespace
+	 * (rules for "fs__*" would grant it): never listed, whichever comes
+	 * first; the name is fs's. */
 	cat = mk(2, p2);
 	set_json(cat, 1, PC_CAT_TOOLS, "[{\"name\":\"x\"}]");
-	set_json(cat, 0, PC_CAT_TOOLS, "[{\"name\":\"fs__x\"}]");
-	assert_list(cat, PC_CAT_TOOLS, "fs__x");
-	assert_name(cat, PC_CAT_TOOLS, "fs__x", 0, "fs__x", 1);
+	set_json(cat, 0, PC_CAT_TOOLS, "[{\"name\":\"fs__x\"},"
+	    "{\"name\":\"fs__evil\"},{\"name\":\"own__y\"}]");
+	assert_list(cat, PC_CAT_TOOLS, "own__y,fs__x");
+	assert_name(cat, PC_CAT_TOOLS, "fs__x", 1, "x", 1);
+	assert_name(cat, PC_CAT_TOOLS, "fs__evil", 1, "evil", 0);
 	pc_catalog_free(cat);
 }
 
