@@ -14,7 +14,7 @@ PKGS    := libevent libevent_openssl jansson yaml-0.1 libssl libcrypto sqlite3 c
 # libcurl: headers only; src/lib/fetch.c loads it on first use (dlopen), so
 # a gateway without a remote JWKS never maps it and its dependencies.
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) libcurl 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-unused-parameter \
            -Wstrict-prototypes -Wmissing-prototypes -Wvla

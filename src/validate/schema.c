@@ -223,15 +223,32 @@ static const char *const gc_alias[][2] = {
 	{ "Private_Use", "Co" }, { "Unassigned", "Cn" },
 };
 
+/* ECMA-262's '.': anything but the four line terminators. PCRE2's (newline
+ * LF) takes CR, U+2028 and U+2029 too, so "^.*$" passed "a\rb". */
+static const char ecma_dot[] = "[^\\n\\r\\x{2028}\\x{2029}]";
+
 /* Rewrite \p{Long_Name} and \p{gc=X} / \p{Script=X} into the forms PCRE2
- * knows. The result is never longer than the input. */
+ * knows, and '.' outside a class into ecma_dot. The result is at most
+ * strlen(in) + (sizeof(ecma_dot) - 2) per '.' long. */
 static void
 regex_translate(const char *in, char *out)
 {
+	int cls = 0;
+
 	while (*in != '\0') {
 		const char *close, *name;
 		size_t n;
 		if (in[0] != '\\') {
+			if (!cls && in[0] == '.') {
+				memcpy(out, ecma_dot, sizeof(ecma_dot) - 1);
+				out += sizeof(ecma_dot) - 1;
+				in++;
+				continue;
+			}
+			if (in[0] == '[')
+				cls = 1;
+			else if (in[0] == ']')
+				cls = 0;
 			*out++ = *in++;
 			continue;
 		}
@@ -273,8 +290,12 @@ compile_regex(struct sc_compiler *c, const char *pat, pcre2_code **out)
 {
 	int errcode;
 	PCRE2_SIZE erroff;
-	char *tr = malloc(strlen(pat) + 1);
+	size_t dots = 0;
+	char *tr;
 
+	for (const char *q = pat; *q != '\0'; q++)
+		dots += *q == '.';
+	tr = malloc(strlen(pat) + dots * (sizeof(ecma_dot) - 2) + 1);
 	if (tr == NULL)
 		return PC_E_NOMEM;
 	regex_translate(pat, tr);

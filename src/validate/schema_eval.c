@@ -169,9 +169,11 @@ num_cmp(const json_t *a, const json_t *b)
 	return (x > y) - (x < y);
 }
 
-int
-sc_json_equal(const json_t *a, const json_t *b, unsigned depth)
+/* sc_json_equal counting the pairs of values it compared in *nodes. */
+static int
+json_eq(const json_t *a, const json_t *b, unsigned depth, size_t *nodes)
 {
+	++*nodes;
 	if (depth > SC_EQUAL_MAX_DEPTH)
 		return -1;
 	if (json_is_number(a) && json_is_number(b))
@@ -183,8 +185,8 @@ sc_json_equal(const json_t *a, const json_t *b, unsigned depth)
 		if (n != json_array_size(b))
 			return 0;
 		for (size_t i = 0; i < n; i++) {
-			int r = sc_json_equal(json_array_get(a, i),
-			    json_array_get(b, i), depth + 1);
+			int r = json_eq(json_array_get(a, i),
+			    json_array_get(b, i), depth + 1, nodes);
 			if (r != 1)
 				return r;
 		}
@@ -197,7 +199,7 @@ sc_json_equal(const json_t *a, const json_t *b, unsigned depth)
 			return 0;
 		json_object_foreach((json_t *)a, k, x) {
 			json_t *y = json_object_get(b, k);
-			int r = y ? sc_json_equal(x, y, depth + 1) : 0;
+			int r = y ? json_eq(x, y, depth + 1, nodes) : 0;
 			if (r != 1)
 				return r;
 		}
@@ -206,15 +208,30 @@ sc_json_equal(const json_t *a, const json_t *b, unsigned depth)
 	return json_equal(a, b);
 }
 
+int
+sc_json_equal(const json_t *a, const json_t *b, unsigned depth)
+{
+	size_t nodes = 0;
+
+	return json_eq(a, b, depth, &nodes);
+}
+
+/* Equal, with the comparison's work charged to the step budget: one step
+ * per pair of values compared, so that uniqueItems over large arrays of
+ * arrays (a million pairs of hundreds of items each) cannot hold the loop
+ * for seconds on a budget that counted only pairs. */
 static int
 equal(struct vctx *v, const json_t *a, const json_t *b)
 {
-	int r = sc_json_equal(a, b, 0);
+	size_t nodes = 0;
+	int r = json_eq(a, b, 0, &nodes);
 
 	if (r < 0) {
 		limit_hit(v, "depth");
 		return 0;
 	}
+	if (nodes > 1 && step(v, nodes - 1) != 0)
+		return 0;
 	return r;
 }
 
@@ -317,16 +334,25 @@ check_number(struct vctx *v, const struct sc_node *n, json_t *x)
 			/* b > 0 (checked at compile), so no INT_MIN % -1. */
 			mult = a % b == 0;
 		} else {
-			double q = json_number_value(x) /
-			    json_number_value(n->multiple_of);
+			double xv = json_number_value(x);
+			double d = json_number_value(n->multiple_of);
+			double q = xv / d;
 			/* Decimal divisors (0.01) are not exact in binary:
 			 * accept a quotient within a relative epsilon of an
-			 * integer. An infinite quotient is no multiple. */
+			 * integer. An infinite quotient is no multiple. A
+			 * whole divisor is decided exactly (fmod is exact):
+			 * past a quotient of 2^53 every double is whole, and
+			 * taking that as "a multiple" let 1e17 pass for a
+			 * multiple of 3. A fractional divisor past 2^53 stays
+			 * accepted (any integer is a multiple of 1e-8, and
+			 * binary cannot say so exactly). */
 			double aq = q < 0 ? -q : q, dist;
 			if (!isfinite(q))
 				mult = 0;
+			else if (d == floor(d))
+				mult = fmod(xv, d) == 0.0;
 			else if (aq >= 9007199254740992.0)
-				mult = 1;	/* beyond 2^53 every double is whole */
+				mult = 1;
 			else {
 				dist = aq - (double)(long long)(aq + 0.5);
 				dist = dist < 0 ? -dist : dist;
@@ -426,13 +452,16 @@ check_array(struct vctx *v, const struct sc_node *n, json_t *x)
 		for (i = 0; i + 1 < len; i++) {
 			if (step(v, len - i - 1) != 0)
 				return 0;
-			for (size_t j = i + 1; j < len; j++)
+			for (size_t j = i + 1; j < len; j++) {
 				if (equal(v, json_array_get(x, i),
 				    json_array_get(x, j))) {
 					add_error(v, "uniqueItems",
 					    "items %zu and %zu are equal", i, j);
 					return 0;
 				}
+				if (v->limit)
+					return 0;
+			}
 			if (v->limit)
 				return 0;
 		}

@@ -189,6 +189,28 @@ test_catastrophic_regex(void **state)
 	pc_schema_free(neg);
 }
 
+/* ECMA-262's '.' takes no line terminator (LF, CR, U+2028, U+2029);
+ * PCRE2's took all but LF. A '.' in a class or escaped is a dot. */
+static void
+test_regex_dot(void **state)
+{
+	struct pc_schema *s = mk("{\"pattern\":\"^.*$\"}");
+	struct pc_schema *lit = mk("{\"pattern\":\"^a[.]b\\\\.c$\"}");
+
+	(void)state;
+	assert_int_equal(check(s, "\"a b\"", NULL, NULL), 0);
+	assert_int_equal(check(s, "\"a\\rb\"", NULL, NULL), PC_E_INVAL);
+	assert_int_equal(check(s, "\"a\\nb\"", NULL, NULL), PC_E_INVAL);
+	assert_int_equal(check(s, "\"a\\u2028b\"", NULL, NULL), PC_E_INVAL);
+	assert_int_equal(check(s, "\"a\\u2029b\"", NULL, NULL), PC_E_INVAL);
+	assert_int_equal(check(s, "\"a\\u000bb\"", NULL, NULL), 0);
+	assert_int_equal(check(lit, "\"a.b.c\"", NULL, NULL), 0);
+	assert_int_equal(check(lit, "\"axb.c\"", NULL, NULL), PC_E_INVAL);
+	assert_int_equal(check(lit, "\"a.bxc\"", NULL, NULL), PC_E_INVAL);
+	pc_schema_free(s);
+	pc_schema_free(lit);
+}
+
 /* 2^40 evaluations through doubling $defs: the step budget cuts it. */
 static void
 test_schema_bomb_steps(void **state)
@@ -213,6 +235,32 @@ test_schema_bomb_steps(void **state)
 	assert_string_equal(e[0].keyword, "limit");
 	assert_non_null(strstr(e[0].message, "step"));
 	assert_true(pc_now_ms() - t0 < 5000);
+	pc_schema_free(s);
+}
+
+/* uniqueItems over many large, nearly equal arrays: every pair compares
+ * hundreds of items, so the budget must count items compared, not pairs
+ * (1,400 arrays of 370 integers: a million pairs, 370 million
+ * comparisons). */
+static void
+test_unique_items_cost(void **state)
+{
+	struct pc_schema *s = mk("{\"uniqueItems\":true}");
+	json_t *arr = json_array();
+	struct pc_schema_error e[4];
+	unsigned n = 4;
+
+	(void)state;
+	for (int i = 0; i < 1400; i++) {
+		json_t *a = json_array();
+		for (int k = 0; k < 369; k++)
+			json_array_append_new(a, json_integer(7));
+		json_array_append_new(a, json_integer(i));
+		json_array_append_new(arr, a);
+	}
+	assert_int_equal(pc_schema_validate(s, arr, e, &n), PC_E_LIMIT);
+	assert_non_null(strstr(e[0].message, "step"));
+	json_decref(arr);
 	pc_schema_free(s);
 }
 
@@ -397,6 +445,11 @@ test_numbers(void **state)
 	assert_int_equal(check(big, "-9223372036854775806", NULL, NULL), 0);
 	/* The quotient overflows to infinity: no multiple. */
 	assert_int_equal(check(m, "1e308", NULL, NULL), PC_E_INVAL);
+	/* A real past 2^53 is decided exactly, not taken as whole: 1e17 is
+	 * 1 more than a multiple of 3, 3e17 is one. */
+	assert_int_equal(check(big, "1e17", NULL, NULL), PC_E_INVAL);
+	assert_int_equal(check(big, "3e17", NULL, NULL), 0);
+	assert_int_equal(check(big, "7.5", NULL, NULL), PC_E_INVAL);
 	pc_schema_free(m);
 	pc_schema_free(u);
 	pc_schema_free(i);
@@ -509,6 +562,8 @@ main(void)
 		cmocka_unit_test(test_path_escape),
 		cmocka_unit_test(test_catastrophic_regex),
 		cmocka_unit_test(test_schema_bomb_steps),
+		cmocka_unit_test(test_unique_items_cost),
+		cmocka_unit_test(test_regex_dot),
 		cmocka_unit_test(test_ref_cycles),
 		cmocka_unit_test(test_compile_limits),
 		cmocka_unit_test(test_bad_schemas),
