@@ -40,7 +40,9 @@ void pc_apikeys_free(struct pc_apikeys *ak);
  * *reason is a stable code: "apikey.malformed", "apikey.unknown",
  * "apikey.mismatch", "apikey.revoked", "apikey.expired",
  * "apikey.rotated_out". The comparison is constant-time; an unknown id
- * costs the same HMAC as a known one.
+ * costs the same HMAC as a known one. Another negative code (and reason
+ * "apikey.unavailable") when no decision could be made: the key store or
+ * the HMAC failed — not the caller's fault.
  */
 int pc_apikeys_check(struct pc_apikeys *ak, const char *presented,
     int64_t now, const char *source, struct pc_principal *p,

@@ -316,9 +316,20 @@ pc_authn_check(struct pc_authn *a, const struct pc_authn_input *in,
 			goto failed;
 		}
 		if (strncmp(cred, PC_APIKEY_PREFIX, 4) == 0) {
-			if (a->keys == NULL ||
+			int rc = a->keys == NULL ? PC_E_DENIED :
 			    pc_apikeys_check(a->keys, cred, now, src, p,
-			    &reason) != 0) {
+			    &reason);
+			if (rc != 0 && rc != PC_E_DENIED) {
+				/* The store failed: fail closed, but a valid
+				 * key is not "invalid", and a store outage
+				 * must not throttle every client. */
+				res->verdict = PC_AUTHN_UNAVAILABLE;
+				res->reason = reason ? reason :
+				    "apikey.unavailable";
+				res->retry_after_s = 1;
+				return;
+			}
+			if (rc != 0) {
 				deny(a, res, reason ? reason : "apikey.disabled",
 				    "invalid_token");
 				goto failed;

@@ -35,6 +35,10 @@ enum pc_authn_verdict {
 	PC_AUTHN_UNAUTHORIZED,		/* 401 */
 	PC_AUTHN_FORBIDDEN,		/* 403 insufficient_scope */
 	PC_AUTHN_THROTTLED,		/* 429 */
+	PC_AUTHN_UNAVAILABLE,		/* 503: no decision could be made
+					 * (the key store failed); refused,
+					 * and not counted against the
+					 * caller */
 };
 
 struct pc_authn_result {

@@ -831,7 +831,14 @@ send_auth_refusal(struct pc_http *h, struct evhttp_request *req,
 	/* The reason in the body is coarse on purpose: telling "unknown key"
 	 * from "wrong secret" would let a caller enumerate key ids. The
 	 * precise reason is in the log. */
-	if (res->verdict == PC_AUTHN_THROTTLED) {
+	if (res->verdict == PC_AUTHN_UNAVAILABLE) {
+		evhttp_add_header(oh, "Retry-After", "1");
+		e = json_pack("{s:s, s:n, s:{s:i, s:s, s:{s:s}}}", "jsonrpc",
+		    "2.0", "id", "error", "code", PC_RPC_UP_UNAVAILABLE,
+		    "message", "Authentication is unavailable; retry later",
+		    "data", "reason", "auth.unavailable");
+		pc_http_send_json(req, 503, e, NULL);
+	} else if (res->verdict == PC_AUTHN_THROTTLED) {
 		snprintf(ra, sizeof(ra), "%u", res->retry_after_s);
 		evhttp_add_header(oh, "Retry-After", ra);
 		e = json_pack("{s:s, s:n, s:{s:i, s:s, s:{s:s}}}", "jsonrpc",

@@ -242,3 +242,32 @@ test('modern clients: the in-flight cap counts per principal, not per address, a
     await gw2.stop();
   }
 });
+
+test('a key store that cannot answer: 503 "unavailable", never "invalid credentials", and it does not throttle the caller', async () => {
+  const { DatabaseSync } = await import('node:sqlite');
+  const d = mkdtempSync(join(tmpdir(), 'portcullis-auth-broken-'));
+  writeFileSync(join(d, 'pepper'), randomBytes(32).toString('hex'), { mode: 0o600 });
+  const a2 = { api_keys: { store: join(d, 'keys.db'), pepper: `\${file:${join(d, 'pepper')}}` },
+    failed_auth: { max_failures: 3, window: '60s' } };
+  const cli = join(d, 'cli.yaml');
+  writeFileSync(cli, toYaml({ auth: a2 }));
+  const made = spawnSync(PORTCULLIS_BIN, ['keys', 'create', '--principal', 'ok', '--json', '-c', cli], { encoding: 'utf8' });
+  assert.equal(made.status, 0, made.stderr);
+  const key = JSON.parse(made.stdout).key;
+  const g = await startGateway({ auth: a2, upstreams: [{ name: 'up', command: upstreamCommands.mini() }] });
+  try {
+    // The store breaks under the running gateway (here: its table goes).
+    const db = new DatabaseSync(join(d, 'keys.db'));
+    db.exec('DROP TABLE keys');
+    db.close();
+    for (let i = 0; i < 6; i++) {
+      const r = await post(g.url, { jsonrpc: '2.0', id: i, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } }, bearer(key));
+      assert.equal(r.status, 503, `attempt ${i}: ${r.text}`);
+      assert.equal(r.headers.get('retry-after'), '1');
+      assert.equal(JSON.parse(r.text).error.data.reason, 'auth.unavailable');
+    }
+  } finally {
+    await g.stop();
+    rmSync(d, { recursive: true, force: true });
+  }
+});

@@ -20,6 +20,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <sqlite3.h>
 
 #include "authn/apikey.h"
 #include "lib/errors.h"
@@ -330,6 +331,29 @@ test_revoke_by_other_connection(void **state)
 	pc_store_close(cli);
 }
 
+/* The store cannot answer (here: its table is gone under it): no verdict
+ * on the key, so not PC_E_DENIED (which the authentication stage counts
+ * against the caller and answers "invalid"), but "apikey.unavailable". */
+static void
+test_store_failure_not_denied(void **state)
+{
+	struct fx *f = *state;
+	struct pc_principal p;
+	char key[PC_APIKEY_LEN + 1];
+	const char *reason = NULL;
+	sqlite3 *db = NULL;
+	int rc;
+
+	add_key(f, key, 0);
+	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "DROP TABLE keys", NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	rc = pc_apikeys_check(f->ak, key, NOW, "192.0.2.1", &p, &reason);
+	assert_true(rc < 0 && rc != PC_E_DENIED);
+	assert_string_equal(reason, "apikey.unavailable");
+}
+
 static void
 test_malformed(void **state)
 {
@@ -418,6 +442,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_rotation_grace, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_revoke_by_other_connection,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_failure_not_denied,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed, setup,
 		    teardown),
