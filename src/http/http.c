@@ -824,6 +824,10 @@ send_auth_refusal(struct pc_http *h, struct evhttp_request *req,
     const struct pc_authn_result *res)
 {
 	struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
+	int missing = res->reason != NULL &&
+	    strcmp(res->reason, "auth.missing") == 0;
+	int status, code;
+	const char *msg, *reason;
 	char ra[16];
 	json_t *e;
 
@@ -831,38 +835,38 @@ send_auth_refusal(struct pc_http *h, struct evhttp_request *req,
 	/* The reason in the body is coarse on purpose: telling "unknown key"
 	 * from "wrong secret" would let a caller enumerate key ids. The
 	 * precise reason is in the log. */
-	if (res->verdict == PC_AUTHN_UNAVAILABLE) {
+	switch (res->verdict) {
+	case PC_AUTHN_UNAVAILABLE:
+		status = 503, code = PC_RPC_UP_UNAVAILABLE;
+		msg = "Authentication is unavailable; retry later";
+		reason = "auth.unavailable";
 		evhttp_add_header(oh, "Retry-After", "1");
-		e = json_pack("{s:s, s:n, s:{s:i, s:s, s:{s:s}}}", "jsonrpc",
-		    "2.0", "id", "error", "code", PC_RPC_UP_UNAVAILABLE,
-		    "message", "Authentication is unavailable; retry later",
-		    "data", "reason", "auth.unavailable");
-		pc_http_send_json(req, 503, e, NULL);
-	} else if (res->verdict == PC_AUTHN_THROTTLED) {
+		break;
+	case PC_AUTHN_THROTTLED:
+		status = 429, code = PC_RPC_AUTH_THROTTLED;
+		msg = "Too many failed authentications; retry later";
+		reason = "auth.throttled";
 		snprintf(ra, sizeof(ra), "%u", res->retry_after_s);
 		evhttp_add_header(oh, "Retry-After", ra);
-		e = json_pack("{s:s, s:n, s:{s:i, s:s, s:{s:s}}}", "jsonrpc",
-		    "2.0", "id", "error", "code", PC_RPC_AUTH_THROTTLED,
-		    "message", "Too many failed authentications; retry later",
-		    "data", "reason", "auth.throttled");
-		pc_http_send_json(req, 429, e, NULL);
-	} else if (res->verdict == PC_AUTHN_FORBIDDEN) {
+		break;
+	case PC_AUTHN_FORBIDDEN:
+		status = 403, code = PC_RPC_FORBIDDEN;
+		msg = "Forbidden: insufficient scope";
+		reason = "auth.insufficient_scope";
 		evhttp_add_header(oh, "WWW-Authenticate", res->challenge);
-		e = json_pack("{s:s, s:n, s:{s:i, s:s, s:{s:s}}}", "jsonrpc",
-		    "2.0", "id", "error", "code", PC_RPC_FORBIDDEN, "message",
-		    "Forbidden: insufficient scope", "data", "reason",
-		    "auth.insufficient_scope");
-		pc_http_send_json(req, 403, e, NULL);
-	} else {
-		int missing = strcmp(res->reason, "auth.missing") == 0;
+		break;
+	default:
+		status = 401, code = PC_RPC_UNAUTHORIZED;
+		msg = missing ? "Unauthorized: credentials required" :
+		    "Unauthorized: invalid credentials";
+		reason = missing ? "auth.missing" : "auth.invalid";
 		evhttp_add_header(oh, "WWW-Authenticate", res->challenge);
-		e = json_pack("{s:s, s:n, s:{s:i, s:s, s:{s:s}}}", "jsonrpc",
-		    "2.0", "id", "error", "code", PC_RPC_UNAUTHORIZED, "message",
-		    missing ? "Unauthorized: credentials required" :
-		    "Unauthorized: invalid credentials", "data", "reason",
-		    missing ? "auth.missing" : "auth.invalid");
-		pc_http_send_json(req, 401, e, NULL);
+		break;
 	}
+	e = json_pack("{s:s, s:n, s:{s:i, s:s, s:{s:s}}}", "jsonrpc", "2.0",
+	    "id", "error", "code", code, "message", msg, "data", "reason",
+	    reason);
+	pc_http_send_json(req, status, e, NULL);
 	json_decref(e);
 }
 
