@@ -430,6 +430,22 @@ read_file_bounded(const char *path, size_t max, char **out, size_t *outlen,
 		snprintf(err, errlen, "JWKS file is not a regular file");
 		goto out;
 	}
+	/* The keys that decide who anyone is: whoever can change this file
+	 * can sign in as anyone. Public, so it may be readable, but only its
+	 * owner (the gateway's user or root) may write it. */
+	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+		snprintf(err, errlen, "JWKS file is writable by group/others "
+		    "(chmod go-w): anyone who can change it can forge tokens");
+		rc = PC_E_DENIED;
+		goto out;
+	}
+	if (st.st_uid != 0 && st.st_uid != geteuid()) {
+		snprintf(err, errlen, "JWKS file belongs to another user "
+		    "(uid %u): it must be the gateway's user's or root's",
+		    (unsigned)st.st_uid);
+		rc = PC_E_DENIED;
+		goto out;
+	}
 	if ((uint64_t)st.st_size > max) {
 		snprintf(err, errlen, "JWKS file larger than %zu bytes", max);
 		rc = PC_E_LIMIT;

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -815,6 +816,19 @@ config_refused(void **st)
 	c2.jwks_file = path;
 	assert_int_equal(pc_jwt_new(NULL, &c2, &j, err, sizeof(err)),
 	    PC_E_CONFIG);
+
+	/* A JWKS file others may write is a way to forge tokens: refused. */
+	assert_int_equal(chmod(jwks_path, 0666), 0);
+	c2.jwks_file = jwks_path;
+	assert_int_equal(pc_jwt_new(NULL, &c2, &j, err, sizeof(err)),
+	    PC_E_CONFIG);
+	assert_non_null(strstr(err, "writable by group/others"));
+	assert_int_equal(chmod(jwks_path, 0644), 0);
+	if (pc_jwt_new(NULL, &c2, &j, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	pc_jwt_free(j);
+	j = NULL;
+	c2.jwks_file = path;
 
 	/* Only unusable keys. */
 	snprintf(path, sizeof(path), "%s/bad.json", dir);
