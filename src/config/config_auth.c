@@ -316,6 +316,15 @@ k_store(struct cfg_ctx *ctx, const struct cfg_key *k, const struct cfg_node *v,
  * takes the value and *len its length; errors name `what` and how to make
  * a good one (`hint`, a file name).
  */
+/* The whole scalar is one reference ("${file:...}" or "${env:...}"), not a
+ * reference inside literal text. */
+static bool
+single_ref(const char *s, size_t len)
+{
+	return len > 3 && s[0] == '$' && s[1] == '{' &&
+	    strchr(s + 2, '}') == s + len - 1 && strstr(s + 2, "${") == NULL;
+}
+
 static void
 set_ref_secret(struct cfg_ctx *ctx, const struct cfg_key *k,
     const struct cfg_node *v, const char *what, const char *hint, char **dst,
@@ -334,6 +343,16 @@ set_ref_secret(struct cfg_ctx *ctx, const struct cfg_key *k,
 	if (!had_ref) {
 		cfg_err_at(ctx, v, "%s: a literal secret is refused; use "
 		    "${file:PATH} (mode 0600) or ${env:NAME}", what);
+		cfg_free_secret(val);
+		return;
+	}
+	/* Nor partly one: literal text around a reference would be a secret
+	 * in the file after all ("<32 bytes>${env:USER}"), and the redactor
+	 * would know only the referenced part. */
+	if (!single_ref(v->s, v->len)) {
+		cfg_err_at(ctx, v, "%s: must be exactly one ${file:PATH} "
+		    "(mode 0600) or ${env:NAME} reference, with nothing around "
+		    "it", what);
 		cfg_free_secret(val);
 		return;
 	}

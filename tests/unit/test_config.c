@@ -899,6 +899,11 @@ test_auth_rules(void **state)
 	    "t.yaml:3:13: pepper: a literal secret is refused; use "
 	    "${file:PATH} (mode 0600) or ${env:NAME}\n");
 	setenv("PC_TEST_PEPPER", "short", 1);
+	/* A literal with a reference in it is a literal secret too. */
+	expect_errors("auth:\n  api_keys:\n    pepper: "
+	    "\"0123456789abcdef0123456789abcdef${env:PC_TEST_PEPPER}\"\n",
+	    "t.yaml:3:13: pepper: must be exactly one ${file:PATH} (mode 0600) "
+	    "or ${env:NAME} reference, with nothing around it\n");
 	expect_errors("auth:\n  api_keys:\n    pepper: \"${env:PC_TEST_PEPPER}\"\n",
 	    "t.yaml:3:13: pepper: must be at least 32 bytes (e.g. openssl rand "
 	    "-hex 32 > pepper; chmod 600 pepper)\n");
