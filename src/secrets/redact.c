@@ -302,6 +302,17 @@ is_b64url(unsigned char c)
 	return isalnum(c) || c == '-' || c == '_';
 }
 
+/* Blank between a scheme and its token at s[j]: a space or tab (1), or
+ * the two bytes "\\t" a tab becomes in a JSON string (2) — the gateway's
+ * log lines are scanned after they were serialized. 0 otherwise. */
+static size_t
+blank(const unsigned char *s, size_t len, size_t j)
+{
+	if (j < len && (s[j] == ' ' || s[j] == '\t'))
+		return 1;
+	return j + 1 < len && s[j] == '\\' && s[j + 1] == 't' ? 2 : 0;
+}
+
 /* "Bearer <token>" / "Basic <token>" (case-insensitive scheme, RFC 9110
  * token68): returns the token's end and sets *tok, or 0. */
 static size_t
@@ -318,10 +329,10 @@ auth_shape(const unsigned char *s, size_t len, size_t i, size_t *tok)
 		    schemes[n], sl) != 0)
 			continue;
 		j = i + sl;
-		if (s[j] != ' ' && s[j] != '\t')
+		if (blank(s, len, j) == 0)
 			continue;
-		while (j < len && (s[j] == ' ' || s[j] == '\t'))
-			j++;
+		for (size_t b; (b = blank(s, len, j)) > 0;)
+			j += b;
 		for (k = j; k < len && is_tok68(s[k]); k++)
 			;
 		if (k - j >= REDACT_MIN_TOKEN) {

@@ -324,6 +324,11 @@ test_text_shapes(void **state)
 	    "Authorization: Bearer <redacted> rest");
 	expect_text(r, "authorization: basic dXNlcjpwYXNzd29yZA==",
 	    "authorization: basic <redacted>");
+	/* A tab, raw or as a JSON string has it (the gateway's log lines
+	 * are scanned after serialization). */
+	expect_text(r, "Bearer\tabcdefghijkl", "Bearer\t<redacted>");
+	expect_text(r, "\"Authorization: Bearer\\tabcdefghijkl\"",
+	    "\"Authorization: Bearer\\t<redacted>\"");
 	expect_text(r, "key=pcs_0123456789abcdef_"
 	    "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_abcde end",
 	    "key=pcs_0123456789abcdef_<redacted> end");
