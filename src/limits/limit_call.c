@@ -31,10 +31,20 @@ pc_limit_call_init(struct pc_limit_call *q, struct pc_limiter *limiter,
 	q->arg = arg;
 	/* Counted per API key (a key is what an operator hands out and
 	 * revokes); other methods have no key id that names a caller
-	 * (a JWT's jti names one token), so the principal is counted. */
-	pc_strlcpy(q->key, p->method == PC_AUTH_APIKEY && p->key_id[0] != '\0'
-	    ? p->key_id : p->id[0] != '\0' ? p->id : "anonymous",
-	    sizeof(q->key));
+	 * (a JWT's jti names one token), so the principal is counted, under
+	 * its method: names from different authorities are different
+	 * callers (a JWT whose sub is an API key's id or principal must not
+	 * spend that key's budget). */
+	if (p->method == PC_AUTH_APIKEY && p->key_id[0] != '\0')
+		pc_strlcpy(q->key, p->key_id, sizeof(q->key));
+	else if (p->id[0] == '\0')
+		pc_strlcpy(q->key, "anonymous", sizeof(q->key));
+	else if (p->method == PC_AUTH_NONE)	/* anonymous, stdio:<login> */
+		pc_strlcpy(q->key, p->id, sizeof(q->key));
+	else
+		snprintf(q->key, sizeof(q->key), "%s:%s",
+		    p->method == PC_AUTH_JWT ? "jwt" : p->method ==
+		    PC_AUTH_MTLS ? "mtls" : "other", p->id);
 	pc_strlcpy(q->tenant, p->tenant, sizeof(q->tenant));
 	q->is_call = method != NULL && strcmp(method, "tools/call") == 0 &&
 	    tool != NULL && strlen(tool) < sizeof(q->tool);

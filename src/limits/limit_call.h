@@ -31,7 +31,8 @@ struct pc_limit_call {
 	 * values go out on success too) and a refusal at the forward one. */
 	void (*on_verdict)(void *arg, const struct pc_limit_verdict *v);
 	void *arg;
-	char key[PC_PRINCIPAL_MAX];	/* API key id, else the principal */
+	char key[PC_PRINCIPAL_MAX + 8];	/* API key id, else "jwt:" or
+					 * "mtls:" and the principal */
 	char tenant[PC_PRINCIPAL_MAX];
 	char tool[PC_MAX_NAME_LEN + 1];	/* tools/call: the exposed name */
 	char upstream[PC_MAX_UPSTREAM_NAME + 1];

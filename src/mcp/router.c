@@ -177,7 +177,8 @@ client_key(const struct pc_reqinfo *ri, char *out, size_t n)
 	const struct pc_principal *p = ri->principal;
 
 	if (p != NULL && p->id[0] != '\0' && p->method != PC_AUTH_NONE)
-		snprintf(out, n, "p:%s\x1f%s", p->tenant, p->id);
+		snprintf(out, n, "p:%d\x1f%s\x1f%s", (int)p->method,
+		    p->tenant, p->id);
 	else
 		snprintf(out, n, "s:%s", ri->source ? ri->source : "-");
 }

@@ -59,7 +59,7 @@ struct pc_call {
 	enum pc_client_era era;
 	char method[32];
 	struct pc_session *session;	/* legacy, borrowed */
-	char client[2 * PC_PRINCIPAL_MAX + 4];	/* whom the per-client cap
+	char client[2 * PC_PRINCIPAL_MAX + 8];	/* whom the per-client cap
 					 * counts it for (client_key) */
 	const struct pc_sink_ops *ops;
 	void *sink;

@@ -20,11 +20,14 @@ static const char *const supported_legacy[] = {
 	"2025-11-25", "2025-06-18", "2025-03-26",
 };
 
-/* "tenant\x1fid": the principal a session is bound to. */
+/* "method\x1ftenant\x1fid": the principal a session is bound to. The
+ * method is part of it: the same name from two authorities (an API key's
+ * principal, a JWT's sub) is two callers. */
 static void
 owner_of(const struct pc_principal *p, char *out, size_t outlen)
 {
-	snprintf(out, outlen, "%s\x1f%s", p ? p->tenant : "", p ? p->id : "");
+	snprintf(out, outlen, "%d\x1f%s\x1f%s", p ? (int)p->method : 0,
+	    p ? p->tenant : "", p ? p->id : "");
 }
 
 int

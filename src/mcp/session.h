@@ -16,7 +16,8 @@ struct pc_map;
 struct pc_session {
 	char id[2 * PC_SESSION_ID_BYTES + 1];
 	char version[16];
-	char owner[2 * 128 + 2];	/* principal id and tenant it belongs to */
+	char owner[2 * 128 + 8];	/* method, tenant and principal id it
+					 * belongs to (owner_of) */
 	json_t *client_caps;		/* from initialize; owned */
 	int log_level;			/* index into the syslog-style levels */
 	uint64_t last_used_ms;

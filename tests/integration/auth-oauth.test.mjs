@@ -5,12 +5,16 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Client as ClientV1 } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as HttpV1 } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { Client as ClientV2, StreamableHTTPClientTransport as HttpV2 } from '@modelcontextprotocol/client';
-import { startGateway } from '../lib/gateway.mjs';
-import { upstreamCommands } from '../lib/paths.mjs';
+import { startGateway, toYaml } from '../lib/gateway.mjs';
+import { PORTCULLIS_BIN, upstreamCommands } from '../lib/paths.mjs';
 import { legacyInit, post } from '../lib/mcp.mjs';
 import { waitFor } from '../lib/wait.mjs';
 import { makeIssuer, makeToken, claims } from '../lib/jwt.mjs';
@@ -218,5 +222,36 @@ test('scopes map to roles: a token sees and calls only what its scopes\' roles g
     assert.equal(rw.call.result.content[0].text, '3');
   } finally {
     await g.stop();
+  }
+});
+
+// Names from two authorities are two callers: a JWT whose sub equals an API
+// key's principal ("alice") does not get to use that key's session.
+test('a JWT sub equal to an API key principal is another caller: the key\'s session is 404 to it', async () => {
+  const d = mkdtempSync(join(tmpdir(), 'portcullis-oauth-keys-'));
+  writeFileSync(join(d, 'pepper'), randomBytes(32).toString('hex'), { mode: 0o600 });
+  const keys = { store: join(d, 'keys.db'), pepper: `\${file:${join(d, 'pepper')}}` };
+  writeFileSync(join(d, 'cli.yaml'), toYaml({ auth: { api_keys: keys } }));
+  const made = spawnSync(PORTCULLIS_BIN, ['keys', 'create', '--principal', 'alice', '--json', '-c', join(d, 'cli.yaml')], { encoding: 'utf8' });
+  assert.equal(made.status, 0, made.stderr);
+  const key = JSON.parse(made.stdout).key;
+  const g = await startGateway({
+    auth: {
+      api_keys: keys,
+      oauth: { issuer: ISS, jwks_uri: `http://127.0.0.1:${jwksServer.address().port}/jwks.json`, resource: AUD,
+        scopes_supported: ['mcp:read'], scope_roles: { 'mcp:read': ['reader'] } },
+    },
+    upstreams: [{ name: 'up', command: upstreamCommands.mini() }],
+  });
+  try {
+    const s = await legacyInit(g.url, { headers: bearer(key) });
+    const mine = await post(g.url, { jsonrpc: '2.0', id: 2, method: 'tools/list' }, { ...s.headers, ...bearer(key) });
+    assert.equal(mine.status, 200, mine.text);
+    const tok = good({ sub: 'alice' });
+    const other = await post(g.url, { jsonrpc: '2.0', id: 3, method: 'tools/list' }, { ...s.headers, ...bearer(tok) });
+    assert.equal(other.status, 404, other.text);
+  } finally {
+    await g.stop();
+    rmSync(d, { recursive: true, force: true });
   }
 });
