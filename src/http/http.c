@@ -805,17 +805,24 @@ token_in_query(struct evhttp_request *req)
 {
 	const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
 	const char *q = u ? evhttp_uri_get_query(u) : NULL;
-	struct evkeyvalq params;
-	int found;
+	static const char *const names[] = { "access_token", "api_key",
+	    "apikey", "pcs_" };
+	char *dec;
+	size_t n;
+	int found = 0;
 
 	if (q == NULL || *q == '\0')
 		return 0;
-	TAILQ_INIT(&params);
-	if (evhttp_parse_query_str(q, &params) != 0)
-		return strstr(q, "access_token") != NULL;
-	found = evhttp_find_header(&params, "access_token") != NULL ||
-	    evhttp_find_header(&params, "api_key") != NULL;
-	evhttp_clear_headers(&params);
+	/* Decoded as a whole ("%5F" is '_', '+' a space), then searched
+	 * anywhere and in any case: a parameter parser that gives up on one
+	 * odd pair ("?x&api_key=...") or an escaped name must not let a
+	 * credential in the URL (and with it in every access log) through. */
+	dec = evhttp_uridecode(q, 1, &n);
+	if (dec == NULL)
+		return 1;			/* cannot tell: refuse */
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]) && !found; i++)
+		found = strcasestr(dec, names[i]) != NULL;
+	free(dec);
 	return found;
 }
 

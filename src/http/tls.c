@@ -625,6 +625,13 @@ subject_cn(X509 *cert, char *out, size_t outlen)
 		return PC_E_NOTFOUND;
 	rc = ident_copy(utf8, len, out, outlen);
 	OPENSSL_free(utf8);
+	/* A plain name only: a CN like "spiffe://corp/agent/x" would match
+	 * identities meant for SAN URIs, and a CA may let users choose their
+	 * CN where it would never sign their SAN URI. */
+	if (rc == 0 && strpbrk(out, ":/") != NULL) {
+		out[0] = '\0';
+		rc = PC_E_NOTFOUND;
+	}
 	return rc;
 }
 

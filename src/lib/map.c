@@ -1,6 +1,8 @@
 #include "map.h"
 #include "errors.h"
+#include "util.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,18 +22,29 @@ struct pc_map {
 	size_t used;		/* live + tombstones */
 };
 
-/* FNV-1a: keys are random ids or short names, not attacker-chosen in bulk
- * against one map; a keyed hash would be needed if that changes. */
+/*
+ * SipHash under a key drawn once per process. Keys of some maps are the
+ * attacker's to choose in bulk (client addresses of the failed-auth
+ * table, principal names, sources): with an unkeyed hash (FNV-1a before)
+ * an attacker with many addresses could pile them into one probe run and
+ * make every lookup scan the table. Without randomness the key stays
+ * fixed: still a working map, only a predictable one.
+ */
+static uint64_t hkey[2] = { 0x736f6d6570736575ull, 0x646f72616e646f6dull };
+
 static uint64_t
 hash_str(const char *k)
 {
-	uint64_t h = 1469598103934665603ull;
+	static bool keyed;
 
-	for (; *k; k++) {
-		h ^= (unsigned char)*k;
-		h *= 1099511628211ull;
+	if (!keyed) {
+		uint64_t r[2];
+
+		if (pc_random_bytes(r, sizeof(r)) == 0)
+			memcpy(hkey, r, sizeof(hkey));
+		keyed = true;
 	}
-	return h;
+	return pc_siphash(hkey[0], hkey[1], k, strlen(k));
 }
 
 struct pc_map *

@@ -121,14 +121,17 @@ test('wrong, malformed, revoked, rotated-out and expired keys are refused', asyn
   assert.ok(gw.logs.some((l) => l.msg === 'authentication refused' && l.reason === 'apikey.expired'));
 });
 
-test('a key in the query string is refused even when it is valid', async () => {
+test('a key in the query string is refused even when it is valid, however it is spelt', async () => {
   const k = createKey('erin');
-  const res = await fetch(`${gw.url}?access_token=${encodeURIComponent(k.key)}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } }),
-  });
-  assert.equal(res.status, 401);
+  const e = encodeURIComponent(k.key);
+  for (const q of [`access_token=${e}`, `x&api%5Fkey=${e}`, `API_KEY=${e}`, `k=${e}`]) {
+    const res = await fetch(`${gw.url}?${q}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...bearer(k.key) },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } }),
+    });
+    assert.equal(res.status, 401, q);
+  }
 });
 
 test("another principal presenting a session id gets 404, and it is logged", async () => {

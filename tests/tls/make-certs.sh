@@ -8,6 +8,8 @@
 #   client.crt/.key        SAN URI spiffe://test.example/agent/a, by ca
 #   dns-client.crt/.key    SAN DNS agent-b.test.example only, by ca
 #   cn-client.crt/.key     subject CN cn-only-agent, no SAN, by ca
+#   cnuri-client.crt/.key  subject CN spiffe:agent-x (a name shaped like a
+#                          URI), no SAN, by ca
 #   other-ca.crt/.key      a second, unrelated CA
 #   other-client.crt/.key  SAN URI spiffe://test.example/agent/a, by other-ca
 # All keys are mode 0600. Validity: CERT_DAYS (default 30; tests generate
@@ -71,6 +73,7 @@ make_leaf client ec ca agent-a "${CLIENT_BASE[@]}" \
 make_leaf dns-client ec ca agent-b "${CLIENT_BASE[@]}" \
 	"subjectAltName=DNS:agent-b.test.example"
 make_leaf cn-client ec ca cn-only-agent "${CLIENT_BASE[@]}"
+make_leaf cnuri-client ec ca spiffe:agent-x "${CLIENT_BASE[@]}"
 make_leaf other-client ec other-ca agent-a "${CLIENT_BASE[@]}" \
 	"subjectAltName=URI:spiffe://test.example/agent/a"
 chmod 600 ./*.key

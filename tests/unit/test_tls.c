@@ -147,6 +147,7 @@ group_setup(void **st)
 		"ca.crt", "server.crt", "server.key", "server2.crt",
 		"server2.key", "client.crt", "client.key", "dns-client.crt",
 		"dns-client.key", "cn-client.crt", "cn-client.key",
+		"cnuri-client.crt", "cnuri-client.key",
 		"other-ca.crt", "other-client.crt", "other-client.key",
 		"key-0644.key", "key-0640.key", "missing.key",
 		"nul-client.crt", "nul-client.key", "ca.key",
@@ -684,7 +685,7 @@ mtls_required(void **st)
 	/* The same six cases over TLS 1.3 (0..5) and TLS 1.2 (6..11). */
 	for (i = 0; i < 2; i++) {
 		int v = i == 0 ? TLS1_3_VERSION : TLS1_2_VERSION;
-		struct copts *o = &cs.o[i * 6];
+		struct copts *o = &cs.o[i * 7];
 
 		o[0] = (struct copts){ .minv = v, .maxv = v };
 		o[1] = (struct copts){ .minv = v, .maxv = v,
@@ -698,11 +699,13 @@ mtls_required(void **st)
 		/* The server's own certificate is not a client one. */
 		o[5] = (struct copts){ .minv = v, .maxv = v,
 		    .cert = "server.crt", .key = "server.key" };
+		o[6] = (struct copts){ .minv = v, .maxv = v,
+		    .cert = "cnuri-client.crt", .key = "cnuri-client.key" };
 	}
-	cs.n = 12;
+	cs.n = 14;
 	srv_run(&s, run_cases, &cs);
 	srv_stop(&s);
-	for (i = 0; i < 12; i += 6) {
+	for (i = 0; i < 14; i += 7) {
 		assert_int_equal(cs.rc[i + 0], -1);
 		assert_int_equal(cs.rc[i + 1], -1);
 		assert_int_equal(cs.rc[i + 2], 0);
@@ -713,6 +716,10 @@ mtls_required(void **st)
 		assert_int_equal(cs.rc[i + 4], 0);
 		assert_string_equal(cs.body[i + 4], "id=agent-b.test.example");
 		assert_int_equal(cs.rc[i + 5], -1);
+		/* A CN shaped like a URI is no identity: a CA that lets
+		 * users pick their CN must not mint SAN-URI look-alikes. */
+		assert_int_equal(cs.rc[i + 6], 0);
+		assert_string_equal(cs.body[i + 6], "noid=-6");
 	}
 }
 
