@@ -127,9 +127,18 @@ log_filter(void *arg, const char *line, size_t len)
 	return pc_redact_text(arg, line, len);
 }
 
+/*
+ * The gateway's own log redaction: the newest config's sensitive key
+ * names, and the secrets of every config loaded so far, newest first.
+ * Upstreams started under an older config keep its secrets (the values
+ * behind its ${env:}/${file:} references) after a reload, and may print
+ * them: rotating a secret and reloading must not let the old value reach
+ * the log in clear. An old value that no longer fits is logged as such.
+ */
 static int
-install_log_redaction(const struct pc_config *cfg)
+install_log_redaction(struct pc_config *const *cfgs, size_t n)
 {
+	const struct pc_config *cfg = cfgs[n - 1];
 	struct pc_redactor *r;
 
 	if (pc_redactor_new(&r) != 0)
@@ -139,6 +148,20 @@ install_log_redaction(const struct pc_config *cfg)
 		    strlen(cfg->secrets[i])) != 0) {
 			pc_redactor_free(r);
 			return PC_E_NOMEM;
+		}
+	for (size_t c = n - 1, full = 0; c-- > 0 && !full;)
+		for (size_t i = 0; i < cfgs[c]->nsecrets && !full; i++) {
+			int rc = pc_redactor_add_value(r, cfgs[c]->secrets[i],
+			    strlen(cfgs[c]->secrets[i]));
+			if (rc == PC_E_LIMIT) {
+				pc_warn("log redaction: too many secrets; "
+				    "values of older configurations are no "
+				    "longer redacted");
+				full = 1;
+			} else if (rc != 0) {
+				pc_redactor_free(r);
+				return PC_E_NOMEM;
+			}
 		}
 	/* Names validated at load; LIMIT (too many) is refused there too. */
 	for (size_t i = 0; i < cfg->nredact_keys; i++)
@@ -236,6 +259,31 @@ audit_cfg_same(const struct pc_audit_cfg *a, const struct pc_audit_cfg *b)
 	    a->syslog_facility == b->syslog_facility;
 }
 
+/*
+ * Why a valid new config cannot be applied by a reload, or NULL. The
+ * listeners are bound once, at start, with the first config: a reload
+ * that moved them, or switched TLS on or off, would leave the sockets as
+ * they are while the new config was judged by what it says — a public
+ * listener could come back with `auth: none` judged "loopback". And
+ * `portcullis stdio` refuses production mode at start, so at a reload too.
+ */
+static const char *
+reload_refused(const struct serve_ctx *sc, const struct pc_config *run,
+    const struct pc_config *n)
+{
+	if (!same_str(run->listen.address, n->listen.address) ||
+	    run->listen.port != n->listen.port)
+		return "listen changed";
+	if (!same_str(run->admin.address, n->admin.address) ||
+	    run->admin.port != n->admin.port)
+		return "admin_listen changed";
+	if (run->tls.enabled != n->tls.enabled)
+		return "tls was switched on or off";
+	if (sc->stdio != NULL && n->mode == PC_MODE_PRODUCTION)
+		return "mode: production is refused for portcullis stdio";
+	return NULL;
+}
+
 static void
 on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -253,6 +301,15 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 			pc_error("reload: the new configuration is invalid "
 			    "(errors above); keeping the running one");
 			audit_event(sc, "config.reload_failed", "config.invalid");
+			return;
+		}
+		const char *why = reload_refused(sc, sc->configs[0], ncfg);
+		if (why != NULL) {
+			pc_error("reload: %s; keeping the running configuration "
+			    "(restart to apply it)", why);
+			pc_config_free(ncfg);
+			audit_event(sc, "config.reload_failed",
+			    "config.restart_needed");
 			return;
 		}
 		struct pc_authn *nauthn = NULL;
@@ -274,7 +331,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 		}
 		sc->configs = grown;
 		sc->configs[sc->nconfigs++] = ncfg;
-		if (install_log_redaction(ncfg) != 0)
+		if (install_log_redaction(sc->configs, sc->nconfigs) != 0)
 			pc_error("reload: out of memory building log redaction; "
 			    "keeping the previous one");
 		/* The old redactor is gone: hand the front the new one
@@ -315,8 +372,10 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 		/* The audit section itself is not reapplied: the running log
 		 * keeps its directory, key and settings until a restart. Say
 		 * so, in the log and in the record of the reload. */
-		bool audit_same = audit_cfg_same(
-		    &sc->configs[sc->nconfigs - 2]->audit, &ncfg->audit);
+		/* Against the config the log was opened with: a second
+		 * reload with the same change is still not applied. */
+		bool audit_same = audit_cfg_same(&sc->configs[0]->audit,
+		    &ncfg->audit);
 		if (!audit_same)
 			pc_warn("reload: the audit section changed; the running "
 			    "audit log keeps its directory, key and settings "
@@ -524,7 +583,7 @@ cmd_serve(const char *path, const char *log_override, int stdio_mode)
 
 	if (load(path, &cfg, 1) != 0)
 		return 1;
-	if (install_log_redaction(cfg) != 0) {
+	if (install_log_redaction(&cfg, 1) != 0) {
 		fprintf(stderr, "portcullis: out of memory\n");
 		pc_config_free(cfg);
 		return 1;

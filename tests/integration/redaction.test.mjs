@@ -105,3 +105,56 @@ test('an upstream error that quotes its own credential reaches the client redact
     throw e;
   }
 });
+
+// After a reload that rotates a secret, upstreams started under the old
+// config still hold (and may print) the old value: it stays redacted.
+test('a rotated secret stays redacted after SIGHUP while the upstream holding it runs', async () => {
+  const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { randomBytes } = await import('node:crypto');
+  const { legacyInit } = await import('../lib/mcp.mjs');
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-rotate-'));
+  const f = join(dir, 'token');
+  const OLD = `old-token-${randomBytes(8).toString('hex')}`;
+  const NEW = `new-token-${randomBytes(8).toString('hex')}`;
+  writeFileSync(f, OLD, { mode: 0o600 });
+  const gw = await startGateway({
+    upstreams: [{ name: 'up', command: upstreamCommands.mini(), env: { UPSTREAM_CREDENTIAL: `\${file:${f}}` } }],
+  });
+  try {
+    writeFileSync(f, NEW, { mode: 0o600 });
+    gw.proc.kill('SIGHUP');
+    assert.ok(await waitFor(() => gw.logs.some((l) => /reload: configuration .* applied/.test(l.msg))));
+    const s = await legacyInit(gw.url);
+    const r = await s.request(1, 'tools/call', { name: 'up__fail', arguments: { env: 'UPSTREAM_CREDENTIAL', stderr: true, tool: true } });
+    assert.ok(!r.text.includes(OLD), 'not in the answer');
+    assert.ok(await waitFor(() => gw.logs.some((l) => /upstream failed: UPSTREAM_CREDENTIAL=/.test(l.msg)), 5000), 'the line was forwarded');
+    await gw.stop();
+    assert.ok(!gw.stderr.includes(OLD), 'the old secret appears nowhere in the log');
+  } catch (e) {
+    await gw.kill();
+    throw e;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// Listeners are bound once: a reload may not move them (nor switch TLS), or
+// a public socket could come back judged by a loopback address.
+test('SIGHUP with a changed listen address is refused and says why', async () => {
+  const { readFileSync, writeFileSync } = await import('node:fs');
+  const gw = await startGateway({ upstreams: [{ name: 'up', command: upstreamCommands.mini() }] });
+  try {
+    const cfg = readFileSync(gw.configPath, 'utf8');
+    assert.match(cfg, /listen: .*127\.0\.0\.1:0/);
+    writeFileSync(gw.configPath, cfg.replace(/(^|\n)listen: .*\n/, '$1listen: "127.0.0.1:1"\n'));
+    gw.proc.kill('SIGHUP');
+    assert.ok(await waitFor(() => gw.logs.some((l) => /reload: listen changed; keeping the running configuration/.test(l.msg))), 'refused');
+    assert.equal((await post(gw.url, { jsonrpc: '2.0', id: 1, method: 'ping' })).status, 400, 'still serving where it was');
+    await gw.stop();
+  } catch (e) {
+    await gw.kill();
+    throw e;
+  }
+});
