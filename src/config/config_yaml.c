@@ -105,6 +105,52 @@ report_syntax(struct cfg_ctx *ctx, const yaml_parser_t *p)
 		    "YAML syntax error: %s", problem);
 }
 
+/*
+ * Every mapping key is a plain string, and no key is given twice: each
+ * offending pair is reported and taken out of the tree, so no section's
+ * reader ever sees a key without a string (an alias or a "? [x]" key: a
+ * NULL dereference in a reader that did not check) or has to remember to
+ * refuse a repeated one (roles, identities and tool entries once took
+ * the last value, while a printed config showed another).
+ */
+static void
+clean_maps(struct cfg_ctx *ctx, struct cfg_node *n)
+{
+	size_t w = 0;
+
+	if (n->kind == CN_SEQ)
+		for (size_t i = 0; i < n->nkids; i++)
+			clean_maps(ctx, n->kids[i]);
+	if (n->kind != CN_MAP)
+		return;
+	for (size_t i = 0; i + 1 < n->nkids; i += 2) {
+		struct cfg_node *k = n->kids[i], *v = n->kids[i + 1];
+		const struct cfg_node *first = NULL;
+
+		if (k->kind == CN_SCALAR)
+			for (size_t j = 0; j < w && first == NULL; j += 2)
+				if (strcmp(n->kids[j]->s, k->s) == 0)
+					first = n->kids[j];
+		if (k->kind != CN_SCALAR || first != NULL) {
+			if (first != NULL)
+				cfg_err_at(ctx, k, "duplicate key '%s' (first at "
+				    "line %u)", k->s, first->line);
+			else if (k->kind != CN_BAD)	/* aliases: reported */
+				cfg_err_at(ctx, k, "a mapping key must be a "
+				    "plain string");
+			cfg_node_free(k);
+			cfg_node_free(v);
+			continue;
+		}
+		clean_maps(ctx, v);
+		n->kids[w++] = k;
+		n->kids[w++] = v;
+	}
+	if (n->nkids % 2 != 0)		/* never from libyaml; be safe */
+		cfg_node_free(n->kids[n->nkids - 1]);
+	n->nkids = w;
+}
+
 int
 cfg_yaml_parse(struct cfg_ctx *ctx, const char *buf, size_t len,
     struct cfg_node **rootp)
@@ -219,6 +265,8 @@ cfg_yaml_parse(struct cfg_ctx *ctx, const char *buf, size_t len,
 			stack[depth++] = n;
 		}
 	}
+	if (root != NULL)
+		clean_maps(ctx, root);
 	*rootp = root;
 	root = NULL;
 out:

@@ -737,6 +737,36 @@ test_duplicate_yaml_key(void **state)
 	    "t.yaml:3:1: duplicate key 'listen' (first at line 1)\n"
 	    "t.yaml:7:17: duplicate key 'A' (first at line 7)\n"
 	    "t.yaml:8:5: duplicate key 'name' (first at line 5)\n");
+	/* In sections read by hand as well: a role given twice (its grants
+	 * were merged while --print showed one), a tool entry's access, an
+	 * mTLS identity's principal (the last one won). */
+	expect_errors("policy:\n  roles:\n    admin: {tools: [a]}\n"
+	    "    admin: {tools: [b]}\n"
+	    "    r: {tools: [{match: x, access: read, access: all}]}\n",
+	    "t.yaml:4:5: duplicate key 'admin' (first at line 3)\n"
+	    "t.yaml:5:42: duplicate key 'access' (first at line 5)\n");
+	expect_errors("auth:\n  mtls:\n    identities:\n"
+	    "      - {match: a, principal: p, principal: q}\n",
+	    "t.yaml:1:1: auth.mtls needs tls.client_ca\n"
+	    "t.yaml:4:34: duplicate key 'principal' (first at line 4)\n");
+}
+
+/* A mapping key that is no string (an alias, a "? [x]" key) is an error,
+ * never a crash in the reader of that section. */
+static void
+test_non_string_keys(void **state)
+{
+	(void)state;
+	expect_errors("auth:\n  mtls:\n    identities:\n"
+	    "      - ? [x]\n        : y\n        match: a\n"
+	    "        principal: p\n",
+	    "t.yaml:1:1: auth.mtls needs tls.client_ca\n"
+	    "t.yaml:4:11: a mapping key must be a plain string\n");
+	expect_errors("auth: {mtls: {identities: [{*a : x}]}}\n",
+	    "t.yaml:1:1: auth.mtls needs tls.client_ca\n"
+	    "t.yaml:1:28: identities: each entry needs match and principal\n"
+	    "t.yaml:1:29: YAML aliases (*name) are not supported; write the "
+	    "value out\n");
 }
 
 static void
@@ -1368,6 +1398,7 @@ main(void)
 		    tmp_teardown),
 		cmocka_unit_test(test_duplicate_names),
 		cmocka_unit_test(test_duplicate_yaml_key),
+		cmocka_unit_test(test_non_string_keys),
 		cmocka_unit_test(test_listen),
 		cmocka_unit_test(test_auth_rules),
 		cmocka_unit_test(test_tls_and_proxies),
