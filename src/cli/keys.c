@@ -122,6 +122,23 @@ struct env {
 static int usage_error(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
 
+/* An argument as it may be shown: a key's secret part masked, and cut to
+ * 64 bytes. Static storage: one call per message. */
+static const char *
+shown_arg(const char *a)
+{
+	static char buf[96];
+	const char *us = strncmp(a, "pcs_", 4) == 0 ? strchr(a + 4, '_') :
+	    NULL;
+
+	if (us != NULL)
+		snprintf(buf, sizeof(buf), "%.*s_<secret not shown>",
+		    (int)(us - a > 40 ? 40 : us - a), a);
+	else
+		snprintf(buf, sizeof(buf), "%.64s", a);
+	return buf;
+}
+
 static int
 usage_error(const char *fmt, ...)
 {
@@ -321,11 +338,14 @@ check_args(const struct opts *o)
 		return usage_error("%s: no --json output", o->cmd);
 	if (takes_id && o->id == NULL)
 		return usage_error("%s: which key? (give its id)", o->cmd);
+	/* A whole key pasted where an id belongs must not be echoed: its
+	 * secret would land in the terminal's scrollback and the logs of
+	 * whatever runs this command. */
 	if (!takes_id && o->id != NULL)
-		return usage_error("unexpected argument %s", o->id);
+		return usage_error("unexpected argument %s", shown_arg(o->id));
 	if (takes_id && !valid_id(o->id))
 		return usage_error("'%s' is not a key id (16 hex characters; "
-		    "the id is the part after pcs_)", o->id);
+		    "the id is the part after pcs_)", shown_arg(o->id));
 	if (create) {
 		if (o->principal == NULL)
 			return usage_error("%s", "create: --principal is "

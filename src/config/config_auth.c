@@ -295,6 +295,14 @@ cfg_k_trusted_proxies(struct cfg_ctx *ctx, const struct cfg_key *k,
 		if (s != NULL && parse_cidr(s, &list[i]) != 0)
 			cfg_expected(ctx, k, v->kids[i], "an address or CIDR "
 			    "range such as 10.0.0.0/8 or fd00::/8");
+		/* Trusting a whole /0 (or nearly) would trust every client
+		 * as a proxy: its X-Forwarded-For chosen freely, plaintext
+		 * allowed from anywhere. */
+		else if (s != NULL && list[i].bits <
+		    (list[i].family == AF_INET ? 8u : 16u))
+			cfg_err_at(ctx, v->kids[i], "trusted_proxies: %s is "
+			    "too broad to trust (at least /8 for IPv4, /16 "
+			    "for IPv6): name your proxies' addresses", s);
 	}
 	free(c->trusted_proxies);
 	c->trusted_proxies = list;

@@ -274,3 +274,13 @@ test('a key store that cannot answer: 503 "unavailable", never "invalid credenti
     rmSync(d, { recursive: true, force: true });
   }
 });
+
+test('a whole key pasted where an id belongs is not echoed by the keys command', () => {
+  const k = createKey('paster');
+  for (const args of [['show', k.key], ['list', k.key]]) {
+    const r = spawnSync(PORTCULLIS_BIN, ['keys', ...args, '-c', cliCfg], { encoding: 'utf8' });
+    assert.notEqual(r.status, 0);
+    assert.ok(!(r.stdout + r.stderr).includes(keySecret(k.key)), `${args[0]}: ${r.stderr}`);
+    assert.match(r.stderr, /secret not shown/);
+  }
+});

@@ -977,6 +977,16 @@ test_tls_and_proxies(void **state)
 	    "such as 10.0.0.0/8 or fd00::/8, got '10.0.0.0/33'\n"
 	    "t.yaml:1:32: trusted_proxies: expected an address or CIDR range "
 	    "such as 10.0.0.0/8 or fd00::/8, got 'nope'\n");
+	/* Trusting everyone as a proxy is no trust list. */
+	expect_errors("trusted_proxies: [0.0.0.0/0, 10.0.0.0/7, \"::/0\"]\n",
+	    "t.yaml:1:19: trusted_proxies: 0.0.0.0/0 is too broad to trust "
+	    "(at least /8 for IPv4, /16 for IPv6): name your proxies' "
+	    "addresses\n"
+	    "t.yaml:1:30: trusted_proxies: 10.0.0.0/7 is too broad to trust "
+	    "(at least /8 for IPv4, /16 for IPv6): name your proxies' "
+	    "addresses\n"
+	    "t.yaml:1:42: trusted_proxies: ::/0 is too broad to trust (at "
+	    "least /8 for IPv4, /16 for IPv6): name your proxies' addresses\n");
 	/* A network listener with TLS and a real method is fine. */
 	setenv("PC_TEST_PEPPER", "0123456789abcdef0123456789abcdef", 1);
 	cfg = expect_ok("listen: 0.0.0.0:8443\ntls: {cert: c.pem, key: k.pem, "
