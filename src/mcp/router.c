@@ -986,6 +986,16 @@ pc_router_notification(struct pc_router *r, const struct pc_reqinfo *ri,
 	/* initialized, roots/list_changed and others need no action. */
 }
 
+/* Whether the child that asked is still the one running: after a restart
+ * the new child's ids start over, so an answer owed to the old one would
+ * answer a request of the new one (another client's, maybe). */
+static bool
+fwd_current(const struct pc_fwd *f)
+{
+	return f->slot != NULL && f->slot->up != NULL &&
+	    pc_upstream_generation(f->slot->up) == f->gen;
+}
+
 int
 pc_router_client_lookup(struct pc_router *r, struct pc_session *s,
     json_t *msg, struct pc_answered *what)
@@ -995,7 +1005,8 @@ pc_router_client_lookup(struct pc_router *r, struct pc_session *s,
 
 	(void)r;
 	memset(what, 0, sizeof(*what));
-	if (s == NULL || id == NULL || (f = pc_map_get(s->pending, id)) == NULL)
+	if (s == NULL || id == NULL || (f = pc_map_get(s->pending, id)) == NULL ||
+	    !fwd_current(f))
 		return PC_E_NOTFOUND;
 	pc_strlcpy(what->method, f->method, sizeof(what->method));
 	if (f->slot != NULL && f->slot->up != NULL)
@@ -1018,12 +1029,21 @@ pc_router_client_response(struct pc_router *r, struct pc_session *s,
 	pc_map_del(s->pending, id);
 	res = json_object_get(msg, "result");
 	err = json_object_get(msg, "error");
-	if (f->slot != NULL && f->slot->up != NULL) {
-		if (json_is_object(err))
-			pc_upstream_respond(f->slot->up, f->up_id, NULL, err);
-		else
-			pc_upstream_respond(f->slot->up, f->up_id,
-			    res ? res : json_object(), NULL);
+	if (!fwd_current(f)) {
+		pc_debug("a client answered a request of an upstream child "
+		    "that is gone; dropped");
+	} else if (json_is_object(err)) {
+		pc_upstream_respond(f->slot->up, f->up_id, NULL, err);
+	} else if (res != NULL && err == NULL) {
+		pc_upstream_respond(f->slot->up, f->up_id, res, NULL);
+	} else {
+		/* Neither a result nor a proper error ("error": "no"):
+		 * never turned into an empty acceptance. */
+		json_t *bad = json_pack("{s:i, s:s}", "code", -32603,
+		    "message", "The client's answer was not a valid response");
+		if (bad != NULL)
+			pc_upstream_respond(f->slot->up, f->up_id, NULL, bad);
+		json_decref(bad);
 	}
 	json_decref(f->up_id);
 	free(f);

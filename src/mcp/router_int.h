@@ -46,6 +46,8 @@ struct pc_fwd {
 	struct pc_call *call;	/* the call it was attributed to */
 	char method[32];	/* what the upstream asked (for the audit
 				 * record of the client's answer) */
+	uint64_t gen;		/* the child that asked
+				 * (pc_upstream_generation) */
 };
 
 enum pc_call_kind {

@@ -159,6 +159,7 @@ hook_request(struct pc_upstream *up, json_t *msg, void *call_arg, void *arg)
 			    json_object_get(msg, "method"));
 			pc_strlcpy(f->method, asked ? asked : "",
 			    sizeof(f->method));
+			f->gen = pc_upstream_generation(slot->up);
 			if (pc_map_put(c->session->pending, gid, f) == 0) {
 				fwd = json_deep_copy(msg);
 				json_object_set_new(fwd, "id", json_string(gid));

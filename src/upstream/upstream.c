@@ -193,6 +193,12 @@ up_call_progress(struct pc_upstream *up, struct up_call *c, json_t *params)
  * owner and never count: their callback argument is not a client call,
  * and treating it as one crashed the gateway.
  */
+uint64_t
+pc_upstream_generation(const struct pc_upstream *up)
+{
+	return up != NULL ? up->generation : 0;
+}
+
 void *
 up_attributed_owner(const struct pc_upstream *up)
 {

@@ -141,6 +141,11 @@ void pc_upstream_shutdown(struct pc_upstream *up, void (*done)(void *), void *ar
 void pc_upstream_free(struct pc_upstream *up);
 
 const char *pc_upstream_name(const struct pc_upstream *up);
+
+/* Which child this is: the count of children spawned so far. An answer
+ * owed to one child (a client's answer to its request) must not reach the
+ * next one, whose ids start over. */
+uint64_t pc_upstream_generation(const struct pc_upstream *up);
 const struct pc_upstream_conf *pc_upstream_conf(const struct pc_upstream *up);
 enum pc_upstream_state pc_upstream_state(const struct pc_upstream *up);
 enum pc_upstream_era pc_upstream_era(const struct pc_upstream *up);

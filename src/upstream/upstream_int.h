@@ -104,6 +104,7 @@ struct pc_upstream {
 
 	/* The running child; pid 0 when none. */
 	pid_t pid;
+	uint64_t generation;	/* children spawned so far */
 	int fd_in, fd_out, fd_err;	/* parent ends, -1 when closed */
 	struct event *ev_in, *ev_out, *ev_err;
 	struct evbuffer *wbuf, *rbuf, *ebuf;

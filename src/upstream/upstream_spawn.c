@@ -431,6 +431,7 @@ up_spawn(struct pc_upstream *up)
 	}
 
 	up->pid = pid;
+	up->generation++;
 	up->fd_in = in[1];
 	up->fd_out = out[0];
 	up->fd_err = errp[0];

@@ -138,3 +138,38 @@ test('unanswered elicitations stop at the per-client cap', { skip, timeout: 3000
     await g.stop();
   }
 });
+
+// A child restarts while a client still owes it an answer; the new child's
+// request ids start over. The late answer must not answer the new child's
+// request of the same id (another client's).
+test('a late answer to a request of a child that restarted reaches nobody', { skip, timeout: 60000 }, async () => {
+  const ans = (s, id, answer) => fetch(gw.url, { method: 'POST',
+    headers: { ...s.headers, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+    body: JSON.stringify({ jsonrpc: '2.0', id, result: { action: 'accept', content: { answer } } }) });
+  const elicit = (s, id) => openStream(gw.url, { headers: s.headers,
+    body: { jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'elicit', arguments: {} } } });
+  const a = await legacyInit(gw.url, { capabilities: { elicitation: {} } });
+  const b = await legacyInit(gw.url, { capabilities: { elicitation: {} } });
+  const stA = await elicit(a, 1);
+  const qA = await stA.next(5000);
+  assert.equal(qA?.method, 'elicitation/create');
+  const mark = gw.logs.length;
+  const pid = await gw.upstreamPid('up');
+  process.kill(pid, 'SIGKILL');
+  assert.ok((await stA.next(5000))?.error, 'A\'s call fails with the child');
+  await gw.upstreamPid('up', { after: mark, timeoutMs: 15000 });
+  let stB, qB;
+  for (let i = 0; i < 50 && qB?.method !== 'elicitation/create'; i++) {
+    stB = await elicit(b, 100 + i);
+    qB = await stB.next(5000);
+    if (qB?.method !== 'elicitation/create') await sleep(200);
+  }
+  assert.equal(qB?.method, 'elicitation/create');
+  assert.equal((await ans(a, qA.id, 'from-A')).status, 202);
+  assert.ok(await stB.none(700), 'B\'s call did not complete with A\'s answer');
+  assert.equal((await ans(b, qB.id, 'from-B')).status, 202);
+  const done = await stB.next(5000);
+  assert.equal(done?.result?.content?.[0]?.text, '{"answer":"from-B"}');
+  await a.close();
+  await b.close();
+});
