@@ -3,6 +3,7 @@
  * passes the same JSON hygiene as an HTTP body, and every request goes
  * through the router exactly as one from the HTTP front would.
  */
+#include <fcntl.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,7 @@ struct pc_stdio_front {
 	void (*on_eof)(void *);
 	void *arg;
 	int eof;
+	int in_eof;		/* stdin ended with requests still buffered */
 };
 
 /* One request's sink. Once answered it waits, on f->held, for its
@@ -503,6 +505,43 @@ out:
 	json_decref(msg);
 }
 
+/*
+ * Answers waiting for a client that does not read them: past this much
+ * queued output the front stops reading requests (every request adds
+ * output, and a client writing without reading would grow it without
+ * end); below the low mark it reads again.
+ */
+#define STDIO_OUT_HIGH (4u << 20)
+#define STDIO_OUT_LOW (1u << 20)
+
+static void read_cb(struct bufferevent *bev, void *arg);
+static void event_cb(struct bufferevent *bev, short what, void *arg);
+static void input_ended(struct pc_stdio_front *f);
+
+static void
+drained_cb(struct bufferevent *bev, void *arg)
+{
+	struct pc_stdio_front *f = arg;
+
+	(void)bev;
+	bufferevent_setwatermark(f->out, EV_WRITE, 0, 0);
+	bufferevent_setcb(f->out, NULL, NULL, event_cb, f);
+	bufferevent_enable(f->in, EV_READ);
+	read_cb(f->in, f);		/* lines already buffered */
+}
+
+static bool
+out_full(struct pc_stdio_front *f)
+{
+	if (evbuffer_get_length(bufferevent_get_output(f->out)) <=
+	    STDIO_OUT_HIGH)
+		return false;
+	bufferevent_disable(f->in, EV_READ);
+	bufferevent_setwatermark(f->out, EV_WRITE, STDIO_OUT_LOW, 0);
+	bufferevent_setcb(f->out, NULL, drained_cb, event_cb, f);
+	return true;
+}
+
 static void
 read_cb(struct bufferevent *bev, void *arg)
 {
@@ -510,13 +549,16 @@ read_cb(struct bufferevent *bev, void *arg)
 	struct evbuffer *in = bufferevent_get_input(bev);
 	size_t n;
 	char *line;
+	bool paused;
 
-	while ((line = evbuffer_readln(in, &n, EVBUFFER_EOL_LF)) != NULL) {
+	while (!(paused = out_full(f)) &&
+	    (line = evbuffer_readln(in, &n, EVBUFFER_EOL_LF)) != NULL) {
 		handle_line(f, line, n);
 		free(line);
 	}
-	/* A line that never ends is a flood, not a message. */
-	if (evbuffer_get_length(in) > f->cfg->limits.max_body_bytes) {
+	/* A line that never ends is a flood, not a message (while paused,
+	 * what waits may be whole lines). */
+	if (!paused && evbuffer_get_length(in) > f->cfg->limits.max_body_bytes) {
 		struct pc_reqinfo ri = { .era = PC_CLIENT_LEGACY,
 		    .source = "stdio", .principal = &f->principal };
 
@@ -524,6 +566,19 @@ read_cb(struct bufferevent *bev, void *arg)
 		refuse(f, &ri, NULL, NULL, -32600, "Invalid Request: line "
 		    "longer than limits.max_body_bytes");
 	}
+	if (f->in_eof && !paused)
+		input_ended(f);		/* a partial last line goes unread */
+}
+
+static void
+input_ended(struct pc_stdio_front *f)
+{
+	if (f->eof)
+		return;
+	f->eof = 1;
+	pc_info("stdio client closed its input; shutting down");
+	if (f->on_eof != NULL)
+		f->on_eof(f->arg);
 }
 
 static void
@@ -531,13 +586,16 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct pc_stdio_front *f = arg;
 
-	(void)bev;
-	if ((what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) && !f->eof) {
-		f->eof = 1;
-		pc_info("stdio client closed its input; shutting down");
-		if (f->on_eof != NULL)
-			f->on_eof(f->arg);
+	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+		return;
+	/* Requests still buffered behind held-back output are the client's
+	 * too: read_cb ends the input once it has handled them. */
+	if (bev == f->in && (what & BEV_EVENT_EOF) &&
+	    evbuffer_get_length(bufferevent_get_input(f->in)) > 0) {
+		f->in_eof = 1;
+		return;
 	}
+	input_ended(f);
 }
 
 int
@@ -616,9 +674,18 @@ pc_stdio_front_free(struct pc_stdio_front *f)
 	if (f->session != NULL)
 		pc_session_detach_stream(f->session, f);
 	if (f->out != NULL) {
-		/* Whatever is still queued goes out before we go. */
+		/* Whatever is still queued goes out before we go, all of it:
+		 * one non-blocking write cut answers larger than the pipe's
+		 * free space (a truncated JSON line). The reader may be slow;
+		 * if it is gone the write fails (EPIPE) and we stop. */
 		struct evbuffer *o = bufferevent_get_output(f->out);
-		evbuffer_write(o, bufferevent_getfd(f->out));
+		int fd = bufferevent_getfd(f->out);
+		int fl = fcntl(fd, F_GETFL);
+
+		if (fl >= 0)
+			(void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+		while (evbuffer_get_length(o) > 0 && evbuffer_write(o, fd) > 0)
+			;
 		bufferevent_free(f->out);
 	}
 	if (f->in != NULL)

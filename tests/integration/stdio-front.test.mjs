@@ -79,3 +79,49 @@ test('mode: production refuses the stdio front end', () => {
   assert.equal(r.status, 1);
   assert.match(r.stderr, /mode: production.*stdio front end is disabled/);
 });
+
+// A client that writes without reading: the front stops reading once its
+// queued output is large, so memory stays bounded; when the client reads
+// again everything arrives, one answer per line, nothing lost or cut.
+test('a client that does not read its answers: bounded output, then every answer whole', async () => {
+  const { spawn } = await import('node:child_process');
+  const child = spawn(PORTCULLIS_BIN, ['stdio', '-c', cfg], {
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ASAN_OPTIONS: process.env.ASAN_OPTIONS ?? '' },
+    stdio: ['pipe', 'pipe', 'ignore'],
+  });
+  child.stdout.pause();
+  const N = 150000; // each answer ~100 bytes: 15 MB if nothing held back
+  const line = '{"jsonrpc":"2.0","id":1,"method":"ping"}\n'; // before initialize: an error answer
+  let written = 0;
+  const writeAll = new Promise((resolve) => {
+    const more = () => {
+      while (written < N) {
+        written++;
+        if (!child.stdin.write(line)) return child.stdin.once('drain', more);
+      }
+      child.stdin.end();
+      resolve();
+    };
+    more();
+  });
+  await new Promise((r) => setTimeout(r, 1500));
+  // Not RSS (the sanitizer build keeps freed memory in quarantine): the
+  // front holding back is what bounds it.
+  assert.ok(written < N, `the front stopped reading (${written} of ${N} lines taken)`);
+  let buf = '', answers = 0, bad = 0;
+  child.stdout.on('data', (d) => {
+    buf += d;
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const l = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      try { if (JSON.parse(l).error) answers++; else bad++; } catch { bad++; }
+    }
+  });
+  child.stdout.resume();
+  await writeAll;
+  const code = await new Promise((r) => child.on('exit', r));
+  assert.equal(code, 0);
+  assert.equal(bad, 0);
+  assert.equal(answers, N, 'one whole answer per line');
+});
