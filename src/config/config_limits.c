@@ -61,9 +61,12 @@ set_name(struct cfg_ctx *ctx, const struct cfg_key *k, const struct cfg_node *v,
 		return false;
 	}
 	for (const char *p = s; *p; p++) {
-		if ((unsigned char)*p <= 0x20 || *p == 0x7f) {
-			cfg_err_at(ctx, v, "%s: no spaces or control "
-			    "characters", k->name);
+		/* No quote or backslash either: the effective config
+		 * (check --print) writes these between double quotes. */
+		if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '"' ||
+		    *p == '\\') {
+			cfg_err_at(ctx, v, "%s: no spaces, quotes, backslashes "
+			    "or control characters", k->name);
 			return false;
 		}
 	}

@@ -1116,6 +1116,11 @@ static void
 test_limiter_errors(void **state)
 {
 	(void)state;
+	/* An id is printed between double quotes by check --print: no
+	 * quote or backslash in it, or the printed config breaks. */
+	expect_errors("rate_limits:\n  - {scope: key, rate: 1/s, id: \"a\\\"b\"}\n",
+	    "t.yaml:2:33: id: no spaces, quotes, backslashes or control "
+	    "characters\n");
 	expect_errors("rate_limits:\n"
 	    "  - {scope: key, rate: 30/fortnight}\n"
 	    "  - {scope: user, rate: 30/minute}\n"
