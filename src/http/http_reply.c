@@ -200,19 +200,23 @@ pc_sse_start(struct pc_exchange *ex)
 	ex->mode = EX_SSE;
 }
 
+/* An event on the stream. final: the answer itself, always queued (one
+ * event more than the backlog; dropping it would end the stream with no
+ * answer while the record says ok). */
 static void
-sse_text(struct pc_exchange *ex, const char *s)
+sse_text_x(struct pc_exchange *ex, const char *s, bool final)
 {
 	struct evbuffer *b;
 
 	if (ex->req == NULL)
 		return;
 	/* A client that does not read its stream must not make us buffer
-	 * without end. */
+	 * without end: notifications and progress are dropped past it. */
 	struct evhttp_connection *evcon = evhttp_request_get_connection(ex->req);
 	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon)
 	    : NULL;
-	if (bev != NULL && evbuffer_get_length(bufferevent_get_output(bev)) >
+	if (!final && bev != NULL &&
+	    evbuffer_get_length(bufferevent_get_output(bev)) >
 	    PC_MAX_STREAM_BACKLOG) {
 		pc_warn("dropping an event for a client that stopped reading");
 		return;
@@ -227,6 +231,12 @@ sse_text(struct pc_exchange *ex, const char *s)
 		evhttp_send_reply_chunk(ex->req, b);
 		evbuffer_free(b);
 	}
+}
+
+static void
+sse_text(struct pc_exchange *ex, const char *s)
+{
+	sse_text_x(ex, s, false);
 }
 
 static void
@@ -675,10 +685,11 @@ send_final_text(struct pc_exchange *ex, int status, json_t *msg,
 		else
 			pc_http_send_json(ex->req, 202, NULL, NULL);
 	} else {
-		if (msg != NULL && text != NULL)
-			sse_text(ex, text);
-		else if (msg != NULL)
-			sse_event(ex, msg);
+		char *own = msg != NULL && text == NULL ? pc_json_dump(msg) :
+		    NULL;
+		if (msg != NULL && (text != NULL || own != NULL))
+			sse_text_x(ex, text != NULL ? text : own, true);
+		free(own);
 		end_stream(ex);
 	}
 }

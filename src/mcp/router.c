@@ -989,8 +989,8 @@ pc_router_notification(struct pc_router *r, const struct pc_reqinfo *ri,
 /* Whether the child that asked is still the one running: after a restart
  * the new child's ids start over, so an answer owed to the old one would
  * answer a request of the new one (another client's, maybe). */
-static bool
-fwd_current(const struct pc_fwd *f)
+bool
+pc_fwd_current(const struct pc_fwd *f)
 {
 	return f->slot != NULL && f->slot->up != NULL &&
 	    pc_upstream_generation(f->slot->up) == f->gen;
@@ -1006,7 +1006,7 @@ pc_router_client_lookup(struct pc_router *r, struct pc_session *s,
 	(void)r;
 	memset(what, 0, sizeof(*what));
 	if (s == NULL || id == NULL || (f = pc_map_get(s->pending, id)) == NULL ||
-	    !fwd_current(f))
+	    !pc_fwd_current(f))
 		return PC_E_NOTFOUND;
 	pc_strlcpy(what->method, f->method, sizeof(what->method));
 	if (f->slot != NULL && f->slot->up != NULL)
@@ -1029,7 +1029,7 @@ pc_router_client_response(struct pc_router *r, struct pc_session *s,
 	pc_map_del(s->pending, id);
 	res = json_object_get(msg, "result");
 	err = json_object_get(msg, "error");
-	if (!fwd_current(f)) {
+	if (!pc_fwd_current(f)) {
 		pc_debug("a client answered a request of an upstream child "
 		    "that is gone; dropped");
 	} else if (json_is_object(err)) {

@@ -50,6 +50,9 @@ struct pc_fwd {
 				 * (pc_upstream_generation) */
 };
 
+/* router.c: the child that asked f is still the one running. */
+bool pc_fwd_current(const struct pc_fwd *f);
+
 enum pc_call_kind {
 	PC_CK_FORWARD = 0,	/* forwarded to an upstream */
 	PC_CK_LISTEN,		/* modern subscriptions/listen stream */

@@ -196,7 +196,9 @@ pc_router_session_close(struct pc_router *r, struct pc_session *s)
 		struct pc_fwd *f = v;
 		json_t *err = json_pack("{s:i, s:s}", "code", -32603,
 		    "message", "Client session ended");
-		if (f->slot != NULL && f->slot->up != NULL)
+		/* Only to the child that asked: a restarted one reuses ids,
+		 * and this would answer another client's request. */
+		if (pc_fwd_current(f))
 			pc_upstream_respond(f->slot->up, f->up_id, NULL, err);
 		json_decref(err);
 	}

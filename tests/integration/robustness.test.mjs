@@ -139,6 +139,22 @@ test('unanswered elicitations stop at the per-client cap', { skip, timeout: 3000
   }
 });
 
+// A tools/call of `elicit` on session s, as a stream.
+const elicit = (s, id) => openStream(gw.url, { headers: s.headers,
+  body: { jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'elicit', arguments: {} } } });
+
+// The same once the restarted child answers: { st, q } with q its
+// elicitation/create.
+async function elicitOnceReady(s) {
+  let st, q;
+  for (let i = 0; i < 50 && q?.method !== 'elicitation/create'; i++) {
+    st = await elicit(s, 100 + i);
+    q = await st.next(5000);
+    if (q?.method !== 'elicitation/create') await sleep(200);
+  }
+  return { st, q };
+}
+
 // A child restarts while a client still owes it an answer; the new child's
 // request ids start over. The late answer must not answer the new child's
 // request of the same id (another client's).
@@ -146,8 +162,6 @@ test('a late answer to a request of a child that restarted reaches nobody', { sk
   const ans = (s, id, answer) => fetch(gw.url, { method: 'POST',
     headers: { ...s.headers, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
     body: JSON.stringify({ jsonrpc: '2.0', id, result: { action: 'accept', content: { answer } } }) });
-  const elicit = (s, id) => openStream(gw.url, { headers: s.headers,
-    body: { jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'elicit', arguments: {} } } });
   const a = await legacyInit(gw.url, { capabilities: { elicitation: {} } });
   const b = await legacyInit(gw.url, { capabilities: { elicitation: {} } });
   const stA = await elicit(a, 1);
@@ -158,12 +172,7 @@ test('a late answer to a request of a child that restarted reaches nobody', { sk
   process.kill(pid, 'SIGKILL');
   assert.ok((await stA.next(5000))?.error, 'A\'s call fails with the child');
   await gw.upstreamPid('up', { after: mark, timeoutMs: 15000 });
-  let stB, qB;
-  for (let i = 0; i < 50 && qB?.method !== 'elicitation/create'; i++) {
-    stB = await elicit(b, 100 + i);
-    qB = await stB.next(5000);
-    if (qB?.method !== 'elicitation/create') await sleep(200);
-  }
+  const { st: stB, q: qB } = await elicitOnceReady(b);
   assert.equal(qB?.method, 'elicitation/create');
   assert.equal((await ans(a, qA.id, 'from-A')).status, 202);
   assert.ok(await stB.none(700), 'B\'s call did not complete with A\'s answer');
@@ -171,5 +180,29 @@ test('a late answer to a request of a child that restarted reaches nobody', { sk
   const done = await stB.next(5000);
   assert.equal(done?.result?.content?.[0]?.text, '{"answer":"from-B"}');
   await a.close();
+  await b.close();
+});
+
+// The same after a restart, when the session that still owes the answer
+// ends: its "session ended" error must not answer the new child's request
+// of the same id (another client's).
+test('a session ending after its upstream restarted answers nothing of the new child', { skip, timeout: 60000 }, async () => {
+  const a = await legacyInit(gw.url, { capabilities: { elicitation: {} } });
+  const b = await legacyInit(gw.url, { capabilities: { elicitation: {} } });
+  const stA = await elicit(a, 1);
+  assert.equal((await stA.next(5000))?.method, 'elicitation/create');
+  const mark = gw.logs.length;
+  process.kill(await gw.upstreamPid('up'), 'SIGKILL');
+  assert.ok((await stA.next(5000))?.error);
+  await gw.upstreamPid('up', { after: mark, timeoutMs: 15000 });
+  const { st: stB, q: qB } = await elicitOnceReady(b);
+  assert.equal(qB?.method, 'elicitation/create');
+  assert.equal((await a.close()).status, 200);
+  assert.ok(await stB.none(700), 'B\'s call was not answered by A\'s session ending');
+  const r = await fetch(gw.url, { method: 'POST',
+    headers: { ...b.headers, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: qB.id, result: { action: 'accept', content: { answer: 'mine' } } }) });
+  assert.equal(r.status, 202);
+  assert.equal((await stB.next(5000))?.result?.content?.[0]?.text, '{"answer":"mine"}');
   await b.close();
 });
