@@ -218,8 +218,9 @@ accept_notification(struct pc_http *h, struct evhttp_request *req,
  * (elicitation, sampling, roots), recorded before it goes on: allow with
  * the method the upstream asked and that upstream, status "ok" or "error"
  * (reason "rpc.<code>" when the client answered with an error); an id the
- * gateway never sent, or answered already, is a deny ("response.unknown_id")
- * and goes nowhere. The result of pc_http_audit_direct.
+ * gateway never sent, answered already, or owed to an upstream child that
+ * has restarted since, is a deny ("response.unknown_id") and goes nowhere.
+ * The result of pc_http_audit_direct.
  */
 static int
 record_response(struct pc_http *h, const struct pc_rctx *cx,

@@ -350,7 +350,7 @@ test('a reload that changes the audit section says it takes effect at the next s
     await gw.waitForLog((l) => /^reload: configuration .* applied$/.test(l.msg), { from });
     assert.ok(!gw.logs.slice(from).some((l) => /audit section changed/.test(l.msg)));
     // Another directory and a group delay: not applied, and said so.
-    writeFileSync(gw.configPath, toYaml({ ...cfg, audit: { ...cfg.audit, dir: join(dir, 'elsewhere'), group_delay: '50ms' } }));
+    writeFileSync(gw.configPath, toYaml({ ...gw.config, audit: { ...cfg.audit, dir: join(dir, 'elsewhere'), group_delay: '50ms' } }));
     from = gw.logs.length;
     gw.proc.kill('SIGHUP');
     await gw.waitForLog((l) => /^reload: configuration .* applied$/.test(l.msg), { from });
