@@ -891,7 +891,7 @@ post_routed(void *sink, const char *upstream)
 }
 
 const struct pc_sink_ops pc_post_ops = { post_message, post_done,
-    post_denied, post_routed };
+    post_denied, post_routed, false };
 
 /* Batch items: no streaming (2025-03-26 only, rarely used): messages before
  * the response are dropped, responses collected into one array. */
@@ -969,7 +969,7 @@ batch_routed(void *sink, const char *upstream)
 }
 
 const struct pc_sink_ops pc_batch_ops = { batch_message, pc_batch_done,
-    batch_denied, batch_routed };
+    batch_denied, batch_routed, true };
 
 /* GET streams. */
 static void
@@ -993,7 +993,7 @@ stream_done(void *sink, int status, json_t *msg)
 }
 
 const struct pc_sink_ops pc_stream_ops = { stream_message, stream_done,
-    NULL, NULL };
+    NULL, NULL, false };
 
 void
 pc_ex_keepalive_cb(evutil_socket_t fd, short what, void *arg)

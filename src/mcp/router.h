@@ -61,6 +61,11 @@ struct pc_sink_ops {
 	 * admit(): the audit record names the upstream even when a breaker
 	 * or cap then refuses the call. */
 	void (*routed)(void *sink, const char *upstream);
+	/* The sink drops messages (a 2025-03-26 batch member: one JSON
+	 * array, no stream): a request from the upstream to the client is
+	 * refused at once instead of waiting for an answer that cannot
+	 * come. */
+	bool no_messages;
 };
 
 /*

@@ -140,7 +140,10 @@ hook_request(struct pc_upstream *up, json_t *msg, void *call_arg, void *arg)
 	 * open requests grow without end: past the per-client cap the
 	 * upstream's request is refused (below, -32601 like any request
 	 * that cannot reach a client). */
-	if (c != NULL && cap != NULL && declared && c->era == PC_CLIENT_LEGACY &&
+	if (c != NULL && cap != NULL && c->ops->no_messages) {
+		/* Nowhere to send it (refused below). */
+	} else if (c != NULL && cap != NULL && declared &&
+	    c->era == PC_CLIENT_LEGACY &&
 	    c->session != NULL && pc_map_count(c->session->pending) >=
 	    r->cfg->limits.max_pending_per_client) {
 		pc_warn("session has %zu unanswered requests from upstreams: "

@@ -192,7 +192,7 @@ req_routed(void *sink, const char *upstream)
 }
 
 static const struct pc_sink_ops req_ops = { req_message, req_done,
-    req_denied, req_routed };
+    req_denied, req_routed, false };
 
 /* The session's stream (list_changed and other session-wide messages). */
 static void
@@ -210,7 +210,7 @@ stream_done(void *sink, int status, json_t *msg)
 }
 
 static const struct pc_sink_ops stream_ops = { stream_message, stream_done,
-    NULL, NULL };
+    NULL, NULL, false };
 
 static const char *
 era_name(const struct pc_reqinfo *ri)

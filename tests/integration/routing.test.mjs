@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { startGateway } from '../lib/gateway.mjs';
 import { waitFor } from '../lib/wait.mjs';
 import { upstreamCommands } from '../lib/paths.mjs';
-import { legacyInit, modernMeta, modernRequest, MODERN_VERSION } from '../lib/mcp.mjs';
+import { legacyInit, modernMeta, modernRequest, MODERN_VERSION, post } from '../lib/mcp.mjs';
 import { openStream } from '../lib/stream.mjs';
 
 let gw;
@@ -244,4 +244,16 @@ test('resource subscriptions are shared: one session unsubscribing does not end 
   assert.equal(last, 'not subscribed');
   g1.abort();
   await s1.close();
+});
+
+test('an elicitation caused by a 2025-03-26 batch member is refused at once (a batch has no stream to carry it)', async () => {
+  const s = await legacyInit(gw.url, { version: '2025-03-26', capabilities: { elicitation: {} } });
+  const r = await post(gw.url, [
+    { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'a__elicit', arguments: {} } },
+  ], s.headers);
+  assert.equal(r.status, 200, r.text);
+  // The upstream got -32601 for its request and answered the call with
+  // "error" (not a timeout after waiting for an answer that cannot come).
+  assert.equal(r.messages[0].result?.content?.[0]?.text, 'error', r.text);
+  await s.close();
 });
