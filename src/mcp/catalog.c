@@ -695,6 +695,16 @@ pc_catalog_page_where(struct pc_catalog *cat, enum pc_cat_kind kind,
 	if (cursor != NULL && (cursor_parse(cursor, kind, &off) != 0 ||
 	    off > v->n))
 		goto out;
+	/* The cursor counts kept items, not positions in the merged list: a
+	 * position would tell a client how many items it may not see (the
+	 * gaps between its cursors, the largest offset accepted), and
+	 * hidden must look like missing. */
+	for (i = next_kept(v, 0, keep, arg); i < v->n && taken < off;
+	    i = next_kept(v, i + 1, keep, arg))
+		taken++;
+	if (taken < off)
+		goto out;		/* past the end of what it may see */
+	taken = 0;
 	if (page_size == 0)
 		page_size = PC_DEF_PAGE_SIZE;
 
@@ -702,15 +712,14 @@ pc_catalog_page_where(struct pc_catalog *cat, enum pc_cat_kind kind,
 	arr = json_array();
 	if (arr == NULL)
 		goto out;
-	/* The cursor is a position in the merged list, so skipping what
-	 * `keep` refuses keeps pages stable; a page is never followed by an
-	 * empty one (the next cursor points at an item that is kept). */
-	for (i = next_kept(v, off, keep, arg); i < v->n && taken < page_size;
+	/* A page is never followed by an empty one: the next cursor is
+	 * made only when a kept item follows. */
+	for (; i < v->n && taken < page_size;
 	    i = next_kept(v, i + 1, keep, arg), taken++)
 		if (json_array_append_new(arr,
 		    json_deep_copy(v->list[i]->obj)) != 0)
 			goto out;
-	if (i < v->n && (nc = cursor_make(kind, i)) == NULL)
+	if (i < v->n && (nc = cursor_make(kind, off + taken)) == NULL)
 		goto out;
 	*items = arr;
 	*next = nc;

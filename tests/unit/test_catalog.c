@@ -478,6 +478,60 @@ expect_bad_cursor(struct pc_catalog *cat, enum pc_cat_kind kind,
 	assert_null(next);
 }
 
+/* With a filter (the policy), cursors count what the caller may see: the
+ * offsets it gets and the largest one accepted say nothing about the
+ * items hidden from it (hidden must look like missing). */
+static bool
+keep_even(void *arg, const json_t *item)
+{
+	const char *n = json_string_value(json_object_get(item, "name"));
+
+	(void)arg;
+	return n != NULL && (n[1] - '0') % 2 == 0;
+}
+
+static void
+test_cursors_hide_filtered(void **state)
+{
+	static const char *const p[] = { "" };
+	struct pc_catalog *cat = mk(1, p);
+	json_t *items;
+	char *next, *c;
+
+	(void)state;
+	set_json(cat, 0, PC_CAT_TOOLS, "[{\"name\":\"t0\"},{\"name\":\"t1\"},"
+	    "{\"name\":\"t2\"},{\"name\":\"t3\"},{\"name\":\"t4\"},"
+	    "{\"name\":\"t5\"},{\"name\":\"t6\"}]");
+	assert_int_equal(pc_catalog_page_where(cat, PC_CAT_TOOLS, NULL, 2,
+	    keep_even, NULL, &items, &next), 0);
+	assert_int_equal(json_array_size(items), 2);	/* t0, t2 */
+	json_decref(items);
+	c = cursor_of("tools:2");			/* two seen, not "3" */
+	assert_string_equal(next, c);
+	free(c);
+	c = next;
+	assert_int_equal(pc_catalog_page_where(cat, PC_CAT_TOOLS, c, 2,
+	    keep_even, NULL, &items, &next), 0);
+	free(c);
+	assert_string_equal(json_string_value(json_object_get(
+	    json_array_get(items, 1), "name")), "t6");
+	assert_null(next);
+	json_decref(items);
+	/* Four visible: "tools:4" is the end, "tools:5" (hidden ones
+	 * counted) is no cursor. */
+	c = cursor_of("tools:4");
+	assert_int_equal(pc_catalog_page_where(cat, PC_CAT_TOOLS, c, 2,
+	    keep_even, NULL, &items, &next), 0);
+	assert_int_equal(json_array_size(items), 0);
+	json_decref(items);
+	free(c);
+	c = cursor_of("tools:5");
+	assert_int_equal(pc_catalog_page_where(cat, PC_CAT_TOOLS, c, 2,
+	    keep_even, NULL, &items, &next), PC_E_INVAL);
+	free(c);
+	pc_catalog_free(cat);
+}
+
 static void
 test_bad_cursors(void **state)
 {
@@ -814,6 +868,7 @@ main(void)
 		cmocka_unit_test(test_deterministic_order),
 		cmocka_unit_test(test_pagination),
 		cmocka_unit_test(test_bad_cursors),
+		cmocka_unit_test(test_cursors_hide_filtered),
 		cmocka_unit_test(test_uri_mapping),
 		cmocka_unit_test(test_resolve_uri_rules),
 		cmocka_unit_test(test_resolve_unlisted),
