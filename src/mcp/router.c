@@ -76,7 +76,28 @@ call_free(struct pc_call *c)
 	json_decref(c->client_id);
 	json_decref(c->progress_token);
 	json_decref(c->listen_filter);
+	free(c->sub_uri);
 	free(c);
+}
+
+/*
+ * A subscribe is counted (the session's set, the shared count) before it
+ * goes upstream. If it does not succeed there — refused on the way, the
+ * upstream down or saturated, an error answer, the client gone — undo
+ * that, or the session would believe itself subscribed (a retry answered
+ * "nothing changes") and no later subscriber would tell the upstream.
+ */
+static void
+sub_settle(struct pc_call *c, json_t *resp)
+{
+	if (c->sub_uri == NULL)
+		return;
+	if ((resp == NULL || json_object_get(resp, "result") == NULL) &&
+	    c->session != NULL &&
+	    pc_map_del(c->session->subs, c->sub_uri) != NULL)
+		(void)pc_sub_adjust(c->r, c->sub_uri, -1);
+	free(c->sub_uri);
+	c->sub_uri = NULL;
 }
 
 /* Tell the limits stage how an admitted forward ended (once). */
@@ -147,6 +168,7 @@ pc_call_finish(struct pc_call *c, int status, json_t *resp)
 	if (c->in_upstream && c->slot != NULL)
 		pc_upstream_cancel(c->slot->up, c->handle, "request ended");
 	c->in_upstream = 0;
+	sub_settle(c, resp);
 	call_unlink(c);
 	call_free(c);
 	ops->done(sink, status, resp);
@@ -161,6 +183,7 @@ pc_router_abandon(struct pc_call *c)
 		pc_upstream_cancel(c->slot->up, c->handle,
 		    "client closed the stream");
 	c->in_upstream = 0;
+	sub_settle(c, NULL);
 	call_unlink(c);
 	call_free(c);
 }
@@ -593,6 +616,14 @@ forward_uri(struct pc_call *c, const struct pc_reqinfo *ri, json_t *params,
 		if (pc_sub_adjust(c->r, uri, subscribe) != 0) {
 			free(orig);
 			pc_call_finish_result(c, json_object());	/* others remain */
+			return;
+		}
+		/* Sent upstream: settled by the answer (sub_settle). */
+		if (subscribe > 0 && (c->sub_uri = strdup(uri)) == NULL) {
+			pc_map_del(c->session->subs, uri);
+			(void)pc_sub_adjust(c->r, uri, -1);
+			free(orig);
+			finish_error(c, 200, -32603, "Internal error");
 			return;
 		}
 	}

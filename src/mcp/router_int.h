@@ -82,6 +82,9 @@ struct pc_call {
 	int client_elicit, client_sampling, client_roots; /* declared */
 	/* listen streams */
 	json_t *listen_filter;		/* owned */
+	char *sub_uri;			/* a subscribe counted before the
+					 * upstream confirmed it (owned):
+					 * undone if it fails */
 	struct pc_call *lnext, *lprev;
 };
 

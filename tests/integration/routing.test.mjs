@@ -257,3 +257,24 @@ test('an elicitation caused by a 2025-03-26 batch member is refused at once (a b
   assert.equal(r.messages[0].result?.content?.[0]?.text, 'error', r.text);
   await s.close();
 });
+
+test('a subscribe the upstream never took is undone: the next one reaches the upstream', async () => {
+  const s = await legacyInit(gw.url);
+  const uri = 'b+mini://hello';
+  const touch = async (id) =>
+    (await s.request(id, 'tools/call', { name: 'b__touch', arguments: { uri: 'mini://hello' } })).response?.result?.content?.[0]?.text;
+  // The upstream goes away; a subscribe meanwhile fails.
+  await s.request(1, 'tools/call', { name: 'b__crash', arguments: {} });
+  const failed = await s.request(2, 'resources/subscribe', { uri });
+  assert.ok(failed.response.error, `refused while the upstream restarts: ${failed.text}`);
+  let t;
+  for (let i = 0; i < 50 && t === undefined; i++) {
+    t = await touch(10 + i);
+    if (t === undefined) await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.equal(t, 'not subscribed');
+  const ok = await s.request(3, 'resources/subscribe', { uri });
+  assert.ok(ok.response.result, ok.text);
+  assert.equal(await touch(100), 'updated', 'this time the upstream was told');
+  await s.close();
+});
