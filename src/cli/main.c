@@ -23,6 +23,7 @@
 #include "../authn/authn.h"
 #include "../config/config.h"
 #include "../http/http.h"
+#include "../http/tls.h"
 #include "../lib/errors.h"
 #include "../lib/log.h"
 #include "../lib/limits.h"
@@ -304,6 +305,20 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 			return;
 		}
 		const char *why = reload_refused(sc, sc->configs[0], ncfg);
+		char terr[256] = "";
+		struct pc_tls *probe = NULL;
+		/* TLS material that does not load refuses the whole reload:
+		 * applying the rest while the old certificate, key and client
+		 * CA stay would leave a configuration nobody wrote. */
+		if (why == NULL && sc->http != NULL && ncfg->tls.enabled) {
+			if (pc_tls_new(&ncfg->tls, &probe, terr,
+			    sizeof(terr)) != 0) {
+				pc_error("reload: TLS: %s", terr);
+				why = "the TLS certificate, key or client CA "
+				    "does not load";
+			}
+			pc_tls_free(probe);
+		}
 		if (why != NULL) {
 			pc_error("reload: %s; keeping the running configuration "
 			    "(restart to apply it)", why);

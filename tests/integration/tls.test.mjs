@@ -213,10 +213,11 @@ test('SIGHUP reloads the certificate without dropping open connections', async (
     assert.notEqual(after, before, 'new connections get the new certificate');
     assert.equal(after, 'localhost-2');
     assert.equal((await hit()).status, 200, 'the open connection still works');
-    // A broken certificate on the next reload keeps the current one.
+    // A broken certificate on the next reload refuses the whole reload:
+    // the current certificate (and everything else) stays.
     writeFileSync(join(live, 'server.crt'), 'not a certificate');
     g.proc.kill('SIGHUP');
-    assert.ok(await waitFor(() => g.logs.some((l) => /keeping the current certificate/.test(l.msg)), 5000));
+    assert.ok(await waitFor(() => g.logs.some((l) => /reload: the TLS certificate, key or client CA does not load; keeping the running configuration/.test(l.msg)), 5000));
     assert.equal(await servedCN(g.port), 'localhost-2');
     await agent.close();
   } finally {
