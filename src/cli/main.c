@@ -305,6 +305,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 			return;
 		}
 		const char *why = reload_refused(sc, sc->configs[0], ncfg);
+		const char *code = "config.restart_needed";
 		char terr[256] = "";
 		struct pc_tls *probe = NULL;
 		/* TLS material that does not load refuses the whole reload:
@@ -316,6 +317,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 				pc_error("reload: TLS: %s", terr);
 				why = "the TLS certificate, key or client CA "
 				    "does not load";
+				code = "tls.invalid";
 			}
 			pc_tls_free(probe);
 		}
@@ -323,8 +325,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 			pc_error("reload: %s; keeping the running configuration "
 			    "(restart to apply it)", why);
 			pc_config_free(ncfg);
-			audit_event(sc, "config.reload_failed",
-			    "config.restart_needed");
+			audit_event(sc, "config.reload_failed", code);
 			return;
 		}
 		struct pc_authn *nauthn = NULL;
