@@ -322,8 +322,9 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 			pc_tls_free(probe);
 		}
 		if (why != NULL) {
-			pc_error("reload: %s; keeping the running configuration "
-			    "(restart to apply it)", why);
+			pc_error("reload: %s; keeping the running configuration%s",
+			    why, strcmp(code, "tls.invalid") != 0 ?
+			    " (restart to apply it)" : "");
 			pc_config_free(ncfg);
 			audit_event(sc, "config.reload_failed", code);
 			return;
