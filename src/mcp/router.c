@@ -640,19 +640,16 @@ forward_uri(struct pc_call *c, const struct pc_reqinfo *ri, json_t *params,
 int
 pc_sub_adjust(struct pc_router *r, const char *uri, int d)
 {
-	uintptr_t n = (uintptr_t)pc_map_get(r->subs, uri);
+	long n;
 
 	if (d > 0) {
-		if (pc_map_put(r->subs, uri, (void *)(n + 1)) != 0)
-			return 0;	/* cannot count: tell the upstream anyway */
-		return n == 0 ? 0 : 1;
+		n = pc_map_add(r->subs, uri, 1);
+		/* Cannot count: tell the upstream anyway. */
+		return n < 0 || n == 1 ? 0 : 1;
 	}
-	if (n <= 1) {
-		pc_map_del(r->subs, uri);
-		return 0;
-	}
-	pc_map_put(r->subs, uri, (void *)(n - 1));
-	return 1;
+	n = (long)pc_map_counter(r->subs, uri);
+	(void)pc_map_add(r->subs, uri, -1);
+	return n <= 1 ? 0 : 1;
 }
 
 static void

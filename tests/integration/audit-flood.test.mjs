@@ -12,6 +12,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { readAuditRecords } from '../lib/audit.mjs';
 import { startGateway, toYaml } from '../lib/gateway.mjs';
 import { PORTCULLIS_BIN, upstreamCommands } from '../lib/paths.mjs';
 import { legacyInit, post, ACCEPT } from '../lib/mcp.mjs';
@@ -66,8 +67,7 @@ before(async () => {
     await gw.kill();
     throw e;
   }
-  records = readdirSync(logDir).filter((f) => f.endsWith('.jsonl')).sort()
-    .flatMap((f) => readFileSync(join(logDir, f), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)));
+  records = readAuditRecords(logDir);
 });
 after(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
@@ -150,8 +150,7 @@ test('with auth: none, refusals of the anonymous principal are gated too; its ca
     await gw.kill();
     throw e;
   }
-  const recs = readdirSync(d).filter((f) => f.endsWith('.jsonl')).sort()
-    .flatMap((f) => readFileSync(join(d, f), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)));
+  const recs = readAuditRecords(d);
   const single = recs.filter((r) => r.type === 'request' && r.reason === 'http.406');
   assert.ok(single.every((r) => r.principal === 'anonymous'));
   assert.ok(single.length >= 20 && single.length <= 20 + Math.ceil(5 * (t + 1)), `${single.length} individual records in ${t}s`);

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { keySecret, startGateway, toYaml } from '../lib/gateway.mjs';
 import { PORTCULLIS_BIN, upstreamCommands } from '../lib/paths.mjs';
+import { readAuditRecords } from '../lib/audit.mjs';
 
 let dir, auth, cliCfg, keyFile, logDir;
 
@@ -22,10 +23,7 @@ function keys(...args) {
 const create = (p) => JSON.parse(keys('create', '--principal', p, '--json').stdout);
 
 function events() {
-  return readdirSync(logDir)
-    .filter((f) => f.endsWith('.jsonl'))
-    .sort()
-    .flatMap((f) => readFileSync(join(logDir, f), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)))
+  return readAuditRecords(logDir)
     .filter((r) => typeof r.event === 'string' && r.event.startsWith('key.'));
 }
 

@@ -14,6 +14,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { readAuditRecords } from '../lib/audit.mjs';
 import { startGateway } from '../lib/gateway.mjs';
 import { PORTCULLIS_BIN, upstreamCommands } from '../lib/paths.mjs';
 import { ACCEPT, legacyInit, modernMeta, MODERN_VERSION, post } from '../lib/mcp.mjs';
@@ -105,10 +106,7 @@ before(async () => {
     await gw.kill();
     throw e;
   }
-  records = readdirSync(logDir)
-    .filter((f) => f.endsWith('.jsonl'))
-    .sort()
-    .flatMap((f) => readFileSync(join(logDir, f), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)))
+  records = readAuditRecords(logDir)
     .filter((r) => r.type === 'request');
 });
 after(() => {
@@ -252,8 +250,7 @@ test('refusals before the router takes a request have their records too', async 
     await gw.kill();
     throw e;
   }
-  const recs = readdirSync(ld).filter((f) => f.endsWith('.jsonl')).sort()
-    .flatMap((f) => readFileSync(join(ld, f), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)));
+  const recs = readAuditRecords(ld);
   const by = (id) => recs.find((r) => r.request_id === id);
   assert.deepEqual([by(ids.busy)?.method, by(ids.busy)?.tool, by(ids.busy)?.decision, by(ids.busy)?.reason],
     ['tools/call', 'up__echo', 'deny', 'limit.pending'], JSON.stringify(recs.filter((r) => r.type === 'request'), null, 1));

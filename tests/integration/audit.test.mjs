@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
+import { readAuditRecords as readRecords } from '../lib/audit.mjs';
 import { startGateway, toYaml } from '../lib/gateway.mjs';
 import { PORTCULLIS_BIN, upstreamCommands } from '../lib/paths.mjs';
 import { legacyInit, post, modernMeta, MODERN_VERSION } from '../lib/mcp.mjs';
@@ -20,13 +21,6 @@ let dir, auth, keyFile, logDir, apiKey, wrongKey, records;
 
 function verify(target) {
   return spawnSync(PORTCULLIS_BIN, ['audit', 'verify', '-k', keyFile, target], { encoding: 'utf8' });
-}
-
-function readRecords(d) {
-  return readdirSync(d)
-    .filter((f) => f.endsWith('.jsonl'))
-    .sort()
-    .flatMap((f) => readFileSync(join(d, f), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)));
 }
 
 before(async () => {

@@ -16,6 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { withGateway, toYaml } from '../lib/gateway.mjs';
 import { PORTCULLIS_BIN, upstreamCommands } from '../lib/paths.mjs';
 import { legacyInit, post, modernRequest } from '../lib/mcp.mjs';
+import { readAuditRecords } from '../lib/audit.mjs';
 
 let dir, auth, cliCfg;
 
@@ -324,8 +325,7 @@ test('refusals are audited: decision deny with the reason code', async () => {
     const b = await post(gw.url, [{ jsonrpc: '2.0', id: 4, method: 'tools/call', params: { name: 'up__echo', arguments: { text: 'x' } } }], s25.headers);
     assert.equal(b.messages[0].error.data.reason, 'limit.rate');
   });
-  const records = readdirSync(logDir).filter((f) => f.endsWith('.jsonl')).sort()
-    .flatMap((f) => readFileSync(join(logDir, f), 'utf8').split('\n').filter(Boolean).map((x) => JSON.parse(x)));
+  const records = readAuditRecords(logDir);
   const denies = records.filter((r) => r.decision === 'deny');
   // A budget is charged where the call leaves for its upstream, so that
   // refusal names the upstream; a rate limit refuses before routing.

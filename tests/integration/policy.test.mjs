@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Client as ClientV1 } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as HttpV1 } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { readAuditRecords } from '../lib/audit.mjs';
 import { startGateway, toYaml } from '../lib/gateway.mjs';
 import { PORTCULLIS_BIN, ROOT, upstreamCommands } from '../lib/paths.mjs';
 import { legacyInit, modernRequest, ACCEPT, modernMeta, MODERN_VERSION } from '../lib/mcp.mjs';
@@ -112,11 +113,7 @@ after(async () => {
 });
 
 function auditRecords() {
-  return readdirSync(auditDir)
-    .filter((f) => f.endsWith('.jsonl'))
-    .sort()
-    .flatMap((f) => readFileSync(join(auditDir, f), 'utf8').split('\n').filter(Boolean))
-    .map((l) => JSON.parse(l));
+  return readAuditRecords(auditDir);
 }
 
 async function sdkClient(key) {

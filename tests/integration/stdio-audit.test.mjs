@@ -15,6 +15,7 @@ import { toYaml } from '../lib/gateway.mjs';
 import { PORTCULLIS_BIN, upstreamCommands } from '../lib/paths.mjs';
 import { modernMeta } from '../lib/mcp.mjs';
 import { startStdio } from '../lib/stdio.mjs';
+import { readAuditRecords } from '../lib/audit.mjs';
 
 const CANARY = `CANARY-${randomBytes(8).toString('hex')}`;
 let dir, keyFile, logDir, records, stderr;
@@ -59,8 +60,7 @@ before(async () => {
   await answer(8);
   assert.equal(await io.close(), 0, io.stderr);
   stderr = io.stderr;
-  records = readdirSync(logDir).filter((f) => f.endsWith('.jsonl')).sort()
-    .flatMap((f) => readFileSync(join(logDir, f), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)));
+  records = readAuditRecords(logDir);
 });
 after(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });

@@ -15,6 +15,7 @@ import { toYaml } from '../lib/gateway.mjs';
 import { PORTCULLIS_BIN, upstreamCommands } from '../lib/paths.mjs';
 import { modernMeta } from '../lib/mcp.mjs';
 import { startStdio } from '../lib/stdio.mjs';
+import { readAuditRecords } from '../lib/audit.mjs';
 
 let dir, cfgFile, keyFile, logDir;
 
@@ -56,8 +57,7 @@ function assertRefused(m, { reason, limit, retryAfter }) {
 }
 
 function records() {
-  return readdirSync(logDir).filter((f) => f.endsWith('.jsonl')).sort()
-    .flatMap((f) => readFileSync(join(logDir, f), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)))
+  return readAuditRecords(logDir)
     .filter((r) => r.type === 'request' && r.method === 'tools/call');
 }
 
