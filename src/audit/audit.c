@@ -49,6 +49,7 @@
 #include <openssl/crypto.h>
 
 #include "../lib/errors.h"
+#include "../lib/json.h"
 #include "../lib/log.h"
 #include "../lib/util.h"
 
@@ -442,8 +443,7 @@ put_request(char *buf, size_t cap, const struct pc_audit_request *r,
 		put(&o, "null", 4);
 	} else if (!o.over) {
 		size_t room = o.cap - o.len;
-		size_t an = json_dumpb(r->args, o.p + o.len, room,
-		    JSON_COMPACT | JSON_ENCODE_ANY);
+		size_t an = pc_json_dumpb(r->args, o.p + o.len, room);
 
 		if (an == 0)
 			return PC_E_INVAL;
@@ -494,7 +494,8 @@ build(struct pc_audit *a, json_t *fields, const struct pc_audit_request *req,
 			return rc;
 		body = pos + n;
 	} else {
-		n = json_dumpb(fields, a->buf + pos, room, JSON_COMPACT);
+		n = json_is_object(fields) ?
+		    pc_json_dumpb(fields, a->buf + pos, room) : 0;
 		if (n == 0 || n > room)
 			return n == 0 ? PC_E_INVAL : PC_E_LIMIT;
 		if (n == 2) {

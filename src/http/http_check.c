@@ -143,27 +143,41 @@ valid_utf8(const unsigned char *s, size_t n)
 	return true;
 }
 
+#define ONCE(name) { name, sizeof(name) - 1 }
+
 const char *
 pc_duplicate_header(const struct evkeyvalq *headers)
 {
 	/* Headers the gateway decides on: each must appear once. */
-	static const char *const once[] = {
-		"Host", "Origin", "Authorization", "Content-Type",
-		"Content-Length", "Transfer-Encoding", "Accept",
-		"Mcp-Session-Id", "MCP-Protocol-Version", "Mcp-Method",
-		"Mcp-Name", "Last-Event-ID",
+	static const struct { const char *name; size_t len; } once[] = {
+		ONCE("Host"), ONCE("Origin"), ONCE("Authorization"),
+		ONCE("Content-Type"), ONCE("Content-Length"),
+		ONCE("Transfer-Encoding"), ONCE("Accept"),
+		ONCE("Mcp-Session-Id"), ONCE("MCP-Protocol-Version"),
+		ONCE("Mcp-Method"), ONCE("Mcp-Name"), ONCE("Last-Event-ID"),
 	};
 	const struct evkeyval *kv;
+	unsigned seen = 0;
 
-	for (size_t i = 0; i < sizeof(once) / sizeof(once[0]); i++) {
-		int seen = 0;
-		for (kv = headers->tqh_first; kv != NULL;
-		    kv = kv->next.tqe_next)
-			if (strcasecmp(kv->key, once[i]) == 0 && ++seen > 1)
-				return once[i];
+	/* One pass over the request's headers; the length first, so most
+	 * names cost no comparison at all. */
+	for (kv = headers->tqh_first; kv != NULL; kv = kv->next.tqe_next) {
+		size_t n = strlen(kv->key);
+
+		for (size_t i = 0; i < sizeof(once) / sizeof(once[0]); i++) {
+			if (once[i].len != n ||
+			    strcasecmp(kv->key, once[i].name) != 0)
+				continue;
+			if (seen & (1u << i))
+				return once[i].name;
+			seen |= 1u << i;
+			break;
+		}
 	}
 	return NULL;
 }
+
+#undef ONCE
 
 char *
 pc_header_decode(const char *v)

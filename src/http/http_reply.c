@@ -62,7 +62,6 @@ static void
 send_text(struct evhttp_request *req, int status, const char *text,
     const char *session_id)
 {
-	struct evbuffer *b = evbuffer_new();
 	struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
 
 	set_common_headers(req);
@@ -70,10 +69,11 @@ send_text(struct evhttp_request *req, int status, const char *text,
 		evhttp_add_header(oh, "Mcp-Session-Id", session_id);
 	if (text != NULL) {
 		evhttp_add_header(oh, "Content-Type", "application/json");
-		evbuffer_add(b, text, strlen(text));
+		/* Straight into the reply's buffer: no buffer of our own. */
+		evbuffer_add(evhttp_request_get_output_buffer(req), text,
+		    strlen(text));
 	}
-	evhttp_send_reply(req, status, pc_http_reason(status), b);
-	evbuffer_free(b);
+	evhttp_send_reply(req, status, pc_http_reason(status), NULL);
 }
 
 /*

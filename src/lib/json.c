@@ -182,12 +182,6 @@ pc_json_parse(const char *buf, size_t len, const struct pc_json_limits *lim,
 	return 0;
 }
 
-char *
-pc_json_dump(const json_t *v)
-{
-	return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-}
-
 const char *
 pc_json_str(const json_t *obj, const char *key)
 {

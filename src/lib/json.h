@@ -33,8 +33,15 @@ enum pc_json_fault {
 int pc_json_parse(const char *buf, size_t len, const struct pc_json_limits *lim,
     json_t **out, enum pc_json_fault *fault, char *why, size_t whylen);
 
-/* Serialize compactly; returns malloc'ed string or NULL. */
+/*
+ * Compact text of v, the same bytes as json_dumps(v, JSON_COMPACT |
+ * JSON_ENCODE_ANY) (json_write.c says why not jansson's dumper).
+ * pc_json_dump returns a malloc'ed string or NULL. pc_json_dumpb writes
+ * at most size bytes (no NUL) and returns the length of the whole text:
+ * larger than size means it did not fit; 0 means v cannot be written.
+ */
 char *pc_json_dump(const json_t *v);
+size_t pc_json_dumpb(const json_t *v, char *buf, size_t size);
 
 /* Shorthands that tolerate NULL and wrong types. */
 const char *pc_json_str(const json_t *obj, const char *key);

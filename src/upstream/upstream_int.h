@@ -108,7 +108,6 @@ struct pc_upstream {
 	int fd_in, fd_out, fd_err;	/* parent ends, -1 when closed */
 	struct event *ev_in, *ev_out, *ev_err;
 	struct evbuffer *wbuf, *rbuf, *ebuf;
-	struct evbuffer *scratch;	/* one message being serialized */
 	size_t rscan;		/* leading bytes of rbuf known to hold no '\n' */
 	bool err_skip;		/* dropping the tail of an overlong stderr line */
 	bool proto_failed;	/* protocol error: ignore output, child killed */

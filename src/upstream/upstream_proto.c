@@ -61,14 +61,13 @@ up_io_open(struct pc_upstream *up)
 	up->wbuf = evbuffer_new();
 	up->rbuf = evbuffer_new();
 	up->ebuf = evbuffer_new();
-	up->scratch = evbuffer_new();
 	up->ev_in = event_new(up->base, up->fd_in, EV_WRITE, on_in_write, up);
 	up->ev_out = event_new(up->base, up->fd_out, EV_READ | EV_PERSIST,
 	    on_out_read, up);
 	up->ev_err = event_new(up->base, up->fd_err, EV_READ | EV_PERSIST,
 	    on_err_read, up);
 	if (up->wbuf == NULL || up->rbuf == NULL || up->ebuf == NULL ||
-	    up->scratch == NULL || up->ev_in == NULL || up->ev_out == NULL ||
+	    up->ev_in == NULL || up->ev_out == NULL ||
 	    up->ev_err == NULL)
 		return PC_E_NOMEM;
 	if (event_add(up->ev_out, NULL) != 0 || event_add(up->ev_err, NULL) != 0)
@@ -120,7 +119,6 @@ up_io_close(struct pc_upstream *up)
 	free_buf(&up->wbuf);
 	free_buf(&up->rbuf);
 	free_buf(&up->ebuf);
-	free_buf(&up->scratch);
 }
 
 void
@@ -159,35 +157,45 @@ on_in_write(evutil_socket_t fd, short what, void *arg)
 	up_leave(up);
 }
 
-static int
-dump_to_evbuffer(const char *buf, size_t size, void *data)
-{
-	return evbuffer_add(data, buf, size);
-}
-
 int
 up_send(struct pc_upstream *up, json_t *msg)
 {
+	char line[2048];
+	char *text = line;
+	size_t n;
+	int rc = 0;
+
 	if (up->fd_in < 0 || up->wbuf == NULL)
 		return PC_E_UNAVAIL;
 	if (evbuffer_get_length(up->wbuf) > UP_MAX_WBUF)
 		return PC_E_LIMIT;
-	/* Serialize aside first: a failure halfway must not leave half a
-	 * message in the stream. JSON_COMPACT never emits a raw newline. */
-	if (json_dump_callback(msg, dump_to_evbuffer, up->scratch,
-	    JSON_COMPACT) != 0 || evbuffer_add(up->scratch, "\n", 1) != 0) {
-		evbuffer_drain(up->scratch, evbuffer_get_length(up->scratch));
-		return PC_E_NOMEM;
+	/* The whole line is made aside first, so a failure halfway never
+	 * leaves half a message in the stream. Compact text never holds a
+	 * raw newline. */
+	n = pc_json_dumpb(msg, line, sizeof(line) - 1);
+	if (n == 0)
+		return PC_E_INVAL;
+	if (n > sizeof(line) - 1) {
+		if ((text = malloc(n + 1)) == NULL)
+			return PC_E_NOMEM;
+		if (pc_json_dumpb(msg, text, n) != n) {
+			rc = PC_E_INVAL;
+			goto out;
+		}
 	}
-	if (evbuffer_add_buffer(up->wbuf, up->scratch) != 0) {
-		evbuffer_drain(up->scratch, evbuffer_get_length(up->scratch));
-		return PC_E_NOMEM;
+	text[n] = '\n';
+	if (evbuffer_add(up->wbuf, text, n + 1) != 0) {
+		rc = PC_E_NOMEM;
+		goto out;
 	}
 	/* Flushed on the next loop turn: requests made in one turn share a
 	 * write(2). */
 	if (!event_pending(up->ev_in, EV_WRITE, NULL))
 		event_add(up->ev_in, NULL);
-	return 0;
+out:
+	if (text != line)
+		free(text);
+	return rc;
 }
 
 /* params._meta for a modern child (version + capabilities + info) and/or a

@@ -46,7 +46,8 @@ export function startStdio(configPath) {
     return m;
   };
   s.close = () => {
-    const exited = new Promise((r) => child.on('exit', (code) => r(code)));
+    // 'close': after the exit and after the last answer left the pipe.
+    const exited = new Promise((r) => child.on('close', (code) => r(code)));
     child.stdin.end();
     return exited;
   };

@@ -232,6 +232,155 @@ request_ids(void **state)
 	assert_true(same_head == 0 && same_tail == 0);
 }
 
+/* The writer's text is jansson's, byte for byte. */
+static void
+writer_same(const json_t *v)
+{
+	char *want = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+	char *got = pc_json_dump(v);
+	char small[7];
+	size_t n = pc_json_dumpb(v, small, sizeof(small));
+
+	assert_non_null(want);
+	assert_non_null(got);
+	assert_string_equal(got, want);
+	assert_int_equal(n, strlen(want));
+	assert_memory_equal(small, want, n < sizeof(small) ? n : sizeof(small));
+	free(want);
+	free(got);
+}
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15u;
+
+static uint64_t
+rng(void)
+{
+	/* xorshift64*: reproducible, no libc state. */
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return rng_state * 0x2545F4914F6CDD1Du;
+}
+
+/* A string of n code points from every class the writer treats apart:
+ * control characters, '"', '\\', '/', DEL, ASCII, 2-, 3- and 4-byte UTF-8
+ * (U+2028 and U+FFFF among them), and NUL. */
+static json_t *
+random_string(void)
+{
+	static const char *const pieces[] = {
+		"\x01", "\x1f", "\b", "\f", "\n", "\r", "\t", "\"", "\\", "/",
+		"\x7f", "a", "Z", " ", "\xc3\xa9", "\xdf\xbf", "\xe2\x80\xa8",
+		"\xef\xbf\xbf", "\xf0\x9f\x98\x80", "\xf4\x8f\xbf\xbf",
+	};
+	char buf[128];
+	size_t len = 0, n = rng() % 12;
+
+	for (size_t i = 0; i < n; i++) {
+		if (rng() % 16 == 0) {
+			buf[len++] = '\0';
+			continue;
+		}
+		const char *p = pieces[rng() % (sizeof(pieces) /
+		    sizeof(pieces[0]))];
+		memcpy(buf + len, p, strlen(p));
+		len += strlen(p);
+	}
+	return json_stringn(buf, len);
+}
+
+static json_t *
+random_value(int depth)
+{
+	static const double reals[] = { 0.1, -0.0, 1e300, 5e-324, 1.5e10,
+	    -123.456, 1e21, 2.5, 1e-7, 123456789012345678.0 };
+	static const json_int_t ints[] = { 0, -1, 1, 9, 10, -10, INT64_MAX,
+	    INT64_MIN, INT64_MIN + 1, 1000000007 };
+	unsigned kind = (unsigned)(rng() % (depth > 4 ? 6 : 8));
+
+	switch (kind) {
+	case 0: return json_null();
+	case 1: return rng() % 2 ? json_true() : json_false();
+	case 2: return json_integer(rng() % 2 ? ints[rng() % 10] :
+	    (json_int_t)rng());
+	case 3: return json_real(reals[rng() % 10]);
+	case 4:
+	case 5: return random_string();
+	case 6: {
+		json_t *a = json_array();
+		size_t n = rng() % 5;
+
+		for (size_t i = 0; i < n; i++)
+			json_array_append_new(a, random_value(depth + 1));
+		return a;
+	}
+	default: {
+		json_t *o = json_object();
+		size_t n = rng() % 5;
+
+		for (size_t i = 0; i < n; i++) {
+			json_t *k = random_string();
+
+			json_object_setn_new(o, json_string_value(k),
+			    json_string_length(k), random_value(depth + 1));
+			json_decref(k);
+		}
+		return o;
+	}
+	}
+}
+
+static void
+json_writer_matches_jansson(void **state)
+{
+	(void)state;
+	for (int i = 0; i < 20000; i++) {
+		json_t *v = random_value(0);
+
+		assert_non_null(v);
+		writer_same(v);
+		json_decref(v);
+	}
+	/* Long text: past the first buffer of pc_json_dump. */
+	json_t *a = json_array();
+	for (int i = 0; i < 500; i++)
+		json_array_append_new(a, json_string("0123456789\n\"\xe2\x82\xac"));
+	writer_same(a);
+	json_decref(a);
+}
+
+/* What jansson refuses to write, the writer refuses too: a string that is
+ * not UTF-8 (made without jansson's check), NULL, a cycle. */
+static void
+json_writer_refuses(void **state)
+{
+	static const char *const bad[] = { "\xc0\xaf", "\xed\xa0\x80",
+	    "\xf4\x90\x80\x80", "\xe2\x82", "\x80", "\xf8\x88\x80\x80\x80" };
+	char buf[64];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		json_t *s = json_string_nocheck(bad[i]);
+		json_t *o = json_object();
+
+		json_object_set_nocheck(o, bad[i], json_true());
+		assert_null(json_dumps(s, JSON_ENCODE_ANY));
+		assert_null(pc_json_dump(s));
+		assert_int_equal(pc_json_dumpb(o, buf, sizeof(buf)), 0);
+		json_decref(s);
+		json_decref(o);
+	}
+	assert_null(pc_json_dump(NULL));
+	json_t *loop = json_array();
+	json_t *inner = json_array();
+	json_array_append(loop, inner);
+	json_array_append(inner, loop);		/* a cycle */
+	assert_null(pc_json_dump(loop));
+	json_array_clear(inner);		/* break it to free */
+	json_decref(inner);
+	json_decref(loop);
+}
+
 int
 main(void)
 {
@@ -241,6 +390,8 @@ main(void)
 		cmocka_unit_test(json_rejects_duplicates_nul_utf8),
 		cmocka_unit_test(json_depth_limit_before_parse),
 		cmocka_unit_test(json_string_limit),
+		cmocka_unit_test(json_writer_matches_jansson),
+		cmocka_unit_test(json_writer_refuses),
 		cmocka_unit_test(map_basics),
 		cmocka_unit_test(util_random_and_parse),
 		cmocka_unit_test(util_read_and_b64url),
