@@ -336,6 +336,70 @@ pc_budget_charge(struct pc_budget *b, const struct pc_budget_subject *subj,
 	return charge(b, subj, cost, now_us, true, res);
 }
 
+/*
+ * Give back a charge that bought nothing. Only into the period it was
+ * taken from: a day that has ended keeps its spend (it is history), and
+ * the new one was never charged. A spend never goes below zero (a
+ * restore or a reload may have replaced the counter meanwhile).
+ */
+int
+pc_budget_refund(struct pc_budget *b, const struct pc_budget_subject *subj,
+    uint64_t cost, int64_t charged_at_us, int64_t now_us)
+{
+	struct bscratch *s = &b->s;
+	const char *keys[PC_BUDGET_MAX_LIMITS];
+	struct pc_lval old[PC_BUDGET_MAX_LIMITS], val[PC_BUDGET_MAX_LIMITS];
+	bool found[PC_BUDGET_MAX_LIMITS];
+	size_t k = 0;
+	int rc = 0;
+
+	if (subj == NULL || charged_at_us < 0 || cost == 0 ||
+	    cost > INT64_MAX)
+		return cost == 0 ? 0 : PC_E_INVAL;
+	for (size_t i = 0; i < b->n; i++) {
+		const char *v = subject_of(&b->lim[i].cfg, subj);
+
+		if (v == NULL)
+			continue;
+		rc = pc_limit_key(s->key[k], b->lim[i].cfg.id, v, NULL);
+		if (rc != 0)
+			return rc;
+		s->keys[k] = s->key[k];
+		s->which[k] = i;
+		k++;
+	}
+	for (int attempt = 0; k > 0 && attempt < 3; attempt++) {
+		size_t m = 0;
+
+		rc = b->ops->get(b->ctx, k, s->keys, s->old, s->found);
+		if (rc != 0)
+			return rc;
+		for (size_t j = 0; j < k; j++) {
+			const struct pc_budget_limit *l =
+			    &b->lim[s->which[j]].cfg;
+			int64_t start, end;
+
+			bounds(b, l->period, charged_at_us, &start, &end);
+			if (!s->found[j] || s->old[j].v[1] != start ||
+			    s->old[j].v[0] <= 0)
+				continue;	/* nothing of that period */
+			keys[m] = s->keys[j];
+			old[m] = s->old[j];
+			found[m] = true;
+			val[m] = s->old[j];
+			val[m].v[0] = (uint64_t)s->old[j].v[0] > cost ?
+			    s->old[j].v[0] - (int64_t)cost : 0;
+			m++;
+		}
+		if (m == 0)
+			return 0;
+		rc = b->ops->cas(b->ctx, m, keys, old, found, val, now_us);
+		if (rc != PC_E_EXISTS)
+			return rc;
+	}
+	return rc;
+}
+
 int
 pc_budget_check(struct pc_budget *b, const struct pc_budget_subject *subj,
     uint64_t cost, int64_t now_us, struct pc_budget_result *res)

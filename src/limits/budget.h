@@ -90,6 +90,14 @@ int pc_budget_check(struct pc_budget *b, const struct pc_budget_subject *subj,
     uint64_t cost, int64_t now_us, struct pc_budget_result *res);
 
 /*
+ * Give back `cost` charged at charged_at_us (the call it paid for never
+ * left the gateway), in every budget of subj whose period is still the
+ * one charged; a spend never goes below 0. 0, or a store error.
+ */
+int pc_budget_refund(struct pc_budget *b, const struct pc_budget_subject *subj,
+    uint64_t cost, int64_t charged_at_us, int64_t now_us);
+
+/*
  * Persistence, as pc_gcra_snapshot/restore: cb gets every state key with
  * its spend and period start (UTC us) while the period lasts. Restore: 0
  * (a period already over at now_us is ignored), PC_E_NOTFOUND (no such

@@ -162,13 +162,17 @@ gate_admit(void *ctx, const char *method, const char *upstream, int *status,
 }
 
 static void
-gate_end(void *ctx, enum pc_fwd_outcome outcome)
+gate_end(void *ctx, enum pc_fwd_outcome outcome, bool sent)
 {
 	struct pc_limit_call *q = ctx;
+	struct pc_limit_subject s = { q->key, q->tenant, q->tool };
 
 	if (!q->forwarded)
 		return;
 	q->forwarded = false;
+	if (!sent)
+		pc_limiter_forward_refund(q->limiter, &s, &q->fwd,
+		    pc_wall_us());
 	pc_limiter_forward_end(q->limiter, q->upstream, &q->fwd,
 	    outcome != PC_FWD_CANCELLED, outcome == PC_FWD_FAILED, pc_wall_us());
 }

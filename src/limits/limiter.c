@@ -9,6 +9,7 @@
  * then on one event loop unless the state table is full (fail closed:
  * everything taken is given back).
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -390,8 +391,30 @@ pc_limiter_forward(struct pc_limiter *l, const struct pc_limit_subject *s,
 				    br.retry_after_us);
 			return;
 		}
+		v->charged = cost;
+		v->charged_at_us = now_us;
 		l->changes++;
 	}
+}
+
+void
+pc_limiter_forward_refund(struct pc_limiter *l,
+    const struct pc_limit_subject *s, struct pc_limit_verdict *v,
+    int64_t now_us)
+{
+	struct pc_budget_subject bs = { s->key, s->tenant };
+	int rc;
+
+	if (l == NULL || l->budget == NULL || !v->allowed || v->charged == 0)
+		return;
+	rc = pc_budget_refund(l->budget, &bs, v->charged, v->charged_at_us,
+	    now_us);
+	if (rc != 0)
+		pc_warn("budget: could not give back %" PRIu64 " unit(s) of a "
+		    "call that never reached its upstream (%s)", v->charged,
+		    pc_strerror(rc));
+	v->charged = 0;
+	l->changes++;
 }
 
 void

@@ -64,6 +64,8 @@ struct pc_limit_verdict {
 	/* forward only */
 	bool took_up_slot;
 	bool up_breaker;
+	uint64_t charged;		/* budget units taken (for a refund) */
+	int64_t charged_at_us;
 };
 
 /* 0; PC_E_CONFIG (message in err); PC_E_NOMEM; PC_E_IO. */
@@ -99,6 +101,11 @@ void pc_limiter_admit_end(struct pc_limiter *l, const char *key,
  * (no budget). */
 void pc_limiter_forward(struct pc_limiter *l, const struct pc_limit_subject *s,
     const char *upstream, int64_t now_us, struct pc_limit_verdict *v);
+/* The forwarded call never reached its upstream (none could take it):
+ * give back its budget charge, once. Other ends keep the charge. */
+void pc_limiter_forward_refund(struct pc_limiter *l,
+    const struct pc_limit_subject *s, struct pc_limit_verdict *v,
+    int64_t now_us);
 /* counted/failed as above, for the upstream breaker. */
 void pc_limiter_forward_end(struct pc_limiter *l, const char *upstream,
     const struct pc_limit_verdict *v, bool counted, bool failed,

@@ -100,14 +100,21 @@ sub_settle(struct pc_call *c, json_t *resp)
 	c->sub_uri = NULL;
 }
 
-/* Tell the limits stage how an admitted forward ended (once). */
+/* Tell the limits stage how an admitted forward ended (once); sent: it
+ * reached the upstream's queue. */
 static void
-gate_end(struct pc_call *c, enum pc_fwd_outcome outcome)
+gate_end_as(struct pc_call *c, enum pc_fwd_outcome outcome, bool sent)
 {
 	if (!c->gate_open)
 		return;
 	c->gate_open = 0;
-	c->gate->end(c->gate_ctx, outcome);
+	c->gate->end(c->gate_ctx, outcome, sent);
+}
+
+static void
+gate_end(struct pc_call *c, enum pc_fwd_outcome outcome)
+{
+	gate_end_as(c, outcome, true);
 }
 
 /* Take the call out of every index it is in. */
@@ -506,7 +513,8 @@ forward(struct pc_call *c, size_t idx, json_t *p)
 	if (rc == 0)
 		pc_upstream_set_owner(slot->up, c->handle, c);
 	if (rc != 0) {
-		gate_end(c, rc == PC_E_LIMIT ? PC_FWD_CANCELLED : PC_FWD_FAILED);
+		gate_end_as(c, rc == PC_E_LIMIT ? PC_FWD_CANCELLED :
+		    PC_FWD_FAILED, false);
 		finish_error(c, 200, PC_RPC_UP_UNAVAILABLE,
 		    rc == PC_E_LIMIT ? "Upstream is saturated; retry later"
 		    : "Upstream unavailable; retry later");

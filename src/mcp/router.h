@@ -78,7 +78,8 @@ struct pc_sink_ops {
  *   0: go ahead; end() then follows exactly once. Otherwise the call is
  *   answered with HTTP *status and *error (a JSON-RPC error object, new
  *   ref, stolen) and never reaches the upstream.
- * end(): how the forwarded call ended.
+ * end(): how the forwarded call ended; sent false when it never reached
+ *   the upstream (no child, or its queue full): what it cost is given back.
  */
 enum pc_fwd_outcome {
 	PC_FWD_ANSWERED = 0,	/* the upstream answered: a result, isError
@@ -90,7 +91,7 @@ enum pc_fwd_outcome {
 struct pc_fwd_gate {
 	int (*admit)(void *ctx, const char *method, const char *upstream,
 	    int *status, json_t **error);
-	void (*end)(void *ctx, enum pc_fwd_outcome outcome);
+	void (*end)(void *ctx, enum pc_fwd_outcome outcome, bool sent);
 };
 
 struct pc_reqinfo {

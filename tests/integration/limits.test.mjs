@@ -158,6 +158,37 @@ test('a spend budget refuses exactly the call that would exceed it, before the u
   });
 });
 
+test('a call that never reaches its upstream (none running) is not charged to the budget', async () => {
+  const a = createKey('budget-unsent');
+  await withGateway({
+    auth, upstreams,
+    budgets: [{ id: 'daily', scope: 'key', period: 'day', amount: 3 }],
+    tool_costs: { 'up__ca*': 0, up__crash: 0 },
+  }, async (gw) => {
+    assert.equal((await call(gw, a, 'up__echo', { text: 'x' })).status, 200); // 1 of 3
+    // `crash` ends the upstream; until the supervisor restarts it (250 ms
+    // backoff) a call finds no upstream and is answered at once.
+    const crash = await call(gw, a, 'up__crash');
+    assert.equal(crash.response?.error?.code, -32004, crash.text);
+    let unsent = 0;
+    for (let i = 0; i < 3; i++) {
+      const r = await call(gw, a, 'up__echo', { text: 'x' });
+      assert.equal(r.response?.error?.code, -32004, r.text);
+      assert.match(r.response.error.message, /unavailable/i);
+      unsent++;
+    }
+    assert.equal(unsent, 3);
+    await sleep(600); // restarted
+    // Charged for one call so far: two more fit, the next is refused.
+    for (let i = 0; i < 2; i++) {
+      const r = await call(gw, a, 'up__echo', { text: 'x' });
+      assert.equal(r.status, 200, r.text);
+      assert.ok(r.response.result, r.text);
+    }
+    assertRefused(await call(gw, a, 'up__echo', { text: 'x' }), { reason: 'limit.budget', limit: 'daily' });
+  });
+});
+
 test('upstream breaker: opens after N failures with a fast 503 and Retry-After, half-opens after the cooldown, and the probe closes it', async () => {
   const a = createKey('breaker-up');
   await withGateway({ auth, upstreams, breakers: { upstream: { threshold: 2, cooldown: '2s' } } }, async (gw) => {

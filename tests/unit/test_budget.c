@@ -306,6 +306,76 @@ config_checks(void **st)
 	pc_budget_free(NULL);
 }
 
+/* A refund gives back exactly what was charged, in every budget the call
+ * was charged to, and only into the period charged: a day that ended
+ * keeps its spend and the new day gets nothing it did not spend. */
+static void
+refund_only_what_and_when_charged(void **st)
+{
+	struct pc_budget_limit l[3] = {
+		blim(PC_BUDGET_KEY, PC_BUDGET_DAY, 10),
+		blim(PC_BUDGET_KEY, PC_BUDGET_MONTH, 100),
+		blim(PC_BUDGET_TENANT, PC_BUDGET_DAY, 10),
+	};
+	struct pc_budget *b = mk(l, 3);
+	struct pc_budget_subject s = { "k", "acme" }, other = { "k2", "acme" };
+	struct pc_budget_result r;
+	int64_t t = FEB15_2024 * SEC + 23 * 3600 * SEC;	/* 23:00 UTC */
+
+	(void)st;
+	assert_int_equal(pc_budget_charge(b, &s, 6, t, &r), 0);
+	assert_true(r.allowed);
+	assert_int_equal(pc_budget_charge(b, &s, 4, t, &r), 0);
+	assert_true(r.allowed);
+	assert_int_equal(pc_budget_check(b, &s, 1, t, &r), 0);
+	assert_false(r.allowed);			/* 10 of 10 */
+	/* The 4 bought nothing: back in the key's day and month and the
+	 * tenant's day. */
+	assert_int_equal(pc_budget_refund(b, &s, 4, t, t + SEC), 0);
+	assert_int_equal(pc_budget_charge(b, &other, 4, t + SEC, &r), 0);
+	assert_true(r.allowed);				/* tenant: 6 + 4 */
+	assert_int_equal(pc_budget_check(b, &s, 1, t + SEC, &r), 0);
+	assert_false(r.allowed);			/* tenant full */
+	assert_int_equal(pc_budget_refund(b, &other, 4, t + SEC, t + SEC), 0);
+	assert_int_equal(pc_budget_check(b, &s, 4, t + SEC, &r), 0);
+	assert_true(r.allowed);
+	assert_int_equal(r.remaining, 0);
+	/* Never below zero: a refund larger than the spend leaves 0. */
+	assert_int_equal(pc_budget_refund(b, &s, 50, t, t + SEC), 0);
+	assert_int_equal(pc_budget_check(b, &s, 10, t + SEC, &r), 0);
+	assert_true(r.allowed);
+	assert_int_equal(r.remaining, 0);
+	/* Charged at 23:00, refunded after midnight: the new day was not
+	 * charged and keeps its 10, the month (same period) gets it back. */
+	assert_int_equal(pc_budget_charge(b, &s, 10, t, &r), 0);
+	assert_true(r.allowed);
+	assert_int_equal(pc_budget_charge(b, &s, 10, t + 2 * 3600 * SEC, &r),
+	    0);
+	assert_true(r.allowed);				/* Feb 16: fresh */
+	assert_int_equal(pc_budget_refund(b, &s, 10, t, t + 2 * 3600 * SEC),
+	    0);
+	assert_int_equal(pc_budget_check(b, &s, 1, t + 2 * 3600 * SEC, &r),
+	    0);
+	assert_false(r.allowed);			/* Feb 16: 10 of 10 */
+	assert_string_equal(r.budget_id, "key:day");
+	struct pc_budget_subject konly = { .key = "k" };
+	assert_int_equal(pc_budget_check(b, &konly, 90, t + 2 * 3600 * SEC, &r),
+	    0);
+	assert_false(r.allowed);	/* the day refuses 90 ... */
+	assert_string_equal(r.budget_id, "key:day");
+	/* ... the month would take it: 10 (Feb 16) + 0 (Feb 15, refunded). */
+	assert_int_equal(pc_budget_refund(b, &s, 10, t + 2 * 3600 * SEC,
+	    t + 2 * 3600 * SEC), 0);
+	assert_int_equal(pc_budget_check(b, &konly, 100, t + 2 * 3600 * SEC,
+	    &r), 0);
+	assert_false(r.allowed);
+	assert_string_equal(r.budget_id, "key:day");	/* not the month */
+	assert_int_equal(pc_budget_check(b, &konly, 10, t + 2 * 3600 * SEC, &r),
+	    0);
+	assert_true(r.allowed);
+	pc_budget_free(b);
+}
+
 int
 main(void)
 {
@@ -315,6 +385,7 @@ main(void)
 		cmocka_unit_test(day_and_month_together),
 		cmocka_unit_test(cost_above_amount_and_match),
 		cmocka_unit_test(snapshot_restore),
+		cmocka_unit_test(refund_only_what_and_when_charged),
 		cmocka_unit_test(config_checks),
 	};
 
