@@ -684,6 +684,10 @@ pc_stdio_front_free(struct pc_stdio_front *f)
 
 		if (fl >= 0)
 			(void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+		/* A socket bufferevent keeps the front of its output frozen
+		 * (only its own write callback may drain it): thawed, or
+		 * evbuffer_write refuses at once and the rest is lost. */
+		evbuffer_unfreeze(o, 1);
 		while (evbuffer_get_length(o) > 0 && evbuffer_write(o, fd) > 0)
 			;
 		bufferevent_free(f->out);

@@ -89,6 +89,9 @@ test('a client that does not read its answers: bounded output, then every answer
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ASAN_OPTIONS: process.env.ASAN_OPTIONS ?? '' },
     stdio: ['pipe', 'pipe', 'ignore'],
   });
+  // 'close', not 'exit': the process may be gone while the last answers
+  // still wait in the pipe for this reader.
+  const closed = new Promise((r) => child.on('close', r));
   child.stdout.pause();
   const N = 150000; // each answer ~100 bytes: 15 MB if nothing held back
   const line = '{"jsonrpc":"2.0","id":1,"method":"ping"}\n'; // before initialize: an error answer
@@ -120,9 +123,13 @@ test('a client that does not read its answers: bounded output, then every answer
   });
   child.stdout.resume();
   await writeAll;
-  // 'close', not 'exit': the process may be gone while the last answers
-  // still wait in the pipe for this reader.
-  const code = await new Promise((r) => child.on('close', r));
+  // Stop reading while the front answers the last requests and shuts
+  // down: their answers wait in its buffer (more than the pipe holds),
+  // and the final flush must still deliver every one of them.
+  child.stdout.pause();
+  await new Promise((r) => setTimeout(r, 1000));
+  child.stdout.resume();
+  const code = await closed;
   assert.equal(code, 0);
   assert.equal(bad, 0);
   assert.equal(answers, N, 'one whole answer per line');
