@@ -83,6 +83,8 @@ struct pc_exchange {
 					 * for its record's fsync; see
 					 * http_reply.c */
 	struct pc_limit_call lim;		/* POST: the limits stage */
+	unsigned long dropped;		/* SSE events dropped: the client
+					 * stopped reading (logged once) */
 	struct pc_exchange *next, *prev;
 };
 

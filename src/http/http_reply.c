@@ -218,7 +218,12 @@ sse_text_x(struct pc_exchange *ex, const char *s, bool final)
 	if (!final && bev != NULL &&
 	    evbuffer_get_length(bufferevent_get_output(bev)) >
 	    PC_MAX_STREAM_BACKLOG) {
-		pc_warn("dropping an event for a client that stopped reading");
+		/* Once per stream: a log line per dropped event would let a
+		 * client that does not read flood the log instead. */
+		if (ex->dropped++ == 0)
+			pc_warn("a client stopped reading its stream: events "
+			    "past %u bytes of backlog are dropped",
+			    PC_MAX_STREAM_BACKLOG);
 		return;
 	}
 	b = evbuffer_new();

@@ -206,3 +206,51 @@ test('a session ending after its upstream restarted answers nothing of the new c
   assert.equal((await stB.next(5000))?.result?.content?.[0]?.text, '{"answer":"mine"}');
   await b.close();
 });
+
+test('a client that stops reading its SSE stream: progress is dropped past the backlog, the answer is not', { skip, timeout: 120000 }, async () => {
+  const g = await startGateway({
+    log_level: 'info',
+    upstreams: [{ name: 'up', prefix: '', command: command(), timeout: '60s' }],
+  });
+  try {
+    const s = await legacyInit(g.url);
+    const steps = 90000; // ~12 MB of progress events: past the kernel's buffers and the 4 MiB backlog
+    const body = JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'progress', arguments: { steps, ms: 0 }, _meta: { progressToken: 'p' } } });
+    const u = new URL(g.url);
+    const sock = connect(Number(u.port), u.hostname);
+    await new Promise((r, j) => { sock.once('connect', r); sock.once('error', j); });
+    sock.pause(); // read nothing until the upstream is done
+    sock.write(`POST ${u.pathname} HTTP/1.1\r\nHost: ${u.host}\r\nContent-Type: application/json\r\n` +
+      `Accept: application/json, text/event-stream\r\nMcp-Session-Id: ${s.sessionId}\r\n` +
+      `MCP-Protocol-Version: ${s.version}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    // The first event dropped proves the backlog is full; it stays full
+    // while nobody reads, so the answer, which comes after every step,
+    // arrives past it.
+    await g.waitForLog((r) => /stopped reading its stream/.test(r.msg ?? ''), { timeoutMs: 60000 });
+    // The upstream says on stderr when its answer has left (mini_upstream).
+    await g.waitForLog((r) => /progress done/.test(r.msg ?? ''), { timeoutMs: 60000 });
+    await sleep(500); // the gateway reads the answer and queues it
+    let text = '';
+    const done = new Promise((resolve) => {
+      sock.on('data', (d) => {
+        text += d.toString('latin1');
+        if (text.includes('"id":5,"result"') || text.includes('"id":5,"error"')) resolve();
+      });
+      sock.on('close', resolve);
+    });
+    sock.resume();
+    await done;
+    sock.destroy();
+    const events = text.split('\n').filter((l) => l.startsWith('data: ')).map((l) => { try { return JSON.parse(l.slice(6)); } catch { return null; } });
+    const progress = events.filter((m) => m?.method === 'notifications/progress').length;
+    const answer = events.find((m) => m?.id === 5);
+    assert.ok(progress < steps, `events were dropped (${progress} of ${steps} progress events arrived)`);
+    assert.ok(answer?.result, `the answer arrived whole: ${JSON.stringify(answer)?.slice(0, 200)}`);
+    assert.equal(answer.result.content[0].text, 'progress done');
+    // One warning for the stream, not one per dropped event.
+    assert.equal(g.logs.filter((r) => /stopped reading its stream/.test(r.msg ?? '')).length, 1);
+    await s.close();
+  } finally {
+    await g.stop();
+  }
+});
