@@ -4,6 +4,7 @@
  */
 #include "audit_call.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +114,37 @@ write_one(struct pc_audit *log, const struct pc_audit_request *r,
 	    pc_audit_no_wait : NULL, NULL);
 }
 
+/* The record of a's outcome: status, reason, decision as given. */
+static int
+put_call(struct pc_audit *log, const struct pc_audit_call *a,
+    const char *status, const char *reason, bool deny,
+    void (*ready)(void *, int), void *arg)
+{
+	struct pc_audit_request r = {
+		.type = "request", .request_id = nz(a->request_id),
+		.principal = nz(a->principal),
+		.key_id = nz(a->key_id), .tenant = nz(a->tenant),
+		.source = nz(a->source), .session = nz(a->session),
+		.era = a->era, .upstream = nz(a->upstream),
+		.method = nz(a->method), .tool = nz(a->tool),
+		.args = a->args, .decision = deny ? "deny" : "allow",
+		.reason = nz(reason),
+		.status = status, .latency_us = pc_now_us() - a->start_us,
+		.bytes_in = a->bytes_in, .bytes_out = a->bytes_out,
+	};
+	int rc = write_one(log, &r, ready, arg);
+
+	if (rc == PC_E_LIMIT && a->args != NULL) {
+		/* Arguments too large for one record: the call is still
+		 * recorded, with a marker where they would be. */
+		json_t *marker = json_string("<omitted: too large>");
+		r.args = marker;
+		rc = write_one(log, &r, ready, arg);
+		json_decref(marker);
+	}
+	return rc;
+}
+
 int
 pc_audit_call_write(struct pc_audit *log, const struct pc_audit_call *a,
     json_t *msg, const char *limit_reason, void (*ready)(void *, int),
@@ -122,8 +154,6 @@ pc_audit_call_write(struct pc_audit *log, const struct pc_audit_call *a,
 	json_t *res = json_object_get(msg, "result");
 	const char *status = msg != NULL ? "ok" : "accepted";
 	char reason[48] = "";
-	struct pc_audit_request r;
-	int rc;
 
 	if (log == NULL || a == NULL)
 		return PC_E_INVAL;
@@ -142,27 +172,15 @@ pc_audit_call_write(struct pc_audit *log, const struct pc_audit_call *a,
 		status = "refused";
 		pc_strlcpy(reason, limit_reason, sizeof(reason));
 	}
-	r = (struct pc_audit_request){
-		.type = "request", .request_id = nz(a->request_id),
-		.principal = nz(a->principal),
-		.key_id = nz(a->key_id), .tenant = nz(a->tenant),
-		.source = nz(a->source), .session = nz(a->session),
-		.era = a->era, .upstream = nz(a->upstream),
-		.method = nz(a->method), .tool = nz(a->tool),
-		.args = a->args, .decision = a->denied != NULL ||
-		    limit_reason != NULL ? "deny" : "allow",
-		.reason = nz(reason),
-		.status = status, .latency_us = pc_now_us() - a->start_us,
-		.bytes_in = a->bytes_in, .bytes_out = a->bytes_out,
-	};
-	rc = write_one(log, &r, ready, arg);
-	if (rc == PC_E_LIMIT && a->args != NULL) {
-		/* Arguments too large for one record: the call is still
-		 * recorded, with a marker where they would be. */
-		json_t *marker = json_string("<omitted: too large>");
-		r.args = marker;
-		rc = write_one(log, &r, ready, arg);
-		json_decref(marker);
-	}
-	return rc;
+	return put_call(log, a, status, reason, a->denied != NULL ||
+	    limit_reason != NULL, ready, arg);
+}
+
+int
+pc_audit_call_cancelled(struct pc_audit *log, const struct pc_audit_call *a,
+    const char *reason)
+{
+	if (log == NULL || a == NULL)
+		return PC_E_INVAL;
+	return put_call(log, a, "cancelled", reason, false, NULL, NULL);
 }

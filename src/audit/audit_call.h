@@ -76,4 +76,13 @@ int pc_audit_call_write(struct pc_audit *log, const struct pc_audit_call *a,
     json_t *msg, const char *limit_reason, void (*ready)(void *, int),
     void *arg);
 
+/*
+ * Write the record of a request that ends without an answer because its
+ * client is gone (reason e.g. "client.closed") or the front is shutting
+ * down: status cancelled, decision allow (it had been allowed, and the
+ * upstream may have started on it). In the file when this returns.
+ */
+int pc_audit_call_cancelled(struct pc_audit *log, const struct pc_audit_call *a,
+    const char *reason);
+
 #endif

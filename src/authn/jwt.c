@@ -347,7 +347,7 @@ static int
 keyset_parse(const char *buf, size_t len, struct jwt_keyset **out, char *err,
     size_t errlen)
 {
-	struct pc_json_limits lim = { 8, PC_MAX_JWKS_BYTES, 0 };
+	struct pc_json_limits lim = { 8, PC_MAX_JWKS_BYTES, 0, 0 };
 	enum pc_json_fault fault;
 	struct jwt_keyset *ks = NULL;
 	json_t *doc = NULL, *keys;
@@ -514,7 +514,7 @@ static void
 on_meta(void *arg, int rc, long status, const char *body, size_t len)
 {
 	struct pc_jwt *j = arg;
-	struct pc_json_limits lim = { 16, PC_MAX_JWKS_BYTES, 0 };
+	struct pc_json_limits lim = { 16, PC_MAX_JWKS_BYTES, 0, 0 };
 	enum pc_json_fault fault;
 	json_t *doc = NULL;
 	const char *uri;
@@ -1049,7 +1049,7 @@ int
 pc_jwt_check(struct pc_jwt *j, const char *token, int64_t now,
     struct pc_principal *p, const char **reason)
 {
-	struct pc_json_limits lim = { 8, PC_MAX_AUTH_HEADER, 0 };
+	struct pc_json_limits lim = { 8, PC_MAX_AUTH_HEADER, 0, 0 };
 	struct pc_principal tmp;
 	enum pc_json_fault fault;
 	const struct jwt_key *key = NULL;

@@ -755,7 +755,7 @@ handle_post(struct pc_http *h, struct evhttp_request *req,
 	size_t len = evbuffer_get_length(in);
 	const struct pc_limits_conf *lim = &h->cfg->limits;
 	struct pc_json_limits jl = { lim->max_json_depth, lim->max_string_bytes,
-	    lim->max_array_items };
+	    lim->max_array_items, 0 };
 	enum pc_json_fault fault;
 	char why[128], msg[192];
 	json_t *body = NULL;
@@ -1217,6 +1217,11 @@ pc_http_free(struct pc_http *h)
 	 * exchanges first so no close callback runs into freed memory. */
 	while (h->exchanges != NULL) {
 		struct pc_exchange *ex = h->exchanges;
+		if (ex->call != NULL && ex->audit != NULL && h->audit != NULL &&
+		    pc_audit_call_cancelled(h->audit, ex->audit, "shutdown")
+		    != 0)
+			pc_error("audit: cannot record a call cut by the "
+			    "shutdown");
 		if (ex->call != NULL)
 			pc_router_abandon(ex->call);
 		ex->call = NULL;

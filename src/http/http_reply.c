@@ -267,6 +267,13 @@ on_conn_close(struct evhttp_connection *evcon, void *arg)
 	 * libevent detached the request (it does when the reply is still
 	 * ours to send), it is ours to free. */
 	if (ex->kind == EX_POST && ex->call != NULL) {
+		/* It was allowed and may have started upstream: on record,
+		 * or a client could act and leave without a trace. */
+		if (ex->audit != NULL && ex->h->audit != NULL &&
+		    pc_audit_call_cancelled(ex->h->audit, ex->audit,
+		    "client.closed") != 0)
+			pc_error("audit: cannot record a call whose client "
+			    "left");
 		pc_router_abandon(ex->call);
 		ex->call = NULL;
 	}
@@ -340,6 +347,9 @@ pc_ex_free(struct pc_exchange *ex)
 
 	if (ex->evcon != NULL)
 		evhttp_connection_set_closecb(ex->evcon, NULL, NULL);
+	if (ex->dropped > 0)
+		pc_warn("a stream ended with %lu event(s) dropped for a client "
+		    "that did not read them", ex->dropped);
 	if (ex->keepalive != NULL)
 		event_free(ex->keepalive);
 	if (ex->watch != NULL)

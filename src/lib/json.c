@@ -12,13 +12,14 @@
  */
 static int
 prescan(const char *buf, size_t len, size_t max_depth, enum pc_json_fault *fault,
-    char *why, size_t whylen, size_t *longest, size_t *commas)
+    char *why, size_t whylen, size_t *longest, size_t *commas, size_t *opens)
 {
 	size_t depth = 0, start = 0;
 	int in_str = 0, esc = 0;
 
 	*longest = 0;
 	*commas = 0;
+	*opens = 0;
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)buf[i];
 		if (c == 0) {
@@ -43,6 +44,7 @@ prescan(const char *buf, size_t len, size_t max_depth, enum pc_json_fault *fault
 			start = i + 1;
 		}
 		else if (c == '{' || c == '[') {
+			(*opens)++;
 			if (++depth > max_depth) {
 				*fault = PC_JSON_DEPTH;
 				snprintf(why, whylen,
@@ -136,7 +138,7 @@ pc_json_parse(const char *buf, size_t len, const struct pc_json_limits *lim,
 {
 	json_error_t jerr;
 	json_t *v;
-	size_t longest, commas;
+	size_t longest, commas, opens;
 	int rc;
 
 	*out = NULL;
@@ -144,9 +146,18 @@ pc_json_parse(const char *buf, size_t len, const struct pc_json_limits *lim,
 	if (whylen > 0)
 		why[0] = '\0';
 	rc = prescan(buf, len, lim->max_depth, fault, why, whylen, &longest,
-	    &commas);
+	    &commas, &opens);
 	if (rc != 0)
 		return rc;
+	/* Every value but the first follows a comma or opens a container's
+	 * first slot: at most commas + opens + 1 values. Refused before
+	 * jansson allocates them: a 16 MiB line of "{}," is 5 million
+	 * objects, over a gigabyte. */
+	if (lim->max_values != 0 && commas + opens >= lim->max_values) {
+		*fault = PC_JSON_ITEMS;
+		snprintf(why, whylen, "more than %zu values", lim->max_values);
+		return PC_E_LIMIT;
+	}
 	v = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 	if (v == NULL) {
 		*fault = PC_JSON_SYNTAX;

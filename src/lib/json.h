@@ -15,6 +15,9 @@ struct pc_json_limits {
 	size_t max_depth;
 	size_t max_string;
 	size_t max_items;	/* elements of one array; 0 = no cap */
+	size_t max_values;	/* values in the whole text, counted before
+				 * jansson builds anything (each costs it
+				 * 50-250 bytes); 0 = no cap */
 };
 
 enum pc_json_fault {
@@ -22,7 +25,8 @@ enum pc_json_fault {
 	PC_JSON_SYNTAX,    /* not JSON, bad UTF-8, raw NUL, duplicate key */
 	PC_JSON_DEPTH,     /* nested deeper than max_depth */
 	PC_JSON_STRING,    /* a string or key longer than max_string */
-	PC_JSON_ITEMS,     /* an array with more than max_items elements */
+	PC_JSON_ITEMS,     /* an array with more than max_items elements, or
+	                    * more than max_values values in all */
 };
 
 /*

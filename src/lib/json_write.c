@@ -23,9 +23,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Deeper than any input the parser accepts (limits.max_json_depth) and
- * than anything the gateway builds; reaching it means a cycle. */
-#define JW_MAX_DEPTH 1024
+/* Deeper than anything jansson parses (2048 levels, whatever our own
+ * limits) or the gateway builds; reaching it means a cycle. A frame is
+ * small: 4096 of them are well within the loop thread's stack. */
+#define JW_MAX_DEPTH 4096
 
 struct jw {
 	char *buf;

@@ -477,6 +477,23 @@ upstream_params(struct pc_call *c, json_t *params)
 	return p;
 }
 
+/* Who a call is for, to the supervisor's attribution: its session (64 of
+ * the id's random bits); 0 (unknown) without one. Only a session can be
+ * asked anything by an upstream. */
+static uint64_t
+client_of(const struct pc_call *c)
+{
+	char head[17];
+	uint64_t v;
+
+	if (c->session == NULL || strlen(c->session->id) < 16)
+		return 0;
+	memcpy(head, c->session->id, 16);
+	head[16] = '\0';
+	v = strtoull(head, NULL, 16);
+	return v == 0 || v == UINT64_MAX ? 1 : v;
+}
+
 static void
 forward(struct pc_call *c, size_t idx, json_t *p)
 {
@@ -511,7 +528,7 @@ forward(struct pc_call *c, size_t idx, json_t *p)
 	    c->progress_token ? on_progress : NULL, c, &c->handle);
 	json_decref(p);
 	if (rc == 0)
-		pc_upstream_set_owner(slot->up, c->handle, c);
+		pc_upstream_set_owner(slot->up, c->handle, c, client_of(c));
 	if (rc != 0) {
 		gate_end_as(c, rc == PC_E_LIMIT ? PC_FWD_CANCELLED :
 		    PC_FWD_FAILED, false);

@@ -287,6 +287,12 @@ sweep_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	/* Shutting down, every stream has been ended, so every idle session
+	 * would look unused, the stdio front's too, which still holds its
+	 * session and would use it freed: the router frees them all at the
+	 * end anyway. */
+	if (r->shutting_down)
+		return;
 	while (pc_map_next(r->sessions, &pos, &k, &v)) {
 		struct pc_session *s = v;
 		/* A session with work in flight or an open stream is in use. */

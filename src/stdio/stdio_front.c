@@ -427,7 +427,7 @@ handle_line(struct pc_stdio_front *f, const char *line, size_t len)
 {
 	const struct pc_limits_conf *lim = &f->cfg->limits;
 	struct pc_json_limits jl = { lim->max_json_depth, lim->max_string_bytes,
-	    lim->max_array_items };
+	    lim->max_array_items, 0 };
 	enum pc_json_fault fault;
 	char why[128], text[192];
 	json_t *msg = NULL, *id, *meta;
@@ -660,6 +660,11 @@ pc_stdio_front_free(struct pc_stdio_front *f)
 		return;
 	while (f->reqs != NULL) {
 		struct req *q = f->reqs;
+		/* Allowed, maybe started upstream, never answered. */
+		if (q->rec != NULL && f->audit != NULL &&
+		    pc_audit_call_cancelled(f->audit, q->rec, "shutdown") != 0)
+			pc_error("audit: cannot record a call cut by the "
+			    "shutdown");
 		req_unlink(&f->reqs, q);
 		pc_router_abandon(q->call);
 		req_free(q);

@@ -205,23 +205,59 @@ up_attributed_owner(const struct pc_upstream *up)
 	const struct up_call *c;
 	void *owner = NULL;
 
+	const struct up_call *only = NULL;
+
 	TAILQ_FOREACH(c, &up->calls, link) {
 		if (c->owner == NULL)
 			continue;
 		if (owner != NULL)
 			return NULL;		/* two clients: nobody */
 		owner = c->owner;
+		only = c;
 	}
+	/* A call given up on may still be running in the child: what the
+	 * child says now may be for it, not for the one call left, unless
+	 * that call is the same client's. */
+	if (only != NULL && pc_now_ms() < up->attr_blocked_until_ms &&
+	    (up->attr_blocked_client == UINT64_MAX ||
+	    only->client != up->attr_blocked_client))
+		return NULL;
 	return owner;
 }
 
 void
-pc_upstream_set_owner(struct pc_upstream *up, uint64_t handle, void *owner)
+pc_upstream_set_owner(struct pc_upstream *up, uint64_t handle, void *owner,
+    uint64_t client)
 {
 	struct up_call *c;
 
-	if (up != NULL && (c = up_call_find(up, handle)) != NULL)
+	if (up != NULL && (c = up_call_find(up, handle)) != NULL) {
 		c->owner = owner;
+		c->client = client;
+	}
+}
+
+/* Client call c is given up (cancelled, timed out) while the child may go
+ * on with it: for one more call timeout, the child's unattributed messages
+ * (a log line, an elicitation) could be its, and go to nobody rather than
+ * to whichever other call is in flight. A child still at it after that is
+ * the case docs/upstream.md names (work of a call that ended). */
+static void
+block_attribution(struct pc_upstream *up, const struct up_call *c)
+{
+	uint64_t now = pc_now_ms(), until = now + c->timeout_ms;
+
+	if (c->owner == NULL)
+		return;			/* the gateway's own call */
+	/* Two clients' calls given up at once (or one of unknown client):
+	 * nobody's. */
+	if (c->client == 0 || (now < up->attr_blocked_until_ms &&
+	    up->attr_blocked_client != c->client))
+		up->attr_blocked_client = UINT64_MAX;
+	else
+		up->attr_blocked_client = c->client;
+	if (until > up->attr_blocked_until_ms)
+		up->attr_blocked_until_ms = until;
 }
 
 static void
@@ -243,6 +279,7 @@ on_call_timeout(evutil_socket_t fd, short what, void *arg)
 	pc_info("upstream '%s': call %llu timed out", up->conf->name,
 	    (unsigned long long)c->id);
 	(void)up_send_cancelled(up, c->id, "timeout");
+	block_attribution(up, c);
 	up_call_complete(up, c, PC_E_TIMEOUT, NULL);
 	up_leave(up);
 }
@@ -316,6 +353,7 @@ pc_upstream_cancel(struct pc_upstream *up, uint64_t handle, const char *reason)
 	if (up == NULL || (c = up_call_find(up, handle)) == NULL)
 		return;
 	(void)up_send_cancelled(up, c->id, reason);
+	block_attribution(up, c);
 	call_unlink(up, c);
 	call_free(c);
 	up_enter(up);

@@ -112,9 +112,13 @@ int pc_upstream_call(struct pc_upstream *up, const char *method, json_t *params,
  * is what the child's unattributed messages (log lines, requests to the
  * client) are handed with while it is the only such call in flight. Calls
  * without an owner are the gateway's own and are never attributed.
+ * client names who the call is for (the same value for every call of one
+ * client, 0 when unknown): after a client's call is given up, the child's
+ * messages go to nobody for a while unless the one call left is the same
+ * client's (docs/upstream.md).
  */
 void pc_upstream_set_owner(struct pc_upstream *up, uint64_t handle,
-    void *owner);
+    void *owner, uint64_t client);
 
 /* Cancel a call: sends notifications/cancelled to the child; the reply
  * callback will not be called. Unknown handles are ignored. */

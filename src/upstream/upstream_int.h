@@ -41,6 +41,9 @@
 /* After stdout reaches EOF the child is useless; give it this long to exit
  * on its own before it is killed. */
 #define UP_EOF_KILL_MS		1000u
+/* A child's lines in the gateway's log, per upstream (up_log_admit). */
+#define UP_LOG_RATE		200u	/* a second */
+#define UP_LOG_BURST		1000u
 
 /* The modern revision we speak and the legacy one we initialize with. */
 #define UP_MODERN_VERSION	"2026-07-28"
@@ -74,6 +77,7 @@ struct up_call {
 	void *arg;
 	void *owner;		/* the client call it serves (attribution),
 				 * or NULL for the gateway's own calls */
+	uint64_t client;	/* who it is for (pc_upstream_set_owner) */
 };
 
 TAILQ_HEAD(up_call_list, up_call);
@@ -105,6 +109,16 @@ struct pc_upstream {
 	/* The running child; pid 0 when none. */
 	pid_t pid;
 	uint64_t generation;	/* children spawned so far */
+	/* Lines of this child in the gateway's log (up_log_admit). */
+	uint32_t log_tokens;
+	uint64_t log_last_ms;
+	uint64_t log_held;		/* not logged since the last one */
+	uint64_t attr_blocked_until_ms;	/* a client's call was given up
+					 * (cancelled, timed out) while the
+					 * child may still work on it: until
+					 * then nothing is attributed... */
+	uint64_t attr_blocked_client;	/* ...but to this client's calls
+					 * (UINT64_MAX: to nobody's) */
 	int fd_in, fd_out, fd_err;	/* parent ends, -1 when closed */
 	struct event *ev_in, *ev_out, *ev_err;
 	struct evbuffer *wbuf, *rbuf, *ebuf;
@@ -177,6 +191,12 @@ void up_io_close(struct pc_upstream *up);
 void up_io_drain(struct pc_upstream *up);
 void up_close_stdin(struct pc_upstream *up);
 int up_send(struct pc_upstream *up, json_t *msg);
+/* Whether one more line about this child may go to the gateway's log
+ * (its stderr, messages of it that are dropped): UP_LOG_RATE a second
+ * with bursts of UP_LOG_BURST, so a child writing without end costs the
+ * loop and the disk a bounded amount. What is held back is counted and
+ * said with the next line let through. */
+bool up_log_admit(struct pc_upstream *up);
 int up_send_request(struct pc_upstream *up, uint64_t id, const char *method,
     json_t *params, const char *progress_token);
 int up_send_notification(struct pc_upstream *up, const char *method,

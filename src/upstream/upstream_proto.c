@@ -375,8 +375,10 @@ dispatch_response(struct pc_upstream *up, json_t *msg, json_t *id)
 	}
 	c = up_call_find(up, uid);
 	if (c == NULL) {
-		pc_warn("upstream '%s': response to unknown id %llu dropped",
-		    up->conf->name, (unsigned long long)uid);
+		if (up_log_admit(up))
+			pc_warn("upstream '%s': response to unknown id %llu "
+			    "dropped", up->conf->name,
+			    (unsigned long long)uid);
 		return;
 	}
 	up_call_complete(up, c, 0, msg);
@@ -389,8 +391,9 @@ dispatch(struct pc_upstream *up, json_t *msg)
 	json_t *id;
 
 	if (!json_is_object(msg)) {
-		pc_warn("upstream '%s': non-object message dropped",
-		    up->conf->name);
+		if (up_log_admit(up))
+			pc_warn("upstream '%s': non-object message dropped",
+			    up->conf->name);
 		return;
 	}
 	method = pc_json_str(msg, "method");
@@ -421,8 +424,9 @@ dispatch(struct pc_upstream *up, json_t *msg)
 	} else if (id != NULL) {
 		dispatch_response(up, msg, id);
 	} else {
-		pc_warn("upstream '%s': message without method or id dropped",
-		    up->conf->name);
+		if (up_log_admit(up))
+			pc_warn("upstream '%s': message without method or "
+			    "id dropped", up->conf->name);
 	}
 }
 
@@ -456,7 +460,11 @@ protocol_error(struct pc_upstream *up, const char *what, const char *line,
 static void
 handle_line(struct pc_upstream *up, const char *line, size_t len)
 {
-	struct pc_json_limits lim = { UP_JSON_DEPTH, up->max_line, 0 };
+	/* One value per 16 bytes of the line cap (a million for the default
+	 * 16 MiB): room for any real answer, not for a line that would
+	 * take the gateway's memory. */
+	size_t values = up->max_line / 16 > 65536 ? up->max_line / 16 : 65536;
+	struct pc_json_limits lim = { UP_JSON_DEPTH, up->max_line, 0, values };
 	enum pc_json_fault fault;
 	char why[128];
 	json_t *msg = NULL;
@@ -584,6 +592,32 @@ on_out_read(evutil_socket_t fd, short what, void *arg)
 
 /* ---- reading stderr ------------------------------------------------------ */
 
+bool
+up_log_admit(struct pc_upstream *up)
+{
+	uint64_t now = pc_now_ms();
+	uint64_t add = (now - up->log_last_ms) * UP_LOG_RATE / 1000u;
+
+	if (add > 0) {
+		/* The first call finds last = 0: a full bucket. */
+		up->log_tokens = add >= UP_LOG_BURST - up->log_tokens ?
+		    UP_LOG_BURST : up->log_tokens + (uint32_t)add;
+		up->log_last_ms = now;
+	}
+	if (up->log_tokens == 0) {
+		up->log_held++;
+		return false;
+	}
+	up->log_tokens--;
+	if (up->log_held > 0) {
+		pc_warn("upstream '%s': %llu line(s) of its output were not "
+		    "logged (more than %u a second)", up->conf->name,
+		    (unsigned long long)up->log_held, UP_LOG_RATE);
+		up->log_held = 0;
+	}
+	return true;
+}
+
 static void
 log_stderr_line(struct pc_upstream *up, const char *s, size_t len)
 {
@@ -592,6 +626,9 @@ log_stderr_line(struct pc_upstream *up, const char *s, size_t len)
 
 	if (len > 0 && s[len - 1] == '\r')
 		len--;
+	/* Empty lines say nothing (and s may be NULL then). */
+	if (len == 0 || !up_log_admit(up))
+		return;
 	if (len > PC_MAX_STDERR_LINE)
 		len = PC_MAX_STDERR_LINE;
 	memcpy(line, s, len);

@@ -259,12 +259,15 @@ plan_progs(const char *prog, struct spawn_plan *p)
 			break;
 		}
 	}
-	/* An empty PATH element means the current directory (POSIX). */
+	/* An empty PATH element means the current directory (POSIX), and a
+	 * relative one a directory under it: both skipped. The working
+	 * directory is the upstream's `cwd`, often a tree agents may write
+	 * to (a filesystem server's root); a program planted there must not
+	 * run in place of the one the config names. */
 	for (const char *s = path;;) {
 		const char *colon = strchr(s, ':');
 		size_t len = colon ? (size_t)(colon - s) : strlen(s);
-		rc = len == 0 ? plan_add_prog(p, ".", 1, prog)
-		    : plan_add_prog(p, s, len, prog);
+		rc = len == 0 || s[0] != '/' ? 0 : plan_add_prog(p, s, len, prog);
 		if (rc != 0)
 			return rc;
 		if (colon == NULL)
@@ -432,6 +435,7 @@ up_spawn(struct pc_upstream *up)
 
 	up->pid = pid;
 	up->generation++;
+	up->attr_blocked_until_ms = 0;	/* a new child owes nothing old */
 	up->fd_in = in[1];
 	up->fd_out = out[0];
 	up->fd_err = errp[0];

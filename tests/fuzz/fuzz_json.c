@@ -32,7 +32,7 @@ same_text(const json_t *v)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct pc_json_limits lim = { 16, 64, 8 };
+	struct pc_json_limits lim = { 16, 64, 8, 0 };
 	enum pc_json_fault fault;
 	char why[128];
 	json_t *v = NULL;

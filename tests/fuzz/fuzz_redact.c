@@ -69,7 +69,7 @@ plant(json_t *v, unsigned seed, int depth)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct pc_json_limits lim = { 64, 4096, 0 };
+	struct pc_json_limits lim = { 64, 4096, 0, 0 };
 	enum pc_json_fault fault;
 	char why[128], *out, *text;
 	json_t *v = NULL, *schema;

@@ -20,7 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct pc_json_limits jl = { 32, 4096, 0 };
+	struct pc_json_limits jl = { 32, 4096, 0, 0 };
 	struct pc_schema_limits lim;
 	struct pc_schema_error errs[4];
 	enum pc_json_fault fault;

@@ -260,3 +260,47 @@ test('refusals before the router takes a request have their records too', async 
   assert.equal(v.status, 0, v.stdout + v.stderr);
   rmSync(d, { recursive: true, force: true });
 });
+
+test('a client that leaves mid-call (closing its connection, as a modern client cancels) leaves a record: cancelled', async () => {
+  const d = mkdtempSync(join(tmpdir(), 'portcullis-outcomes3-'));
+  const kf = join(d, 'audit.key');
+  writeFileSync(kf, randomBytes(32).toString('hex'), { mode: 0o600 });
+  const ld = join(d, 'audit');
+  const gw = await startGateway({
+    audit: { dir: ld, key: `\${file:${kf}}` },
+    upstreams: [{ name: 'up', command: upstreamCommands.mini() }],
+  });
+  const gone = [];
+  try {
+    const s = await legacyInit(gw.url);
+    const leave = async (headers, body) => {
+      const ctrl = new AbortController();
+      const p = fetch(gw.url, { method: 'POST', signal: ctrl.signal,
+        headers: { 'content-type': 'application/json', accept: ACCEPT, ...headers }, body: JSON.stringify(body) }).catch(() => null);
+      await new Promise((r) => setTimeout(r, 300));
+      ctrl.abort();
+      await p;
+    };
+    await leave(s.headers, { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'up__sleep', arguments: { ms: 5000, note: 'legacy-left' } } });
+    gone.push('legacy');
+    await leave({ 'mcp-protocol-version': MODERN_VERSION, 'mcp-method': 'tools/call', 'mcp-name': 'up__sleep' },
+      { jsonrpc: '2.0', id: 8, method: 'tools/call', params: { name: 'up__sleep', arguments: { ms: 5000, note: 'modern-left' }, _meta: modernMeta() } });
+    gone.push('modern');
+    const until = Date.now() + 10000;
+    let mine = [];
+    while (mine.length < 2 && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 100));
+      mine = readAuditRecords(ld).filter((r) => r.type === 'request' && r.tool === 'up__sleep');
+    }
+    assert.deepEqual(mine.map((r) => [r.era, r.status, r.decision, r.reason, r.args?.note]).sort(),
+      [['legacy', 'cancelled', 'allow', 'client.closed', 'legacy-left'], ['modern', 'cancelled', 'allow', 'client.closed', 'modern-left']],
+      JSON.stringify(mine, null, 1));
+    await gw.stop();
+  } catch (e) {
+    await gw.kill();
+    throw e;
+  }
+  const v = spawnSync(PORTCULLIS_BIN, ['audit', 'verify', '-k', kf, ld], { encoding: 'utf8' });
+  assert.equal(v.status, 0, v.stdout + v.stdout);
+  rmSync(d, { recursive: true, force: true });
+});

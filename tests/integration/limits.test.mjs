@@ -160,13 +160,15 @@ test('a spend budget refuses exactly the call that would exceed it, before the u
 
 test('a call that never reaches its upstream (none running) is not charged to the budget', async () => {
   const a = createKey('budget-unsent');
+  // A restart backoff long enough for three calls on a slow machine.
+  const slow = [{ ...upstreams[0], restart_backoff: { min: '2s', max: '2s' } }];
   await withGateway({
-    auth, upstreams,
+    auth, upstreams: slow,
     budgets: [{ id: 'daily', scope: 'key', period: 'day', amount: 3 }],
     tool_costs: { 'up__ca*': 0, up__crash: 0 },
   }, async (gw) => {
     assert.equal((await call(gw, a, 'up__echo', { text: 'x' })).status, 200); // 1 of 3
-    // `crash` ends the upstream; until the supervisor restarts it (250 ms
+    // `crash` ends the upstream; until the supervisor restarts it (2 s
     // backoff) a call finds no upstream and is answered at once.
     const crash = await call(gw, a, 'up__crash');
     assert.equal(crash.response?.error?.code, -32004, crash.text);
@@ -178,7 +180,7 @@ test('a call that never reaches its upstream (none running) is not charged to th
       unsent++;
     }
     assert.equal(unsent, 3);
-    await sleep(600); // restarted
+    await sleep(2600); // restarted
     // Charged for one call so far: two more fit, the next is refused.
     for (let i = 0; i < 2; i++) {
       const r = await call(gw, a, 'up__echo', { text: 'x' });

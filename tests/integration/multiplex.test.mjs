@@ -5,7 +5,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startGateway } from '../lib/gateway.mjs';
 import { haveGateway, haveMiniUpstream, upstreamCommands } from '../lib/paths.mjs';
-import { legacyInit, modernRequest } from '../lib/mcp.mjs';
+import { legacyInit, modernRequest, post } from '../lib/mcp.mjs';
+import { openStream } from '../lib/stream.mjs';
 
 const skip = haveGateway() ? false : 'gateway binary not built';
 const N = 200;
@@ -63,4 +64,33 @@ test('legacy and modern clients mixed, same ids', { skip, timeout: 120000 }, asy
     burst('foxtrot', (id, text) => modernRequest(gw.url, id, 'tools/call', { name: 'echo', arguments: { text } })),
   ]);
   await s.close();
+});
+
+test('a cancelled call\'s late question to the client does not reach the other client whose call is then the only one in flight', { skip, timeout: 30000 }, async () => {
+  const a = await legacyInit(gw.url, { capabilities: { elicitation: {} } });
+  const b = await legacyInit(gw.url, { capabilities: { elicitation: {} } });
+  // A's call asks its client a question in 1.5 s, and the server asks it
+  // even though A cancels the call at once (as some servers do).
+  // (Its headers come with the first message: not awaited here.)
+  const pa = openStream(gw.url, { headers: a.headers,
+    body: { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'elicit', arguments: { delay_ms: 1500, ignore_cancel: true } } } });
+  await new Promise((r) => setTimeout(r, 300));
+  const c = await post(gw.url, { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 1, reason: 'changed my mind' } }, a.headers);
+  assert.equal(c.status, 202);
+  const sa = await pa;
+  const ans = await sa.next(5000);
+  assert.equal(ans?.error?.message, 'Request cancelled', JSON.stringify(ans));
+  sa.abort();
+  // B's call is the only client call in flight when the child asks.
+  const sb = await openStream(gw.url, { headers: b.headers,
+    body: { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'sleep', arguments: { ms: 3000 } } } });
+  const got = [];
+  for (let m = await sb.next(10000); m; m = await sb.next(10000)) got.push(m);
+  assert.equal(got.filter((m) => m.method === 'elicitation/create').length, 0,
+    `B was asked A's question: ${JSON.stringify(got).slice(0, 300)}`);
+  const res = got.find((m) => m.id === 1);
+  assert.ok(res?.result, JSON.stringify(got).slice(0, 300));
+  assert.equal(res.result.content[0].text, 'slept 3000 ms');
+  await a.close();
+  await b.close();
 });

@@ -134,3 +134,38 @@ test('a client that does not read its answers: bounded output, then every answer
   assert.equal(bad, 0);
   assert.equal(answers, N, 'one whole answer per line');
 });
+
+test('a shutdown that takes longer than the session sweep does not free the stdio session under the front', { timeout: 60000 }, async () => {
+  const { spawn } = await import('node:child_process');
+  // An upstream that outlives its stdin and ignores TERM: the shutdown
+  // waits two grace periods (6 s), past the 5 s session sweep, with the
+  // stdio session idle for longer than its 1 s timeout.
+  const mini = upstreamCommands.mini().join(' ');
+  const slowCfg = join(dir, 'slow-stop.yaml');
+  writeFileSync(slowCfg, toYaml({
+    log_level: 'info',
+    auth: 'none',
+    policy: OPEN_POLICY,
+    limits: { session_idle_timeout: '1s' },
+    upstreams: [{ name: 'up', command: ['/bin/sh', '-c', `trap '' TERM; ${mini}; sleep 10`], shutdown_grace: '3s' }],
+  }));
+  const child = spawn(PORTCULLIS_BIN, ['stdio', '-c', slowCfg], {
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ASAN_OPTIONS: process.env.ASAN_OPTIONS ?? '' },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let err = '';
+  child.stderr.on('data', (d) => { err += d; });
+  let out = '';
+  child.stdout.on('data', (d) => { out += d; });
+  const closed = new Promise((r) => child.on('close', (code, signal) => r({ code, signal })));
+  child.stdin.write(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } } }) + '\n');
+  const until = Date.now() + 15000;
+  while (!out.includes('"id":1') && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+  assert.match(out, /"protocolVersion"/);
+  await new Promise((r) => setTimeout(r, 1500)); // idle past the timeout
+  child.kill('SIGTERM');
+  const { code, signal } = await closed;
+  assert.doesNotMatch(err, /AddressSanitizer|runtime error/, err.slice(-3000));
+  assert.equal(signal, null);
+  assert.equal(code, 0, err.slice(-2000));
+});

@@ -216,7 +216,7 @@ call_tool(struct h *h, const char *name, json_t *args, uint32_t timeout,
 
 	json_decref(params);
 	if (rc == 0)
-		pc_upstream_set_owner(h->up, hd, r);	/* a client's call */
+		pc_upstream_set_owner(h->up, hd, r, 1);	/* a client's call */
 	if (handle != NULL)
 		*handle = hd;
 	return rc;
@@ -699,6 +699,23 @@ test_missing_command(void **state)
 	assert_non_null(strstr(log, "cannot execute 'mini_upstream'"));
 	free(log);
 	h_fini(&h);
+
+	/* Empty and relative PATH elements are not the working directory:
+	 * a program there (here the fixture itself, cwd its directory) is
+	 * not run in place of one the PATH names. */
+	char *dot_env[] = { "PATH=:/nonexistent::.:bin", NULL };
+	h_init(&h, PC_ERA_AUTO, NULL);
+	h.argv[0] = "mini_upstream";
+	h.conf.env = dot_env;
+	h.conf.nenv = 1;
+	h.conf.cwd = fixdir;
+	h_new(&h);
+	capture_start();
+	assert_int_equal(pc_upstream_start(h.up), PC_E_SPAWN);
+	log = capture_stop();
+	assert_non_null(strstr(log, "cannot execute 'mini_upstream'"));
+	free(log);
+	h_fini(&h);
 }
 
 static bool sd_done_flag;
@@ -962,6 +979,57 @@ test_stderr_forwarded(void **state)
 	h_fini(&h);
 }
 
+/* A child that floods stderr (5,000 lines at once, and blank lines) gets
+ * a bounded number of log lines: the burst, then a count of what was held
+ * back once the rate allows; blank lines are no lines (and no crash: an
+ * empty line is a NULL pullup). */
+static void
+test_stderr_flood_bounded(void **state)
+{
+	struct h h;
+	char *log;
+	size_t n;
+
+	h_init(&h, PC_ERA_AUTO, "--stderr-spam", "5000", "--stderr-blank",
+	    "100", NULL);
+	capture_start();
+	h_start_ready(&h);
+	echo_ok(&h, "x");
+	RUN_UNTIL(&h, false, 1200);	/* the bucket refills meanwhile */
+	log = capture_stop();
+	n = count_substr(log, "\"stream\":\"stderr\"");
+	assert_true(n >= 1000 && n <= 1000 + 5);	/* UP_LOG_BURST (+ ready) */
+	free(log);
+	h_fini(&h);
+}
+
+/* One answer line of 70,000 empty objects (210 KB, under the 1 MiB line
+ * cap) would cost jansson about 17 MB: past the cap's 65,536 values (one
+ * per 16 bytes, at least 65,536), refused before it is built, as a
+ * protocol error of that child, which is restarted. */
+static void
+test_value_bomb_refused(void **state)
+{
+	struct h h;
+	struct res r = { 0 };
+	char *log;
+
+	h_init(&h, PC_ERA_AUTO, NULL);
+	h.conf.max_line_bytes = 1024 * 1024;
+	h_start_ready(&h);
+	capture_start();
+	assert_int_equal(call_tool(&h, "bomb", json_pack("{s:i}", "n", 70000),
+	    0, false, &r, NULL), 0);
+	RUN_UNTIL(&h, r.done && h.ready == 2, 5000);
+	log = capture_stop();
+	assert_int_equal(r.err, PC_E_UNAVAIL);
+	assert_non_null(strstr(log, "protocol error: more than 65536 values"));
+	free(log);
+	echo_ok(&h, "after the bomb");
+	res_clear(&r);
+	h_fini(&h);
+}
+
 static void
 test_modern_pinned_refuses_legacy(void **state)
 {
@@ -1056,6 +1124,8 @@ main(void)
 		cmocka_unit_test(test_notifications),
 		cmocka_unit_test(test_attribution_skips_own_calls),
 		cmocka_unit_test(test_stderr_forwarded),
+		cmocka_unit_test(test_stderr_flood_bounded),
+		cmocka_unit_test(test_value_bomb_refused),
 		cmocka_unit_test(test_modern_pinned_refuses_legacy),
 		cmocka_unit_test(test_free_inside_callback),
 	};
