@@ -3,7 +3,9 @@
  * passes the same JSON hygiene as an HTTP body, and every request goes
  * through the router exactly as one from the HTTP front would.
  */
+#include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -653,6 +655,47 @@ pc_stdio_front_start(struct pc_stdio_front *f)
 	bufferevent_enable(f->in, EV_READ);
 }
 
+/*
+ * Whatever is still queued goes out before we go, all of it: one
+ * non-blocking write cut answers larger than the pipe's free space (a
+ * truncated JSON line). A slow reader is waited for, but not one that has
+ * stopped: after STDIO_FLUSH_STALL_MS without progress the rest is given
+ * up (a host that keeps our stdout open and no longer reads must not hold
+ * the shutdown, and the audit log's close after it, for ever; signals are
+ * ignored by then). A reader that is gone fails the write (EPIPE).
+ */
+#define STDIO_FLUSH_STALL_MS 10000
+
+static void
+final_flush(struct bufferevent *out)
+{
+	struct evbuffer *o = bufferevent_get_output(out);
+	int fd = bufferevent_getfd(out);
+
+	/* A socket bufferevent keeps the front of its output frozen (only
+	 * its own write callback may drain it): thawed, or evbuffer_write
+	 * refuses at once and the rest is lost. */
+	evbuffer_unfreeze(o, 1);
+	while (evbuffer_get_length(o) > 0) {
+		struct pollfd p = { .fd = fd, .events = POLLOUT };
+		int n = evbuffer_write(o, fd), r;
+
+		if (n > 0)
+			continue;
+		if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK &&
+		    errno != EINTR))
+			break;
+		do
+			r = poll(&p, 1, STDIO_FLUSH_STALL_MS);
+		while (r < 0 && errno == EINTR);
+		if (r <= 0 || (p.revents & (POLLERR | POLLNVAL)))
+			break;
+	}
+	if (evbuffer_get_length(o) > 0)
+		pc_warn("stdio: %zu bytes of answers not delivered: the client "
+		    "stopped reading them", evbuffer_get_length(o));
+}
+
 void
 pc_stdio_front_free(struct pc_stdio_front *f)
 {
@@ -679,22 +722,7 @@ pc_stdio_front_free(struct pc_stdio_front *f)
 	if (f->session != NULL)
 		pc_session_detach_stream(f->session, f);
 	if (f->out != NULL) {
-		/* Whatever is still queued goes out before we go, all of it:
-		 * one non-blocking write cut answers larger than the pipe's
-		 * free space (a truncated JSON line). The reader may be slow;
-		 * if it is gone the write fails (EPIPE) and we stop. */
-		struct evbuffer *o = bufferevent_get_output(f->out);
-		int fd = bufferevent_getfd(f->out);
-		int fl = fcntl(fd, F_GETFL);
-
-		if (fl >= 0)
-			(void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
-		/* A socket bufferevent keeps the front of its output frozen
-		 * (only its own write callback may drain it): thawed, or
-		 * evbuffer_write refuses at once and the rest is lost. */
-		evbuffer_unfreeze(o, 1);
-		while (evbuffer_get_length(o) > 0 && evbuffer_write(o, fd) > 0)
-			;
+		final_flush(f->out);
 		bufferevent_free(f->out);
 	}
 	if (f->in != NULL)

@@ -169,3 +169,26 @@ test('a shutdown that takes longer than the session sweep does not free the stdi
   assert.equal(signal, null);
   assert.equal(code, 0, err.slice(-2000));
 });
+
+test('a client that keeps stdout open but stops reading does not hold the shutdown for ever', { timeout: 90000 }, async () => {
+  const { spawn } = await import('node:child_process');
+  const child = spawn(PORTCULLIS_BIN, ['stdio', '-c', cfg], {
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ASAN_OPTIONS: process.env.ASAN_OPTIONS ?? '' },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let err = '';
+  child.stderr.on('data', (d) => { err += d; });
+  const closed = new Promise((r) => child.on('close', (code, signal) => r({ code, signal })));
+  child.stdout.pause(); // never read: the answers pile up in the pipe and the front
+  child.stdin.on('error', () => {}); // what is still queued meets a closed pipe
+  const line = '{"jsonrpc":"2.0","id":1,"method":"ping"}\n';
+  for (let i = 0; i < 60000; i++) child.stdin.write(line); // ~6 MB of answers
+  await new Promise((r) => setTimeout(r, 2000));
+  const t0 = Date.now();
+  child.kill('SIGTERM');
+  const { code } = await closed;
+  const took = Date.now() - t0;
+  assert.equal(code, 0, err.slice(-2000));
+  assert.ok(took < 60000, `exited ${took} ms after TERM`);
+  assert.match(err, /answers not delivered: the client stopped reading/);
+});
