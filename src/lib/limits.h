@@ -47,6 +47,12 @@
 #define PC_DEF_MAX_SESSIONS_PER_PRINCIPAL 256u
 #define PC_DEF_SESSION_IDLE_S        (30u * 60u)
 
+/* Resources one legacy session may subscribe to: each is an entry in the
+ * session and the router (URIs up to max_string_bytes) and, for the first
+ * subscriber, a subscribe sent upstream, and an upstream may accept any
+ * URI. */
+#define PC_MAX_SESSION_SUBS          1024u
+
 /* Session ids: 32 random bytes, hex encoded (visible ASCII per spec). */
 #define PC_SESSION_ID_BYTES          32u
 

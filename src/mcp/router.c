@@ -632,6 +632,13 @@ forward_uri(struct pc_call *c, const struct pc_reqinfo *ri, json_t *params,
 			pc_call_finish_result(c, json_object());	/* nothing changes */
 			return;
 		}
+		if (subscribe > 0 && pc_map_count(c->session->subs) >=
+		    PC_MAX_SESSION_SUBS) {
+			free(orig);
+			finish_error(c, 200, PC_RPC_GENERIC, "Too many "
+			    "subscriptions on this session; unsubscribe first");
+			return;
+		}
 		if (subscribe > 0 ? pc_map_put(c->session->subs, uri, (void *)1)
 		    != 0 : pc_map_del(c->session->subs, uri) == NULL) {
 			free(orig);

@@ -246,6 +246,24 @@ test('resource subscriptions are shared: one session unsubscribing does not end 
   await s1.close();
 });
 
+test('one session holds at most 1024 subscriptions; unsubscribing makes room', async () => {
+  const s = await legacyInit(gw.url);
+  for (let i = 0; i < 1024; i++) {
+    const r = await s.request(i + 1, 'resources/subscribe', { uri: `a+mini://item/${i}` });
+    assert.ok(r.response?.result, `subscription ${i}: ${r.text}`);
+  }
+  const over = await s.request(2000, 'resources/subscribe', { uri: 'a+mini://item/extra' });
+  assert.equal(over.response?.error?.code, -32000, over.text);
+  assert.match(over.response.error.message, /Too many subscriptions/);
+  // Another session is not affected, and an unsubscribe makes room.
+  const t = await legacyInit(gw.url);
+  assert.ok((await t.request(1, 'resources/subscribe', { uri: 'a+mini://item/extra' })).response?.result);
+  assert.ok((await s.request(2001, 'resources/unsubscribe', { uri: 'a+mini://item/0' })).response?.result);
+  assert.ok((await s.request(2002, 'resources/subscribe', { uri: 'a+mini://item/extra' })).response?.result);
+  await t.close();
+  await s.close();
+});
+
 test('an elicitation caused by a 2025-03-26 batch member is refused at once (a batch has no stream to carry it)', async () => {
   const s = await legacyInit(gw.url, { version: '2025-03-26', capabilities: { elicitation: {} } });
   const r = await post(gw.url, [
