@@ -76,6 +76,7 @@ call_free(struct pc_call *c)
 	json_decref(c->client_id);
 	json_decref(c->progress_token);
 	json_decref(c->listen_filter);
+	free(c->listen_roles);
 	free(c->sub_uri);
 	free(c);
 }
@@ -611,8 +612,12 @@ forward_uri(struct pc_call *c, const struct pc_reqinfo *ri, json_t *params,
 		finish_error(c, 200, -32602, "Invalid params: uri is required");
 		return;
 	}
+	/* Unsubscribing from what the session holds is always allowed: a
+	 * reload that hid the resource must not pin the subscription. */
+	bool held = subscribe < 0 && c->session != NULL &&
+	    pc_map_get(c->session->subs, uri) != NULL;
 	if (pc_catalog_resolve_uri(c->r->cat, uri, &idx, &orig) != 0 ||
-	    pc_rpol_item(c, ri, PC_ITEM_RESOURCE, uri) != 0) {
+	    (!held && pc_rpol_item(c, ri, PC_ITEM_RESOURCE, uri) != 0)) {
 		free(orig);
 		/* -32002 before 2026-07-28, -32602 since. A hidden resource
 		 * answers the same. */
@@ -836,6 +841,13 @@ serve_listen(struct pc_call *c, const struct pc_reqinfo *ri, json_t *params)
 	if (json_array_size(mine) > 0)
 		json_object_set(honoured, "resourceSubscriptions", mine);
 	json_decref(mine);
+	c->listen_roles = strdup(ri->principal != NULL ?
+	    ri->principal->roles : "");
+	if (c->listen_roles == NULL) {
+		json_decref(honoured);
+		finish_error(c, 200, -32603, "Internal error");
+		return;
+	}
 	c->kind = PC_CK_LISTEN;
 	c->listen_filter = honoured;
 	c->lnext = r->listeners;
@@ -877,7 +889,10 @@ pc_listeners_notify(struct pc_router *r, const char *method, const char *uri)
 				if (uri && json_is_string(s) &&
 				    strcmp(json_string_value(s), uri) == 0)
 					hit = 1;
-			if (!hit)
+			/* A reload may have hidden it since. */
+			if (!hit || !pc_policy_item_allowed(r->cfg->policy,
+			    c->listen_roles != NULL ? c->listen_roles : "",
+			    PC_ITEM_RESOURCE, uri))
 				continue;
 		}
 		n = listen_note(c, method, uri ? json_pack("{s:s}", "uri", uri)

@@ -82,6 +82,9 @@ struct pc_call {
 	int client_elicit, client_sampling, client_roots; /* declared */
 	/* listen streams */
 	json_t *listen_filter;		/* owned */
+	char *listen_roles;		/* its principal's roles (owned):
+					 * updates are checked at send time,
+					 * against the policy then in force */
 	char *sub_uri;			/* a subscribe counted before the
 					 * upstream confirmed it (owned):
 					 * undone if it fails */

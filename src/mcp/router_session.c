@@ -63,6 +63,8 @@ pc_session_new(struct pc_router *r, const char *version, json_t *caps,
 			goto out;
 	} while (pc_map_get(r->sessions, s->id) != NULL);
 	pc_strlcpy(s->version, version, sizeof(s->version));
+	pc_strlcpy(s->roles, owner != NULL ? owner->roles : "",
+	    sizeof(s->roles));
 	s->client_caps = caps ? json_deep_copy(caps) : json_object();
 	s->log_level = 0;
 	s->last_used_ms = pc_now_ms();
@@ -168,6 +170,10 @@ pc_router_session(struct pc_router *r, const char *id,
 		return NULL;
 	}
 	s->last_used_ms = pc_now_ms();
+	/* Keys and tokens are checked on every request: the session's roles
+	 * follow the latest (a key's roles changed, a new token). */
+	if (principal != NULL)
+		pc_strlcpy(s->roles, principal->roles, sizeof(s->roles));
 	return s;
 }
 
@@ -271,6 +277,11 @@ pc_sessions_broadcast(struct pc_router *r, json_t *msg, const char *uri)
 		if (s->stream_ops == NULL || s->closing)
 			continue;
 		if (uri != NULL && pc_map_get(s->subs, uri) == NULL)
+			continue;
+		/* Subscribed under an older policy: a reload that hides the
+		 * resource ends its updates too. */
+		if (uri != NULL && !pc_policy_item_allowed(r->cfg->policy,
+		    s->roles, PC_ITEM_RESOURCE, uri))
 			continue;
 		s->stream_ops->message(s->stream, msg);
 	}

@@ -18,6 +18,9 @@ struct pc_session {
 	char version[16];
 	char owner[2 * 128 + 8];	/* method, tenant and principal id it
 					 * belongs to (owner_of) */
+	char roles[PC_ROLES_MAX];	/* the owner's roles, as of its last
+					 * request: what its notifications
+					 * are filtered by */
 	json_t *client_caps;		/* from initialize; owned */
 	int log_level;			/* index into the syslog-style levels */
 	uint64_t last_used_ms;

@@ -4,7 +4,8 @@
 // cancellation to the upstream; and pagination across upstreams.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startGateway } from '../lib/gateway.mjs';
+import { writeFileSync } from 'node:fs';
+import { startGateway, toYaml } from '../lib/gateway.mjs';
 import { waitFor } from '../lib/wait.mjs';
 import { upstreamCommands } from '../lib/paths.mjs';
 import { legacyInit, modernMeta, modernRequest, MODERN_VERSION, post } from '../lib/mcp.mjs';
@@ -295,4 +296,41 @@ test('a subscribe the upstream never took is undone: the next one reaches the up
   assert.ok(ok.response.result, ok.text);
   assert.equal(await touch(100), 'updated', 'this time the upstream was told');
   await s.close();
+});
+
+test('a reload that hides a resource ends the updates of existing subscriptions, and they can still be undone', async () => {
+  const g = await startGateway({ upstreams: [{ name: 'a', command: upstreamCommands.mini(), timeout: '10s' }] });
+  try {
+    const uri = 'a+mini://hello';
+    const s = await legacyInit(g.url);
+    const get = await openStream(g.url, { method: 'GET', headers: s.headers });
+    assert.ok((await s.request(1, 'resources/subscribe', { uri })).response?.result);
+    const listen = await openStream(g.url, {
+      body: { jsonrpc: '2.0', id: 'L', method: 'subscriptions/listen', params: { notifications: { resourceSubscriptions: [uri] }, _meta: modernMeta() } },
+      headers: modernHeaders('subscriptions/listen'),
+    });
+    assert.deepEqual((await listen.next()).params.notifications, { resourceSubscriptions: [uri] });
+    const touch = async (id) =>
+      (await s.request(id, 'tools/call', { name: 'a__touch', arguments: { uri: 'mini://hello' } })).response.result.content[0].text;
+    assert.equal(await touch(2), 'updated');
+    assert.equal((await get.next())?.params?.uri, uri);
+    assert.equal((await listen.next())?.params?.uri, uri);
+    // The same role now sees only items: hello is hidden.
+    writeFileSync(g.configPath, toYaml({ ...g.config, policy: { default_roles: ['test-all'],
+      roles: { 'test-all': { tools: [{ match: '*', access: 'all' }], prompts: ['*'], resources: ['a+mini://item/*'] } } } }));
+    const from = g.logs.length;
+    g.proc.kill('SIGHUP');
+    await g.waitForLog((l) => /^reload: configuration .* applied$/.test(l.msg), { from });
+    assert.equal(await touch(3), 'updated', 'the upstream still has the gateway subscribed');
+    assert.ok(await get.none(500), 'no update about a resource the policy now hides');
+    assert.ok(await listen.none(500), 'nor on the listen stream');
+    // Undoing it is allowed, although the URI is now "not found" to it.
+    assert.ok((await s.request(4, 'resources/unsubscribe', { uri })).response?.result);
+    assert.equal(await touch(5), 'not subscribed', 'the upstream was told');
+    get.abort();
+    listen.abort();
+    await s.close();
+  } finally {
+    await g.stop();
+  }
 });
