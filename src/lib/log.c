@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/time.h>
@@ -22,6 +23,20 @@ pc_log_set_filter(pc_log_filter_fn fn, void *arg)
 {
 	log_filter = fn;
 	log_filter_arg = arg;
+}
+
+char *
+pc_log_redact(const char *s, size_t len)
+{
+	char *c;
+
+	if (log_filter != NULL)
+		return log_filter(log_filter_arg, s, len);
+	if ((c = malloc(len + 1)) == NULL)
+		return NULL;
+	memcpy(c, s, len);
+	c[len] = '\0';
+	return c;
 }
 
 static const char *const level_names[] = { "debug", "info", "warn", "error" };

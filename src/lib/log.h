@@ -33,6 +33,11 @@ int pc_log_level_parse(const char *s, enum pc_log_level *out);
  */
 typedef char *(*pc_log_filter_fn)(void *arg, const char *line, size_t len);
 void pc_log_set_filter(pc_log_filter_fn fn, void *arg);
+/* s[0..len) through the filter (a malloc'ed copy without one; NULL when
+ * out of memory). For text about to be cut before it is logged: redacted
+ * whole first, so that no secret is cut into a prefix the filter would no
+ * longer recognise. */
+char *pc_log_redact(const char *s, size_t len);
 
 /* printf-style message. */
 void pc_log_msg(enum pc_log_level lvl, const char *func, const char *fmt, ...)

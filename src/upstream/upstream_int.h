@@ -41,6 +41,10 @@
 /* After stdout reaches EOF the child is useless; give it this long to exit
  * on its own before it is killed. */
 #define UP_EOF_KILL_MS		1000u
+/* How much of a long stderr line is redacted before it is cut to
+ * PC_MAX_STDERR_LINE: a secret that starts before the cut and is shorter
+ * than the rest of the window is seen whole. */
+#define UP_ERR_WINDOW		(2u * PC_MAX_STDERR_LINE)
 /* A child's lines in the gateway's log, per upstream (up_log_admit). */
 #define UP_LOG_RATE		200u	/* a second */
 #define UP_LOG_BURST		1000u

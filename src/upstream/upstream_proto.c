@@ -437,18 +437,22 @@ protocol_error(struct pc_upstream *up, const char *what, const char *line,
     size_t len)
 {
 	char why[512], quote[UP_QUOTE_BYTES + 1];
-	size_t q = 0;
+	/* Redacted before it is cut to the quote (see log_stderr_line). */
+	char *red = line != NULL ? pc_log_redact(line, len < UP_ERR_WINDOW ?
+	    len : UP_ERR_WINDOW) : NULL;
+	size_t q = 0, rlen = red != NULL ? strlen(red) : 0;
 
 	quote[0] = '\0';
 	/* Quote only printable ASCII: the log stays one valid line. */
-	for (size_t i = 0; line != NULL && i < len && i < UP_QUOTE_BYTES; i++) {
-		unsigned char ch = (unsigned char)line[i];
+	for (size_t i = 0; i < rlen && i < UP_QUOTE_BYTES; i++) {
+		unsigned char ch = (unsigned char)red[i];
 		if (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\')
 			quote[q++] = (char)ch;
 		else
 			quote[q++] = '.';
 	}
 	quote[q] = '\0';
+	free(red);
 	if (line != NULL)
 		snprintf(why, sizeof(why), "protocol error: %s (%zu bytes, "
 		    "starts \"%s\")", what, len, quote);
@@ -618,25 +622,38 @@ up_log_admit(struct pc_upstream *up)
 	return true;
 }
 
+/*
+ * A line of the child's stderr, s[0..len) with len at most UP_ERR_WINDOW:
+ * redacted whole, then cut to PC_MAX_STDERR_LINE. Cut first, a secret
+ * across the cut would leave a prefix the redactor no longer knows.
+ */
 static void
 log_stderr_line(struct pc_upstream *up, const char *s, size_t len)
 {
-	char line[PC_MAX_STDERR_LINE + 1];
 	json_t *fields;
+	char *line;
+	size_t n;
 
 	if (len > 0 && s[len - 1] == '\r')
 		len--;
 	/* Empty lines say nothing (and s may be NULL then). */
 	if (len == 0 || !up_log_admit(up))
 		return;
-	if (len > PC_MAX_STDERR_LINE)
-		len = PC_MAX_STDERR_LINE;
-	memcpy(line, s, len);
-	line[len] = '\0';
+	if ((line = pc_log_redact(s, len)) == NULL)
+		return;
+	n = strlen(line);	/* a NUL in the child's text ends it here */
+	if (n > PC_MAX_STDERR_LINE) {
+		n = PC_MAX_STDERR_LINE;
+		/* Not inside a UTF-8 sequence: the record stays text. */
+		while (n > 0 && ((unsigned char)line[n] & 0xC0) == 0x80)
+			n--;
+		line[n] = '\0';
+	}
 	fields = json_pack("{s:s, s:s}", "upstream", up->conf->name, "stream",
 	    "stderr");
 	pc_log_fields(PC_LOG_INFO, __func__, line, fields);
 	json_decref(fields);
+	free(line);
 }
 
 static void
@@ -650,13 +667,13 @@ process_stderr(struct pc_upstream *up, bool final)
 			break;
 		p = evbuffer_search(up->ebuf, "\n", 1, NULL);
 		if (p.pos < 0) {
-			if (len < PC_MAX_STDERR_LINE && !final)
+			if (len < UP_ERR_WINDOW && !final)
 				break;
 			/* Overlong (or last, unterminated) line: log its
 			 * head, drop the rest up to the next newline. */
 			if (!up->err_skip) {
-				size_t n = len < PC_MAX_STDERR_LINE ? len :
-				    PC_MAX_STDERR_LINE;
+				size_t n = len < UP_ERR_WINDOW ? len :
+				    UP_ERR_WINDOW;
 				log_stderr_line(up, (const char *)
 				    evbuffer_pullup(up->ebuf, (ev_ssize_t)n), n);
 			}
@@ -666,8 +683,7 @@ process_stderr(struct pc_upstream *up, bool final)
 		}
 		size_t n = (size_t)p.pos;
 		if (!up->err_skip) {
-			size_t m = n < PC_MAX_STDERR_LINE ? n :
-			    PC_MAX_STDERR_LINE;
+			size_t m = n < UP_ERR_WINDOW ? n : UP_ERR_WINDOW;
 			log_stderr_line(up, (const char *)evbuffer_pullup(
 			    up->ebuf, (ev_ssize_t)m), m);
 		}

@@ -39,6 +39,29 @@ test('a secret from ${env:} printed by an upstream is redacted in the gateway lo
   }
 });
 
+test('a long stderr line is redacted before it is cut: no prefix of a secret across the cut', async () => {
+  // "mini_upstream: UPSTREAM_CREDENTIAL=" is 35 bytes: after 4051 bytes of
+  // padding the canary starts at 4086 and crosses the 4096-byte cut.
+  const gw = await startGateway(
+    {
+      upstreams: [{
+        name: 'up',
+        command: [...upstreamCommands.mini(), '--stderr-pad', '4051', '--stderr-env', 'UPSTREAM_CREDENTIAL'],
+        env: { UPSTREAM_CREDENTIAL: '${env:PC_TEST_CANARY}' },
+      }],
+    },
+    { env: { PC_TEST_CANARY: CANARY } },
+  );
+  try {
+    assert.ok(await waitFor(() => gw.logs.some((l) => /^x{4000}/.test(l.msg ?? '')), 5000), 'the line was forwarded');
+    await gw.stop();
+    assert.ok(!gw.stderr.includes(CANARY.slice(0, 8)), 'no prefix of the canary in the log');
+  } catch (e) {
+    await gw.kill();
+    throw e;
+  }
+});
+
 test('redaction.keys: a field named in the config never reaches the audit log (and does without it)', async () => {
   const { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');
