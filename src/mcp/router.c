@@ -1051,14 +1051,19 @@ pc_router_notification(struct pc_router *r, const struct pc_reqinfo *ri,
 		struct pc_call *c = ri->session->calls;
 		while (c != NULL && !(rid != NULL && json_equal(c->client_id, rid)))
 			c = c->snext;
-		if (c != NULL) {
-			pc_debug("client cancelled a request");
-			/* The HTTP request still waits for an answer: end it. */
-			finish_error(c, 200, PC_RPC_GENERIC, "Request cancelled");
-		}
+		if (c != NULL)
+			pc_router_cancel(c);
 		return;
 	}
 	/* initialized, roots/list_changed and others need no action. */
+}
+
+void
+pc_router_cancel(struct pc_call *c)
+{
+	pc_debug("client cancelled a request");
+	/* The client still waits for an answer: end it. */
+	finish_error(c, 200, PC_RPC_GENERIC, "Request cancelled");
 }
 
 /* Whether the child that asked is still the one running: after a restart

@@ -159,6 +159,11 @@ int pc_router_request(struct pc_router *r, const struct pc_reqinfo *ri,
  * touch the sink again. */
 void pc_router_abandon(struct pc_call *c);
 
+/* The client cancelled call c (notifications/cancelled) but still reads
+ * its answers: the upstream is told, and the sink gets the -32000
+ * "Request cancelled" answer (and with it its record). */
+void pc_router_cancel(struct pc_call *c);
+
 /* A notification from the client (cancelled, initialized, ...). */
 void pc_router_notification(struct pc_router *r, const struct pc_reqinfo *ri,
     json_t *msg);

@@ -387,6 +387,28 @@ handle_initialize(struct pc_stdio_front *f, json_t *msg)
 	json_decref(resp);
 }
 
+/*
+ * A modern client on stdio has no stream to close: notifications/cancelled
+ * naming one of its requests in flight is how it cancels (a session's
+ * cancellations go through the router, pc_router_notification).
+ */
+static void
+cancel_modern(struct pc_stdio_front *f, json_t *msg)
+{
+	json_t *rid = json_object_get(json_object_get(msg, "params"),
+	    "requestId");
+	const char *m = json_string_value(json_object_get(msg, "method"));
+
+	if (rid == NULL || m == NULL ||
+	    strcmp(m, "notifications/cancelled") != 0)
+		return;
+	for (struct req *q = f->reqs; q != NULL; q = q->next)
+		if (q->call != NULL && json_equal(q->id, rid)) {
+			pc_router_cancel(q->call);
+			return;
+		}
+}
+
 static void
 handle_modern(struct pc_stdio_front *f, json_t *msg, json_t *meta)
 {
@@ -419,6 +441,7 @@ handle_modern(struct pc_stdio_front *f, json_t *msg, json_t *meta)
 	if (id == NULL) {
 		/* Modern notifications need no answer, only a record. */
 		(void)record_now(f, &ri, msg, NULL);
+		cancel_modern(f, msg);
 		return;
 	}
 	request(f, &ri, msg);

@@ -167,8 +167,15 @@ up_send(struct pc_upstream *up, json_t *msg)
 
 	if (up->fd_in < 0 || up->wbuf == NULL)
 		return PC_E_UNAVAIL;
-	if (evbuffer_get_length(up->wbuf) > UP_MAX_WBUF)
+	if (evbuffer_get_length(up->wbuf) > UP_MAX_WBUF) {
+		/* The child has stopped reading its stdin (or reads far
+		 * slower than it is asked): every call would be "saturated"
+		 * for ever, and answers to its own requests would be lost.
+		 * Only a restart gets it going again. */
+		up_fail_child(up, "it stopped reading its stdin (64 MiB "
+		    "queued)");
 		return PC_E_LIMIT;
+	}
 	/* The whole line is made aside first, so a failure halfway never
 	 * leaves half a message in the stream. Compact text never holds a
 	 * raw newline. */

@@ -1039,6 +1039,45 @@ test_value_bomb_refused(void **state)
 	h_fini(&h);
 }
 
+/* A child that stops reading its stdin: once 64 MiB wait for it, the call
+ * that finds the queue full is refused and the child restarted (it would
+ * be "saturated" for ever); the next calls work. */
+static void
+test_deaf_child_restarted(void **state)
+{
+	struct h h;
+	struct res deaf = { 0 }, r[80];
+	char *big = malloc(1024 * 1024 + 1);
+	int rc = 0, i;
+
+	assert_non_null(big);
+	memset(big, 'a', 1024 * 1024);
+	big[1024 * 1024] = '\0';
+	memset(r, 0, sizeof(r));
+	h_init(&h, PC_ERA_AUTO, NULL);
+	h.conf.call_timeout_ms = 30000;
+	h.conf.max_call_timeout_ms = 30000;
+	h_start_ready(&h);
+	assert_int_equal(call_tool(&h, "deaf", NULL, 0, false, &deaf, NULL), 0);
+	RUN_UNTIL(&h, false, 200);
+	for (i = 0; i < 80 && rc == 0; i++) {
+		rc = call_tool(&h, "echo", json_pack("{s:s}", "text", big), 0,
+		    false, &r[i], NULL);
+		RUN_UNTIL(&h, false, 5);	/* let the loop write */
+	}
+	free(big);
+	assert_int_equal(rc, PC_E_LIMIT);
+	assert_true(i > 60);		/* about 64 MiB were queued first */
+	RUN_UNTIL(&h, h.ready == 2, 5000);
+	assert_int_equal(h.ready, 2);
+	assert_int_equal(deaf.err, PC_E_UNAVAIL);
+	echo_ok(&h, "hears again");
+	res_clear(&deaf);
+	for (int k = 0; k < i; k++)
+		res_clear(&r[k]);
+	h_fini(&h);
+}
+
 static void
 test_modern_pinned_refuses_legacy(void **state)
 {
@@ -1135,6 +1174,7 @@ main(void)
 		cmocka_unit_test(test_stderr_forwarded),
 		cmocka_unit_test(test_stderr_flood_bounded),
 		cmocka_unit_test(test_value_bomb_refused),
+		cmocka_unit_test(test_deaf_child_restarted),
 		cmocka_unit_test(test_modern_pinned_refuses_legacy),
 		cmocka_unit_test(test_free_inside_callback),
 	};
