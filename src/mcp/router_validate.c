@@ -64,7 +64,10 @@ pc_schemas_rebuild(struct pc_up_slot *slot, json_t *tools)
 		struct pc_schema *s = NULL;
 		char err[160];
 
-		if (name == NULL)
+		/* A name listed twice: the catalogue shows the first, so the
+		 * first is the one enforced (a second put would also lose the
+		 * first compiled schema). */
+		if (name == NULL || pc_map_get(m, name) != NULL)
 			continue;
 		if (!json_is_object(schema)) {
 			pc_warn("upstream '%s': tool '%s' has no inputSchema; it "

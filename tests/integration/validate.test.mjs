@@ -60,3 +60,22 @@ test('a tool whose schema cannot be enforced cannot be called (fail closed)', as
   assert.equal(await calls(), before + 1);
   assert.ok(gw.logs.some((l) => /tool 'badschema': input schema refused/.test(l.msg)));
 });
+
+test('a tool an upstream lists twice is checked against the definition the catalogue shows (the first)', async () => {
+  const g = await startGateway({ upstreams: [{ name: 'up', command: [...upstreamCommands.mini(), '--dup-echo'] }] });
+  try {
+    const s = await legacyInit(g.url);
+    const list = await s.request(1, 'tools/list');
+    const echoes = list.response.result.tools.filter((t) => t.name === 'up__echo');
+    assert.equal(echoes.length, 1);
+    assert.equal(echoes[0].inputSchema.properties.text.type, 'string');
+    const ok = await s.request(2, 'tools/call', { name: 'up__echo', arguments: { text: 'hi' } });
+    assert.equal(ok.response.result?.isError, undefined, ok.text);
+    assert.equal(ok.response.result.content[0].text, 'hi');
+    const bad = await s.request(3, 'tools/call', { name: 'up__echo', arguments: { text: 7 } });
+    assert.equal(bad.response.result?.isError, true, 'refused by the schema that is shown');
+    await s.close();
+  } finally {
+    await g.stop();
+  }
+});
