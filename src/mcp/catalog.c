@@ -479,6 +479,17 @@ out:
 	return rc;
 }
 
+static bool
+slot_same(const struct cat_slot *a, const struct cat_slot *b)
+{
+	if (a->n != b->n)
+		return false;
+	for (size_t i = 0; i < a->n; i++)
+		if (!json_equal(a->items[i].obj, b->items[i].obj))
+			return false;
+	return true;
+}
+
 int
 pc_catalog_set(struct pc_catalog *cat, size_t idx, enum pc_cat_kind kind,
     json_t *items)
@@ -516,6 +527,13 @@ pc_catalog_set(struct pc_catalog *cat, size_t idx, enum pc_cat_kind kind,
 			    up_label(u), kind_names[kind], i, why);
 	}
 
+	/* The same list again (a refresh, a list_changed that changed
+	 * nothing here): the view and its generation stay, so clients are
+	 * not told of a change there was not. */
+	if (slot_same(&u->kinds[kind], &fresh)) {
+		rc = 0;
+		goto out;
+	}
 	total = total_items(cat, kind) - u->kinds[kind].n + fresh.n;
 	rc = view_reserve(&cat->views[kind], total);
 	if (rc != 0)

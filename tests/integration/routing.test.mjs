@@ -131,6 +131,11 @@ test('list_changed reaches the GET stream of a session and a modern listen strea
   assert.ok(after.includes('b__extra'));
   const x = await s.request(4, 'tools/call', { name: 'b__extra', arguments: {} });
   assert.equal(x.response.result.content[0].text, 'extra');
+  // The upstream says list_changed again, but its list is the same: the
+  // clients are not told (they would re-list for nothing).
+  assert.ok((await s.request(5, 'tools/call', { name: 'b__list_changed', arguments: {} })).response.result);
+  assert.ok(await get.none(700), 'no list_changed for an unchanged list (GET stream)');
+  assert.ok(await listen.none(300), 'nor on the listen stream');
   get.abort();
   listen.abort();
   await s.close();

@@ -785,10 +785,15 @@ test_clear_generation(void **state)
 	/* Unlisted now, but the prefix still routes. */
 	assert_name(cat, PC_CAT_TOOLS, "a__x", 0, "x", 0);
 
-	/* set() bumps even with an identical list. */
+	/* An identical list changes nothing (no list_changed for clients);
+	 * a changed one (here a description) does. */
 	g1 = pc_catalog_generation(cat, PC_CAT_TOOLS);
 	set_json(cat, 1, PC_CAT_TOOLS, "[{\"name\":\"y\"}]");
+	assert_int_equal(pc_catalog_generation(cat, PC_CAT_TOOLS), g1);
+	set_json(cat, 1, PC_CAT_TOOLS,
+	    "[{\"name\":\"y\",\"description\":\"now different\"}]");
 	assert_true(pc_catalog_generation(cat, PC_CAT_TOOLS) > g1);
+	assert_list(cat, PC_CAT_TOOLS, "b__y");
 	pc_catalog_free(cat);
 }
 
