@@ -514,8 +514,14 @@ up_child_exited(struct pc_upstream *up, int status)
 		return;
 	}
 	/* rmcp-style servers exit on any request before initialize: the probe
-	 * killed it. Not a crash; remember the verdict and go straight on. */
-	quick = hs == UP_HS_PROBE && !up->hs_strict &&
+	 * killed it. Not a crash; remember the verdict and go straight on.
+	 * The same when it died during the initialize that followed a probe
+	 * it never answered: a slow starter (npx, a container's cold start)
+	 * reads the probe late, after we gave up on it, and dies of it; a
+	 * new probe would kill every start. At most once: with the verdict
+	 * kept, a later death is a crash. */
+	quick = (hs == UP_HS_PROBE || (hs == UP_HS_INIT &&
+	    up->probe_fell_back)) && !up->hs_strict &&
 	    up->conf->era == PC_ERA_AUTO && !up->legacy_sticky;
 	up->state = PC_UP_BACKOFF;
 	fail_all(up, PC_E_UNAVAIL);
@@ -527,7 +533,7 @@ up_child_exited(struct pc_upstream *up, int status)
 	if (up->free_pending || up->closing)
 		return;
 	if (quick) {
-		pc_info("upstream '%s': exited during server/discover; "
+		pc_info("upstream '%s': exited after server/discover; "
 		    "treating it as legacy", up->conf->name);
 		up->legacy_sticky = true;
 		schedule_restart(up, 0);

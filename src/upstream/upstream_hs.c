@@ -88,6 +88,7 @@ hs_probe_answer(struct pc_upstream *up, json_t *msg)
 	pc_info("upstream '%s': server/discover %s; falling back to "
 	    "initialize", up->conf->name, err != NULL ? "refused" :
 	    "offered no modern version");
+	up->probe_fell_back = true;
 	send_initialize(up);
 }
 
@@ -205,6 +206,7 @@ on_hs_timeout(evutil_socket_t fd, short what, void *arg)
 	if (up->hs_phase == UP_HS_PROBE && !up->hs_strict) {
 		pc_info("upstream '%s': no answer to server/discover; "
 		    "falling back to initialize", up->conf->name);
+		up->probe_fell_back = true;
 		send_initialize(up);
 	} else if (up->hs_phase == UP_HS_PROBE) {
 		up_fail_child(up, "server/discover timed out (era is pinned "
@@ -224,6 +226,7 @@ up_hs_begin(struct pc_upstream *up)
 			return PC_E_NOMEM;
 	}
 	up->era = PC_UP_ERA_UNKNOWN;
+	up->probe_fell_back = false;
 	if (up->conf->era == PC_ERA_LEGACY || up->legacy_sticky)
 		send_initialize(up);
 	else

@@ -105,6 +105,8 @@ struct pc_upstream {
 	enum pc_upstream_state state;
 	enum pc_upstream_era era;
 	bool legacy_sticky;	/* a probe killed the child: skip it from now */
+	bool probe_fell_back;	/* this handshake's probe timed out or was
+				 * refused: initialize was sent after it */
 	bool closing;		/* shutdown or free began: refuse calls */
 	bool was_ready;		/* this incarnation reached READY */
 	int busy;		/* depth of callbacks running on this object */

@@ -377,6 +377,27 @@ test_exit_on_unknown(void **state)
 	h_fini(&h);
 }
 
+/* A slow starter that dies of the probe it reads late: the probe timed
+ * out, initialize followed, then the child read server/discover and
+ * exited. Restarted at once with initialize first (not probed to death
+ * on every start). */
+static void
+test_slow_start_probe_killed(void **state)
+{
+	struct h h;
+
+	h_init(&h, PC_ERA_AUTO, "--exit-on-unknown", "--start-delay", "600",
+	    NULL);
+	h.conf.probe_timeout_ms = 200;
+	h_new(&h);
+	assert_int_equal(pc_upstream_start(h.up), 0);
+	RUN_UNTIL(&h, h.ready > 0, 8000);
+	assert_int_equal(h.ready, 1);
+	assert_int_equal(pc_upstream_era(h.up), PC_UP_ERA_LEGACY);
+	echo_ok(&h, "after a cold start");
+	h_fini(&h);
+}
+
 static void
 test_legacy_pinned_skips_probe(void **state)
 {
@@ -1152,6 +1173,7 @@ main(void)
 		cmocka_unit_test(test_legacy_probe_fallback),
 		cmocka_unit_test(test_modern_probe),
 		cmocka_unit_test(test_exit_on_unknown),
+		cmocka_unit_test(test_slow_start_probe_killed),
 		cmocka_unit_test(test_legacy_pinned_skips_probe),
 		cmocka_unit_test(test_echo_and_inflight),
 		cmocka_unit_test(test_concurrent_100),
