@@ -4,7 +4,6 @@
  * through the router exactly as one from the HTTP front would.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <pwd.h>
 #include <stdio.h>

@@ -202,10 +202,8 @@ pc_upstream_generation(const struct pc_upstream *up)
 void *
 up_attributed_owner(const struct pc_upstream *up)
 {
-	const struct up_call *c;
+	const struct up_call *c, *only = NULL;
 	void *owner = NULL;
-
-	const struct up_call *only = NULL;
 
 	TAILQ_FOREACH(c, &up->calls, link) {
 		if (c->owner == NULL)
