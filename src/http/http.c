@@ -1217,13 +1217,10 @@ pc_http_free(struct pc_http *h)
 	 * exchanges first so no close callback runs into freed memory. */
 	while (h->exchanges != NULL) {
 		struct pc_exchange *ex = h->exchanges;
-		if (ex->call != NULL && ex->audit != NULL && h->audit != NULL &&
-		    pc_audit_call_cancelled(h->audit, ex->audit, "shutdown")
-		    != 0)
-			pc_error("audit: cannot record a call cut by the "
-			    "shutdown");
-		if (ex->call != NULL)
+		if (ex->call != NULL) {
+			pc_ex_audit_cancelled(ex, "shutdown");
 			pc_router_abandon(ex->call);
+		}
 		ex->call = NULL;
 		if (ex->kind == EX_STREAM && ex->session != NULL)
 			pc_session_detach_stream(ex->session, ex);

@@ -104,6 +104,9 @@ void pc_bitem_audit_begin(struct pc_bitem *it, const struct pc_rctx *cx,
     json_t *msg, const char *session);
 /* Accepts NULL. */
 void pc_audit_ctx_free(struct pc_audit_call *a);
+/* The record of ex's call that ends unanswered (status cancelled):
+ * reason "client.closed" or "shutdown". No-op without an audit log. */
+void pc_ex_audit_cancelled(struct pc_exchange *ex, const char *reason);
 /* Write a record for a request refused before authentication (no
  * principal). false: the source's flood gate held it back, counted for a
  * summary record (callers then skip their own log line too). */

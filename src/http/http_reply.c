@@ -256,6 +256,17 @@ sse_event(struct pc_exchange *ex, json_t *msg)
 
 /* --- exchange lifecycle --------------------------------------------------------- */
 
+void
+pc_ex_audit_cancelled(struct pc_exchange *ex, const char *reason)
+{
+	/* It was allowed and may have started upstream: on record, or a
+	 * client could act and leave without a trace. */
+	if (ex->audit != NULL && ex->h->audit != NULL &&
+	    pc_audit_call_cancelled(ex->h->audit, ex->audit, reason) != 0)
+		pc_error("audit: cannot record a call that ended unanswered "
+		    "(%s)", reason);
+}
+
 static void
 on_conn_close(struct evhttp_connection *evcon, void *arg)
 {
@@ -267,13 +278,7 @@ on_conn_close(struct evhttp_connection *evcon, void *arg)
 	 * libevent detached the request (it does when the reply is still
 	 * ours to send), it is ours to free. */
 	if (ex->kind == EX_POST && ex->call != NULL) {
-		/* It was allowed and may have started upstream: on record,
-		 * or a client could act and leave without a trace. */
-		if (ex->audit != NULL && ex->h->audit != NULL &&
-		    pc_audit_call_cancelled(ex->h->audit, ex->audit,
-		    "client.closed") != 0)
-			pc_error("audit: cannot record a call whose client "
-			    "left");
+		pc_ex_audit_cancelled(ex, "client.closed");
 		pc_router_abandon(ex->call);
 		ex->call = NULL;
 	}

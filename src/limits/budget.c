@@ -221,6 +221,32 @@ fail_result(struct pc_budget_result *r, const char *why)
 	pc_strlcpy(r->budget_id, why, sizeof(r->budget_id));
 }
 
+/* The state keys of every budget that applies to subj, into b->s (keys,
+ * which); *n of them. 0 or pc_limit_key's error. */
+static int
+subject_keys(struct pc_budget *b, const struct pc_budget_subject *subj,
+    size_t *n)
+{
+	struct bscratch *s = &b->s;
+	size_t k = 0;
+
+	for (size_t i = 0; i < b->n; i++) {
+		const char *v = subject_of(&b->lim[i].cfg, subj);
+		int rc;
+
+		if (v == NULL)
+			continue;
+		rc = pc_limit_key(s->key[k], b->lim[i].cfg.id, v, NULL);
+		if (rc != 0)
+			return rc;
+		s->keys[k] = s->key[k];
+		s->which[k] = i;
+		k++;
+	}
+	*n = k;
+	return 0;
+}
+
 static int
 charge(struct pc_budget *b, const struct pc_budget_subject *subj,
     uint64_t cost, int64_t now_us, bool commit, struct pc_budget_result *r)
@@ -236,18 +262,10 @@ charge(struct pc_budget *b, const struct pc_budget_subject *subj,
 			fail_result(r, "invalid");
 		return PC_E_INVAL;
 	}
-	for (size_t i = 0; i < b->n; i++) {
-		const char *v = subject_of(&b->lim[i].cfg, subj);
-		if (v == NULL)
-			continue;
-		rc = pc_limit_key(s->key[k], b->lim[i].cfg.id, v, NULL);
-		if (rc != 0) {
-			fail_result(r, "invalid");
-			return rc;
-		}
-		s->keys[k] = s->key[k];
-		s->which[k] = i;
-		k++;
+	rc = subject_keys(b, subj, &k);
+	if (rc != 0) {
+		fail_result(r, "invalid");
+		return rc;
 	}
 	memset(r, 0, sizeof(*r));
 	r->allowed = true;
@@ -356,18 +374,9 @@ pc_budget_refund(struct pc_budget *b, const struct pc_budget_subject *subj,
 	if (subj == NULL || charged_at_us < 0 || cost == 0 ||
 	    cost > INT64_MAX)
 		return cost == 0 ? 0 : PC_E_INVAL;
-	for (size_t i = 0; i < b->n; i++) {
-		const char *v = subject_of(&b->lim[i].cfg, subj);
-
-		if (v == NULL)
-			continue;
-		rc = pc_limit_key(s->key[k], b->lim[i].cfg.id, v, NULL);
-		if (rc != 0)
-			return rc;
-		s->keys[k] = s->key[k];
-		s->which[k] = i;
-		k++;
-	}
+	rc = subject_keys(b, subj, &k);
+	if (rc != 0)
+		return rc;
 	for (int attempt = 0; k > 0 && attempt < 3; attempt++) {
 		size_t m = 0;
 

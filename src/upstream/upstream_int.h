@@ -197,12 +197,6 @@ void up_io_close(struct pc_upstream *up);
 void up_io_drain(struct pc_upstream *up);
 void up_close_stdin(struct pc_upstream *up);
 int up_send(struct pc_upstream *up, json_t *msg);
-/* Whether one more line about this child may go to the gateway's log
- * (its stderr, messages of it that are dropped): UP_LOG_RATE a second
- * with bursts of UP_LOG_BURST, so a child writing without end costs the
- * loop and the disk a bounded amount. What is held back is counted and
- * said with the next line let through. */
-bool up_log_admit(struct pc_upstream *up);
 int up_send_request(struct pc_upstream *up, uint64_t id, const char *method,
     json_t *params, const char *progress_token);
 int up_send_notification(struct pc_upstream *up, const char *method,

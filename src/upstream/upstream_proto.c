@@ -364,6 +364,39 @@ progress_call(struct pc_upstream *up, json_t *params)
 	return c != NULL && c->progress != NULL ? c : NULL;
 }
 
+/*
+ * Whether one more line about this child may go to the gateway's log (its
+ * stderr, messages of it that are dropped): UP_LOG_RATE a second with
+ * bursts of UP_LOG_BURST, so a child writing without end costs the loop
+ * and the disk a bounded amount. What is held back is counted and said
+ * with the next line let through.
+ */
+static bool
+up_log_admit(struct pc_upstream *up)
+{
+	uint64_t now = pc_now_ms();
+	uint64_t add = (now - up->log_last_ms) * UP_LOG_RATE / 1000u;
+
+	if (add > 0) {
+		/* The first call finds last = 0: a full bucket. */
+		up->log_tokens = add >= UP_LOG_BURST - up->log_tokens ?
+		    UP_LOG_BURST : up->log_tokens + (uint32_t)add;
+		up->log_last_ms = now;
+	}
+	if (up->log_tokens == 0) {
+		up->log_held++;
+		return false;
+	}
+	up->log_tokens--;
+	if (up->log_held > 0) {
+		pc_warn("upstream '%s': %llu line(s) of its output were not "
+		    "logged (more than %u a second)", up->conf->name,
+		    (unsigned long long)up->log_held, UP_LOG_RATE);
+		up->log_held = 0;
+	}
+	return true;
+}
+
 static void
 dispatch_response(struct pc_upstream *up, json_t *msg, json_t *id)
 {
@@ -603,31 +636,6 @@ on_out_read(evutil_socket_t fd, short what, void *arg)
 
 /* ---- reading stderr ------------------------------------------------------ */
 
-bool
-up_log_admit(struct pc_upstream *up)
-{
-	uint64_t now = pc_now_ms();
-	uint64_t add = (now - up->log_last_ms) * UP_LOG_RATE / 1000u;
-
-	if (add > 0) {
-		/* The first call finds last = 0: a full bucket. */
-		up->log_tokens = add >= UP_LOG_BURST - up->log_tokens ?
-		    UP_LOG_BURST : up->log_tokens + (uint32_t)add;
-		up->log_last_ms = now;
-	}
-	if (up->log_tokens == 0) {
-		up->log_held++;
-		return false;
-	}
-	up->log_tokens--;
-	if (up->log_held > 0) {
-		pc_warn("upstream '%s': %llu line(s) of its output were not "
-		    "logged (more than %u a second)", up->conf->name,
-		    (unsigned long long)up->log_held, UP_LOG_RATE);
-		up->log_held = 0;
-	}
-	return true;
-}
 
 /*
  * A line of the child's stderr, s[0..len) with len at most UP_ERR_WINDOW:

@@ -560,6 +560,18 @@ test_crash_restart(void **state)
 	h_fini(&h);
 }
 
+/* Call a tool that makes the child misbehave; the log captured until the
+ * call failed and the child was ready again (or ms passed). */
+static char *
+call_until_restart(struct h *h, const char *tool, json_t *args,
+    struct res *r, uint32_t ms)
+{
+	capture_start();
+	assert_int_equal(call_tool(h, tool, args, 0, false, r, NULL), 0);
+	RUN_UNTIL(h, r->done && h->ready == 2, ms);
+	return capture_stop();
+}
+
 static void
 test_garbage_restart(void **state)
 {
@@ -569,10 +581,7 @@ test_garbage_restart(void **state)
 
 	h_init(&h, PC_ERA_AUTO, NULL);
 	h_start_ready(&h);
-	capture_start();
-	assert_int_equal(call_tool(&h, "garbage", NULL, 0, false, &r, NULL), 0);
-	RUN_UNTIL(&h, r.done && h.ready == 2, 3000);
-	log = capture_stop();
+	log = call_until_restart(&h, "garbage", NULL, &r, 3000);
 	assert_int_equal(r.err, PC_E_UNAVAIL);
 	assert_int_equal(h.down, 1);
 	assert_int_equal(h.ready, 2);
@@ -1047,11 +1056,8 @@ test_value_bomb_refused(void **state)
 	h_init(&h, PC_ERA_AUTO, NULL);
 	h.conf.max_line_bytes = 1024 * 1024;
 	h_start_ready(&h);
-	capture_start();
-	assert_int_equal(call_tool(&h, "bomb", json_pack("{s:i}", "n", 70000),
-	    0, false, &r, NULL), 0);
-	RUN_UNTIL(&h, r.done && h.ready == 2, 5000);
-	log = capture_stop();
+	log = call_until_restart(&h, "bomb", json_pack("{s:i}", "n", 70000),
+	    &r, 5000);
 	assert_int_equal(r.err, PC_E_UNAVAIL);
 	assert_non_null(strstr(log, "protocol error: more than 65536 values"));
 	free(log);
