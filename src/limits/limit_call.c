@@ -1,7 +1,7 @@
 /*
  * The limits stage around one request (see limit_call.h): right after
- * authentication a tools/call passes the key's breaker, the key's
- * concurrency cap and the rate limits; where the router forwards a call
+ * authentication a tools/call, resources/read, prompts/get or completion
+ * passes the key's breaker, the key's concurrency cap and the rate limits; where the router forwards a call
  * (after authorization and validation) the gate below checks the
  * upstream's breaker and cap and charges the budgets. The refusal goes
  * through the front's usual done path, so its audit record (decision
@@ -15,6 +15,23 @@
 #include "../lib/log.h"
 #include "../lib/util.h"
 #include "../mcp/router.h"
+
+/*
+ * The requests that reach an upstream's data: each is one attempt for the
+ * key's, tenant's and global rate limits, the key's breaker and its cap.
+ * Counting only tools/call let a key held to 30 calls a minute read
+ * resources or render prompts without limit. Lists, pings and session
+ * bookkeeping are answered by the gateway (or cost the upstream nothing
+ * per caller) and stay bounded by the pending-request cap.
+ */
+static bool
+counted_method(const char *m)
+{
+	return m != NULL && (strcmp(m, "tools/call") == 0 ||
+	    strcmp(m, "resources/read") == 0 ||
+	    strcmp(m, "prompts/get") == 0 ||
+	    strcmp(m, "completion/complete") == 0);
+}
 
 void
 pc_limit_call_init(struct pc_limit_call *q, struct pc_limiter *limiter,
@@ -46,6 +63,7 @@ pc_limit_call_init(struct pc_limit_call *q, struct pc_limiter *limiter,
 		    p->method == PC_AUTH_JWT ? "jwt" : p->method ==
 		    PC_AUTH_MTLS ? "mtls" : "other", p->id);
 	pc_strlcpy(q->tenant, p->tenant, sizeof(q->tenant));
+	q->counted = counted_method(method);
 	q->is_call = method != NULL && strcmp(method, "tools/call") == 0 &&
 	    tool != NULL && strlen(tool) < sizeof(q->tool);
 	if (q->is_call)
@@ -90,7 +108,7 @@ pc_limit_call_admit(struct pc_limit_call *q, json_t *id, int *status,
 	struct pc_limit_verdict *v = &q->front;
 
 	*refusal = NULL;
-	if (!q->is_call || !active(q))
+	if (!q->counted || !active(q))
 		return 0;
 	pc_limiter_admit(q->limiter, &s, pc_wall_us(), v);
 	if (q->on_verdict != NULL)

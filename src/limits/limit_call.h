@@ -36,7 +36,11 @@ struct pc_limit_call {
 	char tenant[PC_PRINCIPAL_MAX];
 	char tool[PC_MAX_NAME_LEN + 1];	/* tools/call: the exposed name */
 	char upstream[PC_MAX_UPSTREAM_NAME + 1];
-	bool is_call;			/* a tools/call (rate limits, budgets) */
+	bool counted;			/* front checkpoint applies: tools/call,
+					 * resources/read, prompts/get,
+					 * completion/complete */
+	bool is_call;			/* a tools/call with a usable name:
+					 * tool limits, budgets */
 	bool admitted;			/* front checkpoint: end owed */
 	bool forwarded;			/* forward checkpoint: end owed */
 	struct pc_limit_verdict front, fwd;
@@ -49,10 +53,10 @@ void pc_limit_call_init(struct pc_limit_call *q, struct pc_limiter *limiter,
     void (*on_verdict)(void *, const struct pc_limit_verdict *), void *arg);
 
 /*
- * The front checkpoint (tools/call only). 0: go on (then pc_limit_call_end
- * is owed). PC_E_DENIED: *refusal is the JSON-RPC response to send (new
- * ref, with `id`), *status the HTTP status (429 or 503), q->deny_reason
- * set.
+ * The front checkpoint (counted methods only, see `counted`). 0: go on
+ * (then pc_limit_call_end is owed). PC_E_DENIED: *refusal is the JSON-RPC
+ * response to send (new ref, with `id`), *status the HTTP status (429 or
+ * 503), q->deny_reason set.
  */
 int pc_limit_call_admit(struct pc_limit_call *q, json_t *id, int *status,
     json_t **refusal);

@@ -110,6 +110,36 @@ test('per-key rate limit: the burst, then refusals with exact Retry-After and Ra
   });
 });
 
+test('a key limit counts resource reads, prompts and completions too: a key held to 3 a minute cannot read without limit', async () => {
+  const a = createKey('read-a');
+  await withGateway({ auth, upstreams, rate_limits: [{ id: 'key-minute', scope: 'key', rate: '3/minute' }] }, async (gw) => {
+    const s = await legacyInit(gw.url, { headers: bearer(a) });
+    const rr = await s.request(2, 'resources/read', { uri: 'up+mini://hello' });
+    assert.equal(rr.status, 200, rr.text);
+    assert.equal(rr.response.result.contents[0].text, 'hello');
+    assert.equal(rr.headers.get('ratelimit-remaining'), '2', 'the read took a share');
+    const pg = await s.request(3, 'prompts/get', { name: 'up__greet', arguments: { name: 'x' } });
+    assert.equal(pg.status, 200, pg.text);
+    assert.equal(pg.headers.get('ratelimit-remaining'), '1');
+    const cc = await s.request(4, 'completion/complete', { ref: { type: 'ref/prompt', name: 'up__greet' }, argument: { name: 'name', value: 'x' } });
+    assert.equal(cc.headers.get('ratelimit-remaining'), '0', cc.text);
+    // The allowance is gone for every counted method, in both eras.
+    const r4 = await s.request(5, 'resources/read', { uri: 'up+mini://hello' });
+    assertRefused(r4, { reason: 'limit.rate', limit: 'key-minute', retryAfter: [18, 20] });
+    const t4 = await post(gw.url, { jsonrpc: '2.0', id: 6, method: 'tools/call', params: { name: 'up__echo', arguments: { text: 'x' } } }, s.headers);
+    assertRefused(t4, { reason: 'limit.rate', limit: 'key-minute' });
+    const m4 = await post(gw.url, {
+      jsonrpc: '2.0', id: 7, method: 'resources/read',
+      params: { uri: 'up+mini://hello', _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': {} } },
+    }, { 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'resources/read', 'mcp-name': 'up+mini://hello', ...bearer(a) });
+    assertRefused(m4, { reason: 'limit.rate', limit: 'key-minute' });
+    // Lists are the gateway's own answers: not counted.
+    const list = await s.request(8, 'resources/list');
+    assert.equal(list.status, 200, list.text);
+    assert.equal(list.headers.get('ratelimit-limit'), null);
+  });
+});
+
 test('per-tool limit: 3 per 6 s with burst 3 passes three, refuses the fourth for one spacing (2 s), then passes; other tools unaffected', async () => {
   const a = createKey('tool-a');
   const b = createKey('tool-b');
