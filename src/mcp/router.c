@@ -723,6 +723,61 @@ pc_sub_release_session(struct pc_router *r, struct pc_session *s)
 }
 
 static void
+replay_reply(void *arg, int err, json_t *msg)
+{
+	char *uri = arg;
+
+	if (err != PC_E_CLOSED && (err != 0 ||
+	    json_object_get(msg, "error") != NULL))
+		pc_warn("upstream did not take back the subscription to %s: "
+		    "its updates stop until a client subscribes again", uri);
+	free(uri);
+}
+
+/*
+ * A child (re)started knows of no subscription: tell it of every URI it
+ * owns that a session still holds. Without this, a crash ended every
+ * update without a word while the sessions believed themselves
+ * subscribed. Calls reach a child only once it is ready, so these go out
+ * before any call that could cause an update.
+ */
+void
+pc_sub_replay(struct pc_router *r, struct pc_up_slot *slot)
+{
+	size_t pos = 0, n = 0;
+	const char *uri;
+	void *v;
+
+	while (pc_map_next(r->subs, &pos, &uri, &v)) {
+		size_t idx;
+		char *orig = NULL, *copy;
+		json_t *p;
+
+		if (pc_catalog_resolve_uri(r->cat, uri, &idx, &orig) != 0 ||
+		    idx != slot->idx) {
+			free(orig);
+			continue;
+		}
+		p = json_pack("{s:s}", "uri", orig);
+		free(orig);
+		copy = strdup(uri);
+		if (p == NULL || copy == NULL || pc_upstream_call(slot->up,
+		    "resources/subscribe", p, 0, replay_reply, NULL, copy,
+		    NULL) != 0) {
+			pc_warn("cannot subscribe again to %s: its updates stop "
+			    "until a client subscribes again", uri);
+			free(copy);
+		} else {
+			n++;
+		}
+		json_decref(p);
+	}
+	if (n > 0)
+		pc_info("upstream '%s': %zu subscription(s) renewed",
+		    pc_upstream_name(slot->up), n);
+}
+
+static void
 forward_completion(struct pc_call *c, const struct pc_reqinfo *ri,
     json_t *params)
 {

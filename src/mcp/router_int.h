@@ -163,6 +163,8 @@ int pc_rpol_tool_call(struct pc_call *c, const struct pc_reqinfo *ri,
 
 /* router.c: resource subscriptions shared by sessions */
 int pc_sub_adjust(struct pc_router *r, const char *uri, int d);
+/* A child of slot became ready: subscribe it again to what sessions hold. */
+void pc_sub_replay(struct pc_router *r, struct pc_up_slot *slot);
 void pc_sub_release_session(struct pc_router *r, struct pc_session *s);
 
 /* router_catalog.c */

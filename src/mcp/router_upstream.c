@@ -28,6 +28,7 @@ hook_ready(struct pc_upstream *up, void *arg)
 	if (slot->r->event_cb != NULL)
 		slot->r->event_cb(slot->r->event_arg, "upstream.ready",
 		    pc_upstream_name(up));
+	pc_sub_replay(slot->r, slot);
 	pc_refresh_all(slot);
 }
 

@@ -303,6 +303,27 @@ test('a subscribe the upstream never took is undone: the next one reaches the up
   await s.close();
 });
 
+test('a subscription outlives a crash of its upstream: the restarted child is subscribed again and updates keep coming', async () => {
+  const s = await legacyInit(gw.url);
+  const get = await openStream(gw.url, { method: 'GET', headers: s.headers });
+  const uri = 'b+mini://hello';
+  const touch = async (id) =>
+    (await s.request(id, 'tools/call', { name: 'b__touch', arguments: { uri: 'mini://hello' } })).response?.result?.content?.[0]?.text;
+  assert.ok((await s.request(1, 'resources/subscribe', { uri })).response?.result);
+  assert.equal(await touch(2), 'updated');
+  assert.equal((await get.next())?.params?.uri, uri);
+  await s.request(3, 'tools/call', { name: 'b__crash', arguments: {} });
+  let t;
+  for (let i = 0; i < 50 && t === undefined; i++) {
+    t = await touch(10 + i);
+    if (t === undefined) await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.equal(t, 'updated', 'the new child holds the subscription');
+  assert.equal((await get.next())?.params?.uri, uri, 'and the session hears of it');
+  get.abort();
+  await s.close();
+});
+
 test('a reload that hides a resource ends the updates of existing subscriptions, and they can still be undone', async () => {
   const g = await startGateway({ upstreams: [{ name: 'a', command: upstreamCommands.mini(), timeout: '10s' }] });
   try {
