@@ -160,6 +160,8 @@ void pc_audit_close(struct pc_audit *a);
 /* Syslog facility code for a name (user, daemon, auth, authpriv,
  * local0..local7), or PC_E_INVAL. */
 int pc_audit_syslog_facility(const char *name);
+/* The name of a facility code (-1: the default, authpriv), or NULL. */
+const char *pc_audit_syslog_facility_name(int code);
 
 /* Parse "1.2.3.4:514" or "[::1]:514" (numeric only, port 1..65535) into
  * *ss / *len: 0 or PC_E_INVAL. For the config check and the sink. */

@@ -85,6 +85,17 @@ pc_audit_syslog_facility(const char *name)
 	return PC_E_INVAL;
 }
 
+const char *
+pc_audit_syslog_facility_name(int code)
+{
+	if (code < 0)
+		code = SL_DEFAULT_FACILITY;
+	for (size_t i = 0; i < sizeof(facilities) / sizeof(facilities[0]); i++)
+		if (facilities[i].code == code)
+			return facilities[i].name;
+	return NULL;
+}
+
 int
 pc_audit_syslog_addr(const char *s, struct sockaddr_storage *ss,
     socklen_t *len)

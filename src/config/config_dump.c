@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../audit/audit.h"
 #include "../lib/errors.h"
 
 void
@@ -270,6 +271,38 @@ put_security(FILE *f, const struct pc_config *cfg)
 	put_dur(f, "    ", "window", (uint64_t)a->failure_window_s * 1000u);
 }
 
+/* The audit section with the module's defaults filled in; the key is a
+ * secret. */
+static void
+put_audit(FILE *f, const struct pc_config *cfg)
+{
+	const struct pc_audit_cfg *a = &cfg->audit;
+	const char *fac;
+
+	if (!a->enabled) {
+		fputs("# audit: off (no audit log)\n", f);
+		return;
+	}
+	fputs("audit:\n", f);
+	put_path(f, cfg, "  dir", a->dir);
+	fputs("  key: <redacted>\n", f);
+	fprintf(f, "  fsync: %s\n", a->strict ? "strict" : "group");
+	put_dur(f, "  ", "group_delay", a->group_delay_ms);
+	put_size(f, "  ", "max_file_size", a->max_file_bytes ?
+	    a->max_file_bytes : PC_AUDIT_DEF_MAX_FILE_BYTES);
+	put_dur(f, "  ", "max_file_age", (uint64_t)(a->max_file_age_s ?
+	    a->max_file_age_s : PC_AUDIT_DEF_MAX_FILE_AGE_S) * 1000u);
+	fprintf(f, "  retention_days: %u\n", a->retention_days ?
+	    a->retention_days : PC_AUDIT_DEF_RETENTION_DAYS);
+	if (a->syslog_socket == NULL && a->syslog_tcp == NULL)
+		return;
+	fputs("  syslog:\n", f);
+	put_path(f, cfg, "    socket", a->syslog_socket);
+	put_path(f, cfg, "    tcp", a->syslog_tcp);
+	fac = pc_audit_syslog_facility_name(a->syslog_facility);
+	fprintf(f, "    facility: %s\n", fac ? fac : "?");
+}
+
 int
 pc_config_dump(const struct pc_config *cfg, FILE *f)
 {
@@ -311,6 +344,7 @@ pc_config_dump(const struct pc_config *cfg, FILE *f)
 	for (size_t i = 0; i < cfg->nupstreams; i++)
 		put_upstream(f, cfg, &cfg->upstreams[i]);
 	put_security(f, cfg);
+	put_audit(f, cfg);
 	if (cfg->nredact_keys > 0) {
 		fputs("redaction:\n  keys: ", f);
 		put_list(f, cfg, cfg->redact_keys, cfg->nredact_keys, false);

@@ -1188,6 +1188,7 @@ test_examples(void **state)
 	struct pc_config *cfg = NULL;
 	struct pc_config_errors e;
 	char p[PATH_MAX + 64], root[PATH_MAX], want[PATH_MAX + 64];
+	char *dump;
 
 	(void)state;
 	snprintf(p, sizeof(p), "%s/../../../..", datadir);
@@ -1218,6 +1219,14 @@ test_examples(void **state)
 	assert_int_equal(cfg->limiter.key_br.threshold, 50);
 	assert_int_equal(cfg->limiter.per_upstream, 64);
 	assert_string_equal(cfg->limiter.store, cfg->auth.key_store);
+	/* check --print shows the audit section, never its key. */
+	dump = dump_text(cfg);
+	assert_non_null(strstr(dump, "\naudit:\n  dir: \"/var/log/portcullis\"\n"
+	    "  key: <redacted>\n  fsync: group\n  group_delay: 10ms\n"
+	    "  max_file_size: 64MiB\n  max_file_age: 24h\n"
+	    "  retention_days: 90\n"));
+	assert_null(strstr(dump, "fedcba9876543210"));
+	free(dump);
 	pc_config_free(cfg);
 	unsetenv("GITHUB_TOKEN");
 
