@@ -4,7 +4,7 @@
  * Order of checks on every request (cheapest and most general first, so
  * that nothing past a failed check runs):
  *   path -> Host -> Origin -> method -> Accept -> Content-Type -> body
- *   size (evhttp) -> JSON hygiene -> era -> envelope/headers (modern) or
+ *   size (evhttp past twice the limit, else ours) -> JSON hygiene -> era -> envelope/headers (modern) or
  *   session (legacy) -> router.
  *
  * Responses start as a plain JSON body. If the router has something to
@@ -42,6 +42,9 @@
 #include "http_int.h"
 #include "../limits/flood.h"
 #include "tls.h"
+
+/* How far past limits.max_body_bytes evhttp's own cap sits (apply_limits). */
+#define PC_BODY_MARGIN_MAX	(1024u * 1024u)
 
 static const char *const legacy_versions[] = {
 	"2025-03-26", "2025-06-18", "2025-11-25", NULL,
@@ -1076,9 +1079,18 @@ apply_limits(struct pc_http *h)
 {
 	const struct pc_limits_conf *l = &h->cfg->limits;
 
-	/* evhttp answers 413 itself past max_body; we still check the size
-	 * before parsing in case a chunked body slips under the header. */
-	evhttp_set_max_body_size(h->mcp, (ev_ssize_t)l->max_body_bytes + 1);
+	/*
+	 * evhttp answers 413 itself past its own cap, with no hook for the
+	 * gateway (no JSON-RPC error, no audit record). So its cap sits
+	 * above ours, by the limit again (at most 1 MiB more): a body a
+	 * little or twice too large reaches handle_post, which refuses it
+	 * with a record; only a larger one is cut off unrecorded. The
+	 * margin bounds the extra memory one connection can hold.
+	 */
+	uint64_t margin = l->max_body_bytes < PC_BODY_MARGIN_MAX ?
+	    l->max_body_bytes : PC_BODY_MARGIN_MAX;
+	evhttp_set_max_body_size(h->mcp, (ev_ssize_t)(l->max_body_bytes +
+	    margin));
 	evhttp_set_max_headers_size(h->mcp, l->max_header_bytes);
 	evhttp_set_timeout(h->mcp, (int)l->read_timeout_s);
 	evhttp_set_allowed_methods(h->mcp, EVHTTP_REQ_GET | EVHTTP_REQ_POST |

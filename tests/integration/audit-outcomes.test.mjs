@@ -2,10 +2,10 @@
 // (accepted), a client's answers to a server-to-client request (allow, or
 // deny when it answers nothing pending), a session's stream opened (GET)
 // and its end (DELETE), and
-// refusals before a request reaches the router (400, 404, 405, 406, 415),
-// each a deny with reason http.<status> (a body over max_body_bytes is cut
-// off by the HTTP library before the gateway sees the request: 413, no
-// record); answered calls carry the
+// refusals before a request reaches the router (400, 404, 405, 406, 413,
+// 415), each a deny with reason http.<status> (only a body over twice
+// max_body_bytes is cut off by the HTTP library before the gateway sees
+// the request: 413, no record); answered calls carry the
 // exact size of what was sent back (bytes_out).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -53,7 +53,12 @@ before(async () => {
     bodies.refusalId = put.headers.get('x-request-id');
     assert.equal((await raw('POST', { 'content-type': 'application/json', accept: 'text/html' }, '{}')).status, 406);
     assert.equal((await raw('POST', { ...json, 'content-type': 'text/plain' }, '{}')).status, 415);
-    assert.equal((await raw('POST', json, '{"x":"' + 'y'.repeat(5000) + '"}')).status, 413);
+    const big = await raw('POST', json, '{"x":"' + 'y'.repeat(5000) + '"}');
+    assert.equal(big.status, 413);
+    assert.equal((await big.json()).error.message, 'Payload Too Large', 'the gateway\'s own answer');
+    bodies.bigId = big.headers.get('x-request-id');
+    // Past twice the limit the HTTP library refuses it alone (no record).
+    assert.equal((await raw('POST', json, '{"x":"' + 'y'.repeat(9000) + '"}')).status, 413);
     // DNS rebinding: a foreign Host, a foreign Origin (before any
     // authentication: recorded without a principal).
     const body = '{"jsonrpc":"2.0","id":1,"method":"ping"}';
@@ -151,8 +156,9 @@ test('a session stream opened and a session deleted are recorded', () => {
 
 test('refusals before routing are recorded as deny with reason http.<status>, DNS-rebinding refusals as http.host / http.origin', () => {
   const denies = records.filter((r) => r.decision === 'deny').map((r) => r.reason).sort();
-  assert.deepEqual(denies, ['http.400', 'http.404', 'http.405', 'http.406', 'http.415', 'http.host', 'http.origin',
+  assert.deepEqual(denies, ['http.400', 'http.404', 'http.405', 'http.406', 'http.413', 'http.415', 'http.host', 'http.origin',
     'response.unknown_id']);
+  assert.equal(records.find((r) => r.reason === 'http.413').request_id, bodies.bigId);
   assert.ok(records.filter((r) => r.decision === 'deny').every((r) => r.status === 'refused' && r.source));
   assert.equal(records.find((r) => r.reason === 'http.origin').principal, null, 'before authentication: no principal');
 });
