@@ -675,7 +675,6 @@ handle_get(struct pc_http *h, struct evhttp_request *req,
 {
 	struct pc_session *s;
 	struct pc_exchange *ex;
-	struct timeval tv;
 
 	if (!pc_accept_has(hdr(req, "Accept"), "text/event-stream")) {
 		pc_http_send_error(req, 406, NULL, PC_RPC_GENERIC,
@@ -704,13 +703,7 @@ handle_get(struct pc_http *h, struct evhttp_request *req,
 		return;		/* answered 503 */
 	}
 	pc_ex_watch(ex);
-	pc_sse_start(ex);
-	ex->keepalive = event_new(h->base, -1, EV_PERSIST, pc_ex_keepalive_cb, ex);
-	tv.tv_sec = h->cfg->limits.idle_timeout_s > 2 ?
-	    h->cfg->limits.idle_timeout_s / 2 : 1;
-	tv.tv_usec = 0;
-	if (ex->keepalive != NULL)
-		event_add(ex->keepalive, &tv);
+	pc_sse_start(ex);		/* with its keepalive */
 }
 
 static void

@@ -188,6 +188,32 @@ pc_http_reason(int status)
 	}
 }
 
+/*
+ * Once a reply has started, evhttp reads the socket to notice a close, and
+ * its read timeout (limits.read_timeout, 10 s by default) ends the
+ * connection after that long without a byte either way. Every stream (a
+ * session's GET, a listen stream, a POST turned SSE by progress) therefore
+ * carries a comment at half of it, or of idle_timeout if smaller: a stream
+ * quiet for longer used to be cut, its final answer lost.
+ */
+static void
+arm_keepalive(struct pc_exchange *ex)
+{
+	const struct pc_limits_conf *l = &ex->h->cfg->limits;
+	uint32_t t = l->read_timeout_s < l->idle_timeout_s ?
+	    l->read_timeout_s : l->idle_timeout_s;
+	uint64_t half_ms = (uint64_t)t * 500u;	/* t >= 1 s (config) */
+	struct timeval tv = { (time_t)(half_ms / 1000),
+	    (suseconds_t)(half_ms % 1000) * 1000 };
+
+	if (ex->keepalive != NULL)
+		return;
+	ex->keepalive = event_new(ex->h->base, -1, EV_PERSIST,
+	    pc_ex_keepalive_cb, ex);
+	if (ex->keepalive != NULL)
+		event_add(ex->keepalive, &tv);
+}
+
 void
 pc_sse_start(struct pc_exchange *ex)
 {
@@ -198,6 +224,7 @@ pc_sse_start(struct pc_exchange *ex)
 	evhttp_add_header(oh, "X-Accel-Buffering", "no");
 	evhttp_send_reply_start(ex->req, 200, "OK");
 	ex->mode = EX_SSE;
+	arm_keepalive(ex);
 }
 
 /* An event on the stream. final: the answer itself, always queued (one

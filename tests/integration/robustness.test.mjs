@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { startGateway } from '../lib/gateway.mjs';
 import { haveGateway, haveMiniUpstream, upstreamCommands } from '../lib/paths.mjs';
-import { legacyInit } from '../lib/mcp.mjs';
+import { legacyInit, modernMeta, MODERN_VERSION } from '../lib/mcp.mjs';
 import { timeUntilClosed } from '../lib/rawhttp.mjs';
 import { openStream } from '../lib/stream.mjs';
 
@@ -249,6 +249,43 @@ test('a client that stops reading its SSE stream: progress is dropped past the b
     assert.equal(answer.result.content[0].text, 'progress done');
     // One warning for the stream, not one per dropped event.
     assert.equal(g.logs.filter((r) => /stopped reading its stream/.test(r.msg ?? '')).length, 1);
+    await s.close();
+  } finally {
+    await g.stop();
+  }
+});
+
+test('quiet streams stay open past read_timeout: a session\'s GET, a listen stream and a POST turned SSE each get their late message', { skip, timeout: 60000 }, async () => {
+  // read_timeout 1s: once a reply has started, evhttp reads the socket and
+  // its timeout used to cut any stream quiet for that long.
+  const g = await startGateway({
+    limits: { read_timeout: '1s' },
+    upstreams: [{ name: 'up', command: command(), timeout: '30s' }],
+  });
+  try {
+    const s = await legacyInit(g.url);
+    const get = await openStream(g.url, { method: 'GET', headers: s.headers });
+    assert.ok((await s.request(1, 'resources/subscribe', { uri: 'up+mini://hello' })).response?.result);
+    const listen = await openStream(g.url, {
+      body: { jsonrpc: '2.0', id: 'L', method: 'subscriptions/listen', params: { notifications: { toolsListChanged: true }, _meta: modernMeta() } },
+      headers: { 'mcp-protocol-version': MODERN_VERSION, 'mcp-method': 'subscriptions/listen' },
+    });
+    assert.equal((await listen.next())?.method, 'notifications/subscriptions/acknowledged');
+    // A call that reports progress at once, then nothing for 3 s.
+    const slow = await openStream(g.url, {
+      body: { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'up__progress', arguments: { steps: 1, ms: 3000 }, _meta: { progressToken: 't' } } },
+      headers: s.headers,
+    });
+    assert.equal((await slow.next())?.method, 'notifications/progress');
+    await sleep(3500);
+    const answer = await slow.next(5000);
+    assert.equal(answer?.result?.content?.[0]?.text, 'progress done', 'the answer after a quiet spell');
+    assert.equal((await s.request(3, 'tools/call', { name: 'up__touch', arguments: { uri: 'mini://hello' } })).response.result.content[0].text, 'updated');
+    assert.equal((await get.next(5000))?.method, 'notifications/resources/updated', 'the GET stream is still open');
+    assert.ok((await s.request(4, 'tools/call', { name: 'up__list_changed', arguments: {} })).response.result);
+    assert.equal((await listen.next(5000))?.method, 'notifications/tools/list_changed', 'the listen stream is still open');
+    get.abort();
+    listen.abort();
     await s.close();
   } finally {
     await g.stop();
