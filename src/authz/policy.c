@@ -581,11 +581,29 @@ climbs(const char *s)
 	}
 }
 
+/*
+ * A space or control byte in a URI. URL parsers (WHATWG: Node's URL,
+ * which the TypeScript SDK runs on every resources/read) delete tab, LF
+ * and CR anywhere and trim spaces and controls at the ends before they
+ * resolve dot segments: ".\t." passes climbs() as one segment and reaches
+ * the upstream as "..". No valid URI holds such a byte (RFC 3986 wants
+ * them escaped).
+ */
+static bool
+uri_has_ctl(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s <= 0x20 || *s == 0x7f)
+			return true;
+	return false;
+}
+
 bool
 pc_policy_item_allowed(const struct pc_policy *p, const char *roles,
     enum pc_policy_item item, const char *name)
 {
-	if (item == PC_ITEM_RESOURCE && name != NULL && climbs(name))
+	if (item == PC_ITEM_RESOURCE && name != NULL &&
+	    (climbs(name) || uri_has_ctl(name)))
 		return false;
 	return item != PC_ITEM_TOOL && granted(p, roles, item, name, 0);
 }

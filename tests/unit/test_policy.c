@@ -697,6 +697,14 @@ items_and_default_roles(void **st)
 			"fs+file:///srv/./a.txt",
 			"fs+file:///srv/x?path=../../etc/passwd",
 			"fs+file:///srv/..",
+			/* URL parsers (WHATWG: Node's URL, the TS SDK) drop
+			 * tab, LF and CR anywhere and trim spaces and controls
+			 * at the ends before resolving dot segments. */
+			"fs+file:///srv/.\t./etc/passwd",
+			"fs+file:///srv/.\n./.\r./etc/passwd",
+			"fs+file:///srv/a/.. ",
+			"fs+file:///srv/a/..\x7f",
+			"fs+file:///srv/a/..\x01",
 		};
 		for (size_t i = 0; i < sizeof(climbing) / sizeof(*climbing); i++)
 			if (pc_policy_item_allowed(p, "reader", PC_ITEM_RESOURCE,
