@@ -43,6 +43,9 @@
 #include "../limits/flood.h"
 #include "tls.h"
 
+/* X-Forwarded-For lines read; past it the proxy's address is the source. */
+#define PC_MAX_XFF_LINES	16
+
 /* How far past limits.max_body_bytes evhttp's own cap sits (apply_limits). */
 #define PC_BODY_MARGIN_MAX	(1024u * 1024u)
 
@@ -925,9 +928,22 @@ resolve_source(struct pc_http *h, struct evhttp_request *req, char *out,
 	    pc_addr_in(cfg->trusted_proxies, cfg->ntrusted_proxies, out);
 	if (!cfg->tls.enabled && !trusted && !pc_addr_is_loopback(out))
 		return PC_E_DENIED;
-	if (trusted)
-		(void)pc_forwarded_client(hdr(req, "X-Forwarded-For"),
-		    cfg->trusted_proxies, cfg->ntrusted_proxies, out, outlen);
+	if (trusted) {
+		const struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+		const char *xff[PC_MAX_XFF_LINES];
+		size_t n = 0;
+
+		for (const struct evkeyval *kv = in->tqh_first; kv != NULL;
+		    kv = kv->next.tqe_next) {
+			if (strcasecmp(kv->key, "X-Forwarded-For") != 0)
+				continue;
+			if (n == PC_MAX_XFF_LINES)
+				return 0;	/* the proxy's own address */
+			xff[n++] = kv->value;
+		}
+		(void)pc_forwarded_client(xff, n, cfg->trusted_proxies,
+		    cfg->ntrusted_proxies, out, outlen);
+	}
 	return 0;
 }
 

@@ -299,19 +299,20 @@ pc_addr_is_loopback(const char *addr)
 	return IN6_IS_ADDR_V4MAPPED((struct in6_addr *)a) && a[12] == 127;
 }
 
-bool
-pc_forwarded_client(const char *xff, const struct pc_cidr *list, size_t n,
+/* One header's list from the right: 1 found (out set), 0 every entry is
+ * a trusted proxy, -1 garbage. */
+static int
+forwarded_one(const char *xff, const struct pc_cidr *list, size_t n,
     char *out, size_t outlen)
 {
-	size_t len;
+	size_t len = strlen(xff);
 
-	if (xff == NULL)
-		return false;
-	len = strlen(xff);
 	while (len > 0) {
 		size_t end = len, start;
 		while (end > 0 && (xff[end - 1] == ' ' || xff[end - 1] == ','))
 			end--;
+		if (end == 0)
+			break;		/* only separators left */
 		start = end;
 		while (start > 0 && xff[start - 1] != ',')
 			start--;
@@ -323,15 +324,35 @@ pc_forwarded_client(const char *xff, const struct pc_cidr *list, size_t n,
 		unsigned char tmp[16];
 		int fam;
 		if (l == 0 || l >= sizeof(one))
-			return false;	/* garbage: do not guess */
+			return -1;	/* garbage: do not guess */
 		memcpy(one, xff + start, l);
 		one[l] = '\0';
 		if (!parse_addr(one, &fam, tmp))
-			return false;
+			return -1;
 		if (pc_addr_in(list, n, one))
 			continue;	/* another proxy of ours */
 		pc_strlcpy(out, one, outlen);
-		return true;
+		return 1;
+	}
+	return 0;
+}
+
+bool
+pc_forwarded_client(const char *const *xff, size_t nxff,
+    const struct pc_cidr *list, size_t n, char *out, size_t outlen)
+{
+	/* Several header lines are one list, in order (RFC 9110 5.3): a
+	 * proxy that adds its own line rather than appending puts the
+	 * client it saw in the last one. Reading only the first line let a
+	 * client pose as any address. */
+	for (size_t i = nxff; i > 0; i--) {
+		int rc;
+
+		if (xff[i - 1] == NULL)
+			return false;
+		rc = forwarded_one(xff[i - 1], list, n, out, outlen);
+		if (rc != 0)
+			return rc > 0;
 	}
 	return false;
 }

@@ -51,12 +51,13 @@ bool pc_addr_in(const struct pc_cidr *list, size_t n, const char *addr);
 bool pc_addr_is_loopback(const char *addr);
 
 /*
- * The client behind trusted proxies: walking X-Forwarded-For from the
+ * The client behind trusted proxies: walking the X-Forwarded-For header
+ * lines xff[0..nxff) (in the order received, taken as one list) from the
  * right, the first address that is not itself a trusted proxy. Writes it
  * to out and returns true; false (out untouched) when the header holds no
  * usable address.
  */
-bool pc_forwarded_client(const char *xff, const struct pc_cidr *list, size_t n,
-    char *out, size_t outlen);
+bool pc_forwarded_client(const char *const *xff, size_t nxff,
+    const struct pc_cidr *list, size_t n, char *out, size_t outlen);
 
 #endif

@@ -17,6 +17,7 @@ import { Client as ClientV2, StreamableHTTPClientTransport as HttpV2 } from '@mo
 import { keySecret, startGateway, toYaml } from '../lib/gateway.mjs';
 import { PORTCULLIS_BIN, upstreamCommands } from '../lib/paths.mjs';
 import { legacyInit, post, modernRequest, modernMeta, MODERN_VERSION } from '../lib/mcp.mjs';
+import { buildRequest, rawRequest } from '../lib/rawhttp.mjs';
 
 let dir, gw, auth, cliCfg;
 
@@ -272,6 +273,33 @@ test('a key store that cannot answer: 503 "unavailable", never "invalid credenti
   } finally {
     await g.stop();
     rmSync(d, { recursive: true, force: true });
+  }
+});
+
+test('behind a trusted proxy the client is read from every X-Forwarded-For line: a client cannot pose as another and get it locked out', async () => {
+  const k = createKey('xff');
+  const g = await startGateway({
+    auth: { ...auth, failed_auth: { max_failures: 3, window: '60s' } },
+    trusted_proxies: ['127.0.0.1/32'],
+    upstreams: [{ name: 'up', command: upstreamCommands.mini() }],
+  });
+  try {
+    const init = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } });
+    const send = (lines, key) => rawRequest(g.port, buildRequest('POST', '/mcp', [
+      ['Host', `127.0.0.1:${g.port}`], ['Content-Type', 'application/json'], ['Accept', 'application/json, text/event-stream'],
+      ['Authorization', `Bearer ${key}`], ...lines.map((v) => ['X-Forwarded-For', v]),
+    ], init));
+    // The attacker (203.0.113.5) names a victim in its own line; the
+    // proxy adds a line of its own with the address it saw.
+    const forged = ['10.9.9.9', '127.0.0.1, 203.0.113.5'];
+    const bad = `pcs_0123456789abcdef_${'A'.repeat(43)}`;
+    const seen = [];
+    for (let i = 0; i < 4; i++) seen.push((await send(forged, bad)).status);
+    assert.deepEqual(seen, [401, 401, 401, 429]);
+    assert.equal((await send(['10.9.9.9'], k.key)).status, 200, 'the victim is not locked out');
+    assert.equal((await send(['203.0.113.5'], k.key)).status, 429, 'the attacker is');
+  } finally {
+    await g.stop();
   }
 });
 

@@ -127,6 +127,13 @@ cidr(int fam, const char *addr, unsigned bits)
 	return c;
 }
 
+
+static bool
+xff_of(const char *const *v, size_t n, const struct pc_cidr *list, char *out,
+    size_t outlen)
+{
+	return pc_forwarded_client(v, n, list, 2, out, outlen);
+}
 static void
 proxies(void **st)
 {
@@ -151,20 +158,31 @@ proxies(void **st)
 
 	/* The client is the rightmost address that is not one of ours: a
 	 * client cannot pose as another by prepending to the header. */
+#define XFF(...) xff_of((const char *[]){ __VA_ARGS__ }, \
+	    sizeof((const char *[]){ __VA_ARGS__ }) / sizeof(const char *), \
+	    list, out, sizeof(out))
 	snprintf(out, sizeof(out), "peer");
-	assert_true(pc_forwarded_client("6.6.6.6, 1.2.3.4, 10.0.0.7", list, 2,
-	    out, sizeof(out)));
+	assert_true(XFF("6.6.6.6, 1.2.3.4, 10.0.0.7"));
 	assert_string_equal(out, "1.2.3.4");
-	assert_true(pc_forwarded_client("1.2.3.4", list, 2, out, sizeof(out)));
+	assert_true(XFF("1.2.3.4"));
 	assert_string_equal(out, "1.2.3.4");
+	/* Several lines are one list: a proxy that adds its own line (not
+	 * appending) puts the client it saw in the last one; the client's
+	 * own first line must not win. */
+	assert_true(XFF("10.9.9.9", "127.0.0.1, 203.0.113.5"));
+	assert_string_equal(out, "203.0.113.5");
+	assert_true(XFF("6.6.6.6", "5.5.5.5", "10.0.0.7"));
+	assert_string_equal(out, "5.5.5.5");
 	/* Garbage or only proxies: keep the peer address (out untouched). */
 	snprintf(out, sizeof(out), "peer");
-	assert_false(pc_forwarded_client("1.2.3.4, evil", list, 2, out,
-	    sizeof(out)));
-	assert_false(pc_forwarded_client("10.0.0.1, 10.0.0.2", list, 2, out,
-	    sizeof(out)));
-	assert_false(pc_forwarded_client("", list, 2, out, sizeof(out)));
-	assert_false(pc_forwarded_client(NULL, list, 2, out, sizeof(out)));
+	assert_false(XFF("1.2.3.4, evil"));
+	assert_false(XFF("1.2.3.4", "evil"));
+	assert_false(XFF("10.0.0.1, 10.0.0.2"));
+	assert_false(XFF(""));
+	assert_false(XFF(", ,"));
+	assert_false(xff_of(NULL, 0, list, out, sizeof(out)));
+	assert_false(XFF(NULL));
+#undef XFF
 	assert_string_equal(out, "peer");
 }
 
