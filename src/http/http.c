@@ -914,7 +914,8 @@ serve_prm(struct pc_http *h, struct evhttp_request *req, const char *uri)
 /*
  * Where the request comes from, and whether it may come that way: over
  * plaintext only from loopback or a declared TLS-terminating proxy, whose
- * X-Forwarded-For then names the client.
+ * X-Forwarded-For then names the client. 1: the peer is such a proxy, 0:
+ * a direct client, PC_E_DENIED: refused.
  */
 static int
 resolve_source(struct pc_http *h, struct evhttp_request *req, char *out,
@@ -938,13 +939,13 @@ resolve_source(struct pc_http *h, struct evhttp_request *req, char *out,
 			if (strcasecmp(kv->key, "X-Forwarded-For") != 0)
 				continue;
 			if (n == PC_MAX_XFF_LINES)
-				return 0;	/* the proxy's own address */
+				return 1;	/* the proxy's own address */
 			xff[n++] = kv->value;
 		}
 		(void)pc_forwarded_client(xff, n, cfg->trusted_proxies,
 		    cfg->ntrusted_proxies, out, outlen);
 	}
-	return 0;
+	return trusted ? 1 : 0;
 }
 
 static void
@@ -1005,7 +1006,8 @@ handle_mcp(struct evhttp_request *req, void *arg)
 		    "Forbidden: Origin not allowed");
 		return;
 	}
-	if (resolve_source(h, req, cx.source, sizeof(cx.source)) != 0) {
+	int via = resolve_source(h, req, cx.source, sizeof(cx.source));
+	if (via < 0) {
 		if (pc_http_audit_refusal(h, &cx, "http.plaintext"))
 			pc_warn("plaintext request from %s refused: not "
 			    "loopback and not a trusted proxy", cx.source);
@@ -1020,7 +1022,10 @@ handle_mcp(struct evhttp_request *req, void *arg)
 		.source = cx.source,
 		.token_in_query = token_in_query(req),
 	};
-	if (h->tls != NULL && cfg->auth.nidentities > 0 &&
+	/* A trusted proxy's certificate names the proxy, not the client it
+	 * forwards: mapped, it would authenticate every request the proxy
+	 * passes on, credential or not. */
+	if (h->tls != NULL && cfg->auth.nidentities > 0 && via == 0 &&
 	    pc_tls_peer_identity(evhttp_request_get_connection(req), ident,
 	    sizeof(ident)) == 0)
 		in.tls_identity = ident;

@@ -158,6 +158,23 @@ function handshake(port, client) {
   });
 }
 
+test('the certificate of a trusted proxy does not authenticate the requests it forwards', async () => {
+  const viaProxy = await startGateway({
+    tls: { cert: file('server.crt'), key: file('server.key'), client_ca: file('ca.crt'), client_auth: 'optional' },
+    // The peer (this test, 127.0.0.1) is a declared proxy: its
+    // certificate names the proxy, not the client behind it.
+    trusted_proxies: ['127.0.0.1/32'],
+    auth: { mtls: { identities: [{ match: 'spiffe://test.example/agent/*', principal: 'agent-a' }] } },
+    upstreams: [{ name: 'up', command: upstreamCommands.mini() }],
+  });
+  try {
+    const r = await tlsFetch('client')(`https://localhost:${viaProxy.port}/mcp`, { method: 'POST', headers: { ...jsonHeaders, 'x-forwarded-for': '198.51.100.7' }, body: initBody });
+    assert.equal(r.status, 401, await r.text());
+  } finally {
+    await viaProxy.stop();
+  }
+});
+
 test('client_auth required: no certificate or an unknown CA fails the handshake', async () => {
   const strict = await startGateway({
     tls: { cert: file('server.crt'), key: file('server.key'), client_ca: file('ca.crt'), client_auth: 'required' },
