@@ -27,6 +27,9 @@
  * pattern within about a millisecond. */
 #define SCHEMA_DEF_MAX_DEPTH	256u
 #define SCHEMA_DEF_MAX_STEPS	1000000ul
+/* Far above any honest validation (microseconds to a few milliseconds for
+ * a megabyte), far below a stall anyone would notice. */
+#define SCHEMA_DEF_MAX_TIME_MS	50u
 #define SCHEMA_DEF_MAX_ERRORS	16u
 #define SCHEMA_DEF_RE_MATCH	100000u
 #define SCHEMA_DEF_RE_DEPTH	1000u
@@ -41,6 +44,7 @@ pc_schema_limits_default(struct pc_schema_limits *l)
 {
 	l->max_depth = SCHEMA_DEF_MAX_DEPTH;
 	l->max_steps = SCHEMA_DEF_MAX_STEPS;
+	l->max_time_ms = SCHEMA_DEF_MAX_TIME_MS;
 	l->max_errors = SCHEMA_DEF_MAX_ERRORS;
 	l->regex_match_limit = SCHEMA_DEF_RE_MATCH;
 	l->regex_depth_limit = SCHEMA_DEF_RE_DEPTH;

@@ -25,7 +25,10 @@ struct pc_schema;	/* compiled schema, immutable, shareable */
 
 struct pc_schema_limits {
 	unsigned max_depth;		/* nested evaluation (schema x instance) */
-	unsigned long max_steps;	/* keyword evaluations per validate call */
+	unsigned long max_steps;	/* keyword evaluations per validate call
+					 * (and a step per 16 bytes of a string
+					 * counted, matched or checked) */
+	unsigned max_time_ms;		/* wall clock per validate call; 0: none */
 	unsigned max_errors;		/* errors collected per validate call */
 	uint32_t regex_match_limit;	/* pcre2_set_match_limit */
 	uint32_t regex_depth_limit;	/* pcre2_set_depth_limit */

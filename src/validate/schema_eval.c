@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "lib/errors.h"
 #include "lib/util.h"
@@ -34,6 +35,7 @@ struct vctx {
 	struct pc_schema_error *errs;
 	unsigned nerrs, maxerrs, failed;
 	pcre2_match_data *md;
+	int64_t deadline_ns;		/* CLOCK_MONOTONIC; 0: none */
 	char path[256];
 	size_t pathlen;
 };
@@ -81,15 +83,55 @@ limit_hit(struct vctx *v, const char *what)
 	v->limit = 1;
 }
 
+static int64_t
+mono_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+/*
+ * The time budget: steps bound the keywords evaluated, but not what one
+ * regex match costs below PCRE2's per-match limit, and places where a
+ * failed match is not a failure (contains, patternProperties, anyOf, not)
+ * let a caller pay just under that limit thousands of times. The clock is
+ * read after every regex match and every 256 steps.
+ */
+static int
+over_time(struct vctx *v)
+{
+	if (v->deadline_ns == 0 || v->limit || mono_ns() < v->deadline_ns)
+		return v->limit ? -1 : 0;
+	limit_hit(v, "time");
+	return -1;
+}
+
 static int
 step(struct vctx *v, unsigned long n)
 {
+	unsigned long before = v->steps;
+
 	v->steps += n;
 	if (v->steps > v->s->lim.max_steps) {
 		limit_hit(v, "step");
 		return -1;
 	}
+	if ((before >> 8) != (v->steps >> 8))
+		return over_time(v);
 	return 0;
+}
+
+/* Work proportional to a string's length (counting, scanning, matching)
+ * costs a step per SC_STEP_BYTES: one step per string whatever its length
+ * let a chain of subschemas scan a megabyte thousands of times. */
+#define SC_STEP_BYTES 16u
+
+static int
+step_bytes(struct vctx *v, size_t len)
+{
+	return len >= SC_STEP_BYTES ? step(v, len / SC_STEP_BYTES) : 0;
 }
 
 /* Path segment push (RFC 6901 escaping); pop by restoring the length. A
@@ -99,7 +141,8 @@ path_push(struct vctx *v, const char *seg)
 {
 	size_t old = v->pathlen, n = old;
 
-	if (n + 2 >= sizeof(v->path))
+	/* Room for "/..." and the NUL whatever happens below. */
+	if (old + 5 > sizeof(v->path))
 		return old;
 	v->path[n++] = '/';
 	for (const char *p = seg; *p != '\0'; p++) {
@@ -264,9 +307,13 @@ utf8_len(const char *s, size_t n)
 static int
 re_match(struct vctx *v, pcre2_code *re, const char *s, size_t n)
 {
-	int rc = pcre2_match(re, (PCRE2_SPTR)s, n, 0, 0, v->md,
-	    v->s->mctx);
+	int rc;
 
+	if (step_bytes(v, n) != 0)
+		return -1;
+	rc = pcre2_match(re, (PCRE2_SPTR)s, n, 0, 0, v->md, v->s->mctx);
+	if (over_time(v) != 0)
+		return -1;
 	if (rc >= 0)
 		return 1;
 	if (rc == PCRE2_ERROR_NOMATCH)
@@ -374,6 +421,9 @@ check_string(struct vctx *v, const struct sc_node *n, json_t *x)
 	size_t len = json_string_length(x), cps = 0;
 	int ok = 1, r;
 
+	if ((n->min_len >= 0 || n->max_len >= 0 || n->format != SC_F_NONE) &&
+	    step_bytes(v, len) != 0)
+		return 0;
 	if (n->min_len >= 0 || n->max_len >= 0)
 		cps = utf8_len(s, len);
 	if (n->min_len >= 0 && cps < (unsigned long long)n->min_len) {
@@ -713,6 +763,8 @@ pc_schema_validate(const struct pc_schema *s, json_t *instance,
 	v.md = pcre2_match_data_create(1, NULL);
 	if (v.md == NULL)
 		return PC_E_NOMEM;
+	if (s->lim.max_time_ms > 0)
+		v.deadline_ns = mono_ns() + (int64_t)s->lim.max_time_ms * 1000000;
 	ok = eval(&v, s->root, instance);
 	pcre2_match_data_free(v.md);
 	if (nerrs != NULL)

@@ -189,6 +189,103 @@ test_catastrophic_regex(void **state)
 	pc_schema_free(neg);
 }
 
+/*
+ * Matches that each stay just under PCRE2's per-match limit, where a
+ * failed match is no failure (contains): thousands of them used to
+ * block the loop for seconds and then pass. The time budget stops them.
+ */
+static void
+test_regex_time_budget(void **state)
+{
+	struct pc_schema *s = mk("{\"contains\":{\"pattern\":\"^(a+)+$\"}}");
+	struct pc_schema_error e[4];
+	json_t *arr = json_array();
+	unsigned n = 0;
+
+	(void)state;
+	for (int i = 0; i < 4000; i++)
+		json_array_append_new(arr, json_string("aaaaaaaaaaaaaaa!"));
+	json_array_append_new(arr, json_string("aaa"));
+	assert_int_equal(pc_schema_validate(s, arr, e, &n), PC_E_LIMIT);
+	assert_string_equal(e[0].keyword, "limit");
+	assert_non_null(strstr(e[0].message, "time"));
+	json_decref(arr);
+	pc_schema_free(s);
+}
+
+/*
+ * A chain of allOf doubling 12 times ends in minLength: 4096 scans of a
+ * 100 KB string were one step each. Bytes count now, so the step budget
+ * stops it (deterministically: no clock involved).
+ */
+static void
+test_string_bytes_count(void **state)
+{
+	char buf[4096];
+	size_t off = 0;
+	struct pc_schema *s;
+	struct pc_schema_limits lim;
+	struct pc_schema_error e[4];
+	json_t *big;
+	char *txt = malloc(100001);
+	unsigned n = 0;
+
+	(void)state;
+	assert_non_null(txt);
+	off += (size_t)snprintf(buf + off, sizeof(buf) - off,
+	    "{\"$ref\":\"#/$defs/d0\",\"$defs\":{");
+	for (int i = 0; i < 12; i++)
+		off += (size_t)snprintf(buf + off, sizeof(buf) - off,
+		    "\"d%d\":{\"allOf\":[{\"$ref\":\"#/$defs/d%d\"},"
+		    "{\"$ref\":\"#/$defs/d%d\"}]},", i, i + 1, i + 1);
+	snprintf(buf + off, sizeof(buf) - off,
+	    "\"d12\":{\"minLength\":1}}}");
+	pc_schema_limits_default(&lim);
+	lim.max_time_ms = 0;		/* the steps alone must stop it */
+	s = mk_lim(buf, &lim);
+	memset(txt, 'x', 100000);
+	txt[100000] = '\0';
+	big = json_string(txt);
+	assert_int_equal(pc_schema_validate(s, big, e, &n), PC_E_LIMIT);
+	assert_non_null(strstr(e[0].message, "step"));
+	/* One scan of the same string is well within budget. */
+	pc_schema_free(s);
+	s = mk("{\"minLength\":1,\"pattern\":\"^x+$\"}");
+	assert_int_equal(pc_schema_validate(s, big, NULL, NULL), 0);
+	json_decref(big);
+	free(txt);
+	pc_schema_free(s);
+}
+
+/* An error path near the 256-byte buffer is cut with "/..." inside it
+ * (it used to write past the end: UBSan caught index 257). */
+static void
+test_long_error_path(void **state)
+{
+	struct pc_schema *s = mk("{\"type\":\"object\",\"additionalProperties\":"
+	    "{\"$ref\":\"#\"},\"properties\":{\"z\":false}}");
+	struct pc_schema_error e[4];
+	char key[249], inst[512];
+	unsigned n = 0;
+
+	(void)state;
+	memset(key, 'a', 248);
+	key[248] = '\0';
+	snprintf(inst, sizeof(inst), "{\"%s\":{\"bbbbbbbbbb\":{\"x\":{\"y\":{},"
+	    "\"z\":1}}}}", key);
+	for (size_t len = 244; len <= 248; len++) {
+		key[len] = '\0';
+		snprintf(inst, sizeof(inst), "{\"%s\":{\"bbbbbbbbbb\":{\"x\":"
+		    "{\"y\":{},\"z\":1}}}}", key);
+		key[len] = 'a';
+		assert_int_equal(check(s, inst, e, &n), PC_E_INVAL);
+		assert_true(n >= 1);
+		assert_true(strlen(e[0].path) < sizeof(e[0].path));
+		assert_int_equal(e[0].path[0], '/');
+	}
+	pc_schema_free(s);
+}
+
 /* ECMA-262's '.' takes no line terminator (LF, CR, U+2028, U+2029);
  * PCRE2's took all but LF. A '.' in a class or escaped is a dot. */
 static void
@@ -218,6 +315,7 @@ test_schema_bomb_steps(void **state)
 	char buf[8192];
 	size_t off = 0;
 	struct pc_schema *s;
+	struct pc_schema_limits lim;
 	struct pc_schema_error e[4];
 	unsigned n = 0;
 	uint64_t t0 = pc_now_ms();
@@ -230,7 +328,9 @@ test_schema_bomb_steps(void **state)
 		    "\"d%d\":{\"allOf\":[{\"$ref\":\"#/$defs/d%d\"},"
 		    "{\"$ref\":\"#/$defs/d%d\"}]},", i, i + 1, i + 1);
 	snprintf(buf + off, sizeof(buf) - off, "\"d40\":{\"type\":\"integer\"}}}");
-	s = mk(buf);
+	pc_schema_limits_default(&lim);
+	lim.max_time_ms = 0;	/* the step budget, not the clock, under test */
+	s = mk_lim(buf, &lim);
 	assert_int_equal(check(s, "1", e, &n), PC_E_LIMIT);
 	assert_string_equal(e[0].keyword, "limit");
 	assert_non_null(strstr(e[0].message, "step"));
@@ -561,6 +661,9 @@ main(void)
 		cmocka_unit_test(test_secret_not_echoed),
 		cmocka_unit_test(test_path_escape),
 		cmocka_unit_test(test_catastrophic_regex),
+		cmocka_unit_test(test_regex_time_budget),
+		cmocka_unit_test(test_string_bytes_count),
+		cmocka_unit_test(test_long_error_path),
 		cmocka_unit_test(test_schema_bomb_steps),
 		cmocka_unit_test(test_unique_items_cost),
 		cmocka_unit_test(test_regex_dot),
