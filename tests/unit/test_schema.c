@@ -159,6 +159,29 @@ test_path_escape(void **state)
 	pc_schema_free(s);
 }
 
+/*
+ * A schema applying `leaf` 2^levels times through a chain of $defs, each
+ * an allOf of the next twice; compiled without the time budget, so that
+ * the step budget alone is under test.
+ */
+static struct pc_schema *
+doubling_chain(char *buf, size_t cap, int levels, const char *leaf)
+{
+	struct pc_schema_limits lim;
+	size_t off = 0;
+
+	off += (size_t)snprintf(buf + off, cap - off,
+	    "{\"$ref\":\"#/$defs/d0\",\"$defs\":{");
+	for (int i = 0; i < levels; i++)
+		off += (size_t)snprintf(buf + off, cap - off,
+		    "\"d%d\":{\"allOf\":[{\"$ref\":\"#/$defs/d%d\"},"
+		    "{\"$ref\":\"#/$defs/d%d\"}]},", i, i + 1, i + 1);
+	snprintf(buf + off, cap - off, "\"d%d\":%s}}", levels, leaf);
+	pc_schema_limits_default(&lim);
+	lim.max_time_ms = 0;
+	return mk_lim(buf, &lim);
+}
+
 /* Catastrophic backtracking stops at the match limit: an error, no hang. */
 static void
 test_catastrophic_regex(void **state)
@@ -222,9 +245,7 @@ static void
 test_string_bytes_count(void **state)
 {
 	char buf[4096];
-	size_t off = 0;
 	struct pc_schema *s;
-	struct pc_schema_limits lim;
 	struct pc_schema_error e[4];
 	json_t *big;
 	char *txt = malloc(100001);
@@ -232,17 +253,7 @@ test_string_bytes_count(void **state)
 
 	(void)state;
 	assert_non_null(txt);
-	off += (size_t)snprintf(buf + off, sizeof(buf) - off,
-	    "{\"$ref\":\"#/$defs/d0\",\"$defs\":{");
-	for (int i = 0; i < 12; i++)
-		off += (size_t)snprintf(buf + off, sizeof(buf) - off,
-		    "\"d%d\":{\"allOf\":[{\"$ref\":\"#/$defs/d%d\"},"
-		    "{\"$ref\":\"#/$defs/d%d\"}]},", i, i + 1, i + 1);
-	snprintf(buf + off, sizeof(buf) - off,
-	    "\"d12\":{\"minLength\":1}}}");
-	pc_schema_limits_default(&lim);
-	lim.max_time_ms = 0;		/* the steps alone must stop it */
-	s = mk_lim(buf, &lim);
+	s = doubling_chain(buf, sizeof(buf), 12, "{\"minLength\":1}");
 	memset(txt, 'x', 100000);
 	txt[100000] = '\0';
 	big = json_string(txt);
@@ -313,24 +324,13 @@ static void
 test_schema_bomb_steps(void **state)
 {
 	char buf[8192];
-	size_t off = 0;
 	struct pc_schema *s;
-	struct pc_schema_limits lim;
 	struct pc_schema_error e[4];
 	unsigned n = 0;
 	uint64_t t0 = pc_now_ms();
 
 	(void)state;
-	off += (size_t)snprintf(buf + off, sizeof(buf) - off,
-	    "{\"$ref\":\"#/$defs/d0\",\"$defs\":{");
-	for (int i = 0; i < 40; i++)
-		off += (size_t)snprintf(buf + off, sizeof(buf) - off,
-		    "\"d%d\":{\"allOf\":[{\"$ref\":\"#/$defs/d%d\"},"
-		    "{\"$ref\":\"#/$defs/d%d\"}]},", i, i + 1, i + 1);
-	snprintf(buf + off, sizeof(buf) - off, "\"d40\":{\"type\":\"integer\"}}}");
-	pc_schema_limits_default(&lim);
-	lim.max_time_ms = 0;	/* the step budget, not the clock, under test */
-	s = mk_lim(buf, &lim);
+	s = doubling_chain(buf, sizeof(buf), 40, "{\"type\":\"integer\"}");
 	assert_int_equal(check(s, "1", e, &n), PC_E_LIMIT);
 	assert_string_equal(e[0].keyword, "limit");
 	assert_non_null(strstr(e[0].message, "step"));
