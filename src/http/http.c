@@ -820,6 +820,10 @@ token_in_query(struct evhttp_request *req)
 	dec = evhttp_uridecode(q, 1, &n);
 	if (dec == NULL)
 		return 1;			/* cannot tell: refuse */
+	/* A "%00" decodes to a NUL, where a string search would stop: a
+	 * query that holds one is refused as it stands (no honest client
+	 * sends one). */
+	found = memchr(dec, '\0', n) != NULL;
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]) && !found; i++)
 		found = strcasestr(dec, names[i]) != NULL;
 	free(dec);

@@ -125,7 +125,7 @@ test('wrong, malformed, revoked, rotated-out and expired keys are refused', asyn
 test('a key in the query string is refused even when it is valid, however it is spelt', async () => {
   const k = createKey('erin');
   const e = encodeURIComponent(k.key);
-  for (const q of [`access_token=${e}`, `x&api%5Fkey=${e}`, `API_KEY=${e}`, `k=${e}`]) {
+  for (const q of [`access_token=${e}`, `x&api%5Fkey=${e}`, `API_KEY=${e}`, `k=${e}`, `x=%00&access_token=${e}`]) {
     const res = await fetch(`${gw.url}?${q}`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...bearer(k.key) },
