@@ -336,8 +336,18 @@ pc_authn_check(struct pc_authn *a, const struct pc_authn_input *in,
 			}
 			return;
 		}
-		if (a->jwt == NULL ||
-		    pc_jwt_check(a->jwt, cred, now, p, &reason) != 0) {
+		int jrc = a->jwt == NULL ? PC_E_DENIED :
+		    pc_jwt_check(a->jwt, cred, now, p, &reason);
+		if (jrc == PC_E_UNAVAIL) {
+			/* No key set (the issuer unreachable so far): as
+			 * with a key store outage, a valid token is not
+			 * "invalid" and its caller is not throttled. */
+			res->verdict = PC_AUTHN_UNAVAILABLE;
+			res->reason = reason;
+			res->retry_after_s = 5;
+			return;
+		}
+		if (jrc != 0) {
 			deny(a, res, reason ? reason : "jwt.disabled",
 			    "invalid_token");
 			goto failed;

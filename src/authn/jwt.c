@@ -1154,7 +1154,10 @@ out:
 	*reason = why;
 	if (why != NULL) {
 		pc_debug("JWT refused: %s", why);
-		return PC_E_DENIED;
+		/* No key set yet (issuer unreachable): the gateway cannot
+		 * judge the token, which is not the token's fault. */
+		return strcmp(why, "jwt.no_keys") == 0 ? PC_E_UNAVAIL :
+		    PC_E_DENIED;
 	}
 	return 0;
 }

@@ -31,7 +31,8 @@ int pc_jwt_ready(const struct pc_jwt *j);
  * sub, roles from the scopes, scopes space-separated), or PC_E_DENIED with
  * a stable *reason: "jwt.malformed", "jwt.alg", "jwt.kid_unknown",
  * "jwt.signature", "jwt.iss", "jwt.aud", "jwt.expired", "jwt.not_yet_valid",
- * "jwt.iat", "jwt.no_keys". An unknown kid schedules a refetch.
+ * "jwt.iat"; PC_E_UNAVAIL with "jwt.no_keys" while no key set is loaded
+ * (a refetch is scheduled). An unknown kid schedules a refetch.
  */
 int pc_jwt_check(struct pc_jwt *j, const char *token, int64_t now,
     struct pc_principal *p, const char **reason);

@@ -851,7 +851,9 @@ send_auth_refusal(struct pc_http *h, struct evhttp_request *req,
 		status = 503, code = PC_RPC_UP_UNAVAILABLE;
 		msg = "Authentication is unavailable; retry later";
 		reason = "auth.unavailable";
-		evhttp_add_header(oh, "Retry-After", "1");
+		snprintf(ra, sizeof(ra), "%u", res->retry_after_s > 0 ?
+		    res->retry_after_s : 1);
+		evhttp_add_header(oh, "Retry-After", ra);
 		break;
 	case PC_AUTHN_THROTTLED:
 		status = 429, code = PC_RPC_AUTH_THROTTLED;

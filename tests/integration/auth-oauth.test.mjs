@@ -255,3 +255,28 @@ test('a JWT sub equal to an API key principal is another caller: the key\'s sess
     rmSync(d, { recursive: true, force: true });
   }
 });
+
+test('an issuer unreachable so far: a valid token gets 503 with Retry-After, is not "invalid" and does not throttle its caller', async () => {
+  // A port nobody listens on (taken, then released).
+  const probe = createServer();
+  await new Promise((r) => probe.listen(0, '127.0.0.1', r));
+  const dead = probe.address().port;
+  await new Promise((r) => probe.close(r));
+  const g = await startGateway({
+    auth: {
+      oauth: { issuer: ISS, jwks_uri: `http://127.0.0.1:${dead}/jwks.json`, resource: AUD },
+      failed_auth: { max_failures: 3, window: '60s' },
+    },
+    upstreams: [{ name: 'up', command: upstreamCommands.mini() }],
+  }, { waitReady: false });
+  try {
+    for (let i = 0; i < 6; i++) {
+      const r = await post(g.url, { jsonrpc: '2.0', id: i, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } }, bearer(good()));
+      assert.equal(r.status, 503, `attempt ${i}: ${r.text}`);
+      assert.equal(r.headers.get('retry-after'), '5');
+      assert.equal(JSON.parse(r.text).error.data.reason, 'auth.unavailable');
+    }
+  } finally {
+    await g.stop();
+  }
+});
