@@ -238,7 +238,12 @@ check_mtls(struct pc_authn *a, const char *identity, struct pc_principal *p)
 		if (m->tenant != NULL)
 			pc_strlcpy(p->tenant, m->tenant, sizeof(p->tenant));
 		for (size_t r = 0; r < m->nroles; r++) {
-			size_t n = strlen(p->roles);
+			size_t n = strlen(p->roles), k = strlen(m->roles[r]);
+			/* A role that does not fit is left out whole (cut,
+			 * "administrators-ro" could become "admin"); the
+			 * config refuses such lists, so this is a guard. */
+			if (k == 0 || n + (n ? 1 : 0) + k >= sizeof(p->roles))
+				continue;
 			snprintf(p->roles + n, sizeof(p->roles) - n, "%s%s",
 			    n ? "," : "", m->roles[r]);
 		}

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 #include "../audit/audit.h"
+#include "../authn/principal.h"
 #include "../lib/errors.h"
 #include "../lib/limits.h"
 #include "../lib/util.h"
@@ -583,6 +584,34 @@ k_oauth(struct cfg_ctx *ctx, const struct cfg_key *k, const struct cfg_node *v,
 		    "https:// URL");
 }
 
+/* What a principal can hold (principal.h): cut, a long name could merge
+ * with another and "administrators-ro" become "admin". */
+static void
+identity_fits(struct cfg_ctx *ctx, const struct cfg_node *it,
+    const struct pc_mtls_identity *id)
+{
+	size_t total = 0;
+
+	if ((id->principal != NULL &&
+	    strlen(id->principal) >= PC_PRINCIPAL_MAX) ||
+	    (id->tenant != NULL && strlen(id->tenant) >= PC_PRINCIPAL_MAX))
+		cfg_err_at(ctx, it, "identities: principal and tenant must be "
+		    "shorter than %d bytes", PC_PRINCIPAL_MAX);
+	for (size_t r = 0; r < id->nroles; r++) {
+		const char *role = id->roles[r];
+		if (role[0] == '\0' || strpbrk(role, ", \t") != NULL) {
+			cfg_err_at(ctx, it, "identities: role '%s': a role "
+			    "name is not empty and holds no comma or space",
+			    role);
+			return;
+		}
+		total += strlen(role) + (r > 0);
+	}
+	if (total >= PC_ROLES_MAX)
+		cfg_err_at(ctx, it, "identities: the roles of one identity "
+		    "must fit %d bytes together", PC_ROLES_MAX - 1);
+}
+
 static void
 k_identities(struct cfg_ctx *ctx, const struct cfg_key *k,
     const struct cfg_node *v, void *obj)
@@ -626,6 +655,7 @@ k_identities(struct cfg_ctx *ctx, const struct cfg_key *k,
 		if (id->match == NULL || id->principal == NULL)
 			cfg_err_at(ctx, it, "identities: each entry needs "
 			    "match and principal");
+		identity_fits(ctx, it, id);
 	}
 }
 

@@ -47,11 +47,13 @@ void
 pc_schemas_rebuild(struct pc_up_slot *slot, json_t *tools)
 {
 	struct pc_schema_limits lim;
-	struct pc_map *m = pc_map_new();
+	struct pc_map *m = pc_map_new(), *seen = pc_map_new();
 	size_t i;
 	json_t *t;
 
-	if (m == NULL) {
+	if (m == NULL || seen == NULL) {
+		pc_map_free(m);
+		pc_map_free(seen);
 		/* Keep the old set rather than none: calls stay checked. */
 		pc_warn("upstream '%s': out of memory compiling tool schemas",
 		    pc_upstream_name(slot->up));
@@ -65,10 +67,17 @@ pc_schemas_rebuild(struct pc_up_slot *slot, json_t *tools)
 		char err[160];
 
 		/* A name listed twice: the catalogue shows the first, so the
-		 * first is the one enforced (a second put would also lose the
-		 * first compiled schema). */
-		if (name == NULL || pc_map_get(m, name) != NULL)
+		 * first is the one enforced, also when it has no usable schema
+		 * (the second must not be enforced for it: seen, not m). */
+		if (name == NULL || pc_map_get(seen, name) != NULL)
 			continue;
+		if (pc_map_put(seen, name, (void *)1) != 0) {
+			/* Cannot tell a later copy: stop here, the rest of
+			 * the tools then cannot be called (fail closed). */
+			pc_warn("upstream '%s': out of memory compiling tool "
+			    "schemas", pc_upstream_name(slot->up));
+			break;
+		}
 		if (!json_is_object(schema)) {
 			pc_warn("upstream '%s': tool '%s' has no inputSchema; it "
 			    "cannot be called", pc_upstream_name(slot->up), name);
@@ -84,6 +93,7 @@ pc_schemas_rebuild(struct pc_up_slot *slot, json_t *tools)
 		if (pc_map_put(m, name, s) != 0)
 			pc_schema_free(s);
 	}
+	pc_map_free(seen);
 	free_map(slot->schemas);
 	slot->schemas = m;
 }

@@ -74,6 +74,11 @@ test('a tool an upstream lists twice is checked against the definition the catal
     assert.equal(ok.response.result.content[0].text, 'hi');
     const bad = await s.request(3, 'tools/call', { name: 'up__echo', arguments: { text: 7 } });
     assert.equal(bad.response.result?.isError, true, 'refused by the schema that is shown');
+    // The first definition's schema cannot be compiled: the second,
+    // which can, must not stand in for it.
+    const broken = await s.request(4, 'tools/call', { name: 'up__badschema', arguments: { x: 'y' } });
+    assert.equal(broken.response.result?.isError, true, broken.text);
+    assert.match(broken.response.result.content[0].text, /cannot be called/);
     await s.close();
   } finally {
     await g.stop();

@@ -749,6 +749,34 @@ test_duplicate_yaml_key(void **state)
 	    "      - {match: a, principal: p, principal: q}\n",
 	    "t.yaml:1:1: auth.mtls needs tls.client_ca\n"
 	    "t.yaml:4:34: duplicate key 'principal' (first at line 4)\n");
+	/* What a principal cannot hold is refused, never cut: a role list
+	 * past 511 bytes ("admin" out of "administrators-ro"), a role with a
+	 * comma (two roles out of one), a principal past 127 bytes. */
+	{
+		char y[2048], roles[1200] = "", name[200];
+		size_t off = 0;
+
+		for (int i = 0; i < 60; i++)
+			off += (size_t)snprintf(roles + off, sizeof(roles) - off,
+			    "%sadministrators-%02d", i ? ", " : "", i);
+		snprintf(y, sizeof(y), "auth:\n  mtls:\n    identities:\n"
+		    "      - {match: a, principal: p, roles: [%s]}\n", roles);
+		expect_errors(y, "t.yaml:1:1: auth.mtls needs tls.client_ca\n"
+		    "t.yaml:4:9: identities: the roles of one identity must "
+		    "fit 511 bytes together\n");
+		expect_errors("auth:\n  mtls:\n    identities:\n"
+		    "      - {match: a, principal: p, roles: [\"a,b\"]}\n",
+		    "t.yaml:1:1: auth.mtls needs tls.client_ca\n"
+		    "t.yaml:4:9: identities: role 'a,b': a role name is not "
+		    "empty and holds no comma or space\n");
+		memset(name, 'n', 150);
+		name[150] = '\0';
+		snprintf(y, sizeof(y), "auth:\n  mtls:\n    identities:\n"
+		    "      - {match: a, principal: %s}\n", name);
+		expect_errors(y, "t.yaml:1:1: auth.mtls needs tls.client_ca\n"
+		    "t.yaml:4:9: identities: principal and tenant must be "
+		    "shorter than 128 bytes\n");
+	}
 }
 
 /* A mapping key that is no string (an alias, a "? [x]" key) is an error,
