@@ -37,7 +37,7 @@ before(async () => {
   writeFileSync(join(dir, 'pepper'), randomBytes(32).toString('hex'), { mode: 0o600 });
   auth = {
     api_keys: { store: join(dir, 'keys.db'), pepper: `\${file:${join(dir, 'pepper')}}` },
-    failed_auth: { max_failures: 10, window: '60s' },
+    failed_auth: { max_failures: 20, window: '60s' },
   };
   cliCfg = join(dir, 'cli.yaml');
   writeFileSync(cliCfg, toYaml({ auth }));
@@ -165,11 +165,11 @@ test('the upstream never sees the client key', async () => {
 test('repeated failures from one source get 429 with Retry-After before any key check', async () => {
   const k = createKey('ivan');
   const bad = (i) => post(gw.url, { jsonrpc: '2.0', id: i, method: 'tools/list' }, bearer(`pcs_0123456789abcdef_${'A'.repeat(43)}`));
-  // Earlier tests spent part of this source's budget of 10: count up to the
+  // Earlier tests spent part of this source's budget of 20: count up to the
   // refusal rather than assume where it starts.
   const seen = [];
   let r;
-  for (let i = 0; i < 12; i++) {
+  for (let i = 0; i < 22; i++) {
     r = await bad(i);
     seen.push(r.status);
     if (r.status !== 401) break;
