@@ -313,6 +313,37 @@ fill_principal(struct pc_principal *p, const struct pc_key_rec *r,
 }
 
 int
+pc_apikeys_recheck(struct pc_apikeys *ak, const char *id, int64_t now,
+    struct pc_principal *p, const char **reason)
+{
+	const struct pc_key_rec *r = NULL;
+	int rc;
+
+	*reason = NULL;
+	if (ak == NULL || id == NULL || p == NULL)
+		return PC_E_INVAL;
+	rc = lookup(ak, id, &r);
+	if (rc == PC_E_NOTFOUND) {
+		*reason = "apikey.unknown";	/* deleted since */
+		return PC_E_DENIED;
+	}
+	if (rc != 0) {
+		*reason = "apikey.unavailable";
+		return rc;
+	}
+	if (r->revoked_at != 0) {
+		*reason = "apikey.revoked";
+		return PC_E_DENIED;
+	}
+	if (r->expires != 0 && now >= r->expires) {
+		*reason = "apikey.expired";
+		return PC_E_DENIED;
+	}
+	fill_principal(p, r, now);
+	return 0;
+}
+
+int
 pc_apikeys_check(struct pc_apikeys *ak, const char *presented,
     int64_t now, const char *source, struct pc_principal *p,
     const char **reason)

@@ -48,4 +48,15 @@ int pc_apikeys_check(struct pc_apikeys *ak, const char *presented,
     int64_t now, const char *source, struct pc_principal *p,
     const char **reason);
 
+/*
+ * The key `id` as it stands now, for a principal it authenticated earlier
+ * (a stream held open): 0 and *p refilled (roles with the grants running
+ * at `now`, expiry), or PC_E_DENIED with *reason "apikey.revoked",
+ * "apikey.expired" or "apikey.unknown" (deleted). Another negative code
+ * ("apikey.unavailable") when the store cannot answer. A rotation does
+ * not end it: which secret was shown is not kept.
+ */
+int pc_apikeys_recheck(struct pc_apikeys *ak, const char *id, int64_t now,
+    struct pc_principal *p, const char **reason);
+
 #endif

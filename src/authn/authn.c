@@ -252,6 +252,54 @@ check_mtls(struct pc_authn *a, const char *identity, struct pc_principal *p)
 	return PC_E_DENIED;
 }
 
+int
+pc_authn_recheck(struct pc_authn *a, struct pc_principal *p, int64_t now,
+    const char **reason)
+{
+	struct pc_principal fresh;
+	int rc;
+
+	*reason = NULL;
+	if (a == NULL || p == NULL)
+		return PC_E_INVAL;
+	/* A token's exp has the leeway it was let in with; a key's expiry
+	 * has none (as in the checks at the door). */
+	if (p->expires != 0 && now >= p->expires + (p->method ==
+	    PC_AUTH_JWT ? (int64_t)a->cfg->auth.leeway_s : 0)) {
+		*reason = p->method == PC_AUTH_JWT ? "jwt.expired" :
+		    "apikey.expired";
+		return PC_E_DENIED;
+	}
+	switch (p->method) {
+	case PC_AUTH_APIKEY:
+		if (a->keys == NULL) {		/* API keys turned off */
+			*reason = "apikey.disabled";
+			return PC_E_DENIED;
+		}
+		rc = pc_apikeys_recheck(a->keys, p->key_id, now, &fresh,
+		    reason);
+		if (rc != 0)
+			return rc;
+		/* The key's record, the same key: its roles and expiry as
+		 * they stand now. */
+		pc_strlcpy(p->roles, fresh.roles, sizeof(p->roles));
+		p->expires = fresh.expires;
+		return 0;
+	case PC_AUTH_JWT:
+		if (a->jwt == NULL) {		/* OAuth turned off */
+			*reason = "jwt.disabled";
+			return PC_E_DENIED;
+		}
+		if (pc_jwt_roles(&a->cfg->auth, p) != 0) {
+			*reason = "jwt.scope";
+			return PC_E_DENIED;
+		}
+		return 0;
+	default:
+		return 0;	/* mTLS, none: nothing that lapses by itself */
+	}
+}
+
 /* Every required scope is among the token's (space-separated) scopes. */
 static int
 has_required_scopes(const struct pc_auth_conf *ac, const char *scopes)

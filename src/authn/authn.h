@@ -63,6 +63,18 @@ void pc_authn_check(struct pc_authn *a, const struct pc_authn_input *in,
     int64_t now, struct pc_principal *p, struct pc_authn_result *res);
 
 /*
+ * Check again, at `now`, a principal that pc_authn_check let in earlier
+ * and that a stream still serves: 0 and p->roles (and expiry) brought up
+ * to date, or PC_E_DENIED with a stable *reason when its credential no
+ * longer holds (expired, an API key revoked, expired or deleted, the
+ * method turned off by a reload). Another negative code when it cannot be
+ * told (the key store failed). JWT roles follow the current scope_roles;
+ * mTLS and `none` principals do not lapse.
+ */
+int pc_authn_recheck(struct pc_authn *a, struct pc_principal *p, int64_t now,
+    const char **reason);
+
+/*
  * RFC 9728 Protected Resource Metadata for this gateway (new ref), or NULL
  * when OAuth is not configured.
  */

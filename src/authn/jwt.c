@@ -930,6 +930,34 @@ add_scope(const struct pc_auth_conf *conf, struct pc_principal *p,
 	return 0;
 }
 
+int
+pc_jwt_roles(const struct pc_auth_conf *conf, struct pc_principal *p)
+{
+	const char *s = p->scopes;
+
+	p->roles[0] = '\0';
+	while (*s != '\0') {
+		const char *e = strchr(s, ' ');
+		size_t n = e != NULL ? (size_t)(e - s) : strlen(s);
+
+		for (size_t i = 0; i < conf->nscope_roles; i++) {
+			const struct pc_scope_roles *sr = &conf->scope_roles[i];
+			if (sr->scope == NULL || strlen(sr->scope) != n ||
+			    memcmp(sr->scope, s, n) != 0)
+				continue;
+			for (size_t r = 0; r < sr->nroles && sr->roles[r] !=
+			    NULL; r++)
+				if (list_add(p->roles, sizeof(p->roles), ',',
+				    sr->roles[r], strlen(sr->roles[r]), 1) != 0)
+					return PC_E_LIMIT;
+		}
+		if (e == NULL)
+			break;
+		s = e + 1;
+	}
+	return 0;
+}
+
 /* Scopes from "scope" (space-separated string, RFC 9068) or "scp" (an
  * array, as some issuers send it). */
 static int

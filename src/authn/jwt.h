@@ -37,4 +37,9 @@ int pc_jwt_ready(const struct pc_jwt *j);
 int pc_jwt_check(struct pc_jwt *j, const char *token, int64_t now,
     struct pc_principal *p, const char **reason);
 
+/* p->roles again from p->scopes under conf's scope_roles (a reload may
+ * have changed them). 0 or PC_E_LIMIT (the roles do not fit). */
+struct pc_auth_conf;
+int pc_jwt_roles(const struct pc_auth_conf *conf, struct pc_principal *p);
+
 #endif

@@ -364,6 +364,8 @@ handle_modern(struct pc_http *h, struct evhttp_request *req, json_t *msg,
 	pc_ex_audit_begin(ex, cx, "modern", msg, NULL);
 	if (ex_limits(ex, cx, msg, &ri) != 0)
 		return;
+	if (strcmp(method, "subscriptions/listen") == 0)
+		pc_ex_hold_principal(ex, &cx->principal);
 	pc_ex_watch(ex);
 	rc = pc_router_request(h->router, &ri, msg, &pc_post_ops, ex, &ex->call);
 	if (rc != 0)
@@ -705,6 +707,7 @@ handle_get(struct pc_http *h, struct evhttp_request *req,
 		pc_ex_free(ex);
 		return;		/* answered 503 */
 	}
+	pc_ex_hold_principal(ex, &cx->principal);
 	pc_ex_watch(ex);
 	pc_sse_start(ex);		/* with its keepalive */
 }

@@ -75,7 +75,10 @@ struct pc_exchange {
 	json_t *batch;			/* BATCH: responses collected */
 	unsigned batch_wait;		/* BATCH: responses outstanding */
 	int batch_sealed;		/* BATCH: all items submitted */
-	struct event *keepalive;	/* STREAM: comment pings */
+	struct event *keepalive;	/* SSE: comment pings */
+	struct pc_principal *who;	/* held-open streams (GET, listen):
+					 * whose credential each keepalive
+					 * checks again; owned */
 	struct event *watch;		/* EOF detection while we answer */
 	struct pc_audit_call *audit;	/* POST with an audit log: what the
 					 * record will say; owned */
@@ -157,6 +160,9 @@ void pc_sse_start(struct pc_exchange *ex);
 void pc_batch_done(void *sink, int status, json_t *msg);
 void pc_batch_flush(struct pc_exchange *ex);
 void pc_ex_keepalive_cb(evutil_socket_t fd, short what, void *arg);
+/* Keep a copy of p: ex is a stream held open (a session's GET, a listen),
+ * whose credential each keepalive checks again. */
+void pc_ex_hold_principal(struct pc_exchange *ex, const struct pc_principal *p);
 void pc_http_sweep_cb(evutil_socket_t fd, short what, void *arg);
 
 /* Strict-Transport-Security on every MCP reply; 0 = none. */

@@ -9,6 +9,7 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <sys/socket.h>
@@ -24,6 +25,7 @@
 #include "../lib/log.h"
 #include "../mcp/router.h"
 #include "../audit/audit.h"
+#include "../authn/authn.h"
 #include "../audit/audit_call.h"
 #include "../secrets/redact.h"
 #include "../lib/errors.h"
@@ -384,6 +386,7 @@ pc_ex_free(struct pc_exchange *ex)
 		    "that did not read them", ex->dropped);
 	if (ex->keepalive != NULL)
 		event_free(ex->keepalive);
+	free(ex->who);
 	if (ex->watch != NULL)
 		event_free(ex->watch);
 	pc_limit_call_end(&ex->lim, NULL);
@@ -1043,6 +1046,49 @@ const struct pc_sink_ops pc_stream_ops = { stream_message, stream_done,
     NULL, NULL, false };
 
 void
+pc_ex_hold_principal(struct pc_exchange *ex, const struct pc_principal *p)
+{
+	if (ex->who == NULL)
+		ex->who = malloc(sizeof(*ex->who));
+	if (ex->who != NULL)
+		*ex->who = *p;
+}
+
+/*
+ * A stream held open is checked again at each keepalive: a key revoked or
+ * expired, a token expired, ends it (a request would be refused by now);
+ * otherwise its roles follow the credential (a time-boxed grant that
+ * ended, a reload's scope_roles). Returns -1 when ex is gone.
+ */
+static int
+recheck(struct pc_exchange *ex)
+{
+	const char *why = NULL;
+	int rc = pc_authn_recheck(ex->h->authn, ex->who, (int64_t)time(NULL),
+	    &why);
+
+	if (rc == 0) {
+		if (ex->kind == EX_STREAM && ex->session != NULL)
+			pc_session_set_roles(ex->session, ex->who->roles);
+		else if (ex->call != NULL)
+			pc_router_listen_set_roles(ex->call, ex->who->roles);
+		return 0;
+	}
+	if (why == NULL)
+		why = "auth.unavailable";	/* cannot tell: fail closed */
+	pc_info("a stream of principal '%s' ended: %s", ex->who->id, why);
+	if (ex->kind == EX_POST && ex->call != NULL) {
+		pc_ex_audit_cancelled(ex, why);
+		pc_router_abandon(ex->call);
+		ex->call = NULL;
+	}
+	if (ex->evcon == NULL)
+		return 0;
+	evhttp_connection_free(ex->evcon);	/* on_conn_close frees ex */
+	return -1;
+}
+
+void
 pc_ex_keepalive_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct pc_exchange *ex = arg;
@@ -1051,6 +1097,8 @@ pc_ex_keepalive_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (ex->req == NULL)
+		return;
+	if (ex->who != NULL && recheck(ex) != 0)
 		return;
 	b = evbuffer_new();
 	if (b == NULL)

@@ -722,6 +722,20 @@ pc_sub_release_session(struct pc_router *r, struct pc_session *s)
 	}
 }
 
+void
+pc_router_listen_set_roles(struct pc_call *c, const char *roles)
+{
+	char *dup;
+
+	if (c == NULL || c->kind != PC_CK_LISTEN)
+		return;
+	/* Out of memory: no roles (default roles only) rather than the old
+	 * ones, which may be wider than what the principal holds now. */
+	dup = strdup(roles != NULL ? roles : "");
+	free(c->listen_roles);
+	c->listen_roles = dup;
+}
+
 static void
 replay_reply(void *arg, int err, json_t *msg)
 {

@@ -254,6 +254,12 @@ pc_session_attach_stream(struct pc_session *s, const struct pc_sink_ops *ops,
 }
 
 void
+pc_session_set_roles(struct pc_session *s, const char *roles)
+{
+	pc_strlcpy(s->roles, roles != NULL ? roles : "", sizeof(s->roles));
+}
+
+void
 pc_session_detach_stream(struct pc_session *s, void *sink)
 {
 	if (s->stream == sink) {

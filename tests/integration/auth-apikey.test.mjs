@@ -18,6 +18,7 @@ import { keySecret, startGateway, toYaml } from '../lib/gateway.mjs';
 import { PORTCULLIS_BIN, upstreamCommands } from '../lib/paths.mjs';
 import { legacyInit, post, modernRequest, modernMeta, MODERN_VERSION } from '../lib/mcp.mjs';
 import { buildRequest, rawRequest } from '../lib/rawhttp.mjs';
+import { openStream } from '../lib/stream.mjs';
 
 let dir, gw, auth, cliCfg;
 
@@ -298,6 +299,59 @@ test('behind a trusted proxy the client is read from every X-Forwarded-For line:
     assert.deepEqual(seen, [401, 401, 401, 429]);
     assert.equal((await send(['10.9.9.9'], k.key)).status, 200, 'the victim is not locked out');
     assert.equal((await send(['203.0.113.5'], k.key)).status, 429, 'the attacker is');
+  } finally {
+    await g.stop();
+  }
+});
+
+test('a held-open stream follows its key: revoked, its GET and listen streams end; a grant undone, its updates stop', async () => {
+  const a = createKey('stream-a');
+  const b = createKey('stream-b');
+  const c = createKey('stream-c', ['--roles', 'toucher']);
+  // read_timeout 2s: the keepalive, and with it the check, every second.
+  const g = await startGateway({
+    auth,
+    limits: { read_timeout: '2s' },
+    policy: {
+      default_roles: ['base'],
+      roles: {
+        base: { tools: [{ match: 'up__echo', access: 'all' }] },
+        toucher: { tools: [{ match: 'up__touch', access: 'all' }] },
+        peek: { resources: ['up+mini://hello'] },
+      },
+    },
+    upstreams: [{ name: 'up', command: upstreamCommands.mini() }],
+  });
+  try {
+    // A: a session's GET stream and a modern listen stream.
+    const sa = await legacyInit(g.url, { headers: bearer(a.key) });
+    const getA = await openStream(g.url, { method: 'GET', headers: sa.headers });
+    assert.equal(getA.status, 200);
+    const listenA = await openStream(g.url, {
+      body: { jsonrpc: '2.0', id: 'L', method: 'subscriptions/listen', params: { notifications: { toolsListChanged: true }, _meta: modernMeta() } },
+      headers: { 'mcp-protocol-version': MODERN_VERSION, 'mcp-method': 'subscriptions/listen', ...bearer(a.key) },
+    });
+    assert.equal((await listenA.next())?.method, 'notifications/subscriptions/acknowledged');
+    keys('revoke', a.id);
+    // Both end within a few keepalives (next() is null once a stream ends).
+    assert.equal(await getA.next(8000), null, 'the GET stream ended');
+    assert.equal(await listenA.next(8000), null, 'the listen stream ended');
+    await g.waitForLog((l) => /a stream of principal 'stream-a' ended: apikey.revoked/.test(l.msg ?? ''), { timeoutMs: 5000 });
+
+    // B sees up+mini://hello only through a grant.
+    keys('grant', b.id, 'peek', '--for', '1h');
+    const sb = await legacyInit(g.url, { headers: bearer(b.key) });
+    const getB = await openStream(g.url, { method: 'GET', headers: sb.headers });
+    assert.ok((await post(g.url, { jsonrpc: '2.0', id: 1, method: 'resources/subscribe', params: { uri: 'up+mini://hello' } }, sb.headers)).response?.result);
+    const sc = await legacyInit(g.url, { headers: bearer(c.key) });
+    const touch = async (id) => (await post(g.url, { jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'up__touch', arguments: { uri: 'mini://hello' } } }, sc.headers)).response?.result?.content?.[0]?.text;
+    assert.equal(await touch(2), 'updated');
+    assert.equal((await getB.next(5000))?.params?.uri, 'up+mini://hello', 'B hears it while granted');
+    keys('ungrant', b.id, 'peek');
+    await new Promise((r) => setTimeout(r, 2500)); // a keepalive or two: B makes no request
+    assert.equal(await touch(3), 'updated');
+    assert.ok(await getB.none(1500), 'B no longer hears of a resource it cannot see');
+    getB.abort();
   } finally {
     await g.stop();
   }

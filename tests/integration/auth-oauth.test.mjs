@@ -17,6 +17,7 @@ import { startGateway, toYaml } from '../lib/gateway.mjs';
 import { PORTCULLIS_BIN, upstreamCommands } from '../lib/paths.mjs';
 import { legacyInit, post } from '../lib/mcp.mjs';
 import { waitFor } from '../lib/wait.mjs';
+import { openStream } from '../lib/stream.mjs';
 import { makeIssuer, makeToken, claims } from '../lib/jwt.mjs';
 
 const ISS = 'https://issuer.test';
@@ -276,6 +277,29 @@ test('an issuer unreachable so far: a valid token gets 503 with Retry-After, is 
       assert.equal(r.headers.get('retry-after'), '5');
       assert.equal(JSON.parse(r.text).error.data.reason, 'auth.unavailable');
     }
+  } finally {
+    await g.stop();
+  }
+});
+
+test('a stream held open ends when its token expires', async () => {
+  const g = await startGateway({
+    auth: {
+      oauth: { issuer: ISS, jwks_uri: `http://127.0.0.1:${jwksServer.address().port}/jwks.json`, resource: AUD, leeway: '0s' },
+      failed_auth: { max_failures: 1000, window: '60s' },
+    },
+    limits: { read_timeout: '2s' }, // a keepalive, and a check, every second
+    upstreams: [{ name: 'up', command: upstreamCommands.mini() }],
+  });
+  try {
+    const exp = Math.floor(Date.now() / 1000) + 3;
+    const t = good({ exp });
+    const s = await legacyInit(g.url, { headers: bearer(t) });
+    const get = await openStream(g.url, { method: 'GET', headers: s.headers });
+    assert.equal(get.status, 200);
+    assert.equal(await get.next(10000), null, 'the stream ended');
+    assert.ok(Date.now() / 1000 >= exp, 'not before the token expired');
+    await g.waitForLog((l) => /a stream of principal 'alice' ended: jwt.expired/.test(l.msg ?? ''), { timeoutMs: 5000 });
   } finally {
     await g.stop();
   }
