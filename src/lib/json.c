@@ -2,6 +2,7 @@
 #include "errors.h"
 
 #include <stdio.h>
+#include <stdbool.h>
 #include <string.h>
 
 /*
@@ -130,6 +131,71 @@ check_walk(json_t *root, const struct pc_json_limits *lim,
 out:
 	free(st);
 	return rc;
+}
+
+static int
+hex4(const char *p, size_t left, unsigned *cp)
+{
+	unsigned v = 0;
+
+	if (left < 4)
+		return 0;
+	for (int i = 0; i < 4; i++) {
+		char c = p[i];
+		v <<= 4;
+		if (c >= '0' && c <= '9')
+			v |= (unsigned)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			v |= (unsigned)(c - 'a' + 10);
+		else if (c >= 'A' && c <= 'F')
+			v |= (unsigned)(c - 'A' + 10);
+		else
+			return 0;
+	}
+	*cp = v;
+	return 1;
+}
+
+size_t
+pc_json_replace_bad_escapes(char *buf, size_t len)
+{
+	size_t i = 0, n = 0;
+	bool in_str = false;
+
+	while (i < len) {
+		unsigned cp, lo;
+
+		if (!in_str) {
+			in_str = buf[i++] == '"';
+			continue;
+		}
+		if (buf[i] == '"') {
+			in_str = false;
+			i++;
+			continue;
+		}
+		if (buf[i] != '\\' || i + 1 >= len) {
+			i++;
+			continue;
+		}
+		if (buf[i + 1] != 'u' || !hex4(buf + i + 2, len - i - 2, &cp)) {
+			i += 2;		/* \\, \", \n, ...: one escape */
+			continue;
+		}
+		if (cp >= 0xD800 && cp <= 0xDBFF && i + 12 <= len &&
+		    buf[i + 6] == '\\' && buf[i + 7] == 'u' &&
+		    hex4(buf + i + 8, len - i - 8, &lo) &&
+		    lo >= 0xDC00 && lo <= 0xDFFF) {
+			i += 12;	/* a proper pair */
+			continue;
+		}
+		if (cp == 0 || (cp >= 0xD800 && cp <= 0xDFFF)) {
+			memcpy(buf + i, "\\ufffd", 6);
+			n++;
+		}
+		i += 6;
+	}
+	return n;
 }
 
 int

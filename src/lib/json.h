@@ -30,6 +30,17 @@ enum pc_json_fault {
 };
 
 /*
+ * Rewrite in place, to \ufffd (the same six bytes), the escapes in the
+ * JSON text buf[0..len) that JSON allows but the gateway does not take
+ * in: \u0000 (a NUL inside a C string would cut names short) and a
+ * surrogate without its pair (jansson refuses it). Only escapes inside
+ * strings are touched. Returns how many were rewritten. For text from an
+ * upstream, where refusing the line would kill a child shared by every
+ * client (Node's JSON.stringify of a binary file's text emits \u0000).
+ */
+size_t pc_json_replace_bad_escapes(char *buf, size_t len);
+
+/*
  * Parse buf[0..len). On success *out holds a new reference and 0 is returned.
  * On failure returns PC_E_PARSE or PC_E_LIMIT, sets *fault, and writes a short
  * message (no input bytes echoed) into why[0..whylen).

@@ -404,8 +404,9 @@ dispatch_response(struct pc_upstream *up, json_t *msg, json_t *id)
 	struct up_call *c;
 
 	if (!json_is_integer(id) || json_integer_value(id) < 0) {
-		pc_warn("upstream '%s': response with a foreign id dropped",
-		    up->conf->name);
+		if (up_log_admit(up))	/* a child may send these in a loop */
+			pc_warn("upstream '%s': response with a foreign id "
+			    "dropped", up->conf->name);
 		return;
 	}
 	uid = (uint64_t)json_integer_value(id);
@@ -518,8 +519,20 @@ handle_line(struct pc_upstream *up, const char *line, size_t len)
 	if (len == 0)
 		return;		/* tolerated: some servers emit blank lines */
 	if (pc_json_parse(line, len, &lim, &msg, &fault, why, sizeof(why)) != 0) {
-		protocol_error(up, why, line, len);
-		return;
+		/* Legal JSON jansson refuses (\u0000, a lone surrogate): one
+		 * client's binary file must not kill the child every client
+		 * shares. The line is ours (rbuf, drained after this). */
+		size_t fixed = fault == PC_JSON_SYNTAX ?
+		    pc_json_replace_bad_escapes((char *)line, len) : 0;
+		if (fixed == 0 || pc_json_parse(line, len, &lim, &msg, &fault,
+		    why, sizeof(why)) != 0) {
+			protocol_error(up, why, line, len);
+			return;
+		}
+		if (up_log_admit(up))
+			pc_warn("upstream '%s': %zu escape(s) the gateway does "
+			    "not pass on (\\u0000, a lone surrogate) replaced "
+			    "with U+FFFD", up->conf->name, fixed);
 	}
 	if (json_is_object(msg)) {
 		dispatch(up, msg);

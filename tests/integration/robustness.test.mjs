@@ -291,3 +291,15 @@ test('quiet streams stay open past read_timeout: a session\'s GET, a listen stre
     await g.stop();
   }
 });
+
+test('an answer with \\u0000 or a lone surrogate (legal JSON) does not kill the child every client shares', { skip, timeout: 30000 }, async () => {
+  const s = await legacyInit(gw.url);
+  const calls = async (id) => Number((await s.request(id, 'tools/call', { name: 'calls', arguments: {} })).response.result.content[0].text);
+  const before = await calls(1);
+  const r = await s.request(2, 'tools/call', { name: 'binary', arguments: {} });
+  assert.equal(r.response?.result?.content?.[0]?.text, 'a\ufffdb\ufffdc', r.text);
+  // The same child answers next: its count went on (a restart starts at 1).
+  assert.equal(await calls(3), before + 2);
+  assert.ok(gw.logs.some((l) => /escape\(s\) the gateway does not pass on/.test(l.msg ?? '')));
+  await s.close();
+});

@@ -27,6 +27,46 @@ parse(const char *s, size_t len, size_t depth, size_t maxstr,
 	return rc;
 }
 
+/* What jansson refuses though JSON allows it becomes \ufffd in place;
+ * everything else (pairs, escaped backslashes, text outside strings,
+ * cut escapes) is left alone. */
+static void
+json_replace_bad_escapes(void **st)
+{
+	static const struct { const char *in, *out; size_t n; } t[] = {
+		{ "{\"a\":\"x\\u0000y\"}", "{\"a\":\"x\\ufffdy\"}", 1 },
+		{ "[\"\\udcff\",\"\\uD800x\"]", "[\"\\ufffd\",\"\\ufffdx\"]", 2 },
+		{ "\"\\ud83d\\ude00\"", "\"\\ud83d\\ude00\"", 0 },
+		{ "\"\\ude00\\ud83d\"", "\"\\ufffd\\ufffd\"", 2 },
+		{ "\"\\\\u0000\"", "\"\\\\u0000\"", 0 },
+		{ "{\"k\\u0000\":1}", "{\"k\\ufffd\":1}", 1 },
+		{ "\"\\u00\"", "\"\\u00\"", 0 },
+		{ "\"a\\\"\\u0000\"", "\"a\\\"\\ufffd\"", 1 },
+	};
+	enum pc_json_fault f;
+	struct pc_json_limits lim = { 8, 100, 0, 0 };
+	char buf[64], why[128];
+	json_t *v = NULL;
+
+	(void)st;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		size_t len = strlen(t[i].in);
+		memcpy(buf, t[i].in, len + 1);
+		assert_int_equal(pc_json_replace_bad_escapes(buf, len), t[i].n);
+		assert_string_equal(buf, t[i].out);
+	}
+	/* Refused before, parsed after. */
+	memcpy(buf, "{\"a\":\"\\u0000\\udcff\"}", 21);
+	assert_int_not_equal(pc_json_parse(buf, 20, &lim, &v, &f, why,
+	    sizeof(why)), 0);
+	assert_int_equal(pc_json_replace_bad_escapes(buf, 20), 2);
+	assert_int_equal(pc_json_parse(buf, 20, &lim, &v, &f, why,
+	    sizeof(why)), 0);
+	assert_string_equal(json_string_value(json_object_get(v, "a")),
+	    "\xef\xbf\xbd\xef\xbf\xbd");
+	json_decref(v);
+}
+
 /* Arrays longer than max_items are refused, at any depth; commas inside
  * strings do not count; exactly max_items passes. */
 static void
@@ -389,6 +429,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(json_accepts_valid),
 		cmocka_unit_test(json_array_cap),
+		cmocka_unit_test(json_replace_bad_escapes),
 		cmocka_unit_test(json_rejects_duplicates_nul_utf8),
 		cmocka_unit_test(json_depth_limit_before_parse),
 		cmocka_unit_test(json_string_limit),
