@@ -45,6 +45,8 @@ struct pc_stdio_front {
 	void *arg;
 	int eof;
 	int in_eof;		/* stdin ended with requests still buffered */
+	bool skip_line;		/* the rest of an over-long line is dropped */
+	unsigned long dropped;	/* notifications dropped: host not reading */
 };
 
 /* One request's sink. Once answered it waits, on f->held, for its
@@ -70,6 +72,26 @@ put(struct pc_stdio_front *f, json_t *msg)
 	bufferevent_write(f->out, s, strlen(s));
 	bufferevent_write(f->out, "\n", 1);
 	free(s);
+}
+
+/*
+ * A message that is not an answer (progress, a log message, a request from
+ * an upstream, list_changed): dropped past the backlog, as on an HTTP
+ * stream. Output of a host that stops reading stdout must not grow
+ * without end; answers (bounded by the requests in flight) always go.
+ */
+static void
+put_note(struct pc_stdio_front *f, json_t *msg)
+{
+	if (evbuffer_get_length(bufferevent_get_output(f->out)) >
+	    PC_MAX_STREAM_BACKLOG) {
+		if (f->dropped++ == 0)
+			pc_warn("stdio: the host stopped reading: messages "
+			    "past %u bytes of backlog are dropped (answers "
+			    "are not)", PC_MAX_STREAM_BACKLOG);
+		return;
+	}
+	put(f, msg);
 }
 
 static void
@@ -145,7 +167,7 @@ req_message(void *sink, json_t *msg)
 {
 	struct req *q = sink;
 
-	put(q->f, msg);
+	put_note(q->f, msg);
 }
 
 static void
@@ -199,7 +221,7 @@ static const struct pc_sink_ops req_ops = { req_message, req_done,
 static void
 stream_message(void *sink, json_t *msg)
 {
-	put(sink, msg);
+	put_note(sink, msg);
 }
 
 static void
@@ -573,20 +595,33 @@ read_cb(struct bufferevent *bev, void *arg)
 	struct evbuffer *in = bufferevent_get_input(bev);
 	size_t n;
 	char *line;
-	bool paused;
+	bool paused = false;
 
-	while (!(paused = out_full(f)) &&
+	/* The rest of a line refused as too long, up to its newline: it is
+	 * no message of its own (parsed, it answered -32700 for nothing). */
+	while (f->skip_line && evbuffer_get_length(in) > 0) {
+		struct evbuffer_ptr nl = evbuffer_search(in, "\n", 1, NULL);
+		if (nl.pos < 0) {
+			evbuffer_drain(in, evbuffer_get_length(in));
+			break;
+		}
+		evbuffer_drain(in, (size_t)nl.pos + 1);
+		f->skip_line = false;
+	}
+	while (!f->skip_line && !(paused = out_full(f)) &&
 	    (line = evbuffer_readln(in, &n, EVBUFFER_EOL_LF)) != NULL) {
 		handle_line(f, line, n);
 		free(line);
 	}
 	/* A line that never ends is a flood, not a message (while paused,
 	 * what waits may be whole lines). */
-	if (!paused && evbuffer_get_length(in) > f->cfg->limits.max_body_bytes) {
+	if (!paused && !f->skip_line &&
+	    evbuffer_get_length(in) > f->cfg->limits.max_body_bytes) {
 		struct pc_reqinfo ri = { .era = PC_CLIENT_LEGACY,
 		    .source = "stdio", .principal = &f->principal };
 
 		evbuffer_drain(in, evbuffer_get_length(in));
+		f->skip_line = true;
 		refuse(f, &ri, NULL, NULL, -32600, "Invalid Request: line "
 		    "longer than limits.max_body_bytes");
 	}
@@ -723,6 +758,9 @@ pc_stdio_front_free(struct pc_stdio_front *f)
 {
 	if (f == NULL)
 		return;
+	if (f->dropped > 0)
+		pc_warn("stdio: %lu message(s) dropped in all for a host that "
+		    "did not read them", f->dropped);
 	while (f->reqs != NULL) {
 		struct req *q = f->reqs;
 		/* Allowed, maybe started upstream, never answered. */

@@ -12,6 +12,7 @@ import { StdioClientTransport as StdioV1 } from '@modelcontextprotocol/sdk/clien
 import { Client as ClientV2 } from '@modelcontextprotocol/client';
 import { StdioClientTransport as StdioV2 } from '@modelcontextprotocol/client/stdio';
 import { OPEN_POLICY, toYaml } from '../lib/gateway.mjs';
+import { startStdio } from '../lib/stdio.mjs';
 import { PORTCULLIS_BIN, upstreamCommands } from '../lib/paths.mjs';
 
 let dir, cfg;
@@ -211,6 +212,47 @@ test('a modern client on stdio cancels with notifications/cancelled: the upstrea
     const until = Date.now() + 5000;
     while (!io.stderr.includes('mini_upstream: cancelled a request') && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
     assert.match(io.stderr, /mini_upstream: cancelled a request/, 'the upstream was told');
+    assert.equal(await io.close(), 0);
+  } finally {
+    io.child.kill('SIGKILL');
+  }
+});
+
+test('the rest of a line refused as too long is skipped, not parsed as a message of its own', async () => {
+  const small = join(dir, 'small.yaml');
+  writeFileSync(small, toYaml({ log_level: 'warn', auth: 'none', policy: OPEN_POLICY, limits: { max_body_bytes: 1024 }, upstreams: [] }));
+  const io = startStdio(small);
+  try {
+    io.child.stdin.write('{"jsonrpc":"2.0","id":5,"method":"ping","params":{"pad":"' + 'x'.repeat(5000));
+    await new Promise((r) => setTimeout(r, 500)); // read, found too long, dropped
+    io.child.stdin.write('y'.repeat(3000) + '"}}\n');
+    io.send({ jsonrpc: '2.0', id: 7, method: 'ping' });
+    await io.answer(7);
+    const errors = io.all.filter((m) => m.error).map((m) => m.error.code);
+    assert.deepEqual(errors, [-32600, ...(io.answers.get(7).error ? [io.answers.get(7).error.code] : [])], JSON.stringify(io.all));
+    assert.equal(await io.close(), 0);
+  } finally {
+    io.child.kill('SIGKILL');
+  }
+});
+
+test('a host that stops reading stdout: progress past the backlog is dropped, the answer is not', { timeout: 120000 }, async () => {
+  const io = startStdio(cfg);
+  try {
+    await io.initialize(1);
+    io.child.stdout.pause();
+    const steps = 90000; // ~12 MB of progress if nothing were dropped
+    io.send({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'up__progress', arguments: { steps, ms: 0 }, _meta: { progressToken: 'p' } } });
+    const until = Date.now() + 60000;
+    while (!/the host stopped reading/.test(io.stderr) && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
+    assert.match(io.stderr, /the host stopped reading/);
+    await new Promise((r) => setTimeout(r, 3000)); // the upstream finishes meanwhile
+    io.child.stdout.resume();
+    const answer = await io.answer(2, 60000);
+    assert.equal(answer.result?.content?.[0]?.text, 'progress done');
+    const progress = io.all.filter((m) => m.method === 'notifications/progress').length;
+    assert.ok(progress < steps, `progress was dropped (${progress} of ${steps} arrived)`);
+    assert.equal(io.stderr.match(/the host stopped reading/g).length, 1, 'one warning, not one per message');
     assert.equal(await io.close(), 0);
   } finally {
     io.child.kill('SIGKILL');

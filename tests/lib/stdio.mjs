@@ -11,7 +11,7 @@ export function startStdio(configPath) {
   });
   const answers = new Map();
   const waiters = [];
-  const s = { child, answers, stderr: '' };
+  const s = { child, answers, all: [], stderr: '' };
   let buf = '';
   child.stderr.on('data', (d) => (s.stderr += d));
   child.stdout.on('data', (d) => {
@@ -20,6 +20,7 @@ export function startStdio(configPath) {
     while ((i = buf.indexOf('\n')) >= 0) {
       const m = JSON.parse(buf.slice(0, i));
       buf = buf.slice(i + 1);
+      s.all.push(m);
       if (m.id !== undefined) answers.set(m.id, m);
       waiters.splice(0).forEach((w) => w());
     }
