@@ -784,6 +784,24 @@ collect(struct pc_audit *a)
 }
 
 /*
+ * The file being written is still the one the directory holds under its
+ * name. Deleted or renamed by someone who can write the directory, every
+ * later record (and the closing checkpoint) would go into an orphan inode,
+ * and a restart would resume the chain from the previous file: verify
+ * would see nothing missing. Checked at every group sync.
+ */
+static bool
+file_in_place(const struct pc_audit *a)
+{
+	struct stat held, named;
+
+	if (fstat(a->fd, &held) != 0 || held.st_nlink == 0 ||
+	    fstatat(a->dirfd, a->file, &named, AT_SYMLINK_NOFOLLOW) != 0)
+		return false;
+	return held.st_dev == named.st_dev && held.st_ino == named.st_ino;
+}
+
+/*
  * Hand everything written so far to the worker: one fsync for the group,
  * whose callbacks then wait in sy.infl. With a sync already running, the
  * next one starts as soon as it finishes (on_done).
@@ -801,6 +819,9 @@ kick(struct pc_audit *a)
 	/* Queued records first: the fsync must cover every waiter's record
 	 * (a failure fails the log, and the waiters below with it). */
 	(void)flush(a);
+	if (!is_failed(a) && a->fd >= 0 && !file_in_place(a))
+		(void)fail(a, "audit file %s was removed or replaced under the "
+		    "gateway", a->file);
 	swap_lists(&a->pend, &sy->infl);
 	if (!a->dirty || is_failed(a) || !sy->started) {
 		/* Covered by an earlier sync (rotation, retention), or the

@@ -1373,6 +1373,48 @@ test_fsync_on_worker(void **state)
 	json_decref(f);
 }
 
+/* The live file deleted, or renamed, under a running gateway: its records
+ * would go to an orphan inode. The next group sync finds it and the log
+ * fails closed (the reply waiting on it gets PC_E_IO). */
+static void
+live_file_gone(struct t *t, bool rename_it)
+{
+	struct pc_audit *a = open_fake_sync(t);
+	struct waits w = { .want = 1, .base = t->base };
+	json_t *f = json_pack("{s:s}", "type", "event");
+	char **files, moved[PATH_MAX];
+	size_t nf;
+
+	run_loop(t->base, 50);
+	assert_null(pc_audit_error(a));
+	assert_int_equal(pc_audit_list(t->dir, NULL, &files, &nf), 0);
+	assert_int_equal(nf, 1);
+	snprintf(moved, sizeof(moved), "%s/elsewhere", t->copy);
+	if (rename_it)
+		assert_int_equal(rename(files[0], moved), 0);
+	else
+		assert_int_equal(unlink(files[0]), 0);
+	pc_audit_list_free(files, nf);
+	assert_int_equal(pc_audit_write(a, f, on_durable, &w), 0);
+	run_loop(t->base, 2000);
+	assert_int_equal(w.calls, 1);
+	assert_int_equal(w.last_rc, PC_E_IO);
+	assert_non_null(pc_audit_error(a));
+	assert_non_null(strstr(pc_audit_error(a), "removed or replaced"));
+	assert_int_equal(pc_audit_write(a, f, on_durable, &w), PC_E_IO);
+	pc_audit_close(a);
+	audit_fdatasync = fdatasync;
+	unlink(moved);
+	json_decref(f);
+}
+
+static void
+test_live_file_removed(void **state)
+{
+	live_file_gone(*state, false);
+	live_file_gone(*state, true);
+}
+
 static void
 test_fsync_error_fails_closed(void **state)
 {
@@ -1634,6 +1676,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_strict, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fsync_on_worker, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_live_file_removed, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_fsync_error_fails_closed,
 		    setup, teardown),
