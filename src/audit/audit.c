@@ -1410,17 +1410,26 @@ retention(struct pc_audit *a)
 		rc = sync_now(a);
 	if (rc != 0)
 		goto out;
+	size_t want = k;
 	for (size_t i = 0; i < k; i++) {
 		if (unlinkat(a->dirfd, base_name(files[i]), 0) != 0) {
-			pc_warn("retention: cannot remove %s: %s",
-			    base_name(files[i]), strerror(errno));
-			continue;
+			/* Stop: removing later files past a kept one would
+			 * leave a hole that verify takes for tampering. */
+			pc_warn("retention: cannot remove %s: %s; later files "
+			    "are kept too", base_name(files[i]),
+			    strerror(errno));
+			k = i;
+			break;
 		}
 		a->st.files_removed++;
 	}
 	(void)fsync(a->dirfd);
-	pc_info("retention: removed %zu audit file(s), seq %" PRIu64
-	    "..%" PRIu64, k, first_seq, last.seq);
+	if (k == want)
+		pc_info("retention: removed %zu audit file(s), seq %" PRIu64
+		    "..%" PRIu64, k, first_seq, last.seq);
+	else
+		pc_warn("retention: removed %zu of %zu expired audit file(s)",
+		    k, want);
 out:
 	pc_audit_list_free(files, n);
 	return rc;

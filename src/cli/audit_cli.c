@@ -754,7 +754,9 @@ cmd_query(const struct opts *o)
 			continue;
 		}
 		while ((r = audit_read_line(f, buf, AUDIT_MAX_LINE + 1,
-		    &len)) == AUDIT_LINE_OK) {
+		    &len)) == AUDIT_LINE_OK || r == AUDIT_LINE_LONG) {
+			if (r == AUDIT_LINE_LONG)
+				continue;	/* not a record: the next one */
 			json_t *j = json_loadb(buf, len,
 			    JSON_REJECT_DUPLICATES, NULL);
 			const char *type = json_string_value(

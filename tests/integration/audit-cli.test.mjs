@@ -132,3 +132,15 @@ test('tail prints what clients sent without letting it drive the terminal', () =
   assert.ok(!/[\u0000-\u0008\u000b-\u001f\u007f\u0080-\u009f]/.test(r.stdout), JSON.stringify(r.stdout));
   assert.match(r.stdout, /x\\x1b\[2J\\x1b\]0;pwned\\x07\\x7f\\xc2\\x9bz/);
 });
+
+test('query reads past a line too long to be a record', () => {
+  const all = spawnSync(PORTCULLIS_BIN, ['audit', 'query', log, '--json'], { encoding: 'utf8' });
+  assert.equal(all.status, 0, all.stderr);
+  const want = all.stdout.split('\n').filter(Boolean).length;
+  assert.ok(want > 100);
+  // A junk line over the record limit first; every record after it.
+  const d = tampered('longline', [`{"junk":"${'x'.repeat(1100 * 1024)}"}`, ...lines]);
+  const q = spawnSync(PORTCULLIS_BIN, ['audit', 'query', d, '--json'], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  assert.equal(q.status, 0, q.stderr);
+  assert.equal(q.stdout.split('\n').filter(Boolean).length, want);
+});
