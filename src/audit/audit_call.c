@@ -63,12 +63,24 @@ pc_audit_call_new(const struct pc_redactor *r, const json_t *schema,
 	json_t *params = json_object_get(msg, "params");
 	const char *method = json_string_value(json_object_get(msg, "method"));
 	const char *tool = json_string_value(json_object_get(params, "name"));
+	json_t *ref = json_object_get(params, "ref");
 
 	if (tool == NULL)
 		tool = json_string_value(json_object_get(params, "uri"));
+	/* completion/complete names its prompt or resource in ref. */
+	if (tool == NULL && ref != NULL) {
+		tool = json_string_value(json_object_get(ref, "name"));
+		if (tool == NULL)
+			tool = json_string_value(json_object_get(ref, "uri"));
+	}
 	a = calloc(1, sizeof(*a));
 	if (a == NULL)
 		return NULL;
+	if (tool != NULL && strlen(tool) >= sizeof(a->tool) &&
+	    (a->tool_long = strdup(tool)) == NULL) {
+		free(a);
+		return NULL;
+	}
 	pc_strlcpy(a->request_id, request_id ? request_id : "",
 	    sizeof(a->request_id));
 	pc_strlcpy(a->principal, who->id, sizeof(a->principal));
@@ -92,6 +104,7 @@ pc_audit_call_free(struct pc_audit_call *a)
 	if (a == NULL)
 		return;
 	json_decref(a->args);
+	free(a->tool_long);
 	free(a);
 }
 
@@ -126,7 +139,8 @@ put_call(struct pc_audit *log, const struct pc_audit_call *a,
 		.key_id = nz(a->key_id), .tenant = nz(a->tenant),
 		.source = nz(a->source), .session = nz(a->session),
 		.era = a->era, .upstream = nz(a->upstream),
-		.method = nz(a->method), .tool = nz(a->tool),
+		.method = nz(a->method),
+		.tool = a->tool_long != NULL ? a->tool_long : nz(a->tool),
 		.args = a->args, .decision = deny ? "deny" : "allow",
 		.reason = nz(reason),
 		.status = status, .latency_us = pc_now_us() - a->start_us,

@@ -30,6 +30,10 @@ struct pc_audit_call {
 	char request_id[PC_REQUEST_ID_LEN + 12];
 	char principal[128], key_id[48], tenant[128], source[64];
 	char session[72], method[32], tool[256];
+	char *tool_long;		/* a name or URI that does not fit
+					 * `tool` (resource URIs run to 64 KiB:
+					 * cut, two reads would look alike);
+					 * owned, else NULL */
 	char upstream[PC_MAX_UPSTREAM_NAME + 1];	/* "" until routed */
 	const char *era;		/* static string */
 	int64_t start_us;		/* monotonic */

@@ -38,6 +38,14 @@ before(async () => {
     const call = await s.request(1, 'tools/call', { name: 'up__echo', arguments: { text: 'measure me' } });
     bodies.call = call.text;
     bodies.callId = call.headers.get('x-request-id');
+    // A resource URI longer than the record's fixed field, and a
+    // completion (its target is in params.ref).
+    bodies.longUri = `up+mini://item/${'x'.repeat(600)}`;
+    const rd = await s.request(2, 'resources/read', { uri: bodies.longUri });
+    assert.ok(rd.response?.result, rd.text);
+    bodies.readId = rd.headers.get('x-request-id');
+    const cp = await s.request(3, 'completion/complete', { ref: { type: 'ref/prompt', name: 'up__greet' }, argument: { name: 'name', value: 'x' } });
+    bodies.completeId = cp.headers.get('x-request-id');
     // A session stream: opened, then the client goes away.
     const ctl = new AbortController();
     const get = await fetch(gw.url, { headers: { accept: 'text/event-stream', ...s.headers }, signal: ctl.signal });
@@ -309,4 +317,11 @@ test('a client that leaves mid-call (closing its connection, as a modern client 
   const v = spawnSync(PORTCULLIS_BIN, ['audit', 'verify', '-k', kf, ld], { encoding: 'utf8' });
   assert.equal(v.status, 0, v.stdout + v.stdout);
   rmSync(d, { recursive: true, force: true });
+});
+
+test('a record names its target whole: a long resource URI uncut, a completion\'s prompt', () => {
+  const by = (id) => records.find((r) => r.request_id === id);
+  assert.equal(by(bodies.readId)?.tool, bodies.longUri);
+  assert.equal(by(bodies.completeId)?.tool, 'up__greet');
+  assert.equal(by(bodies.completeId)?.method, 'completion/complete');
 });
