@@ -361,12 +361,15 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 		apply_log_level(ncfg, sc->log_override);
 		if (sc->limiter != NULL) {
 			/* Counters of limits that still exist carry over; a
-			 * new limits_store needs a restart. */
+			 * new limits_store needs a restart. A store opened
+			 * only now (the gateway started without limits) is
+			 * loaded first: its first save would wipe the
+			 * counters an earlier run saved. */
 			if (pc_limiter_set_config(sc->limiter, &ncfg->limiter,
 			    pc_wall_us(), err, sizeof(err)) != 0)
 				pc_error("reload: limits: %s; keeping the running "
 				    "limits", err);
-			else if (open_limit_db(sc, ncfg, false) != 0)
+			else if (open_limit_db(sc, ncfg, true) != 0)
 				pc_error("reload: limits: counters will not be "
 				    "saved until a restart");
 		}

@@ -313,6 +313,15 @@ test('counters survive a restart: rate and budget state is saved in the key stor
     assertRefused(await call(gw, a, 'up__add', { a: 1, b: 1 }), { reason: 'limit.budget', limit: 'daily' });
     assert.equal((await call(gw, a, 'up__echo', { text: 'x' })).status, 429, 'echo costs 1: 5 + 1 > 5');
   });
+  // Started without any limit, then given the budget back by SIGHUP:
+  // the saved counters are loaded then, not wiped by the first save.
+  await withGateway({ auth, upstreams }, async (gw) => {
+    writeFileSync(gw.configPath, toYaml({ ...gw.config, budgets: cfg.budgets, tool_costs: cfg.tool_costs }));
+    const from = gw.logs.length;
+    gw.proc.kill('SIGHUP');
+    await gw.waitForLog((l) => /^reload: configuration .* applied$/.test(l.msg), { from });
+    assertRefused(await call(gw, a, 'up__add', { a: 1, b: 1 }), { reason: 'limit.budget', limit: 'daily' });
+  });
 });
 
 test('counters are saved every few seconds: a gateway killed with SIGKILL still remembers them', async () => {
