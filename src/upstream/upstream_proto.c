@@ -564,15 +564,24 @@ process_lines(struct pc_upstream *up)
 		    EVBUFFER_PTR_SET) != 0)
 			break;
 		p = evbuffer_search(up->rbuf, "\n", 1, &p);
+		/* A trailing \r is tolerated (handle_line strips it), so it
+		 * does not count against the cap. */
 		if (p.pos < 0) {
 			up->rscan = len;
-			if (len > up->max_line)
+			if (len > up->max_line + 1)
 				protocol_error(up, "line longer than "
 				    "max_line_bytes", NULL, 0);
 			break;
 		}
 		size_t n = (size_t)p.pos;
-		if (n > up->max_line) {
+		char cr = 0;
+		if (n == up->max_line + 1) {
+			struct evbuffer_ptr q;
+			if (evbuffer_ptr_set(up->rbuf, &q, n - 1,
+			    EVBUFFER_PTR_SET) == 0)
+				(void)evbuffer_copyout_from(up->rbuf, &q, &cr, 1);
+		}
+		if (n > up->max_line && !(n == up->max_line + 1 && cr == '\r')) {
 			protocol_error(up, "line longer than max_line_bytes",
 			    NULL, 0);
 			break;
