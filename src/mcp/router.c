@@ -1183,11 +1183,12 @@ pc_router_client_response(struct pc_router *r, struct pc_session *s,
 		    "that is gone; dropped");
 	} else if (json_is_object(err)) {
 		pc_upstream_respond(f->slot->up, f->up_id, NULL, err);
-	} else if (res != NULL && err == NULL) {
+	} else if (json_is_object(res) && err == NULL) {
 		pc_upstream_respond(f->slot->up, f->up_id, res, NULL);
 	} else {
-		/* Neither a result nor a proper error ("error": "no"):
-		 * never turned into an empty acceptance. */
+		/* Neither a result object nor a proper error ("error": "no",
+		 * "result": null): never turned into an acceptance. Every
+		 * result of a request MCP sends a client is an object. */
 		json_t *bad = json_pack("{s:i, s:s}", "code", -32603,
 		    "message", "The client's answer was not a valid response");
 		if (bad != NULL)

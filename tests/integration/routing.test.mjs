@@ -360,3 +360,18 @@ test('a reload that hides a resource ends the updates of existing subscriptions,
     await g.stop();
   }
 });
+
+test('a client answer whose result is not an object reaches the upstream as an error, not as an acceptance', async () => {
+  const s = await legacyInit(gw.url, { capabilities: { elicitation: {} } });
+  const st = await openStream(gw.url, { headers: s.headers,
+    // b: a's child may still hold a call an earlier test gave up, and
+    // for a while attributes its requests to nobody.
+    body: { jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name: 'b__elicit', arguments: {} } } });
+  const q = await st.next(5000);
+  assert.equal(q?.method, 'elicitation/create', JSON.stringify(q));
+  const r = await post(gw.url, { jsonrpc: '2.0', id: q.id, result: null }, s.headers);
+  assert.equal(r.status, 202);
+  const done = await st.next(5000);
+  assert.equal(done?.result?.content?.[0]?.text, 'error', JSON.stringify(done));
+  await s.close();
+});
