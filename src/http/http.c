@@ -481,6 +481,10 @@ legacy_one(struct pc_http *h, struct evhttp_request *req,
 		if (it == NULL)
 			return;
 		it->parent = batch_ex;
+		it->next = batch_ex->bitems;
+		if (batch_ex->bitems != NULL)
+			batch_ex->bitems->prev = it;
+		batch_ex->bitems = it;
 		batch_ex->batch_wait++;
 		/* Each item is counted by the limits stage on its own; its
 		 * refusal is an error inside the batch (no headers). */

@@ -74,6 +74,7 @@ struct pc_exchange {
 	struct pc_session *session;	/* STREAM: its session */
 	json_t *batch;			/* BATCH: responses collected */
 	unsigned batch_wait;		/* BATCH: responses outstanding */
+	struct pc_bitem *bitems;	/* BATCH: members still running */
 	int batch_sealed;		/* BATCH: all items submitted */
 	struct event *keepalive;	/* SSE: comment pings */
 	struct pc_principal *who;	/* held-open streams (GET, listen):
@@ -94,6 +95,7 @@ struct pc_exchange {
 /* One request inside a batch: its own sink, feeding the parent. */
 struct pc_bitem {
 	struct pc_exchange *parent;
+	struct pc_bitem *next, *prev;	/* parent->bitems */
 	struct pc_call *call;
 	struct pc_limit_call lim;
 	struct pc_audit_call *audit;	/* NULL: no audit log (or no memory) */

@@ -296,6 +296,8 @@ pc_ex_audit_cancelled(struct pc_exchange *ex, const char *reason)
 		    "(%s)", reason);
 }
 
+static void batch_abandon(struct pc_exchange *ex);
+
 static void
 on_conn_close(struct evhttp_connection *evcon, void *arg)
 {
@@ -317,12 +319,8 @@ on_conn_close(struct evhttp_connection *evcon, void *arg)
 		evhttp_request_free(ex->req);
 	ex->req = NULL;
 	ex->evcon = NULL;
-	if (ex->kind == EX_BATCH) {
-		/* Items still running will find req == NULL; the last one
-		 * frees the exchange. */
-		if (ex->batch_wait > 0)
-			return;
-	}
+	if (ex->kind == EX_BATCH)
+		batch_abandon(ex);	/* none left to free it later */
 	pc_ex_free(ex);
 }
 
@@ -966,6 +964,42 @@ pc_batch_flush(struct pc_exchange *ex)
 	pc_ex_free(ex);
 }
 
+static void
+bitem_unlink(struct pc_bitem *it)
+{
+	struct pc_exchange *ex = it->parent;
+
+	if (it->prev != NULL)
+		it->prev->next = it->next;
+	else if (ex->bitems == it)
+		ex->bitems = it->next;
+	if (it->next != NULL)
+		it->next->prev = it->prev;
+	it->next = it->prev = NULL;
+}
+
+/* The client of a batch left: its members still running are cancelled
+ * upstream (as a single request's would be) and recorded as such. */
+static void
+batch_abandon(struct pc_exchange *ex)
+{
+	while (ex->bitems != NULL) {
+		struct pc_bitem *it = ex->bitems;
+
+		bitem_unlink(it);
+		if (ex->h->audit != NULL && it->audit != NULL &&
+		    pc_audit_call_cancelled(ex->h->audit, it->audit,
+		    "client.closed") != 0)
+			pc_error("audit: cannot record a batch member whose "
+			    "client left");
+		pc_router_abandon(it->call);
+		pc_limit_call_end(&it->lim, NULL);
+		pc_audit_call_free(it->audit);
+		free(it);
+		ex->batch_wait--;
+	}
+}
+
 void
 pc_batch_done(void *sink, int status, json_t *msg)
 {
@@ -993,6 +1027,7 @@ pc_batch_done(void *sink, int status, json_t *msg)
 	}
 	if (msg != NULL)
 		json_array_append(ex->batch, msg);
+	bitem_unlink(it);
 	ex->batch_wait--;
 	pc_audit_call_free(it->audit);
 	free(it);

@@ -375,3 +375,20 @@ test('a client answer whose result is not an object reaches the upstream as an e
   assert.equal(done?.result?.content?.[0]?.text, 'error', JSON.stringify(done));
   await s.close();
 });
+
+test('a 2025-03-26 client that leaves mid-batch: its members still running are cancelled upstream', async () => {
+  const s = await legacyInit(gw.url, { version: '2025-03-26' });
+  const before = cancelLines();
+  const ctrl = new AbortController();
+  const pending = fetch(gw.url, {
+    method: 'POST',
+    headers: { ...s.headers, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+    body: JSON.stringify([call(1, 'b__sleep', { ms: 10000 }), call(2, 'b__echo', { text: 'quick' })]),
+    signal: ctrl.signal,
+  }).catch((e) => e);
+  await new Promise((r) => setTimeout(r, 500));
+  ctrl.abort();
+  await pending;
+  assert.ok(await waitFor(() => cancelLines() > before, 5000), 'the sleeping member was cancelled upstream');
+  await s.close();
+});
