@@ -391,12 +391,7 @@ pc_ex_free(struct pc_exchange *ex)
 	pc_audit_call_free(ex->audit);
 	pc_ex_unhold(ex);
 	json_decref(ex->batch);
-	if (ex->prev != NULL)
-		ex->prev->next = ex->next;
-	else
-		h->exchanges = ex->next;
-	if (ex->next != NULL)
-		ex->next->prev = ex->prev;
+	PC_LIST_UNLINK(h->exchanges, ex, next, prev);
 	h->active--;
 	free(ex);
 }
@@ -967,15 +962,7 @@ pc_batch_flush(struct pc_exchange *ex)
 static void
 bitem_unlink(struct pc_bitem *it)
 {
-	struct pc_exchange *ex = it->parent;
-
-	if (it->prev != NULL)
-		it->prev->next = it->next;
-	else if (ex->bitems == it)
-		ex->bitems = it->next;
-	if (it->next != NULL)
-		it->next->prev = it->prev;
-	it->next = it->prev = NULL;
+	PC_LIST_UNLINK(it->parent->bitems, it, next, prev);
 }
 
 /* The client of a batch left: its members still running are cancelled

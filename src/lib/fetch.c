@@ -269,12 +269,7 @@ req_free(struct pc_fetch_req *r)
 		curl_easy_cleanup(r->easy);
 	}
 	curl_url_cleanup(r->url);
-	if (r->prev != NULL)
-		r->prev->next = r->next;
-	else if (r->f->reqs == r)
-		r->f->reqs = r->next;
-	if (r->next != NULL)
-		r->next->prev = r->prev;
+	PC_LIST_UNLINK(r->f->reqs, r, next, prev);
 	if (r->f->pending > 0)
 		r->f->pending--;
 	free(r->buf);
@@ -410,12 +405,7 @@ sock_free(struct pc_fetch_sock *s)
 		return;
 	if (s->ev != NULL)
 		event_free(s->ev);
-	if (s->prev != NULL)
-		s->prev->next = s->next;
-	else if (s->f->socks == s)
-		s->f->socks = s->next;
-	if (s->next != NULL)
-		s->next->prev = s->prev;
+	PC_LIST_UNLINK(s->f->socks, s, next, prev);
 	free(s);
 }
 

@@ -46,6 +46,21 @@ int pc_read_fd_bounded(int fd, size_t max, char **out, size_t *len);
 /* Value of a base64url digit (RFC 4648 §5), or -1. */
 int pc_b64url_val(unsigned char c);
 
+/*
+ * Take node out of the doubly linked list whose first element is `head`
+ * (an lvalue), linked through its fields `next` and `prev`, which are left
+ * NULL. A node that is not linked (both NULL, not the head) is untouched.
+ */
+#define PC_LIST_UNLINK(head, node, next, prev) do {			\
+	if ((node)->prev != NULL)					\
+		(node)->prev->next = (node)->next;			\
+	else if ((head) == (node))					\
+		(head) = (node)->next;					\
+	if ((node)->next != NULL)					\
+		(node)->next->prev = (node)->prev;			\
+	(node)->next = (node)->prev = NULL;				\
+} while (0)
+
 /* Constant-time equality of two buffers of equal length. */
 int pc_ct_equal(const void *a, const void *b, size_t n);
 

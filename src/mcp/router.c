@@ -145,13 +145,7 @@ call_unlink(struct pc_call *c)
 	if (c->kind == PC_CK_LISTEN) {
 		if (c->session == NULL)
 			client_adjust(r, c->client, -1);
-		if (c->lprev != NULL)
-			c->lprev->lnext = c->lnext;
-		else if (r->listeners == c)
-			r->listeners = c->lnext;
-		if (c->lnext != NULL)
-			c->lnext->lprev = c->lprev;
-		c->lnext = c->lprev = NULL;
+		PC_LIST_UNLINK(r->listeners, c, lnext, lprev);
 	}
 	/* Forwarded server-to-client requests attributed to this call can
 	 * still be answered by the client; keep them, drop the link. */

@@ -107,13 +107,7 @@ put_error(struct pc_stdio_front *f, json_t *id, int code, const char *msg)
 static void
 req_unlink(struct req **head, struct req *q)
 {
-	if (q->prev != NULL)
-		q->prev->next = q->next;
-	else
-		*head = q->next;
-	if (q->next != NULL)
-		q->next->prev = q->prev;
-	q->next = q->prev = NULL;
+	PC_LIST_UNLINK(*head, q, next, prev);
 }
 
 static void
