@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -474,6 +475,15 @@ up_kill_group(struct pc_upstream *up, int sig)
 		kill(up->pid, sig);
 }
 
+/* How long a child killed with SIGKILL may take to be reaped. */
+#define UP_REAP_WAIT_MS 2000
+
+/*
+ * Reap a child just sent SIGKILL. It dies at once unless it sleeps in the
+ * kernel (a hung NFS or FUSE mount), where no signal reaches it: then the
+ * gateway gives up after UP_REAP_WAIT_MS rather than hang for ever (at
+ * shutdown, before the audit log is closed), and says so.
+ */
 void
 up_reap_blocking(struct pc_upstream *up)
 {
@@ -481,8 +491,21 @@ up_reap_blocking(struct pc_upstream *up)
 
 	if (up->pid <= 0)
 		return;
-	while (waitpid(up->pid, &st, 0) < 0 && errno == EINTR)
-		;
+	for (int waited = 0;; waited += 10) {
+		pid_t r = waitpid(up->pid, &st, WNOHANG);
+
+		if (r == up->pid || (r < 0 && errno != EINTR))
+			break;
+		if (waited >= UP_REAP_WAIT_MS) {
+			pc_error("upstream '%s': process %ld did not die within "
+			    "%d ms of SIGKILL (stuck in the kernel?); left "
+			    "behind", up->conf->name, (long)up->pid,
+			    UP_REAP_WAIT_MS);
+			break;
+		}
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
 	up->pid = 0;
 }
 
