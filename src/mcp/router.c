@@ -88,6 +88,9 @@ call_free(struct pc_call *c)
  * that, or the session would believe itself subscribed (a retry answered
  * "nothing changes") and no later subscriber would tell the upstream.
  */
+static bool sub_send_to(struct pc_router *r, const char *uri,
+    struct pc_up_slot *slot);
+
 static void
 sub_settle(struct pc_call *c, json_t *resp)
 {
@@ -95,8 +98,13 @@ sub_settle(struct pc_call *c, json_t *resp)
 		return;
 	if ((resp == NULL || json_object_get(resp, "result") == NULL) &&
 	    c->session != NULL &&
-	    pc_map_del(c->session->subs, c->sub_uri) != NULL)
+	    pc_map_del(c->session->subs, c->sub_uri) != NULL) {
 		(void)pc_sub_adjust(c->r, c->sub_uri, -1);
+		/* Sessions that subscribed while this one was on its way
+		 * were told "done" and counted on it: ask again for them. */
+		if (pc_map_counter(c->r->subs, c->sub_uri) > 0)
+			(void)sub_send_to(c->r, c->sub_uri, NULL);
+	}
 	free(c->sub_uri);
 	c->sub_uri = NULL;
 }
@@ -749,6 +757,40 @@ replay_reply(void *arg, int err, json_t *msg)
  * subscribed. Calls reach a child only once it is ready, so these go out
  * before any call that could cause an update.
  */
+/*
+ * Subscribe the owning upstream to exposed `uri` for the sessions that
+ * hold it (the gateway's own call, answered by replay_reply). With slot,
+ * only if that is the owner (a child just started). Whether it was sent.
+ */
+static bool
+sub_send_to(struct pc_router *r, const char *uri, struct pc_up_slot *slot)
+{
+	size_t idx;
+	char *orig = NULL, *copy;
+	json_t *p;
+	bool sent = false;
+
+	if (pc_catalog_resolve_uri(r->cat, uri, &idx, &orig) != 0 ||
+	    (slot != NULL && idx != slot->idx)) {
+		free(orig);
+		return false;
+	}
+	p = json_pack("{s:s}", "uri", orig);
+	free(orig);
+	copy = strdup(uri);
+	if (p == NULL || copy == NULL || pc_upstream_call(r->slots[idx].up,
+	    "resources/subscribe", p, 0, replay_reply, NULL, copy,
+	    NULL) != 0) {
+		pc_warn("cannot subscribe again to %s: its updates stop "
+		    "until a client subscribes again", uri);
+		free(copy);
+	} else {
+		sent = true;
+	}
+	json_decref(p);
+	return sent;
+}
+
 void
 pc_sub_replay(struct pc_router *r, struct pc_up_slot *slot)
 {
@@ -756,30 +798,9 @@ pc_sub_replay(struct pc_router *r, struct pc_up_slot *slot)
 	const char *uri;
 	void *v;
 
-	while (pc_map_next(r->subs, &pos, &uri, &v)) {
-		size_t idx;
-		char *orig = NULL, *copy;
-		json_t *p;
-
-		if (pc_catalog_resolve_uri(r->cat, uri, &idx, &orig) != 0 ||
-		    idx != slot->idx) {
-			free(orig);
-			continue;
-		}
-		p = json_pack("{s:s}", "uri", orig);
-		free(orig);
-		copy = strdup(uri);
-		if (p == NULL || copy == NULL || pc_upstream_call(slot->up,
-		    "resources/subscribe", p, 0, replay_reply, NULL, copy,
-		    NULL) != 0) {
-			pc_warn("cannot subscribe again to %s: its updates stop "
-			    "until a client subscribes again", uri);
-			free(copy);
-		} else {
+	while (pc_map_next(r->subs, &pos, &uri, &v))
+		if (sub_send_to(r, uri, slot))
 			n++;
-		}
-		json_decref(p);
-	}
 	if (n > 0)
 		pc_info("upstream '%s': %zu subscription(s) renewed",
 		    pc_upstream_name(slot->up), n);

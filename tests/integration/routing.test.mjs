@@ -392,3 +392,28 @@ test('a 2025-03-26 client that leaves mid-batch: its members still running are c
   assert.ok(await waitFor(() => cancelLines() > before, 5000), 'the sleeping member was cancelled upstream');
   await s.close();
 });
+
+test('a subscribe that fails upstream while a second session subscribed meanwhile: the second is subscribed for real', async () => {
+  const g = await startGateway({ upstreams: [{ name: 'c', command: [...upstreamCommands.mini(), '--subscribe-fail-first', '600'] }] });
+  try {
+    const uri = 'c+mini://hello';
+    const sa = await legacyInit(g.url);
+    const sb = await legacyInit(g.url);
+    const getB = await openStream(g.url, { method: 'GET', headers: sb.headers });
+    const first = sa.request(1, 'resources/subscribe', { uri }); // refused 600 ms later
+    await new Promise((r) => setTimeout(r, 150));
+    const second = await sb.request(1, 'resources/subscribe', { uri });
+    assert.ok(second.response?.result, 'B is told it is subscribed (A is on its way)');
+    assert.ok((await first).response?.error, 'A is refused');
+    let t;
+    for (let i = 0; i < 20 && t !== 'updated'; i++) {
+      t = (await sb.request(10 + i, 'tools/call', { name: 'c__touch', arguments: { uri: 'mini://hello' } })).response?.result?.content?.[0]?.text;
+      if (t !== 'updated') await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(t, 'updated', 'the upstream holds the subscription B was promised');
+    assert.equal((await getB.next(5000))?.params?.uri, uri);
+    getB.abort();
+  } finally {
+    await g.stop();
+  }
+});
