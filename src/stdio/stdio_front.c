@@ -371,10 +371,14 @@ static void
 handle_initialize(struct pc_stdio_front *f, json_t *msg)
 {
 	json_t *result = NULL, *id = json_object_get(msg, "id");
+	struct pc_reqinfo ri = { .era = PC_CLIENT_LEGACY, .source = "stdio",
+	    .principal = &f->principal, .session = f->session };
 	int rc;
 
+	/* Every outcome has its record, refusals included (as on HTTP). */
 	if (f->session != NULL) {
-		put_error(f, id, -32600, "Invalid Request: already initialized");
+		refuse(f, &ri, msg, id, -32600,
+		    "Invalid Request: already initialized");
 		return;
 	}
 	rc = pc_router_initialize(f->router, json_object_get(msg, "params"),
@@ -382,18 +386,21 @@ handle_initialize(struct pc_stdio_front *f, json_t *msg)
 	if (rc == PC_E_INVAL) {
 		json_t *e = json_pack("{s:s, s:O, s:o}", "jsonrpc", "2.0", "id",
 		    id, "error", result);
-		put(f, e);
+		if (e != NULL && record_now(f, &ri, msg, e) != 0)
+			put_error(f, id, PC_RPC_UP_UNAVAILABLE,
+			    PC_AUDIT_DOWN_MSG);
+		else if (e != NULL)
+			put(f, e);
 		json_decref(e);
 		return;
 	}
 	if (rc != 0) {
-		put_error(f, id, -32603, "Internal error");
+		refuse(f, &ri, msg, id, -32603, "Internal error");
 		return;
 	}
 	pc_session_attach_stream(f->session, &stream_ops, f);
 	json_t *resp = pc_rpc_result(id, result);
-	struct pc_reqinfo ri = { .era = PC_CLIENT_LEGACY,
-	    .session = f->session };
+	ri.session = f->session;
 	/* Recorded (with the new session) before it is answered. */
 	if (record_now(f, &ri, msg, resp) != 0)
 		put_error(f, id, PC_RPC_UP_UNAVAILABLE, PC_AUDIT_DOWN_MSG);

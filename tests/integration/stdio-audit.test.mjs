@@ -58,6 +58,9 @@ before(async () => {
   send({ jsonrpc: '2.0', id: q.id, result: { action: 'accept', content: {} } });
   send({ jsonrpc: '2.0', id: 8, method: 'ping' }); // after the late answer: its record is written
   await answer(8);
+  // A second initialize is refused, and recorded like any refusal.
+  send({ jsonrpc: '2.0', id: 9, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } } });
+  assert.equal((await answer(9)).error?.code, -32600);
   assert.equal(await io.close(), 0, io.stderr);
   stderr = io.stderr;
   records = readAuditRecords(logDir);
@@ -83,6 +86,7 @@ test('every outcome on stdio has its record', () => {
   has(['tools/call', 'up__echo', 'modern', 'allow', 'ok', null]);
   has(['elicitation/create', null, 'legacy', 'allow', 'ok', null]);
   has([null, null, 'legacy', 'deny', 'refused', 'response.unknown_id']);
+  has(['initialize', null, 'legacy', 'allow', 'error', 'rpc.-32600']);
   assert.equal(req.find((r) => r.method === 'elicitation/create').upstream, 'up', 'the upstream that asked');
   assert.ok(req.every((r) => r.source === 'stdio' && /^stdio:/.test(r.principal)), 'the local user, from stdio');
   assert.ok(req.every((r) => /^[0-9a-f]{32}$/.test(r.request_id)), 'every record names its request');
