@@ -1037,6 +1037,24 @@ pc_audit_write(struct pc_audit *a, json_t *fields,
 	return write_one(a, fields, NULL, durable, arg, false);
 }
 
+int
+pc_audit_barrier(struct pc_audit *a, void (*durable)(void *arg, int rc),
+    void *arg)
+{
+	if (a == NULL || durable == NULL)
+		return PC_E_INVAL;
+	if (is_failed(a))
+		return PC_E_IO;
+	if (a->pend.n >= AUDIT_MAX_PENDING)
+		return PC_E_LIMIT;
+	/* In pend like a strict write's waiter: delivered after the fsync
+	 * that covers everything written before it (never from here). */
+	if (add_waiter(&a->pend, durable, arg) != 0)
+		return PC_E_NOMEM;
+	arm_sync(a, a->pend.n >= AUDIT_GROUP_SOON);	/* as a write's */
+	return 0;
+}
+
 static int
 write_request(struct pc_audit *a, const struct pc_audit_request *r,
     void (*durable)(void *arg, int rc), void *arg, bool queued)

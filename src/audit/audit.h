@@ -153,6 +153,15 @@ int pc_audit_rotate(struct pc_audit *a);
 
 void pc_audit_stats(const struct pc_audit *a, struct pc_audit_stats *st);
 
+/*
+ * Call durable(arg, rc) on the loop once every record written so far is
+ * on disk (rc 0) or the log failed (PC_E_IO): for a reply whose records
+ * were written without waiting (a batch's members) in strict mode. 0, or
+ * PC_E_IO (failed already) / PC_E_LIMIT / PC_E_NOMEM, when it never runs.
+ */
+int pc_audit_barrier(struct pc_audit *a, void (*durable)(void *arg, int rc),
+    void *arg);
+
 /* Write the closing checkpoint, fsync, deliver pending durable callbacks
  * (with the fsync's result), close and free. Accepts NULL. */
 void pc_audit_close(struct pc_audit *a);

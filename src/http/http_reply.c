@@ -950,6 +950,22 @@ pc_batch_flush(struct pc_exchange *ex)
 {
 	if (ex->batch_wait > 0 || !ex->batch_sealed)
 		return;
+	/* Strict: the members' records were written without waiting; the
+	 * array (their results) leaves only once they are on disk. */
+	if (ex->req != NULL && ex->held == NULL && ex->h->audit != NULL &&
+	    pc_audit_strict(ex->h->audit) && json_array_size(ex->batch) > 0) {
+		struct pc_held *hd = held_new(ex, 200, ex->batch, NULL);
+		if (hd != NULL && pc_audit_barrier(ex->h->audit,
+		    on_record_ready, hd) == 0) {
+			ex->held = hd;
+			pc_ex_watch(ex);	/* a client that leaves frees ex */
+			return;
+		}
+		held_free(hd);
+		pc_http_send_error(ex->req, 503, NULL, PC_RPC_UP_UNAVAILABLE,
+		    PC_AUDIT_DOWN_MSG);
+		ex->req = NULL;
+	}
 	if (ex->req != NULL) {
 		if (json_array_size(ex->batch) > 0)
 			pc_http_send_json(ex->req, 200, ex->batch, NULL);

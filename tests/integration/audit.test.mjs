@@ -511,6 +511,13 @@ test('fsync: strict holds each reply until its record is synced', async () => {
       { 'mcp-protocol-version': MODERN_VERSION, 'mcp-method': 'tools/call', 'mcp-name': 'up__echo' },
     );
     assert.equal(r.status, 200, JSON.stringify(r.response));
+    // A 2025-03-26 batch: its members' results wait for their fsync too.
+    const s25 = await legacyInit(gw.url, { version: '2025-03-26' });
+    const tb = Date.now();
+    const b = await post(gw.url, [{ jsonrpc: '2.0', id: 21, method: 'tools/call', params: { name: 'up__echo', arguments: { text: 'b1' } } }], s25.headers);
+    waited.push(Date.now() - tb);
+    assert.equal(b.status, 200, b.text);
+    assert.equal(b.messages[0].result.content[0].text, 'b1');
     // A client that leaves while its reply is held: the held reply is
     // dropped when its fsync reports (stop() checks for sanitizer reports).
     await leaveWhileHeld(gw, { jsonrpc: '2.0', id: 10, method: 'tools/call', params: { name: 'up__echo', arguments: { text: 'gone' } } }, s.headers);
@@ -523,7 +530,7 @@ test('fsync: strict holds each reply until its record is synced', async () => {
   }
   for (const ms of waited) assert.ok(ms >= 350, `a strict reply waited for the group's fsync (${ms} ms)`);
   const recs = readRecords(d).filter((x) => x.tool === 'up__echo');
-  assert.equal(recs.length, 6, 'every call is recorded, the abandoned one too');
+  assert.equal(recs.length, 7, 'every call is recorded, the abandoned one too');
   assert.ok(readRecords(d).some((x) => x.method === 'initialize' && x.session), 'the session was recorded');
   const v = verify(d);
   assert.equal(v.status, 0, v.stdout + v.stderr);
