@@ -1261,6 +1261,8 @@ pc_http_free(struct pc_http *h)
 			pc_router_abandon(ex->call);
 		}
 		ex->call = NULL;
+		if (ex->kind == EX_BATCH)
+			pc_batch_abandon(ex, "shutdown");
 		if (ex->kind == EX_STREAM && ex->session != NULL)
 			pc_session_detach_stream(ex->session, ex);
 		ex->session = NULL;

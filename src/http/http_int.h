@@ -162,6 +162,10 @@ void pc_sse_start(struct pc_exchange *ex);
 void pc_batch_done(void *sink, int status, json_t *msg);
 void pc_batch_flush(struct pc_exchange *ex);
 void pc_ex_keepalive_cb(evutil_socket_t fd, short what, void *arg);
+/* The client of a batch left (reason "client.closed") or the gateway is
+ * stopping ("shutdown"): its members still running are cancelled upstream
+ * (as a single request's would be) and recorded as such. */
+void pc_batch_abandon(struct pc_exchange *ex, const char *reason);
 /* Keep a copy of p: ex is a stream held open (a session's GET, a listen),
  * whose credential each keepalive checks again. */
 void pc_ex_hold_principal(struct pc_exchange *ex, const struct pc_principal *p);

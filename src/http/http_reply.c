@@ -296,7 +296,6 @@ pc_ex_audit_cancelled(struct pc_exchange *ex, const char *reason)
 		    "(%s)", reason);
 }
 
-static void batch_abandon(struct pc_exchange *ex);
 
 static void
 on_conn_close(struct evhttp_connection *evcon, void *arg)
@@ -319,8 +318,9 @@ on_conn_close(struct evhttp_connection *evcon, void *arg)
 		evhttp_request_free(ex->req);
 	ex->req = NULL;
 	ex->evcon = NULL;
+	/* A batch's running members would have freed it: none will now. */
 	if (ex->kind == EX_BATCH)
-		batch_abandon(ex);	/* none left to free it later */
+		pc_batch_abandon(ex, "client.closed");
 	pc_ex_free(ex);
 }
 
@@ -981,10 +981,8 @@ bitem_unlink(struct pc_bitem *it)
 	PC_LIST_UNLINK(it->parent->bitems, it, next, prev);
 }
 
-/* The client of a batch left: its members still running are cancelled
- * upstream (as a single request's would be) and recorded as such. */
-static void
-batch_abandon(struct pc_exchange *ex)
+void
+pc_batch_abandon(struct pc_exchange *ex, const char *reason)
 {
 	while (ex->bitems != NULL) {
 		struct pc_bitem *it = ex->bitems;
@@ -992,7 +990,7 @@ batch_abandon(struct pc_exchange *ex)
 		bitem_unlink(it);
 		if (ex->h->audit != NULL && it->audit != NULL &&
 		    pc_audit_call_cancelled(ex->h->audit, it->audit,
-		    "client.closed") != 0)
+		    reason) != 0)
 			pc_error("audit: cannot record a batch member whose "
 			    "client left");
 		pc_router_abandon(it->call);
@@ -1142,6 +1140,8 @@ pc_ex_keepalive_cb(evutil_socket_t fd, short what, void *arg)
 	if (b == NULL)
 		return;
 	evbuffer_add(b, ": keepalive\n\n", 13);
+	if (ex->audit != NULL)
+		ex->audit->bytes_out += 13;	/* all a stream sent */
 	evhttp_send_reply_chunk(ex->req, b);
 	evbuffer_free(b);
 }

@@ -745,18 +745,12 @@ replay_reply(void *arg, int err, json_t *msg)
 
 	if (err != PC_E_CLOSED && (err != 0 ||
 	    json_object_get(msg, "error") != NULL))
-		pc_warn("upstream did not take back the subscription to %s: "
-		    "its updates stop until a client subscribes again", uri);
+		pc_warn("upstream did not take the subscription to %s: the "
+		    "sessions holding it get no updates until the upstream "
+		    "restarts or they all unsubscribe", uri);
 	free(uri);
 }
 
-/*
- * A child (re)started knows of no subscription: tell it of every URI it
- * owns that a session still holds. Without this, a crash ended every
- * update without a word while the sessions believed themselves
- * subscribed. Calls reach a child only once it is ready, so these go out
- * before any call that could cause an update.
- */
 /*
  * Subscribe the owning upstream to exposed `uri` for the sessions that
  * hold it (the gateway's own call, answered by replay_reply). With slot,
@@ -781,8 +775,9 @@ sub_send_to(struct pc_router *r, const char *uri, struct pc_up_slot *slot)
 	if (p == NULL || copy == NULL || pc_upstream_call(r->slots[idx].up,
 	    "resources/subscribe", p, 0, replay_reply, NULL, copy,
 	    NULL) != 0) {
-		pc_warn("cannot subscribe again to %s: its updates stop "
-		    "until a client subscribes again", uri);
+		pc_warn("cannot subscribe again to %s: the sessions holding "
+		    "it get no updates until the upstream restarts or they "
+		    "all unsubscribe", uri);
 		free(copy);
 	} else {
 		sent = true;
@@ -791,6 +786,13 @@ sub_send_to(struct pc_router *r, const char *uri, struct pc_up_slot *slot)
 	return sent;
 }
 
+/*
+ * A child (re)started knows of no subscription: tell it of every URI it
+ * owns that a session still holds. Without this, a crash ended every
+ * update without a word while the sessions believed themselves
+ * subscribed. Calls reach a child only once it is ready, so these go out
+ * before any call that could cause an update.
+ */
 void
 pc_sub_replay(struct pc_router *r, struct pc_up_slot *slot)
 {

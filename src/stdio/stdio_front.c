@@ -75,15 +75,18 @@ put(struct pc_stdio_front *f, json_t *msg)
 }
 
 /*
- * A message that is not an answer (progress, a log message, a request from
- * an upstream, list_changed): dropped past the backlog, as on an HTTP
- * stream. Output of a host that stops reading stdout must not grow
+ * A message that is not an answer (progress, a log message, list_changed,
+ * a request from an upstream): a notification is dropped past the
+ * backlog, as on an HTTP stream. Output of a host that stops reading stdout must not grow
  * without end; answers (bounded by the requests in flight) always go.
  */
 static void
 put_note(struct pc_stdio_front *f, json_t *msg)
 {
-	if (evbuffer_get_length(bufferevent_get_output(f->out)) >
+	/* A request (elicitation, sampling) always goes: dropped, its
+	 * upstream would wait for an answer until its timeout. */
+	if (json_object_get(msg, "id") == NULL &&
+	    evbuffer_get_length(bufferevent_get_output(f->out)) >
 	    PC_MAX_STREAM_BACKLOG) {
 		if (f->dropped++ == 0)
 			pc_warn("stdio: the host stopped reading: messages "

@@ -72,6 +72,13 @@ export async function openStream(url, { method = 'POST', body, headers = {} } = 
     next,
     /** Resolves true if nothing arrives within ms. */
     none: async (ms = 500) => (await next(ms)) === null,
+    /** Resolves true once the server ended the stream (within ms), false
+     * if it is still open then; messages still queued do not matter. */
+    closed: async (ms = 10000) => {
+      const deadline = Date.now() + ms;
+      while (!ended && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      return ended;
+    },
     abort: () => ctrl.abort(),
   };
 }
