@@ -429,7 +429,17 @@ cancel_modern(struct pc_stdio_front *f, json_t *msg)
 		return;
 	for (struct req *q = f->reqs; q != NULL; q = q->next)
 		if (q->call != NULL && json_equal(q->id, rid)) {
-			pc_router_cancel(q->call);
+			/* MCP: a cancelled request is not answered (the
+			 * client has forgotten it). The upstream is told; the
+			 * record says cancelled. */
+			req_unlink(&f->reqs, q);
+			if (q->rec != NULL && f->audit != NULL &&
+			    pc_audit_call_cancelled(f->audit, q->rec,
+			    "client.cancelled") != 0)
+				pc_error("audit: cannot record a cancelled "
+				    "call");
+			pc_router_abandon(q->call);
+			req_free(q);
 			return;
 		}
 }
