@@ -63,12 +63,13 @@ pc_audit_call_new(const struct pc_redactor *r, const json_t *schema,
 	json_t *params = json_object_get(msg, "params");
 	const char *method = json_string_value(json_object_get(msg, "method"));
 	const char *tool = json_string_value(json_object_get(params, "name"));
-	json_t *ref = json_object_get(params, "ref");
 
 	if (tool == NULL)
 		tool = json_string_value(json_object_get(params, "uri"));
-	/* completion/complete names its prompt or resource in ref. */
-	if (tool == NULL && ref != NULL) {
+	/* completion/complete names its prompt or resource in ref (looked
+	 * up only then: this runs for every call). */
+	if (tool == NULL) {
+		json_t *ref = json_object_get(params, "ref");
 		tool = json_string_value(json_object_get(ref, "name"));
 		if (tool == NULL)
 			tool = json_string_value(json_object_get(ref, "uri"));

@@ -23,13 +23,20 @@ import { openStream } from '../lib/stream.mjs';
 
 let dir, keyFile, logDir, records, bodies = {};
 
+/** A fresh directory holding an audit key: `audit` is the config section. */
+function freshAudit(prefix) {
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  const kf = join(d, 'audit.key');
+  writeFileSync(kf, randomBytes(32).toString('hex'), { mode: 0o600 });
+  const ld = join(d, 'audit');
+  return { d, kf, ld, audit: { dir: ld, key: `\${file:${kf}}` } };
+}
+
 before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'portcullis-outcomes-'));
-  keyFile = join(dir, 'audit.key');
-  writeFileSync(keyFile, randomBytes(32).toString('hex'), { mode: 0o600 });
-  logDir = join(dir, 'audit');
+  const fa = freshAudit('portcullis-outcomes-');
+  ({ d: dir, kf: keyFile, ld: logDir } = fa);
   const gw = await startGateway({
-    audit: { dir: logDir, key: `\${file:${keyFile}}` },
+    audit: fa.audit,
     limits: { max_body_bytes: 4096 },
     upstreams: [{ name: 'up', command: upstreamCommands.mini() }],
   });
@@ -230,12 +237,9 @@ test('every record names its request: the X-Request-Id the client got, a batch m
 // for an unsupported protocol version (-32022), an initialize with bad
 // params. Each is a deny with a reason, under the request's own id.
 test('refusals before the router takes a request have their records too', async () => {
-  const d = mkdtempSync(join(tmpdir(), 'portcullis-outcomes2-'));
-  const kf = join(d, 'audit.key');
-  writeFileSync(kf, randomBytes(32).toString('hex'), { mode: 0o600 });
-  const ld = join(d, 'audit');
+  const { d, kf, ld, audit } = freshAudit('portcullis-outcomes2-');
   const gw = await startGateway({
-    audit: { dir: ld, key: `\${file:${kf}}` },
+    audit,
     limits: { max_pending_per_client: 1 },
     upstreams: [{ name: 'up', command: upstreamCommands.mini() }],
   });
@@ -276,12 +280,9 @@ test('refusals before the router takes a request have their records too', async 
 });
 
 test('a client that leaves mid-call (closing its connection, as a modern client cancels) leaves a record: cancelled', async () => {
-  const d = mkdtempSync(join(tmpdir(), 'portcullis-outcomes3-'));
-  const kf = join(d, 'audit.key');
-  writeFileSync(kf, randomBytes(32).toString('hex'), { mode: 0o600 });
-  const ld = join(d, 'audit');
+  const { d, kf, ld, audit } = freshAudit('portcullis-outcomes3-');
   const gw = await startGateway({
-    audit: { dir: ld, key: `\${file:${kf}}` },
+    audit,
     upstreams: [{ name: 'up', command: upstreamCommands.mini() }],
   });
   const gone = [];

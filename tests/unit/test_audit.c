@@ -1373,6 +1373,20 @@ test_fsync_on_worker(void **state)
 	json_decref(f);
 }
 
+/* The write waiting on w, made after the log broke, got PC_E_IO once the
+ * loop ran; the log says `why` and refuses every later write. */
+static void
+expect_failed_closed(struct t *t, struct pc_audit *a, json_t *f,
+    struct waits *w, const char *why)
+{
+	run_loop(t->base, 2000);
+	assert_int_equal(w->calls, 1);
+	assert_int_equal(w->last_rc, PC_E_IO);
+	assert_non_null(pc_audit_error(a));
+	assert_non_null(strstr(pc_audit_error(a), why));
+	assert_int_equal(pc_audit_write(a, f, on_durable, w), PC_E_IO);
+}
+
 /* The live file deleted, or renamed, under a running gateway: its records
  * would go to an orphan inode. The next group sync finds it and the log
  * fails closed (the reply waiting on it gets PC_E_IO). */
@@ -1396,12 +1410,7 @@ live_file_gone(struct t *t, bool rename_it)
 		assert_int_equal(unlink(files[0]), 0);
 	pc_audit_list_free(files, nf);
 	assert_int_equal(pc_audit_write(a, f, on_durable, &w), 0);
-	run_loop(t->base, 2000);
-	assert_int_equal(w.calls, 1);
-	assert_int_equal(w.last_rc, PC_E_IO);
-	assert_non_null(pc_audit_error(a));
-	assert_non_null(strstr(pc_audit_error(a), "removed or replaced"));
-	assert_int_equal(pc_audit_write(a, f, on_durable, &w), PC_E_IO);
+	expect_failed_closed(t, a, f, &w, "removed or replaced");
 	pc_audit_close(a);
 	audit_fdatasync = fdatasync;
 	unlink(moved);
@@ -1427,13 +1436,8 @@ test_fsync_error_fails_closed(void **state)
 	assert_null(pc_audit_error(a));
 	sync_errno = EIO;
 	assert_int_equal(pc_audit_write(a, f, on_durable, &w), 0);
-	run_loop(t->base, 2000);
-	assert_int_equal(w.calls, 1);
-	assert_int_equal(w.last_rc, PC_E_IO);
-	assert_non_null(pc_audit_error(a));
-	assert_non_null(strstr(pc_audit_error(a), "fsync failed"));
 	/* Failed for good: nothing more is written. */
-	assert_int_equal(pc_audit_write(a, f, on_durable, &w), PC_E_IO);
+	expect_failed_closed(t, a, f, &w, "fsync failed");
 	assert_int_equal(w.calls, 1);
 	pc_audit_close(a);
 	audit_fdatasync = fdatasync;

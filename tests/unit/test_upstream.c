@@ -560,35 +560,38 @@ test_crash_restart(void **state)
 	h_fini(&h);
 }
 
-/* Call a tool that makes the child misbehave; the log captured until the
- * call failed and the child was ready again (or ms passed). */
-static char *
-call_until_restart(struct h *h, const char *tool, json_t *args,
-    struct res *r, uint32_t ms)
+/* Call a tool that makes the child misbehave: the call fails, the log
+ * (captured until the child is ready again, or ms passed) says `why`, and
+ * the next call, echoing `after`, works. */
+static void
+refused_then_restarted(struct h *h, const char *tool, json_t *args,
+    uint32_t ms, const char *why, const char *after)
 {
+	struct res r = { 0 };
+	char *log;
+
 	capture_start();
-	assert_int_equal(call_tool(h, tool, args, 0, false, r, NULL), 0);
-	RUN_UNTIL(h, r->done && h->ready == 2, ms);
-	return capture_stop();
+	assert_int_equal(call_tool(h, tool, args, 0, false, &r, NULL), 0);
+	RUN_UNTIL(h, r.done && h->ready == 2, ms);
+	log = capture_stop();
+	assert_int_equal(r.err, PC_E_UNAVAIL);
+	assert_non_null(strstr(log, why));
+	free(log);
+	echo_ok(h, after);
+	res_clear(&r);
 }
 
 static void
 test_garbage_restart(void **state)
 {
 	struct h h;
-	struct res r = { 0 };
-	char *log;
 
 	h_init(&h, PC_ERA_AUTO, NULL);
 	h_start_ready(&h);
-	log = call_until_restart(&h, "garbage", NULL, &r, 3000);
-	assert_int_equal(r.err, PC_E_UNAVAIL);
+	refused_then_restarted(&h, "garbage", NULL, 3000,
+	    "upstream 't': protocol error", "after garbage");
 	assert_int_equal(h.down, 1);
 	assert_int_equal(h.ready, 2);
-	assert_non_null(strstr(log, "upstream 't': protocol error"));
-	free(log);
-	echo_ok(&h, "after garbage");
-	res_clear(&r);
 	h_fini(&h);
 }
 
@@ -1050,19 +1053,12 @@ static void
 test_value_bomb_refused(void **state)
 {
 	struct h h;
-	struct res r = { 0 };
-	char *log;
 
 	h_init(&h, PC_ERA_AUTO, NULL);
 	h.conf.max_line_bytes = 1024 * 1024;
 	h_start_ready(&h);
-	log = call_until_restart(&h, "bomb", json_pack("{s:i}", "n", 70000),
-	    &r, 5000);
-	assert_int_equal(r.err, PC_E_UNAVAIL);
-	assert_non_null(strstr(log, "protocol error: more than 65536 values"));
-	free(log);
-	echo_ok(&h, "after the bomb");
-	res_clear(&r);
+	refused_then_restarted(&h, "bomb", json_pack("{s:i}", "n", 70000), 5000,
+	    "protocol error: more than 65536 values", "after the bomb");
 	h_fini(&h);
 }
 
