@@ -413,12 +413,15 @@ handle_initialize(struct pc_stdio_front *f, json_t *msg)
 }
 
 /*
- * A modern client on stdio has no stream to close: notifications/cancelled
- * naming one of its requests in flight is how it cancels (a session's
- * cancellations go through the router, pc_router_notification).
+ * notifications/cancelled naming one of the client's requests in flight:
+ * MCP (every revision) says a cancelled request is not answered, and a
+ * stdio client, unlike an HTTP one, has no response it still waits for.
+ * The call leaves the front before the router would answer it; the
+ * upstream is told, the record says cancelled. false when the
+ * notification names no call of ours (a session's router may know it).
  */
-static void
-cancel_modern(struct pc_stdio_front *f, json_t *msg)
+static bool
+cancel_request(struct pc_stdio_front *f, json_t *msg)
 {
 	json_t *rid = json_object_get(json_object_get(msg, "params"),
 	    "requestId");
@@ -426,12 +429,9 @@ cancel_modern(struct pc_stdio_front *f, json_t *msg)
 
 	if (rid == NULL || m == NULL ||
 	    strcmp(m, "notifications/cancelled") != 0)
-		return;
+		return false;
 	for (struct req *q = f->reqs; q != NULL; q = q->next)
 		if (q->call != NULL && json_equal(q->id, rid)) {
-			/* MCP: a cancelled request is not answered (the
-			 * client has forgotten it). The upstream is told; the
-			 * record says cancelled. */
 			req_unlink(&f->reqs, q);
 			if (q->rec != NULL && f->audit != NULL &&
 			    pc_audit_call_cancelled(f->audit, q->rec,
@@ -440,8 +440,9 @@ cancel_modern(struct pc_stdio_front *f, json_t *msg)
 				    "call");
 			pc_router_abandon(q->call);
 			req_free(q);
-			return;
+			return true;
 		}
+	return false;
 }
 
 static void
@@ -476,7 +477,7 @@ handle_modern(struct pc_stdio_front *f, json_t *msg, json_t *meta)
 	if (id == NULL) {
 		/* Modern notifications need no answer, only a record. */
 		(void)record_now(f, &ri, msg, NULL);
-		cancel_modern(f, msg);
+		(void)cancel_request(f, msg);
 		return;
 	}
 	request(f, &ri, msg);
@@ -551,7 +552,8 @@ handle_line(struct pc_stdio_front *f, const char *line, size_t len)
 	    .source = "stdio", .principal = &f->principal };
 	if (id == NULL) {
 		/* Recorded as accepted; unrecorded, it goes no further. */
-		if (f->session != NULL && record_now(f, &ri, msg, NULL) == 0)
+		if (f->session != NULL && record_now(f, &ri, msg, NULL) == 0 &&
+		    !cancel_request(f, msg))
 			pc_router_notification(f->router, &ri, msg);
 		goto out;
 	}

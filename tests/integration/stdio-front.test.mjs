@@ -12,6 +12,8 @@ import { StdioClientTransport as StdioV1 } from '@modelcontextprotocol/sdk/clien
 import { Client as ClientV2 } from '@modelcontextprotocol/client';
 import { StdioClientTransport as StdioV2 } from '@modelcontextprotocol/client/stdio';
 import { OPEN_POLICY, toYaml } from '../lib/gateway.mjs';
+import { readAuditRecords } from '../lib/audit.mjs';
+import { randomBytes } from 'node:crypto';
 import { startStdio } from '../lib/stdio.mjs';
 import { PORTCULLIS_BIN, upstreamCommands } from '../lib/paths.mjs';
 
@@ -194,31 +196,43 @@ test('a client that keeps stdout open but stops reading does not hold the shutdo
   assert.match(err, /answers not delivered: the client stopped reading/);
 });
 
-test('a modern client on stdio cancels with notifications/cancelled: the upstream is told, the call ends unanswered', async () => {
-  const { startStdio } = await import('../lib/stdio.mjs');
-  const infoCfg = join(dir, 'info.yaml');
-  writeFileSync(infoCfg, toYaml({ log_level: 'info', auth: 'none', policy: OPEN_POLICY,
-    upstreams: [{ name: 'up', command: upstreamCommands.mini() }] }));
-  const io = startStdio(infoCfg); // info: the upstream's stderr reaches the log
-  try {
-    const meta = { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': {} };
-    const t0 = Date.now();
-    io.send({ jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'up__sleep', arguments: { ms: 20000 }, _meta: meta } });
-    await new Promise((r) => setTimeout(r, 500));
-    io.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 5, reason: 'no longer needed', _meta: meta } });
-    const until = Date.now() + 5000;
-    while (!io.stderr.includes('mini_upstream: cancelled a request') && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
-    assert.match(io.stderr, /mini_upstream: cancelled a request/, 'the upstream was told');
-    assert.ok(Date.now() - t0 < 10000, 'long before the 20 s sleep');
-    // MCP: a cancelled request is not answered; the next one is.
-    io.send({ jsonrpc: '2.0', id: 6, method: 'ping', params: { _meta: meta } });
-    await io.answer(6);
-    assert.equal(io.answers.has(5), false, JSON.stringify(io.answers.get(5)));
-    assert.equal(await io.close(), 0);
-  } finally {
-    io.child.kill('SIGKILL');
-  }
-});
+// MCP (every revision): a cancelled request is not answered. Over HTTP the
+// POST still waits for its response; over stdio nothing does, so the
+// legacy era must not be answered either.
+for (const era of ['legacy', 'modern']) {
+  test(`a ${era} client on stdio cancels with notifications/cancelled: the upstream is told, the call ends unanswered and is recorded`, async () => {
+    const auditDir = join(dir, `audit-cancel-${era}`);
+    const infoCfg = join(dir, `info-${era}.yaml`);
+    const keyFile = join(dir, `audit-${era}.key`);
+    writeFileSync(keyFile, randomBytes(32).toString('hex'), { mode: 0o600 });
+    writeFileSync(infoCfg, toYaml({ log_level: 'info', auth: 'none', policy: OPEN_POLICY,
+      audit: { dir: auditDir, key: `\${file:${keyFile}}` },
+      upstreams: [{ name: 'up', command: upstreamCommands.mini() }] }));
+    const io = startStdio(infoCfg); // info: the upstream's stderr reaches the log
+    try {
+      const meta = era === 'modern' ? { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': {} } : undefined;
+      const withMeta = (p) => (meta ? { ...p, _meta: meta } : p);
+      if (!meta) await io.initialize(1, {});
+      const t0 = Date.now();
+      io.send({ jsonrpc: '2.0', id: 5, method: 'tools/call', params: withMeta({ name: 'up__sleep', arguments: { ms: 20000 } }) });
+      await new Promise((r) => setTimeout(r, 500));
+      io.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: withMeta({ requestId: 5, reason: 'no longer needed' }) });
+      const until = Date.now() + 5000;
+      while (!io.stderr.includes('mini_upstream: cancelled a request') && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+      assert.match(io.stderr, /mini_upstream: cancelled a request/, 'the upstream was told');
+      assert.ok(Date.now() - t0 < 10000, 'long before the 20 s sleep');
+      // The next request is answered; the cancelled one never is.
+      io.send({ jsonrpc: '2.0', id: 6, method: 'ping', params: withMeta({}) });
+      await io.answer(6);
+      assert.equal(io.answers.has(5), false, JSON.stringify(io.answers.get(5)));
+      assert.equal(await io.close(), 0);
+      const recs = readAuditRecords(auditDir).filter((r) => r.method === 'tools/call');
+      assert.deepEqual(recs.map((r) => [r.status, r.reason]), [['cancelled', 'client.cancelled']], JSON.stringify(recs));
+    } finally {
+      io.child.kill('SIGKILL');
+    }
+  });
+}
 
 test('the rest of a line refused as too long is skipped, not parsed as a message of its own', async () => {
   const small = join(dir, 'small.yaml');
