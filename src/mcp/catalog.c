@@ -19,6 +19,7 @@
 #include "lib/errors.h"
 #include "lib/limits.h"
 #include "lib/log.h"
+#include "lib/map.h"
 #include "lib/util.h"
 
 #include <stdlib.h>
@@ -490,15 +491,74 @@ slot_same(const struct cat_slot *a, const struct cat_slot *b)
 	return true;
 }
 
+/* A slot's items by exposed key (the first of a repeated key). */
+static struct pc_map *
+slot_index(const struct cat_slot *sl)
+{
+	struct pc_map *m = pc_map_new();
+
+	for (size_t i = 0; m != NULL && i < sl->n; i++)
+		if (pc_map_get(m, sl->items[i].exposed) == NULL &&
+		    pc_map_put(m, sl->items[i].exposed, &sl->items[i]) != 0) {
+			pc_map_free(m);
+			m = NULL;
+		}
+	return m;
+}
+
+static bool
+has_equal(const struct pc_map *m, const struct cat_item *it)
+{
+	const struct cat_item *o = pc_map_get(m, it->exposed);
+
+	return o != NULL && json_equal(o->obj, it->obj);
+}
+
+/* The items of a and b with no equal item under the same key on the other
+ * side (an altered item: both versions); NULL when out of memory. */
+static json_t *
+slot_diff(const struct cat_slot *a, const struct cat_slot *b)
+{
+	struct pc_map *ma = slot_index(a), *mb = slot_index(b);
+	json_t *out = json_array();
+	const struct cat_slot *side[2] = { a, b };
+	const struct pc_map *other[2] = { mb, ma };
+
+	if (ma == NULL || mb == NULL || out == NULL)
+		goto fail;
+	for (int k = 0; k < 2; k++)
+		for (size_t i = 0; i < side[k]->n; i++)
+			if (!has_equal(other[k], &side[k]->items[i]) &&
+			    json_array_append(out, side[k]->items[i].obj) != 0)
+				goto fail;
+	pc_map_free(ma);
+	pc_map_free(mb);
+	return out;
+fail:
+	pc_map_free(ma);
+	pc_map_free(mb);
+	json_decref(out);
+	return NULL;
+}
+
 int
 pc_catalog_set(struct pc_catalog *cat, size_t idx, enum pc_cat_kind kind,
     json_t *items)
+{
+	return pc_catalog_set_diff(cat, idx, kind, items, NULL);
+}
+
+int
+pc_catalog_set_diff(struct pc_catalog *cat, size_t idx, enum pc_cat_kind kind,
+    json_t *items, json_t **changed)
 {
 	struct cat_upstream *u;
 	struct cat_slot fresh = { NULL, 0 }, old;
 	size_t n, total;
 	int rc;
 
+	if (changed != NULL)
+		*changed = NULL;
 	if (cat == NULL || (int)kind < 0 || kind >= PC_CAT__N ||
 	    up_get(cat, idx) == NULL || !json_is_array(items))
 		return PC_E_INVAL;
@@ -538,6 +598,8 @@ pc_catalog_set(struct pc_catalog *cat, size_t idx, enum pc_cat_kind kind,
 	rc = view_reserve(&cat->views[kind], total);
 	if (rc != 0)
 		goto out;
+	if (changed != NULL)
+		*changed = slot_diff(&u->kinds[kind], &fresh);
 	old = u->kinds[kind];
 	u->kinds[kind] = fresh;
 	fresh = old;

@@ -55,6 +55,18 @@ int pc_catalog_add_upstream(struct pc_catalog *cat, size_t idx,
  */
 int pc_catalog_set(struct pc_catalog *cat, size_t idx, enum pc_cat_kind kind,
     json_t *items);
+/*
+ * pc_catalog_set(), and what changed: on success with a change, *changed
+ * is a new array of the items (exposed form) that differ, each old item
+ * with no equal item under its name or URI in the new list and each new
+ * item with none in the old (an altered item is there in both versions),
+ * so that a client is told of a change only when it may see one of them.
+ * *changed is NULL when nothing changed, on failure, and when the
+ * difference could not be worked out (no memory): then treat every item
+ * as changed.
+ */
+int pc_catalog_set_diff(struct pc_catalog *cat, size_t idx,
+    enum pc_cat_kind kind, json_t *items, json_t **changed);
 
 /* Forget every item of upstream idx (it went away). */
 void pc_catalog_clear(struct pc_catalog *cat, size_t idx);

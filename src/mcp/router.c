@@ -949,7 +949,8 @@ serve_listen(struct pc_call *c, const struct pc_reqinfo *ri, json_t *params)
 }
 
 void
-pc_listeners_notify(struct pc_router *r, const char *method, const char *uri)
+pc_listeners_notify(struct pc_router *r, const char *method, const char *uri,
+    const struct pc_list_change *chg)
 {
 	struct pc_call *c, *next;
 
@@ -964,6 +965,9 @@ pc_listeners_notify(struct pc_router *r, const char *method, const char *uri)
 		else if (strcmp(method, "notifications/resources/list_changed") == 0)
 			flag = "resourcesListChanged";
 		if (flag != NULL && !json_is_true(json_object_get(f, flag)))
+			continue;
+		if (flag != NULL && chg != NULL && !pc_rpol_change_visible(r,
+		    c->listen_roles, chg))
 			continue;
 		if (flag == NULL) {
 			/* resources/updated: only for subscribed URIs. */

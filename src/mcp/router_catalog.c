@@ -70,7 +70,9 @@ refresh_end(struct pc_refresh *rf, int ok)
 
 	if (ok) {
 		uint64_t gen = pc_catalog_generation(r->cat, rf->kind);
-		if (pc_catalog_set(r->cat, slot->idx, rf->kind, rf->acc) != 0)
+		json_t *changed = NULL;
+		if (pc_catalog_set_diff(r->cat, slot->idx, rf->kind, rf->acc,
+		    &changed) != 0)
 			pc_warn("upstream '%s': could not store %s",
 			    pc_upstream_name(slot->up), list_key[rf->kind]);
 		if (rf->kind == PC_CAT_TOOLS)
@@ -78,16 +80,21 @@ refresh_end(struct pc_refresh *rf, int ok)
 		pc_debug("upstream '%s': %zu %s", pc_upstream_name(slot->up),
 		    json_array_size(rf->acc), list_key[rf->kind]);
 		/* Tell clients only about changes after the first fetch. */
+		/* Each client only of a change it can see: a tool it may
+		 * not call appearing or changing is not its business. */
 		if (slot->first_done &&
 		    pc_catalog_generation(r->cat, rf->kind) != gen) {
+			struct pc_list_change chg = { rf->kind, changed };
 			json_t *n = json_pack("{s:s, s:s}", "jsonrpc", "2.0",
 			    "method", changed_method[rf->kind]);
 			if (n != NULL) {
-				pc_sessions_broadcast(r, n, NULL);
+				pc_sessions_broadcast(r, n, NULL, &chg);
 				json_decref(n);
 			}
-			pc_listeners_notify(r, changed_method[rf->kind], NULL);
+			pc_listeners_notify(r, changed_method[rf->kind], NULL,
+			    &chg);
 		}
+		json_decref(changed);
 	}
 	json_decref(rf->acc);
 	rf->acc = NULL;

@@ -122,8 +122,18 @@ int pc_session_new(struct pc_router *r, const char *version, json_t *caps,
 void pc_session_free(struct pc_session *s);
 void pc_sessions_sweep_start(struct pc_router *r);
 void pc_session_end_stream(struct pc_session *s);
+/* A list change clients are told of: its kind and the items it touched
+ * (pc_catalog_set_diff; NULL: not known, every item counts). */
+struct pc_list_change {
+	enum pc_cat_kind kind;
+	const json_t *items;
+};
+/* msg to every session with a stream; with a uri, only to those
+ * subscribed to it that may still read it; with a change, only to those
+ * whose roles let them see one of its items (a hidden tool's arrival is
+ * nobody else's business). */
 void pc_sessions_broadcast(struct pc_router *r, json_t *msg,
-    const char *only_subscribed_uri);
+    const char *only_subscribed_uri, const struct pc_list_change *chg);
 
 /* router_validate.c: tool argument validation */
 void pc_schemas_rebuild(struct pc_up_slot *slot, json_t *tools);
@@ -151,6 +161,9 @@ bool pc_rpol_list_keep(void *arg, const json_t *item);
  * (logged and reported to the sink: answer as for a missing one). */
 /* Whether ri's principal may see resource uri (no denial recorded: for
  * filtering what a stream will carry). */
+/* Whether a caller with `roles` sees one of chg's items in its lists. */
+bool pc_rpol_change_visible(const struct pc_router *r, const char *roles,
+    const struct pc_list_change *chg);
 bool pc_rpol_resource_allowed(const struct pc_router *r,
     const struct pc_reqinfo *ri, const char *uri);
 int pc_rpol_item(struct pc_call *c, const struct pc_reqinfo *ri,
@@ -179,6 +192,6 @@ int pc_log_level_index(const char *name);
 void pc_call_finish(struct pc_call *c, int status, json_t *resp);
 void pc_call_finish_result(struct pc_call *c, json_t *res);
 void pc_listeners_notify(struct pc_router *r, const char *method,
-    const char *uri);
+    const char *uri, const struct pc_list_change *chg);
 
 #endif

@@ -61,6 +61,23 @@ pc_rpol_filter_init(struct pc_rpol_filter *f, const struct pc_router *r,
 	f->kind = kind;
 }
 
+bool
+pc_rpol_change_visible(const struct pc_router *r, const char *roles,
+    const struct pc_list_change *chg)
+{
+	struct pc_rpol_filter f = { r->cfg->policy, roles != NULL ? roles : "",
+	    chg->kind };
+	size_t i;
+	json_t *it;
+
+	if (chg->items == NULL)
+		return true;
+	json_array_foreach(chg->items, i, it)
+		if (pc_rpol_list_keep(&f, it))
+			return true;
+	return false;
+}
+
 /* Log a denial and tell the sink (the audit record). */
 static void
 denied(struct pc_call *c, const struct pc_reqinfo *ri, const char *reason,

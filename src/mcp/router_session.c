@@ -272,7 +272,8 @@ pc_session_detach_stream(struct pc_session *s, void *sink)
  * `uri`). Sessions without a stream miss it: legacy clients re-list after
  * reconnecting anyway. */
 void
-pc_sessions_broadcast(struct pc_router *r, json_t *msg, const char *uri)
+pc_sessions_broadcast(struct pc_router *r, json_t *msg, const char *uri,
+    const struct pc_list_change *chg)
 {
 	size_t pos = 0;
 	const char *k;
@@ -288,6 +289,8 @@ pc_sessions_broadcast(struct pc_router *r, json_t *msg, const char *uri)
 		 * resource ends its updates too. */
 		if (uri != NULL && !pc_policy_item_allowed(r->cfg->policy,
 		    s->roles, PC_ITEM_RESOURCE, uri))
+			continue;
+		if (chg != NULL && !pc_rpol_change_visible(r, s->roles, chg))
 			continue;
 		s->stream_ops->message(s->stream, msg);
 	}

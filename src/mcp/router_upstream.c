@@ -73,9 +73,9 @@ hook_notification(struct pc_upstream *up, json_t *msg, void *call_arg,
 		if (e != NULL) {
 			json_t *n = json_pack("{s:s, s:s, s:{s:s}}", "jsonrpc",
 			    "2.0", "method", m, "params", "uri", e);
-			pc_sessions_broadcast(r, n, e);
+			pc_sessions_broadcast(r, n, e, NULL);
 			json_decref(n);
-			pc_listeners_notify(r, m, e);
+			pc_listeners_notify(r, m, e, NULL);
 			free(e);
 		}
 	} else if (strcmp(m, "notifications/message") == 0) {

@@ -332,8 +332,24 @@ test('a tool an upstream adds later is not callable until the policy grants it',
   const admin = createKey('admin', ['--roles', 'admin']);
   const s = await legacyInit(gw.url, { headers: bearer(narrow.key) });
   const a = await legacyInit(gw.url, { headers: bearer(admin.key) });
+  // Who hears of the change: only a caller that may see the new tool. A
+  // list_changed for a tool hidden from the narrow role would tell it
+  // that something it cannot see appeared.
+  const sGet = await openStream(gw.url, { method: 'GET', headers: s.headers });
+  const aGet = await openStream(gw.url, { method: 'GET', headers: a.headers });
+  const listen = (k, id) => openStream(gw.url, {
+    body: { jsonrpc: '2.0', id, method: 'subscriptions/listen', params: { notifications: { toolsListChanged: true }, _meta: modernMeta() } },
+    headers: { ...bearer(k), 'mcp-protocol-version': MODERN_VERSION, 'mcp-method': 'subscriptions/listen' },
+  });
+  const sListen = await listen(narrow.key, 'LN');
+  const aListen = await listen(admin.key, 'LA');
+  for (const st of [sGet, aGet, sListen, aListen]) assert.equal(st.status, 200);
+  assert.equal((await sListen.next()).method, 'notifications/subscriptions/acknowledged');
+  assert.equal((await aListen.next()).method, 'notifications/subscriptions/acknowledged');
   const r = await s.request(1, 'tools/call', { name: 'up__list_changed', arguments: {} });
   assert.equal(r.response.result.content[0].text, 'added');
+  assert.equal((await aGet.next())?.method, 'notifications/tools/list_changed', 'the admin session is told');
+  assert.equal((await aListen.next())?.method, 'notifications/tools/list_changed', 'the admin listen stream is told');
   // The gateway refreshes the upstream's list; the admin sees the new tool.
   let seen = false;
   for (let i = 0; i < 100 && !seen; i++) {
@@ -341,6 +357,9 @@ test('a tool an upstream adds later is not callable until the policy grants it',
     if (!seen) await new Promise((res) => setTimeout(res, 50));
   }
   assert.ok(seen, 'the admin role sees the added tool');
+  assert.equal(await sGet.next(1000), null, 'the narrow session is not told of a tool it cannot see');
+  assert.equal(await sListen.next(200), null, 'nor is the narrow listen stream');
+  for (const st of [sGet, aGet, sListen, aListen]) st.abort();
   const names = (await s.request(3, 'tools/list', {})).response.result.tools.map((t) => t.name);
   assert.deepEqual(names.sort(), ['up__echo', 'up__list_changed']);
   const hidden = await s.request(4, 'tools/call', { name: 'up__extra', arguments: {} });

@@ -808,6 +808,62 @@ now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* "name:description" of each item of a diff, in its order. */
+static void
+assert_diff(json_t *d, const char *want)
+{
+	char buf[512];
+	size_t o = 0, i;
+	json_t *it;
+
+	assert_non_null(d);
+	buf[0] = '\0';
+	json_array_foreach(d, i, it) {
+		int w = snprintf(buf + o, sizeof(buf) - o, "%s%s:%s",
+		    i ? "," : "", json_string_value(json_object_get(it, "name")),
+		    json_string_value(json_object_get(it, "description")));
+		assert_true(w > 0 && (size_t)w < sizeof(buf) - o);
+		o += (size_t)w;
+	}
+	assert_string_equal(buf, want);
+}
+
+/* What changed, for telling only the clients that may see it: removed,
+ * added, and both versions of an altered item; never one that stayed. */
+static void
+test_set_diff(void **state)
+{
+	static const char *const p[] = { "up" };
+	struct pc_catalog *cat = mk(1, p);
+	json_t *a = j("[{\"name\":\"keep\",\"description\":\"k\"},"
+	    "{\"name\":\"gone\",\"description\":\"g\"},"
+	    "{\"name\":\"alter\",\"description\":\"old\"}]");
+	json_t *b = j("[{\"name\":\"alter\",\"description\":\"new\"},"
+	    "{\"name\":\"keep\",\"description\":\"k\"},"
+	    "{\"name\":\"added\",\"description\":\"a\"}]");
+	json_t *d = (json_t *)1;
+
+	(void)state;
+	assert_int_equal(pc_catalog_set_diff(cat, 0, PC_CAT_TOOLS, a, &d), 0);
+	assert_diff(d, "up__keep:k,up__gone:g,up__alter:old");
+	json_decref(d);
+	/* The same list again: no change, no diff. */
+	assert_int_equal(pc_catalog_set_diff(cat, 0, PC_CAT_TOOLS, a, &d), 0);
+	assert_null(d);
+	assert_int_equal(pc_catalog_set_diff(cat, 0, PC_CAT_TOOLS, b, &d), 0);
+	assert_diff(d, "up__gone:g,up__alter:old,up__alter:new,up__added:a");
+	json_decref(d);
+	/* Only a reorder: a change of the list, no item touched. */
+	json_array_append(b, json_array_get(b, 0));
+	json_array_remove(b, 0);
+	assert_int_equal(pc_catalog_set_diff(cat, 0, PC_CAT_TOOLS, b, &d), 0);
+	assert_diff(d, "");
+	json_decref(d);
+	json_decref(a);
+	json_decref(b);
+	pc_catalog_free(cat);
+}
+
 static void
 test_lookup_speed(void **state)
 {
@@ -878,6 +934,7 @@ main(void)
 		cmocka_unit_test(test_resolve_uri_rules),
 		cmocka_unit_test(test_resolve_unlisted),
 		cmocka_unit_test(test_clear_generation),
+		cmocka_unit_test(test_set_diff),
 		cmocka_unit_test(test_lookup_speed),
 	};
 
