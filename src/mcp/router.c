@@ -731,9 +731,18 @@ pc_router_listen_set_roles(struct pc_call *c, const char *roles)
 
 	if (c == NULL || c->kind != PC_CK_LISTEN)
 		return;
+	if (roles == NULL)
+		roles = "";
+	if (c->listen_roles != NULL && strcmp(c->listen_roles, roles) == 0)
+		return;
 	/* Out of memory: no roles (default roles only) rather than the old
 	 * ones, which may be wider than what the principal holds now. */
-	dup = strdup(roles != NULL ? roles : "");
+	dup = strdup(roles);
+	/* A grant that ended or began changes what the stream's lists
+	 * show: it is told, as of a list_changed. */
+	pc_listener_tell_lists(c->r, c, pc_rpol_views_differ(c->r,
+	    c->r->cfg->policy, c->listen_roles, c->r->cfg->policy,
+	    dup != NULL ? dup : ""));
 	free(c->listen_roles);
 	c->listen_roles = dup;
 }
@@ -948,6 +957,45 @@ serve_listen(struct pc_call *c, const struct pc_reqinfo *ri, json_t *params)
 	}
 }
 
+/* The listen filter's flag for a list_changed method; NULL for others. */
+static const char *
+listen_flag(const char *method)
+{
+	if (strcmp(method, "notifications/tools/list_changed") == 0)
+		return "toolsListChanged";
+	if (strcmp(method, "notifications/prompts/list_changed") == 0)
+		return "promptsListChanged";
+	if (strcmp(method, "notifications/resources/list_changed") == 0)
+		return "resourcesListChanged";
+	return NULL;
+}
+
+static void
+listen_send(struct pc_call *c, const char *method, const char *uri)
+{
+	json_t *n = listen_note(c, method, uri ? json_pack("{s:s}", "uri", uri)
+	    : NULL);
+
+	if (n != NULL) {
+		c->ops->message(c->sink, n);
+		json_decref(n);
+	}
+}
+
+void
+pc_listener_tell_lists(struct pc_router *r, struct pc_call *c, unsigned mask)
+{
+	(void)r;
+	for (int k = 0; k < PC_CAT__N; k++) {
+		const char *m = pc_list_changed_method[k];
+
+		if (c->kind == PC_CK_LISTEN && pc_list_bit_told(mask, k) &&
+		    json_is_true(json_object_get(c->listen_filter,
+		    listen_flag(m))))
+			listen_send(c, m, NULL);
+	}
+}
+
 void
 pc_listeners_notify(struct pc_router *r, const char *method, const char *uri,
     const struct pc_list_change *chg)
@@ -955,15 +1003,9 @@ pc_listeners_notify(struct pc_router *r, const char *method, const char *uri,
 	struct pc_call *c, *next;
 
 	for (c = r->listeners; c != NULL; c = next) {
-		json_t *f = c->listen_filter, *n;
-		const char *flag = NULL;
+		json_t *f = c->listen_filter;
+		const char *flag = listen_flag(method);
 		next = c->lnext;
-		if (strcmp(method, "notifications/tools/list_changed") == 0)
-			flag = "toolsListChanged";
-		else if (strcmp(method, "notifications/prompts/list_changed") == 0)
-			flag = "promptsListChanged";
-		else if (strcmp(method, "notifications/resources/list_changed") == 0)
-			flag = "resourcesListChanged";
 		if (flag != NULL && !json_is_true(json_object_get(f, flag)))
 			continue;
 		if (flag != NULL && chg != NULL && !pc_rpol_change_visible(r,
@@ -985,12 +1027,7 @@ pc_listeners_notify(struct pc_router *r, const char *method, const char *uri,
 			    PC_ITEM_RESOURCE, uri))
 				continue;
 		}
-		n = listen_note(c, method, uri ? json_pack("{s:s}", "uri", uri)
-		    : NULL);
-		if (n != NULL) {
-			c->ops->message(c->sink, n);
-			json_decref(n);
-		}
+		listen_send(c, method, uri);
 	}
 }
 

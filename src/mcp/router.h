@@ -221,8 +221,10 @@ void pc_session_detach_stream(struct pc_session *s, void *sink);
 
 /* The roles a held-open stream's principal has now (its credential was
  * checked again): a session's (GET stream) or a subscriptions/listen
- * call's, which decide what resources/updated it still hears. */
-void pc_session_set_roles(struct pc_session *s, const char *roles);
+ * call's, which decide what resources/updated it still hears. When they
+ * change what its lists show, the stream gets list_changed for them. */
+void pc_session_set_roles(struct pc_router *r, struct pc_session *s,
+    const char *roles);
 void pc_router_listen_set_roles(struct pc_call *c, const char *roles);
 
 #endif

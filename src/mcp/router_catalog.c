@@ -26,7 +26,7 @@ static const char *const list_key[PC_CAT__N] = {
 static const char *const cap_key[PC_CAT__N] = {
 	"tools", "prompts", "resources", "resources",
 };
-static const char *const changed_method[PC_CAT__N] = {
+const char *const pc_list_changed_method[PC_CAT__N] = {
 	"notifications/tools/list_changed",
 	"notifications/prompts/list_changed",
 	"notifications/resources/list_changed",
@@ -86,12 +86,12 @@ refresh_end(struct pc_refresh *rf, int ok)
 		    pc_catalog_generation(r->cat, rf->kind) != gen) {
 			struct pc_list_change chg = { rf->kind, changed };
 			json_t *n = json_pack("{s:s, s:s}", "jsonrpc", "2.0",
-			    "method", changed_method[rf->kind]);
+			    "method", pc_list_changed_method[rf->kind]);
 			if (n != NULL) {
 				pc_sessions_broadcast(r, n, NULL, &chg);
 				json_decref(n);
 			}
-			pc_listeners_notify(r, changed_method[rf->kind], NULL,
+			pc_listeners_notify(r, pc_list_changed_method[rf->kind], NULL,
 			    &chg);
 		}
 		json_decref(changed);

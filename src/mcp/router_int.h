@@ -122,6 +122,9 @@ int pc_session_new(struct pc_router *r, const char *version, json_t *caps,
 void pc_session_free(struct pc_session *s);
 void pc_sessions_sweep_start(struct pc_router *r);
 void pc_session_end_stream(struct pc_session *s);
+/* notifications/<kind>/list_changed, per catalogue kind. */
+extern const char *const pc_list_changed_method[PC_CAT__N];
+
 /* A list change clients are told of: its kind and the items it touched
  * (pc_catalog_set_diff; NULL: not known, every item counts). */
 struct pc_list_change {
@@ -161,6 +164,19 @@ bool pc_rpol_list_keep(void *arg, const json_t *item);
  * (logged and reported to the sink: answer as for a missing one). */
 /* Whether ri's principal may see resource uri (no denial recorded: for
  * filtering what a stream will carry). */
+/* The lists (bit 1 << PC_CAT_*) in which a caller with roles `ra` under
+ * policy `pa` sees other items than one with `rb` under `pb`: a reload or
+ * a change of roles that such a caller must be told of. */
+unsigned pc_rpol_views_differ(const struct pc_router *r,
+    const struct pc_policy *pa, const char *ra, const struct pc_policy *pb,
+    const char *rb);
+/* Tell a session's GET stream, or a listen stream that asked, that the
+ * lists in `mask` changed (one resources notification for both resource
+ * kinds). */
+void pc_session_tell_lists(struct pc_session *s, unsigned mask);
+bool pc_list_bit_told(unsigned mask, int k);
+void pc_listener_tell_lists(struct pc_router *r, struct pc_call *c,
+    unsigned mask);
 /* Whether a caller with `roles` sees one of chg's items in its lists. */
 bool pc_rpol_change_visible(const struct pc_router *r, const char *roles,
     const struct pc_list_change *chg);

@@ -78,6 +78,32 @@ pc_rpol_change_visible(const struct pc_router *r, const char *roles,
 	return false;
 }
 
+unsigned
+pc_rpol_views_differ(const struct pc_router *r, const struct pc_policy *pa,
+    const char *ra, const struct pc_policy *pb, const char *rb)
+{
+	unsigned mask = 0;
+
+	for (int k = 0; k < PC_CAT__N; k++) {
+		struct pc_rpol_filter fa = { pa, ra != NULL ? ra : "",
+		    (enum pc_cat_kind)k };
+		struct pc_rpol_filter fb = { pb, rb != NULL ? rb : "",
+		    (enum pc_cat_kind)k };
+		size_t n = pc_catalog_count(r->cat, (enum pc_cat_kind)k);
+
+		for (size_t i = 0; i < n; i++) {
+			const json_t *it = pc_catalog_item(r->cat,
+			    (enum pc_cat_kind)k, i, NULL);
+			if (pc_rpol_list_keep(&fa, it) !=
+			    pc_rpol_list_keep(&fb, it)) {
+				mask |= 1u << k;
+				break;
+			}
+		}
+	}
+	return mask;
+}
+
 /* Log a denial and tell the sink (the audit record). */
 static void
 denied(struct pc_call *c, const struct pc_reqinfo *ri, const char *reason,

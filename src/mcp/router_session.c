@@ -173,7 +173,7 @@ pc_router_session(struct pc_router *r, const char *id,
 	/* Keys and tokens are checked on every request: the session's roles
 	 * follow the latest (a key's roles changed, a new token). */
 	if (principal != NULL)
-		pc_strlcpy(s->roles, principal->roles, sizeof(s->roles));
+		pc_session_set_roles(r, s, principal->roles);
 	return s;
 }
 
@@ -254,9 +254,48 @@ pc_session_attach_stream(struct pc_session *s, const struct pc_sink_ops *ops,
 }
 
 void
-pc_session_set_roles(struct pc_session *s, const char *roles)
+pc_session_set_roles(struct pc_router *r, struct pc_session *s,
+    const char *roles)
 {
-	pc_strlcpy(s->roles, roles != NULL ? roles : "", sizeof(s->roles));
+	char old[sizeof(s->roles)];
+
+	if (roles == NULL)
+		roles = "";
+	if (strcmp(s->roles, roles) == 0)
+		return;
+	memcpy(old, s->roles, sizeof(old));
+	pc_strlcpy(s->roles, roles, sizeof(s->roles));
+	/* A grant that ended or began changes what its lists show: its
+	 * stream is told, as of a list_changed. */
+	pc_session_tell_lists(s, pc_rpol_views_differ(r, r->cfg->policy, old,
+	    r->cfg->policy, s->roles));
+}
+
+/* Whether list kind k is to be told of under mask (both resource kinds
+ * share one notification). */
+bool
+pc_list_bit_told(unsigned mask, int k)
+{
+	return (mask & (1u << k)) != 0 && !(k == PC_CAT_TEMPLATES &&
+	    (mask & (1u << PC_CAT_RESOURCES)) != 0);
+}
+
+void
+pc_session_tell_lists(struct pc_session *s, unsigned mask)
+{
+	for (int k = 0; k < PC_CAT__N; k++) {
+		json_t *n;
+
+		if (s->stream_ops == NULL || s->closing ||
+		    !pc_list_bit_told(mask, k))
+			continue;
+		n = json_pack("{s:s, s:s}", "jsonrpc", "2.0", "method",
+		    pc_list_changed_method[k]);
+		if (n != NULL) {
+			s->stream_ops->message(s->stream, n);
+			json_decref(n);
+		}
+	}
 }
 
 void

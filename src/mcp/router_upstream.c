@@ -294,14 +294,63 @@ pc_router_shutdown(struct pc_router *r, void (*done)(void *), void *arg)
 		pc_upstream_shutdown(r->slots[i].up, slot_stopped, &r->slots[i]);
 }
 
+/* The lists that look different to `roles` under the new policy; kept in
+ * `seen` (NULL when out of memory: then worked out each time). */
+static unsigned
+views_for(struct pc_router *r, struct pc_map *seen, const struct pc_policy *old,
+    const char *roles)
+{
+	uintptr_t m;
+
+	if (roles == NULL)
+		roles = "";
+	if (seen != NULL && (m = (uintptr_t)pc_map_get(seen, roles)) != 0)
+		return (unsigned)(m - 1);
+	m = pc_rpol_views_differ(r, old, roles, r->cfg->policy, roles);
+	if (seen != NULL)
+		(void)pc_map_put(seen, roles, (void *)(m + 1));
+	return (unsigned)m;
+}
+
+/*
+ * A reloaded policy may show a stream's caller other items (a grant added
+ * or taken away): each held-open stream is told of the lists that changed
+ * for its roles. Worked out once per distinct set of roles (a scan of the
+ * catalogue each), not once per stream.
+ */
+static void
+tell_new_views(struct pc_router *r, const struct pc_policy *old)
+{
+	struct pc_map *seen = pc_map_new();
+	size_t pos = 0;
+	const char *k;
+	void *v;
+
+	if (old == r->cfg->policy)
+		return;
+	while (pc_map_next(r->sessions, &pos, &k, &v)) {
+		struct pc_session *s = v;
+		if (s->stream_ops != NULL && !s->closing)
+			pc_session_tell_lists(s, views_for(r, seen, old,
+			    s->roles));
+	}
+	for (struct pc_call *c = r->listeners; c != NULL; c = c->lnext)
+		pc_listener_tell_lists(r, c, views_for(r, seen, old,
+		    c->listen_roles));
+	pc_map_free(seen);
+}
+
 void
 pc_router_set_config(struct pc_router *r, const struct pc_config *cfg)
 {
 	/* Upstream entries are borrowed by the supervisors: keep them until
 	 * restart support lands; limits and eras take effect now. */
+	const struct pc_policy *old = r->cfg->policy;
+
 	if (cfg->nupstreams != r->cfg->nupstreams)
 		pc_warn("reload: upstream changes take effect after a restart");
 	r->cfg = cfg;
+	tell_new_views(r, old);
 }
 
 bool

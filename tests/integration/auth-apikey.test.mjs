@@ -342,6 +342,11 @@ test('a held-open stream follows its key: revoked, its GET and listen streams en
     keys('grant', b.id, 'peek', '--for', '1h');
     const sb = await legacyInit(g.url, { headers: bearer(b.key) });
     const getB = await openStream(g.url, { method: 'GET', headers: sb.headers });
+    const listenB = await openStream(g.url, {
+      body: { jsonrpc: '2.0', id: 'LB', method: 'subscriptions/listen', params: { notifications: { resourcesListChanged: true }, _meta: modernMeta() } },
+      headers: { 'mcp-protocol-version': MODERN_VERSION, 'mcp-method': 'subscriptions/listen', ...bearer(b.key) },
+    });
+    assert.equal((await listenB.next())?.method, 'notifications/subscriptions/acknowledged');
     assert.ok((await post(g.url, { jsonrpc: '2.0', id: 1, method: 'resources/subscribe', params: { uri: 'up+mini://hello' } }, sb.headers)).response?.result);
     const sc = await legacyInit(g.url, { headers: bearer(c.key) });
     const touch = async (id) => (await post(g.url, { jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'up__touch', arguments: { uri: 'mini://hello' } } }, sc.headers)).response?.result?.content?.[0]?.text;
@@ -349,9 +354,13 @@ test('a held-open stream follows its key: revoked, its GET and listen streams en
     assert.equal((await getB.next(5000))?.params?.uri, 'up+mini://hello', 'B hears it while granted');
     keys('ungrant', b.id, 'peek');
     await new Promise((r) => setTimeout(r, 2500)); // a keepalive or two: B makes no request
+    // Its resource list lost hello: the keepalive's check tells it so.
+    assert.equal((await getB.next(3000))?.method, 'notifications/resources/list_changed', 'B is told its list changed');
+    assert.equal((await listenB.next(3000))?.method, 'notifications/resources/list_changed', 'so is its listen stream');
     assert.equal(await touch(3), 'updated');
     assert.ok(await getB.none(1500), 'B no longer hears of a resource it cannot see');
     getB.abort();
+    listenB.abort();
   } finally {
     await g.stop();
   }

@@ -307,8 +307,13 @@ test('a tenant-bound key reaches only its tenant, whatever the agent sends', asy
 test('a time-boxed grant works, then ends by itself without a restart', async () => {
   const k = createKey('reader-4', ['--roles', 'reader']);
   const s = await legacyInit(gw.url, { headers: bearer(k.key) });
+  // The session's GET stream hears that its tool list changed, when the
+  // grant begins and when it ends.
+  const get = await openStream(gw.url, { method: 'GET', headers: s.headers });
+  assert.equal(get.status, 200);
   const write = (id, name) => s.request(id, 'tools/call', { name: 'fs__write_file', arguments: { path: join(top, 'data', name), content: 'granted' } });
   assert.equal((await write(1, 'g0.txt')).response.error?.code, -32602, 'not granted yet');
+  assert.equal(await get.next(300), null, 'nothing changed yet');
   // Whole seconds: 4 s of grant is at least 3 s of real time.
   const g = keys('grant', k.id, 'writer', '--for', '4s');
   assert.match(g.stdout, /Granted role writer/);
@@ -317,6 +322,7 @@ test('a time-boxed grant works, then ends by itself without a restart', async ()
   assert.ok(Date.now() - t0 < 3000, 'the granted call ran inside the grant');
   assert.equal(w1.response.result?.isError ?? false, false, JSON.stringify(w1.response));
   assert.equal(readFileSync(join(top, 'data', 'g1.txt'), 'utf8'), 'granted');
+  assert.equal((await get.next())?.method, 'notifications/tools/list_changed', 'told when the grant began');
   const listed = await s.request(3, 'tools/list', {});
   assert.ok(listed.response.result.tools.some((t) => t.name === 'fs__write_file'), 'listed while granted');
   await new Promise((r) => setTimeout(r, 4200));
@@ -325,6 +331,9 @@ test('a time-boxed grant works, then ends by itself without a restart', async ()
   assert.throws(() => readFileSync(join(top, 'data', 'g2.txt')));
   const after = await s.request(5, 'tools/list', {});
   assert.ok(!after.response.result.tools.some((t) => t.name === 'fs__write_file'));
+  assert.equal((await get.next())?.method, 'notifications/tools/list_changed', 'told when the grant ended');
+  assert.equal(await get.next(300), null, 'once each');
+  get.abort();
 });
 
 test('a tool an upstream adds later is not callable until the policy grants it', async () => {
@@ -359,7 +368,6 @@ test('a tool an upstream adds later is not callable until the policy grants it',
   assert.ok(seen, 'the admin role sees the added tool');
   assert.equal(await sGet.next(1000), null, 'the narrow session is not told of a tool it cannot see');
   assert.equal(await sListen.next(200), null, 'nor is the narrow listen stream');
-  for (const st of [sGet, aGet, sListen, aListen]) st.abort();
   const names = (await s.request(3, 'tools/list', {})).response.result.tools.map((t) => t.name);
   assert.deepEqual(names.sort(), ['up__echo', 'up__list_changed']);
   const hidden = await s.request(4, 'tools/call', { name: 'up__extra', arguments: {} });
@@ -374,6 +382,13 @@ test('a tool an upstream adds later is not callable until the policy grants it',
   await gw.waitForLog((l) => /reload: configuration .* applied/.test(l.msg), { from });
   const ok = await s.request(5, 'tools/call', { name: 'up__extra', arguments: {} });
   assert.ok(ok.response.result, JSON.stringify(ok.response));
+  // The reload changed what the narrow role sees: its streams are told;
+  // the admin's, whose view did not change, are not.
+  assert.equal((await sGet.next())?.method, 'notifications/tools/list_changed', 'the narrow session is told of the grant');
+  assert.equal((await sListen.next())?.method, 'notifications/tools/list_changed', 'so is its listen stream');
+  assert.equal(await aGet.next(300), null, 'the admin saw it all along');
+  assert.equal(await aListen.next(200), null);
+  for (const st of [sGet, aGet, sListen, aListen]) st.abort();
 });
 
 test('the config tightens a tool\'s input schema; a misfit never reaches the upstream', async () => {

@@ -347,6 +347,9 @@ test('a reload that hides a resource ends the updates of existing subscriptions,
     const from = g.logs.length;
     g.proc.kill('SIGHUP');
     await g.waitForLog((l) => /^reload: configuration .* applied$/.test(l.msg), { from });
+    // What its resource list shows changed, and the session is told so
+    // (the listen stream did not ask for list changes).
+    assert.equal((await get.next())?.method, 'notifications/resources/list_changed');
     assert.equal(await touch(3), 'updated', 'the upstream still has the gateway subscribed');
     assert.ok(await get.none(500), 'no update about a resource the policy now hides');
     assert.ok(await listen.none(500), 'nor on the listen stream');
