@@ -96,6 +96,8 @@ sub_settle(struct pc_call *c, json_t *resp)
 {
 	if (c->sub_uri == NULL)
 		return;
+	if (resp != NULL && json_object_get(resp, "result") != NULL)
+		(void)pc_map_del(c->r->sub_lost, c->sub_uri);
 	if ((resp == NULL || json_object_get(resp, "result") == NULL) &&
 	    c->session != NULL &&
 	    pc_map_del(c->session->subs, c->sub_uri) != NULL) {
@@ -634,8 +636,14 @@ forward_uri(struct pc_call *c, const struct pc_reqinfo *ri, json_t *params,
 	 */
 	if (subscribe != 0 && c->session != NULL) {
 		int had = pc_map_get(c->session->subs, uri) != NULL;
+		bool lost = subscribe > 0 &&
+		    pc_map_get(c->r->sub_lost, uri) != NULL;
 		if (subscribe > 0 ? had : !had) {
 			free(orig);
+			/* Held here, not upstream: asking again is how a
+			 * client can mend that. */
+			if (lost)
+				(void)sub_send_to(c->r, uri, NULL);
 			pc_call_finish_result(c, json_object());	/* nothing changes */
 			return;
 		}
@@ -652,7 +660,9 @@ forward_uri(struct pc_call *c, const struct pc_reqinfo *ri, json_t *params,
 			finish_error(c, 200, -32603, "Internal error");
 			return;
 		}
-		if (pc_sub_adjust(c->r, uri, subscribe) != 0) {
+		/* Others hold it: the upstream already has it, unless it
+		 * refused to take it again; then this one asks it. */
+		if (pc_sub_adjust(c->r, uri, subscribe) != 0 && !lost) {
 			free(orig);
 			pc_call_finish_result(c, json_object());	/* others remain */
 			return;
@@ -688,6 +698,8 @@ pc_sub_adjust(struct pc_router *r, const char *uri, int d)
 	}
 	n = (long)pc_map_counter(r->subs, uri);
 	(void)pc_map_add(r->subs, uri, -1);
+	if (n <= 1)
+		(void)pc_map_del(r->sub_lost, uri);	/* nobody holds it */
 	return n <= 1 ? 0 : 1;
 }
 
@@ -747,17 +759,35 @@ pc_router_listen_set_roles(struct pc_call *c, const char *roles)
 	c->listen_roles = dup;
 }
 
+/* The gateway's own subscribe for the sessions holding uri. */
+struct sub_again {
+	struct pc_router *r;
+	char uri[];
+};
+
+/* Refused, the URI is marked lost: the next subscribe (a new holder's, or
+ * a holder's again) asks the upstream once more. */
+static void
+sub_lost(struct pc_router *r, const char *uri)
+{
+	if (pc_map_counter(r->subs, uri) > 0 &&
+	    pc_map_put(r->sub_lost, uri, (void *)1) != 0)
+		pc_warn("out of memory marking %s lost", uri);
+	pc_warn("upstream did not take the subscription to %s: the sessions "
+	    "holding it get no updates until one subscribes again, the "
+	    "upstream restarts or they all unsubscribe", uri);
+}
+
 static void
 replay_reply(void *arg, int err, json_t *msg)
 {
-	char *uri = arg;
+	struct sub_again *a = arg;
 
-	if (err != PC_E_CLOSED && (err != 0 ||
-	    json_object_get(msg, "error") != NULL))
-		pc_warn("upstream did not take the subscription to %s: the "
-		    "sessions holding it get no updates until the upstream "
-		    "restarts or they all unsubscribe", uri);
-	free(uri);
+	if (err == 0 && json_object_get(msg, "result") != NULL)
+		(void)pc_map_del(a->r->sub_lost, a->uri);
+	else if (err != PC_E_CLOSED)
+		sub_lost(a->r, a->uri);
+	free(a);
 }
 
 /*
@@ -768,8 +798,9 @@ replay_reply(void *arg, int err, json_t *msg)
 static bool
 sub_send_to(struct pc_router *r, const char *uri, struct pc_up_slot *slot)
 {
-	size_t idx;
-	char *orig = NULL, *copy;
+	size_t idx, n = strlen(uri);
+	char *orig = NULL;
+	struct sub_again *a;
 	json_t *p;
 	bool sent = false;
 
@@ -780,14 +811,16 @@ sub_send_to(struct pc_router *r, const char *uri, struct pc_up_slot *slot)
 	}
 	p = json_pack("{s:s}", "uri", orig);
 	free(orig);
-	copy = strdup(uri);
-	if (p == NULL || copy == NULL || pc_upstream_call(r->slots[idx].up,
-	    "resources/subscribe", p, 0, replay_reply, NULL, copy,
+	a = malloc(sizeof(*a) + n + 1);
+	if (a != NULL) {
+		a->r = r;
+		memcpy(a->uri, uri, n + 1);
+	}
+	if (p == NULL || a == NULL || pc_upstream_call(r->slots[idx].up,
+	    "resources/subscribe", p, 0, replay_reply, NULL, a,
 	    NULL) != 0) {
-		pc_warn("cannot subscribe again to %s: the sessions holding "
-		    "it get no updates until the upstream restarts or they "
-		    "all unsubscribe", uri);
-		free(copy);
+		free(a);
+		sub_lost(r, uri);
 	} else {
 		sent = true;
 	}

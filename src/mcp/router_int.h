@@ -102,6 +102,9 @@ struct pc_router {
 	struct pc_map *owners;		/* session owner -> (uintptr_t)
 					 * sessions open */
 	struct pc_map *subs;		/* exposed uri -> (uintptr_t) sessions */
+	struct pc_map *sub_lost;	/* held URIs the upstream refused to
+					 * take again -> (void *)1: the next
+					 * subscribe asks it once more */
 	struct pc_call *listeners;	/* modern listen streams */
 	struct event *sweep;		/* idle-session expiry */
 	uint64_t next_fwd;

@@ -209,8 +209,9 @@ pc_router_new(struct event_base *base, const struct pc_config *cfg,
 	r->sources = pc_map_new();
 	r->owners = pc_map_new();
 	r->subs = pc_map_new();
+	r->sub_lost = pc_map_new();
 	if (r->sessions == NULL || r->sources == NULL || r->owners == NULL ||
-	    r->subs == NULL)
+	    r->subs == NULL || r->sub_lost == NULL)
 		goto out;
 	if ((rc = pc_catalog_new(&r->cat)) != 0)
 		goto out;
@@ -419,5 +420,6 @@ pc_router_free(struct pc_router *r)
 	pc_map_free(r->sources);
 	pc_map_free(r->owners);
 	pc_map_free(r->subs);
+	pc_map_free(r->sub_lost);
 	free(r);
 }

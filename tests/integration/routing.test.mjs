@@ -364,6 +364,43 @@ test('a reload that hides a resource ends the updates of existing subscriptions,
   }
 });
 
+// The upstream refuses the first subscribe, and the gateway's own retry for
+// the session that subscribed meanwhile: the URI is held here but not
+// upstream. The next subscribe, a new session's or the holder's again,
+// asks the upstream once more instead of answering "already held".
+for (const who of ['a new session', 'the holder again']) {
+  test(`a subscription the upstream refused twice is asked for again by ${who}`, async () => {
+    const g = await startGateway({ upstreams: [{ name: 'c', command: [...upstreamCommands.mini(), '--subscribe-fail-first', '400', '--subscribe-fail-times', '2'] }] });
+    try {
+      const uri = 'c+mini://hello';
+      const sa = await legacyInit(g.url);
+      const sb = await legacyInit(g.url);
+      const getB = await openStream(g.url, { method: 'GET', headers: sb.headers });
+      const touch = async (id) => (await sb.request(id, 'tools/call', { name: 'c__touch', arguments: { uri: 'mini://hello' } })).response?.result?.content?.[0]?.text;
+      const from = g.logs.length;
+      const first = sa.request(1, 'resources/subscribe', { uri });
+      await new Promise((r) => setTimeout(r, 100));
+      const rb = await sb.request(1, 'resources/subscribe', { uri });
+      assert.ok(rb.response?.result, 'B is told it is subscribed (A is on its way): ' + JSON.stringify(rb.response));
+      assert.ok((await first).response?.error, 'A is refused');
+      await g.waitForLog((l) => /did not take the subscription to c\+mini:\/\/hello/.test(l.msg ?? ''), { from, timeoutMs: 5000 });
+      assert.equal(await touch(2), 'not subscribed', 'the retry was refused too');
+      const again = who === 'a new session' ? await legacyInit(g.url) : sb;
+      assert.ok((await again.request(3, 'resources/subscribe', { uri })).response?.result);
+      let t;
+      for (let i = 0; i < 20 && t !== 'updated'; i++) {
+        t = await touch(10 + i);
+        if (t !== 'updated') await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.equal(t, 'updated', 'the upstream holds it again');
+      assert.equal((await getB.next(5000))?.params?.uri, uri, 'B hears of it');
+      getB.abort();
+    } finally {
+      await g.stop();
+    }
+  });
+}
+
 test('a client answer whose result is not an object reaches the upstream as an error, not as an acceptance', async () => {
   const s = await legacyInit(gw.url, { capabilities: { elicitation: {} } });
   const st = await openStream(gw.url, { headers: s.headers,
