@@ -223,7 +223,8 @@ identity_matches(const char *pattern, const char *id)
 }
 
 static int
-check_mtls(struct pc_authn *a, const char *identity, struct pc_principal *p)
+check_mtls(struct pc_authn *a, const char *identity, int64_t not_after,
+    struct pc_principal *p)
 {
 	const struct pc_auth_conf *ac = &a->cfg->auth;
 
@@ -234,6 +235,8 @@ check_mtls(struct pc_authn *a, const char *identity, struct pc_principal *p)
 			continue;
 		memset(p, 0, sizeof(*p));
 		p->method = PC_AUTH_MTLS;
+		/* A stream held open ends with the certificate. */
+		p->expires = not_after;
 		pc_strlcpy(p->id, m->principal, sizeof(p->id));
 		if (m->tenant != NULL)
 			pc_strlcpy(p->tenant, m->tenant, sizeof(p->tenant));
@@ -253,8 +256,8 @@ check_mtls(struct pc_authn *a, const char *identity, struct pc_principal *p)
 }
 
 int
-pc_authn_recheck(struct pc_authn *a, struct pc_principal *p, int64_t now,
-    const char **reason)
+pc_authn_recheck(struct pc_authn *a, struct pc_principal *p,
+    const char *tls_identity, int64_t now, const char **reason)
 {
 	struct pc_principal fresh;
 	int rc;
@@ -267,6 +270,7 @@ pc_authn_recheck(struct pc_authn *a, struct pc_principal *p, int64_t now,
 	if (p->expires != 0 && now >= p->expires + (p->method ==
 	    PC_AUTH_JWT ? (int64_t)a->cfg->auth.leeway_s : 0)) {
 		*reason = p->method == PC_AUTH_JWT ? "jwt.expired" :
+		    p->method == PC_AUTH_MTLS ? "mtls.expired" :
 		    "apikey.expired";
 		return PC_E_DENIED;
 	}
@@ -295,8 +299,26 @@ pc_authn_recheck(struct pc_authn *a, struct pc_principal *p, int64_t now,
 			return PC_E_DENIED;
 		}
 		return 0;
+	case PC_AUTH_MTLS:
+		if (tls_identity == NULL) {
+			*reason = "mtls.expired";
+			return PC_E_DENIED;
+		}
+		if (check_mtls(a, tls_identity, p->expires, &fresh) != 0) {
+			*reason = "mtls.unmapped";
+			return PC_E_DENIED;
+		}
+		/* The same certificate mapped to someone else now: not the
+		 * principal the stream was opened for. */
+		if (strcmp(fresh.id, p->id) != 0 ||
+		    strcmp(fresh.tenant, p->tenant) != 0) {
+			*reason = "mtls.changed";
+			return PC_E_DENIED;
+		}
+		pc_strlcpy(p->roles, fresh.roles, sizeof(p->roles));
+		return 0;
 	default:
-		return 0;	/* mTLS, none: nothing that lapses by itself */
+		return 0;	/* none: nothing that lapses */
 	}
 }
 
@@ -414,7 +436,7 @@ pc_authn_check(struct pc_authn *a, const struct pc_authn_input *in,
 		return;
 	}
 	if (in->tls_identity != NULL && ac->nidentities > 0) {
-		if (check_mtls(a, in->tls_identity, p) == 0)
+		if (check_mtls(a, in->tls_identity, in->tls_not_after, p) == 0)
 			return;
 		deny(a, res, "mtls.unmapped", "invalid_token");
 		goto failed;

@@ -26,6 +26,7 @@ struct pc_authn;
 struct pc_authn_input {
 	const char *authorization;	/* header value, or NULL */
 	const char *tls_identity;	/* verified client cert identity, or NULL */
+	int64_t tls_not_after;		/* its notAfter (unix s), 0 unknown */
 	const char *source;		/* client address */
 	int token_in_query;		/* the URL carried access_token= */
 };
@@ -68,11 +69,15 @@ void pc_authn_check(struct pc_authn *a, const struct pc_authn_input *in,
  * to date, or PC_E_DENIED with a stable *reason when its credential no
  * longer holds (expired, an API key revoked, expired or deleted, the
  * method turned off by a reload). Another negative code when it cannot be
- * told (the key store failed). JWT roles follow the current scope_roles;
- * mTLS and `none` principals do not lapse.
+ * told (the key store failed). JWT roles follow the current scope_roles.
+ * An mTLS principal is mapped again from `tls_identity`, the connection's
+ * certificate identity now (NULL: none, or expired): mtls.expired,
+ * mtls.unmapped (a reload dropped its mapping) or mtls.changed (it now
+ * maps to another principal or tenant) end it; its roles follow the
+ * mapping. `none` principals do not lapse.
  */
-int pc_authn_recheck(struct pc_authn *a, struct pc_principal *p, int64_t now,
-    const char **reason);
+int pc_authn_recheck(struct pc_authn *a, struct pc_principal *p,
+    const char *tls_identity, int64_t now, const char **reason);
 
 /*
  * RFC 9728 Protected Resource Metadata for this gateway (new ref), or NULL

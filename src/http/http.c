@@ -1038,10 +1038,15 @@ handle_mcp(struct evhttp_request *req, void *arg)
 	/* A trusted proxy's certificate names the proxy, not the client it
 	 * forwards: mapped, it would authenticate every request the proxy
 	 * passes on, credential or not. */
-	if (h->tls != NULL && cfg->auth.nidentities > 0 && via == 0 &&
-	    pc_tls_peer_identity(evhttp_request_get_connection(req), ident,
-	    sizeof(ident)) == 0)
-		in.tls_identity = ident;
+	if (h->tls != NULL && cfg->auth.nidentities > 0 && via == 0) {
+		int trc = pc_tls_peer_identity(evhttp_request_get_connection(req),
+		    ident, sizeof(ident), &in.tls_not_after);
+		if (trc == 0)
+			in.tls_identity = ident;
+		else if (trc == PC_E_DENIED)
+			pc_info("client certificate of %s expired since its "
+			    "connection opened: not used", cx.source);
+	}
 	pc_authn_check(h->authn, &in, (int64_t)time(NULL), &cx.principal, &res);
 	if (res.verdict != PC_AUTHN_OK) {
 		/* A missing credential is a client's first step in OAuth,

@@ -31,6 +31,7 @@
 #include "../lib/errors.h"
 #include "../lib/util.h"
 #include "http_int.h"
+#include "tls.h"
 #include "../limits/flood.h"
 
 
@@ -1100,8 +1101,11 @@ static int
 recheck(struct pc_exchange *ex)
 {
 	const char *why = NULL;
-	int rc = pc_authn_recheck(ex->h->authn, ex->who, (int64_t)time(NULL),
-	    &why);
+	char ident[256];
+	bool cert = ex->who->method == PC_AUTH_MTLS &&
+	    pc_tls_peer_identity(ex->evcon, ident, sizeof(ident), NULL) == 0;
+	int rc = pc_authn_recheck(ex->h->authn, ex->who, cert ? ident : NULL,
+	    (int64_t)time(NULL), &why);
 
 	if (rc == 0) {
 		if (ex->kind == EX_STREAM && ex->session != NULL)

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/bufferevent.h>
@@ -635,9 +636,21 @@ subject_cn(X509 *cert, char *out, size_t outlen)
 	return rc;
 }
 
+/* notAfter as unix seconds; 0 when it cannot be read. */
+static int64_t
+cert_not_after(const X509 *cert)
+{
+	struct tm tm;
+
+	memset(&tm, 0, sizeof(tm));
+	if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) != 1)
+		return 0;
+	return (int64_t)timegm(&tm);
+}
+
 int
 pc_tls_peer_identity(struct evhttp_connection *evcon, char *out,
-    size_t outlen)
+    size_t outlen, int64_t *not_after)
 {
 	struct bufferevent *bev;
 	X509 *cert;
@@ -647,6 +660,8 @@ pc_tls_peer_identity(struct evhttp_connection *evcon, char *out,
 	if (out == NULL || outlen == 0)
 		return PC_E_INVAL;
 	out[0] = '\0';
+	if (not_after != NULL)
+		*not_after = 0;
 	if (evcon == NULL)
 		return PC_E_NOTFOUND;
 	bev = evhttp_connection_get_bufferevent(evcon);
@@ -658,6 +673,14 @@ pc_tls_peer_identity(struct evhttp_connection *evcon, char *out,
 	cert = SSL_get0_peer_certificate(ssl);
 	if (cert == NULL || SSL_get_verify_result(ssl) != X509_V_OK)
 		return PC_E_NOTFOUND;
+	/* Verified at the handshake, which a kept-alive connection may
+	 * outlive by hours: the certificate must still be in date now. */
+	if (X509_cmp_current_time(X509_get0_notAfter(cert)) <= 0) {
+		ERR_clear_error();
+		return PC_E_DENIED;
+	}
+	if (not_after != NULL)
+		*not_after = cert_not_after(cert);
 	rc = san_first(cert, GEN_URI, out, outlen);
 	if (rc == PC_E_NOTFOUND)
 		rc = san_first(cert, GEN_DNS, out, outlen);
@@ -665,6 +688,8 @@ pc_tls_peer_identity(struct evhttp_connection *evcon, char *out,
 		rc = subject_cn(cert, out, outlen);
 	if (rc != 0) {
 		out[0] = '\0';
+		if (not_after != NULL)
+			*not_after = 0;
 		rc = PC_E_NOTFOUND;
 	}
 	ERR_clear_error();

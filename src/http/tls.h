@@ -40,10 +40,13 @@ int pc_tls_hsts(const struct pc_tls *t, char *out, size_t outlen);
 /*
  * The verified client certificate's identity on this connection: the first
  * SAN URI (e.g. spiffe://...), else the first SAN DNS name, else the
- * subject CN. 0 and out filled; PC_E_NOTFOUND when there is no verified
- * client certificate (or the connection is not TLS).
+ * subject CN; and, when not_after is not NULL, the certificate's notAfter
+ * (unix seconds). 0 and out filled; PC_E_NOTFOUND when there is no
+ * verified client certificate (or the connection is not TLS); PC_E_DENIED
+ * when it has expired since the handshake (a kept-alive connection
+ * outlives its certificate: the handshake's verdict no longer holds).
  */
 int pc_tls_peer_identity(struct evhttp_connection *evcon, char *out,
-    size_t outlen);
+    size_t outlen, int64_t *not_after);
 
 #endif

@@ -242,6 +242,131 @@ test('SIGHUP reloads the certificate without dropping open connections', async (
   }
 });
 
+/**
+ * A client certificate by the test CA (SAN URI spiffe://test.example/agent/s)
+ * that expires `secs` seconds from now: `openssl ca` sets an exact
+ * notAfter, which `x509 -days` cannot.
+ */
+function shortLivedClient(secs) {
+  const d = join(dir, `short-${Date.now()}`);
+  const cnf = [
+    '[ca]', 'default_ca = c', '[c]', 'database = index.txt', 'new_certs_dir = .', 'serial = serial',
+    'default_md = sha256', 'policy = p', 'unique_subject = no', '[p]', 'commonName = supplied', '[x]',
+    'basicConstraints = critical,CA:FALSE', 'keyUsage = critical,digitalSignature', 'extendedKeyUsage = clientAuth',
+    'subjectAltName = URI:spiffe://test.example/agent/s', '',
+  ].join('\n');
+  const sh = [
+    'set -e', 'mkdir -p "$D" && cd "$D"', 'touch index.txt && echo 1000 > serial', 'printf "%s" "$CNF" > ca.cnf',
+    'openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out short.key 2>/dev/null',
+    'openssl req -new -key short.key -subj /CN=agent-s -out short.csr 2>/dev/null',
+    'openssl ca -batch -config ca.cnf -extensions x -cert "$P/ca.crt" -keyfile "$P/ca.key" -in short.csr -out short.crt ' +
+      '-startdate "$(date -u -d "-1 minute" +%Y%m%d%H%M%SZ)" -enddate "$(date -u -d "+$S seconds" +%Y%m%d%H%M%SZ)" 2>&1',
+  ].join('\n');
+  const r = spawnSync('bash', ['-c', sh], { encoding: 'utf8', env: { ...process.env, D: d, P: pki, S: String(secs), CNF: cnf } });
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  return { cert: readFileSync(join(d, 'short.crt')), key: readFileSync(join(d, 'short.key')) };
+}
+
+test('a client certificate that expires while its connection stays open: the held stream ends, the next request is not its principal', async () => {
+  const g = await startGateway({
+    tls: { cert: file('server.crt'), key: file('server.key'), client_ca: file('ca.crt'), client_auth: 'optional' },
+    auth: { mtls: { identities: [{ match: 'spiffe://test.example/agent/*', principal: 'agent-a', roles: ['reader'] }] } },
+    limits: { read_timeout: '2s', idle_timeout: '60s' }, // a keepalive, and with it the check, every second
+    policy: { roles: { reader: { tools: [{ match: 'up__echo', access: 'all' }] } } },
+    upstreams: [{ name: 'up', command: upstreamCommands.mini() }],
+  });
+  const url = `https://localhost:${g.port}/mcp`;
+  const agents = [];
+  try {
+    const c = shortLivedClient(6);
+    const agent = () => {
+      const a = new Agent({ connect: { ca: pem('ca.crt'), ...c }, keepAliveTimeout: 60000, keepAliveMaxTimeout: 60000, connections: 1 });
+      agents.push(a);
+      return a;
+    };
+    const posts = agent();
+    const post = (body, headers = {}) => ufetch(url, { method: 'POST', headers: { ...jsonHeaders, ...headers }, body: JSON.stringify(body), dispatcher: posts });
+    const init = await post(JSON.parse(initBody));
+    assert.equal(init.status, 200);
+    const sid = init.headers.get('mcp-session-id');
+    await init.text();
+    const h = { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' };
+    const echo = (id) => post({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'up__echo', arguments: { text: 'hi' } } }, h);
+    const ok = await echo(2);
+    assert.equal(ok.status, 200, 'served while the certificate is in date');
+    await ok.text();
+    // The GET stream on a connection of its own.
+    const ctrl = new AbortController();
+    const get = await ufetch(url, { method: 'GET', headers: { accept: 'text/event-stream', ...h }, dispatcher: agent(), signal: ctrl.signal });
+    assert.equal(get.status, 200);
+    const ended = (async () => {
+      try {
+        for await (const _ of get.body) { /* keepalives */ }
+      } catch { /* reset */ }
+      return Date.now();
+    })();
+    // Meanwhile the kept-alive POST connection, its handshake long
+    // verified, is used every half second (an idle one would be closed):
+    // 200 while the certificate is in date, then 401 (no other
+    // credential). A new handshake would not complete at all, so a status
+    // proves the connection was reused.
+    const statuses = [];
+    for (let i = 4; i < 40 && statuses.at(-1) !== 401; i++) {
+      const r = await echo(i).catch((e) => { throw new Error(`request ${i} after ${statuses.join(',')}: ${e.cause}`); });
+      statuses.push(r.status);
+      await r.text();
+      await new Promise((res) => setTimeout(res, 500));
+    }
+    assert.equal(statuses.at(-1), 401, statuses.join(','));
+    assert.ok(statuses.every((x, i) => x === (i === statuses.length - 1 ? 401 : 200)), statuses.join(','));
+    const t = await Promise.race([ended, new Promise((r) => setTimeout(() => r(null), 10000))]);
+    assert.ok(t !== null, 'the GET stream ended once the certificate expired');
+    await g.waitForLog((l) => /a stream of principal 'agent-a' ended: mtls.expired/.test(l.msg ?? ''), { timeoutMs: 5000 });
+    assert.ok(g.logs.some((l) => /client certificate of .* expired since its connection opened/.test(l.msg ?? '')));
+    ctrl.abort();
+  } finally {
+    for (const a of agents) await a.destroy().catch(() => {});
+    await g.stop();
+  }
+});
+
+test('a reload that maps a held stream\'s certificate to another principal ends the stream', async () => {
+  const mtls = (principal) => ({ mtls: { identities: [{ match: 'spiffe://test.example/agent/*', principal, roles: ['reader'] }] } });
+  const g = await startGateway({
+    tls: { cert: file('server.crt'), key: file('server.key'), client_ca: file('ca.crt'), client_auth: 'optional' },
+    auth: mtls('agent-a'),
+    limits: { read_timeout: '2s' },
+    policy: { roles: { reader: { tools: [{ match: 'up__echo', access: 'all' }] } } },
+    upstreams: [{ name: 'up', command: upstreamCommands.mini() }],
+  });
+  const url = `https://localhost:${g.port}/mcp`;
+  const agent = new Agent({ connect: { ca: pem('ca.crt'), cert: pem('client.crt'), key: pem('client.key') } });
+  try {
+    const init = await ufetch(url, { method: 'POST', headers: jsonHeaders, body: initBody, dispatcher: agent });
+    assert.equal(init.status, 200);
+    await init.text();
+    const h = { 'mcp-session-id': init.headers.get('mcp-session-id'), 'mcp-protocol-version': '2025-11-25' };
+    const get = await ufetch(url, { method: 'GET', headers: { accept: 'text/event-stream', ...h }, dispatcher: agent });
+    assert.equal(get.status, 200);
+    const ended = (async () => {
+      try {
+        for await (const _ of get.body) { /* keepalives */ }
+      } catch { /* reset */ }
+      return true;
+    })();
+    assert.equal(await Promise.race([ended, new Promise((r) => setTimeout(() => r(false), 2500))]), false, 'open while the mapping holds');
+    writeFileSync(g.configPath, toYaml({ ...g.config, auth: mtls('agent-z') }));
+    const from = g.logs.length;
+    g.proc.kill('SIGHUP');
+    await g.waitForLog((l) => /^reload: configuration .* applied$/.test(l.msg ?? ''), { from });
+    assert.equal(await Promise.race([ended, new Promise((r) => setTimeout(() => r(false), 8000))]), true, 'the stream ended');
+    await g.waitForLog((l) => /a stream of principal 'agent-a' ended: mtls.changed/.test(l.msg ?? ''), { timeoutMs: 5000 });
+  } finally {
+    await agent.destroy().catch(() => {});
+    await g.stop();
+  }
+});
+
 test('testssl.sh finds no old protocol, weak cipher, renegotiation or vulnerability', { timeout: 900000 }, () => {
   const out = join(ROOT, 'build', 'tls-gateway');
   const r = spawnSync('bash', [join(ROOT, 'tests/tls/testssl.sh'), `localhost:${gw.port}`, out, file('ca.crt')], {

@@ -226,7 +226,7 @@ on_request(struct evhttp_request *req, void *arg)
 
 	(void)arg;
 	rc = pc_tls_peer_identity(evhttp_request_get_connection(req), id,
-	    sizeof(id));
+	    sizeof(id), NULL);
 	if (rc == 0)
 		evbuffer_add_printf(b, "id=%s", id);
 	else
@@ -779,7 +779,7 @@ no_client_auth(void **st)
 	srv_stop(&s);
 	assert_int_equal(cs.rc[0], 0);
 	assert_string_equal(cs.body[0], "noid=-6");
-	assert_int_equal(pc_tls_peer_identity(NULL, id, sizeof(id)),
+	assert_int_equal(pc_tls_peer_identity(NULL, id, sizeof(id), NULL),
 	    PC_E_NOTFOUND);
 }
 
