@@ -257,7 +257,10 @@ audit_cfg_same(const struct pc_audit_cfg *a, const struct pc_audit_cfg *b)
 	    a->retention_days == b->retention_days &&
 	    same_str(a->syslog_socket, b->syslog_socket) &&
 	    same_str(a->syslog_tcp, b->syslog_tcp) &&
-	    a->syslog_facility == b->syslog_facility;
+	    a->syslog_facility == b->syslog_facility &&
+	    a->flood_burst == b->flood_burst &&
+	    a->flood_per_s == b->flood_per_s &&
+	    a->flood_global_per_s == b->flood_global_per_s;
 }
 
 /*

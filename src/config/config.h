@@ -166,6 +166,11 @@ struct pc_audit_cfg {
 	char *syslog_socket;		/* local datagram socket path */
 	char *syslog_tcp;		/* "IP:port", octet-counted TCP */
 	int syslog_facility;		/* -1: the module's default */
+	/* The flood gate of refusal records (src/limits/flood.h); 0: its
+	 * default. */
+	uint32_t flood_burst;		/* per source */
+	uint32_t flood_per_s;		/* per source, steady */
+	uint32_t flood_global_per_s;	/* all sources together */
 };
 
 struct pc_policy;

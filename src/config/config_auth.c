@@ -822,6 +822,24 @@ k_audit_syslog(struct cfg_ctx *ctx, const struct cfg_key *k,
 		    "(e.g. /dev/log) or tcp (e.g. \"127.0.0.1:514\")");
 }
 
+static const struct cfg_key flood_keys[] = {
+	{ "burst", VK_UINT, UF(flood_burst), 1, 100000, NULL },
+	{ "per_second", VK_UINT, UF(flood_per_s), 1, 100000, NULL },
+	{ "global_per_second", VK_UINT, UF(flood_global_per_s), 1, 1000000,
+	    NULL },
+};
+
+static void
+k_audit_flood(struct cfg_ctx *ctx, const struct cfg_key *k,
+    const struct cfg_node *v, void *obj)
+{
+	const struct cfg_node *seen[CFG_MAX_KEYS];
+
+	if (cfg_want_map(ctx, k, v))
+		cfg_walk_map(ctx, v, "flood", flood_keys, NKEYS(flood_keys),
+		    obj, seen);
+}
+
 static const struct cfg_key audit_keys[] = {
 	{ "dir", VK_FN, 0, 0, 0, k_audit_dir },
 	{ "key", VK_FN, 0, 0, 0, k_audit_key },
@@ -831,6 +849,7 @@ static const struct cfg_key audit_keys[] = {
 	{ "max_file_size", VK_SIZE, UF(max_file_bytes), 65536, 1u << 30, NULL },
 	{ "max_file_age", VK_DUR_S, UF(max_file_age_s), 60, 31u * 86400u, NULL },
 	{ "retention_days", VK_UINT, UF(retention_days), 1, 36500, NULL },
+	{ "flood", VK_FN, 0, 0, 0, k_audit_flood },
 };
 
 void

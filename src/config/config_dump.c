@@ -294,6 +294,11 @@ put_audit(FILE *f, const struct pc_config *cfg)
 	    a->max_file_age_s : PC_AUDIT_DEF_MAX_FILE_AGE_S) * 1000u);
 	fprintf(f, "  retention_days: %u\n", a->retention_days ?
 	    a->retention_days : PC_AUDIT_DEF_RETENTION_DAYS);
+	fprintf(f, "  flood:\n    burst: %u\n    per_second: %u\n"
+	    "    global_per_second: %u\n", a->flood_burst ? a->flood_burst :
+	    PC_FLOOD_DEF_BURST, a->flood_per_s ? a->flood_per_s :
+	    PC_FLOOD_DEF_PER_S, a->flood_global_per_s ?
+	    a->flood_global_per_s : PC_FLOOD_DEF_GLOBAL);
 	if (a->syslog_socket == NULL && a->syslog_tcp == NULL)
 		return;
 	fputs("  syslog:\n", f);

@@ -1150,7 +1150,10 @@ pc_http_new(struct event_base *base, const struct pc_config *cfg,
 	}
 	apply_limits(h);
 	evhttp_set_gencb(h->mcp, handle_mcp, h);
-	if (pc_flood_new(NULL, &h->flood) != 0) {
+	/* Set once: a reload leaves the audit section as it started. */
+	struct pc_flood_conf fc = { cfg->audit.flood_burst,
+	    cfg->audit.flood_per_s, cfg->audit.flood_global_per_s };
+	if (pc_flood_new(&fc, &h->flood) != 0) {
 		evhttp_free(h->mcp);
 		free(h);
 		return PC_E_NOMEM;

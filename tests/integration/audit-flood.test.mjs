@@ -120,6 +120,34 @@ test('the chain with the summaries verifies', () => {
   assert.equal(v.status, 0, v.stdout + v.stderr);
 });
 
+test('audit.flood sets the burst and rate: 3 at once, then 1 a second; the summary has the rest', async () => {
+  const d = join(dir, 'tuned');
+  const gw = await startGateway({
+    auth: 'none',
+    audit: { dir: d, key: `\${file:${keyFile}}`, flood: { burst: 3, per_second: 1, global_per_second: 1000 } },
+    upstreams: [],
+  });
+  const N = 40;
+  let t;
+  try {
+    const body = '{"jsonrpc":"2.0","id":1,"method":"ping"}';
+    const t0 = Date.now();
+    const rs = await Promise.all(Array.from({ length: N }, () => rawRequest(gw.port,
+      buildRequest('POST', '/mcp', [['Host', 'evil.example'], ['Content-Type', 'application/json'], ['Accept', ACCEPT]], body))));
+    t = (Date.now() - t0) / 1000;
+    assert.ok(rs.every((r) => r.status === 403));
+    await gw.stop();
+  } catch (e) {
+    await gw.kill();
+    throw e;
+  }
+  const recs = readAuditRecords(d);
+  const single = recs.filter((r) => r.type === 'request' && r.reason === 'http.host');
+  const sums = recs.filter((r) => r.type === 'event' && r.event === 'refusals.suppressed');
+  assert.ok(single.length >= 3 && single.length <= 3 + Math.ceil(t + 1), `${single.length} individual records in ${t}s`);
+  assert.equal(single.length + sums.reduce((a, r) => a + r.count, 0), N, 'every refusal accounted for');
+});
+
 test('with auth: none, refusals of the anonymous principal are gated too; its calls are recorded one by one', async () => {
   const d = join(dir, 'anon');
   const gw = await startGateway({

@@ -1252,7 +1252,10 @@ test_examples(void **state)
 	assert_non_null(strstr(dump, "\naudit:\n  dir: \"/var/log/portcullis\"\n"
 	    "  key: <redacted>\n  fsync: group\n  group_delay: 10ms\n"
 	    "  max_file_size: 64MiB\n  max_file_age: 24h\n"
-	    "  retention_days: 90\n"));
+	    "  retention_days: 90\n  flood:\n    burst: 20\n"
+	    "    per_second: 5\n    global_per_second: 200\n"));
+	assert_int_equal(cfg->audit.flood_burst, 20);
+	assert_int_equal(cfg->audit.flood_global_per_s, 200);
 	assert_null(strstr(dump, "fedcba9876543210"));
 	free(dump);
 	pc_config_free(cfg);
