@@ -441,6 +441,12 @@ pc_authn_check(struct pc_authn *a, const struct pc_authn_input *in,
 		deny(a, res, "mtls.unmapped", "invalid_token");
 		goto failed;
 	}
+	/* A kept-alive connection outlived its certificate: a credential
+	 * that failed, counted and recorded as one. */
+	if (in->tls_expired && ac->nidentities > 0) {
+		deny(a, res, "mtls.expired", "invalid_token");
+		goto failed;
+	}
 	/* No credential at all is the normal first step of an OAuth client
 	 * (it reads the challenge): not counted as a failure. */
 	deny(a, res, "auth.missing", NULL);

@@ -17,6 +17,8 @@
 #include <jansson.h>
 #include <stdint.h>
 
+#include <stdbool.h>
+
 #include "../config/config.h"
 #include "principal.h"
 
@@ -27,6 +29,8 @@ struct pc_authn_input {
 	const char *authorization;	/* header value, or NULL */
 	const char *tls_identity;	/* verified client cert identity, or NULL */
 	int64_t tls_not_after;		/* its notAfter (unix s), 0 unknown */
+	bool tls_expired;		/* a verified client cert that has
+					 * expired since the handshake */
 	const char *source;		/* client address */
 	int token_in_query;		/* the URL carried access_token= */
 };

@@ -6,7 +6,9 @@
 #ifndef PC_PRINCIPAL_H
 #define PC_PRINCIPAL_H
 
+#include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 enum pc_auth_method {
 	PC_AUTH_NONE = 0,	/* `auth: none` (loopback development only) */
@@ -28,5 +30,22 @@ struct pc_principal {
 	char scopes[PC_ROLES_MAX];	/* JWT scopes, space-separated */
 	int64_t expires;		/* unix seconds; 0 = none */
 };
+
+/* Room for pc_principal_credential()'s text. */
+#define PC_CREDENTIAL_ID_MAX 96
+
+/*
+ * Which credential a principal came with, as text: its method and key id
+ * (an API key's id, a token's jti), and for a token or a certificate its
+ * expiry, which tells two tokens (or certificates) of one subject apart.
+ * Two requests of one session with different credentials may carry
+ * different roles; this says whose roles are whose.
+ */
+static inline void
+pc_principal_credential(const struct pc_principal *p, char *out, size_t n)
+{
+	snprintf(out, n, "%d/%s/%lld", (int)p->method, p->key_id,
+	    p->method == PC_AUTH_APIKEY ? 0LL : (long long)p->expires);
+}
 
 #endif

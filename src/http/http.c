@@ -1043,9 +1043,7 @@ handle_mcp(struct evhttp_request *req, void *arg)
 		    ident, sizeof(ident), &in.tls_not_after);
 		if (trc == 0)
 			in.tls_identity = ident;
-		else if (trc == PC_E_DENIED)
-			pc_info("client certificate of %s expired since its "
-			    "connection opened: not used", cx.source);
+		in.tls_expired = trc == PC_E_DENIED;
 	}
 	pc_authn_check(h->authn, &in, (int64_t)time(NULL), &cx.principal, &res);
 	if (res.verdict != PC_AUTHN_OK) {

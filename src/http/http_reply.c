@@ -1110,7 +1110,7 @@ recheck(struct pc_exchange *ex)
 	if (rc == 0) {
 		if (ex->kind == EX_STREAM && ex->session != NULL)
 			pc_session_set_roles(ex->h->router, ex->session,
-			    ex->who->roles);
+			    ex->who);
 		else if (ex->call != NULL)
 			pc_router_listen_set_roles(ex->call, ex->who->roles);
 		return 0;

@@ -641,11 +641,15 @@ static int64_t
 cert_not_after(const X509 *cert)
 {
 	struct tm tm;
+	time_t t;
 
 	memset(&tm, 0, sizeof(tm));
 	if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) != 1)
 		return 0;
-	return (int64_t)timegm(&tm);
+	t = timegm(&tm);
+	/* Not representable (a far notAfter where time_t is narrow): unknown,
+	 * never "expired in 1969". */
+	return t > 0 ? (int64_t)t : 0;
 }
 
 int

@@ -98,8 +98,8 @@ sub_settle(struct pc_call *c, json_t *resp)
 		return;
 	if (resp != NULL && json_object_get(resp, "result") != NULL)
 		(void)pc_map_del(c->r->sub_lost, c->sub_uri);
-	if ((resp == NULL || json_object_get(resp, "result") == NULL) &&
-	    c->session != NULL &&
+	if (!c->sub_held && (resp == NULL ||
+	    json_object_get(resp, "result") == NULL) && c->session != NULL &&
 	    pc_map_del(c->session->subs, c->sub_uri) != NULL) {
 		(void)pc_sub_adjust(c->r, c->sub_uri, -1);
 		/* Sessions that subscribed while this one was on its way
@@ -638,12 +638,20 @@ forward_uri(struct pc_call *c, const struct pc_reqinfo *ri, json_t *params,
 		int had = pc_map_get(c->session->subs, uri) != NULL;
 		bool lost = subscribe > 0 &&
 		    pc_map_get(c->r->sub_lost, uri) != NULL;
+		if (lost && had) {
+			/* Held here, not upstream: the holder's subscribe
+			 * again goes there, and its answer is the client's
+			 * (a call like any other, limits and all). */
+			if ((c->sub_uri = strdup(uri)) == NULL) {
+				free(orig);
+				finish_error(c, 200, -32603, "Internal error");
+				return;
+			}
+			c->sub_held = true;
+			goto send;
+		}
 		if (subscribe > 0 ? had : !had) {
 			free(orig);
-			/* Held here, not upstream: asking again is how a
-			 * client can mend that. */
-			if (lost)
-				(void)sub_send_to(c->r, uri, NULL);
 			pc_call_finish_result(c, json_object());	/* nothing changes */
 			return;
 		}
@@ -676,6 +684,7 @@ forward_uri(struct pc_call *c, const struct pc_reqinfo *ri, json_t *params,
 			return;
 		}
 	}
+send:
 	p = upstream_params(c, params);
 	json_object_set_new(p, "uri", json_string(orig));
 	free(orig);
@@ -736,6 +745,8 @@ pc_sub_release_session(struct pc_router *r, struct pc_session *s)
 	}
 }
 
+static unsigned listen_lists(const struct pc_call *c);
+
 void
 pc_router_listen_set_roles(struct pc_call *c, const char *roles)
 {
@@ -751,12 +762,13 @@ pc_router_listen_set_roles(struct pc_call *c, const char *roles)
 	 * ones, which may be wider than what the principal holds now. */
 	dup = strdup(roles);
 	/* A grant that ended or began changes what the stream's lists
-	 * show: it is told, as of a list_changed. */
-	pc_listener_tell_lists(c->r, c, pc_rpol_views_differ(c->r,
+	 * show: it is told, as of a list_changed, if it asked to be. */
+	unsigned mask = listen_lists(c) == 0 ? 0 : pc_rpol_views_differ(c->r,
 	    c->r->cfg->policy, c->listen_roles, c->r->cfg->policy,
-	    dup != NULL ? dup : ""));
+	    dup != NULL ? dup : "");
 	free(c->listen_roles);
 	c->listen_roles = dup;
+	pc_listener_tell_lists(c->r, c, mask);
 }
 
 /* The gateway's own subscribe for the sessions holding uri. */
@@ -1015,18 +1027,33 @@ listen_send(struct pc_call *c, const char *method, const char *uri)
 	}
 }
 
+/* The lists (bit 1 << PC_CAT_*) a listen stream asked to hear of. */
+static unsigned
+listen_lists(const struct pc_call *c)
+{
+	unsigned want = 0;
+
+	for (int k = 0; k < PC_CAT__N; k++)
+		if (c->kind == PC_CK_LISTEN && json_is_true(json_object_get(
+		    c->listen_filter, listen_flag(pc_list_changed_method[k]))))
+			want |= 1u << k;
+	return want;
+}
+
 void
 pc_listener_tell_lists(struct pc_router *r, struct pc_call *c, unsigned mask)
 {
-	(void)r;
-	for (int k = 0; k < PC_CAT__N; k++) {
-		const char *m = pc_list_changed_method[k];
+	const char *send[PC_CAT__N];
+	size_t n = 0;
 
-		if (c->kind == PC_CK_LISTEN && pc_list_bit_told(mask, k) &&
-		    json_is_true(json_object_get(c->listen_filter,
-		    listen_flag(m))))
-			listen_send(c, m, NULL);
-	}
+	(void)r;
+	mask &= listen_lists(c);
+	for (int k = 0; k < PC_CAT__N; k++)
+		if (pc_list_bit_told(mask, k))
+			send[n++] = pc_list_changed_method[k];
+	/* Decided before the first is sent: c is not read after. */
+	for (size_t i = 0; i < n; i++)
+		listen_send(c, send[i], NULL);
 }
 
 void

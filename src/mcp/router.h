@@ -222,9 +222,11 @@ void pc_session_detach_stream(struct pc_session *s, void *sink);
 /* The roles a held-open stream's principal has now (its credential was
  * checked again): a session's (GET stream) or a subscriptions/listen
  * call's, which decide what resources/updated it still hears. When they
- * change what its lists show, the stream gets list_changed for them. */
+ * change what its lists show, the stream gets list_changed for them. A
+ * session's roles follow the credential of its latest request: a stream
+ * whose credential is no longer that one leaves them alone. */
 void pc_session_set_roles(struct pc_router *r, struct pc_session *s,
-    const char *roles);
+    const struct pc_principal *p);
 void pc_router_listen_set_roles(struct pc_call *c, const char *roles);
 
 #endif

@@ -14,6 +14,7 @@
 #include "../lib/errors.h"
 #include "../lib/limits.h"
 #include "../lib/log.h"
+#include "../lib/map.h"
 #include "router_int.h"
 
 static const char *const list_method[PC_CAT__N] = {
@@ -71,8 +72,10 @@ refresh_end(struct pc_refresh *rf, int ok)
 	if (ok) {
 		uint64_t gen = pc_catalog_generation(r->cat, rf->kind);
 		json_t *changed = NULL;
+		/* Before the first fetch nobody is told: no difference to
+		 * work out. */
 		if (pc_catalog_set_diff(r->cat, slot->idx, rf->kind, rf->acc,
-		    &changed) != 0)
+		    slot->first_done ? &changed : NULL) != 0)
 			pc_warn("upstream '%s': could not store %s",
 			    pc_upstream_name(slot->up), list_key[rf->kind]);
 		if (rf->kind == PC_CAT_TOOLS)
@@ -84,7 +87,8 @@ refresh_end(struct pc_refresh *rf, int ok)
 		 * not call appearing or changing is not its business. */
 		if (slot->first_done &&
 		    pc_catalog_generation(r->cat, rf->kind) != gen) {
-			struct pc_list_change chg = { rf->kind, changed };
+			struct pc_list_change chg = { rf->kind, changed,
+			    pc_map_new() };
 			json_t *n = json_pack("{s:s, s:s}", "jsonrpc", "2.0",
 			    "method", pc_list_changed_method[rf->kind]);
 			if (n != NULL) {
@@ -93,6 +97,7 @@ refresh_end(struct pc_refresh *rf, int ok)
 			}
 			pc_listeners_notify(r, pc_list_changed_method[rf->kind], NULL,
 			    &chg);
+			pc_map_free(chg.seen);
 		}
 		json_decref(changed);
 	}

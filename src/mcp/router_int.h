@@ -88,6 +88,9 @@ struct pc_call {
 	char *sub_uri;			/* a subscribe counted before the
 					 * upstream confirmed it (owned):
 					 * undone if it fails */
+	bool sub_held;			/* ...by a session already holding
+					 * it (a URI lost upstream): nothing
+					 * to undo */
 	struct pc_call *lnext, *lprev;
 };
 
@@ -133,6 +136,7 @@ extern const char *const pc_list_changed_method[PC_CAT__N];
 struct pc_list_change {
 	enum pc_cat_kind kind;
 	const json_t *items;
+	struct pc_map *seen;		/* roles -> verdict, or NULL */
 };
 /* msg to every session with a stream; with a uri, only to those
  * subscribed to it that may still read it; with a change, only to those

@@ -12,12 +12,14 @@
  *   refuses gets a tool execution error (isError) with the stable reason
  *   code and the argument's name, never its value or the configured rule.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "../authz/policy.h"
 #include "../lib/errors.h"
 #include "../lib/log.h"
+#include "../lib/map.h"
 #include "router_int.h"
 
 static const char *
@@ -67,15 +69,27 @@ pc_rpol_change_visible(const struct pc_router *r, const char *roles,
 {
 	struct pc_rpol_filter f = { r->cfg->policy, roles != NULL ? roles : "",
 	    chg->kind };
+	uintptr_t known;
+	bool seen = false;
 	size_t i;
 	json_t *it;
 
 	if (chg->items == NULL)
 		return true;
+	/* Once per distinct set of roles: every stream of one role would
+	 * otherwise scan the same items again. */
+	if (chg->seen != NULL &&
+	    (known = (uintptr_t)pc_map_get(chg->seen, f.roles)) != 0)
+		return known == 2;
 	json_array_foreach(chg->items, i, it)
-		if (pc_rpol_list_keep(&f, it))
-			return true;
-	return false;
+		if (pc_rpol_list_keep(&f, it)) {
+			seen = true;
+			break;
+		}
+	if (chg->seen != NULL)
+		(void)pc_map_put(chg->seen, f.roles, (void *)(uintptr_t)(seen ?
+		    2 : 1));
+	return seen;
 }
 
 unsigned

@@ -65,6 +65,9 @@ pc_session_new(struct pc_router *r, const char *version, json_t *caps,
 	pc_strlcpy(s->version, version, sizeof(s->version));
 	pc_strlcpy(s->roles, owner != NULL ? owner->roles : "",
 	    sizeof(s->roles));
+	if (owner != NULL)
+		pc_principal_credential(owner, s->roles_by,
+		    sizeof(s->roles_by));
 	s->client_caps = caps ? json_deep_copy(caps) : json_object();
 	s->log_level = 0;
 	s->last_used_ms = pc_now_ms();
@@ -149,6 +152,9 @@ pc_router_initialize(struct pc_router *r, json_t *params,
 	return *result ? 0 : PC_E_NOMEM;
 }
 
+static void session_roles(struct pc_router *r, struct pc_session *s,
+    const char *roles);
+
 struct pc_session *
 pc_router_session(struct pc_router *r, const char *id,
     const struct pc_principal *principal)
@@ -172,8 +178,11 @@ pc_router_session(struct pc_router *r, const char *id,
 	s->last_used_ms = pc_now_ms();
 	/* Keys and tokens are checked on every request: the session's roles
 	 * follow the latest (a key's roles changed, a new token). */
-	if (principal != NULL)
-		pc_session_set_roles(r, s, principal->roles);
+	if (principal != NULL) {
+		pc_principal_credential(principal, s->roles_by,
+		    sizeof(s->roles_by));
+		session_roles(r, s, principal->roles);
+	}
 	return s;
 }
 
@@ -255,7 +264,25 @@ pc_session_attach_stream(struct pc_session *s, const struct pc_sink_ops *ops,
 
 void
 pc_session_set_roles(struct pc_router *r, struct pc_session *s,
-    const char *roles)
+    const struct pc_principal *p)
+{
+	char by[sizeof(s->roles_by)];
+
+	/* A request since came with another credential of the owner's
+	 * (another key, a new token): the roles are that one's now. The
+	 * stream's own credential was found valid, nothing more; following
+	 * it too would flip the roles, and the lists, at every turn. */
+	pc_principal_credential(p, by, sizeof(by));
+	if (strcmp(by, s->roles_by) == 0)
+		session_roles(r, s, p->roles);
+}
+
+/*
+ * Set a session's roles. A grant that ended or began changes what its
+ * lists show: its stream, if it has one, is told, as of a list_changed.
+ */
+static void
+session_roles(struct pc_router *r, struct pc_session *s, const char *roles)
 {
 	char old[sizeof(s->roles)];
 
@@ -265,10 +292,9 @@ pc_session_set_roles(struct pc_router *r, struct pc_session *s,
 		return;
 	memcpy(old, s->roles, sizeof(old));
 	pc_strlcpy(s->roles, roles, sizeof(s->roles));
-	/* A grant that ended or began changes what its lists show: its
-	 * stream is told, as of a list_changed. */
-	pc_session_tell_lists(s, pc_rpol_views_differ(r, r->cfg->policy, old,
-	    r->cfg->policy, s->roles));
+	if (s->stream_ops != NULL && !s->closing)
+		pc_session_tell_lists(s, pc_rpol_views_differ(r,
+		    r->cfg->policy, old, r->cfg->policy, s->roles));
 }
 
 /* Whether list kind k is to be told of under mask (both resource kinds

@@ -335,9 +335,11 @@ tell_new_views(struct pc_router *r, const struct pc_policy *old)
 			pc_session_tell_lists(s, views_for(r, seen, old,
 			    s->roles));
 	}
-	for (struct pc_call *c = r->listeners; c != NULL; c = c->lnext)
+	for (struct pc_call *c = r->listeners, *next; c != NULL; c = next) {
+		next = c->lnext;
 		pc_listener_tell_lists(r, c, views_for(r, seen, old,
 		    c->listen_roles));
+	}
 	pc_map_free(seen);
 }
 

@@ -21,6 +21,8 @@ struct pc_session {
 	char roles[PC_ROLES_MAX];	/* the owner's roles, as of its last
 					 * request: what its notifications
 					 * are filtered by */
+	char roles_by[PC_CREDENTIAL_ID_MAX];	/* the credential they came
+					 * with (pc_principal_credential) */
 	json_t *client_caps;		/* from initialize; owned */
 	int log_level;			/* index into the syslog-style levels */
 	uint64_t last_used_ms;

@@ -366,6 +366,36 @@ test('a held-open stream follows its key: revoked, its GET and listen streams en
   }
 });
 
+test('two keys of one principal on one session: the roles follow the latest request, and the GET stream is not told of a change at every keepalive', async () => {
+  const wide = createKey('flipper', ['--roles', 'toucher']);
+  const narrow = createKey('flipper');
+  const g = await startGateway({
+    auth,
+    limits: { read_timeout: '2s' }, // a keepalive, and with it the check, every second
+    policy: {
+      default_roles: ['base'],
+      roles: { base: { tools: [{ match: 'up__echo', access: 'all' }] }, toucher: { tools: [{ match: 'up__touch', access: 'all' }] } },
+    },
+    upstreams: [{ name: 'up', command: upstreamCommands.mini() }],
+  });
+  try {
+    const s = await legacyInit(g.url, { headers: bearer(wide.key) });
+    const get = await openStream(g.url, { method: 'GET', headers: s.headers });
+    assert.equal(get.status, 200);
+    // A request with the other key (same principal: same session).
+    const other = { ...s.headers, ...bearer(narrow.key) };
+    const r = await post(g.url, { jsonrpc: '2.0', id: 2, method: 'tools/list', params: {} }, other);
+    assert.deepEqual(r.response.result.tools.map((t) => t.name), ['up__echo']);
+    assert.equal((await get.next(3000))?.method, 'notifications/tools/list_changed', 'told once: up__touch left its list');
+    // The stream's own (wide) key is re-checked at each keepalive; it no
+    // longer sets the session's roles, so nothing flips back and forth.
+    assert.equal(await get.next(3500), null, 'no list_changed at every keepalive');
+    get.abort();
+  } finally {
+    await g.stop();
+  }
+});
+
 test('a whole key pasted where an id belongs is not echoed by the keys command', () => {
   const k = createKey('paster');
   for (const args of [['show', k.key], ['list', k.key]]) {

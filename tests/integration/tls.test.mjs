@@ -322,7 +322,9 @@ test('a client certificate that expires while its connection stays open: the hel
     const t = await Promise.race([ended, new Promise((r) => setTimeout(() => r(null), 10000))]);
     assert.ok(t !== null, 'the GET stream ended once the certificate expired');
     await g.waitForLog((l) => /a stream of principal 'agent-a' ended: mtls.expired/.test(l.msg ?? ''), { timeoutMs: 5000 });
-    assert.ok(g.logs.some((l) => /client certificate of .* expired since its connection opened/.test(l.msg ?? '')));
+    // Refused as a failed credential (counted, logged, recorded), not
+    // passed as "no credential".
+    assert.ok(g.logs.some((l) => l.msg === 'authentication refused' && l.reason === 'mtls.expired'), 'logged as mtls.expired');
     ctrl.abort();
   } finally {
     for (const a of agents) await a.destroy().catch(() => {});
@@ -330,8 +332,8 @@ test('a client certificate that expires while its connection stays open: the hel
   }
 });
 
-test('a reload that maps a held stream\'s certificate to another principal ends the stream', async () => {
-  const mtls = (principal) => ({ mtls: { identities: [{ match: 'spiffe://test.example/agent/*', principal, roles: ['reader'] }] } });
+test('a reload that changes a held stream\'s certificate mapping: new roles are told, another principal ends it', async () => {
+  const mtls = (principal, roles = ['reader']) => ({ mtls: { identities: [{ match: 'spiffe://test.example/agent/*', principal, roles }] } });
   const g = await startGateway({
     tls: { cert: file('server.crt'), key: file('server.key'), client_ca: file('ca.crt'), client_auth: 'optional' },
     auth: mtls('agent-a'),
@@ -348,17 +350,26 @@ test('a reload that maps a held stream\'s certificate to another principal ends 
     const h = { 'mcp-session-id': init.headers.get('mcp-session-id'), 'mcp-protocol-version': '2025-11-25' };
     const get = await ufetch(url, { method: 'GET', headers: { accept: 'text/event-stream', ...h }, dispatcher: agent });
     assert.equal(get.status, 200);
+    let text = '';
     const ended = (async () => {
       try {
-        for await (const _ of get.body) { /* keepalives */ }
+        for await (const chunk of get.body) text += Buffer.from(chunk).toString();
       } catch { /* reset */ }
       return true;
     })();
     assert.equal(await Promise.race([ended, new Promise((r) => setTimeout(() => r(false), 2500))]), false, 'open while the mapping holds');
-    writeFileSync(g.configPath, toYaml({ ...g.config, auth: mtls('agent-z') }));
-    const from = g.logs.length;
-    g.proc.kill('SIGHUP');
-    await g.waitForLog((l) => /^reload: configuration .* applied$/.test(l.msg ?? ''), { from });
+    const reload = async (auth) => {
+      writeFileSync(g.configPath, toYaml({ ...g.config, auth }));
+      const from = g.logs.length;
+      g.proc.kill('SIGHUP');
+      await g.waitForLog((l) => /^reload: configuration .* applied$/.test(l.msg ?? ''), { from });
+    };
+    // The same principal with no role: up__echo leaves its tool list, and
+    // the keepalive's check tells the stream so; the stream stays.
+    await reload(mtls('agent-a', []));
+    assert.ok(await waitFor(() => text.includes('notifications/tools/list_changed'), 5000), text);
+    assert.equal(await Promise.race([ended, new Promise((r) => setTimeout(() => r(false), 1500))]), false, 'still open');
+    await reload(mtls('agent-z'));
     assert.equal(await Promise.race([ended, new Promise((r) => setTimeout(() => r(false), 8000))]), true, 'the stream ended');
     await g.waitForLog((l) => /a stream of principal 'agent-a' ended: mtls.changed/.test(l.msg ?? ''), { timeoutMs: 5000 });
   } finally {
