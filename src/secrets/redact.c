@@ -13,6 +13,7 @@
  * union, so no tail of one survives because another matched first.
  */
 #include <ctype.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -239,20 +240,17 @@ add_one(struct pc_redactor *r, const unsigned char *v, size_t len)
 	return 0;
 }
 
-int
-pc_redactor_add_value(struct pc_redactor *r, const void *value, size_t len)
+/* The value and its escaped JSON spelling. */
+static int
+add_spelled(struct pc_redactor *r, const void *value, size_t len)
 {
 	json_t *s;
 	char *esc = NULL;
 	size_t elen;
 	int rc;
 
-	if (r == NULL || (value == NULL && len > 0))
-		return PC_E_INVAL;
 	if (len < PC_REDACT_MIN_VALUE)
 		return 0;
-	if (len > PC_MAX_CONFIG_EXPANDED)
-		return PC_E_LIMIT;
 	rc = add_one(r, value, len);
 	if (rc != 0)
 		return rc;
@@ -271,6 +269,98 @@ pc_redactor_add_value(struct pc_redactor *r, const void *value, size_t len)
 	explicit_bzero(esc, elen);
 	free(esc);
 	return rc;
+}
+
+/* Lines of one multi-line value known on their own. */
+#define REDACT_MAX_LINES 64
+
+static bool
+is_space(unsigned char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* The value percent-encoded (RFC 3986: all but unreserved), as it appears
+ * in a URL an upstream's error quotes; when it differs. */
+static int
+add_percent(struct pc_redactor *r, const unsigned char *v, size_t len)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	unsigned char *enc;
+	size_t n = 0;
+	int rc = 0;
+	bool differs = false;
+
+	if (len > PC_MAX_CONFIG_EXPANDED / 3)
+		return 0;
+	enc = malloc(len * 3);
+	if (enc == NULL)
+		return PC_E_NOMEM;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = v[i];
+		if (isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+			enc[n++] = c;
+		} else {
+			enc[n++] = '%';
+			enc[n++] = (unsigned char)hex[c >> 4];
+			enc[n++] = (unsigned char)hex[c & 15];
+			differs = true;
+		}
+	}
+	if (differs)
+		rc = add_one(r, enc, n);
+	explicit_bzero(enc, len * 3);
+	free(enc);
+	return rc;
+}
+
+int
+pc_redactor_add_value(struct pc_redactor *r, const void *value, size_t len)
+{
+	const unsigned char *v = value, *a, *b, *end;
+	int rc;
+
+	if (r == NULL || (value == NULL && len > 0))
+		return PC_E_INVAL;
+	if (len < PC_REDACT_MIN_VALUE)
+		return 0;
+	if (len > PC_MAX_CONFIG_EXPANDED)
+		return PC_E_LIMIT;
+	if ((rc = add_spelled(r, v, len)) != 0 ||
+	    (rc = add_percent(r, v, len)) != 0)
+		return rc;
+	/*
+	 * A value read from a file or a Kubernetes secret often ends with a
+	 * newline, and a PEM key or a JSON credential spans lines: what a
+	 * child prints, logged line by line, or quotes without the newline
+	 * never matches the whole. So its trimmed form and each of its
+	 * lines (trimmed, when long enough to be a secret) are known too.
+	 */
+	end = v + len;
+	a = v;
+	while (a < end && is_space(*a))
+		a++;
+	b = end;
+	while (b > a && is_space(b[-1]))
+		b--;
+	if ((a != v || b != end) && (rc = add_spelled(r, a, (size_t)(b - a))) != 0)
+		return rc;
+	if (memchr(a, '\n', (size_t)(b - a)) == NULL)
+		return 0;
+	/* A key or a credential file has tens of lines; a bigger value's
+	 * lines are not spelled out one by one (the whole still matches). */
+	for (int lines = 0; a < b && lines < REDACT_MAX_LINES; lines++) {
+		const unsigned char *nl = memchr(a, '\n', (size_t)(b - a));
+		const unsigned char *le = nl != NULL ? nl : b, *ls = a;
+		while (ls < le && is_space(*ls))
+			ls++;
+		while (le > ls && is_space(le[-1]))
+			le--;
+		if ((rc = add_spelled(r, ls, (size_t)(le - ls))) != 0)
+			return rc;
+		a = nl != NULL ? nl + 1 : b;
+	}
+	return 0;
 }
 
 /* ------------------------------------------------------------------ */

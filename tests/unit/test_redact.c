@@ -314,6 +314,31 @@ test_escaped_value(void **state)
 	pc_redactor_free(r);
 }
 
+/* A secret read with a trailing newline (a Kubernetes secret from a
+ * file), a multi-line one (a PEM key), and one quoted in a URL: the forms
+ * a child prints or an error quotes are known too. */
+static void
+test_value_spellings(void **state)
+{
+	static const char pem[] = "-----BEGIN KEY-----\n"
+	    "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nshort\n-----END KEY-----\n";
+	struct pc_redactor *r = mk();
+
+	(void)state;
+	assert_int_equal(pc_redactor_add_value(r, "CANARY-7f3a9c1e5b2d\n",
+	    20), 0);
+	expect_text(r, "bad token CANARY-7f3a9c1e5b2d.",
+	    "bad token <redacted>.");
+	assert_int_equal(pc_redactor_add_value(r, pem, sizeof(pem) - 1), 0);
+	expect_text(r, "line: MIIEvQIBADANBgkqhkiG9w0BAQEFAASC",
+	    "line: <redacted>");
+	expect_text(r, "short", "short");	/* a line too short to tell */
+	assert_int_equal(pc_redactor_add_value(r, "abc+def/ghi=jkl", 15), 0);
+	expect_text(r, "GET /x?k=abc%2Bdef%2Fghi%3Djkl failed",
+	    "GET /x?k=<redacted> failed");
+	pc_redactor_free(r);
+}
+
 static void
 test_text_shapes(void **state)
 {
@@ -465,6 +490,7 @@ main(void)
 		cmocka_unit_test(test_in_place),
 		cmocka_unit_test(test_copy_and_free_wipes),
 		cmocka_unit_test(test_many_values),
+		cmocka_unit_test(test_value_spellings),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
