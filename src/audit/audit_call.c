@@ -63,22 +63,37 @@ pc_audit_call_new(const struct pc_redactor *r, const json_t *schema,
 	json_t *params = json_object_get(msg, "params");
 	const char *method = json_string_value(json_object_get(msg, "method"));
 	const char *tool = json_string_value(json_object_get(params, "name"));
+	const char *uri = NULL;
+	char *safe = NULL;
 
 	if (tool == NULL)
-		tool = json_string_value(json_object_get(params, "uri"));
+		tool = uri = json_string_value(json_object_get(params, "uri"));
 	/* completion/complete names its prompt or resource in ref (looked
 	 * up only then: this runs for every call). */
 	if (tool == NULL) {
 		json_t *ref = json_object_get(params, "ref");
 		tool = json_string_value(json_object_get(ref, "name"));
 		if (tool == NULL)
-			tool = json_string_value(json_object_get(ref, "uri"));
+			tool = uri = json_string_value(json_object_get(ref,
+			    "uri"));
+	}
+	/* A URI is the client's text, and may carry a credential (a
+	 * password in its userinfo, ?token=, a secret the gateway knows):
+	 * recorded as its arguments are, redacted. Tool names are not
+	 * (the catalogue's names are plain identifiers). */
+	if (uri != NULL && r != NULL) {
+		if ((safe = pc_redact_uri(r, uri)) == NULL)
+			return NULL;
+		tool = safe;
 	}
 	a = calloc(1, sizeof(*a));
-	if (a == NULL)
+	if (a == NULL) {
+		free(safe);
 		return NULL;
+	}
 	if (tool != NULL && strlen(tool) >= sizeof(a->tool) &&
 	    (a->tool_long = strdup(tool)) == NULL) {
+		free(safe);
 		free(a);
 		return NULL;
 	}
@@ -91,6 +106,7 @@ pc_audit_call_new(const struct pc_redactor *r, const json_t *schema,
 	pc_strlcpy(a->session, session ? session : "", sizeof(a->session));
 	pc_strlcpy(a->method, method ? method : "", sizeof(a->method));
 	pc_strlcpy(a->tool, tool ? tool : "", sizeof(a->tool));
+	free(safe);
 	a->era = era;
 	a->args = method != NULL ? call_args(r, schema, params) : NULL;
 	a->start_us = pc_now_us();

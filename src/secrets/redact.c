@@ -606,6 +606,103 @@ pc_redact_text(const struct pc_redactor *r, const char *s, size_t len)
 	return o;
 }
 
+/* Append s[0..n) to the growing string *o (length *len); false on NOMEM. */
+static bool
+put_str(char **o, size_t *len, size_t cap, const char *s, size_t n)
+{
+	if (*len + n >= cap)
+		return false;
+	memcpy(*o + *len, s, n);
+	*len += n;
+	return true;
+}
+
+char *
+pc_redact_uri(const struct pc_redactor *r, const char *uri)
+{
+	size_t n, len = 0, cap;
+	const char *p, *end, *auth, *q;
+	char *o, *out;
+
+	if (r == NULL || uri == NULL)
+		return NULL;
+	n = strlen(uri);
+	/* Each part keeps its size or shrinks to the marker. */
+	cap = n + 16 * (n / 2 + 2);
+	o = malloc(cap);
+	if (o == NULL)
+		return NULL;
+	p = uri;
+	end = uri + n;
+	/* scheme://user:password@host: the password goes. */
+	auth = strstr(uri, "://");
+	if (auth != NULL) {
+		const char *as = auth + 3;
+		size_t alen = strcspn(as, "/?#");
+		const char *at = memchr(as, '@', alen);
+		const char *colon = at != NULL ? memchr(as, ':', (size_t)(at -
+		    as)) : NULL;
+		if (colon != NULL) {
+			if (!put_str(&o, &len, cap, uri, (size_t)(colon + 1 -
+			    uri)) || !put_str(&o, &len, cap, PC_REDACTED,
+			    strlen(PC_REDACTED)))
+				goto nomem;
+			p = at;
+		}
+	}
+	/* ?name=value&...: the value of a sensitive name goes. */
+	q = memchr(p, '?', (size_t)(end - p));
+	if (q == NULL) {
+		if (!put_str(&o, &len, cap, p, (size_t)(end - p)))
+			goto nomem;
+	} else {
+		const char *frag = memchr(q, '#', (size_t)(end - q));
+		const char *qe = frag != NULL ? frag : end, *f = q + 1;
+
+		if (!put_str(&o, &len, cap, p, (size_t)(q + 1 - p)))
+			goto nomem;
+		while (f < qe) {
+			size_t flen = strcspn(f, "&;");
+			const char *fe = f + (flen < (size_t)(qe - f) ? flen :
+			    (size_t)(qe - f));
+			const char *eq = memchr(f, '=', (size_t)(fe - f));
+			char name[128];
+			bool hide = false;
+
+			if (eq != NULL && (size_t)(eq - f) < sizeof(name)) {
+				memcpy(name, f, (size_t)(eq - f));
+				name[eq - f] = '\0';
+				hide = key_sensitive(r, name);
+			} else if (eq != NULL) {
+				hide = true;	/* a name too long to judge */
+			}
+			if (hide) {
+				if (!put_str(&o, &len, cap, f, (size_t)(eq + 1 -
+				    f)) || !put_str(&o, &len, cap, PC_REDACTED,
+				    strlen(PC_REDACTED)))
+					goto nomem;
+			} else if (!put_str(&o, &len, cap, f, (size_t)(fe - f))) {
+				goto nomem;
+			}
+			if (fe < qe && !put_str(&o, &len, cap, fe, 1))
+				goto nomem;
+			f = fe + 1;
+		}
+		if (!put_str(&o, &len, cap, qe, (size_t)(end - qe)))
+			goto nomem;
+	}
+	o[len] = '\0';
+	/* Then every secret the gateway knows, anywhere in it. */
+	out = pc_redact_text(r, o, len);
+	explicit_bzero(o, cap);
+	free(o);
+	return out;
+nomem:
+	explicit_bzero(o, cap);
+	free(o);
+	return NULL;
+}
+
 /* ------------------------------------------------------------------ */
 /* JSON                                                                 */
 

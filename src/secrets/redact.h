@@ -80,6 +80,15 @@ int pc_redact_json_needed(const struct pc_redactor *r, const json_t *v,
  */
 char *pc_redact_text(const struct pc_redactor *r, const char *s, size_t len);
 
+/*
+ * A URI fit for a record (caller frees): the password of its userinfo
+ * (scheme://user:<redacted>@host), the value of each query parameter whose
+ * name is sensitive (as object keys are: ?token=<redacted>), then every
+ * known value and credential shape as in pc_redact_text. NULL on
+ * allocation failure.
+ */
+char *pc_redact_uri(const struct pc_redactor *r, const char *uri);
+
 /* Wipes the stored values and frees. Accepts NULL. */
 void pc_redactor_free(struct pc_redactor *r);
 

@@ -43,6 +43,43 @@ test(`a secret from \${env:} printed by an upstream is redacted in the gateway l
 });
 }
 
+test('a resource URI carrying a credential is recorded redacted: userinfo password, ?token=, a secret the gateway knows', async () => {
+  const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { randomBytes } = await import('node:crypto');
+  const { legacyInit } = await import('../lib/mcp.mjs');
+  const { readAuditRecords } = await import('../lib/audit.mjs');
+  const PASS = `pw-${randomBytes(6).toString('hex')}`, TOKEN = `tok-${randomBytes(6).toString('hex')}`;
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-redacturi-'));
+  const keyFile = join(dir, 'audit.key');
+  writeFileSync(keyFile, randomBytes(32).toString('hex'), { mode: 0o600 });
+  const logDir = join(dir, 'audit');
+  const gw = await startGateway(
+    {
+      audit: { dir: logDir, key: `\${file:${keyFile}}` },
+      upstreams: [{ name: 'up', command: upstreamCommands.mini(), env: { UPSTREAM_CREDENTIAL: '${env:PC_TEST_CANARY}' } }],
+    },
+    { env: { PC_TEST_CANARY: CANARY } },
+  );
+  try {
+    const s = await legacyInit(gw.url);
+    for (const [id, uri] of [[1, `up+postgres://app:${PASS}@db/x`], [2, `up+mini://hello?token=${TOKEN}&v=1`], [3, `up+mini://item/${CANARY}`]]) {
+      const r = await s.request(id, 'resources/read', { uri });
+      assert.ok(r.response, JSON.stringify(r));
+    }
+    await gw.stop();
+  } catch (e) {
+    await gw.kill();
+    throw e;
+  }
+  const reads = readAuditRecords(logDir).filter((r) => r.method === 'resources/read');
+  assert.deepEqual(reads.map((r) => r.tool), ['up+postgres://app:<redacted>@db/x', 'up+mini://hello?token=<redacted>&v=1', 'up+mini://item/<redacted>']);
+  const all = JSON.stringify(readAuditRecords(logDir)) + gw.stderr;
+  for (const secret of [PASS, TOKEN, CANARY]) assert.ok(!all.includes(secret), `${secret} reached the audit log or the gateway log`);
+  rmSync(dir, { recursive: true, force: true });
+});
+
 test('a long stderr line is redacted before it is cut: no prefix of a secret across the cut', async () => {
   // "mini_upstream: UPSTREAM_CREDENTIAL=" is 35 bytes: after 4051 bytes of
   // padding the canary starts at 4086 and crosses the 4096-byte cut.

@@ -340,6 +340,37 @@ test_value_spellings(void **state)
 }
 
 static void
+expect_uri(struct pc_redactor *r, const char *in, const char *want)
+{
+	char *got = pc_redact_uri(r, in);
+
+	assert_non_null(got);
+	assert_string_equal(got, want);
+	free(got);
+}
+
+/* A resource URI in a record: its userinfo password, sensitive query
+ * values and known secrets go; the rest stays readable. */
+static void
+test_uri(void **state)
+{
+	struct pc_redactor *r = mk();
+
+	(void)state;
+	assert_int_equal(pc_redactor_add_value(r, CANARY, strlen(CANARY)), 0);
+	expect_uri(r, "postgres://app:S3cret@db/x", "postgres://app:<redacted>@db/x");
+	expect_uri(r, "postgres://app@db/x?sslmode=require",
+	    "postgres://app@db/x?sslmode=require");
+	expect_uri(r, "https://h/p?a=1&access_token=xyz&api-key=k;b=2#frag",
+	    "https://h/p?a=1&access_token=<redacted>&api-key=<redacted>;b=2"
+	    "#frag");
+	expect_uri(r, "mini://r/" CANARY "/x", "mini://r/<redacted>/x");
+	expect_uri(r, "file:///srv/a?b", "file:///srv/a?b");
+	expect_uri(r, "a?password=&x", "a?password=<redacted>&x");
+	pc_redactor_free(r);
+}
+
+static void
 test_text_shapes(void **state)
 {
 	struct pc_redactor *r = mk();
@@ -491,6 +522,7 @@ main(void)
 		cmocka_unit_test(test_copy_and_free_wipes),
 		cmocka_unit_test(test_many_values),
 		cmocka_unit_test(test_value_spellings),
+		cmocka_unit_test(test_uri),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
