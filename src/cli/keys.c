@@ -128,8 +128,8 @@ static const char *
 shown_arg(const char *a)
 {
 	static char buf[96];
-	const char *us = strncmp(a, "pcs_", 4) == 0 ? strchr(a + 4, '_') :
-	    NULL;
+	const char *k = strstr(a, "pcs_");	/* "-pcs_...", "x=pcs_..." too */
+	const char *us = k != NULL ? strchr(k + 4, '_') : NULL;
 
 	if (us != NULL)
 		snprintf(buf, sizeof(buf), "%.*s_<secret not shown>",
@@ -292,13 +292,14 @@ parse_args(int argc, char **argv, struct opts *o)
 		if (done)
 			continue;
 		if (a[0] == '-' && a[1] != '\0')
-			return usage_error("unknown option %s", a);
+			return usage_error("unknown option %s", shown_arg(a));
 		if (o->id == NULL)
 			o->id = a;
 		else if (o->role == NULL)
 			o->role = a;
 		else
-			return usage_error("unexpected argument %s", a);
+			return usage_error("unexpected argument %s",
+			    shown_arg(a));
 	}
 	return 0;
 }
@@ -315,7 +316,8 @@ check_args(const struct opts *o)
 
 	if (!create && !rotate && !takes_role && strcmp(o->cmd, "list") != 0 &&
 	    strcmp(o->cmd, "show") != 0 && strcmp(o->cmd, "revoke") != 0)
-		return usage_error("unknown command '%s'", o->cmd);
+		return usage_error("unknown command '%s'",
+		    shown_arg(o->cmd));
 	if (takes_role && o->role == NULL)
 		return usage_error("%s: which role? (%s ID ROLE)", o->cmd,
 		    o->cmd);
@@ -324,7 +326,8 @@ check_args(const struct opts *o)
 		return usage_error("%s", "ROLE: one name of [A-Za-z0-9_.:-], "
 		    "1-64 characters");
 	if (!takes_role && o->role != NULL)
-		return usage_error("unexpected argument %s", o->role);
+		return usage_error("unexpected argument %s",
+		    shown_arg(o->role));
 	if (grant != (o->for_ != NULL))
 		return usage_error("%s", grant ? "grant: --for DURATION is "
 		    "required (a grant always ends)" : "--for is for grant");

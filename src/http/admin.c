@@ -17,6 +17,7 @@
 #include "../lib/errors.h"
 #include "../lib/log.h"
 #include "../mcp/router.h"
+#include "http_check.h"
 #include "http_int.h"
 
 static int
@@ -107,6 +108,22 @@ admin_cb(struct evhttp_request *req, void *arg)
 	const char *uri = evhttp_request_get_uri(req);
 	json_t *body;
 
+	const char *host = evhttp_find_header(evhttp_request_get_input_headers(
+	    req), "Host");
+
+	/* On a loopback address (the default), a page on evil.example that
+	 * resolves to 127.0.0.1 could read /readyz (the upstreams' names and
+	 * states): the Host must name this machine, as on the MCP listener.
+	 * A listener bound further out is meant to be reached by name. */
+	const char *bound = h->cfg->admin.address;
+
+	if ((pc_addr_is_loopback(bound) || strcmp(bound, "localhost") == 0) &&
+	    (host == NULL ||
+	    !(pc_host_is_loopback(host) || (h->cfg->nhosts > 0 &&
+	    pc_in_list(h->cfg->allowed_hosts, host))))) {
+		evhttp_send_error(req, 403, "Forbidden");
+		return;
+	}
 	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
 		evhttp_send_error(req, 405, "Method Not Allowed");
 		return;

@@ -398,7 +398,9 @@ test('two keys of one principal on one session: the roles follow the latest requ
 
 test('a whole key pasted where an id belongs is not echoed by the keys command', () => {
   const k = createKey('paster');
-  for (const args of [['show', k.key], ['list', k.key]]) {
+  // Wherever it lands: the id, a second argument, the command, an option.
+  for (const args of [['show', k.key], ['list', k.key], ['revoke', k.id, k.key], ['show', k.id, k.key],
+    [k.key, k.id], ['rotate', k.id, `-${k.key}`]]) {
     const r = spawnSync(PORTCULLIS_BIN, ['keys', ...args, '-c', cliCfg], { encoding: 'utf8' });
     assert.notEqual(r.status, 0);
     assert.ok(!(r.stdout + r.stderr).includes(keySecret(k.key)), `${args[0]}: ${r.stderr}`);

@@ -11,6 +11,7 @@ import { startGateway } from '../lib/gateway.mjs';
 import { waitFor } from '../lib/wait.mjs';
 import { PORTCULLIS_BIN, upstreamCommands } from '../lib/paths.mjs';
 import { legacyInit, post } from '../lib/mcp.mjs';
+import { buildRequest, rawRequest } from '../lib/rawhttp.mjs';
 
 
 test('SIGTERM lets an in-flight call finish, then stops the upstream and exits 0', async () => {
@@ -77,6 +78,13 @@ test('an upstream that cannot start does not block readiness; the others serve',
     assert.equal(ready.status, 200);
     assert.notEqual(body.upstreams.broken, 'ready');
     assert.equal(body.upstreams.up, 'ready');
+    // DNS rebinding: a page on another name that resolves to 127.0.0.1
+    // must not read the upstreams' names and states.
+    const evil = await rawRequest(gw.adminPort, buildRequest('GET', '/readyz', [['Host', 'evil.example']]));
+    assert.equal(evil.status, 403);
+    assert.ok(!evil.body.includes('broken'), evil.body);
+    const own = await rawRequest(gw.adminPort, buildRequest('GET', '/healthz', [['Host', `127.0.0.1:${gw.adminPort}`]]));
+    assert.equal(own.status, 200);
     assert.ok(gw.logs.some((l) => /broken/.test(l.msg) && /cannot execute|No such file/.test(l.msg)));
     const s = await legacyInit(gw.url);
     const r = await s.request(1, 'tools/call', { name: 'up__echo', arguments: { text: 'ok' } });
