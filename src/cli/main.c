@@ -351,9 +351,18 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 		}
 		sc->configs = grown;
 		sc->configs[sc->nconfigs++] = ncfg;
-		if (install_log_redaction(sc->configs, sc->nconfigs) != 0)
+		/* The new secrets must be redacted before anything can log
+		 * them: without their redactor, the new config does not
+		 * start. */
+		if (install_log_redaction(sc->configs, sc->nconfigs) != 0) {
+			sc->nconfigs--;
+			pc_authn_free(nauthn);
+			pc_config_free(ncfg);
 			pc_error("reload: out of memory building log redaction; "
-			    "keeping the previous one");
+			    "keeping the running configuration");
+			audit_event(sc, "config.reload_failed", "redaction.nomem");
+			return;
+		}
 		/* The old redactor is gone: hand the front the new one
 		 * before the loop runs again. */
 		if (sc->http != NULL)
