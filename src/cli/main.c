@@ -367,6 +367,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 		 * before the loop runs again. */
 		if (sc->http != NULL)
 			pc_http_set_redactor(sc->http, log_redactor);
+		pc_router_set_redactor(sc->router, log_redactor);
 		if (sc->stdio != NULL)
 			pc_stdio_front_set_audit(sc->stdio, sc->audit,
 			    log_redactor);
@@ -647,6 +648,7 @@ cmd_serve(const char *path, const char *log_override, int stdio_mode)
 		goto out;
 	}
 	pc_router_on_ready(sc.router, on_ready, &sc);
+	pc_router_set_redactor(sc.router, log_redactor);
 	if (cfg->policy == NULL && cfg->nupstreams > 0)
 		pc_warn("no policy: section: nothing is granted, so no tool, "
 		    "prompt or resource is listed or callable (deny by "

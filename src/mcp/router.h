@@ -117,6 +117,13 @@ int pc_router_start(struct pc_router *r);
 void pc_router_shutdown(struct pc_router *r, void (*done)(void *), void *arg);
 void pc_router_free(struct pc_router *r);	/* accepts NULL */
 
+/* The redactor for what upstreams say to clients on their own (log
+ * notifications): borrowed; set again when a reload replaces it. NULL:
+ * none. */
+struct pc_redactor;
+void pc_router_set_redactor(struct pc_router *r,
+    const struct pc_redactor *red);
+
 /* Swap in a reloaded config (limits, eras, timeouts). Upstream changes
  * need a restart for now; they are reported as warnings. */
 void pc_router_set_config(struct pc_router *r, const struct pc_config *cfg);

@@ -105,6 +105,7 @@ struct pc_router {
 	struct pc_map *owners;		/* session owner -> (uintptr_t)
 					 * sessions open */
 	struct pc_map *subs;		/* exposed uri -> (uintptr_t) sessions */
+	const struct pc_redactor *redactor;	/* borrowed, or NULL */
 	struct pc_map *sub_lost;	/* held URIs the upstream refused to
 					 * take again -> (void *)1: the next
 					 * subscribe asks it once more */

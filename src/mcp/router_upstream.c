@@ -11,6 +11,7 @@
 #include "../lib/log.h"
 #include "../lib/map.h"
 #include "../lib/util.h"
+#include "../secrets/redact.h"
 #include "router_int.h"
 
 /* --- upstream hooks ---------------------------------------------------------- */
@@ -48,6 +49,43 @@ hook_down(struct pc_upstream *up, void *arg)
 	}
 }
 
+/*
+ * An upstream's log message to the client that caused it. It is a log
+ * line like the child's stderr, which the gateway's log redacts: a secret
+ * the gateway gave the child (its env) must not reach the client this way
+ * either. Redacted on a copy; one that cannot be redacted is dropped.
+ */
+static void
+send_log(struct pc_router *r, struct pc_call *c, json_t *msg)
+{
+	json_t *copy;
+	int rc;
+
+	if (r->redactor == NULL) {
+		c->ops->message(c->sink, msg);
+		return;
+	}
+	rc = pc_redact_json_needed(r->redactor, msg, NULL);
+	if (rc == 0) {
+		c->ops->message(c->sink, msg);
+		return;
+	}
+	copy = rc > 0 ? json_deep_copy(msg) : NULL;
+	if (copy != NULL && (rc = pc_redact_json(r->redactor, copy, NULL)) ==
+	    0)
+		c->ops->message(c->sink, copy);
+	else
+		pc_warn("an upstream log message was not passed on: it could "
+		    "not be redacted");
+	json_decref(copy);
+}
+
+void
+pc_router_set_redactor(struct pc_router *r, const struct pc_redactor *red)
+{
+	r->redactor = red;
+}
+
 static void
 hook_notification(struct pc_upstream *up, json_t *msg, void *call_arg,
     void *arg)
@@ -83,7 +121,7 @@ hook_notification(struct pc_upstream *up, json_t *msg, void *call_arg,
 		int lvl = pc_log_level_index(json_string_value(
 		    json_object_get(params, "level")));
 		if (c != NULL && c->log_level >= 0 && lvl >= c->log_level)
-			c->ops->message(c->sink, msg);
+			send_log(r, c, msg);
 	}
 	/* Anything else (unattributed progress, cancelled, ...) is dropped:
 	 * sending it to a client that did not cause it would leak. */

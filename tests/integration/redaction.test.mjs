@@ -80,6 +80,30 @@ test('a resource URI carrying a credential is recorded redacted: userinfo passwo
   rmSync(dir, { recursive: true, force: true });
 });
 
+test('an upstream\'s log message to the client is redacted like its stderr: a secret the gateway gave it does not reach the client', async () => {
+  const { legacyInit } = await import('../lib/mcp.mjs');
+  const { openStream } = await import('../lib/stream.mjs');
+  const gw = await startGateway(
+    { upstreams: [{ name: 'up', command: upstreamCommands.mini(), env: { UPSTREAM_CREDENTIAL: '${env:PC_TEST_CANARY}' } }] },
+    { env: { PC_TEST_CANARY: CANARY } },
+  );
+  try {
+    const s = await legacyInit(gw.url);
+    const st = await openStream(gw.url, { headers: s.headers, body: { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'up__log', arguments: { env: 'UPSTREAM_CREDENTIAL' } } } });
+    const got = [];
+    for (let m = await st.next(); m; m = await st.next()) got.push(m);
+    const log = got.find((m) => m.method === 'notifications/message');
+    assert.ok(log, JSON.stringify(got));
+    assert.equal(log.params.data, 'hello log UPSTREAM_CREDENTIAL=<redacted>');
+    assert.ok(!JSON.stringify(got).includes(CANARY));
+    assert.equal(got.at(-1).result?.content?.[0]?.text, 'logged');
+    await gw.stop();
+  } catch (e) {
+    await gw.kill();
+    throw e;
+  }
+});
+
 test('a long stderr line is redacted before it is cut: no prefix of a secret across the cut', async () => {
   // "mini_upstream: UPSTREAM_CREDENTIAL=" is 35 bytes: after 4051 bytes of
   // padding the canary starts at 4086 and crosses the 4096-byte cut.
