@@ -653,6 +653,13 @@ cmd_serve(const char *path, const char *log_override, int stdio_mode)
 		pc_warn("no policy: section: nothing is granted, so no tool, "
 		    "prompt or resource is listed or callable (deny by "
 		    "default; docs/policy.md)");
+	for (size_t i = 0; i < cfg->nupstreams; i++)
+		if (cfg->upstreams[i].argv_secret)
+			pc_warn("upstream '%s': a ${env:}/${file:} reference in "
+			    "its command puts the value where every local user "
+			    "can read it (ps, /proc); pass it in env instead "
+			    "(production mode refuses this)",
+			    cfg->upstreams[i].name);
 	if (stdio_mode) {
 		/* The local user's calls are audited and limited like
 		 * anyone's. */

@@ -51,6 +51,8 @@ struct pc_upstream_conf {
 	uint32_t restart_min_ms;
 	uint32_t restart_max_ms;
 	uint32_t max_line_bytes;
+	bool argv_secret;	/* a command item held a ${...} reference:
+				 * visible to local users (ps, /proc) */
 };
 
 struct pc_limits_conf {

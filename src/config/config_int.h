@@ -55,6 +55,8 @@ struct cfg_ctx {
 	bool listen_nonloopback;	/* checked against tls at the end */
 	bool auth_method_seen;		/* an auth method section was given */
 	bool full;			/* error list reached its cap */
+	unsigned argv_ref_line, argv_ref_col;	/* first reference in a
+					 * command item (0: none) */
 };
 
 /* Record "file:line:col: msg". Never fails: OOM sets ctx->nomem. */

@@ -886,6 +886,12 @@ cfg_walk_root(struct cfg_ctx *ctx, const struct cfg_node *root)
 		cfg_err_at(ctx, at, "admin_listen must differ from listen "
 		    "(both are %s:%u)", c->listen.address, c->listen.port);
 	}
+	if (c->mode == PC_MODE_PRODUCTION && ctx->argv_ref_line != 0)
+		cfg_err(ctx, ctx->argv_ref_line, ctx->argv_ref_col, "command: a "
+		    "${env:}/${file:} reference in an argument puts the secret "
+		    "where every local user can read it (ps, /proc/PID/cmdline); "
+		    "pass it in the upstream's env instead (mode: production "
+		    "refuses this)");
 	/* seen[0] is listen, seen[10] auth (order of top_keys). */
 	cfg_auth_check(ctx, root, seen[10], seen[0]);
 	/* seen[12] rate_limits, seen[13] budgets; after the auth check,

@@ -124,13 +124,23 @@ k_command(struct cfg_ctx *ctx, const struct cfg_key *k,
 			bad = true;
 			continue;
 		}
-		/* Arguments may carry a credential (--token=${env:T}). */
+		/* Arguments may carry a credential (--token=${env:T}):
+		 * resolved, but every local user can read a process's argv,
+		 * so production mode refuses it (checked at the end, when
+		 * the mode is known) and serve warns otherwise. */
 		rc = cfg_expand(ctx, it, &argv[n], &had);
 		if (rc == PC_E_NOMEM)
 			ctx->nomem = true;
 		if (rc != 0) {
 			bad = true;
 			continue;
+		}
+		if (had) {
+			u->argv_secret = true;
+			if (ctx->argv_ref_line == 0) {
+				ctx->argv_ref_line = it->line;
+				ctx->argv_ref_col = it->col;
+			}
 		}
 		n++;
 	}

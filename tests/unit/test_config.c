@@ -948,6 +948,25 @@ test_auth_rules(void **state)
 	    "t.yaml:1:1: auth: no authentication method is configured; set "
 	    "auth.api_keys, auth.oauth or auth.mtls (or write `auth: none` for "
 	    "a loopback development setup)\n");
+	/* A secret in an upstream's argv is readable by every local user:
+	 * refused in production, resolved (and flagged) otherwise. */
+	setenv("PC_TEST_ARGV", "argv-secret-123456", 1);
+	expect_errors("mode: production\nauth: none\nupstreams:\n  - name: up\n"
+	    "    command: [srv, \"--token=${env:PC_TEST_ARGV}\"]\n",
+	    "t.yaml:1:1: mode: production needs tls or trusted_proxies (HTTPS "
+	    "only)\n"
+	    "t.yaml:2:1: auth: none is refused in production mode\n"
+	    "t.yaml:5:20: command: a ${env:}/${file:} reference in an argument "
+	    "puts the secret where every local user can read it (ps, "
+	    "/proc/PID/cmdline); pass it in the upstream's env instead (mode: "
+	    "production refuses this)\n");
+	cfg = expect_ok("auth: none\nupstreams:\n  - name: up\n"
+	    "    command: [srv, \"--token=${env:PC_TEST_ARGV}\"]\n"
+	    "  - name: plain\n    command: [srv, --flag]\n");
+	assert_true(cfg->upstreams[0].argv_secret);
+	assert_false(cfg->upstreams[1].argv_secret);
+	pc_config_free(cfg);
+	unsetenv("PC_TEST_ARGV");
 	expect_errors("mode: production\nauth: none\n",
 	    "t.yaml:1:1: mode: production needs tls or trusted_proxies (HTTPS "
 	    "only)\n"
