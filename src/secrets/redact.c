@@ -314,6 +314,30 @@ add_percent(struct pc_redactor *r, const unsigned char *v, size_t len)
 	return rc;
 }
 
+/* "/" written "\/", as PHP's and some Java JSON encoders print it. */
+static int
+add_slash_escaped(struct pc_redactor *r, const unsigned char *v, size_t len)
+{
+	unsigned char *e;
+	size_t n = 0;
+	int rc;
+
+	if (memchr(v, '/', len) == NULL || len > PC_MAX_CONFIG_EXPANDED / 2)
+		return 0;
+	e = malloc(len * 2);
+	if (e == NULL)
+		return PC_E_NOMEM;
+	for (size_t i = 0; i < len; i++) {
+		if (v[i] == '/')
+			e[n++] = '\\';
+		e[n++] = v[i];
+	}
+	rc = add_one(r, e, n);
+	explicit_bzero(e, len * 2);
+	free(e);
+	return rc;
+}
+
 int
 pc_redactor_add_value(struct pc_redactor *r, const void *value, size_t len)
 {
@@ -327,7 +351,8 @@ pc_redactor_add_value(struct pc_redactor *r, const void *value, size_t len)
 	if (len > PC_MAX_CONFIG_EXPANDED)
 		return PC_E_LIMIT;
 	if ((rc = add_spelled(r, v, len)) != 0 ||
-	    (rc = add_percent(r, v, len)) != 0)
+	    (rc = add_percent(r, v, len)) != 0 ||
+	    (rc = add_slash_escaped(r, v, len)) != 0)
 		return rc;
 	/*
 	 * A value read from a file or a Kubernetes secret often ends with a

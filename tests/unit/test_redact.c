@@ -336,6 +336,7 @@ test_value_spellings(void **state)
 	assert_int_equal(pc_redactor_add_value(r, "abc+def/ghi=jkl", 15), 0);
 	expect_text(r, "GET /x?k=abc%2Bdef%2Fghi%3Djkl failed",
 	    "GET /x?k=<redacted> failed");
+	expect_text(r, "{\"k\":\"abc+def\\/ghi=jkl\"}", "{\"k\":\"<redacted>\"}");
 	pc_redactor_free(r);
 }
 
