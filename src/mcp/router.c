@@ -22,6 +22,7 @@
 #include "../lib/map.h"
 #include "../lib/util.h"
 #include "../lib/version.h"
+#include "../secrets/redact.h"
 #include "router_int.h"
 
 static const char *const log_levels[] = {
@@ -440,6 +441,18 @@ on_progress(void *arg, json_t *params)
 	if (c->progress_token == NULL)
 		return;
 	p = json_deep_copy(params);
+	/* Its message is the upstream's text, like a log line: a secret
+	 * the gateway gave it does not reach the client (the token and
+	 * the numbers are left alone: "progressToken" is no secret). */
+	const char *m = json_string_value(json_object_get(p, "message"));
+	if (m != NULL && c->r->redactor != NULL) {
+		char *red = pc_redact_text(c->r->redactor, m, strlen(m));
+		json_t *js = red != NULL ? json_string(red) : NULL;
+		/* Not redacted, not sent. */
+		json_object_set_new(p, "message", js != NULL ? js :
+		    json_string(PC_REDACTED));
+		free(red);
+	}
 	json_object_set(p, "progressToken", c->progress_token);
 	n = json_pack("{s:s, s:s, s:o}", "jsonrpc", "2.0", "method",
 	    "notifications/progress", "params", p);
@@ -1051,7 +1064,8 @@ pc_listener_tell_lists(struct pc_router *r, struct pc_call *c, unsigned mask)
 	for (int k = 0; k < PC_CAT__N; k++)
 		if (pc_list_bit_told(mask, k))
 			send[n++] = pc_list_changed_method[k];
-	/* Decided before the first is sent: c is not read after. */
+	/* Decided before the first is sent; listen_send reads c again for
+	 * the next (a sink never frees its call from inside message()). */
 	for (size_t i = 0; i < n; i++)
 		listen_send(c, send[i], NULL);
 }

@@ -271,8 +271,8 @@ add_spelled(struct pc_redactor *r, const void *value, size_t len)
 	return rc;
 }
 
-/* Lines of one multi-line value known on their own. */
-#define REDACT_MAX_LINES 64
+/* Lines of one multi-line value looked at one by one. */
+#define REDACT_MAX_LINES 1024
 
 static bool
 is_space(unsigned char c)
@@ -338,10 +338,13 @@ add_slash_escaped(struct pc_redactor *r, const unsigned char *v, size_t len)
 	return rc;
 }
 
+static int other_spellings(struct pc_redactor *r, const unsigned char *v,
+    size_t len);
+
 int
 pc_redactor_add_value(struct pc_redactor *r, const void *value, size_t len)
 {
-	const unsigned char *v = value, *a, *b, *end;
+	const unsigned char *v = value;
 	int rc;
 
 	if (r == NULL || (value == NULL && len > 0))
@@ -350,16 +353,44 @@ pc_redactor_add_value(struct pc_redactor *r, const void *value, size_t len)
 		return 0;
 	if (len > PC_MAX_CONFIG_EXPANDED)
 		return PC_E_LIMIT;
-	if ((rc = add_spelled(r, v, len)) != 0 ||
-	    (rc = add_percent(r, v, len)) != 0 ||
+	if ((rc = add_spelled(r, v, len)) != 0)
+		return rc;
+	/* The other spellings are extra cover: past the value limit the
+	 * value itself is still known, and that is what limits promise. */
+	rc = other_spellings(r, v, len);
+	return rc == PC_E_LIMIT ? 0 : rc;
+}
+
+/* A line of base64 (a PEM body, a key split over lines) long enough to
+ * be secret material: only such lines of a multi-line value are known
+ * on their own, not its armor ("-----BEGIN ...") or the plain fields
+ * of a credential file ("type": "service_account", apiVersion: v1). */
+static bool
+secret_line(const unsigned char *s, size_t n)
+{
+	if (n < 16)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum(s[i]) && s[i] != '+' && s[i] != '/' && s[i] != '=')
+			return false;
+	return true;
+}
+
+static int
+other_spellings(struct pc_redactor *r, const unsigned char *v, size_t len)
+{
+	const unsigned char *a, *b, *end;
+	int rc;
+
+	if ((rc = add_percent(r, v, len)) != 0 ||
 	    (rc = add_slash_escaped(r, v, len)) != 0)
 		return rc;
 	/*
 	 * A value read from a file or a Kubernetes secret often ends with a
-	 * newline, and a PEM key or a JSON credential spans lines: what a
-	 * child prints, logged line by line, or quotes without the newline
-	 * never matches the whole. So its trimmed form and each of its
-	 * lines (trimmed, when long enough to be a secret) are known too.
+	 * newline, and a PEM key spans lines: what a child prints, logged
+	 * line by line, or quotes without the newline never matches the
+	 * whole. So its trimmed form and each of its base64 lines are known
+	 * too.
 	 */
 	end = v + len;
 	a = v;
@@ -372,8 +403,8 @@ pc_redactor_add_value(struct pc_redactor *r, const void *value, size_t len)
 		return rc;
 	if (memchr(a, '\n', (size_t)(b - a)) == NULL)
 		return 0;
-	/* A key or a credential file has tens of lines; a bigger value's
-	 * lines are not spelled out one by one (the whole still matches). */
+	/* Bounded per value (a bundle of certificates and a key is a few
+	 * hundred lines): the whole still matches past it. */
 	for (int lines = 0; a < b && lines < REDACT_MAX_LINES; lines++) {
 		const unsigned char *nl = memchr(a, '\n', (size_t)(b - a));
 		const unsigned char *le = nl != NULL ? nl : b, *ls = a;
@@ -381,7 +412,8 @@ pc_redactor_add_value(struct pc_redactor *r, const void *value, size_t len)
 			ls++;
 		while (le > ls && is_space(le[-1]))
 			le--;
-		if ((rc = add_spelled(r, ls, (size_t)(le - ls))) != 0)
+		if (secret_line(ls, (size_t)(le - ls)) &&
+		    (rc = add_one(r, ls, (size_t)(le - ls))) != 0)
 			return rc;
 		a = nl != NULL ? nl + 1 : b;
 	}
@@ -642,31 +674,91 @@ put_str(char **o, size_t *len, size_t cap, const char *s, size_t n)
 	return true;
 }
 
+/*
+ * Copy the parameter list f..e ("a=1&token=x;b") to the output, the value
+ * of each sensitive name replaced; false on NOMEM.
+ */
+static bool
+put_params(const struct pc_redactor *r, char **o, size_t *len, size_t cap,
+    const char *f, const char *e)
+{
+	while (f < e) {
+		const char *fe = f;
+		const char *eq;
+		char name[128];
+		bool hide = false;
+
+		while (fe < e && *fe != '&' && *fe != ';')
+			fe++;
+		eq = memchr(f, '=', (size_t)(fe - f));
+		if (eq != NULL && (size_t)(eq - f) < sizeof(name)) {
+			memcpy(name, f, (size_t)(eq - f));
+			name[eq - f] = '\0';
+			hide = key_sensitive(r, name);
+		} else if (eq != NULL) {
+			hide = true;	/* a name too long to judge */
+		}
+		if (hide ? !put_str(o, len, cap, f, (size_t)(eq + 1 - f)) ||
+		    !put_str(o, len, cap, PC_REDACTED, strlen(PC_REDACTED)) :
+		    !put_str(o, len, cap, f, (size_t)(fe - f)))
+			return false;
+		if (fe < e && !put_str(o, len, cap, fe, 1))
+			return false;
+		f = fe + 1;
+	}
+	return true;
+}
+
+/* "scheme:" with a valid scheme (RFC 3986: ALPHA *( ALPHA / DIGIT / "+" /
+ * "-" / "." )) ending at colon. */
+static bool
+valid_scheme(const char *s, const char *colon)
+{
+	if (s == colon || !isalpha((unsigned char)*s))
+		return false;
+	for (const char *c = s; c < colon; c++)
+		if (!isalnum((unsigned char)*c) && *c != '+' && *c != '-' &&
+		    *c != '.')
+			return false;
+	return true;
+}
+
 char *
 pc_redact_uri(const struct pc_redactor *r, const char *uri)
 {
 	size_t n, len = 0, cap;
-	const char *p, *end, *auth, *q;
+	const char *p, *end, *q, *hash, *stop, *auth;
 	char *o, *out;
 
 	if (r == NULL || uri == NULL)
 		return NULL;
 	n = strlen(uri);
-	/* Each part keeps its size or shrinks to the marker. */
-	cap = n + 16 * (n / 2 + 2);
+	/* Each field keeps its size or becomes name=<redacted>, at most
+	 * 10 bytes more; a field takes at least one byte and a separator. */
+	cap = n + 10 * (n / 2 + 2) + 1;
 	o = malloc(cap);
 	if (o == NULL)
 		return NULL;
 	p = uri;
 	end = uri + n;
-	/* scheme://user:password@host: the password goes. */
+	q = strchr(uri, '?');
+	hash = strchr(uri, '#');
+	stop = q != NULL && (hash == NULL || q < hash) ? q : hash;
+	if (stop == NULL)
+		stop = end;
+	/* scheme://user:password@host: the password goes. Only an
+	 * authority before the query or fragment, after a real scheme (a
+	 * "://" inside a parameter is not one), up to its last '@'. */
 	auth = strstr(uri, "://");
-	if (auth != NULL) {
-		const char *as = auth + 3;
-		size_t alen = strcspn(as, "/?#");
-		const char *at = memchr(as, '@', alen);
-		const char *colon = at != NULL ? memchr(as, ':', (size_t)(at -
-		    as)) : NULL;
+	if (auth != NULL && auth < stop && valid_scheme(uri, auth)) {
+		const char *as = auth + 3, *ae = as, *at = NULL, *colon;
+
+		while (ae < stop && *ae != '/')
+			ae++;
+		for (const char *c = as; c < ae; c++)
+			if (*c == '@')
+				at = c;
+		colon = at != NULL ? memchr(as, ':', (size_t)(at - as)) : NULL;
 		if (colon != NULL) {
 			if (!put_str(&o, &len, cap, uri, (size_t)(colon + 1 -
 			    uri)) || !put_str(&o, &len, cap, PC_REDACTED,
@@ -675,55 +767,29 @@ pc_redact_uri(const struct pc_redactor *r, const char *uri)
 			p = at;
 		}
 	}
-	/* ?name=value&...: the value of a sensitive name goes. */
-	q = memchr(p, '?', (size_t)(end - p));
-	if (q == NULL) {
-		if (!put_str(&o, &len, cap, p, (size_t)(end - p)))
+	/* The path as it is; then ?query and #fragment (OAuth's implicit
+	 * flow puts #access_token=... there): the value of a sensitive name
+	 * goes. */
+	if (!put_str(&o, &len, cap, p, (size_t)(stop - p)))
+		goto nomem;
+	if (q != NULL && q == stop) {
+		const char *qe = hash != NULL && hash > q ? hash : end;
+		if (!put_str(&o, &len, cap, q, 1) ||
+		    !put_params(r, &o, &len, cap, q + 1, qe))
 			goto nomem;
-	} else {
-		const char *frag = memchr(q, '#', (size_t)(end - q));
-		const char *qe = frag != NULL ? frag : end, *f = q + 1;
-
-		if (!put_str(&o, &len, cap, p, (size_t)(q + 1 - p)))
-			goto nomem;
-		while (f < qe) {
-			size_t flen = strcspn(f, "&;");
-			const char *fe = f + (flen < (size_t)(qe - f) ? flen :
-			    (size_t)(qe - f));
-			const char *eq = memchr(f, '=', (size_t)(fe - f));
-			char name[128];
-			bool hide = false;
-
-			if (eq != NULL && (size_t)(eq - f) < sizeof(name)) {
-				memcpy(name, f, (size_t)(eq - f));
-				name[eq - f] = '\0';
-				hide = key_sensitive(r, name);
-			} else if (eq != NULL) {
-				hide = true;	/* a name too long to judge */
-			}
-			if (hide) {
-				if (!put_str(&o, &len, cap, f, (size_t)(eq + 1 -
-				    f)) || !put_str(&o, &len, cap, PC_REDACTED,
-				    strlen(PC_REDACTED)))
-					goto nomem;
-			} else if (!put_str(&o, &len, cap, f, (size_t)(fe - f))) {
-				goto nomem;
-			}
-			if (fe < qe && !put_str(&o, &len, cap, fe, 1))
-				goto nomem;
-			f = fe + 1;
-		}
-		if (!put_str(&o, &len, cap, qe, (size_t)(end - qe)))
-			goto nomem;
+		stop = qe;
 	}
+	if (stop < end && (!put_str(&o, &len, cap, stop, 1) ||
+	    !put_params(r, &o, &len, cap, stop + 1, end)))
+		goto nomem;
 	o[len] = '\0';
 	/* Then every secret the gateway knows, anywhere in it. */
 	out = pc_redact_text(r, o, len);
-	explicit_bzero(o, cap);
+	explicit_bzero(o, len);
 	free(o);
 	return out;
 nomem:
-	explicit_bzero(o, cap);
+	explicit_bzero(o, len);
 	free(o);
 	return NULL;
 }

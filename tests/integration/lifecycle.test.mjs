@@ -85,6 +85,10 @@ test('an upstream that cannot start does not block readiness; the others serve',
     assert.ok(!evil.body.includes('broken'), evil.body);
     const own = await rawRequest(gw.adminPort, buildRequest('GET', '/healthz', [['Host', `127.0.0.1:${gw.adminPort}`]]));
     assert.equal(own.status, 200);
+    // An IP literal is no rebinding (that needs a name): a probe may use
+    // the address it was given.
+    const literal = await rawRequest(gw.adminPort, buildRequest('GET', '/healthz', [['Host', '127.0.0.2:9']]));
+    assert.equal(literal.status, 200);
     assert.ok(gw.logs.some((l) => /broken/.test(l.msg) && /cannot execute|No such file/.test(l.msg)));
     const s = await legacyInit(gw.url);
     const r = await s.request(1, 'tools/call', { name: 'up__echo', arguments: { text: 'ok' } });

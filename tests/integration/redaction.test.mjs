@@ -80,7 +80,7 @@ test('a resource URI carrying a credential is recorded redacted: userinfo passwo
   rmSync(dir, { recursive: true, force: true });
 });
 
-test('an upstream\'s log message to the client is redacted like its stderr: a secret the gateway gave it does not reach the client', async () => {
+test('an upstream\'s log and progress messages to the client are redacted like its stderr: a secret the gateway gave it does not reach the client', async () => {
   const { legacyInit } = await import('../lib/mcp.mjs');
   const { openStream } = await import('../lib/stream.mjs');
   const gw = await startGateway(
@@ -97,6 +97,17 @@ test('an upstream\'s log message to the client is redacted like its stderr: a se
     assert.equal(log.params.data, 'hello log UPSTREAM_CREDENTIAL=<redacted>');
     assert.ok(!JSON.stringify(got).includes(CANARY));
     assert.equal(got.at(-1).result?.content?.[0]?.text, 'logged');
+    // Progress messages are the upstream's text too; the token stays.
+    const pr = await openStream(gw.url, { headers: s.headers, body: { jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'up__progress', arguments: { steps: 2, ms: 10, env: 'UPSTREAM_CREDENTIAL' }, _meta: { progressToken: 'pt-1' } } } });
+    const prog = [];
+    for (let m = await pr.next(); m; m = await pr.next()) prog.push(m);
+    const notes = prog.filter((m) => m.method === 'notifications/progress');
+    assert.equal(notes.length, 2, JSON.stringify(prog));
+    for (const n of notes) {
+      assert.equal(n.params.progressToken, 'pt-1');
+      assert.equal(n.params.message, 'UPSTREAM_CREDENTIAL=<redacted>');
+    }
+    assert.ok(!JSON.stringify(prog).includes(CANARY));
     await gw.stop();
   } catch (e) {
     await gw.kill();

@@ -368,9 +368,13 @@ test('a reload that hides a resource ends the updates of existing subscriptions,
 // the session that subscribed meanwhile: the URI is held here but not
 // upstream. The next subscribe, a new session's or the holder's again,
 // asks the upstream once more instead of answering "already held".
+// The holder's case: the upstream refuses a third time, and the holder is
+// told so (its own call, not a promise); it still holds the URI, and asks
+// again with success.
 for (const who of ['a new session', 'the holder again']) {
   test(`a subscription the upstream refused twice is asked for again by ${who}`, async () => {
-    const g = await startGateway({ upstreams: [{ name: 'c', command: [...upstreamCommands.mini(), '--subscribe-fail-first', '400', '--subscribe-fail-times', '2'] }] });
+    const fails = who === 'a new session' ? '2' : '3';
+    const g = await startGateway({ upstreams: [{ name: 'c', command: [...upstreamCommands.mini(), '--subscribe-fail-first', '400', '--subscribe-fail-times', fails] }] });
     try {
       const uri = 'c+mini://hello';
       const sa = await legacyInit(g.url);
@@ -386,7 +390,11 @@ for (const who of ['a new session', 'the holder again']) {
       await g.waitForLog((l) => /did not take the subscription to c\+mini:\/\/hello/.test(l.msg ?? ''), { from, timeoutMs: 5000 });
       assert.equal(await touch(2), 'not subscribed', 'the retry was refused too');
       const again = who === 'a new session' ? await legacyInit(g.url) : sb;
-      assert.ok((await again.request(3, 'resources/subscribe', { uri })).response?.result);
+      if (again === sb) {
+        const refused = await sb.request(3, 'resources/subscribe', { uri });
+        assert.ok(refused.response?.error, 'the holder hears the upstream refused: ' + JSON.stringify(refused.response));
+      }
+      assert.ok((await again.request(4, 'resources/subscribe', { uri })).response?.result);
       let t;
       for (let i = 0; i < 20 && t !== 'updated'; i++) {
         t = await touch(10 + i);

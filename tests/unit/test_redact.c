@@ -322,6 +322,9 @@ test_value_spellings(void **state)
 {
 	static const char pem[] = "-----BEGIN KEY-----\n"
 	    "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nshort\n-----END KEY-----\n";
+	static const char kube[] = "apiVersion: v1\nkind: Config\n"
+	    "users:\n- name: a\n  user:\n    token:\n"
+	    "      ZXhhbXBsZS1zZWNyZXQtdG9rZW4=\n";
 	struct pc_redactor *r = mk();
 
 	(void)state;
@@ -333,6 +336,13 @@ test_value_spellings(void **state)
 	expect_text(r, "line: MIIEvQIBADANBgkqhkiG9w0BAQEFAASC",
 	    "line: <redacted>");
 	expect_text(r, "short", "short");	/* a line too short to tell */
+	/* Armor and plain fields of a credential file are not secrets:
+	 * only base64 lines are known on their own. */
+	expect_text(r, "-----END KEY-----", "-----END KEY-----");
+	assert_int_equal(pc_redactor_add_value(r, kube, sizeof(kube) - 1), 0);
+	expect_text(r, "apiVersion: v1", "apiVersion: v1");
+	expect_text(r, "token ZXhhbXBsZS1zZWNyZXQtdG9rZW4=",
+	    "token <redacted>");
 	assert_int_equal(pc_redactor_add_value(r, "abc+def/ghi=jkl", 15), 0);
 	expect_text(r, "GET /x?k=abc%2Bdef%2Fghi%3Djkl failed",
 	    "GET /x?k=<redacted> failed");
@@ -368,6 +378,18 @@ test_uri(void **state)
 	expect_uri(r, "mini://r/" CANARY "/x", "mini://r/<redacted>/x");
 	expect_uri(r, "file:///srv/a?b", "file:///srv/a?b");
 	expect_uri(r, "a?password=&x", "a?password=<redacted>&x");
+	/* A "://" inside a parameter is not the authority. */
+	expect_uri(r, "x:y?token=T&next=http://u:p@h",
+	    "x:y?token=<redacted>&next=http://u:p@h");
+	/* The last '@' ends the userinfo: nothing of the password stays. */
+	expect_uri(r, "postgres://u:p@ss@db/x", "postgres://u:<redacted>@db/x");
+	expect_uri(r, "postgres://u:@db", "postgres://u:<redacted>@db");
+	/* OAuth's implicit flow puts the token in the fragment. */
+	expect_uri(r, "https://h/cb#access_token=abc&state=1",
+	    "https://h/cb#access_token=<redacted>&state=1");
+	expect_uri(r, "https://h/?q=1#frag", "https://h/?q=1#frag");
+	expect_uri(r, "a?x=1&", "a?x=1&");
+	expect_uri(r, "", "");
 	pc_redactor_free(r);
 }
 
