@@ -32,26 +32,9 @@ static json_t *
 call_args(const struct pc_redactor *r, const json_t *schema, json_t *params)
 {
 	json_t *args = json_object_get(params, "arguments");
-	json_t *copy;
-	int rc;
 
-	if (r == NULL || args == NULL)
-		return NULL;
-	rc = pc_redact_json_needed(r, args, schema);
-	if (rc == 0)
-		return json_incref(args);
-	if (rc < 0)
-		return NULL;
-	copy = json_deep_copy(args);
-	if (copy == NULL)
-		return NULL;
-	rc = pc_redact_json(r, copy, schema);
-	/* PC_E_LIMIT leaves a safe (over-redacted) value; NOMEM may not. */
-	if (rc != 0 && rc != PC_E_LIMIT) {
-		json_decref(copy);
-		return NULL;
-	}
-	return copy;
+	return r == NULL || args == NULL ? NULL :
+	    pc_redact_json_copy(r, args, schema);
 }
 
 struct pc_audit_call *
@@ -87,15 +70,13 @@ pc_audit_call_new(const struct pc_redactor *r, const json_t *schema,
 		tool = safe;
 	}
 	a = calloc(1, sizeof(*a));
-	if (a == NULL) {
-		free(safe);
-		return NULL;
-	}
+	if (a == NULL)
+		goto out;
 	if (tool != NULL && strlen(tool) >= sizeof(a->tool) &&
 	    (a->tool_long = strdup(tool)) == NULL) {
-		free(safe);
 		free(a);
-		return NULL;
+		a = NULL;
+		goto out;
 	}
 	pc_strlcpy(a->request_id, request_id ? request_id : "",
 	    sizeof(a->request_id));
@@ -106,12 +87,13 @@ pc_audit_call_new(const struct pc_redactor *r, const json_t *schema,
 	pc_strlcpy(a->session, session ? session : "", sizeof(a->session));
 	pc_strlcpy(a->method, method ? method : "", sizeof(a->method));
 	pc_strlcpy(a->tool, tool ? tool : "", sizeof(a->tool));
-	free(safe);
 	a->era = era;
 	a->args = method != NULL ? call_args(r, schema, params) : NULL;
 	a->start_us = pc_now_us();
 	a->bytes_in = -1;
 	a->bytes_out = -1;
+out:
+	free(safe);
 	return a;
 }
 

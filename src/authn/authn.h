@@ -15,9 +15,8 @@
 #define PC_AUTHN_H
 
 #include <jansson.h>
-#include <stdint.h>
-
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "../config/config.h"
 #include "principal.h"

@@ -101,58 +101,23 @@ admin_reply(struct evhttp_request *req, int status, json_t *body)
 	evbuffer_free(b);
 }
 
-/* Host is an IP literal (v4, or [v6]), with an optional port: DNS
- * rebinding needs a name, so a literal is as good as loopback here (a
- * probe may use the bound address, 127.0.0.2 or [::ffff:127.0.0.1]). */
-static bool
-host_is_literal(const char *host)
-{
-	char buf[64];
-	const char *e;
-	size_t n;
-	unsigned char a[16];
-
-	if (host[0] == '[') {
-		e = strchr(host, ']');
-		if (e == NULL || (e[1] != '\0' && e[1] != ':'))
-			return false;
-		n = (size_t)(e - host - 1);
-		if (n == 0 || n >= sizeof(buf))
-			return false;
-		memcpy(buf, host + 1, n);
-		buf[n] = '\0';
-		return inet_pton(AF_INET6, buf, a) == 1;
-	}
-	e = strchr(host, ':');
-	n = e != NULL ? (size_t)(e - host) : strlen(host);
-	if (n == 0 || n >= sizeof(buf))
-		return false;
-	memcpy(buf, host, n);
-	buf[n] = '\0';
-	return inet_pton(AF_INET, buf, a) == 1;
-}
-
 static void
 admin_cb(struct evhttp_request *req, void *arg)
 {
 	struct pc_http *h = arg;
 	const char *uri = evhttp_request_get_uri(req);
-	json_t *body;
-
 	const char *host = evhttp_find_header(evhttp_request_get_input_headers(
 	    req), "Host");
+	json_t *body;
 
-	/* On a loopback address (the default), a page on evil.example that
-	 * resolves to 127.0.0.1 could read /readyz (the upstreams' names and
-	 * states): the Host must name this machine, as on the MCP listener.
-	 * A listener bound further out is meant to be reached by name. */
-	const char *bound = h->cfg->admin.address;
-
-	if ((pc_addr_is_loopback(bound) || strcmp(bound, "localhost") == 0) &&
-	    (host == NULL ||
-	    !(pc_host_is_loopback(host) || host_is_literal(host) ||
-	    (h->cfg->nhosts > 0 &&
-	    pc_in_list(h->cfg->allowed_hosts, host))))) {
+	/* The admin listener is loopback only (the config refuses others),
+	 * and a page on evil.example that resolves to 127.0.0.1 could read
+	 * /readyz (the upstreams' names and states): the Host must name this
+	 * machine, as on the MCP listener. An IP literal is no rebinding
+	 * (that needs a name): a probe may use 127.0.0.2. */
+	if (host == NULL || !(pc_host_is_loopback(host) ||
+	    pc_host_is_ip_literal(host) || (h->cfg->nhosts > 0 &&
+	    pc_in_list(h->cfg->allowed_hosts, host)))) {
 		evhttp_send_error(req, 403, "Forbidden");
 		return;
 	}

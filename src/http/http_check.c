@@ -81,6 +81,48 @@ pc_host_is_loopback(const char *host)
 	return host != NULL && loopback_hostport(host, strlen(host));
 }
 
+/* ":digits" (1 to 5 of them) or nothing. */
+static bool
+port_suffix(const char *s)
+{
+	size_t n;
+
+	if (*s == '\0')
+		return true;
+	if (*s++ != ':')
+		return false;
+	n = strlen(s);
+	if (n == 0 || n > 5)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isdigit((unsigned char)s[i]))
+			return false;
+	return true;
+}
+
+bool
+pc_host_is_ip_literal(const char *host)
+{
+	char buf[64];
+	const char *e;
+	unsigned char a[16];
+	bool v6;
+	size_t n;
+
+	if (host == NULL)
+		return false;
+	v6 = host[0] == '[';
+	e = v6 ? strchr(host, ']') : host + strcspn(host, ":");
+	if (e == NULL)
+		return false;
+	n = (size_t)(e - host) - (v6 ? 1 : 0);
+	if (n == 0 || n >= sizeof(buf) || !port_suffix(e + (v6 ? 1 : 0)))
+		return false;
+	memcpy(buf, host + (v6 ? 1 : 0), n);
+	buf[n] = '\0';
+	return inet_pton(v6 ? AF_INET6 : AF_INET, buf, a) == 1;
+}
+
 bool
 pc_origin_is_loopback(const char *origin)
 {

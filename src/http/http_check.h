@@ -21,6 +21,10 @@ bool pc_content_type_json(const char *ct);
  * optional numeric port. */
 bool pc_host_is_loopback(const char *host);
 
+/* Host header is an IP literal (a.b.c.d or [v6]) with an optional numeric
+ * port. */
+bool pc_host_is_ip_literal(const char *host);
+
 /* Origin is http(s)://<loopback host>[:port], nothing more. */
 bool pc_origin_is_loopback(const char *origin);
 

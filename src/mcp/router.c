@@ -781,7 +781,7 @@ pc_router_listen_set_roles(struct pc_call *c, const char *roles)
 	    dup != NULL ? dup : "");
 	free(c->listen_roles);
 	c->listen_roles = dup;
-	pc_listener_tell_lists(c->r, c, mask);
+	pc_listener_tell_lists(c, mask);
 }
 
 /* The gateway's own subscribe for the sessions holding uri. */
@@ -1054,12 +1054,11 @@ listen_lists(const struct pc_call *c)
 }
 
 void
-pc_listener_tell_lists(struct pc_router *r, struct pc_call *c, unsigned mask)
+pc_listener_tell_lists(struct pc_call *c, unsigned mask)
 {
 	const char *send[PC_CAT__N];
 	size_t n = 0;
 
-	(void)r;
 	mask &= listen_lists(c);
 	for (int k = 0; k < PC_CAT__N; k++)
 		if (pc_list_bit_told(mask, k))
@@ -1075,10 +1074,10 @@ pc_listeners_notify(struct pc_router *r, const char *method, const char *uri,
     const struct pc_list_change *chg)
 {
 	struct pc_call *c, *next;
+	const char *flag = listen_flag(method);
 
 	for (c = r->listeners; c != NULL; c = next) {
 		json_t *f = c->listen_filter;
-		const char *flag = listen_flag(method);
 		next = c->lnext;
 		if (flag != NULL && !json_is_true(json_object_get(f, flag)))
 			continue;

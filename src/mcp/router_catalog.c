@@ -82,9 +82,9 @@ refresh_end(struct pc_refresh *rf, int ok)
 			pc_schemas_rebuild(slot, rf->acc);
 		pc_debug("upstream '%s': %zu %s", pc_upstream_name(slot->up),
 		    json_array_size(rf->acc), list_key[rf->kind]);
-		/* Tell clients only about changes after the first fetch. */
-		/* Each client only of a change it can see: a tool it may
-		 * not call appearing or changing is not its business. */
+		/* Tell clients only about changes after the first fetch,
+		 * and each only of a change it can see: a tool it may not
+		 * call appearing or changing is not its business. */
 		if (slot->first_done &&
 		    pc_catalog_generation(r->cat, rf->kind) != gen) {
 			struct pc_list_change chg = { rf->kind, changed,

@@ -168,10 +168,6 @@ void pc_rpol_filter_init(struct pc_rpol_filter *f, const struct pc_router *r,
     const struct pc_reqinfo *ri, enum pc_cat_kind kind);
 /* pc_catalog_page_where's `keep`: arg is a struct pc_rpol_filter. */
 bool pc_rpol_list_keep(void *arg, const json_t *item);
-/* 0 when the caller may use the prompt/resource; PC_E_NOTFOUND when not
- * (logged and reported to the sink: answer as for a missing one). */
-/* Whether ri's principal may see resource uri (no denial recorded: for
- * filtering what a stream will carry). */
 /* The lists (bit 1 << PC_CAT_*) in which a caller with roles `ra` under
  * policy `pa` sees other items than one with `rb` under `pb`: a reload or
  * a change of roles that such a caller must be told of. */
@@ -183,13 +179,16 @@ unsigned pc_rpol_views_differ(const struct pc_router *r,
  * kinds). */
 void pc_session_tell_lists(struct pc_session *s, unsigned mask);
 bool pc_list_bit_told(unsigned mask, int k);
-void pc_listener_tell_lists(struct pc_router *r, struct pc_call *c,
-    unsigned mask);
+void pc_listener_tell_lists(struct pc_call *c, unsigned mask);
 /* Whether a caller with `roles` sees one of chg's items in its lists. */
 bool pc_rpol_change_visible(const struct pc_router *r, const char *roles,
     const struct pc_list_change *chg);
+/* Whether ri's principal may see resource uri (no denial recorded: for
+ * filtering what a stream will carry). */
 bool pc_rpol_resource_allowed(const struct pc_router *r,
     const struct pc_reqinfo *ri, const char *uri);
+/* 0 when the caller may use the prompt/resource; PC_E_NOTFOUND when not
+ * (logged and reported to the sink: answer as for a missing one). */
 int pc_rpol_item(struct pc_call *c, const struct pc_reqinfo *ri,
     enum pc_policy_item item, const char *name);
 /* Authorize a tools/call (params is rewritten: SET and PATH constraints).

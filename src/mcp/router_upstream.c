@@ -58,26 +58,15 @@ hook_down(struct pc_upstream *up, void *arg)
 static void
 send_log(struct pc_router *r, struct pc_call *c, json_t *msg)
 {
-	json_t *copy;
-	int rc;
+	json_t *safe = r->redactor != NULL ?
+	    pc_redact_json_copy(r->redactor, msg, NULL) : json_incref(msg);
 
-	if (r->redactor == NULL) {
-		c->ops->message(c->sink, msg);
-		return;
-	}
-	rc = pc_redact_json_needed(r->redactor, msg, NULL);
-	if (rc == 0) {
-		c->ops->message(c->sink, msg);
-		return;
-	}
-	copy = rc > 0 ? json_deep_copy(msg) : NULL;
-	if (copy != NULL && (rc = pc_redact_json(r->redactor, copy, NULL)) ==
-	    0)
-		c->ops->message(c->sink, copy);
+	if (safe != NULL)
+		c->ops->message(c->sink, safe);
 	else
 		pc_warn("an upstream log message was not passed on: it could "
 		    "not be redacted");
-	json_decref(copy);
+	json_decref(safe);
 }
 
 void
@@ -360,13 +349,14 @@ views_for(struct pc_router *r, struct pc_map *seen, const struct pc_policy *old,
 static void
 tell_new_views(struct pc_router *r, const struct pc_policy *old)
 {
-	struct pc_map *seen = pc_map_new();
+	struct pc_map *seen;
 	size_t pos = 0;
 	const char *k;
 	void *v;
 
 	if (old == r->cfg->policy)
 		return;
+	seen = pc_map_new();
 	while (pc_map_next(r->sessions, &pos, &k, &v)) {
 		struct pc_session *s = v;
 		if (s->stream_ops != NULL && !s->closing)
@@ -375,7 +365,7 @@ tell_new_views(struct pc_router *r, const struct pc_policy *old)
 	}
 	for (struct pc_call *c = r->listeners, *next; c != NULL; c = next) {
 		next = c->lnext;
-		pc_listener_tell_lists(r, c, views_for(r, seen, old,
+		pc_listener_tell_lists(c, views_for(r, seen, old,
 		    c->listen_roles));
 	}
 	pc_map_free(seen);

@@ -280,60 +280,45 @@ is_space(unsigned char c)
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-/* The value percent-encoded (RFC 3986: all but unreserved), as it appears
- * in a URL an upstream's error quotes; when it differs. */
+/*
+ * The value written another way, stored when that differs: percent-encoded
+ * (RFC 3986: all but unreserved), as a URL an upstream's error quotes; or
+ * with "/" written "\/", as PHP's and some Java JSON encoders print it.
+ */
 static int
-add_percent(struct pc_redactor *r, const unsigned char *v, size_t len)
+add_escaped(struct pc_redactor *r, const unsigned char *v, size_t len,
+    bool percent)
 {
 	static const char hex[] = "0123456789ABCDEF";
-	unsigned char *enc;
+	unsigned char *e;
 	size_t n = 0;
-	int rc = 0;
 	bool differs = false;
+	int rc = 0;
 
 	if (len > PC_MAX_CONFIG_EXPANDED / 3)
 		return 0;
-	enc = malloc(len * 3);
-	if (enc == NULL)
-		return PC_E_NOMEM;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = v[i];
-		if (isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-			enc[n++] = c;
-		} else {
-			enc[n++] = '%';
-			enc[n++] = (unsigned char)hex[c >> 4];
-			enc[n++] = (unsigned char)hex[c & 15];
-			differs = true;
-		}
-	}
-	if (differs)
-		rc = add_one(r, enc, n);
-	explicit_bzero(enc, len * 3);
-	free(enc);
-	return rc;
-}
-
-/* "/" written "\/", as PHP's and some Java JSON encoders print it. */
-static int
-add_slash_escaped(struct pc_redactor *r, const unsigned char *v, size_t len)
-{
-	unsigned char *e;
-	size_t n = 0;
-	int rc;
-
-	if (memchr(v, '/', len) == NULL || len > PC_MAX_CONFIG_EXPANDED / 2)
-		return 0;
-	e = malloc(len * 2);
+	e = malloc(len * 3);
 	if (e == NULL)
 		return PC_E_NOMEM;
 	for (size_t i = 0; i < len; i++) {
-		if (v[i] == '/')
+		unsigned char c = v[i];
+		if (percent && !isalnum(c) && c != '-' && c != '.' &&
+		    c != '_' && c != '~') {
+			e[n++] = '%';
+			e[n++] = (unsigned char)hex[c >> 4];
+			e[n++] = (unsigned char)hex[c & 15];
+			differs = true;
+			continue;
+		}
+		if (!percent && c == '/') {
 			e[n++] = '\\';
-		e[n++] = v[i];
+			differs = true;
+		}
+		e[n++] = c;
 	}
-	rc = add_one(r, e, n);
-	explicit_bzero(e, len * 2);
+	if (differs)
+		rc = add_one(r, e, n);
+	explicit_bzero(e, len * 3);
 	free(e);
 	return rc;
 }
@@ -382,8 +367,8 @@ other_spellings(struct pc_redactor *r, const unsigned char *v, size_t len)
 	const unsigned char *a, *b, *end;
 	int rc;
 
-	if ((rc = add_percent(r, v, len)) != 0 ||
-	    (rc = add_slash_escaped(r, v, len)) != 0)
+	if ((rc = add_escaped(r, v, len, true)) != 0 ||
+	    (rc = add_escaped(r, v, len, false)) != 0)
 		return rc;
 	/*
 	 * A value read from a file or a Kubernetes secret often ends with a
@@ -1148,6 +1133,26 @@ pc_redact_json_needed(const struct pc_redactor *r, const json_t *v,
 	if (rc == WALK_FOUND || rc == WALK_REPLACE || w.limited)
 		return 1;
 	return rc < 0 ? rc : 0;
+}
+
+json_t *
+pc_redact_json_copy(const struct pc_redactor *r, json_t *v,
+    const json_t *schema)
+{
+	json_t *copy;
+	int rc = pc_redact_json_needed(r, v, schema);
+
+	if (rc == 0)
+		return json_incref(v);
+	if (rc < 0 || (copy = json_deep_copy(v)) == NULL)
+		return NULL;
+	rc = pc_redact_json(r, copy, schema);
+	/* PC_E_LIMIT leaves a safe (over-redacted) value; NOMEM may not. */
+	if (rc != 0 && rc != PC_E_LIMIT) {
+		json_decref(copy);
+		return NULL;
+	}
+	return copy;
 }
 
 int

@@ -81,6 +81,15 @@ int pc_redact_json_needed(const struct pc_redactor *r, const json_t *v,
 char *pc_redact_text(const struct pc_redactor *r, const char *s, size_t len);
 
 /*
+ * v fit to emit: a new reference to v itself when nothing in it needs
+ * redacting (the common case: no copy), else a redacted deep copy (one cut
+ * at the depth bound counts: it is safe). NULL when that could not be
+ * made (no memory): then nothing may be emitted. v is not changed.
+ */
+json_t *pc_redact_json_copy(const struct pc_redactor *r, json_t *v,
+    const json_t *schema);
+
+/*
  * A URI fit for a record (caller frees): the password of its userinfo
  * (scheme://user:<redacted>@host), the value of each query parameter whose
  * name is sensitive (as object keys are: ?token=<redacted>), then every

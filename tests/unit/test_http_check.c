@@ -48,6 +48,17 @@ host_and_origin(void **st)
 	assert_true(pc_host_is_loopback("localhost"));
 	assert_true(pc_host_is_loopback("127.0.0.1:8080"));
 	assert_true(pc_host_is_loopback("[::1]:8080"));
+	/* IP literals (the admin listener takes them: no rebinding). */
+	assert_true(pc_host_is_ip_literal("127.0.0.2"));
+	assert_true(pc_host_is_ip_literal("127.0.0.2:9"));
+	assert_true(pc_host_is_ip_literal("[::ffff:127.0.0.1]:8081"));
+	assert_false(pc_host_is_ip_literal("evil.example"));
+	assert_false(pc_host_is_ip_literal("evil.example:80"));
+	assert_false(pc_host_is_ip_literal("127.0.0.1:evil"));
+	assert_false(pc_host_is_ip_literal("[::1]x"));
+	assert_false(pc_host_is_ip_literal("[::1"));
+	assert_false(pc_host_is_ip_literal(":80"));
+	assert_false(pc_host_is_ip_literal(NULL));
 	assert_false(pc_host_is_loopback("localhost.evil.com"));
 	assert_false(pc_host_is_loopback("evil.com"));
 	assert_false(pc_host_is_loopback("127.0.0.1:80x"));
