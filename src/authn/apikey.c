@@ -313,7 +313,8 @@ fill_principal(struct pc_principal *p, const struct pc_key_rec *r,
 }
 
 int
-pc_apikeys_recheck(struct pc_apikeys *ak, const char *id, int64_t now,
+pc_apikeys_recheck(struct pc_apikeys *ak, const char *id,
+    const unsigned char tag[PC_KEY_TAG_LEN], int64_t now,
     struct pc_principal *p, const char **reason)
 {
 	const struct pc_key_rec *r = NULL;
@@ -337,6 +338,15 @@ pc_apikeys_recheck(struct pc_apikeys *ak, const char *id, int64_t now,
 	}
 	if (r->expires != 0 && now >= r->expires) {
 		*reason = "apikey.expired";
+		return PC_E_DENIED;
+	}
+	/* The secret the stream came with: still the key's, or its previous
+	 * one inside the grace window. Rotated since and the window over (or
+	 * rotated twice), it no longer opens anything, held streams included. */
+	if (CRYPTO_memcmp(tag, r->hash, PC_KEY_TAG_LEN) != 0 &&
+	    !(r->has_prev && now < r->prev_until &&
+	    CRYPTO_memcmp(tag, r->prev_hash, PC_KEY_TAG_LEN) == 0)) {
+		*reason = "apikey.rotated_out";
 		return PC_E_DENIED;
 	}
 	fill_principal(p, r, now);
@@ -401,6 +411,7 @@ pc_apikeys_check(struct pc_apikeys *ak, const char *presented,
 	if (rc != 0)
 		goto out;
 	fill_principal(p, r, now);
+	memcpy(p->key_tag, mac, sizeof(p->key_tag));
 	/* A failed last-use write must not fail the request. */
 	if (pc_store_key_touch(ak->st, id, now, source) != 0)
 		pc_warn("apikey: key %s: last use not recorded", id);

@@ -52,11 +52,14 @@ int pc_apikeys_check(struct pc_apikeys *ak, const char *presented,
  * The key `id` as it stands now, for a principal it authenticated earlier
  * (a stream held open): 0 and *p refilled (roles with the grants running
  * at `now`, expiry), or PC_E_DENIED with *reason "apikey.revoked",
- * "apikey.expired" or "apikey.unknown" (deleted). Another negative code
- * ("apikey.unavailable") when the store cannot answer. A rotation does
- * not end it: which secret was shown is not kept.
+ * "apikey.expired", "apikey.unknown" (deleted) or "apikey.rotated_out"
+ * (the secret it showed, whose tag is `tag` — pc_principal.key_tag — is
+ * no longer the key's, nor its previous one inside the grace window).
+ * Another negative code ("apikey.unavailable") when the store cannot
+ * answer.
  */
-int pc_apikeys_recheck(struct pc_apikeys *ak, const char *id, int64_t now,
+int pc_apikeys_recheck(struct pc_apikeys *ak, const char *id,
+    const unsigned char tag[PC_KEY_TAG_LEN], int64_t now,
     struct pc_principal *p, const char **reason);
 
 #endif

@@ -280,7 +280,7 @@ pc_authn_recheck(struct pc_authn *a, struct pc_principal *p,
 			*reason = "apikey.disabled";
 			return PC_E_DENIED;
 		}
-		rc = pc_apikeys_recheck(a->keys, p->key_id, now, &fresh,
+		rc = pc_apikeys_recheck(a->keys, p->key_id, p->key_tag, now, &fresh,
 		    reason);
 		if (rc != 0)
 			return rc;

@@ -20,6 +20,9 @@ enum pc_auth_method {
 #define PC_PRINCIPAL_MAX 128
 #define PC_ROLES_MAX 512
 
+/* Bytes of an API key's hash a principal keeps (key_tag). */
+#define PC_KEY_TAG_LEN	16
+
 struct pc_principal {
 	enum pc_auth_method method;
 	char id[PC_PRINCIPAL_MAX];	/* principal name (key's principal,
@@ -29,6 +32,10 @@ struct pc_principal {
 	char roles[PC_ROLES_MAX];	/* comma-separated, "" when none */
 	char scopes[PC_ROLES_MAX];	/* JWT scopes, space-separated */
 	int64_t expires;		/* unix seconds; 0 = none */
+	/* An API key: the head of the keyed hash of the secret presented, so
+	 * that a held stream can tell whether that secret still works after
+	 * a rotation (the key's id alone says only that the key does). */
+	unsigned char key_tag[PC_KEY_TAG_LEN];
 };
 
 /* Room for pc_principal_credential()'s text. */

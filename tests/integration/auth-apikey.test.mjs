@@ -366,6 +366,32 @@ test('a held-open stream follows its key: revoked, its GET and listen streams en
   }
 });
 
+test('a held-open stream on a rotated key ends when its secret stops working; one on the new secret goes on', async () => {
+  const k = createKey('stream-rot');
+  const g = await startGateway({
+    auth,
+    limits: { read_timeout: '2s' }, // a keepalive, and with it the check, every second
+    upstreams: [{ name: 'up', command: upstreamCommands.mini() }],
+  });
+  try {
+    const sOld = await legacyInit(g.url, { headers: bearer(k.key) });
+    const getOld = await openStream(g.url, { method: 'GET', headers: sOld.headers });
+    assert.equal(getOld.status, 200);
+    const rot = JSON.parse(keys('rotate', k.id, '--grace', '4s', '--json').stdout);
+    const sNew = await legacyInit(g.url, { headers: bearer(rot.key) });
+    const getNew = await openStream(g.url, { method: 'GET', headers: sNew.headers });
+    assert.equal(getNew.status, 200);
+    // Inside the grace window the old secret still works, held or not.
+    assert.equal(await getOld.closed(1500), false, 'the old stream lives through the grace window');
+    assert.ok(await getOld.closed(8000), 'the old stream ended after the grace window');
+    await g.waitForLog((l) => /a stream of principal 'stream-rot' ended: apikey.rotated_out/.test(l.msg ?? ''), { timeoutMs: 5000 });
+    assert.equal(await getNew.closed(2500), false, 'the stream on the new secret goes on');
+    getNew.abort();
+  } finally {
+    await g.stop();
+  }
+});
+
 test('two keys of one principal on one session: the roles follow the latest request, and the GET stream is not told of a change at every keepalive', async () => {
   const wide = createKey('flipper', ['--roles', 'toucher']);
   const narrow = createKey('flipper');
