@@ -372,10 +372,25 @@ compile_deps(struct sc_compiler *c, struct sc_node *n, json_t *v,
 
 	if (!json_is_object(v))
 		return sc_fail(c, PC_E_INVAL, "expected an object");
-	n->dep_req = calloc(json_object_size(v) + 1, sizeof(*n->dep_req));
-	n->dep_sch = calloc(json_object_size(v) + 1, sizeof(*n->dep_sch));
-	if (n->dep_req == NULL || n->dep_sch == NULL)
-		return PC_E_NOMEM;
+	/* Called once per keyword (2020-12 has two, draft 7 one for both):
+	 * each call makes only its own table, or the second would replace
+	 * the first's, its count kept, and the rules read past the end. */
+	if (want_req) {
+		if (n->dep_req != NULL)
+			return sc_fail(c, PC_E_INVAL, "dependencies twice");
+		n->dep_req = calloc(json_object_size(v) + 1,
+		    sizeof(*n->dep_req));
+		if (n->dep_req == NULL)
+			return PC_E_NOMEM;
+	}
+	if (want_sch) {
+		if (n->dep_sch != NULL)
+			return sc_fail(c, PC_E_INVAL, "dependencies twice");
+		n->dep_sch = calloc(json_object_size(v) + 1,
+		    sizeof(*n->dep_sch));
+		if (n->dep_sch == NULL)
+			return PC_E_NOMEM;
+	}
 	json_object_foreach(v, k, e) {
 		if (json_is_array(e) && want_req) {
 			n->dep_req[n->ndep_req].name = k;

@@ -653,6 +653,29 @@ test_anchor_and_id(void **state)
 	pc_schema_free(s);
 }
 
+/*
+ * dependentRequired beside dependentSchemas: compiling the second used to
+ * replace the first's table with an empty one, its count kept, so the
+ * rules were skipped (or read past the end of the table).
+ */
+static void
+test_dependent_both(void **state)
+{
+	struct pc_schema *s = mk("{\"dependentRequired\":{\"a\":[\"b\"],"
+	    "\"c\":[\"d\"],\"e\":[\"f\"],\"g\":[\"h\"]},"
+	    "\"dependentSchemas\":{\"x\":{\"required\":[\"y\"]}}}");
+	struct pc_schema_error e[4];
+	unsigned n = 0;
+
+	(void)state;
+	assert_int_equal(check(s, "{\"a\":1}", e, &n), PC_E_INVAL);
+	assert_int_equal(check(s, "{\"g\":1}", e, &n), PC_E_INVAL);
+	assert_int_equal(check(s, "{\"a\":1,\"b\":2}", e, &n), 0);
+	assert_int_equal(check(s, "{\"x\":1}", e, &n), PC_E_INVAL);
+	assert_int_equal(check(s, "{\"x\":1,\"y\":1}", e, &n), 0);
+	pc_schema_free(s);
+}
+
 int
 main(void)
 {
@@ -678,6 +701,7 @@ main(void)
 		cmocka_unit_test(test_draft7),
 		cmocka_unit_test(test_formats),
 		cmocka_unit_test(test_anchor_and_id),
+		cmocka_unit_test(test_dependent_both),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
