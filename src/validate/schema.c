@@ -292,25 +292,50 @@ regex_translate(const char *in, char *out)
 static int
 compile_regex(struct sc_compiler *c, const char *pat, pcre2_code **out)
 {
+	static const char head[] = "[\\s\\S]*?(?:", tail[] = "\\E)";
+	const uint32_t opts = PCRE2_UTF | PCRE2_DOLLAR_ENDONLY;
 	int errcode;
 	PCRE2_SIZE erroff;
 	size_t dots = 0;
+	pcre2_code *alone;
 	char *tr;
 
 	for (const char *q = pat; *q != '\0'; q++)
 		dots += *q == '.';
-	tr = malloc(strlen(pat) + dots * (sizeof(ecma_dot) - 2) + 1);
+	tr = malloc(sizeof(head) - 1 + strlen(pat) + dots *
+	    (sizeof(ecma_dot) - 2) + sizeof(tail));
 	if (tr == NULL)
 		return PC_E_NOMEM;
-	regex_translate(pat, tr);
+	memcpy(tr, head, sizeof(head) - 1);
+	regex_translate(pat, tr + sizeof(head) - 1);
 	/* UTF: patterns and instances are Unicode text. No UCP: in ECMA-262
 	 * \d and \w are ASCII. DOLLAR_ENDONLY: ECMA's $ does not match before
-	 * a final newline. Other differences: docs/validate.md. */
+	 * a final newline. Other differences: docs/validate.md. The pattern
+	 * must compile on its own, so that the group below closes it. */
+	alone = pcre2_compile((PCRE2_SPTR)(tr + sizeof(head) - 1),
+	    PCRE2_ZERO_TERMINATED, opts, &errcode, &erroff, NULL);
+	if (alone == NULL) {
+		free(tr);
+		return sc_fail(c, PC_E_INVAL, "pattern does not compile");
+	}
+	pcre2_code_free(alone);
+	/*
+	 * A search compiled as one anchored match, `[\s\S]*?(?:PAT\E)`:
+	 * PCRE2's match limit restarts at every start position of an
+	 * unanchored search, so `(a+)+$` over 64 KiB ran for seconds inside
+	 * one pcre2_match, each position under the limit. Anchored, the
+	 * whole search is one match and one limit (re_match scales it with
+	 * the subject's length). The \E ends a \Q left open. A pattern that
+	 * does not survive the wrapping (start-of-pattern options, a comment
+	 * running to its end) is refused: fail closed.
+	 */
+	strcat(tr, tail);
 	*out = pcre2_compile((PCRE2_SPTR)tr, PCRE2_ZERO_TERMINATED,
-	    PCRE2_UTF | PCRE2_DOLLAR_ENDONLY, &errcode, &erroff, NULL);
+	    opts | PCRE2_ANCHORED, &errcode, &erroff, NULL);
 	free(tr);
 	if (*out == NULL)
-		return sc_fail(c, PC_E_INVAL, "pattern does not compile");
+		return sc_fail(c, PC_E_INVAL, "pattern does not compile as a "
+		    "search");
 	return 0;
 }
 

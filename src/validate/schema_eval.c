@@ -35,6 +35,8 @@ struct vctx {
 	struct pc_schema_error *errs;
 	unsigned nerrs, maxerrs, failed;
 	pcre2_match_data *md;
+	pcre2_match_context *mctx;	/* the schema's, copied at the first
+					 * match: its limit is set per match */
 	int64_t deadline_ns;		/* thread CPU time; 0: not started */
 	unsigned long matches;		/* regex matches run so far */
 	char path[256];
@@ -320,15 +322,32 @@ utf8_len(const char *s, size_t n)
 	return cps;
 }
 
+/* Match steps granted per subject byte, above regex_match_limit. */
+#define RE_STEPS_PER_BYTE 8u
+
 /* 1 match, 0 no match, -1 budget ran out. */
 static int
 re_match(struct vctx *v, pcre2_code *re, const char *s, size_t n)
 {
 	int rc;
 
+	uint64_t lim = (uint64_t)v->s->lim.regex_match_limit +
+	    RE_STEPS_PER_BYTE * (uint64_t)n;
+
 	if (step_bytes(v, n) != 0)
 		return -1;
-	rc = pcre2_match(re, (PCRE2_SPTR)s, n, 0, 0, v->md, v->s->mctx);
+	/* The search is one anchored match (compile_regex): its limit is the
+	 * configured one plus a few steps per byte, for the lazy prefix to
+	 * reach every start position. Linear in the subject, never a limit
+	 * per position. */
+	if (v->mctx == NULL &&
+	    (v->mctx = pcre2_match_context_copy(v->s->mctx)) == NULL) {
+		limit_hit(v, "regex");		/* out of memory: fail closed */
+		return -1;
+	}
+	pcre2_set_match_limit(v->mctx, lim > UINT32_MAX ? UINT32_MAX :
+	    (uint32_t)lim);
+	rc = pcre2_match(re, (PCRE2_SPTR)s, n, 0, 0, v->md, v->mctx);
 	if ((++v->matches & 7) == 0 && over_time(v) != 0)
 		return -1;
 	if (rc >= 0)
@@ -782,6 +801,7 @@ pc_schema_validate(const struct pc_schema *s, json_t *instance,
 		return PC_E_NOMEM;
 	ok = eval(&v, s->root, instance);
 	pcre2_match_data_free(v.md);
+	pcre2_match_context_free(v.mctx);
 	if (nerrs != NULL)
 		*nerrs = v.nerrs;
 	if (v.limit)

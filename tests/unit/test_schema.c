@@ -676,6 +676,53 @@ test_dependent_both(void **state)
 	pc_schema_free(s);
 }
 
+/*
+ * An unanchored pattern: PCRE2's match limit restarts at every start
+ * position of a search, so (a+)+$ over 64 KiB of short runs of a ran for
+ * seconds inside one match, every position under the limit, and then
+ * passed. The search is one anchored match now, with one limit.
+ */
+static void
+test_regex_search_limit(void **state)
+{
+	struct pc_schema *s = mk("{\"pattern\":\"(a+)+$\"}");
+	struct pc_schema *foo = mk("{\"pattern\":\"foo\"}");
+	struct pc_schema *end = mk("{\"pattern\":\"x$\"}");
+	struct pc_schema *mid = mk("{\"pattern\":\"b+c\"}");
+	struct pc_schema_error e[4];
+	size_t len = 65536;
+	json_t *str;
+	char *buf = malloc(len + 1);
+	unsigned n = 0;
+
+	(void)state;
+	assert_non_null(buf);
+	for (size_t i = 0; i < len; i++)
+		buf[i] = i % 15 == 14 ? '!' : 'a';
+	buf[len - 1] = '!';
+	buf[len] = '\0';
+	str = json_string(buf);
+	assert_int_equal(pc_schema_validate(s, str, e, &n), PC_E_LIMIT);
+	assert_string_equal(e[0].keyword, "limit");
+	json_decref(str);
+	/* A long subject with an ordinary pattern: searched to its end, no
+	 * limit hit (the limit grows with the subject). */
+	memset(buf, 'x', len);
+	str = json_string(buf);
+	assert_int_equal(pc_schema_validate(foo, str, e, &n), PC_E_INVAL);
+	assert_string_equal(e[0].keyword, "pattern");
+	assert_int_equal(pc_schema_validate(end, str, e, &n), 0);
+	json_decref(str);
+	/* Still a search, not a match at the start. */
+	assert_int_equal(check(mid, "\"aaabbbcdd\"", e, &n), 0);
+	assert_int_equal(check(mid, "\"aaabbbdd\"", e, &n), PC_E_INVAL);
+	free(buf);
+	pc_schema_free(s);
+	pc_schema_free(foo);
+	pc_schema_free(end);
+	pc_schema_free(mid);
+}
+
 int
 main(void)
 {
@@ -702,6 +749,7 @@ main(void)
 		cmocka_unit_test(test_formats),
 		cmocka_unit_test(test_anchor_and_id),
 		cmocka_unit_test(test_dependent_both),
+		cmocka_unit_test(test_regex_search_limit),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
