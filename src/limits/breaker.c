@@ -122,7 +122,29 @@ pc_breaker_allow(struct pc_breaker *br, const char *key, int64_t now_us,
 	val.v[B_STATE] = PC_BREAKER_HALF_OPEN;
 	val.v[B_UNTIL] = now_us + br->cfg.probe_timeout_us;
 	val.expire_us = INT64_MAX;
-	return put(br->ctx, br->ops, key, &old, found, &val, now_us);
+	rc = put(br->ctx, br->ops, key, &old, found, &val, now_us);
+	return rc != 0 ? rc : PC_BREAKER_PROBE;
+}
+
+void
+pc_breaker_release(struct pc_breaker *br, const char *key, int64_t allowed_us,
+    int64_t now_us)
+{
+	const char *keys[1] = { key };
+	struct pc_lval old, val;
+	bool found;
+
+	if (br == NULL || !key_ok(key) ||
+	    br->ops->get(br->ctx, 1, keys, &old, &found) != 0 || !found)
+		return;
+	/* Its window still names it: this probe is the one out. */
+	if (old.v[B_STATE] != PC_BREAKER_HALF_OPEN ||
+	    old.v[B_UNTIL] != allowed_us + br->cfg.probe_timeout_us ||
+	    now_us >= old.v[B_UNTIL])
+		return;
+	val = old;
+	val.v[B_UNTIL] = now_us;
+	(void)put(br->ctx, br->ops, key, &old, found, &val, now_us);
 }
 
 static void

@@ -52,16 +52,30 @@ int pc_breaker_new(const struct pc_breaker_config *cfg,
     struct pc_breaker **out);
 void pc_breaker_free(struct pc_breaker *br);	/* accepts NULL */
 
+/* pc_breaker_allow: go ahead, as the half-open breaker's one probe. */
+#define PC_BREAKER_PROBE 1
+
 /*
- * May a call for key go ahead? 0 = yes (if the breaker was half-open this
- * call is its probe: the caller must report its outcome with
- * pc_breaker_record). PC_E_UNAVAIL = no: *retry_after_us is the remaining
- * cooldown, or while a probe is out, the time until at most 1 s later
- * (the probe will likely have closed it by then). PC_E_INVAL for a bad
- * key. retry_after_us may be NULL.
+ * May a call for key go ahead? 0 = yes; PC_BREAKER_PROBE = yes, and the
+ * breaker was half-open: this call is its probe, whose outcome the caller
+ * must report with pc_breaker_record — or, if the call goes no further
+ * or its outcome will not count, give back with pc_breaker_release, or
+ * everyone else waits out the probe timeout. PC_E_UNAVAIL = no:
+ * *retry_after_us is the remaining cooldown, or while a probe is out, the
+ * time until at most 1 s later (the probe will likely have closed it by
+ * then). PC_E_INVAL for a bad key. retry_after_us may be NULL.
  */
 int pc_breaker_allow(struct pc_breaker *br, const char *key, int64_t now_us,
     int64_t *retry_after_us);
+
+/*
+ * The probe pc_breaker_allow let through at allowed_us will report
+ * nothing (a later check refused it, or its client left): the next call
+ * may probe at once. Nothing changes if that probe's window is over and
+ * another probe went out since, or the breaker is no longer half-open.
+ */
+void pc_breaker_release(struct pc_breaker *br, const char *key,
+    int64_t allowed_us, int64_t now_us);
 
 /*
  * Report the outcome of a call that pc_breaker_allow admitted. A success

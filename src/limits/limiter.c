@@ -245,6 +245,14 @@ rate_refusal(struct pc_limit_verdict *v, const struct pc_gcra_result *r, int rc)
 	pc_gcra_hdr_values(r, &v->rate);
 }
 
+/* A breaker's probe that a later check refused: the next call probes. */
+static void
+probe_back(struct pc_breaker *br, const char *key, bool probe, int64_t now_us)
+{
+	if (probe)
+		pc_breaker_release(br, key, now_us, now_us);
+}
+
 void
 pc_limiter_admit(struct pc_limiter *l, const struct pc_limit_subject *s,
     int64_t now_us, struct pc_limit_verdict *v)
@@ -255,6 +263,7 @@ pc_limiter_admit(struct pc_limiter *l, const struct pc_limit_subject *s,
 	int rc;
 
 	memset(v, 0, sizeof(*v));
+	v->at_us = now_us;
 	v->allowed = true;
 	if (l == NULL)
 		return;
@@ -273,11 +282,13 @@ pc_limiter_admit(struct pc_limiter *l, const struct pc_limit_subject *s,
 			    wait);
 			return;
 		}
-		v->key_breaker = rc == 0;
+		v->key_breaker = rc >= 0;
+		v->key_probe = rc == PC_BREAKER_PROBE;
 	}
 	if (l->cfg->per_key > 0 && l->conc_key != NULL) {
 		rc = pc_conc_acquire(l->conc_key, s->key, l->cfg->per_key, NULL);
 		if (rc != 0) {
+			probe_back(l->key_br, s->key, v->key_probe, now_us);
 			refuse(v, 429, "limit.concurrency.key", "Too many calls "
 			    "in flight for this key", "concurrency:key",
 			    LIMITER_BUSY_RETRY_US);
@@ -291,6 +302,7 @@ pc_limiter_admit(struct pc_limiter *l, const struct pc_limit_subject *s,
 			if (v->took_key_slot)
 				pc_conc_release(l->conc_key, s->key);
 			v->took_key_slot = false;
+			probe_back(l->key_br, s->key, v->key_probe, now_us);
 			rate_refusal(v, &r, rc);
 			return;
 		}
@@ -303,16 +315,21 @@ pc_limiter_admit(struct pc_limiter *l, const struct pc_limit_subject *s,
 }
 
 /* Give back what a checkpoint took: its slot of `key` in cap, and its
- * breaker outcome (when it counts). */
+ * breaker outcome (when it counts; a probe whose outcome does not count
+ * is given back, or the breaker would wait out the probe timeout). */
 static void
 checkpoint_end(struct pc_conc *cap, struct pc_breaker *br, const char *key,
-    bool took_slot, bool breaker_used, bool counted, bool failed,
-    int64_t now_us)
+    bool took_slot, bool breaker_used, bool probe, int64_t at_us,
+    bool counted, bool failed, int64_t now_us)
 {
 	if (took_slot && cap != NULL)
 		pc_conc_release(cap, key);
-	if (breaker_used && counted && br != NULL)
+	if (!breaker_used || br == NULL)
+		return;
+	if (counted)
 		(void)pc_breaker_record(br, key, !failed, now_us);
+	else if (probe)
+		pc_breaker_release(br, key, at_us, now_us);
 }
 
 void
@@ -322,7 +339,8 @@ pc_limiter_admit_end(struct pc_limiter *l, const char *key,
 {
 	if (l != NULL && v->allowed)
 		checkpoint_end(l->conc_key, l->key_br, key, v->took_key_slot,
-		    v->key_breaker, counted, failed, now_us);
+		    v->key_breaker, v->key_probe, v->at_us, counted, failed,
+		    now_us);
 }
 
 /* --- the forward checkpoint --------------------------------------------------- */
@@ -340,6 +358,7 @@ pc_limiter_forward(struct pc_limiter *l, const struct pc_limit_subject *s,
 	int rc;
 
 	memset(v, 0, sizeof(*v));
+	v->at_us = now_us;
 	v->allowed = true;
 	if (l == NULL)
 		return;
@@ -364,12 +383,14 @@ pc_limiter_forward(struct pc_limiter *l, const struct pc_limit_subject *s,
 			    "temporarily unavailable; retry later", id, wait);
 			return;
 		}
-		v->up_breaker = rc == 0;
+		v->up_breaker = rc >= 0;
+		v->up_probe = rc == PC_BREAKER_PROBE;
 	}
 	if (l->cfg->per_upstream > 0 && l->conc_up != NULL) {
 		rc = pc_conc_acquire(l->conc_up, upstream, l->cfg->per_upstream,
 		    NULL);
 		if (rc != 0) {
+			probe_back(l->up_br, upstream, v->up_probe, now_us);
 			snprintf(id, sizeof(id), "concurrency:%s", upstream);
 			refuse(v, 503, "limit.concurrency.upstream", "Upstream "
 			    "busy; retry later", id, LIMITER_BUSY_RETRY_US);
@@ -383,6 +404,7 @@ pc_limiter_forward(struct pc_limiter *l, const struct pc_limit_subject *s,
 			if (v->took_up_slot)
 				pc_conc_release(l->conc_up, upstream);
 			v->took_up_slot = false;
+			probe_back(l->up_br, upstream, v->up_probe, now_us);
 			if (rc != 0)
 				refuse_unavailable(v, br.budget_id);
 			else
@@ -424,7 +446,8 @@ pc_limiter_forward_end(struct pc_limiter *l, const char *upstream,
 {
 	if (l != NULL && v->allowed)
 		checkpoint_end(l->conc_up, l->up_br, upstream, v->took_up_slot,
-		    v->up_breaker, counted, failed, now_us);
+		    v->up_breaker, v->up_probe, v->at_us, counted, failed,
+		    now_us);
 }
 
 /* --- persistence --------------------------------------------------------------- */

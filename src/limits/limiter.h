@@ -61,9 +61,12 @@ struct pc_limit_verdict {
 	/* admit only: what *_end must give back */
 	bool took_key_slot;
 	bool key_breaker;		/* the key breaker admitted it */
+	bool key_probe;			/* ... as its half-open probe */
 	/* forward only */
 	bool took_up_slot;
 	bool up_breaker;
+	bool up_probe;
+	int64_t at_us;			/* when the checkpoint ran */
 	uint64_t charged;		/* budget units taken (for a refund) */
 	int64_t charged_at_us;
 };

@@ -102,7 +102,8 @@ half_open_one_probe_then_close(void **st)
 	/* Cooldown over: exactly one probe. */
 	assert_int_equal(pc_breaker_state(br, "up", t, NULL, NULL),
 	    PC_BREAKER_HALF_OPEN);
-	assert_int_equal(pc_breaker_allow(br, "up", t, &retry), 0);
+	assert_int_equal(pc_breaker_allow(br, "up", t, &retry),
+	    PC_BREAKER_PROBE);
 	for (int i = 0; i < 5; i++) {
 		assert_int_equal(pc_breaker_allow(br, "up", t + i, &retry),
 		    PC_E_UNAVAIL);
@@ -133,7 +134,8 @@ failed_probe_reopens_doubled(void **st)
 	(void)st;
 	fail_n(br, "up", 1, t);
 	t += 10 * SEC;
-	assert_int_equal(pc_breaker_allow(br, "up", t, &retry), 0);
+	assert_int_equal(pc_breaker_allow(br, "up", t, &retry),
+	    PC_BREAKER_PROBE);
 	assert_int_equal(pc_breaker_record(br, "up", false, t + 7), 0);
 	assert_int_equal(pc_breaker_allow(br, "up", t + 7, &retry),
 	    PC_E_UNAVAIL);
@@ -141,13 +143,15 @@ failed_probe_reopens_doubled(void **st)
 	t += 7 + 20 * SEC;
 	assert_int_equal(pc_breaker_allow(br, "up", t - 1, &retry),
 	    PC_E_UNAVAIL);
-	assert_int_equal(pc_breaker_allow(br, "up", t, &retry), 0);
+	assert_int_equal(pc_breaker_allow(br, "up", t, &retry),
+	    PC_BREAKER_PROBE);
 	assert_int_equal(pc_breaker_record(br, "up", false, t), 0);
 	/* 40 s capped at 25 s. */
 	assert_int_equal(pc_breaker_allow(br, "up", t, &retry), PC_E_UNAVAIL);
 	assert_int_equal(retry, 25 * SEC);
 	t += 25 * SEC;
-	assert_int_equal(pc_breaker_allow(br, "up", t, &retry), 0);
+	assert_int_equal(pc_breaker_allow(br, "up", t, &retry),
+	    PC_BREAKER_PROBE);
 	assert_int_equal(pc_breaker_record(br, "up", true, t), 0);
 	assert_int_equal(pc_breaker_allow(br, "up", t, &retry), 0);
 	pc_breaker_free(br);
@@ -155,7 +159,8 @@ failed_probe_reopens_doubled(void **st)
 	/* max_cooldown 0: every reopen waits the same cooldown. */
 	br = mk(1, 10 * SEC, 0);
 	fail_n(br, "up", 1, T0);
-	assert_int_equal(pc_breaker_allow(br, "up", T0 + 10 * SEC, &retry), 0);
+	assert_int_equal(pc_breaker_allow(br, "up", T0 + 10 * SEC, &retry),
+	    PC_BREAKER_PROBE);
 	assert_int_equal(pc_breaker_record(br, "up", false, T0 + 10 * SEC), 0);
 	assert_int_equal(pc_breaker_allow(br, "up", T0 + 10 * SEC, &retry),
 	    PC_E_UNAVAIL);
@@ -182,14 +187,16 @@ lost_probe_and_stale_outcomes(void **st)
 	assert_int_equal(pc_breaker_state(br, "up", T0 + 1, NULL, NULL),
 	    PC_BREAKER_OPEN);
 	/* The probe never reports: after probe_timeout, another one. */
-	assert_int_equal(pc_breaker_allow(br, "up", T0 + 10 * SEC, NULL), 0);
+	assert_int_equal(pc_breaker_allow(br, "up", T0 + 10 * SEC, NULL),
+	    PC_BREAKER_PROBE);
 	assert_int_equal(pc_breaker_allow(br, "up", T0 + 14 * SEC, &retry),
 	    PC_E_UNAVAIL);
 	assert_int_equal(retry, SEC);
 	assert_int_equal(pc_breaker_allow(br, "up", T0 + 15 * SEC - 500, &retry),
 	    PC_E_UNAVAIL);
 	assert_int_equal(retry, 500);
-	assert_int_equal(pc_breaker_allow(br, "up", T0 + 15 * SEC, NULL), 0);
+	assert_int_equal(pc_breaker_allow(br, "up", T0 + 15 * SEC, NULL),
+	    PC_BREAKER_PROBE);
 	assert_int_equal(pc_breaker_allow(br, "up", T0 + 15 * SEC, NULL),
 	    PC_E_UNAVAIL);
 	pc_breaker_free(br);
@@ -207,6 +214,48 @@ lost_probe_and_stale_outcomes(void **st)
 	fail_n(br, "k", 1, T0 + 62 * SEC);
 	assert_int_equal(pc_breaker_state(br, "k", T0 + 62 * SEC, NULL, NULL),
 	    PC_BREAKER_OPEN);
+	pc_breaker_free(br);
+}
+
+/*
+ * A probe that goes no further (a later check refused it) or whose
+ * outcome does not count (its client left) is given back: the next call
+ * probes at once instead of everyone waiting out the probe timeout. A
+ * stale release (its window over, another probe out) changes nothing.
+ */
+static void
+released_probe(void **st)
+{
+	struct pc_breaker_config c = {
+		.threshold = 1, .cooldown_us = 10 * SEC,
+		.probe_timeout_us = 10 * SEC,
+	};
+	struct pc_breaker *br = NULL;
+	int64_t retry, t = T0 + 10 * SEC;
+
+	(void)st;
+	assert_int_equal(pc_breaker_new(&c, &br), 0);
+	fail_n(br, "up", 1, T0);
+	assert_int_equal(pc_breaker_allow(br, "up", t, &retry),
+	    PC_BREAKER_PROBE);
+	assert_int_equal(pc_breaker_allow(br, "up", t + 1, &retry),
+	    PC_E_UNAVAIL);
+	pc_breaker_release(br, "up", t, t + 2);
+	assert_int_equal(pc_breaker_state(br, "up", t + 2, NULL, NULL),
+	    PC_BREAKER_HALF_OPEN);
+	assert_int_equal(pc_breaker_allow(br, "up", t + 3, &retry),
+	    PC_BREAKER_PROBE);
+	/* The first probe's release again: not the probe out now. */
+	pc_breaker_release(br, "up", t, t + 4);
+	assert_int_equal(pc_breaker_allow(br, "up", t + 5, &retry),
+	    PC_E_UNAVAIL);
+	/* The probe out reports: closed. */
+	assert_int_equal(pc_breaker_record(br, "up", true, t + 6), 0);
+	assert_int_equal(pc_breaker_allow(br, "up", t + 7, &retry), 0);
+	/* Released after it closed: nothing to give back. */
+	pc_breaker_release(br, "up", t + 3, t + 8);
+	assert_int_equal(pc_breaker_state(br, "up", t + 8, NULL, NULL),
+	    PC_BREAKER_CLOSED);
 	pc_breaker_free(br);
 }
 
@@ -241,7 +290,8 @@ bad_input_and_full_table(void **st)
 	assert_int_equal(pc_breaker_allow(br, "c", T0, NULL), 0);
 	assert_int_equal(pc_breaker_allow(br, "a", T0, NULL), PC_E_UNAVAIL);
 	/* Closing one frees its entry. */
-	assert_int_equal(pc_breaker_allow(br, "a", T0 + SEC, NULL), 0);
+	assert_int_equal(pc_breaker_allow(br, "a", T0 + SEC, NULL),
+	    PC_BREAKER_PROBE);
 	assert_int_equal(pc_breaker_record(br, "a", true, T0 + SEC), 0);
 	assert_int_equal(pc_breaker_record(br, "c", false, T0 + SEC), 0);
 	assert_int_equal(pc_breaker_state(br, "c", T0 + SEC, NULL, NULL),
@@ -294,6 +344,7 @@ main(void)
 		cmocka_unit_test(half_open_one_probe_then_close),
 		cmocka_unit_test(failed_probe_reopens_doubled),
 		cmocka_unit_test(lost_probe_and_stale_outcomes),
+		cmocka_unit_test(released_probe),
 		cmocka_unit_test(bad_input_and_full_table),
 		cmocka_unit_test(concurrency_caps),
 	};

@@ -203,6 +203,67 @@ caps_and_breakers(void **st)
 	pc_limiter_free(l);
 }
 
+/*
+ * A breaker's probe whose outcome will not count — its client left, or a
+ * later check refused it — used to stay out until probe_timeout: one
+ * client resetting its connection as each cooldown ended kept the
+ * upstream (or a key) refused for everyone. It is given back now: the
+ * next call probes at once.
+ */
+static void
+lost_probes_given_back(void **st)
+{
+	struct pc_limiter_conf c = {
+		.key_breaker = true,
+		.key_br = { .threshold = 1, .cooldown_us = 10 * SEC },
+		.upstream_breaker = true,
+		.upstream_br = { .threshold = 1, .cooldown_us = 5 * SEC },
+	};
+	struct pc_limiter *l = mk(&c);
+	struct pc_limit_verdict f, a, b;
+	int64_t t = T0 + 5 * SEC;
+
+	(void)st;
+	/* Open the upstream breaker. */
+	forward(l, "k", "t", T0, &f);
+	pc_limiter_forward_end(l, "up", &f, true, true, T0);
+	/* Cooldown over: the probe's client leaves. */
+	forward(l, "k", "t", t, &f);
+	assert_true(f.allowed && f.up_probe);
+	forward(l, "j", "t", t, &b);
+	assert_string_equal(b.reason, "limit.breaker.upstream");
+	pc_limiter_forward_end(l, "up", &f, false, false, t + 1);
+	/* Another caller probes at once. */
+	forward(l, "j", "t", t + 2, &f);
+	assert_true(f.allowed && f.up_probe);
+	pc_limiter_forward_end(l, "up", &f, true, false, t + 3);
+	forward(l, "j", "t", t + 4, &b);
+	assert_true(b.allowed && !b.up_probe);		/* closed */
+	pc_limiter_forward_end(l, "up", &b, true, false, t + 4);
+
+	/* The key breaker: its probe refused further on (the upstream
+	 * breaker open again: a later limit, which does not count). */
+	admit(l, "q", "t", T0, &a);
+	pc_limiter_admit_end(l, "q", &a, true, true, T0);	/* opens */
+	forward(l, "q", "t", T0, &f);
+	pc_limiter_forward_end(l, "up", &f, true, true, T0 + 10 * SEC);
+	t = T0 + 10 * SEC;
+	admit(l, "q", "t", t, &a);
+	assert_true(a.allowed && a.key_probe);
+	admit(l, "q", "t", t, &b);
+	assert_string_equal(b.reason, "limit.breaker.key");
+	forward(l, "q", "t", t, &f);
+	assert_string_equal(f.reason, "limit.breaker.upstream");
+	pc_limiter_admit_end(l, "q", &a, false, true, t);
+	admit(l, "q", "t", t + 1, &a);
+	assert_true(a.allowed && a.key_probe);
+	pc_limiter_admit_end(l, "q", &a, true, false, t + 2);
+	admit(l, "q", "t", t + 3, &a);
+	assert_true(a.allowed && !a.key_probe);
+	pc_limiter_admit_end(l, "q", &a, true, false, t + 3);
+	pc_limiter_free(l);
+}
+
 static void
 reload_keeps_counters(void **st)
 {
@@ -315,6 +376,7 @@ main(void)
 		cmocka_unit_test(rate_then_headers),
 		cmocka_unit_test(budget_charged_at_forward),
 		cmocka_unit_test(caps_and_breakers),
+		cmocka_unit_test(lost_probes_given_back),
 		cmocka_unit_test(reload_keeps_counters),
 		cmocka_unit_test(saved_and_restored),
 	};
