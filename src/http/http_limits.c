@@ -42,6 +42,6 @@ void
 pc_http_limit_init(struct pc_limit_call *q, struct pc_http *h,
     struct evhttp_request *req, const struct pc_rctx *cx, json_t *msg)
 {
-	pc_limit_call_init(q, h->limiter, &cx->principal, msg,
+	pc_limit_call_init(q, h->limiter, h->router, &cx->principal, msg,
 	    req != NULL ? add_headers : NULL, req);
 }

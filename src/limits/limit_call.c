@@ -35,7 +35,7 @@ counted_method(const char *m)
 
 void
 pc_limit_call_init(struct pc_limit_call *q, struct pc_limiter *limiter,
-    const struct pc_principal *p, json_t *msg,
+    const struct pc_router *router, const struct pc_principal *p, json_t *msg,
     void (*on_verdict)(void *, const struct pc_limit_verdict *), void *arg)
 {
 	const char *method = json_string_value(json_object_get(msg, "method"));
@@ -68,6 +68,12 @@ pc_limit_call_init(struct pc_limit_call *q, struct pc_limiter *limiter,
 	    tool != NULL && strlen(tool) < sizeof(q->tool);
 	if (q->is_call)
 		pc_strlcpy(q->tool, tool, sizeof(q->tool));
+	/* Tool and key+tool limits count real tools only: each name counted
+	 * is an entry of the bounded limit table for a whole spacing
+	 * interval, and made-up names (answered "Unknown tool", which costs
+	 * the upstream nothing) would fill it until every new caller is
+	 * refused. The key's own limits count them as any call. */
+	q->tool_known = q->is_call && pc_router_has_tool(router, q->tool);
 }
 
 static bool
@@ -104,7 +110,8 @@ int
 pc_limit_call_admit(struct pc_limit_call *q, json_t *id, int *status,
     json_t **refusal)
 {
-	struct pc_limit_subject s = { q->key, q->tenant, q->tool };
+	struct pc_limit_subject s = { q->key, q->tenant,
+	    q->tool_known ? q->tool : NULL };
 	struct pc_limit_verdict *v = &q->front;
 
 	*refusal = NULL;

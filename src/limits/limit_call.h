@@ -20,6 +20,7 @@
 #include "limiter.h"
 
 struct pc_reqinfo;
+struct pc_router;
 
 /* JSON-RPC error code of a refusal by the limits stage (429/503 on HTTP);
  * the reason code and the limit are in error.data. */
@@ -40,16 +41,19 @@ struct pc_limit_call {
 					 * resources/read, prompts/get,
 					 * completion/complete */
 	bool is_call;			/* a tools/call with a usable name:
-					 * tool limits, budgets */
+					 * budgets */
+	bool tool_known;		/* ... of a tool in the catalogue:
+					 * tool limits */
 	bool admitted;			/* front checkpoint: end owed */
 	bool forwarded;			/* forward checkpoint: end owed */
 	struct pc_limit_verdict front, fwd;
 	const char *deny_reason;	/* a limit refused it (static) */
 };
 
-/* Fill q for request msg (borrowed) of principal p. */
+/* Fill q for request msg (borrowed) of principal p; router: whose
+ * catalogue says which tool names are real (NULL: none are). */
 void pc_limit_call_init(struct pc_limit_call *q, struct pc_limiter *limiter,
-    const struct pc_principal *p, json_t *msg,
+    const struct pc_router *router, const struct pc_principal *p, json_t *msg,
     void (*on_verdict)(void *, const struct pc_limit_verdict *), void *arg);
 
 /*

@@ -133,6 +133,9 @@ void pc_router_set_config(struct pc_router *r, const struct pc_config *cfg);
 const json_t *pc_router_tool_schema(const struct pc_router *r,
     const char *name);
 
+/* Whether `name` is a tool of the catalogue now (whoever may call it). */
+bool pc_router_has_tool(const struct pc_router *r, const char *name);
+
 /* For a tools/call message, the called tool's inputSchema (as above);
  * NULL for anything else. */
 const json_t *pc_router_call_schema(const struct pc_router *r,

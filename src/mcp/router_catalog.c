@@ -287,6 +287,13 @@ pc_router_tool_schema(const struct pc_router *r, const char *name)
 	return tool != NULL ? json_object_get(tool, "inputSchema") : NULL;
 }
 
+bool
+pc_router_has_tool(const struct pc_router *r, const char *name)
+{
+	return r != NULL && name != NULL &&
+	    pc_catalog_find(r->cat, PC_CAT_TOOLS, name) != NULL;
+}
+
 const json_t *
 pc_router_call_schema(const struct pc_router *r, const json_t *msg)
 {

@@ -350,7 +350,8 @@ request(struct pc_stdio_front *f, const struct pc_reqinfo *ri, json_t *msg)
 	req_link(&f->reqs, q);
 	/* The limits stage, as on HTTP: a refusal is answered and recorded
 	 * like any answer (deny, the limit's reason), without the status. */
-	pc_limit_call_init(&q->lim, f->limiter, &f->principal, msg, NULL, NULL);
+	pc_limit_call_init(&q->lim, f->limiter, f->router, &f->principal, msg,
+	    NULL, NULL);
 	if (pc_limit_call_admit(&q->lim, id, &status, &refusal) != 0) {
 		if (refusal == NULL)
 			refusal = pc_rpc_error(id, PC_RPC_LIMITED,

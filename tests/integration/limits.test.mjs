@@ -161,6 +161,24 @@ test('per-tool limit: 3 per 6 s with burst 3 passes three, refuses the fourth fo
   });
 });
 
+test('made-up tool names are not counted by tool limits: they cannot fill the limit table', async () => {
+  // Every name counted is an entry of the bounded limit table for a whole
+  // spacing interval (an hour here); names that are no tool, answered
+  // "Unknown tool", used to take one each until the table was full and
+  // every new caller was refused.
+  const a = createKey('made-up');
+  await withGateway({ auth, upstreams, rate_limits: [{ id: 'per-key-tool', scope: 'key_tool', rate: '1/1h' }] }, async (gw) => {
+    for (let i = 0; i < 3; i++) {
+      const r = await call(gw, a, 'up__no_such_tool', {}, i);
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.response.error?.message, 'Unknown tool', r.text);
+    }
+    // A real tool is counted: once an hour.
+    assert.equal((await call(gw, a, 'up__echo', { text: 'x' })).status, 200);
+    assertRefused(await call(gw, a, 'up__echo', { text: 'y' }), { reason: 'limit.rate', limit: 'per-key-tool' });
+  });
+});
+
 test('a spend budget refuses exactly the call that would exceed it, before the upstream; cheaper calls still fit', async () => {
   const a = createKey('budget-a');
   const b = createKey('budget-b');
