@@ -388,6 +388,13 @@ compile_patterns(struct sc_compiler *c, struct sc_node *n, json_t *pp,
 }
 
 static int
+named_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct sc_named *)a)->name,
+	    ((const struct sc_named *)b)->name);
+}
+
+static int
 compile_deps(struct sc_compiler *c, struct sc_node *n, json_t *v,
     const char *base, enum sc_dialect d, int want_req, int want_sch)
 {
@@ -471,10 +478,15 @@ compile_keywords(struct sc_compiler *c, struct sc_node *n, json_t *o,
 			return sc_fail(c, PC_E_INVAL, "required is not an array");
 		n->required = v;
 	}
-	if ((v = json_object_get(o, "properties")) != NULL &&
-	    (rc = sub_map(c, v, base, d, "properties", &n->props,
-	    &n->nprops)) != 0)
-		return rc;
+	if ((v = json_object_get(o, "properties")) != NULL) {
+		if ((rc = sub_map(c, v, base, d, "properties", &n->props,
+		    &n->nprops)) != 0)
+			return rc;
+		/* Sorted by name: each instance key is looked up by bsearch
+		 * (sc_prop_find), not compared with every name — a million
+		 * `"kN": true` are one compiled node but a million strcmp. */
+		qsort(n->props, n->nprops, sizeof(*n->props), named_cmp);
+	}
 	if ((v = json_object_get(o, "patternProperties")) != NULL &&
 	    (rc = compile_patterns(c, n, v, base, d)) != 0)
 		return rc;
@@ -583,19 +595,46 @@ compile_node(struct sc_compiler *c, json_t *v, const char *base,
 	struct sc_node *n;
 	int rc;
 
+	char *memo_key = NULL;
+
 	/* Compiled already (a $ref target, or a cycle back to an ancestor):
 	 * share the node. */
 	if (info != NULL && info->node != NULL) {
 		*out = info->node;
 		return 0;
 	}
-	if (c->s->nnodes >= c->s->lim.max_schema_nodes)
+	/* Not in the index (a $ref pointer into an unknown keyword): keyed by
+	 * address and context instead. Compiled anew at every reference, a
+	 * doubling chain of such refs made thousands of copies, each running
+	 * pcre2_compile again on the event loop. */
+	if (info == NULL && json_is_object(v)) {
+		size_t kl = strlen(base != NULL ? base : "") + 48;
+
+		if ((memo_key = malloc(kl)) == NULL)
+			return PC_E_NOMEM;
+		snprintf(memo_key, kl, "%p %d %s", (void *)v, (int)d,
+		    base != NULL ? base : "");
+		if ((*out = pc_map_get(c->memo, memo_key)) != NULL) {
+			free(memo_key);
+			return 0;
+		}
+	}
+	if (c->s->nnodes >= c->s->lim.max_schema_nodes) {
+		free(memo_key);
 		return sc_fail(c, PC_E_LIMIT, "too many subschemas");
-	if (c->depth >= 2 * SC_MAX_NEST)
+	}
+	if (c->depth >= 2 * SC_MAX_NEST) {
+		free(memo_key);
 		return sc_fail(c, PC_E_LIMIT, "schema nested too deeply");
+	}
 	n = calloc(1, sizeof(*n));
-	if (n == NULL)
+	if (n == NULL || (memo_key != NULL &&
+	    pc_map_put(c->memo, memo_key, n) != 0)) {
+		free(memo_key);
+		free(n);
 		return PC_E_NOMEM;
+	}
+	free(memo_key);
 	n->next_alloc = c->s->nodes;
 	c->s->nodes = n;
 	c->s->nnodes++;
@@ -696,8 +735,9 @@ pc_schema_compile(json_t *schema, const struct pc_schema_limits *lim,
 	s->mctx = pcre2_match_context_create(NULL);
 	c.info = pc_map_new();
 	c.uris = pc_map_new();
+	c.memo = pc_map_new();
 	if (doc == NULL || s->docs == NULL || s->mctx == NULL ||
-	    c.info == NULL || c.uris == NULL ||
+	    c.info == NULL || c.uris == NULL || c.memo == NULL ||
 	    json_array_append_new(s->docs, doc) != 0) {
 		rc = PC_E_NOMEM;
 		goto out;

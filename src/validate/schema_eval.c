@@ -555,12 +555,37 @@ check_array(struct vctx *v, const struct sc_node *n, json_t *x)
 	return ok;
 }
 
+/* The `properties` entry named k (sorted by compile), or NULL. */
+static const struct sc_named *
+prop_find(const struct sc_node *n, const char *k)
+{
+	size_t lo = 0, hi = n->nprops;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(k, n->props[mid].name);
+
+		if (c == 0)
+			return &n->props[mid];
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return NULL;
+}
+
+/* Whether o has every name of the array `names`: one step per name (a
+ * `required` of a million names is a million lookups, not one step). 1
+ * yes, 0 no (*missing names it), -1 the budget ran out. */
 static int
-has_key(json_t *o, json_t *names, const char **missing)
+has_key(struct vctx *v, json_t *o, json_t *names, const char **missing)
 {
 	json_t *e;
 	size_t i;
 
+	if (step(v, json_array_size(names)) != 0)
+		return -1;
 	json_array_foreach(names, i, e) {
 		const char *k = json_string_value(e);
 		if (k != NULL && json_object_get(o, k) == NULL) {
@@ -577,7 +602,7 @@ check_object(struct vctx *v, const struct sc_node *n, json_t *x)
 	size_t size = json_object_size(x);
 	const char *k, *miss;
 	json_t *e;
-	int ok = 1;
+	int ok = 1, r;
 
 	if (n->min_props >= 0 && size < (unsigned long long)n->min_props) {
 		add_error(v, "minProperties", "fewer than %lld properties",
@@ -589,7 +614,9 @@ check_object(struct vctx *v, const struct sc_node *n, json_t *x)
 		    n->max_props);
 		ok = 0;
 	}
-	if (n->required && !has_key(x, n->required, &miss)) {
+	if (n->required && (r = has_key(v, x, n->required, &miss)) <= 0) {
+		if (r < 0)
+			return 0;
 		/* The name comes from the schema, not from the instance. */
 		add_error(v, "required", "missing required property \"%.64s\"",
 		    miss);
@@ -597,7 +624,9 @@ check_object(struct vctx *v, const struct sc_node *n, json_t *x)
 	}
 	for (size_t i = 0; i < n->ndep_req && (ok || !stop_early(v)); i++)
 		if (json_object_get(x, n->dep_req[i].name) &&
-		    !has_key(x, n->dep_req[i].names, &miss)) {
+		    (r = has_key(v, x, n->dep_req[i].names, &miss)) <= 0) {
+			if (r < 0)
+				return 0;
 			add_error(v, "dependentRequired",
 			    "\"%.64s\" requires \"%.64s\"", n->dep_req[i].name,
 			    miss);
@@ -612,7 +641,8 @@ check_object(struct vctx *v, const struct sc_node *n, json_t *x)
 		return ok;
 	json_object_foreach(x, k, e) {
 		size_t old, klen = strlen(k);
-		int matched = 0, r;
+		const struct sc_named *prop;
+		int matched = 0;
 		if (!ok && stop_early(v))
 			break;
 		if (step(v, 1) != 0)
@@ -629,13 +659,11 @@ check_object(struct vctx *v, const struct sc_node *n, json_t *x)
 				ok = 0;
 			json_decref(name);
 		}
-		for (size_t i = 0; i < n->nprops; i++)
-			if (strcmp(n->props[i].name, k) == 0) {
-				matched = 1;
-				if (!eval(v, n->props[i].node, e))
-					ok = 0;
-				break;
-			}
+		if ((prop = prop_find(n, k)) != NULL) {
+			matched = 1;
+			if (!eval(v, prop->node, e))
+				ok = 0;
+		}
 		for (size_t i = 0; i < n->npats && !v->limit; i++) {
 			if ((r = re_match(v, n->pats[i].re, k, klen)) > 0) {
 				matched = 1;

@@ -105,6 +105,10 @@ struct sc_compiler {
 	struct pc_schema *s;
 	struct pc_map *info;		/* "%p" of a json_t -> struct sc_info */
 	struct pc_map *uris;		/* absolute URI (with #anchor) -> json_t */
+	struct pc_map *memo;		/* "%p dialect base" of a schema the
+					 * index does not know (reached by a
+					 * $ref pointer into an unknown
+					 * keyword) -> its struct sc_node */
 	pc_schema_resolve_fn resolve;
 	void *arg;
 	unsigned depth;

@@ -465,6 +465,8 @@ sc_compiler_release(struct sc_compiler *c)
 	}
 	pc_map_free(c->info);
 	pc_map_free(c->uris);
+	pc_map_free(c->memo);
 	c->info = NULL;
 	c->uris = NULL;
+	c->memo = NULL;
 }

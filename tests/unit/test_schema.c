@@ -664,7 +664,7 @@ test_dependent_both(void **state)
 	struct pc_schema *s = mk("{\"dependentRequired\":{\"a\":[\"b\"],"
 	    "\"c\":[\"d\"],\"e\":[\"f\"],\"g\":[\"h\"]},"
 	    "\"dependentSchemas\":{\"x\":{\"required\":[\"y\"]}}}");
-	struct pc_schema_error e[4];
+	struct pc_schema_error e[16];
 	unsigned n = 0;
 
 	(void)state;
@@ -689,7 +689,7 @@ test_regex_search_limit(void **state)
 	struct pc_schema *foo = mk("{\"pattern\":\"foo\"}");
 	struct pc_schema *end = mk("{\"pattern\":\"x$\"}");
 	struct pc_schema *mid = mk("{\"pattern\":\"b+c\"}");
-	struct pc_schema_error e[4];
+	struct pc_schema_error e[16];
 	size_t len = 65536;
 	json_t *str;
 	char *buf = malloc(len + 1);
@@ -723,6 +723,94 @@ test_regex_search_limit(void **state)
 	pc_schema_free(mid);
 }
 
+/*
+ * `required` with many names cost one step whatever its length: 100,000
+ * names checked on each of 200 items ran 20 million lookups inside the
+ * step budget. Each name is a step now. And `properties` with many names
+ * is looked up by name, not compared with each.
+ */
+static void
+test_required_and_properties_cost(void **state)
+{
+	json_t *names = json_array(), *sch, *props = json_object();
+	json_t *items = json_array(), *obj = json_object();
+	struct pc_schema *s = NULL;
+	struct pc_schema_error e[16];
+	char err[128], k[32];
+	unsigned n = 0;
+
+	(void)state;
+	for (int i = 0; i < 100000; i++)
+		json_array_append_new(names, json_string("a"));
+	sch = json_pack("{s:{s:o}}", "items", "required", names);
+	assert_int_equal(pc_schema_compile(sch, NULL, NULL, NULL, &s, err,
+	    sizeof(err)), 0);
+	for (int i = 0; i < 200; i++)
+		json_array_append_new(items, json_pack("{s:i}", "a", 1));
+	assert_int_equal(pc_schema_validate(s, items, e, &n), PC_E_LIMIT);
+	assert_string_equal(e[0].keyword, "limit");
+	pc_schema_free(s);
+	json_decref(sch);
+	json_decref(items);
+
+	/* Many properties: found by name, whatever their order. */
+	for (int i = 0; i < 5000; i++) {
+		snprintf(k, sizeof(k), "k%d", i);
+		json_object_set_new(props, k, i == 4321 ?
+		    json_pack("{s:s}", "type", "string") : json_true());
+	}
+	sch = json_pack("{s:o, s:b}", "properties", props,
+	    "additionalProperties", 0);
+	assert_int_equal(pc_schema_compile(sch, NULL, NULL, NULL, &s, err,
+	    sizeof(err)), 0);
+	json_object_set_new(obj, "k0", json_integer(1));
+	json_object_set_new(obj, "k4999", json_integer(1));
+	json_object_set_new(obj, "k4321", json_string("x"));
+	assert_int_equal(pc_schema_validate(s, obj, e, &n), 0);
+	json_object_set_new(obj, "k4321", json_integer(1));
+	assert_int_equal(pc_schema_validate(s, obj, e, &n), PC_E_INVAL);
+	assert_string_equal(e[0].keyword, "type");
+	json_object_del(obj, "k4321");
+	json_object_set_new(obj, "k5000", json_integer(1));
+	assert_int_equal(pc_schema_validate(s, obj, e, &n), PC_E_INVAL);
+	assert_string_equal(e[0].keyword, "additionalProperties");
+	pc_schema_free(s);
+	json_decref(sch);
+	json_decref(obj);
+}
+
+/*
+ * $ref pointers into an unknown keyword reach schemas the index does not
+ * know; each reference used to compile its target anew, so a doubling
+ * chain of 14 links made 2^14 copies (each running pcre2_compile again)
+ * until the node limit refused the schema. Each target compiles once now.
+ */
+static void
+test_ref_unindexed_shared(void **state)
+{
+	json_t *x = json_object(), *sch;
+	struct pc_schema *s = NULL;
+	struct pc_schema_error e[16];
+	char err[128], k[16], r[32];
+	unsigned n = 0;
+
+	(void)state;
+	for (int i = 0; i < 14; i++) {
+		snprintf(k, sizeof(k), "a%d", i);
+		snprintf(r, sizeof(r), "#/x/a%d", i + 1);
+		json_object_set_new(x, k, json_pack("{s:[{s:s},{s:s}]}",
+		    "allOf", "$ref", r, "$ref", r));
+	}
+	json_object_set_new(x, "a14", json_pack("{s:s}", "pattern", "^ab+c"));
+	sch = json_pack("{s:s, s:o}", "$ref", "#/x/a0", "x", x);
+	assert_int_equal(pc_schema_compile(sch, NULL, NULL, NULL, &s, err,
+	    sizeof(err)), 0);
+	assert_int_equal(check(s, "\"abbbc\"", e, &n), 0);
+	assert_int_equal(check(s, "\"ac\"", e, &n), PC_E_INVAL);
+	pc_schema_free(s);
+	json_decref(sch);
+}
+
 int
 main(void)
 {
@@ -750,6 +838,8 @@ main(void)
 		cmocka_unit_test(test_anchor_and_id),
 		cmocka_unit_test(test_dependent_both),
 		cmocka_unit_test(test_regex_search_limit),
+		cmocka_unit_test(test_required_and_properties_cost),
+		cmocka_unit_test(test_ref_unindexed_shared),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
