@@ -95,6 +95,7 @@ pc_breaker_allow(struct pc_breaker *br, const char *key, int64_t now_us,
 {
 	const char *keys[1] = { key };
 	struct pc_lval old, val;
+	int64_t span;
 	bool found;
 	int rc;
 
@@ -102,11 +103,26 @@ pc_breaker_allow(struct pc_breaker *br, const char *key, int64_t now_us,
 		*retry_after_us = 0;
 	if (!key_ok(key))
 		return PC_E_INVAL;
+
 	rc = br->ops->get(br->ctx, 1, keys, &old, &found);
 	if (rc != 0)
 		return rc;
 	if (!found || old.v[B_STATE] == PC_BREAKER_CLOSED)
 		return 0;
+	/* Never further ahead than the cooldown (or the probe's window) that
+	 * set it: if it is, the wall clock stepped back, and the wait would
+	 * grow by the step. The cut is stored, or every call would cut it
+	 * again to a whole cooldown from its own now. */
+	span = old.v[B_STATE] == PC_BREAKER_HALF_OPEN ?
+	    br->cfg.probe_timeout_us : old.v[B_COOL];
+	if (old.v[B_UNTIL] - now_us > span) {
+		val = old;
+		val.v[B_UNTIL] = now_us + span;
+		if (put(br->ctx, br->ops, key, &old, found, &val, now_us) == 0)
+			old = val;
+		else
+			old.v[B_UNTIL] = now_us + span;
+	}
 	if (now_us < old.v[B_UNTIL]) {
 		int64_t wait = old.v[B_UNTIL] - now_us;
 		if (old.v[B_STATE] == PC_BREAKER_HALF_OPEN &&

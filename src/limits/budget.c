@@ -288,6 +288,17 @@ charge(struct pc_budget *b, const struct pc_budget_subject *subj,
 			uint64_t spent = 0;
 
 			bounds(b, l->period, now_us, &start, &end);
+			/* The wall clock stepped back over the period's end
+			 * (an NTP correction at midnight): the newer period's
+			 * spend stands, or it would be overwritten here and
+			 * forgotten when the clock comes back. Only the next
+			 * period: a record further ahead is no clock step. */
+			if (s->found[j] && s->old[j].v[1] == end) {
+				int64_t next = end;
+
+				pc_budget_period_bounds(l->period, next, &start,
+				    &end);
+			}
 			if (s->found[j] && s->old[j].v[1] == start &&
 			    s->old[j].v[0] > 0)
 				spent = (uint64_t)s->old[j].v[0];
@@ -454,9 +465,12 @@ pc_budget_restore(struct pc_budget *b, const char *key, uint64_t spent,
 	bool found;
 	int rc;
 
+	/* The file is ours, but read as untrusted: a start past the next
+	 * period is no clock step, and near INT64_MAX its bounds overflow. */
 	if (key == NULL || strlen(key) >= PC_LIMIT_KEY_MAX ||
 	    (sep = strchr(key, PC_LIMIT_KEY_SEP)) == NULL ||
-	    spent > (uint64_t)INT64_MAX || period_start_us < 0)
+	    spent > (uint64_t)INT64_MAX || period_start_us < 0 ||
+	    now_us < 0 || period_start_us > now_us + 32 * PC_LIMIT_DAY_US)
 		return PC_E_INVAL;
 	for (size_t i = 0; i < b->n; i++) {
 		const char *id = b->lim[i].cfg.id;
@@ -474,8 +488,10 @@ pc_budget_restore(struct pc_budget *b, const char *key, uint64_t spent,
 	bounds(b, l->period, now_us, &cur, &cur_end);
 	if (start < cur)
 		return 0;	/* that period is over: nothing to keep */
-	if (start > cur)
-		return PC_E_INVAL;	/* from the future: a clock problem */
+	/* The next period: saved before the clock stepped back over its
+	 * start; its spend stands (as in take). Further ahead: dropped. */
+	if (start > cur && start != cur_end)
+		return PC_E_INVAL;
 	rc = b->ops->get(b->ctx, 1, keys, &old, &found);
 	if (rc != 0)
 		return rc;

@@ -635,6 +635,28 @@ report(struct pc_gcra_result *r, const struct lim *l, int64_t tat,
 	pc_strlcpy(r->limit_id, l->cfg.id, sizeof(r->limit_id));
 }
 
+/* The TATs of take's subjects that are further ahead than their tolerance
+ * (the wall clock stepped back) cut to now + tolerance, one by one; a
+ * failure leaves that one as it was (it is cut again next time). */
+static void
+unstep(struct pc_gcra *g, size_t k, int64_t now_us)
+{
+	struct scratch *s = &g->s;
+
+	for (size_t j = 0; j < k; j++) {
+		const struct lim *l = &g->lim[s->which[j]];
+		struct pc_lval fix;
+
+		if (!s->found[j] || s->old[j].v[0] - now_us <= l->tol_us)
+			continue;
+		fix = s->old[j];
+		fix.v[0] = now_us + l->tol_us;
+		fix.expire_us = fix.v[0];
+		(void)g->ops->cas(g->ctx, 1, &s->keys[j], &s->old[j],
+		    &s->found[j], &fix, now_us);
+	}
+}
+
 static int
 take(struct pc_gcra *g, const struct pc_gcra_subject *subj, uint32_t cost,
     int64_t now_us, bool charge, struct pc_gcra_result *r)
@@ -643,6 +665,7 @@ take(struct pc_gcra *g, const struct pc_gcra_subject *subj, uint32_t cost,
 	size_t k = 0, fired = SIZE_MAX, tight = SIZE_MAX;
 	int64_t worst = -1;
 	uint64_t tight_rem = UINT64_MAX;
+	bool stepped = false;
 	int rc;
 
 	if (subj == NULL || r == NULL || now_us < 0 ||
@@ -684,6 +707,15 @@ take(struct pc_gcra *g, const struct pc_gcra_subject *subj, uint32_t cost,
 			    s->old[j].v[0] : now_us;
 			int64_t wait;
 
+			/* A TAT is never more than the tolerance ahead of
+			 * the clock that set it; further ahead, the wall
+			 * clock stepped back. Counted as the whole burst
+			 * used, not as a wait as long as the step. */
+			if (tat - now_us > l->tol_us) {
+				tat = now_us + l->tol_us;
+				stepped = true;
+			}
+
 			if (cost > l->cfg.burst) {
 				wait = INT64_MAX;
 			} else {
@@ -715,9 +747,16 @@ take(struct pc_gcra *g, const struct pc_gcra_subject *subj, uint32_t cost,
 			const struct lim *l = &g->lim[s->which[fired]];
 			int64_t tat = s->found[fired] ? s->old[fired].v[0] : 0;
 
+			if (tat - now_us > l->tol_us)	/* as above */
+				tat = now_us + l->tol_us;
 			report(r, l, tat, now_us);
 			r->allowed = false;
 			r->retry_after_us = worst;
+			/* A refusal writes nothing, so a TAT stepped past
+			 * would be cut back again at every call, each one
+			 * waiting a spacing: store the cut. */
+			if (charge && stepped)
+				unstep(g, k, now_us);
 			return 0;
 		}
 		if (!charge)

@@ -335,6 +335,24 @@ concurrency_caps(void **st)
 	pc_conc_free(NULL);
 }
 
+/* The wall clock stepped back an hour: the wait is the cooldown at most,
+ * not the cooldown plus the hour. */
+static void
+clock_stepped_back(void **st)
+{
+	struct pc_breaker *br = mk(1, 10 * SEC, 0);
+	int64_t retry, back = T0 - 3600 * SEC;
+
+	(void)st;
+	fail_n(br, "up", 1, T0);
+	assert_int_equal(pc_breaker_allow(br, "up", back, &retry),
+	    PC_E_UNAVAIL);
+	assert_true(retry == 10 * SEC);
+	assert_int_equal(pc_breaker_allow(br, "up", back + 10 * SEC, &retry),
+	    PC_BREAKER_PROBE);
+	pc_breaker_free(br);
+}
+
 int
 main(void)
 {
@@ -345,6 +363,7 @@ main(void)
 		cmocka_unit_test(failed_probe_reopens_doubled),
 		cmocka_unit_test(lost_probe_and_stale_outcomes),
 		cmocka_unit_test(released_probe),
+		cmocka_unit_test(clock_stepped_back),
 		cmocka_unit_test(bad_input_and_full_table),
 		cmocka_unit_test(concurrency_caps),
 	};

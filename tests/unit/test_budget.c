@@ -376,6 +376,52 @@ refund_only_what_and_when_charged(void **st)
 	pc_budget_free(b);
 }
 
+/*
+ * The wall clock stepped back over midnight: the new day's spend stands
+ * (it used to be overwritten by the old day's record and forgotten when
+ * the clock came back), in memory and across a restart. A record further
+ * ahead than the next period, or one whose bounds would overflow, is no
+ * clock step: dropped.
+ */
+static void
+clock_stepped_back(void **st)
+{
+	struct pc_budget_limit l = blim(PC_BUDGET_KEY, PC_BUDGET_DAY, 100);
+	struct pc_budget *b = mk(&l, 1), *b2;
+	struct pc_budget_subject s = { .key = "k1" };
+	struct pc_budget_result r;
+	struct snap sn = { .n = 0 };
+	int64_t after = MAR11_2024 * SEC + 5 * SEC, before = after - 60 * SEC;
+
+	(void)st;
+	assert_int_equal(pc_budget_charge(b, &s, 90, after, &r), 0);
+	assert_true(r.allowed);
+	assert_int_equal(pc_budget_charge(b, &s, 20, before, &r), 0);
+	assert_false(r.allowed);			/* 90 of the new day spent */
+	assert_int_equal(pc_budget_charge(b, &s, 10, before, &r), 0);
+	assert_true(r.allowed);
+	/* The clock comes back: 100 spent today, nothing forgotten. */
+	assert_int_equal(pc_budget_charge(b, &s, 1, after + SEC, &r), 0);
+	assert_false(r.allowed);
+	assert_int_equal(r.spent, 100);
+	/* Saved, then restored by a gateway whose clock is behind. */
+	assert_int_equal(pc_budget_snapshot(b, after, snap_cb, &sn), 0);
+	assert_int_equal(sn.n, 1);
+	b2 = mk(&l, 1);
+	assert_int_equal(pc_budget_restore(b2, sn.key[0], sn.spent[0],
+	    sn.start[0], before), 0);
+	assert_int_equal(pc_budget_charge(b2, &s, 1, after, &r), 0);
+	assert_false(r.allowed);
+	/* Two days ahead: not a clock step. Near INT64_MAX: refused before
+	 * its bounds are computed. */
+	assert_int_equal(pc_budget_restore(b2, sn.key[0], 5,
+	    MAR11_2024 * SEC + 2 * DAY, before), PC_E_INVAL);
+	assert_int_equal(pc_budget_restore(b2, sn.key[0], 5,
+	    INT64_MAX - 5, before), PC_E_INVAL);
+	pc_budget_free(b);
+	pc_budget_free(b2);
+}
+
 int
 main(void)
 {
@@ -385,6 +431,7 @@ main(void)
 		cmocka_unit_test(day_and_month_together),
 		cmocka_unit_test(cost_above_amount_and_match),
 		cmocka_unit_test(snapshot_restore),
+		cmocka_unit_test(clock_stepped_back),
 		cmocka_unit_test(refund_only_what_and_when_charged),
 		cmocka_unit_test(config_checks),
 	};

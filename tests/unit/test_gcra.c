@@ -575,11 +575,37 @@ store_churn_matches_reference(void **st)
 	ops->destroy(ctx);
 }
 
+/*
+ * The wall clock stepped back an hour (an NTP correction): a stored TAT an
+ * hour ahead used to refuse the caller for the hour. It counts as the whole
+ * burst used: one spacing to wait, no more.
+ */
+static void
+clock_stepped_back(void **st)
+{
+	struct pc_gcra_limit l = lim(PC_LIMIT_KEY, 30, PC_LIMIT_MINUTE_US, 30);
+	struct pc_gcra *g = mk(&l, 1);
+	struct pc_gcra_result r;
+	int64_t back = T0 - PC_LIMIT_HOUR_US;
+
+	(void)st;
+	for (int i = 0; i < 30; i++)
+		assert_int_equal(pc_gcra_take(g, "alice", 1, T0, &r), 0);
+	assert_int_equal(pc_gcra_take(g, "alice", 1, back, &r), 0);
+	assert_false(r.allowed);
+	assert_int_equal(r.retry_after_us, S(2));
+	assert_int_equal(r.remaining, 0);
+	assert_int_equal(pc_gcra_take(g, "alice", 1, back + S(2), &r), 0);
+	assert_true(r.allowed);
+	pc_gcra_free(g);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(burst_then_steady),
+		cmocka_unit_test(clock_stepped_back),
 		cmocka_unit_test(minute_and_hour),
 		cmocka_unit_test(per_second_burst_one),
 		cmocka_unit_test(cost_above_one),
