@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "lib/errors.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -583,16 +585,63 @@ applies(const struct pc_gcra_limit *l, const struct pc_gcra_subject *s,
 	return false;
 }
 
+/* A field too long for a key, as KEY_DIGEST and 32 hex digits of its
+ * SHA-256 (out: DIGEST_FIELD_LEN + 1 bytes). 0 or PC_E_IO. */
+#define KEY_DIGEST '\x1e'
+#define DIGEST_FIELD_LEN 33
+
+static int
+digest_field(const char *f, size_t len, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+
+	if (EVP_Digest(f, len, md, &mdlen, EVP_sha256(), NULL) != 1 ||
+	    mdlen < 16)
+		return PC_E_IO;
+	out[0] = KEY_DIGEST;
+	for (size_t i = 0; i < 16; i++) {
+		out[1 + 2 * i] = hex[md[i] >> 4];
+		out[2 + 2 * i] = hex[md[i] & 15];
+	}
+	out[DIGEST_FIELD_LEN] = '\0';
+	return 0;
+}
+
 int
 pc_limit_key(char *dst, const char *id, const char *a, const char *b)
 {
 	size_t il = strlen(id), al = a ? strlen(a) : 0, bl = b ? strlen(b) : 0;
 	size_t n = il + 1 + al + (b ? 1 + bl : 0);
+	char da[DIGEST_FIELD_LEN + 1], db[DIGEST_FIELD_LEN + 1];
 	char *p = dst;
 
-	/* A separator inside a field would let two subjects share a key. */
-	if (n >= PC_LIMIT_KEY_MAX || (a && memchr(a, KEY_SEP, al)) ||
-	    (b && memchr(b, KEY_SEP, bl)))
+	/* A separator inside a field would let two subjects share a key;
+	 * so would a field that looks like another's digest. */
+	if ((a && (memchr(a, KEY_SEP, al) || memchr(a, KEY_DIGEST, al))) ||
+	    (b && (memchr(b, KEY_SEP, bl) || memchr(b, KEY_DIGEST, bl))))
+		return PC_E_INVAL;
+	/*
+	 * Too long together (a JWT subject of 127 bytes and a tool name of
+	 * 128): the long fields go in as digests. Refusing the key instead
+	 * answered every call of that caller 503 under a key+tool limit.
+	 */
+	if (n >= PC_LIMIT_KEY_MAX && a != NULL && al > DIGEST_FIELD_LEN) {
+		if (digest_field(a, al, da) != 0)
+			return PC_E_IO;
+		a = da;
+		al = DIGEST_FIELD_LEN;
+		n = il + 1 + al + (b ? 1 + bl : 0);
+	}
+	if (n >= PC_LIMIT_KEY_MAX && b != NULL && bl > DIGEST_FIELD_LEN) {
+		if (digest_field(b, bl, db) != 0)
+			return PC_E_IO;
+		b = db;
+		bl = DIGEST_FIELD_LEN;
+		n = il + 1 + al + 1 + bl;
+	}
+	if (n >= PC_LIMIT_KEY_MAX)
 		return PC_E_INVAL;
 	/* Hand-assembled rather than snprintf: this runs for every limit of
 	 * every call, and the lengths are checked above. */

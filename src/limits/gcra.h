@@ -97,8 +97,11 @@ size_t pc_limit_mem_count(void *ctx);
 /*
  * State keys are "<id>\x1f<a>" or "<id>\x1f<a>\x1f<b>": 0x1f appears in no
  * id, key id, tool name or tenant we accept, so two subjects never share a
- * key. Writes the key into dst (PC_LIMIT_KEY_MAX bytes). 0; PC_E_INVAL if
- * a field holds the separator or the key would not fit (callers refuse).
+ * key. Fields that together would not fit go in as "\x1e" and 32 hex
+ * digits of their SHA-256 (0x1e is refused in fields too). Writes the key
+ * into dst (PC_LIMIT_KEY_MAX bytes). 0; PC_E_INVAL if a field holds 0x1f
+ * or 0x1e, or the key would not fit even so (callers refuse); PC_E_IO if
+ * the digest failed.
  */
 #define PC_LIMIT_KEY_SEP '\x1f'
 int pc_limit_key(char *dst, const char *id, const char *a, const char *b);
