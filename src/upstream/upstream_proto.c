@@ -600,6 +600,35 @@ process_lines(struct pc_upstream *up)
 	}
 }
 
+/*
+ * stdout ended (EOF, or the child was reaped) with bytes after the last
+ * newline: a last message written without its newline, or one cut off by
+ * a crash. Read as a line rather than dropped in silence: a whole answer
+ * still reaches its caller, and a cut one is a protocol error that says
+ * so in the log.
+ */
+static void
+last_line(struct pc_upstream *up)
+{
+	size_t len;
+	const char *line;
+
+	if (up->rbuf == NULL || up->proto_failed || up->free_pending ||
+	    (len = evbuffer_get_length(up->rbuf)) == 0 || len > up->max_line)
+		return;
+	if (up_log_admit(up))
+		pc_warn("upstream '%s': its output ended without a newline "
+		    "(%zu bytes after the last one); read as a last line",
+		    up->conf->name, len);
+	line = (const char *)evbuffer_pullup(up->rbuf, (ev_ssize_t)len);
+	if (line != NULL)
+		handle_line(up, line, len);
+	if (up->rbuf != NULL && !up->free_pending) {
+		evbuffer_drain(up->rbuf, evbuffer_get_length(up->rbuf));
+		up->rscan = 0;
+	}
+}
+
 /* Returns false at EOF or on a read error. */
 static bool
 read_into(int fd, struct evbuffer *buf)
@@ -651,6 +680,8 @@ on_out_read(evutil_socket_t fd, short what, void *arg)
 		evbuffer_drain(up->rbuf, evbuffer_get_length(up->rbuf));
 	else
 		process_lines(up);
+	if (!open)
+		last_line(up);
 	if (!open && up->ev_out != NULL)
 		out_eof(up);
 	up_leave(up);
@@ -755,6 +786,7 @@ up_io_drain(struct pc_upstream *up)
 	if (up->fd_out >= 0 && up->rbuf != NULL && !up->proto_failed) {
 		(void)read_into(up->fd_out, up->rbuf);
 		process_lines(up);
+		last_line(up);
 	}
 }
 

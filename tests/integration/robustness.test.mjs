@@ -64,6 +64,23 @@ test('an upstream killed mid-call: clean JSON-RPC error, restart, later calls wo
   await s.close();
 });
 
+test('a last answer written without its newline before the upstream exits still reaches its caller', { skip: skip || (!haveMiniUpstream() && 'mini_upstream not built'), timeout: 60000 }, async () => {
+  const s = await legacyInit(gw.url);
+  const logMark = gw.logs.length;
+  const r = await s.request(3, 'tools/call', { name: 'last_words', arguments: {} });
+  assert.equal(r.response?.result?.content?.[0]?.text, 'goodbye', r.text.slice(0, 300));
+  await gw.waitForLog((l) => /output ended without a newline/.test(l.msg ?? ''), { timeoutMs: 5000, from: logMark });
+  // It restarts as after any exit.
+  let last;
+  for (let i = 0; i < 50; i++) {
+    last = await s.request(200 + i, 'tools/call', { name: 'echo', arguments: { text: 'next' } });
+    if (last.response?.result) break;
+    await sleep(200);
+  }
+  assert.equal(last.response?.result?.content?.[0]?.text, 'next');
+  await s.close();
+});
+
 test('a call that never answers times out with -32003', { skip, timeout: 30000 }, async () => {
   const s = await legacyInit(gw.url);
   const t0 = Date.now();
