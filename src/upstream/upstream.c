@@ -579,6 +579,15 @@ sd_step(struct pc_upstream *up)
 		    "SIGKILL", up->conf->name);
 		up->sd_phase = UP_SD_KILL;
 		up_kill_group(up, SIGKILL);
+		up_timer_ms(up->ev_sd, grace);
+		break;
+	case UP_SD_KILL:
+		/* Not even SIGKILL: stuck in the kernel (a hung mount). The
+		 * gateway's shutdown must not wait for it forever; freeing
+		 * the upstream reaps it if it can, briefly. */
+		pc_error("upstream '%s': did not exit after SIGKILL; shutting "
+		    "down without it", up->conf->name);
+		finish_shutdown(up);
 		break;
 	default:
 		break;
