@@ -219,7 +219,27 @@ is_integral(const json_t *x)
 	return json_is_real(x) && sc_is_whole(json_real_value(x));
 }
 
-/* Compare two numbers: integers exactly, otherwise as doubles. */
+/* An integer against a double, exactly: converted to double, an integer
+ * past 2^53 rounds (9007199254740993 became ...992.0 and passed a maximum
+ * of 9007199254740992.0). */
+static int
+int_real_cmp(json_int_t i, double d)
+{
+	if (d >= 9223372036854775808.0)		/* 2^63: above every int64 */
+		return -1;
+	if (d < -9223372036854775808.0)
+		return 1;
+	/* |d| < 2^63: its whole part is an exact int64, its fraction exact. */
+	json_int_t t = (json_int_t)d;
+	double frac = d - (double)t;
+
+	if (i != t)
+		return (i > t) - (i < t);
+	return (frac < 0) - (frac > 0);
+}
+
+/* Compare two numbers exactly (integers as integers, an integer against a
+ * real without rounding it). */
 static int
 num_cmp(const json_t *a, const json_t *b)
 {
@@ -227,6 +247,10 @@ num_cmp(const json_t *a, const json_t *b)
 		json_int_t x = json_integer_value(a), y = json_integer_value(b);
 		return (x > y) - (x < y);
 	}
+	if (json_is_integer(a))
+		return int_real_cmp(json_integer_value(a), json_real_value(b));
+	if (json_is_integer(b))
+		return -int_real_cmp(json_integer_value(b), json_real_value(a));
 	double x = json_number_value(a), y = json_number_value(b);
 	return (x > y) - (x < y);
 }
@@ -411,9 +435,15 @@ check_number(struct vctx *v, const struct sc_node *n, json_t *x)
 	}
 	if (n->multiple_of) {
 		int mult;
-		if (json_is_integer(x) && json_is_integer(n->multiple_of)) {
+		double dv = json_number_value(n->multiple_of);
+		/* A whole real divisor within int64 (2.0) is an integer one:
+		 * in doubles, an integer past 2^53 rounds to a multiple. */
+		int whole_div = json_is_integer(n->multiple_of) ||
+		    (dv == floor(dv) && dv < 9223372036854775808.0);
+		if (json_is_integer(x) && whole_div) {
 			json_int_t a = json_integer_value(x);
-			json_int_t b = json_integer_value(n->multiple_of);
+			json_int_t b = json_is_integer(n->multiple_of) ?
+			    json_integer_value(n->multiple_of) : (json_int_t)dv;
 			/* b > 0 (checked at compile), so no INT_MIN % -1. */
 			mult = a % b == 0;
 		} else {

@@ -811,6 +811,44 @@ test_ref_unindexed_shared(void **state)
 	json_decref(sch);
 }
 
+/*
+ * An integer against a real bound or divisor, exactly: in doubles
+ * 9007199254740993 rounds to ...992, so it passed a maximum of
+ * 9007199254740992.0 and a multipleOf of 2.0.
+ */
+static void
+test_int_real_exact(void **state)
+{
+	struct pc_schema *mx = mk("{\"maximum\":9007199254740992.0}");
+	struct pc_schema *m2 = mk("{\"multipleOf\":2.0}");
+	struct pc_schema *xm = mk("{\"exclusiveMaximum\":1.5,"
+	    "\"minimum\":-0.5}");
+	struct pc_schema *big = mk("{\"maximum\":1e300,\"minimum\":-1e300}");
+	struct pc_schema *c1 = mk("{\"const\":1}");
+	struct pc_schema_error e[16];
+	unsigned n = 0;
+
+	(void)state;
+	assert_int_equal(check(mx, "9007199254740993", e, &n), PC_E_INVAL);
+	assert_int_equal(check(mx, "9007199254740992", e, &n), 0);
+	assert_int_equal(check(m2, "9007199254740993", e, &n), PC_E_INVAL);
+	assert_int_equal(check(m2, "9007199254740994", e, &n), 0);
+	assert_int_equal(check(m2, "3.0", e, &n), PC_E_INVAL);
+	assert_int_equal(check(xm, "1", e, &n), 0);
+	assert_int_equal(check(xm, "0", e, &n), 0);
+	assert_int_equal(check(xm, "2", e, &n), PC_E_INVAL);
+	assert_int_equal(check(xm, "-1", e, &n), PC_E_INVAL);
+	assert_int_equal(check(big, "9223372036854775807", e, &n), 0);
+	assert_int_equal(check(big, "-9223372036854775807", e, &n), 0);
+	assert_int_equal(check(c1, "1.0", e, &n), 0);
+	assert_int_equal(check(c1, "1.5", e, &n), PC_E_INVAL);
+	pc_schema_free(mx);
+	pc_schema_free(m2);
+	pc_schema_free(xm);
+	pc_schema_free(big);
+	pc_schema_free(c1);
+}
+
 int
 main(void)
 {
@@ -840,6 +878,7 @@ main(void)
 		cmocka_unit_test(test_regex_search_limit),
 		cmocka_unit_test(test_required_and_properties_cost),
 		cmocka_unit_test(test_ref_unindexed_shared),
+		cmocka_unit_test(test_int_real_exact),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
