@@ -36,6 +36,7 @@ struct pc_limiter {
 	struct pc_conc *conc_key;
 	struct pc_conc *conc_up;
 	uint64_t changes;
+	uint64_t budget_gen;		/* grows with every budget set made */
 };
 
 static void
@@ -170,6 +171,7 @@ pc_limiter_set_config(struct pc_limiter *l, const struct pc_limiter_conf *cfg,
 		pc_breaker_free(l->up_br);
 	l->gcra = g;
 	l->budget = b;
+	l->budget_gen++;
 	l->key_br = kb;
 	l->up_br = ub;
 	l->key_brc = cfg->key_br;
@@ -415,6 +417,7 @@ pc_limiter_forward(struct pc_limiter *l, const struct pc_limit_subject *s,
 		}
 		v->charged = cost;
 		v->charged_at_us = now_us;
+		v->charged_gen = l->budget_gen;
 		l->changes++;
 	}
 }
@@ -429,6 +432,16 @@ pc_limiter_forward_refund(struct pc_limiter *l,
 
 	if (l == NULL || l->budget == NULL || !v->allowed || v->charged == 0)
 		return;
+	/* A reload since the charge made another budget set: one that was
+	 * not charged (a tenant budget added) would be given units it never
+	 * paid. The charge stands (fewer units, never more). */
+	if (v->charged_gen != l->budget_gen) {
+		pc_info("budget: %" PRIu64 " unit(s) of a call that never "
+		    "reached its upstream are not given back: the budgets were "
+		    "reloaded since", v->charged);
+		v->charged = 0;
+		return;
+	}
 	rc = pc_budget_refund(l->budget, &bs, v->charged, v->charged_at_us,
 	    now_us);
 	if (rc != 0)

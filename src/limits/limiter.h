@@ -69,6 +69,7 @@ struct pc_limit_verdict {
 	int64_t at_us;			/* when the checkpoint ran */
 	uint64_t charged;		/* budget units taken (for a refund) */
 	int64_t charged_at_us;
+	uint64_t charged_gen;		/* the budget set charged */
 };
 
 /* 0; PC_E_CONFIG (message in err); PC_E_NOMEM; PC_E_IO. */

@@ -264,6 +264,54 @@ lost_probes_given_back(void **st)
 	pc_limiter_free(l);
 }
 
+/*
+ * A refund after a reload: the budgets charged are not the ones now in
+ * force (a tenant budget added in between was never charged, and would
+ * be given units it never paid). The charge stands; before a reload the
+ * refund is made.
+ */
+static void
+refund_after_reload(void **st)
+{
+	struct pc_budget_limit ten = {
+		.id = "tenant-day", .scope = PC_BUDGET_TENANT,
+		.period = PC_BUDGET_DAY, .amount = 10,
+	};
+	struct pc_budget_limit both[2] = { daily, ten };
+	struct pc_limiter_conf c1 = { .budgets = &daily, .nbudgets = 1,
+	    .costs = costs, .ncosts = 2 };
+	struct pc_limiter_conf c2 = { .budgets = both, .nbudgets = 2,
+	    .costs = costs, .ncosts = 2 };
+	struct pc_limiter *l = mk(&c1);
+	struct pc_limit_subject s = { "k", "acme", "big" };
+	struct pc_limit_verdict v, t;
+	char err[128];
+
+	(void)st;
+	pc_limiter_forward(l, &s, "up", T0, &v);
+	assert_true(v.allowed && v.charged == 4);
+	pc_limiter_forward_refund(l, &s, &v, T0);	/* same set: refunded */
+	pc_limiter_forward(l, &s, "up", T0, &v);
+	assert_true(v.allowed);
+	assert_int_equal(pc_limiter_set_config(l, &c2, T0, err, sizeof(err)),
+	    0);
+	/* The tenant spends 8 of 10 under the new set. */
+	pc_limiter_forward(l, &s, "up", T0, &t);
+	assert_true(t.allowed);
+	pc_limiter_forward(l, &s, "up", T0, &t);
+	assert_false(t.allowed);
+	assert_string_equal(t.limit_id, "daily");	/* key: 4 + 4 + 4 > 10 */
+	/* The call charged before the reload is refunded: not to the tenant. */
+	pc_limiter_forward_refund(l, &s, &v, T0);
+	struct pc_limit_subject other = { "j", "acme", "big" };
+	pc_limiter_forward(l, &other, "up", T0, &t);
+	assert_true(t.allowed);				/* tenant: 4 + 4 = 8 */
+	pc_limiter_forward(l, &other, "up", T0, &t);
+	assert_false(t.allowed);
+	assert_string_equal(t.limit_id, "tenant-day");
+	pc_limiter_free(l);
+}
+
 static void
 reload_keeps_counters(void **st)
 {
@@ -377,6 +425,7 @@ main(void)
 		cmocka_unit_test(budget_charged_at_forward),
 		cmocka_unit_test(caps_and_breakers),
 		cmocka_unit_test(lost_probes_given_back),
+		cmocka_unit_test(refund_after_reload),
 		cmocka_unit_test(reload_keeps_counters),
 		cmocka_unit_test(saved_and_restored),
 	};
