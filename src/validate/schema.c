@@ -292,7 +292,7 @@ regex_translate(const char *in, char *out)
 static int
 compile_regex(struct sc_compiler *c, const char *pat, pcre2_code **out)
 {
-	static const char head[] = "[\\s\\S]*?(?:", tail[] = "\\E)";
+	static const char head[] = "(?C1)(?:", tail[] = "\\E)";
 	const uint32_t opts = PCRE2_UTF | PCRE2_DOLLAR_ENDONLY;
 	int errcode;
 	PCRE2_SIZE erroff;
@@ -320,18 +320,18 @@ compile_regex(struct sc_compiler *c, const char *pat, pcre2_code **out)
 	}
 	pcre2_code_free(alone);
 	/*
-	 * A search compiled as one anchored match, `[\s\S]*?(?:PAT\E)`:
-	 * PCRE2's match limit restarts at every start position of an
-	 * unanchored search, so `(a+)+$` over 64 KiB ran for seconds inside
-	 * one pcre2_match, each position under the limit. Anchored, the
-	 * whole search is one match and one limit (re_match scales it with
-	 * the subject's length). The \E ends a \Q left open. A pattern that
+	 * A callout at the start, `(?C1)(?:PAT\E)`: PCRE2's match limit
+	 * restarts at every start position of a search and the time budget
+	 * was read only between matches, so `(a+)+$` (no `^`) over 64 KiB
+	 * ran for seconds inside one pcre2_match, each position under the
+	 * limit. The callout runs at each start position tried and reads the
+	 * time budget (re_match). The \E ends a \Q left open. A pattern that
 	 * does not survive the wrapping (start-of-pattern options, a comment
 	 * running to its end) is refused: fail closed.
 	 */
 	strcat(tr, tail);
-	*out = pcre2_compile((PCRE2_SPTR)tr, PCRE2_ZERO_TERMINATED,
-	    opts | PCRE2_ANCHORED, &errcode, &erroff, NULL);
+	*out = pcre2_compile((PCRE2_SPTR)tr, PCRE2_ZERO_TERMINATED, opts,
+	    &errcode, &erroff, NULL);
 	free(tr);
 	if (*out == NULL)
 		return sc_fail(c, PC_E_INVAL, "pattern does not compile as a "

@@ -36,7 +36,8 @@ struct vctx {
 	unsigned nerrs, maxerrs, failed;
 	pcre2_match_data *md;
 	pcre2_match_context *mctx;	/* the schema's, copied at the first
-					 * match: its limit is set per match */
+					 * match, with re_callout */
+	unsigned long re_positions;	/* start positions tried (callout) */
 	int64_t deadline_ns;		/* thread CPU time; 0: not started */
 	unsigned long matches;		/* regex matches run so far */
 	char path[256];
@@ -346,8 +347,25 @@ utf8_len(const char *s, size_t n)
 	return cps;
 }
 
-/* Match steps granted per subject byte, above regex_match_limit. */
-#define RE_STEPS_PER_BYTE 8u
+/* Start positions a search tries between two readings of the clock. */
+#define RE_POSITIONS_PER_CHECK 64u
+
+/*
+ * The callout at the start of every compiled pattern (compile_regex): one
+ * call per start position tried. The match limit bounds one position; the
+ * time budget, read here, bounds them all, inside a single pcre2_match.
+ */
+static int
+re_callout(pcre2_callout_block *cb, void *data)
+{
+	struct vctx *v = data;
+
+	(void)cb;
+	if ((++v->re_positions % RE_POSITIONS_PER_CHECK) == 0 &&
+	    over_time(v) != 0)
+		return PCRE2_ERROR_CALLOUT;	/* abort the match */
+	return 0;
+}
 
 /* 1 match, 0 no match, -1 budget ran out. */
 static int
@@ -355,22 +373,15 @@ re_match(struct vctx *v, pcre2_code *re, const char *s, size_t n)
 {
 	int rc;
 
-	uint64_t lim = (uint64_t)v->s->lim.regex_match_limit +
-	    RE_STEPS_PER_BYTE * (uint64_t)n;
-
 	if (step_bytes(v, n) != 0)
 		return -1;
-	/* The search is one anchored match (compile_regex): its limit is the
-	 * configured one plus a few steps per byte, for the lazy prefix to
-	 * reach every start position. Linear in the subject, never a limit
-	 * per position. */
-	if (v->mctx == NULL &&
-	    (v->mctx = pcre2_match_context_copy(v->s->mctx)) == NULL) {
-		limit_hit(v, "regex");		/* out of memory: fail closed */
-		return -1;
+	if (v->mctx == NULL) {
+		if ((v->mctx = pcre2_match_context_copy(v->s->mctx)) == NULL) {
+			limit_hit(v, "regex");	/* out of memory: fail closed */
+			return -1;
+		}
+		pcre2_set_callout(v->mctx, re_callout, v);
 	}
-	pcre2_set_match_limit(v->mctx, lim > UINT32_MAX ? UINT32_MAX :
-	    (uint32_t)lim);
 	rc = pcre2_match(re, (PCRE2_SPTR)s, n, 0, 0, v->md, v->mctx);
 	if ((++v->matches & 7) == 0 && over_time(v) != 0)
 		return -1;
@@ -378,7 +389,8 @@ re_match(struct vctx *v, pcre2_code *re, const char *s, size_t n)
 		return 1;
 	if (rc == PCRE2_ERROR_NOMATCH)
 		return 0;
-	/* Match, depth or heap limit, or any other failure: fail closed. */
+	/* Match, depth or heap limit, the time budget (the callout), or any
+	 * other failure: fail closed. */
 	limit_hit(v, "regex");
 	return -1;
 }
@@ -652,6 +664,10 @@ check_object(struct vctx *v, const struct sc_node *n, json_t *x)
 		    miss);
 		ok = 0;
 	}
+	/* A lookup per dependency entry, whatever the instance holds. */
+	if (n->ndep_req + n->ndep_sch > 0 &&
+	    step(v, n->ndep_req + n->ndep_sch) != 0)
+		return 0;
 	for (size_t i = 0; i < n->ndep_req && (ok || !stop_early(v)); i++)
 		if (json_object_get(x, n->dep_req[i].name) &&
 		    (r = has_key(v, x, n->dep_req[i].names, &miss)) <= 0) {

@@ -680,7 +680,10 @@ test_dependent_both(void **state)
  * An unanchored pattern: PCRE2's match limit restarts at every start
  * position of a search, so (a+)+$ over 64 KiB of short runs of a ran for
  * seconds inside one match, every position under the limit, and then
- * passed. The search is one anchored match now, with one limit.
+ * passed. A callout at each start position reads the time budget now.
+ * Ordinary searches are unchanged: a quadratic but modest one passes,
+ * a verb that moves the search on works, and a pattern whose
+ * start-of-pattern options cannot be wrapped is refused.
  */
 static void
 test_regex_search_limit(void **state)
@@ -716,6 +719,22 @@ test_regex_search_limit(void **state)
 	/* Still a search, not a match at the start. */
 	assert_int_equal(check(mid, "\"aaabbbcdd\"", e, &n), 0);
 	assert_int_equal(check(mid, "\"aaabbbdd\"", e, &n), PC_E_INVAL);
+	/* \w+\d over 500 bytes: about 125,000 steps in all, each start
+	 * position well under the limit. */
+	struct pc_schema *wd = mk("{\"pattern\":\"\\\\w+\\\\d\"}");
+	memset(buf, 'a', 500);
+	memcpy(buf + 500, "!b1", 4);
+	str = json_string(buf);
+	assert_int_equal(pc_schema_validate(wd, str, e, &n), 0);
+	json_decref(str);
+	pc_schema_free(wd);
+	struct pc_schema *prune = mk("{\"pattern\":\"a(*PRUNE)b\"}");
+	assert_int_equal(check(prune, "\"acab\"", e, &n), 0);
+	pc_schema_free(prune);
+	char err[128];
+	assert_int_equal(compile_rc("{\"pattern\":\"(*LIMIT_MATCH=9)a\"}", err,
+	    sizeof(err)), PC_E_INVAL);
+	assert_non_null(strstr(err, "as a search"));
 	free(buf);
 	pc_schema_free(s);
 	pc_schema_free(foo);
@@ -749,6 +768,24 @@ test_required_and_properties_cost(void **state)
 		json_array_append_new(items, json_pack("{s:i}", "a", 1));
 	assert_int_equal(pc_schema_validate(s, items, e, &n), PC_E_LIMIT);
 	assert_string_equal(e[0].keyword, "limit");
+	pc_schema_free(s);
+	json_decref(sch);
+	json_decref(items);
+
+	/* dependentRequired entries cost a lookup each, whatever the object
+	 * holds: 100,000 of them on each of 200 items. */
+	json_t *deps = json_object();
+	for (int i = 0; i < 100000; i++) {
+		snprintf(k, sizeof(k), "d%d", i);
+		json_object_set_new(deps, k, json_array());
+	}
+	sch = json_pack("{s:{s:o}}", "items", "dependentRequired", deps);
+	assert_int_equal(pc_schema_compile(sch, NULL, NULL, NULL, &s, err,
+	    sizeof(err)), 0);
+	items = json_array();
+	for (int i = 0; i < 200; i++)
+		json_array_append_new(items, json_pack("{s:i}", "a", 1));
+	assert_int_equal(pc_schema_validate(s, items, e, &n), PC_E_LIMIT);
 	pc_schema_free(s);
 	json_decref(sch);
 	json_decref(items);
