@@ -803,8 +803,9 @@ take(struct pc_gcra *g, const struct pc_gcra_subject *subj, uint32_t cost,
 			r->retry_after_us = worst;
 			/* A refusal writes nothing, so a TAT stepped past
 			 * would be cut back again at every call, each one
-			 * waiting a spacing: store the cut. */
-			if (charge && stepped)
+			 * waiting a spacing: store the cut (a peek too: the
+			 * limiter peeks first and stops at its refusal). */
+			if (stepped)
 				unstep(g, k, now_us);
 			return 0;
 		}

@@ -295,7 +295,7 @@ refund_after_reload(void **st)
 	assert_true(v.allowed);
 	assert_int_equal(pc_limiter_set_config(l, &c2, T0, err, sizeof(err)),
 	    0);
-	/* The tenant spends 8 of 10 under the new set. */
+	/* Under the new set: the tenant has 4 of 10, the key 8 of 10. */
 	pc_limiter_forward(l, &s, "up", T0, &t);
 	assert_true(t.allowed);
 	pc_limiter_forward(l, &s, "up", T0, &t);
@@ -309,6 +309,31 @@ refund_after_reload(void **st)
 	pc_limiter_forward(l, &other, "up", T0, &t);
 	assert_false(t.allowed);
 	assert_string_equal(t.limit_id, "tenant-day");
+	pc_limiter_free(l);
+}
+
+/*
+ * The wall clock stepped back an hour, through the limiter: it peeks
+ * before it takes and stops at the peek's refusal, so the peek must store
+ * the cut too, or every call is refused again for the whole hour.
+ */
+static void
+clock_step_through_admit(void **st)
+{
+	struct pc_limiter_conf c = { .rate = &per_minute, .nrate = 1 };
+	struct pc_limiter *l = mk(&c);
+	struct pc_limit_verdict v;
+	int64_t back = T0 - 3600 * SEC;
+
+	(void)st;
+	admit(l, "k", "t", T0, &v);
+	admit(l, "k", "t", T0, &v);
+	assert_true(v.allowed);
+	admit(l, "k", "t", back, &v);
+	assert_false(v.allowed);
+	assert_true(v.retry_after_us <= 30 * SEC);
+	admit(l, "k", "t", back + 30 * SEC, &v);
+	assert_true(v.allowed);
 	pc_limiter_free(l);
 }
 
@@ -426,6 +451,7 @@ main(void)
 		cmocka_unit_test(caps_and_breakers),
 		cmocka_unit_test(lost_probes_given_back),
 		cmocka_unit_test(refund_after_reload),
+		cmocka_unit_test(clock_step_through_admit),
 		cmocka_unit_test(reload_keeps_counters),
 		cmocka_unit_test(saved_and_restored),
 	};
