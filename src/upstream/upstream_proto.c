@@ -503,7 +503,7 @@ protocol_error(struct pc_upstream *up, const char *what, const char *line,
 }
 
 static void
-handle_line(struct pc_upstream *up, const char *line, size_t len)
+handle_line(struct pc_upstream *up, const char *line, size_t len, bool tail)
 {
 	/* One value per 16 bytes of the line cap (a million for the default
 	 * 16 MiB): room for any real answer, not for a line that would
@@ -526,6 +526,18 @@ handle_line(struct pc_upstream *up, const char *line, size_t len)
 		    pc_json_replace_bad_escapes((char *)line, len) : 0;
 		if (fixed == 0 || pc_json_parse(line, len, &lim, &msg, &fault,
 		    why, sizeof(why)) != 0) {
+			/* A tail that is no JSON (a server's last words on
+			 * its way out, a cut line) is the end of a child
+			 * already gone: no protocol error, which would also
+			 * reset the handshake the restart decision reads. */
+			if (tail) {
+				if (up_log_admit(up))
+					pc_warn("upstream '%s': the %zu bytes "
+					    "after its last newline are not "
+					    "JSON (%s); dropped", up->conf->name,
+					    len, why);
+				return;
+			}
 			protocol_error(up, why, line, len);
 			return;
 		}
@@ -544,6 +556,10 @@ handle_line(struct pc_upstream *up, const char *line, size_t len)
 				break;
 			dispatch(up, v);
 		}
+	} else if (tail) {
+		if (up_log_admit(up))
+			pc_warn("upstream '%s': its last line is not a JSON "
+			    "object or array; dropped", up->conf->name);
 	} else {
 		protocol_error(up, "line is not a JSON object or array", line,
 		    len);
@@ -592,7 +608,7 @@ process_lines(struct pc_upstream *up)
 			up_fail_child(up, "out of memory reading stdout");
 			break;
 		}
-		handle_line(up, line, n);
+		handle_line(up, line, n, false);
 		/* rbuf survives callbacks: io is only torn down on reap or
 		 * by a deferred free, never inside this loop. */
 		evbuffer_drain(up->rbuf, n + 1);
@@ -604,8 +620,7 @@ process_lines(struct pc_upstream *up)
  * stdout ended (EOF, or the child was reaped) with bytes after the last
  * newline: a last message written without its newline, or one cut off by
  * a crash. Read as a line rather than dropped in silence: a whole answer
- * still reaches its caller, and a cut one is a protocol error that says
- * so in the log.
+ * still reaches its caller; what is not JSON is logged and dropped.
  */
 static void
 last_line(struct pc_upstream *up)
@@ -622,7 +637,7 @@ last_line(struct pc_upstream *up)
 		    up->conf->name, len);
 	line = (const char *)evbuffer_pullup(up->rbuf, (ev_ssize_t)len);
 	if (line != NULL)
-		handle_line(up, line, len);
+		handle_line(up, line, len, true);
 	if (up->rbuf != NULL && !up->free_pending) {
 		evbuffer_drain(up->rbuf, evbuffer_get_length(up->rbuf));
 		up->rscan = 0;
@@ -784,9 +799,11 @@ up_io_drain(struct pc_upstream *up)
 		process_stderr(up, true);
 	}
 	if (up->fd_out >= 0 && up->rbuf != NULL && !up->proto_failed) {
-		(void)read_into(up->fd_out, up->rbuf);
+		bool open = read_into(up->fd_out, up->rbuf);
+
 		process_lines(up);
-		last_line(up);
+		if (!open)		/* its end, not a pause in the middle */
+			last_line(up);
 	}
 }
 

@@ -377,6 +377,24 @@ test_exit_on_unknown(void **state)
 	h_fini(&h);
 }
 
+/* The same server printing a last word without a newline as it exits:
+ * read as a last line, it is no JSON and is dropped. As a protocol error
+ * it reset the handshake phase the restart reads, and the server was
+ * probed to death at every start. */
+static void
+test_exit_on_unknown_last_words(void **state)
+{
+	struct h h;
+
+	h_init(&h, PC_ERA_AUTO, "--exit-on-unknown", "--last-words",
+	    "fatal: unknown method", NULL);
+	h_start_ready(&h);
+	assert_int_equal(pc_upstream_era(h.up), PC_UP_ERA_LEGACY);
+	assert_int_equal(h.down, 0);
+	echo_ok(&h, "after respawn");
+	h_fini(&h);
+}
+
 /* A slow starter that dies of the probe it reads late: the probe timed
  * out, initialize followed, then the child read server/discover and
  * exited. Restarted at once with initialize first (not probed to death
@@ -1175,6 +1193,7 @@ main(void)
 		cmocka_unit_test(test_legacy_probe_fallback),
 		cmocka_unit_test(test_modern_probe),
 		cmocka_unit_test(test_exit_on_unknown),
+		cmocka_unit_test(test_exit_on_unknown_last_words),
 		cmocka_unit_test(test_slow_start_probe_killed),
 		cmocka_unit_test(test_legacy_pinned_skips_probe),
 		cmocka_unit_test(test_echo_and_inflight),
