@@ -102,6 +102,33 @@ static const char *const migrations[] = {
 	" consumer TEXT PRIMARY KEY NOT NULL,"
 	" seq INTEGER NOT NULL"
 	") STRICT;",
+	/* v4: a generation that moves with every change a cache of keys,
+	 * grants or events depends on, whoever makes it (the keys CLI, an
+	 * operator's own SQL), and with nothing else: PRAGMA data_version
+	 * also moves for the limit counters saved into this file every few
+	 * seconds, and for another gateway's last-use writes, which dropped
+	 * every key cache each time. */
+	"CREATE TABLE store_gen ("
+	" id INTEGER PRIMARY KEY CHECK (id = 0),"
+	" gen INTEGER NOT NULL"
+	") STRICT;"
+	"INSERT INTO store_gen (id, gen) VALUES (0, 0);"
+	"CREATE TRIGGER keys_gen_ins AFTER INSERT ON keys"
+	" BEGIN UPDATE store_gen SET gen = gen + 1; END;"
+	"CREATE TRIGGER keys_gen_del AFTER DELETE ON keys"
+	" BEGIN UPDATE store_gen SET gen = gen + 1; END;"
+	"CREATE TRIGGER keys_gen_upd AFTER UPDATE OF id, principal, tenant,"
+	" description, roles, hash, prev_hash, prev_until, created, expires,"
+	" rotation_due, revoked_at ON keys"
+	" BEGIN UPDATE store_gen SET gen = gen + 1; END;"
+	"CREATE TRIGGER grants_gen_ins AFTER INSERT ON grants"
+	" BEGIN UPDATE store_gen SET gen = gen + 1; END;"
+	"CREATE TRIGGER grants_gen_del AFTER DELETE ON grants"
+	" BEGIN UPDATE store_gen SET gen = gen + 1; END;"
+	"CREATE TRIGGER grants_gen_upd AFTER UPDATE ON grants"
+	" BEGIN UPDATE store_gen SET gen = gen + 1; END;"
+	"CREATE TRIGGER events_gen_ins AFTER INSERT ON events"
+	" BEGIN UPDATE store_gen SET gen = gen + 1; END;",
 };
 #define SCHEMA_VERSION (sizeof(migrations) / sizeof(migrations[0]))
 
@@ -113,6 +140,7 @@ enum stmt_id {
 	ST_KEY_REVOKE,
 	ST_KEY_EXISTS,
 	ST_KEY_TOUCH,
+	ST_GEN,
 	ST_DATA_VERSION,
 	ST_GRANT_LIST,
 	ST_GRANT_PRUNE,
@@ -147,6 +175,7 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_KEY_TOUCH] = "UPDATE keys SET last_used = ?2, last_source = ?3 "
 	    "WHERE id = ?1 AND last_used <= ?2",
 	[ST_DATA_VERSION] = "PRAGMA data_version",
+	[ST_GEN] = "SELECT gen FROM store_gen WHERE id = 0",
 	[ST_GRANT_LIST] = "SELECT role, until FROM grants WHERE key_id = ?1 "
 	    "ORDER BY until DESC, role LIMIT 8",
 	[ST_GRANT_PRUNE] = "DELETE FROM grants WHERE until <= ?1",
@@ -179,6 +208,8 @@ struct pc_store {
 	sqlite3_stmt *stmt[ST__COUNT];
 	uint64_t local_writes;		/* our own committed key changes */
 	uint64_t data_version;		/* last PRAGMA data_version read */
+	uint64_t gen;			/* store_gen at that reading */
+	bool gen_known;			/* gen was read */
 	struct pc_map *touches;		/* id -> struct touch */
 	char *path;
 	int ino_fd;			/* inotify on the store's directory, or
@@ -1039,30 +1070,44 @@ uint64_t
 pc_store_version(struct pc_store *st)
 {
 	sqlite3_stmt *s;
-	uint64_t dv = 0;
+	bool moved = true;
 
 	if (st == NULL)
 		return 0;
 	if (!watch_dirty(st))
-		return st->data_version + st->local_writes;
+		return st->gen + st->local_writes;
 	st->ino_primed = true;
-	/* data_version only moves for OTHER connections' commits; our own
-	 * key writes are counted in local_writes. Both only grow, so their
-	 * sum moves whenever either does. Buffered last-use writes are not
-	 * counted: nothing cached depends on them, and counting them would
-	 * drop the verifier's cache every second under load. */
+	/*
+	 * data_version moves for OTHER connections' commits of anything (the
+	 * limit counters saved into this file, another gateway's last-use
+	 * writes); store_gen only for what a cache depends on (keys, grants,
+	 * events: store.c's triggers). It is read only when data_version
+	 * moved. Our own key writes are counted in local_writes. Both only
+	 * grow, so their sum moves whenever either does. Buffered last-use
+	 * writes are not counted: nothing cached depends on them.
+	 */
 	s = stmt(st, ST_DATA_VERSION);
 	if (sqlite3_step(s) == SQLITE_ROW) {
-		dv = (uint64_t)sqlite3_column_int64(s, 0);
+		uint64_t dv = (uint64_t)sqlite3_column_int64(s, 0);
+
+		moved = dv != st->data_version || !st->gen_known;
 		st->data_version = dv;
-	} else {
-		/* Cannot tell: report a change so that callers re-read
-		 * rather than trust a stale cache. */
-		dv = st->data_version;
-		st->local_writes++;
 	}
 	sqlite3_reset(s);
-	return dv + st->local_writes;
+	if (moved) {
+		s = stmt(st, ST_GEN);
+		if (sqlite3_step(s) == SQLITE_ROW) {
+			st->gen = (uint64_t)sqlite3_column_int64(s, 0);
+			st->gen_known = true;
+		} else {
+			/* Cannot tell: report a change so that callers
+			 * re-read rather than trust a stale cache. */
+			st->local_writes++;
+			st->gen_known = false;
+		}
+		sqlite3_reset(s);
+	}
+	return st->gen + st->local_writes;
 }
 
 void

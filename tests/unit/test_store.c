@@ -189,11 +189,11 @@ test_migrate_and_reopen(void **state)
 	r.expires = 5000;
 	assert_int_equal(pc_store_key_insert(st, &r), 0);
 	pc_store_close(st);
-	/* v1 keys, v2 grants, v3 events. */
+	/* v1 keys, v2 grants, v3 events, v4 the cache generation. */
 	assert_int_equal(raw_int(t->db,
-	    "SELECT max(version) FROM schema_version"), 3);
+	    "SELECT max(version) FROM schema_version"), 4);
 	assert_int_equal(raw_int(t->db,
-	    "SELECT count(*) FROM schema_version"), 3);
+	    "SELECT count(*) FROM schema_version"), 4);
 
 	/* Reopening does not migrate again and the data is there. */
 	st = open_ok(t->db);
@@ -211,7 +211,7 @@ test_migrate_and_reopen(void **state)
 	assert_int_equal(g.last_used, 0);
 	pc_store_close(st);
 	assert_int_equal(raw_int(t->db,
-	    "SELECT count(*) FROM schema_version"), 3);
+	    "SELECT count(*) FROM schema_version"), 4);
 
 	/* A file from a newer release is refused, not downgraded. */
 	raw_exec(t->db, "INSERT INTO schema_version VALUES (99, 0)");
@@ -346,6 +346,40 @@ test_version_moves(void **state)
 	v3 = pc_store_version(b);
 	assert_int_equal(pc_store_key_rotate(a, r.id, r.hash, 0, 0), 0);
 	assert_true(pc_store_version(b) != v3);
+	pc_store_close(b);
+	pc_store_close(a);
+}
+
+/*
+ * What another connection writes that no cache depends on — the limit
+ * counters saved into this file every few seconds, another gateway's
+ * last-use writes — leaves the version alone (it used to drop every key
+ * cache each time); a change to keys, grants or events moves it, by the
+ * CLI or by an operator's own SQL.
+ */
+static void
+test_version_ignores_unrelated(void **state)
+{
+	struct tdir *t = *state;
+	struct pc_store *a = open_ok(t->db), *b = open_ok(t->db);
+	struct pc_key_rec r;
+	uint64_t v;
+
+	make_rec(&r, "0123456789abcdef", "alice", 1000, 0x11);
+	assert_int_equal(pc_store_key_insert(b, &r), 0);
+	v = pc_store_version(a);
+	raw_exec(t->db, "CREATE TABLE IF NOT EXISTS limit_state (k TEXT)");
+	raw_exec(t->db, "INSERT INTO limit_state VALUES ('x')");
+	assert_true(pc_store_version(a) == v);
+	assert_int_equal(pc_store_key_touch(b, r.id, 5000, "10.0.0.1"), 0);
+	assert_true(pc_store_version(a) == v);
+	raw_exec(t->db, "UPDATE keys SET last_used = 6000");
+	assert_true(pc_store_version(a) == v);
+	raw_exec(t->db, "UPDATE keys SET revoked_at = 7000");
+	assert_true(pc_store_version(a) != v);
+	v = pc_store_version(a);
+	assert_int_equal(pc_store_grant(b, r.id, "writer", 9000, 1000), 0);
+	assert_true(pc_store_version(a) != v);
 	pc_store_close(b);
 	pc_store_close(a);
 }
@@ -517,6 +551,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_version_moves, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_version_ignores_unrelated,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_touch_buffered, setup,
 		    teardown),
 	};
