@@ -833,6 +833,17 @@ pc_policy_rewrites(const struct pc_policy *p, const char *tool)
 	return false;
 }
 
+bool
+pc_policy_constrains(const struct pc_policy *p, const char *tool)
+{
+	if (p == NULL || tool == NULL)
+		return false;
+	for (size_t i = 0; i < p->ncons; i++)
+		if (pc_policy_glob(p->cons[i].pattern, tool))
+			return true;
+	return false;
+}
+
 int
 pc_policy_check_call(const struct pc_policy *p,
     const struct pc_principal *who, const char *tool, json_t *annotations,

@@ -45,6 +45,7 @@ enum pc_policy_item {
 /* Stable reason codes (they appear in replies and audit records). */
 #define PC_POLICY_DENIED_TOOL     "policy.denied_tool"
 #define PC_POLICY_DENIED_ARGUMENT "policy.denied_argument"
+#define PC_POLICY_UNDECLARED_ARGUMENT "policy.undeclared_argument"
 #define PC_POLICY_DENIED_PROMPT   "policy.denied_prompt"
 #define PC_POLICY_DENIED_RESOURCE "policy.denied_resource"
 
@@ -177,6 +178,15 @@ bool pc_policy_item_allowed(const struct pc_policy *p, const char *roles,
  * client sent them (the audit record) gives the check a copy only then.
  */
 bool pc_policy_rewrites(const struct pc_policy *p, const char *tool);
+
+/*
+ * Whether any constraint (of any kind) applies to `tool`. The router then
+ * refuses arguments the tool's inputSchema does not declare: a constraint
+ * checks its own argument by name, and a decoy under that name beside the
+ * argument the upstream really reads (`path` beside `paths`), or a spelling
+ * the upstream folds into it (`PATH`), would pass it by.
+ */
+bool pc_policy_constrains(const struct pc_policy *p, const char *tool);
 
 /*
  * Decide one tools/call. `arguments` (borrowed, a JSON object or NULL) is

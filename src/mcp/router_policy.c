@@ -20,6 +20,7 @@
 #include "../lib/errors.h"
 #include "../lib/log.h"
 #include "../lib/map.h"
+#include "../lib/util.h"
 #include "router_int.h"
 
 static const char *
@@ -157,6 +158,23 @@ pc_rpol_item(struct pc_call *c, const struct pc_reqinfo *ri,
 	return PC_E_NOTFOUND;
 }
 
+/* The first argument the tool's inputSchema does not declare in its
+ * `properties`, or NULL. */
+static const char *
+first_undeclared(const json_t *tool, json_t *args)
+{
+	const json_t *props = json_object_get(json_object_get(tool,
+	    "inputSchema"), "properties");
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(args, k, v) {
+		if (!json_is_object(props) || json_object_get(props, k) == NULL)
+			return k;
+	}
+	return NULL;
+}
+
 int
 pc_rpol_tool_call(struct pc_call *c, const struct pc_reqinfo *ri,
     const char *exposed, json_t *params, json_t **result)
@@ -166,7 +184,7 @@ pc_rpol_tool_call(struct pc_call *c, const struct pc_reqinfo *ri,
 	    ri->principal : &nobody;
 	const json_t *tool = pc_catalog_find(c->r->cat, PC_CAT_TOOLS, exposed);
 	json_t *args = json_object_get(params, "arguments");
-	const char *reason = NULL;
+	const char *reason = NULL, *undeclared;
 	char arg[PC_MAX_NAME_LEN + 1], text[PC_MAX_NAME_LEN + 96];
 	int rc;
 
@@ -190,9 +208,20 @@ pc_rpol_tool_call(struct pc_call *c, const struct pc_reqinfo *ri,
 			return PC_E_NOMEM;
 		args = copy;
 	}
-	rc = pc_policy_check_call(c->r->cfg->policy, who, exposed,
-	    json_object_get(tool, "annotations"), args, &reason, arg,
-	    sizeof(arg));
+	undeclared = json_is_object(args) &&
+	    pc_policy_constrains(c->r->cfg->policy, exposed) &&
+	    pc_policy_tool_allowed(c->r->cfg->policy, who->roles, exposed,
+	    json_object_get(tool, "annotations")) ?
+	    first_undeclared(tool, args) : NULL;
+	if (undeclared != NULL) {
+		reason = PC_POLICY_UNDECLARED_ARGUMENT;
+		pc_strlcpy(arg, undeclared, sizeof(arg));
+		rc = PC_E_DENIED;
+	} else {
+		rc = pc_policy_check_call(c->r->cfg->policy, who, exposed,
+		    json_object_get(tool, "annotations"), args, &reason, arg,
+		    sizeof(arg));
+	}
 	if (rc != PC_E_DENIED)
 		return rc;
 	if (strcmp(reason, PC_POLICY_DENIED_TOOL) == 0) {

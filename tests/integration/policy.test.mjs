@@ -266,6 +266,31 @@ test('a path-constrained role cannot leave its root by any traversal variant', a
   }
 });
 
+test('a decoy argument cannot carry a constrained call past its constraint', async () => {
+  // The constraint checks `path`; read_multiple_files reads `paths`. A
+  // decoy `path` that passes used to let `paths` through unchecked, and a
+  // second spelling (`PATH`) could reach an upstream that folds case.
+  const k = createKey('reader-decoy', ['--roles', 'reader']);
+  const s = await legacyInit(gw.url, { headers: bearer(k.key) });
+  const cases = [
+    ['fs__read_multiple_files', { path: 'a.txt', paths: [join(top, 'etc', 'passwd')] }, 'path'],
+    ['fs__read_text_file', { path: 'a.txt', PATH: join(top, 'etc', 'passwd') }, 'PATH'],
+  ];
+  for (const [name, args, bad] of cases) {
+    const r = await s.request(9, 'tools/call', { name, arguments: args });
+    assert.ok(!r.text.includes(CANARY), `${name}: the canary leaked`);
+    assert.equal(r.response.result?.isError, true, r.text);
+    assert.match(r.response.result.content[0].text, new RegExp(`policy\\.undeclared_argument.*'${bad}'`), r.text);
+  }
+  // Without the decoy, the constraint's own argument is missing: denied.
+  const r = await s.request(10, 'tools/call', { name: 'fs__read_multiple_files', arguments: { paths: [join(top, 'etc', 'passwd')] } });
+  assert.ok(!r.text.includes(CANARY));
+  assert.equal(r.response.result?.isError, true);
+  // The declared argument alone still works.
+  const ok = await s.request(11, 'tools/call', { name: 'fs__read_text_file', arguments: { path: 'a.txt' } });
+  assert.equal(ok.response.result.isError ?? false, false, ok.text);
+});
+
 test('a tenant-bound key reaches only its tenant, whatever the agent sends', async () => {
   const k = createKey('agent-acme', ['--roles', 'tenant', '--tenant', 'acme']);
   const c = await sdkClient(k.key);
