@@ -44,10 +44,14 @@ v4_forbidden(const uint8_t a[4])
 						 * cloud metadata */
 		{ 0xac100000u, 0xfff00000u },	/* 172.16/12 */
 		{ 0xc0000000u, 0xffffff00u },	/* 192.0.0/24 IETF */
+		{ 0xc0586300u, 0xffffff00u },	/* 192.88.99/24 6to4 relay
+						 * anycast (deprecated) */
 		{ 0xc0a80000u, 0xffff0000u },	/* 192.168/16 */
 		{ 0xc6120000u, 0xfffe0000u },	/* 198.18/15 benchmarking */
 		{ 0xe0000000u, 0xf0000000u },	/* 224/4 multicast */
 		{ 0xf0000000u, 0xf0000000u },	/* 240/4 reserved, broadcast */
+		{ 0xa83f8110u, 0xffffffffu },	/* 168.63.129.16 Azure's host
+						 * (metadata, DNS) */
 	};
 	size_t i;
 
@@ -78,8 +82,15 @@ v6_forbidden(const uint8_t a[16])
 		return v4_forbidden(a + 12);	/* ::ffff:a.b.c.d mapped */
 	if (memcmp(a, zero, 12) == 0)
 		return 1;			/* ::a.b.c.d (deprecated) */
+	if (memcmp(a, zero, 8) == 0 && a[8] == 0xff && a[9] == 0xff &&
+	    a[10] == 0 && a[11] == 0)
+		return v4_forbidden(a + 12);	/* ::ffff:0:a.b.c.d SIIT */
 	if (memcmp(a, nat64, 12) == 0)
 		return v4_forbidden(a + 12);	/* 64:ff9b::/96 */
+	if (memcmp(a, nat64, 4) == 0 && a[4] == 0 && a[5] == 1)
+		return 1;			/* 64:ff9b:1::/48 local-use
+						 * NAT64 (RFC 8215): any v4
+						 * in any of its forms */
 	if (a[0] == 0x20 && a[1] == 0x02)
 		return v4_forbidden(a + 2);	/* 2002::/16 6to4 */
 	if (a[0] == 0x20 && a[1] == 0x01 && a[2] == 0 && a[3] == 0)
