@@ -41,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -116,6 +117,8 @@ struct pc_audit {
 	char dir[PATH_MAX];
 	char prefix[PC_AUDIT_MAX_PREFIX + 1];
 	int dirfd;
+	int lockfd;			/* ".<prefix>.lock", flock'ed: one
+					 * writer per chain */
 	int fd;
 	char file[256];
 	uint64_t file_bytes;
@@ -1607,6 +1610,43 @@ out:
 	return rc;
 }
 
+/*
+ * One writer per chain. A second process on the same directory (another
+ * `portcullis stdio` on the same config, stdio beside serve) resumed from
+ * the first one's newest record and wrote on with the same sequence
+ * numbers: two branches, each validly MACed from the same point, so that
+ * verify cried tampering, and one branch's files could replace the
+ * other's unnoticed. The lock is released when the process ends, however.
+ */
+static int
+take_lock(struct pc_audit *a, char *err, size_t errlen)
+{
+	char name[PC_AUDIT_MAX_PREFIX + 16];
+
+	snprintf(name, sizeof(name), ".%s.lock", a->prefix);
+	a->lockfd = openat(a->dirfd, name, O_RDWR | O_CREAT | O_CLOEXEC |
+	    O_NOFOLLOW, 0600);
+	if (a->lockfd < 0) {
+		snprintf(err, errlen, "audit: cannot open %s/%s: %s", a->dir,
+		    name, strerror(errno));
+		return PC_E_IO;
+	}
+	if (flock(a->lockfd, LOCK_EX | LOCK_NB) != 0) {
+		int e = errno;
+
+		if (e == EWOULDBLOCK)
+			snprintf(err, errlen, "audit: %s is in use by another "
+			    "portcullis process: two writers would split its "
+			    "chain; give each running gateway its own "
+			    "audit.dir", a->dir);
+		else
+			snprintf(err, errlen, "audit: cannot lock %s/%s: %s",
+			    a->dir, name, strerror(e));
+		return e == EWOULDBLOCK ? PC_E_EXISTS : PC_E_IO;
+	}
+	return 0;
+}
+
 int
 pc_audit_open(struct event_base *base, const struct pc_audit_conf *conf,
     struct pc_audit **out, char *err, size_t errlen)
@@ -1651,7 +1691,7 @@ pc_audit_open(struct event_base *base, const struct pc_audit_conf *conf,
 		snprintf(err, errlen, "audit: out of memory");
 		return PC_E_NOMEM;
 	}
-	a->dirfd = a->fd = -1;
+	a->dirfd = a->fd = a->lockfd = -1;
 	a->sy.efd = -1;
 	pthread_mutex_init(&a->sy.mu, NULL);
 	pthread_cond_init(&a->sy.wake, NULL);
@@ -1692,6 +1732,9 @@ pc_audit_open(struct event_base *base, const struct pc_audit_conf *conf,
 	}
 	if (sb.st_mode & S_IWOTH)
 		pc_warn("audit directory %s is world-writable", a->dir);
+	rc = take_lock(a, err, errlen);
+	if (rc != 0)
+		goto out;
 	/* Before the first record, so that the copy starts with the
 	 * file's header like the file does. */
 	if (conf->syslog != NULL) {
@@ -1764,6 +1807,8 @@ pc_audit_close(struct pc_audit *a)
 		close(a->fd);
 	if (a->dirfd >= 0)
 		close(a->dirfd);
+	if (a->lockfd >= 0)
+		close(a->lockfd);	/* the lock goes with it */
 	audit_syslog_free(a->sl);
 	if (a->sync_ev != NULL)
 		event_free(a->sync_ev);

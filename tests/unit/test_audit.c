@@ -1630,10 +1630,40 @@ test_queue_strict(void **state)
 	audit_fdatasync = fdatasync;
 }
 
+/*
+ * One writer per directory: a second gateway on the same audit.dir used to
+ * resume from the first one's newest record and write a second branch of
+ * the chain. It is refused now, saying why; once the first one closed,
+ * the next open works and continues the one chain.
+ */
+static void
+test_one_writer(void **state)
+{
+	struct t *t = *state;
+	struct pc_audit_conf c;
+	struct pc_audit *a, *b = NULL;
+	struct pc_audit_verdict v;
+	char err[512];
+
+	conf_init(t, &c);
+	a = open_ok(t, &c);
+	assert_int_equal(pc_audit_open(t->base, &c, &b, err, sizeof(err)),
+	    PC_E_EXISTS);
+	assert_null(b);
+	assert_non_null(strstr(err, "in use by another portcullis process"));
+	pc_audit_close(a);
+	b = open_ok(t, &c);
+	pc_audit_close(b);
+	verify_dir(t->dir, &v);
+	assert_true(v.ok);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_one_writer, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_write_verify, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_alter, setup, teardown),
