@@ -502,6 +502,13 @@ handle_line(struct pc_stdio_front *f, const char *line, size_t len)
 	 * (without a method when there is none). */
 	ri = (struct pc_reqinfo){ .era = PC_CLIENT_LEGACY, .source = "stdio",
 	    .principal = &f->principal };
+	/* A whole line past the cap that arrived in one read: read_cb only
+	 * sees lines still open. */
+	if (len > f->cfg->limits.max_body_bytes) {
+		refuse(f, &ri, NULL, NULL, -32600, "Invalid Request: line "
+		    "longer than limits.max_body_bytes");
+		return;
+	}
 	if (pc_json_parse(line, len, &jl, &msg, &fault, why, sizeof(why)) != 0) {
 		snprintf(text, sizeof(text), "%s: %s", fault == PC_JSON_SYNTAX ?
 		    "Parse error" : "Invalid Request", why);
@@ -642,8 +649,23 @@ read_cb(struct bufferevent *bev, void *arg)
 		refuse(f, &ri, NULL, NULL, -32600, "Invalid Request: line "
 		    "longer than limits.max_body_bytes");
 	}
-	if (f->in_eof && !paused)
-		input_ended(f);		/* a partial last line goes unread */
+	if (f->in_eof && !paused) {
+		/* A last line without its newline is still the client's. */
+		size_t rest = evbuffer_get_length(in);
+
+		if (rest > 0 && !f->skip_line) {
+			char *last = malloc(rest + 1);
+
+			if (last != NULL) {
+				evbuffer_remove(in, last, rest);
+				last[rest] = '\0';
+				handle_line(f, last, rest);
+				free(last);
+			}
+		}
+		evbuffer_drain(in, evbuffer_get_length(in));
+		input_ended(f);
+	}
 }
 
 static void
@@ -669,6 +691,10 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 	if (bev == f->in && (what & BEV_EVENT_EOF) &&
 	    evbuffer_get_length(bufferevent_get_input(f->in)) > 0) {
 		f->in_eof = 1;
+		/* libevent stops reading at EOF and calls read_cb only for
+		 * new bytes: what is buffered is handled now (or, behind
+		 * held-back output, by drained_cb). */
+		read_cb(bev, f);
 		return;
 	}
 	input_ended(f);

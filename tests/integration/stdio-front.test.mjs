@@ -252,6 +252,39 @@ test('the rest of a line refused as too long is skipped, not parsed as a message
   }
 });
 
+test('a last line without its newline is answered, and the process ends', async () => {
+  // libevent reads nothing more after EOF: the buffered tail used to wait
+  // for bytes that never came, and the process (and its upstreams) stayed.
+  const io = startStdio(cfg);
+  try {
+    await io.initialize(1);
+    io.child.stdin.end('{"jsonrpc":"2.0","id":3,"method":"ping"}');
+    const exit = await Promise.race([io.close(), new Promise((r) => setTimeout(() => r('hung'), 15000))]);
+    assert.equal(exit, 0, io.stderr);
+    assert.ok(io.answers.get(3)?.result, JSON.stringify(io.all));
+  } finally {
+    io.child.kill('SIGKILL');
+  }
+});
+
+test('a whole line past max_body_bytes in one read is refused, not parsed', async () => {
+  const small = join(dir, 'small2.yaml');
+  writeFileSync(small, toYaml({ log_level: 'warn', auth: 'none', policy: OPEN_POLICY, limits: { max_body_bytes: 1024 }, upstreams: [] }));
+  const io = startStdio(small);
+  try {
+    io.send({ jsonrpc: '2.0', id: 4, method: 'ping', params: { pad: 'x'.repeat(1500) } });
+    io.send({ jsonrpc: '2.0', id: 5, method: 'ping' });
+    await io.answer(5);
+    const refused = io.all.find((m) => m.error?.code === -32600);
+    assert.ok(refused, JSON.stringify(io.all));
+    assert.match(refused.error.message, /max_body_bytes/);
+    assert.equal(io.answers.get(4), undefined, 'the long one was not answered as a ping');
+    assert.equal(await io.close(), 0);
+  } finally {
+    io.child.kill('SIGKILL');
+  }
+});
+
 test('a host that stops reading stdout: progress past the backlog is dropped, the answer is not', { timeout: 120000 }, async () => {
   const io = startStdio(cfg);
   try {
