@@ -256,6 +256,8 @@ flist_add(struct flist *f, const char *p)
  * what the chain cannot show by itself. Best effort: an unreadable
  * directory was already reported by the listing.
  */
+static void put_safe(const char *s);
+
 static size_t
 note_strays(const char *dir, const char *prefix)
 {
@@ -268,8 +270,14 @@ note_strays(const char *dir, const char *prefix)
 	while ((de = readdir(d)) != NULL) {
 		if (!audit_name_lookalike(de->d_name, prefix))
 			continue;
-		printf("warning: %s/%s: named like a log file but not one "
-		    "(renamed?); not verified\n", dir, de->d_name);
+		/* Whoever can write the directory names the file: an escape
+		 * sequence in it must not hide the verdict that follows. */
+		fputs("warning: ", stdout);
+		put_safe(dir);
+		putchar('/');
+		put_safe(de->d_name);
+		puts(": named like a log file but not one (renamed?); not "
+		    "verified");
 		n++;
 	}
 	closedir(d);
@@ -404,6 +412,29 @@ s_or_dash(json_t *o, const char *k)
  * operator's screen, so control characters (C0, DEL, and C1 in UTF-8) are
  * shown as \xNN and the rest as is.
  */
+/*
+ * A stored line as JSON for a terminal or a pipe (--json): the writer
+ * keeps DEL and C1 characters of client-sent strings as they came, and a
+ * tampered file may hold anything. Those bytes, and C0 controls, go out as
+ * \u00XX escapes: the same JSON value, nothing a terminal acts on.
+ */
+static void
+put_json_line(const char *line, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)line;
+
+	for (size_t i = 0; i < len; i++) {
+		if (p[i] < 0x20 || p[i] == 0x7f)
+			printf("\\u%04x", p[i]);
+		else if (p[i] == 0xc2 && i + 1 < len && p[i + 1] >= 0x80 &&
+		    p[i + 1] <= 0x9f)
+			printf("\\u%04x", p[++i]);
+		else
+			putchar(p[i]);
+	}
+	putchar('\n');
+}
+
 static void
 put_safe(const char *s)
 {
@@ -511,8 +542,7 @@ print_line(const char *line, size_t len, bool json)
 	json_t *j;
 
 	if (json) {
-		fwrite(line, 1, len, stdout);
-		putchar('\n');
+		put_json_line(line, len);
 		return true;
 	}
 	j = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL);
@@ -777,8 +807,7 @@ cmd_query(const struct opts *o)
 				continue;
 			}
 			if (o->json) {
-				fwrite(buf, 1, len, stdout);
-				putchar('\n');
+				put_json_line(buf, len);
 			} else {
 				print_human(j);
 			}

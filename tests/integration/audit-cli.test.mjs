@@ -133,6 +133,29 @@ test('tail prints what clients sent without letting it drive the terminal', () =
   assert.match(r.stdout, /x\\x1b\[2J\\x1b\]0;pwned\\x07\\x7f\\xc2\\x9bz/);
 });
 
+test('--json output and stray file names cannot drive the terminal either', () => {
+  // The writer keeps DEL and C1 characters of a client's strings as sent;
+  // --json printed the stored bytes. And a file named by whoever can write
+  // the directory was printed raw by verify, ahead of the verdict.
+  const d = join(dir, 'escapes-json');
+  mkdirSync(d);
+  const tool = 'x\u007f\u009b31mz';
+  const rec = { seq: 1, ts: '2026-11-21T00:00:00.000000Z', type: 'request', principal: 'mallory', method: 'tools/call', tool, decision: 'allow', status: 'ok' };
+  writeFileSync(join(d, 'audit-20261121T000000Z-000000000001.jsonl'), JSON.stringify(rec) + '\n', { mode: 0o600 });
+  const controls = /[\u0000-\u0008\u000b-\u001f\u007f\u0080-\u009f]/;
+  for (const args of [['tail', '--json', d], ['query', '--json', d]]) {
+    const r = spawnSync(PORTCULLIS_BIN, ['audit', ...args], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(!controls.test(r.stdout), `${args[0]}: ${JSON.stringify(r.stdout)}`);
+    assert.equal(JSON.parse(r.stdout.trim().split('\n').pop()).tool, tool, 'the same JSON value');
+  }
+  const v = tampered('stray-escape', lines);
+  writeFileSync(join(v, 'audit-\u001b[8m-000000000009.jsonl'), '');
+  const r = verify(v);
+  assert.ok(!controls.test(r.stdout), JSON.stringify(r.stdout));
+  assert.match(r.stdout, /\\x1b\[8m/);
+});
+
 test('query reads past a line too long to be a record', () => {
   const all = spawnSync(PORTCULLIS_BIN, ['audit', 'query', log, '--json'], { encoding: 'utf8' });
   assert.equal(all.status, 0, all.stderr);

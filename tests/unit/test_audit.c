@@ -1658,12 +1658,42 @@ test_one_writer(void **state)
 	assert_true(v.ok);
 }
 
+/*
+ * The newest file deleted, and a score of empty files named to sort first:
+ * their "holds no record" warnings used to fill the report, so that the
+ * one about the missing end showed only as "... and N more".
+ */
+static void
+test_warning_not_crowded_out(void **state)
+{
+	struct t *t = *state;
+	struct pc_audit_verdict v;
+	char **files, name[PATH_MAX];
+	size_t n;
+
+	three_files(t, &files, &n);
+	assert_int_equal(unlink(files[2]), 0);
+	pc_audit_list_free(files, n);
+	for (int i = 1; i <= 20; i++) {
+		snprintf(name, sizeof(name), "%s/audit-19700101T000000Z-%012d"
+		    ".jsonl", t->dir, i);
+		int fd = open(name, O_WRONLY | O_CREAT | O_EXCL, 0600);
+		assert_true(fd >= 0);
+		close(fd);
+	}
+	verify_dir(t->dir, &v);
+	assert_true(v.warnings > PC_AUDIT_MAX_WARNINGS);
+	assert_true(has_warning(&v, "continues after"));
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_one_writer, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_warning_not_crowded_out,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_verify, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_alter, setup, teardown),
