@@ -1464,6 +1464,10 @@ rotate(struct pc_audit *a, const char *reason)
 	char old[sizeof(a->file)];
 	int rc;
 
+	/* A checkpoint into a file no longer there would seal nothing. */
+	if (a->fd >= 0 && !file_in_place(a))
+		return fail(a, "audit file %s was removed or replaced under "
+		    "the gateway", a->file);
 	rc = write_checkpoint(a, reason);
 	if (rc == 0)
 		rc = sync_now(a);
@@ -1790,6 +1794,11 @@ pc_audit_close(struct pc_audit *a)
 
 	if (a == NULL)
 		return;
+	/* Removed while idle (no sync since to notice): say so, rather than
+	 * seal a file nobody will read. */
+	if (!is_failed(a) && a->fd >= 0 && !file_in_place(a))
+		(void)fail(a, "audit file %s was removed or replaced under the "
+		    "gateway", a->file);
 	if (!is_failed(a) && a->fd >= 0 && write_checkpoint(a, "close") == 0)
 		pc_info("audit log closed at seq %" PRIu64 " in %s (%" PRIu64
 		    " records in %" PRIu64 " writes)", a->seq, a->file,

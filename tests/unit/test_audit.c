@@ -1686,6 +1686,56 @@ test_warning_not_crowded_out(void **state)
 	assert_true(has_warning(&v, "continues after"));
 }
 
+static int removed_lines;
+
+static char *
+count_removed(void *arg, const char *line, size_t len)
+{
+	(void)arg;
+	if (strstr(line, "was removed or replaced") != NULL)
+		removed_lines++;
+	return strndup(line, len);
+}
+
+/*
+ * The live file deleted while the gateway is idle (no sync since to
+ * notice): rotation and close used to seal it with a checkpoint nobody
+ * would ever read, and go on. Now the log fails and says so.
+ */
+static void
+test_removed_while_idle(void **state)
+{
+	struct t *t = *state;
+	struct pc_audit_conf c;
+	struct pc_audit *a;
+	char **files;
+	size_t n;
+
+	conf_init(t, &c);
+	a = open_ok(t, &c);
+	write_n(a, 3);
+	assert_int_equal(pc_audit_list(t->dir, NULL, &files, &n), 0);
+	assert_int_equal(unlink(files[0]), 0);
+	pc_audit_list_free(files, n);
+	assert_int_not_equal(pc_audit_rotate(a), 0);
+	assert_non_null(pc_audit_error(a));
+	assert_non_null(strstr(pc_audit_error(a), "removed"));
+	pc_audit_close(a);
+
+	/* At close too. */
+	a = open_ok(t, &c);
+	write_n(a, 2);
+	assert_int_equal(pc_audit_list(t->dir, NULL, &files, &n), 0);
+	for (size_t i = 0; i < n; i++)
+		unlink(files[i]);
+	pc_audit_list_free(files, n);
+	removed_lines = 0;
+	pc_log_set_filter(count_removed, NULL);
+	pc_audit_close(a);
+	pc_log_set_filter(NULL, NULL);
+	assert_int_equal(removed_lines, 1);
+}
+
 int
 main(void)
 {
@@ -1693,6 +1743,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_one_writer, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_warning_not_crowded_out,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_removed_while_idle,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_verify, setup,
 		    teardown),
