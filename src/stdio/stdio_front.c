@@ -540,7 +540,22 @@ handle_line(struct pc_stdio_front *f, const char *line, size_t len)
 	}
 	if (method != NULL && json_object_get(meta,
 	    "io.modelcontextprotocol/protocolVersion") != NULL) {
+		/* The eras switches hold here as on HTTP. */
+		if (!f->cfg->modern_enabled) {
+			ri.era = PC_CLIENT_MODERN;
+			if (id != NULL)	/* a notification is dropped */
+				refuse(f, &ri, msg, id, -32022, "Unsupported "
+				    "protocol version: this gateway serves "
+				    "only 2025 (session) clients");
+			goto out;
+		}
 		handle_modern(f, msg, meta);
+		goto out;
+	}
+	if (method != NULL && !f->cfg->legacy_enabled) {
+		if (id != NULL)
+			refuse(f, &ri, msg, id, -32600, "This gateway serves "
+			    "only 2026-07-28 (stateless) clients");
 		goto out;
 	}
 	if (method == NULL) {

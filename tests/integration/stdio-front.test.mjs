@@ -285,6 +285,33 @@ test('a whole line past max_body_bytes in one read is refused, not parsed', asyn
   }
 });
 
+test('the eras switches hold on stdio as on HTTP', async () => {
+  const meta = { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': {} };
+  const legacyOnly = join(dir, 'legacy-only.yaml');
+  writeFileSync(legacyOnly, toYaml({ log_level: 'warn', auth: 'none', policy: OPEN_POLICY, eras: { modern: false }, upstreams: [] }));
+  let io = startStdio(legacyOnly);
+  try {
+    io.send({ jsonrpc: '2.0', id: 2, method: 'ping', params: { _meta: meta } });
+    assert.equal((await io.answer(2)).error?.code, -32022, JSON.stringify(io.all));
+    await io.initialize(3);
+    assert.equal(await io.close(), 0);
+  } finally {
+    io.child.kill('SIGKILL');
+  }
+  const modernOnly = join(dir, 'modern-only.yaml');
+  writeFileSync(modernOnly, toYaml({ log_level: 'warn', auth: 'none', policy: OPEN_POLICY, eras: { legacy: false }, upstreams: [] }));
+  io = startStdio(modernOnly);
+  try {
+    io.send({ jsonrpc: '2.0', id: 4, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } } });
+    assert.equal((await io.answer(4)).error?.code, -32600, JSON.stringify(io.all));
+    io.send({ jsonrpc: '2.0', id: 5, method: 'server/discover', params: { _meta: meta } });
+    assert.ok((await io.answer(5)).result, JSON.stringify(io.all));
+    assert.equal(await io.close(), 0);
+  } finally {
+    io.child.kill('SIGKILL');
+  }
+});
+
 test('a host that stops reading stdout: progress past the backlog is dropped, the answer is not', { timeout: 120000 }, async () => {
   const io = startStdio(cfg);
   try {
