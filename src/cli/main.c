@@ -387,6 +387,8 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 				    "saved until a restart");
 		}
 		pc_router_set_config(sc->router, ncfg);
+		if (sc->stdio != NULL)
+			pc_stdio_front_set_config(sc->stdio, ncfg);
 		if (sc->http != NULL) {
 			pc_http_set_config(sc->http, ncfg);
 			pc_http_set_authn(sc->http, nauthn);

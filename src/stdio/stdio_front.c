@@ -751,6 +751,14 @@ pc_stdio_front_new(struct event_base *base, const struct pc_config *cfg,
 }
 
 void
+pc_stdio_front_set_config(struct pc_stdio_front *f,
+    const struct pc_config *cfg)
+{
+	if (f != NULL && cfg != NULL)
+		f->cfg = cfg;
+}
+
+void
 pc_stdio_front_set_audit(struct pc_stdio_front *f, struct pc_audit *audit,
     const struct pc_redactor *redactor)
 {

@@ -37,6 +37,11 @@ void pc_stdio_front_free(struct pc_stdio_front *f);
  * (borrowed; NULL: not recorded). Call again after a reload (new
  * redactor).
  */
+/* A reloaded configuration (borrowed; configs live as long as the
+ * process): its limits and eras apply from the next line on. */
+void pc_stdio_front_set_config(struct pc_stdio_front *f,
+    const struct pc_config *cfg);
+
 struct pc_audit;
 struct pc_redactor;
 void pc_stdio_front_set_audit(struct pc_stdio_front *f, struct pc_audit *audit,

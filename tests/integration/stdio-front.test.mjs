@@ -312,6 +312,32 @@ test('the eras switches hold on stdio as on HTTP', async () => {
   }
 });
 
+test('a reload reaches the stdio front: a new max_body_bytes holds for the next line', async () => {
+  const file = join(dir, 'reloadable.yaml');
+  const conf = (extra) => toYaml({ log_level: 'info', auth: 'none', policy: OPEN_POLICY, upstreams: [], ...extra });
+  writeFileSync(file, conf({}));
+  const io = startStdio(file);
+  try {
+    await io.initialize(1);
+    const big = { jsonrpc: '2.0', method: 'ping', params: { pad: 'x'.repeat(2000) } };
+    io.send({ ...big, id: 2 });
+    assert.ok((await io.answer(2)).result, JSON.stringify(io.all));
+    writeFileSync(file, conf({ limits: { max_body_bytes: 1024 } }));
+    io.child.kill('SIGHUP');
+    const until = Date.now() + 15000;
+    while (!/reload: configuration .* applied/.test(io.stderr) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    assert.match(io.stderr, /reload: configuration .* applied/);
+    io.send({ ...big, id: 3 });
+    io.send({ jsonrpc: '2.0', id: 4, method: 'ping' });
+    await io.answer(4);
+    assert.equal(io.answers.get(3), undefined, JSON.stringify(io.all));
+    assert.ok(io.all.some((m) => m.error?.code === -32600 && /max_body_bytes/.test(m.error.message)), JSON.stringify(io.all));
+    assert.equal(await io.close(), 0);
+  } finally {
+    io.child.kill('SIGKILL');
+  }
+});
+
 test('a host that stops reading stdout: progress past the backlog is dropped, the answer is not', { timeout: 120000 }, async () => {
   const io = startStdio(cfg);
   try {
