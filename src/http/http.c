@@ -55,43 +55,6 @@ static const char *const legacy_versions[] = {
 
 /* --- message validation ------------------------------------------------------------ */
 
-enum msg_type { MSG_BAD = 0, MSG_REQUEST, MSG_NOTIFICATION, MSG_RESPONSE };
-
-/* Classify one JSON-RPC message; *why names the fault for -32600. */
-static enum msg_type
-classify(json_t *m, const char **why)
-{
-	json_t *id, *method;
-
-	if (!json_is_object(m)) {
-		*why = "Invalid Request: a message must be a JSON object";
-		return MSG_BAD;
-	}
-	if (!json_is_string(json_object_get(m, "jsonrpc")) ||
-	    strcmp(json_string_value(json_object_get(m, "jsonrpc")), "2.0") != 0) {
-		*why = "Invalid Request: jsonrpc must be \"2.0\"";
-		return MSG_BAD;
-	}
-	id = json_object_get(m, "id");
-	if (id != NULL && !json_is_string(id) && !json_is_integer(id)) {
-		*why = "Invalid Request: id must be a string or an integer";
-		return MSG_BAD;
-	}
-	method = json_object_get(m, "method");
-	if (method != NULL) {
-		if (!json_is_string(method) || json_string_length(method) == 0) {
-			*why = "Invalid Request: method must be a non-empty string";
-			return MSG_BAD;
-		}
-		return id != NULL ? MSG_REQUEST : MSG_NOTIFICATION;
-	}
-	if (id != NULL && ((json_object_get(m, "result") != NULL) ^
-	    (json_object_get(m, "error") != NULL)))
-		return MSG_RESPONSE;
-	*why = "Invalid Request: not a request, notification or response";
-	return MSG_BAD;
-}
-
 static const char *
 hdr(struct evhttp_request *req, const char *name)
 {
@@ -274,7 +237,7 @@ handle_modern(struct pc_http *h, struct evhttp_request *req, json_t *msg,
 {
 	json_t *params, *meta, *id, *caps;
 	const char *ver, *method, *hver;
-	enum msg_type t;
+	enum pc_rpc_kind t;
 	const char *why = NULL;
 	struct pc_reqinfo ri;
 	int rc;
@@ -285,13 +248,13 @@ handle_modern(struct pc_http *h, struct evhttp_request *req, json_t *msg,
 		    "2025 (session) clients");
 		return;
 	}
-	t = classify(msg, &why);
-	if (t == MSG_BAD) {
+	t = pc_rpc_classify(msg, &why);
+	if (t == PC_MSG_BAD) {
 		pc_http_send_error(req, 400, NULL, -32600, why);
 		return;
 	}
 	id = json_object_get(msg, "id");
-	if (t == MSG_RESPONSE) {
+	if (t == PC_MSG_RESPONSE) {
 		/* Modern servers never send requests, so nothing to answer. */
 		pc_http_send_error(req, 400, id, -32600,
 		    "Invalid Request: unexpected response");
@@ -349,7 +312,7 @@ handle_modern(struct pc_http *h, struct evhttp_request *req, json_t *msg,
 			return;
 		}
 	}
-	if (t == MSG_NOTIFICATION) {
+	if (t == PC_MSG_NOTIFICATION) {
 		(void)accept_notification(h, req, cx, "modern", NULL, msg);
 		return;
 	}
@@ -449,9 +412,9 @@ handle_initialize(struct pc_http *h, struct evhttp_request *req, json_t *msg,
 static void
 legacy_one(struct pc_http *h, struct evhttp_request *req,
     const struct pc_rctx *cx, struct pc_reqinfo *ri, json_t *msg,
-    enum msg_type t, struct pc_exchange *batch_ex, int *requests)
+    enum pc_rpc_kind t, struct pc_exchange *batch_ex, int *requests)
 {
-	if (t == MSG_NOTIFICATION) {
+	if (t == PC_MSG_NOTIFICATION) {
 		/* A batch member is recorded here (a single notification was,
 		 * before its 202); unrecorded, it goes no further. */
 		struct pc_audit_direct d = { .era = "legacy",
@@ -464,7 +427,7 @@ legacy_one(struct pc_http *h, struct evhttp_request *req,
 		pc_router_notification(h->router, ri, msg);
 		return;
 	}
-	if (t == MSG_RESPONSE) {
+	if (t == PC_MSG_RESPONSE) {
 		/* A batch member is recorded here (a single response was,
 		 * before its 202); unrecorded, it goes no further. */
 		if (batch_ex != NULL &&
@@ -552,13 +515,13 @@ handle_legacy(struct pc_http *h, struct evhttp_request *req, json_t *body,
 			}
 		}
 	} else {
-		enum msg_type t = classify(body, &why);
-		if (t == MSG_BAD) {
+		enum pc_rpc_kind t = pc_rpc_classify(body, &why);
+		if (t == PC_MSG_BAD) {
 			pc_http_send_error(req, 400, NULL, -32600, why);
 			return;
 		}
 		const char *m = json_string_value(json_object_get(body, "method"));
-		if (t == MSG_REQUEST && strcmp(m, "initialize") == 0) {
+		if (t == PC_MSG_REQUEST && strcmp(m, "initialize") == 0) {
 			handle_initialize(h, req, body, cx);
 			return;
 		}
@@ -584,21 +547,21 @@ handle_legacy(struct pc_http *h, struct evhttp_request *req, json_t *body,
 	    .principal = &cx->principal };
 
 	if (!is_batch) {
-		enum msg_type t = classify(body, &why);
-		if (t != MSG_REQUEST) {
+		enum pc_rpc_kind t = pc_rpc_classify(body, &why);
+		if (t != PC_MSG_REQUEST) {
 			int n = 0;
-			if (t == MSG_NOTIFICATION &&
+			if (t == PC_MSG_NOTIFICATION &&
 			    accept_notification(h, req, cx, "legacy",
 			    pc_session_id(s), body) != 0)
 				return;		/* answered 503 */
-			if (t == MSG_RESPONSE &&
+			if (t == PC_MSG_RESPONSE &&
 			    record_response(h, cx, s, body) != 0) {
 				pc_http_send_error(req, 503, NULL,
 				    PC_RPC_UP_UNAVAILABLE, PC_AUDIT_DOWN_MSG);
 				return;
 			}
 			legacy_one(h, req, cx, &ri, body, t, NULL, &n);
-			if (t != MSG_NOTIFICATION)
+			if (t != PC_MSG_NOTIFICATION)
 				pc_http_send_json(req, 202, NULL, NULL);
 			return;
 		}
@@ -624,7 +587,7 @@ handle_legacy(struct pc_http *h, struct evhttp_request *req, json_t *body,
 	size_t i;
 	json_t *m;
 	json_array_foreach(body, i, m) {
-		if (classify(m, &why) == MSG_BAD) {
+		if (pc_rpc_classify(m, &why) == PC_MSG_BAD) {
 			pc_http_send_error(req, 400, NULL, -32600, why);
 			return;
 		}
@@ -645,7 +608,7 @@ handle_legacy(struct pc_http *h, struct evhttp_request *req, json_t *body,
 		size_t at = strlen(mcx.request_id);
 		snprintf(mcx.request_id + at, sizeof(mcx.request_id) - at,
 		    ".%zu", i + 1);
-		legacy_one(h, req, &mcx, &ri, m, classify(m, &why), ex, &nreq);
+		legacy_one(h, req, &mcx, &ri, m, pc_rpc_classify(m, &why), ex, &nreq);
 	}
 	ex->batch_sealed = 1;
 	pc_batch_flush(ex);

@@ -41,6 +41,40 @@ pc_log_level_index(const char *name)
 	return -1;
 }
 
+enum pc_rpc_kind
+pc_rpc_classify(json_t *m, const char **why)
+{
+	json_t *id, *method;
+
+	if (!json_is_object(m)) {
+		*why = "Invalid Request: a message must be a JSON object";
+		return PC_MSG_BAD;
+	}
+	if (!json_is_string(json_object_get(m, "jsonrpc")) ||
+	    strcmp(json_string_value(json_object_get(m, "jsonrpc")), "2.0") != 0) {
+		*why = "Invalid Request: jsonrpc must be \"2.0\"";
+		return PC_MSG_BAD;
+	}
+	id = json_object_get(m, "id");
+	if (id != NULL && !json_is_string(id) && !json_is_integer(id)) {
+		*why = "Invalid Request: id must be a string or an integer";
+		return PC_MSG_BAD;
+	}
+	method = json_object_get(m, "method");
+	if (method != NULL) {
+		if (!json_is_string(method) || json_string_length(method) == 0) {
+			*why = "Invalid Request: method must be a non-empty string";
+			return PC_MSG_BAD;
+		}
+		return id != NULL ? PC_MSG_REQUEST : PC_MSG_NOTIFICATION;
+	}
+	if (id != NULL && ((json_object_get(m, "result") != NULL) ^
+	    (json_object_get(m, "error") != NULL)))
+		return PC_MSG_RESPONSE;
+	*why = "Invalid Request: not a request, notification or response";
+	return PC_MSG_BAD;
+}
+
 json_t *
 pc_rpc_error(json_t *id, int code, const char *msg)
 {

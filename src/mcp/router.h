@@ -193,6 +193,15 @@ struct pc_answered {
 int pc_router_client_lookup(struct pc_router *r, struct pc_session *s,
     json_t *msg, struct pc_answered *what);
 
+/* What one JSON-RPC message from a client is, by its shape alone. */
+enum pc_rpc_kind {
+	PC_MSG_BAD = 0, PC_MSG_REQUEST, PC_MSG_NOTIFICATION, PC_MSG_RESPONSE
+};
+/* Classify m (borrowed); for PC_MSG_BAD, *why names the fault for -32600.
+ * Both fronts (HTTP and stdio) use it, so that they accept the same
+ * shapes. */
+enum pc_rpc_kind pc_rpc_classify(json_t *m, const char **why);
+
 /* JSON-RPC envelopes (new refs). id borrowed (NULL = null); result stolen. */
 json_t *pc_rpc_error(json_t *id, int code, const char *msg);
 json_t *pc_rpc_result(json_t *id, json_t *result);

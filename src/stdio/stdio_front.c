@@ -493,7 +493,7 @@ handle_line(struct pc_stdio_front *f, const char *line, size_t len)
 	enum pc_json_fault fault;
 	char why[128], text[192];
 	json_t *msg = NULL, *id, *meta;
-	const char *method;
+	const char *method, *what = NULL;
 	struct pc_reqinfo ri;
 
 	if (len == 0)
@@ -516,19 +516,19 @@ handle_line(struct pc_stdio_front *f, const char *line, size_t len)
 		    -32600, text);
 		return;
 	}
-	if (!json_is_object(msg) || !json_is_string(json_object_get(msg,
-	    "jsonrpc")) || strcmp(json_string_value(json_object_get(msg,
-	    "jsonrpc")), "2.0") != 0) {
-		refuse(f, &ri, NULL, NULL, -32600, "Invalid Request: one "
-		    "JSON-RPC 2.0 object per line");
+	/* The shapes the HTTP front accepts, no others: `{"jsonrpc":"2.0"}`
+	 * used to be dropped unanswered, a non-string method taken for a
+	 * response, and an empty one served. */
+	if (pc_rpc_classify(msg, &what) == PC_MSG_BAD) {
+		json_t *bad_id = json_is_object(msg) ? json_object_get(msg,
+		    "id") : NULL;
+
+		refuse(f, &ri, json_is_object(msg) ? msg : NULL,
+		    json_is_string(bad_id) || json_is_integer(bad_id) ?
+		    bad_id : NULL, -32600, what);
 		goto out;
 	}
 	id = json_object_get(msg, "id");
-	if (id != NULL && !json_is_string(id) && !json_is_integer(id)) {
-		refuse(f, &ri, msg, NULL, -32600, "Invalid Request: id must be "
-		    "a string or an integer");
-		goto out;
-	}
 	method = json_string_value(json_object_get(msg, "method"));
 	meta = json_object_get(json_object_get(msg, "params"), "_meta");
 	/* Fail closed: with the audit log broken, nothing is served. */

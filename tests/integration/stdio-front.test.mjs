@@ -338,6 +338,24 @@ test('a reload reaches the stdio front: a new max_body_bytes holds for the next 
   }
 });
 
+test('message shapes the HTTP front refuses are refused on stdio too', async () => {
+  const io = startStdio(cfg);
+  try {
+    await io.initialize(1);
+    io.send('{"jsonrpc":"2.0"}');
+    io.send('{"jsonrpc":"2.0","id":7,"method":5}');
+    io.send('{"jsonrpc":"2.0","id":8,"method":""}');
+    io.send({ jsonrpc: '2.0', id: 9, method: 'ping' });
+    await io.answer(9);
+    assert.equal(io.answers.get(7)?.error?.code, -32600, JSON.stringify(io.all));
+    assert.equal(io.answers.get(8)?.error?.code, -32600, JSON.stringify(io.all));
+    assert.ok(io.all.some((m) => m.id === null && m.error?.code === -32600), JSON.stringify(io.all));
+    assert.equal(await io.close(), 0);
+  } finally {
+    io.child.kill('SIGKILL');
+  }
+});
+
 test('a host that stops reading stdout: progress past the backlog is dropped, the answer is not', { timeout: 120000 }, async () => {
   const io = startStdio(cfg);
   try {
