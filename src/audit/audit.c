@@ -1626,13 +1626,19 @@ static int
 take_lock(struct pc_audit *a, char *err, size_t errlen)
 {
 	char name[PC_AUDIT_MAX_PREFIX + 16];
+	struct stat sb;
 
 	snprintf(name, sizeof(name), ".%s.lock", a->prefix);
 	a->lockfd = openat(a->dirfd, name, O_RDWR | O_CREAT | O_CLOEXEC |
-	    O_NOFOLLOW, 0600);
+	    O_NOFOLLOW | O_NONBLOCK | O_NOCTTY, 0600);
 	if (a->lockfd < 0) {
 		snprintf(err, errlen, "audit: cannot open %s/%s: %s", a->dir,
 		    name, strerror(errno));
+		return PC_E_IO;
+	}
+	if (fstat(a->lockfd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		snprintf(err, errlen, "audit: %s/%s is not a regular file",
+		    a->dir, name);
 		return PC_E_IO;
 	}
 	if (flock(a->lockfd, LOCK_EX | LOCK_NB) != 0) {

@@ -412,25 +412,75 @@ s_or_dash(json_t *o, const char *k)
  * operator's screen, so control characters (C0, DEL, and C1 in UTF-8) are
  * shown as \xNN and the rest as is.
  */
+/* The length of the valid UTF-8 sequence at s (n bytes left), or 0. */
+static size_t
+utf8_seq(const unsigned char *s, size_t n)
+{
+	unsigned c = s[0];
+	size_t k = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 :
+	    c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+
+	if (k == 0 || n < k)
+		return 0;
+	for (size_t j = 1; j < k; j++)
+		if ((s[j] & 0xc0) != 0x80)
+			return 0;
+	if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] >= 0xa0) ||
+	    (c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] >= 0x90))
+		return 0;		/* overlong, surrogate, past U+10FFFF */
+	return k;
+}
+
 /*
  * A stored line as JSON for a terminal or a pipe (--json): the writer
  * keeps DEL and C1 characters of client-sent strings as they came, and a
- * tampered file may hold anything. Those bytes, and C0 controls, go out as
- * \u00XX escapes: the same JSON value, nothing a terminal acts on.
+ * tampered file may hold anything. Inside strings, C0, DEL and C1 go out
+ * as \u00XX and a byte that is no UTF-8 as \ufffd: the same JSON value for
+ * a valid line, nothing a terminal acts on. Between tokens a control
+ * character becomes a space (JSON whitespace either way).
  */
 static void
 put_json_line(const char *line, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)line;
+	bool in_str = false;
 
 	for (size_t i = 0; i < len; i++) {
-		if (p[i] < 0x20 || p[i] == 0x7f)
-			printf("\\u%04x", p[i]);
-		else if (p[i] == 0xc2 && i + 1 < len && p[i + 1] >= 0x80 &&
-		    p[i + 1] <= 0x9f)
+		unsigned char c = p[i];
+		size_t u;
+
+		if (in_str && c == '\\') {
+			/* An escape: its next byte as is when printable;
+			 * otherwise the backslash itself, escaped. */
+			if (i + 1 < len && p[i + 1] >= 0x20 && p[i + 1] < 0x7f) {
+				putchar(c);
+				putchar(p[++i]);
+			} else {
+				fputs("\\\\", stdout);
+			}
+			continue;
+		}
+		if (c == '"')
+			in_str = !in_str;
+		if (c < 0x20 || c == 0x7f) {
+			if (in_str)
+				printf("\\u%04x", c);
+			else
+				putchar(c == '\t' ? '\t' : ' ');
+		} else if (c == 0xc2 && i + 1 < len && p[i + 1] >= 0x80 &&
+		    p[i + 1] <= 0x9f) {
 			printf("\\u%04x", p[++i]);
-		else
-			putchar(p[i]);
+		} else if (c >= 0x80) {
+			u = utf8_seq(p + i, len - i);
+			if (u == 0) {
+				fputs(in_str ? "\\ufffd" : " ", stdout);
+			} else {
+				fwrite(p + i, 1, u, stdout);
+				i += u - 1;
+			}
+		} else {
+			putchar(c);
+		}
 	}
 	putchar('\n');
 }

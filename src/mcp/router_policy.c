@@ -158,21 +158,63 @@ pc_rpol_item(struct pc_call *c, const struct pc_reqinfo *ri,
 	return PC_E_NOTFOUND;
 }
 
-/* The first argument the tool's inputSchema does not declare in its
- * `properties`, or NULL. */
+/* Whether the schema object s names k in its `properties`, or in those
+ * of a branch of its top-level allOf, anyOf or oneOf. Other ways to admit
+ * a name (patternProperties, additionalProperties, $ref) are not followed:
+ * such an argument is refused (fail closed; docs/policy.md). */
+static bool
+declares(const json_t *s, const char *k)
+{
+	static const char *const comb[] = { "allOf", "anyOf", "oneOf" };
+	const json_t *props = json_object_get(s, "properties");
+
+	if (json_is_object(props) && json_object_get(props, k) != NULL)
+		return true;
+	for (size_t i = 0; i < sizeof(comb) / sizeof(comb[0]); i++) {
+		const json_t *l = json_object_get(s, comb[i]), *b;
+		size_t j;
+
+		json_array_foreach(l, j, b) {
+			props = json_object_get(b, "properties");
+			if (json_is_object(props) &&
+			    json_object_get(props, k) != NULL)
+				return true;
+		}
+	}
+	return false;
+}
+
+/* The first argument the tool's inputSchema does not declare, or NULL. */
 static const char *
 first_undeclared(const json_t *tool, json_t *args)
 {
-	const json_t *props = json_object_get(json_object_get(tool,
-	    "inputSchema"), "properties");
+	const json_t *schema = json_object_get(tool, "inputSchema");
 	const char *k;
 	json_t *v;
 
 	json_object_foreach(args, k, v) {
-		if (!json_is_object(props) || json_object_get(props, k) == NULL)
+		if (!declares(schema, k))
 			return k;
 	}
 	return NULL;
+}
+
+/* Cut a name copied into buf back to a whole UTF-8 character: a reply
+ * that quotes it must stay valid UTF-8. */
+static void
+utf8_trim(char *buf)
+{
+	size_t n = strlen(buf), i = n;
+
+	while (i > 0 && ((unsigned char)buf[i - 1] & 0xC0) == 0x80)
+		i--;			/* continuation bytes of the last char */
+	if (i == 0)
+		return;
+	unsigned char lead = (unsigned char)buf[i - 1];
+	size_t want = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ?
+	    2 : 1;
+	if (n - (i - 1) < want)
+		buf[i - 1] = '\0';	/* the last character was cut */
 }
 
 int
@@ -216,6 +258,7 @@ pc_rpol_tool_call(struct pc_call *c, const struct pc_reqinfo *ri,
 	if (undeclared != NULL) {
 		reason = PC_POLICY_UNDECLARED_ARGUMENT;
 		pc_strlcpy(arg, undeclared, sizeof(arg));
+		utf8_trim(arg);
 		rc = PC_E_DENIED;
 	} else {
 		rc = pc_policy_check_call(c->r->cfg->policy, who, exposed,

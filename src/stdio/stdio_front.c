@@ -520,8 +520,12 @@ handle_line(struct pc_stdio_front *f, const char *line, size_t len)
 	 * used to be dropped unanswered, a non-string method taken for a
 	 * response, and an empty one served. */
 	if (pc_rpc_classify(msg, &what) == PC_MSG_BAD) {
-		json_t *bad_id = json_is_object(msg) ? json_object_get(msg,
-		    "id") : NULL;
+		/* The id of a request, echoed; a message without a method is
+		 * a (bad) response, whose id is the gateway's own numbering:
+		 * echoed, it would fail a request of the client's with that
+		 * id. null then, as on HTTP. */
+		json_t *bad_id = json_is_object(msg) && json_object_get(msg,
+		    "method") != NULL ? json_object_get(msg, "id") : NULL;
 
 		refuse(f, &ri, json_is_object(msg) ? msg : NULL,
 		    json_is_string(bad_id) || json_is_integer(bad_id) ?

@@ -1097,7 +1097,14 @@ pc_store_version(struct pc_store *st)
 	if (moved) {
 		s = stmt(st, ST_GEN);
 		if (sqlite3_step(s) == SQLITE_ROW) {
-			st->gen = (uint64_t)sqlite3_column_int64(s, 0);
+			uint64_t gen = (uint64_t)sqlite3_column_int64(s, 0);
+
+			/* Lower than before: the file was restored from a
+			 * copy. Counted as a change, or changes made since
+			 * could bring it back to the value a cache holds. */
+			if (st->gen_known && gen < st->gen)
+				st->local_writes += st->gen - gen + 1;
+			st->gen = gen;
 			st->gen_known = true;
 		} else {
 			/* Cannot tell: report a change so that callers

@@ -149,6 +149,16 @@ test('--json output and stray file names cannot drive the terminal either', () =
     assert.ok(!controls.test(r.stdout), `${args[0]}: ${JSON.stringify(r.stdout)}`);
     assert.equal(JSON.parse(r.stdout.trim().split('\n').pop()).tool, tool, 'the same JSON value');
   }
+  // A line with a tab between tokens and a lone C1 byte (no UTF-8) in a
+  // string: still one JSON value out, with nothing raw.
+  const d2 = join(dir, 'escapes-raw');
+  mkdirSync(d2);
+  const raw = Buffer.concat([Buffer.from('{"seq":1,\t"ts":"2026-11-21T00:00:00.000000Z","type":"request","principal":"m","method":"tools/call","tool":"a'), Buffer.from([0x9b]), Buffer.from('b","decision":"allow","status":"ok"}\n')]);
+  writeFileSync(join(d2, 'audit-20261121T000000Z-000000000001.jsonl'), raw, { mode: 0o600 });
+  const t2 = spawnSync(PORTCULLIS_BIN, ['audit', 'tail', '--json', d2], { encoding: 'latin1' });
+  assert.equal(t2.status, 0, t2.stderr);
+  assert.ok(!/[\u0000-\u0008\u000b-\u001f\u007f\u0080-\u009f]/.test(t2.stdout), JSON.stringify(t2.stdout));
+  assert.equal(JSON.parse(t2.stdout.trim()).tool, 'a\ufffdb');
   const v = tampered('stray-escape', lines);
   writeFileSync(join(v, 'audit-\u001b[8m-000000000009.jsonl'), '');
   const r = verify(v);

@@ -289,6 +289,15 @@ test('a decoy argument cannot carry a constrained call past its constraint', asy
   // The declared argument alone still works.
   const ok = await s.request(11, 'tools/call', { name: 'fs__read_text_file', arguments: { path: 'a.txt' } });
   assert.equal(ok.response.result.isError ?? false, false, ok.text);
+  // A tool the role does not grant still answers as unknown, whatever
+  // its arguments: the check must not tell a hidden tool from a missing one.
+  const hidden = await s.request(12, 'tools/call', { name: 'tfs__read_text_file', arguments: { path: 'plan.txt', decoy: 1 } });
+  assert.equal(hidden.response.error?.code, -32602, hidden.text);
+  assert.match(hidden.response.error.message, /Unknown tool/);
+  // The refusal is audited with its reason.
+  const rec = auditRecords().find((r) => r.principal === 'reader-decoy' && r.reason === 'policy.undeclared_argument');
+  assert.ok(rec, 'recorded');
+  assert.equal(rec.decision, 'deny');
 });
 
 test('a tenant-bound key reaches only its tenant, whatever the agent sends', async () => {

@@ -345,8 +345,12 @@ test('message shapes the HTTP front refuses are refused on stdio too', async () 
     io.send('{"jsonrpc":"2.0"}');
     io.send('{"jsonrpc":"2.0","id":7,"method":5}');
     io.send('{"jsonrpc":"2.0","id":8,"method":""}');
+    // A bad response: its id is the gateway's numbering, never echoed.
+    io.send('{"jsonrpc":"2.0","id":10,"result":{},"error":{"code":1,"message":"x"}}');
     io.send({ jsonrpc: '2.0', id: 9, method: 'ping' });
     await io.answer(9);
+    assert.equal(io.answers.get(10), undefined, JSON.stringify(io.all));
+    assert.equal(io.all.filter((m) => m.id === null && m.error?.code === -32600).length, 2, JSON.stringify(io.all));
     assert.equal(io.answers.get(7)?.error?.code, -32600, JSON.stringify(io.all));
     assert.equal(io.answers.get(8)?.error?.code, -32600, JSON.stringify(io.all));
     assert.ok(io.all.some((m) => m.id === null && m.error?.code === -32600), JSON.stringify(io.all));

@@ -380,8 +380,49 @@ test_version_ignores_unrelated(void **state)
 	v = pc_store_version(a);
 	assert_int_equal(pc_store_grant(b, r.id, "writer", 9000, 1000), 0);
 	assert_true(pc_store_version(a) != v);
+	/* A key event written by another process (the keys CLI): the
+	 * gateway's copier must see it. */
+	v = pc_store_version(a);
+	raw_exec(t->db, "INSERT INTO events (ts, event) VALUES (1, 'x')");
+	assert_true(pc_store_version(a) != v);
+	/* Restored from an older copy: a change, however the numbers go. */
+	v = pc_store_version(a);
+	raw_exec(t->db, "UPDATE store_gen SET gen = 0");
+	assert_true(pc_store_version(a) != v);
 	pc_store_close(b);
 	pc_store_close(a);
+}
+
+/* A store of schema v3 holding keys gains v4 on open, keys intact, and its
+ * generation moves from then on. */
+static void
+test_migrate_v3_with_keys(void **state)
+{
+	struct tdir *t = *state;
+	struct pc_store *st = open_ok(t->db), *other;
+	struct pc_key_rec r, g;
+	uint64_t v;
+
+	make_rec(&r, "0123456789abcdef", "alice", 1000, 0x11);
+	assert_int_equal(pc_store_key_insert(st, &r), 0);
+	pc_store_close(st);
+	/* Back to v3, as an older release left it. */
+	raw_exec(t->db, "DROP TRIGGER keys_gen_ins; DROP TRIGGER keys_gen_del;"
+	    "DROP TRIGGER keys_gen_upd; DROP TRIGGER grants_gen_ins;"
+	    "DROP TRIGGER grants_gen_del; DROP TRIGGER grants_gen_upd;"
+	    "DROP TRIGGER events_gen_ins; DROP TABLE store_gen;"
+	    "DELETE FROM schema_version WHERE version = 4");
+	st = open_ok(t->db);
+	assert_int_equal(raw_int(t->db,
+	    "SELECT max(version) FROM schema_version"), 4);
+	assert_int_equal(pc_store_key_get(st, r.id, &g), 0);
+	assert_string_equal(g.principal, "alice");
+	other = open_ok(t->db);
+	v = pc_store_version(st);
+	assert_int_equal(pc_store_key_revoke(other, r.id, 2000), 0);
+	assert_true(pc_store_version(st) != v);
+	pc_store_close(other);
+	pc_store_close(st);
 }
 
 static void
@@ -552,6 +593,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_version_moves, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_version_ignores_unrelated,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_migrate_v3_with_keys,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_touch_buffered, setup,
 		    teardown),
