@@ -289,6 +289,12 @@ test('a decoy argument cannot carry a constrained call past its constraint', asy
   // The declared argument alone still works.
   const ok = await s.request(11, 'tools/call', { name: 'fs__read_text_file', arguments: { path: 'a.txt' } });
   assert.equal(ok.response.result.isError ?? false, false, ok.text);
+  // A long undeclared name of multi-byte characters: cut where a whole
+  // character ends, still the isError answer (a cut one was an internal
+  // error).
+  const long = await s.request(13, 'tools/call', { name: 'fs__read_text_file', arguments: { path: 'a.txt', ['x' + 'é'.repeat(100)]: 1 } });
+  assert.equal(long.response.result?.isError, true, long.text);
+  assert.match(long.response.result.content[0].text, /policy\.undeclared_argument/);
   // A tool the role does not grant still answers as unknown, whatever
   // its arguments: the check must not tell a hidden tool from a missing one.
   const hidden = await s.request(12, 'tools/call', { name: 'tfs__read_text_file', arguments: { path: 'plan.txt', decoy: 1 } });
