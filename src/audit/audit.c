@@ -306,37 +306,6 @@ put(struct out *o, const char *s, size_t n)
 	o->len += n;
 }
 
-/* Length of a valid UTF-8 sequence at s (lead byte >= 0x80), or 0. */
-static size_t
-utf8_len(const unsigned char *s, size_t left)
-{
-	unsigned char c = s[0], lo = 0x80, hi = 0xbf;
-	size_t n;
-
-	if (c >= 0xc2 && c <= 0xdf)
-		n = 2;
-	else if (c >= 0xe0 && c <= 0xef)
-		n = 3;
-	else if (c >= 0xf0 && c <= 0xf4)
-		n = 4;
-	else
-		return 0;
-	if (c == 0xe0)
-		lo = 0xa0;
-	else if (c == 0xed)
-		hi = 0x9f;		/* no surrogates */
-	else if (c == 0xf0)
-		lo = 0x90;
-	else if (c == 0xf4)
-		hi = 0x8f;		/* nothing past U+10FFFF */
-	if (left < n || s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t i = 2; i < n; i++)
-		if (s[i] < 0x80 || s[i] > 0xbf)
-			return 0;
-	return n;
-}
-
 static void
 put_jstr(struct out *o, const char *str)
 {
@@ -358,7 +327,7 @@ put_jstr(struct out *o, const char *str)
 		put(o, str + i - run, run);
 		run = 0;
 		if (c >= 0x80) {
-			u = utf8_len(s + i, n - i);
+			u = pc_utf8_seq(s + i, n - i);
 			if (u == 0) {
 				put(o, "\xef\xbf\xbd", 3);	/* U+FFFD */
 				i++;

@@ -412,25 +412,6 @@ s_or_dash(json_t *o, const char *k)
  * operator's screen, so control characters (C0, DEL, and C1 in UTF-8) are
  * shown as \xNN and the rest as is.
  */
-/* The length of the valid UTF-8 sequence at s (n bytes left), or 0. */
-static size_t
-utf8_seq(const unsigned char *s, size_t n)
-{
-	unsigned c = s[0];
-	size_t k = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 :
-	    c >= 0xf0 && c <= 0xf4 ? 4 : 0;
-
-	if (k == 0 || n < k)
-		return 0;
-	for (size_t j = 1; j < k; j++)
-		if ((s[j] & 0xc0) != 0x80)
-			return 0;
-	if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] >= 0xa0) ||
-	    (c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] >= 0x90))
-		return 0;		/* overlong, surrogate, past U+10FFFF */
-	return k;
-}
-
 /*
  * A stored line as JSON for a terminal or a pipe (--json): the writer
  * keeps DEL and C1 characters of client-sent strings as they came, and a
@@ -471,7 +452,7 @@ put_json_line(const char *line, size_t len)
 		    p[i + 1] <= 0x9f) {
 			printf("\\u%04x", p[++i]);
 		} else if (c >= 0x80) {
-			u = utf8_seq(p + i, len - i);
+			u = pc_utf8_seq(p + i, len - i);
 			if (u == 0) {
 				fputs(in_str ? "\\ufffd" : " ", stdout);
 			} else {

@@ -23,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util.h"
+
 /* Deeper than anything jansson parses (2048 levels, whatever our own
  * limits) or the gateway builds; reaching it means a cycle. A frame is
  * small: 4096 of them are well within the loop thread's stack. */
@@ -53,41 +55,6 @@ put_c(struct jw *w, char c)
 	w->len++;
 }
 
-/* Length of the well-formed UTF-8 sequence at s[0..n) (lead byte >= 0x80),
- * or 0: overlong forms, surrogates and code points past U+10FFFF are
- * refused, as jansson refuses them. */
-static size_t
-utf8_seq(const unsigned char *s, size_t n)
-{
-	unsigned c = s[0];
-	size_t need;
-	uint32_t cp;
-
-	if (c >= 0xC2 && c <= 0xDF) {
-		need = 2;
-		cp = c & 0x1F;
-	} else if (c >= 0xE0 && c <= 0xEF) {
-		need = 3;
-		cp = c & 0x0F;
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		need = 4;
-		cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	if (n < need)
-		return 0;
-	for (size_t i = 1; i < need; i++) {
-		if ((s[i] & 0xC0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3F);
-	}
-	if ((need == 3 && cp < 0x800) || (need == 4 && cp < 0x10000) ||
-	    (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
-		return 0;
-	return need;
-}
-
 /* A quoted string: '"' and '\\' escaped, control characters as \b \f \n \r
  * \t or \u00XX (upper-case hex), everything else as is. -1 on bad UTF-8. */
 static int
@@ -104,7 +71,7 @@ put_str(struct jw *w, const char *str, size_t n)
 		size_t elen = 2;
 
 		if (c >= 0x80) {
-			size_t k = utf8_seq(s + i, n - i);
+			size_t k = pc_utf8_seq(s + i, n - i);
 
 			if (k == 0)
 				return -1;

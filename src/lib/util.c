@@ -233,3 +233,38 @@ pc_siphash(uint64_t k0, uint64_t k1, const void *data, size_t len)
 	SIPROUND();
 	return v0 ^ v1 ^ v2 ^ v3;
 }
+
+/* Length of the well-formed UTF-8 sequence at s[0..n) (lead byte >= 0x80),
+ * or 0: overlong forms, surrogates and code points past U+10FFFF are
+ * refused, as jansson refuses them. */
+size_t
+pc_utf8_seq(const unsigned char *s, size_t n)
+{
+	unsigned c = s[0];
+	size_t need;
+	uint32_t cp;
+
+	if (c >= 0xC2 && c <= 0xDF) {
+		need = 2;
+		cp = c & 0x1F;
+	} else if (c >= 0xE0 && c <= 0xEF) {
+		need = 3;
+		cp = c & 0x0F;
+	} else if (c >= 0xF0 && c <= 0xF4) {
+		need = 4;
+		cp = c & 0x07;
+	} else {
+		return 0;
+	}
+	if (n < need)
+		return 0;
+	for (size_t i = 1; i < need; i++) {
+		if ((s[i] & 0xC0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3F);
+	}
+	if ((need == 3 && cp < 0x800) || (need == 4 && cp < 0x10000) ||
+	    (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
+		return 0;
+	return need;
+}

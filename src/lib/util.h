@@ -80,4 +80,9 @@ uint64_t pc_siphash(uint64_t k0, uint64_t k1, const void *data, size_t len);
 #define PC_REQUEST_ID_LEN 32
 void pc_request_id_new(char out[PC_REQUEST_ID_LEN + 1]);
 
+/* Length of the well-formed UTF-8 sequence at s[0..n) (lead byte >= 0x80),
+ * or 0: overlong forms, surrogates and code points past U+10FFFF are
+ * refused, as jansson refuses them. */
+size_t pc_utf8_seq(const unsigned char *s, size_t n);
+
 #endif

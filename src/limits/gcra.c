@@ -609,6 +609,20 @@ digest_field(const char *f, size_t len, char *out)
 	return 0;
 }
 
+/* *f (of *len bytes; NULL: none) replaced by its digest in buf when it is
+ * longer than one. 0 or PC_E_IO. */
+static int
+digest_long(const char **f, size_t *len, char buf[DIGEST_FIELD_LEN + 1])
+{
+	if (*f == NULL || *len <= DIGEST_FIELD_LEN)
+		return 0;
+	if (digest_field(*f, *len, buf) != 0)
+		return PC_E_IO;
+	*f = buf;
+	*len = DIGEST_FIELD_LEN;
+	return 0;
+}
+
 int
 pc_limit_key(char *dst, const char *id, const char *a, const char *b)
 {
@@ -627,20 +641,12 @@ pc_limit_key(char *dst, const char *id, const char *a, const char *b)
 	 * 128): the long fields go in as digests. Refusing the key instead
 	 * answered every call of that caller 503 under a key+tool limit.
 	 */
-	if (n >= PC_LIMIT_KEY_MAX && a != NULL && al > DIGEST_FIELD_LEN) {
-		if (digest_field(a, al, da) != 0)
-			return PC_E_IO;
-		a = da;
-		al = DIGEST_FIELD_LEN;
-		n = il + 1 + al + (b ? 1 + bl : 0);
-	}
-	if (n >= PC_LIMIT_KEY_MAX && b != NULL && bl > DIGEST_FIELD_LEN) {
-		if (digest_field(b, bl, db) != 0)
-			return PC_E_IO;
-		b = db;
-		bl = DIGEST_FIELD_LEN;
-		n = il + 1 + al + 1 + bl;
-	}
+	if (n >= PC_LIMIT_KEY_MAX && digest_long(&a, &al, da) != 0)
+		return PC_E_IO;
+	n = il + 1 + al + (b ? 1 + bl : 0);
+	if (n >= PC_LIMIT_KEY_MAX && digest_long(&b, &bl, db) != 0)
+		return PC_E_IO;
+	n = il + 1 + al + (b ? 1 + bl : 0);
 	if (n >= PC_LIMIT_KEY_MAX)
 		return PC_E_INVAL;
 	/* Hand-assembled rather than snprintf: this runs for every limit of
@@ -684,6 +690,15 @@ report(struct pc_gcra_result *r, const struct lim *l, int64_t tat,
 	pc_strlcpy(r->limit_id, l->cfg.id, sizeof(r->limit_id));
 }
 
+/* A TAT is never more than the tolerance ahead of the clock that set it;
+ * further ahead, the wall clock stepped back: capped there, it counts as
+ * the whole burst used, not as a wait as long as the step. */
+static int64_t
+tat_cap(const struct lim *l, int64_t tat, int64_t now_us)
+{
+	return tat - now_us > l->tol_us ? now_us + l->tol_us : tat;
+}
+
 /* The TATs of take's subjects that are further ahead than their tolerance
  * (the wall clock stepped back) cut to now + tolerance, one by one; a
  * failure leaves that one as it was (it is cut again next time). */
@@ -696,10 +711,11 @@ unstep(struct pc_gcra *g, size_t k, int64_t now_us)
 		const struct lim *l = &g->lim[s->which[j]];
 		struct pc_lval fix;
 
-		if (!s->found[j] || s->old[j].v[0] - now_us <= l->tol_us)
+		if (!s->found[j] || tat_cap(l, s->old[j].v[0], now_us) ==
+		    s->old[j].v[0])
 			continue;
 		fix = s->old[j];
-		fix.v[0] = now_us + l->tol_us;
+		fix.v[0] = tat_cap(l, fix.v[0], now_us);
 		fix.expire_us = fix.v[0];
 		(void)g->ops->cas(g->ctx, 1, &s->keys[j], &s->old[j],
 		    &s->found[j], &fix, now_us);
@@ -756,14 +772,8 @@ take(struct pc_gcra *g, const struct pc_gcra_subject *subj, uint32_t cost,
 			    s->old[j].v[0] : now_us;
 			int64_t wait;
 
-			/* A TAT is never more than the tolerance ahead of
-			 * the clock that set it; further ahead, the wall
-			 * clock stepped back. Counted as the whole burst
-			 * used, not as a wait as long as the step. */
-			if (tat - now_us > l->tol_us) {
-				tat = now_us + l->tol_us;
-				stepped = true;
-			}
+			stepped |= tat_cap(l, tat, now_us) != tat;
+			tat = tat_cap(l, tat, now_us);
 
 			if (cost > l->cfg.burst) {
 				wait = INT64_MAX;
@@ -794,10 +804,9 @@ take(struct pc_gcra *g, const struct pc_gcra_subject *subj, uint32_t cost,
 		}
 		if (fired != SIZE_MAX) {
 			const struct lim *l = &g->lim[s->which[fired]];
-			int64_t tat = s->found[fired] ? s->old[fired].v[0] : 0;
+			int64_t tat = s->found[fired] ?
+			    tat_cap(l, s->old[fired].v[0], now_us) : 0;
 
-			if (tat - now_us > l->tol_us)	/* as above */
-				tat = now_us + l->tol_us;
 			report(r, l, tat, now_us);
 			r->allowed = false;
 			r->retry_after_us = worst;
@@ -897,8 +906,7 @@ pc_gcra_restore(struct pc_gcra *g, const char *key, int64_t tat_us,
 		return PC_E_NOTFOUND;
 	if (tat_us <= now_us)
 		return 0;
-	if (tat_us - now_us > l->tol_us)
-		tat_us = now_us + l->tol_us;
+	tat_us = tat_cap(l, tat_us, now_us);
 	rc = g->ops->get(g->ctx, 1, keys, &old, &found);
 	if (rc != 0)
 		return rc;

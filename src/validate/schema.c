@@ -329,7 +329,7 @@ compile_regex(struct sc_compiler *c, const char *pat, pcre2_code **out)
 	 * does not survive the wrapping (start-of-pattern options, a comment
 	 * running to its end) is refused: fail closed.
 	 */
-	strcat(tr, tail);
+	memcpy(tr + strlen(tr), tail, sizeof(tail));	/* sized above */
 	*out = pcre2_compile((PCRE2_SPTR)tr, PCRE2_ZERO_TERMINATED, opts,
 	    &errcode, &erroff, NULL);
 	free(tr);
@@ -394,6 +394,16 @@ named_cmp(const void *a, const void *b)
 	    ((const struct sc_named *)b)->name);
 }
 
+/* A dependency table for the entries of v, made once per node. */
+static int
+dep_table(struct sc_compiler *c, struct sc_named **t, json_t *v)
+{
+	if (*t != NULL)
+		return sc_fail(c, PC_E_INVAL, "dependencies twice");
+	*t = calloc(json_object_size(v) + 1, sizeof(**t));
+	return *t != NULL ? 0 : PC_E_NOMEM;
+}
+
 static int
 compile_deps(struct sc_compiler *c, struct sc_node *n, json_t *v,
     const char *base, enum sc_dialect d, int want_req, int want_sch)
@@ -407,22 +417,9 @@ compile_deps(struct sc_compiler *c, struct sc_node *n, json_t *v,
 	/* Called once per keyword (2020-12 has two, draft 7 one for both):
 	 * each call makes only its own table, or the second would replace
 	 * the first's, its count kept, and the rules read past the end. */
-	if (want_req) {
-		if (n->dep_req != NULL)
-			return sc_fail(c, PC_E_INVAL, "dependencies twice");
-		n->dep_req = calloc(json_object_size(v) + 1,
-		    sizeof(*n->dep_req));
-		if (n->dep_req == NULL)
-			return PC_E_NOMEM;
-	}
-	if (want_sch) {
-		if (n->dep_sch != NULL)
-			return sc_fail(c, PC_E_INVAL, "dependencies twice");
-		n->dep_sch = calloc(json_object_size(v) + 1,
-		    sizeof(*n->dep_sch));
-		if (n->dep_sch == NULL)
-			return PC_E_NOMEM;
-	}
+	if ((want_req && (rc = dep_table(c, &n->dep_req, v)) != 0) ||
+	    (want_sch && (rc = dep_table(c, &n->dep_sch, v)) != 0))
+		return rc;
 	json_object_foreach(v, k, e) {
 		if (json_is_array(e) && want_req) {
 			n->dep_req[n->ndep_req].name = k;
