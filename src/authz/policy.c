@@ -693,13 +693,13 @@ check_number(const struct cons *c, json_t *v)
 }
 
 static int
-check_url(const struct cons *c, json_t *v)
+check_url(const struct cons *c, json_t *v, struct pc_url_memo *memo)
 {
 	if (!json_is_string(v))
 		return PC_E_DENIED;
-	return pc_policy_url_check(json_string_value(v), json_string_length(v),
-	    (const char *const *)c->values.v, c->values.n,
-	    (const char *const *)c->hosts.v, c->hosts.n);
+	return pc_policy_url_check_memo(json_string_value(v),
+	    json_string_length(v), (const char *const *)c->values.v,
+	    c->values.n, (const char *const *)c->hosts.v, c->hosts.n, memo);
 }
 
 static bool
@@ -754,7 +754,8 @@ check_command(const struct cons *c, json_t *v)
  * value (PATH) or stays NULL. */
 static int
 check_one(const struct pc_policy *p, const struct cons *c,
-    const struct pc_principal *who, json_t *v, json_t **rw)
+    const struct pc_principal *who, json_t *v, struct pc_url_memo *memo,
+    json_t **rw)
 {
 	*rw = NULL;
 	switch (c->kind) {
@@ -767,7 +768,7 @@ check_one(const struct pc_policy *p, const struct cons *c,
 	case PC_CON_NUMBER:
 		return check_number(c, v);
 	case PC_CON_URL:
-		return check_url(c, v);
+		return check_url(c, v, memo);
 	default:
 		return PC_E_DENIED;
 	}
@@ -775,7 +776,7 @@ check_one(const struct pc_policy *p, const struct cons *c,
 
 static int
 check_value(const struct pc_policy *p, const struct cons *c,
-    const struct pc_principal *who, json_t *args)
+    const struct pc_principal *who, json_t *args, struct pc_url_memo *memo)
 {
 	json_t *v = json_object_get(args, c->arg), *rw;
 	size_t i;
@@ -786,7 +787,7 @@ check_value(const struct pc_policy *p, const struct cons *c,
 	if (c->kind == PC_CON_COMMAND)
 		return check_command(c, v);
 	if (!json_is_array(v)) {
-		if ((rc = check_one(p, c, who, v, &rw)) != 0)
+		if ((rc = check_one(p, c, who, v, memo, &rw)) != 0)
 			return rc;
 		if (rw != NULL && json_object_set_new(args, c->arg, rw) != 0)
 			return PC_E_NOMEM;
@@ -799,7 +800,7 @@ check_value(const struct pc_policy *p, const struct cons *c,
 
 		if (json_is_array(e) || json_is_object(e))
 			return PC_E_DENIED;
-		if ((rc = check_one(p, c, who, e, &rw)) != 0)
+		if ((rc = check_one(p, c, who, e, memo, &rw)) != 0)
 			return rc;
 		if (rw != NULL && json_array_set_new(v, i, rw) != 0)
 			return PC_E_NOMEM;
@@ -834,6 +835,18 @@ pc_policy_rewrites(const struct pc_policy *p, const char *tool)
 }
 
 bool
+pc_policy_resolves(const struct pc_policy *p, const char *tool)
+{
+	if (p == NULL || tool == NULL)
+		return false;
+	for (size_t i = 0; i < p->ncons; i++)
+		if (p->cons[i].kind == PC_CON_URL &&
+		    pc_policy_glob(p->cons[i].pattern, tool))
+			return true;
+	return false;
+}
+
+bool
 pc_policy_constrains(const struct pc_policy *p, const char *tool)
 {
 	if (p == NULL || tool == NULL)
@@ -848,6 +861,16 @@ int
 pc_policy_check_call(const struct pc_policy *p,
     const struct pc_principal *who, const char *tool, json_t *annotations,
     json_t *arguments, const char **reason, char *arg, size_t arglen)
+{
+	return pc_policy_check_call_memo(p, who, tool, annotations, arguments,
+	    NULL, reason, arg, arglen);
+}
+
+int
+pc_policy_check_call_memo(const struct pc_policy *p,
+    const struct pc_principal *who, const char *tool, json_t *annotations,
+    json_t *arguments, struct pc_url_memo *memo, const char **reason,
+    char *arg, size_t arglen)
 {
 	char val[PC_POLICY_MAX_PATH + 1];
 	size_t i;
@@ -885,8 +908,8 @@ pc_policy_check_call(const struct pc_policy *p,
 		if (c->kind == PC_CON_SET || !pc_policy_glob(c->pattern, tool))
 			continue;
 		rc = arguments == NULL ? (c->optional ? 0 : PC_E_DENIED) :
-		    check_value(p, c, who, arguments);
-		if (rc == PC_E_NOMEM)
+		    check_value(p, c, who, arguments, memo);
+		if (rc == PC_E_NOMEM || rc == PC_E_AGAIN)
 			return rc;
 		if (rc != 0)
 			return deny(reason, PC_POLICY_DENIED_ARGUMENT, arg,

@@ -25,6 +25,8 @@
 #include "authn/principal.h"
 #include "lib/limits.h"
 
+struct addrinfo;
+
 enum pc_access {
 	PC_ACC_READ = 1,
 	PC_ACC_WRITE = 2,
@@ -203,6 +205,40 @@ int pc_policy_check_call(const struct pc_policy *p,
     const struct pc_principal *who, const char *tool, json_t *annotations,
     json_t *arguments, const char **reason, char *arg, size_t arglen);
 
+/*
+ * The host names a URL constraint had looked up for one call, and the one
+ * it needs next. The check itself never waits for DNS when given a memo: a
+ * name not in it makes it return PC_E_AGAIN with the name in `need`; the
+ * caller looks it up off the loop (src/lib/resolve.h), records the
+ * verdict with pc_url_memo_put(), and runs the whole check again on the
+ * arguments as they were.
+ */
+struct pc_url_memo {
+	size_t n;
+	struct {
+		char host[PC_RESOLVE_HOST_MAX];
+		int verdict;		/* 0 public, PC_E_DENIED */
+	} e[PC_URL_MEMO_MAX];
+	char need[PC_RESOLVE_HOST_MAX];
+};
+/* Record the lookup of memo->need: gai and res as getaddrinfo() gave
+ * them (gai != 0: refused). A full memo keeps nothing: the name is then
+ * needed again, and the caller stops at PC_URL_MEMO_MAX lookups. */
+void pc_url_memo_put(struct pc_url_memo *m, int gai,
+    const struct addrinfo *res);
+
+/* Whether any URL constraint applies to `tool`: its check may need a
+ * lookup (a memo). */
+bool pc_policy_resolves(const struct pc_policy *p, const char *tool);
+
+/* pc_policy_check_call() with a memo (NULL: look names up here, blocking).
+ * PC_E_AGAIN: look up memo->need, then call again with the arguments as
+ * they were before this call (they may be partly rewritten). */
+int pc_policy_check_call_memo(const struct pc_policy *p,
+    const struct pc_principal *who, const char *tool, json_t *annotations,
+    json_t *arguments, struct pc_url_memo *memo, const char **reason,
+    char *arg, size_t arglen);
+
 /* --- building blocks, exposed for tests and the fuzz target ------------- */
 
 /* Does `name` match `pattern` ('*' only)? Linear-space, O(n*m) worst case. */
@@ -230,5 +266,10 @@ int pc_policy_path_normalize(const char *root, const char *path, size_t len,
 int pc_policy_url_check(const char *url, size_t len,
     const char *const *schemes, size_t nschemes,
     const char *const *hosts, size_t nhosts);
+/* The same with a memo (see pc_url_memo): PC_E_AGAIN when the host must
+ * be looked up first. */
+int pc_policy_url_check_memo(const char *url, size_t len,
+    const char *const *schemes, size_t nschemes,
+    const char *const *hosts, size_t nhosts, struct pc_url_memo *memo);
 
 #endif

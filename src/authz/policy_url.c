@@ -8,7 +8,9 @@
  * so that no parser on the upstream's side can see a different host.
  *
  * Addresses are never parsed by hand: getaddrinfo() (numeric first, then
- * the resolver) produces them and every result must be public. A host that
+ * the resolver) produces them and every result must be public. The router
+ * looks names up on worker threads (a memo, src/lib/resolve.h), never on
+ * the event loop. A host that
  * looks numeric but that inet_pton() does not accept as a canonical
  * dotted quad (0x7f.1, 2130706433, 0177.0.0.1, 127.1) is refused, because
  * WHATWG and BSD parsers read those as IPv4 and we would not.
@@ -98,11 +100,37 @@ v6_forbidden(const uint8_t a[16])
 	return 0;
 }
 
+/* Every address of a lookup is public; an empty list is not. */
+static int
+addrs_public(const struct addrinfo *res)
+{
+	const struct addrinfo *ai;
+	int n = 0;
+
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		if (ai->ai_family == AF_INET) {
+			const struct sockaddr_in *s = (const void *)ai->ai_addr;
+
+			if (v4_forbidden((const uint8_t *)&s->sin_addr))
+				return PC_E_DENIED;
+		} else if (ai->ai_family == AF_INET6) {
+			const struct sockaddr_in6 *s = (const void *)ai->ai_addr;
+
+			if (v6_forbidden(s->sin6_addr.s6_addr))
+				return PC_E_DENIED;
+		} else {
+			return PC_E_DENIED;
+		}
+		n++;
+	}
+	return n > 0 ? 0 : PC_E_DENIED;
+}
+
 static int
 addrs_ok(const char *host, int numeric)
 {
-	struct addrinfo hints, *res = NULL, *ai;
-	int rc = PC_E_DENIED, n = 0;
+	struct addrinfo hints, *res = NULL;
+	int rc;
 
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
@@ -110,27 +138,34 @@ addrs_ok(const char *host, int numeric)
 	hints.ai_flags = numeric ? AI_NUMERICHOST : 0;
 	if (getaddrinfo(host, NULL, &hints, &res) != 0)
 		return PC_E_DENIED;
-	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		if (ai->ai_family == AF_INET) {
-			const struct sockaddr_in *s = (const void *)ai->ai_addr;
-
-			if (v4_forbidden((const uint8_t *)&s->sin_addr))
-				goto out;
-		} else if (ai->ai_family == AF_INET6) {
-			const struct sockaddr_in6 *s = (const void *)ai->ai_addr;
-
-			if (v6_forbidden(s->sin6_addr.s6_addr))
-				goto out;
-		} else {
-			goto out;
-		}
-		n++;
-	}
-	if (n > 0)
-		rc = 0;
-out:
+	rc = addrs_public(res);
 	freeaddrinfo(res);
 	return rc;
+}
+
+void
+pc_url_memo_put(struct pc_url_memo *m, int gai, const struct addrinfo *res)
+{
+	if (m->n >= PC_URL_MEMO_MAX || m->need[0] == '\0')
+		return;
+	pc_strlcpy(m->e[m->n].host, m->need, sizeof(m->e[m->n].host));
+	m->e[m->n].verdict = gai != 0 ? PC_E_DENIED : addrs_public(res);
+	m->n++;
+	m->need[0] = '\0';
+}
+
+/* A name: its verdict from the memo, or PC_E_AGAIN with it in need. */
+static int
+memo_get(struct pc_url_memo *m, const char *host)
+{
+	for (size_t i = 0; i < m->n; i++)
+		if (strcmp(m->e[i].host, host) == 0)
+			return m->e[i].verdict;
+	/* A call that needs more names than the memo holds is refused. */
+	if (m->n >= PC_URL_MEMO_MAX)
+		return PC_E_DENIED;
+	pc_strlcpy(m->need, host, sizeof(m->need));
+	return PC_E_AGAIN;
 }
 
 /* Would a WHATWG/BSD parser read this host as an IPv4 number? True when
@@ -172,6 +207,15 @@ int
 pc_policy_url_check(const char *url, size_t len,
     const char *const *schemes, size_t nschemes,
     const char *const *hosts, size_t nhosts)
+{
+	return pc_policy_url_check_memo(url, len, schemes, nschemes, hosts,
+	    nhosts, NULL);
+}
+
+int
+pc_policy_url_check_memo(const char *url, size_t len,
+    const char *const *schemes, size_t nschemes,
+    const char *const *hosts, size_t nhosts, struct pc_url_memo *memo)
 {
 	static const char *const defaults[] = { "http", "https" };
 	char scheme[32], host[HOST_MAX];
@@ -270,5 +314,7 @@ pc_policy_url_check(const char *url, size_t len,
 	}
 	if (looks_numeric_v4(host))
 		return PC_E_DENIED;	/* non-canonical IPv4 spelling */
-	return addrs_ok(host, 0);
+	/* Numbers are read at once; a name may take the resolver seconds,
+	 * which the caller with a memo spends off the loop. */
+	return memo != NULL ? memo_get(memo, host) : addrs_ok(host, 0);
 }

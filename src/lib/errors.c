@@ -20,6 +20,7 @@ pc_strerror(int err)
 	case PC_E_DENIED: return "denied";
 	case PC_E_SPAWN: return "spawn failed";
 	case PC_E_CLOSED: return "closed";
+	case PC_E_AGAIN: return "try again";
 	default: return "unknown error";
 	}
 }

@@ -24,7 +24,8 @@ enum {
 	PC_E_DENIED = -13,    /* refused by a security check */
 	PC_E_SPAWN = -14,     /* child process could not be started */
 	PC_E_CLOSED = -15,    /* the object was shut down */
-	PC_E__LAST = -16
+	PC_E_AGAIN = -16,     /* not yet: wait for something, then retry */
+	PC_E__LAST = -17
 };
 
 /* Static string naming the code; never NULL. */

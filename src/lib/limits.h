@@ -168,6 +168,15 @@
 #define PC_POLICY_MAX_PATH           4096u
 #define PC_POLICY_MAX_URL            8192u
 #define PC_POLICY_MAX_ROLE           64u
+/* URL constraints look host names up off the loop (src/lib/resolve.h):
+ * workers at most, lookups waiting for one at most (more are refused),
+ * the longest name, how long a call waits for its answer (then the URL is
+ * refused), and the names one call may need looked up. */
+#define PC_RESOLVE_THREADS           4u
+#define PC_RESOLVE_QUEUE             256u
+#define PC_RESOLVE_HOST_MAX          256u
+#define PC_URL_LOOKUP_TIMEOUT_MS     5000u
+#define PC_URL_MEMO_MAX              8u
 
 /* --- redaction --------------------------------------------------------------- */
 

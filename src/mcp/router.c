@@ -113,6 +113,7 @@ call_free(struct pc_call *c)
 	json_decref(c->listen_filter);
 	free(c->listen_roles);
 	free(c->sub_uri);
+	pc_rdns_free(c->dns);
 	free(c);
 }
 
@@ -620,7 +621,21 @@ forward_named(struct pc_call *c, const struct pc_reqinfo *ri,
 		goto unknown;
 	if (kind == PC_CAT_TOOLS) {
 		json_t *res = NULL;
-		int rc = pc_rpol_tool_call(c, ri, name, params, &res);
+		struct pc_url_memo *memo = NULL;
+		int rc = 0;
+
+		/* A URL constraint may need names looked up: never here, on
+		 * the loop (router_dns.c). */
+		if (pc_policy_resolves(c->r->cfg->policy, name) &&
+		    (memo = pc_rdns_memo(c)) == NULL)
+			rc = PC_E_NOMEM;
+		if (rc == 0)
+			rc = pc_rpol_tool_call(c, ri, name, params, memo, &res);
+		if (rc == PC_E_AGAIN) {
+			if (pc_rdns_wait(c, ri, params) != 0)
+				finish_error(c, 200, -32603, "Internal error");
+			return;
+		}
 		if (rc == PC_E_NOTFOUND)
 			goto unknown;
 		if (rc == PC_E_DENIED) {
@@ -648,6 +663,18 @@ forward_named(struct pc_call *c, const struct pc_reqinfo *ri,
 unknown:
 	finish_error(c, 200, -32602, kind == PC_CAT_TOOLS ? "Unknown tool" :
 	    "Unknown prompt");
+}
+
+void
+pc_router_tool_resume(struct pc_call *c, const struct pc_reqinfo *ri,
+    json_t *params)
+{
+	if (c->r->shutting_down) {
+		finish_error(c, 503, PC_RPC_UP_UNAVAILABLE,
+		    "Gateway is shutting down");
+		return;
+	}
+	forward_named(c, ri, PC_CAT_TOOLS, params);
 }
 
 static void

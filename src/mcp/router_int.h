@@ -92,6 +92,8 @@ struct pc_call {
 					 * it (a URI lost upstream): nothing
 					 * to undo */
 	struct pc_call *lnext, *lprev;
+	struct pc_rdns *dns;		/* tools/call: URL lookups (owned),
+					 * router_dns.c */
 };
 
 struct pc_router {
@@ -110,6 +112,8 @@ struct pc_router {
 					 * take again -> (void *)1: the next
 					 * subscribe asks it once more */
 	struct pc_call *listeners;	/* modern listen streams */
+	struct pc_resolver *resolver;	/* URL host lookups; made on first
+					 * use */
 	struct event *sweep;		/* idle-session expiry */
 	uint64_t next_fwd;
 	int ready;
@@ -193,9 +197,27 @@ int pc_rpol_item(struct pc_call *c, const struct pc_reqinfo *ri,
     enum pc_policy_item item, const char *name);
 /* Authorize a tools/call (params is rewritten: SET and PATH constraints).
  * 0 allowed; PC_E_NOTFOUND hidden (answer exactly as for an unknown tool);
- * PC_E_DENIED with *result an isError result to send; PC_E_NOMEM. */
+ * PC_E_DENIED with *result an isError result to send; PC_E_NOMEM;
+ * PC_E_AGAIN: a URL constraint needs memo->need looked up (params is as
+ * it was: call again once the memo has its verdict). memo NULL: names are
+ * looked up here, blocking. */
 int pc_rpol_tool_call(struct pc_call *c, const struct pc_reqinfo *ri,
-    const char *exposed, json_t *params, json_t **result);
+    const char *exposed, json_t *params, struct pc_url_memo *memo,
+    json_t **result);
+
+/* router_dns.c: a tools/call waiting for URL host lookups. The memo of
+ * c's lookups, made on first use (NULL: no memory). */
+struct pc_rdns;
+struct pc_url_memo *pc_rdns_memo(struct pc_call *c);
+/* Look up memo->need off the loop, then pc_router_tool_resume(c, ...)
+ * with params (kept) and the caller ri names. 0, or an error: the caller
+ * fails the call. */
+int pc_rdns_wait(struct pc_call *c, const struct pc_reqinfo *ri,
+    json_t *params);
+void pc_rdns_free(struct pc_rdns *d);		/* accepts NULL */
+/* router.c: run a tools/call's path again (after a lookup). */
+void pc_router_tool_resume(struct pc_call *c, const struct pc_reqinfo *ri,
+    json_t *params);
 
 /* router.c: resource subscriptions shared by sessions */
 int pc_sub_adjust(struct pc_router *r, const char *uri, int d);

@@ -219,13 +219,15 @@ utf8_trim(char *buf)
 
 int
 pc_rpol_tool_call(struct pc_call *c, const struct pc_reqinfo *ri,
-    const char *exposed, json_t *params, json_t **result)
+    const char *exposed, json_t *params, struct pc_url_memo *memo,
+    json_t **result)
 {
 	static const struct pc_principal nobody;
 	const struct pc_principal *who = ri != NULL && ri->principal != NULL ?
 	    ri->principal : &nobody;
 	const json_t *tool = pc_catalog_find(c->r->cat, PC_CAT_TOOLS, exposed);
 	json_t *args = json_object_get(params, "arguments");
+	json_t *orig = NULL;
 	const char *reason = NULL, *undeclared;
 	char arg[PC_MAX_NAME_LEN + 1], text[PC_MAX_NAME_LEN + 96];
 	int rc;
@@ -240,14 +242,19 @@ pc_rpol_tool_call(struct pc_call *c, const struct pc_reqinfo *ri,
 	}
 	/* The audit record may hold the arguments as the client sent them
 	 * (a reference, when they needed no redaction): what the policy
-	 * rewrites is a copy. */
-	if (json_is_object(args) && pc_policy_rewrites(c->r->cfg->policy,
-	    exposed)) {
+	 * rewrites is a copy. A check that may stop for a lookup works on
+	 * a copy too: it runs again from the arguments as they were. */
+	if (json_is_object(args) && (pc_policy_rewrites(c->r->cfg->policy,
+	    exposed) || (memo != NULL && pc_policy_resolves(c->r->cfg->policy,
+	    exposed)))) {
 		json_t *copy = json_deep_copy(args);
 
+		orig = json_incref(args);
 		if (copy == NULL || json_object_set_new(params, "arguments",
-		    copy) != 0)
+		    copy) != 0) {
+			json_decref(orig);
 			return PC_E_NOMEM;
+		}
 		args = copy;
 	}
 	undeclared = json_is_object(args) &&
@@ -261,10 +268,14 @@ pc_rpol_tool_call(struct pc_call *c, const struct pc_reqinfo *ri,
 		utf8_trim(arg);
 		rc = PC_E_DENIED;
 	} else {
-		rc = pc_policy_check_call(c->r->cfg->policy, who, exposed,
-		    json_object_get(tool, "annotations"), args, &reason, arg,
-		    sizeof(arg));
+		rc = pc_policy_check_call_memo(c->r->cfg->policy, who,
+		    exposed, json_object_get(tool, "annotations"), args, memo,
+		    &reason, arg, sizeof(arg));
 	}
+	if (rc == PC_E_AGAIN && orig != NULL &&
+	    json_object_set(params, "arguments", orig) != 0)
+		rc = PC_E_NOMEM;
+	json_decref(orig);
 	if (rc != PC_E_DENIED)
 		return rc;
 	if (strcmp(reason, PC_POLICY_DENIED_TOOL) == 0) {

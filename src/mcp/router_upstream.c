@@ -12,6 +12,7 @@
 #include "../lib/map.h"
 #include "../lib/util.h"
 #include "../secrets/redact.h"
+#include "../lib/resolve.h"
 #include "router_int.h"
 
 /* --- upstream hooks ---------------------------------------------------------- */
@@ -451,5 +452,6 @@ pc_router_free(struct pc_router *r)
 	pc_map_free(r->owners);
 	pc_map_free(r->subs);
 	pc_map_free(r->sub_lost);
+	pc_resolver_free(r->resolver);
 	free(r);
 }

@@ -9,9 +9,14 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <event2/event.h>
+
 #include "lib/errors.h"
 #include "lib/json.h"
 #include "lib/map.h"
+#include "lib/resolve.h"
 #include "lib/util.h"
 
 static int
@@ -423,6 +428,96 @@ json_writer_refuses(void **state)
 	json_decref(loop);
 }
 
+/* --- resolver ------------------------------------------------------------ */
+
+struct lookup_seen {
+	int calls, gai, loopback;
+	struct event_base *base;
+};
+
+static void
+lookup_done(void *arg, int gai, const struct addrinfo *res)
+{
+	struct lookup_seen *w = arg;
+
+	w->calls++;
+	w->gai = gai;
+	for (; res != NULL; res = res->ai_next) {
+		if (res->ai_family == AF_INET) {
+			const struct sockaddr_in *sa = (const void *)res->ai_addr;
+
+			if (ntohl(sa->sin_addr.s_addr) == 0x7f000001u)
+				w->loopback = 1;
+		}
+	}
+	event_base_loopbreak(w->base);
+}
+
+static void
+never_called(void *arg, int gai, const struct addrinfo *res)
+{
+	(void)gai;
+	(void)res;
+	((struct lookup_seen *)arg)->calls++;
+}
+
+/* Lookups answer on the loop, never from inside pc_resolve(); a cancelled
+ * one never calls back; freeing with lookups pending leaks nothing
+ * (ASan). */
+static void
+resolver_lookups(void **st)
+{
+	struct event_base *base = event_base_new();
+	struct pc_resolver *r;
+	struct pc_lookup *l, *gone;
+	struct lookup_seen w = { .base = base }, x = { .base = base };
+	char longname[PC_RESOLVE_HOST_MAX + 1];
+
+	(void)st;
+	assert_non_null(base);
+	assert_int_equal(pc_resolver_new(base, &r), 0);
+	assert_int_equal(pc_resolve(r, "127.0.0.1", AI_NUMERICHOST,
+	    lookup_done, &w, &l), 0);
+	assert_non_null(l);
+	assert_int_equal(pc_resolve(r, "localhost", 0, never_called, &x,
+	    &gone), 0);
+	pc_lookup_cancel(gone);
+	assert_int_equal(w.calls, 0);
+	assert_int_equal(event_base_dispatch(base), 0);
+	assert_int_equal(w.calls, 1);
+	assert_int_equal(w.gai, 0);
+	assert_int_equal(w.loopback, 1);
+
+	/* A name through the real resolver (/etc/hosts). */
+	memset(&w, 0, sizeof(w));
+	w.base = base;
+	assert_int_equal(pc_resolve(r, "localhost", 0, lookup_done, &w, &l),
+	    0);
+	assert_int_equal(event_base_dispatch(base), 0);
+	assert_int_equal(w.calls, 1);
+	assert_int_equal(w.gai, 0);
+	assert_int_equal(x.calls, 0);
+
+	/* Bad names are refused at once. */
+	memset(longname, 'a', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	assert_int_equal(pc_resolve(r, "", 0, lookup_done, &w, &l),
+	    PC_E_INVAL);
+	assert_int_equal(pc_resolve(r, longname, 0, lookup_done, &w, &l),
+	    PC_E_INVAL);
+
+	/* Pending at free: dropped, no callback, no leak. */
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(pc_resolve(r, "localhost", 0, never_called,
+		    &x, &l), 0);
+	pc_resolver_free(r);
+	assert_int_equal(event_base_loop(base, EVLOOP_NONBLOCK), 1);
+	assert_int_equal(x.calls, 0);
+	/* Workers still finishing their lookup exit on their own. */
+	usleep(200 * 1000);
+	event_base_free(base);
+}
+
 int
 main(void)
 {
@@ -439,6 +534,7 @@ main(void)
 		cmocka_unit_test(util_random_and_parse),
 		cmocka_unit_test(util_read_and_b64url),
 		cmocka_unit_test(request_ids),
+		cmocka_unit_test(resolver_lookups),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

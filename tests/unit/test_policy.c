@@ -5,7 +5,10 @@
  * holds the exact bytes an agent would send); every one must be refused
  * against the root /srv/data.
  */
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -607,6 +610,98 @@ urls(void **st)
 	}
 }
 
+/* An addrinfo list of one IPv4 address, as a lookup would give. */
+static struct addrinfo *
+one_v4(const char *dotted, struct sockaddr_in *sa, struct addrinfo *ai)
+{
+	memset(sa, 0, sizeof(*sa));
+	memset(ai, 0, sizeof(*ai));
+	sa->sin_family = AF_INET;
+	assert_int_equal(inet_pton(AF_INET, dotted, &sa->sin_addr), 1);
+	ai->ai_family = AF_INET;
+	ai->ai_addr = (struct sockaddr *)sa;
+	ai->ai_addrlen = sizeof(*sa);
+	return ai;
+}
+
+/* With a memo the check never resolves a name itself: it asks for it
+ * (PC_E_AGAIN) and then judges the answer it was given. */
+static void
+url_memo(void **st)
+{
+	struct pc_policy *p;
+	struct pc_principal w = mkwho("a", "", "r");
+	struct pc_constraint c = {
+		.kind = PC_CON_URL, .tool_pattern = "fetch__*", .arg = "url",
+	};
+	struct pc_url_memo *m = calloc(1, sizeof(*m));
+	struct sockaddr_in sa;
+	struct addrinfo ai;
+	json_t *a;
+	const char *why;
+	char arg[16];
+
+	(void)st;
+	assert_non_null(m);
+	assert_int_equal(pc_policy_new(&p), 0);
+	assert_int_equal(pc_policy_add_rule(p, "r", "*", PC_ACC_ALL), 0);
+	assert_int_equal(pc_policy_add_constraint(p, &c), 0);
+	assert_true(pc_policy_resolves(p, "fetch__get"));
+	assert_false(pc_policy_resolves(p, "other__get"));
+
+	/* Literals need no lookup. */
+	a = js("{\"url\":\"https://93.184.216.34/\"}");
+	assert_int_equal(pc_policy_check_call_memo(p, &w, "fetch__get", NULL,
+	    a, m, &why, arg, sizeof(arg)), 0);
+	json_decref(a);
+	assert_int_equal(m->need[0], '\0');
+
+	/* A name is asked for, then judged by what it resolved to. */
+	a = js("{\"url\":[\"https://Good.Example/\",\"http://bad.example/\"]}");
+	assert_int_equal(pc_policy_check_call_memo(p, &w, "fetch__get", NULL,
+	    a, m, &why, arg, sizeof(arg)), PC_E_AGAIN);
+	assert_string_equal(m->need, "good.example");
+	pc_url_memo_put(m, 0, one_v4("93.184.216.34", &sa, &ai));
+	assert_int_equal(pc_policy_check_call_memo(p, &w, "fetch__get", NULL,
+	    a, m, &why, arg, sizeof(arg)), PC_E_AGAIN);
+	assert_string_equal(m->need, "bad.example");
+	pc_url_memo_put(m, 0, one_v4("169.254.169.254", &sa, &ai));
+	assert_int_equal(pc_policy_check_call_memo(p, &w, "fetch__get", NULL,
+	    a, m, &why, arg, sizeof(arg)), PC_E_DENIED);
+	assert_string_equal(arg, "url");
+	json_decref(a);
+
+	/* A failed lookup refuses. */
+	a = js("{\"url\":\"http://gone.example/\"}");
+	assert_int_equal(pc_policy_check_call_memo(p, &w, "fetch__get", NULL,
+	    a, m, &why, arg, sizeof(arg)), PC_E_AGAIN);
+	pc_url_memo_put(m, EAI_NONAME, NULL);
+	assert_int_equal(pc_policy_check_call_memo(p, &w, "fetch__get", NULL,
+	    a, m, &why, arg, sizeof(arg)), PC_E_DENIED);
+	json_decref(a);
+
+	/* More names than the memo holds: refused, not looked up for ever. */
+	a = js("{\"url\":[\"http://a1.example/\",\"http://a2.example/\","
+	    "\"http://a3.example/\",\"http://a4.example/\",\"http://a5.example/\","
+	    "\"http://a6.example/\",\"http://a7.example/\",\"http://a8.example/\","
+	    "\"http://a9.example/\"]}");
+	memset(m, 0, sizeof(*m));
+	for (int i = 0;; i++) {
+		int rc = pc_policy_check_call_memo(p, &w, "fetch__get", NULL,
+		    a, m, &why, arg, sizeof(arg));
+
+		assert_true(i <= (int)PC_URL_MEMO_MAX);
+		if (rc == PC_E_DENIED)
+			break;
+		assert_int_equal(rc, PC_E_AGAIN);
+		pc_url_memo_put(m, 0, one_v4("93.184.216.34", &sa, &ai));
+	}
+	assert_int_equal(m->n, PC_URL_MEMO_MAX);
+	json_decref(a);
+	free(m);
+	pc_policy_free(p);
+}
+
 static void
 commands(void **st)
 {
@@ -759,6 +854,7 @@ main(void)
 		cmocka_unit_test(tenant_scoping),
 		cmocka_unit_test(strings_regex_numbers),
 		cmocka_unit_test(urls),
+		cmocka_unit_test(url_memo),
 		cmocka_unit_test(commands),
 		cmocka_unit_test(items_and_default_roles),
 	};
