@@ -141,6 +141,9 @@ void cfg_set_strlist(struct cfg_ctx *ctx, const struct cfg_key *k,
     const struct cfg_node *v, char ***dst, size_t *ndst, cfg_item_ok_fn ok);
 bool cfg_env_name_item(struct cfg_ctx *ctx, const struct cfg_key *k,
     const struct cfg_node *v);
+/* Record a value the gateway knows as a secret, for redaction (empty
+ * values and repeats are skipped). 0 or PC_E_NOMEM. */
+int cfg_add_secret(struct cfg_ctx *ctx, const char *v, size_t len);
 /* strdup that sets ctx->nomem on failure. */
 char *cfg_dup(struct cfg_ctx *ctx, const char *s);
 

@@ -146,8 +146,8 @@ cfg_abs_path(const struct cfg_ctx *ctx, const char *p)
 
 /* Record a resolved value for redaction. Empty values are skipped: there is
  * nothing to redact, and an empty pattern would match everywhere. */
-static int
-add_secret(struct cfg_ctx *ctx, const char *v, size_t len)
+int
+cfg_add_secret(struct cfg_ctx *ctx, const char *v, size_t len)
 {
 	struct pc_config *cfg = ctx->cfg;
 	char **nv, *copy;
@@ -256,7 +256,7 @@ read_file_ref(struct cfg_ctx *ctx, const struct cfg_node *n, const char *path,
 		rc = PC_E_CONFIG;
 	}
 	if (rc == 0)
-		rc = add_secret(ctx, buf, got);
+		rc = cfg_add_secret(ctx, buf, got);
 out:
 	if (buf != NULL) {
 		explicit_bzero(buf, PC_MAX_FILE_REF_BYTES + 1);
@@ -295,7 +295,7 @@ env_ref(struct cfg_ctx *ctx, const struct cfg_node *n, const char *name,
 		return PC_E_CONFIG;
 	}
 	if (rc == 0)
-		rc = add_secret(ctx, v, strlen(v));
+		rc = cfg_add_secret(ctx, v, strlen(v));
 	return rc;
 }
 

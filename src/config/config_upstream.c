@@ -294,6 +294,19 @@ k_inherit(struct cfg_ctx *ctx, const struct cfg_key *k,
 
 	cfg_set_strlist(ctx, k, v, &u->inherit_env, &u->ninherit,
 	    cfg_env_name_item);
+	/* An inherited value the gateway hands the child is one it knows:
+	 * when its name says secret, it is redacted like a ${env:} value
+	 * (the child may print it, or quote it in an error). */
+	for (size_t i = 0; i < u->ninherit; i++) {
+		const char *val;
+
+		if (u->inherit_env[i] == NULL ||
+		    !cfg_name_looks_secret(u->inherit_env[i]) ||
+		    (val = getenv(u->inherit_env[i])) == NULL)
+			continue;
+		if (cfg_add_secret(ctx, val, strlen(val)) != 0)
+			ctx->nomem = true;
+	}
 }
 
 static void

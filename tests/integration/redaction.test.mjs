@@ -11,6 +11,31 @@ import { waitFor } from '../lib/wait.mjs';
 
 const CANARY = 'canary-Zq8rT2vX9wLm4kPj';
 
+// inherit_env hands the child a value from the gateway's own environment:
+// when the name says secret, the gateway knows the value and redacts it.
+test('a secret passed through inherit_env and printed by an upstream is redacted', async () => {
+  const gw = await startGateway(
+    {
+      upstreams: [{
+        name: 'up',
+        command: [...upstreamCommands.mini(), '--stderr-env', 'PC_TEST_API_TOKEN'],
+        inherit_env: ['PATH', 'PC_TEST_API_TOKEN'],
+      }],
+    },
+    { env: { PC_TEST_API_TOKEN: CANARY } },
+  );
+  try {
+    assert.ok(await waitFor(() => gw.logs.some((l) => /PC_TEST_API_TOKEN=/.test(l.msg)), 5000), 'the line was forwarded');
+    const line = gw.logs.find((l) => /PC_TEST_API_TOKEN=/.test(l.msg));
+    assert.match(line.msg, /PC_TEST_API_TOKEN=<redacted>/);
+    await gw.stop();
+    assert.ok(!gw.stderr.includes(CANARY), 'the canary appears nowhere in the log');
+  } catch (e) {
+    await gw.kill();
+    throw e;
+  }
+});
+
 // As given, and as a Kubernetes secret mounted from a file gives it: with a
 // trailing newline, which the child's line-by-line stderr never shows.
 for (const [what, value] of [['as given', CANARY], ['with a trailing newline', CANARY + '\n']]) {
