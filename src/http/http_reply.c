@@ -812,28 +812,12 @@ pc_ex_unhold(struct pc_exchange *ex)
 	ex->held = NULL;
 }
 
-/*
- * An error on its way to a client passes the same redaction as the logs:
- * an upstream that reports a failure may quote its own credential (the
- * value behind a ${env:} the gateway gave it). A JSON-RPC error's message
- * and data, and an isError result's content, lose every secret the
- * gateway knows; ordinary results are the tool's output and pass as they
- * are.
- */
+/* An error on its way to a client passes the same redaction as the logs
+ * (pc_redact_rpc_failure). */
 static void
 redact_failure(const struct pc_http *h, json_t *msg)
 {
-	json_t *err = json_object_get(msg, "error");
-	json_t *res = json_object_get(msg, "result");
-
-	if (h->redactor == NULL || msg == NULL)
-		return;
-	/* PC_E_LIMIT leaves a safe value; NOMEM may leave some: the answer
-	 * is an error either way and carries no more than before. */
-	if (json_is_object(err))
-		(void)pc_redact_json(h->redactor, err, NULL);
-	else if (json_is_true(json_object_get(res, "isError")))
-		(void)pc_redact_json(h->redactor, res, NULL);
+	pc_redact_rpc_failure(h->redactor, msg);
 }
 
 static void

@@ -1178,3 +1178,43 @@ pc_redact_json(const struct pc_redactor *r, json_t *v, const json_t *schema)
 		return rc;
 	return w.limited ? PC_E_LIMIT : 0;
 }
+
+void
+pc_redact_rpc_failure(const struct pc_redactor *r, json_t *msg)
+{
+	json_t *err = json_object_get(msg, "error");
+	json_t *res = json_object_get(msg, "result");
+	int rc;
+
+	if (r == NULL || msg == NULL)
+		return;
+	if (json_is_object(err)) {
+		json_t *code = json_incref(json_object_get(err, "code"));
+
+		rc = pc_redact_json(r, err, NULL);
+		if (rc != 0 && rc != PC_E_LIMIT) {
+			/* Partly redacted: keep the code alone. */
+			json_object_clear(err);
+			if (code != NULL)
+				(void)json_object_set(err, "code", code);
+			(void)json_object_set_new(err, "message", json_string(
+			    "Upstream error withheld: it could not be "
+			    "redacted"));
+		}
+		json_decref(code);
+	} else if (json_is_true(json_object_get(res, "isError"))) {
+		json_t *type = json_incref(json_object_get(res, "resultType"));
+
+		rc = pc_redact_json(r, res, NULL);
+		if (rc != 0 && rc != PC_E_LIMIT) {
+			json_object_clear(res);
+			(void)json_object_set_new(res, "content", json_pack(
+			    "[{s:s, s:s}]", "type", "text", "text",
+			    "Tool error withheld: it could not be redacted"));
+			(void)json_object_set_new(res, "isError", json_true());
+			if (type != NULL)
+				(void)json_object_set(res, "resultType", type);
+		}
+		json_decref(type);
+	}
+}

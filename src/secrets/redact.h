@@ -62,6 +62,18 @@ int pc_redact_json(const struct pc_redactor *r, json_t *v,
     const json_t *schema);
 
 /*
+ * An answer on its way to a client (a JSON-RPC response, changed in place):
+ * a JSON-RPC error's members, or an isError result's, lose every secret r
+ * knows. Failures are where an upstream quotes its own credential; ordinary
+ * results are the tool's output and pass as they are. When the redaction
+ * fails half way (out of memory, or a secret that starts inside a UTF-8
+ * sequence, whose removal leaves a key that is no longer text), nothing of
+ * the failure's text leaves: it is replaced by a fixed message. r NULL:
+ * no-op.
+ */
+void pc_redact_rpc_failure(const struct pc_redactor *r, json_t *msg);
+
+/*
  * Whether pc_redact_json(r, v, schema) would change anything, without
  * copying or changing v: 1 (it would, or v is too deep to tell), 0 (v is
  * safe to emit as it is), or PC_E_NOMEM / PC_E_INVAL. The audit log keeps

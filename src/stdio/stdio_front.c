@@ -24,6 +24,7 @@
 #include "../lib/util.h"
 #include "../limits/limit_call.h"
 #include "../mcp/router.h"
+#include "../secrets/redact.h"
 #include "stdio_front.h"
 
 struct req;
@@ -177,6 +178,8 @@ req_done(void *sink, int status, json_t *msg)
 	q->call = NULL;
 	req_unlink(&f->reqs, q);
 	pc_limit_call_end(&q->lim, msg);
+	/* An upstream's failure may quote its own credential. */
+	pc_redact_rpc_failure(f->redactor, msg);
 	if (f->audit == NULL) {
 		if (msg != NULL)
 			put(f, msg);

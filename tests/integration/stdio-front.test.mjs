@@ -382,3 +382,33 @@ test('a host that stops reading stdout: progress past the backlog is dropped, th
     io.child.kill('SIGKILL');
   }
 });
+
+test('an upstream error quoting its own credential reaches the stdio client redacted', async () => {
+  // The HTTP front redacted such failures; the stdio front sent them as
+  // the upstream wrote them.
+  const CANARY = `canary-${randomBytes(8).toString('hex')}`;
+  const secret = join(dir, 'token');
+  writeFileSync(secret, CANARY, { mode: 0o600 });
+  const withSecret = join(dir, 'secret.yaml');
+  writeFileSync(withSecret, toYaml({
+    log_level: 'warn', auth: 'none', policy: OPEN_POLICY,
+    upstreams: [{ name: 'up', command: upstreamCommands.mini(), env: { UPSTREAM_TOKEN: `\${file:${secret}}` } }],
+  }));
+  const io = startStdio(withSecret);
+  try {
+    await io.initialize(1);
+    io.send({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'up__fail', arguments: { env: 'UPSTREAM_TOKEN' } } });
+    io.send({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'up__fail', arguments: { env: 'UPSTREAM_TOKEN', tool: true } } });
+    const rpc = await io.answer(2);
+    const tool = await io.answer(3);
+    assert.ok(rpc.error, JSON.stringify(rpc));
+    assert.equal(tool.result?.isError, true, JSON.stringify(tool));
+    for (const m of [rpc, tool]) {
+      assert.ok(!JSON.stringify(m).includes(CANARY), JSON.stringify(m));
+      assert.match(JSON.stringify(m), /<redacted>/);
+    }
+    assert.equal(await io.close(), 0);
+  } finally {
+    io.child.kill('SIGKILL');
+  }
+});

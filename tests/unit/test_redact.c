@@ -267,6 +267,65 @@ test_key_collision(void **state)
 	pc_redactor_free(r);
 }
 
+/* A failure on its way to a client: redacted; and when the redaction
+ * cannot finish (here a secret that starts inside a UTF-8 sequence, so
+ * the key left behind is no longer text), withheld whole rather than sent
+ * half redacted. */
+static void
+test_rpc_failure(void **state)
+{
+	struct pc_redactor *r = mk();
+	json_t *m;
+	char *out;
+
+	(void)state;
+	assert_int_equal(pc_redactor_add_value(r, CANARY, strlen(CANARY)), 0);
+	assert_int_equal(pc_redactor_add_value(r, "\xA9SECRETVALUE1234", 16),
+	    0);
+	m = json_pack("{s:s, s:i, s:{s:i, s:s, s:{s:s}}}", "jsonrpc", "2.0",
+	    "id", 1, "error", "code", -32000, "message", "bad " CANARY,
+	    "data", "k", CANARY);
+	pc_redact_rpc_failure(r, m);
+	out = json_dumps(m, JSON_COMPACT | JSON_SORT_KEYS);
+	assert_string_equal(out, "{\"error\":{\"code\":-32000,\"data\":"
+	    "{\"k\":\"<redacted>\"},\"message\":\"bad <redacted>\"},"
+	    "\"id\":1,\"jsonrpc\":\"2.0\"}");
+	free(out);
+	json_decref(m);
+
+	m = json_loads("{\"jsonrpc\":\"2.0\",\"id\":2,\"error\":{\"code\":"
+	    "-32001,\"data\":{\"\xC3\xA9SECRETVALUE1234\":1},\"message\":"
+	    "\"\xC3\xA9SECRETVALUE1234\"}}", 0, NULL);
+	assert_non_null(m);
+	pc_redact_rpc_failure(r, m);
+	out = json_dumps(m, JSON_COMPACT | JSON_SORT_KEYS);
+	assert_null(strstr(out, "SECRETVALUE"));
+	assert_non_null(strstr(out, "\"code\":-32001"));
+	free(out);
+	json_decref(m);
+
+	/* The same in an isError result; an ordinary result passes. */
+	m = json_loads("{\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{"
+	    "\"resultType\":\"complete\",\"structuredContent\":{\"\xC3\xA9"
+	    "SECRETVALUE1234\":1},\"content\":[{\"type\":\"text\",\"text\":"
+	    "\"\xC3\xA9SECRETVALUE1234\"}],\"isError\":true}}", 0, NULL);
+	assert_non_null(m);
+	pc_redact_rpc_failure(r, m);
+	out = json_dumps(m, JSON_COMPACT | JSON_SORT_KEYS);
+	assert_null(strstr(out, "SECRETVALUE"));
+	assert_non_null(strstr(out, "\"isError\":true"));
+	assert_non_null(strstr(out, "\"resultType\":\"complete\""));
+	free(out);
+	json_decref(m);
+	m = json_pack("{s:s, s:i, s:{s:s}}", "jsonrpc", "2.0", "id", 4,
+	    "result", "text", CANARY);
+	pc_redact_rpc_failure(r, m);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(
+	    m, "result"), "text")), CANARY);
+	json_decref(m);
+	pc_redactor_free(r);
+}
+
 static void
 test_overlap_and_short(void **state)
 {
@@ -546,6 +605,7 @@ main(void)
 		cmocka_unit_test(test_many_values),
 		cmocka_unit_test(test_value_spellings),
 		cmocka_unit_test(test_uri),
+		cmocka_unit_test(test_rpc_failure),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
