@@ -215,6 +215,14 @@ read_file_ref(struct cfg_ctx *ctx, const struct cfg_node *n, const char *path,
 		    "(chmod 600)", show, show);
 		goto out;
 	}
+	/* Its owner can rewrite it (the pepper, the audit key, a token the
+	 * gateway hands on): only the gateway's user or root may own it. */
+	if (st.st_uid != 0 && st.st_uid != geteuid()) {
+		cfg_err_at(ctx, n, "${file:%s}: %s belongs to another user "
+		    "(uid %u); it must be owned by the gateway's user or root",
+		    show, show, (unsigned)st.st_uid);
+		goto out;
+	}
 	buf = malloc(PC_MAX_FILE_REF_BYTES + 1);
 	if (buf == NULL) {
 		rc = PC_E_NOMEM;
