@@ -52,6 +52,14 @@
  * subscriber, a subscribe sent upstream, and an upstream may accept any
  * URI. */
 #define PC_MAX_SESSION_SUBS          1024u
+/* ...and the bytes of their URIs together (a URI is also capped at
+ * PC_MAX_URI_LEN): 1024 sessions hold at most 256 MiB of them. */
+#define PC_MAX_SESSION_SUB_BYTES     (256u * 1024u)
+/* A child (re)started is told of the subscriptions held for it in one go;
+ * past this much queued for it, the rest are marked lost (asked again at
+ * the next subscribe) rather than fill its stdin queue to the point where
+ * the child is taken for one that stopped reading (PC_MAX_UPSTREAM_WBUF). */
+#define PC_SUB_REPLAY_MAX_BYTES      (8u * 1024u * 1024u)
 
 /* Session ids: 32 random bytes, hex encoded (visible ASCII per spec). */
 #define PC_SESSION_ID_BYTES          32u

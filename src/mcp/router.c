@@ -137,6 +137,7 @@ sub_settle(struct pc_call *c, json_t *resp)
 	if (!c->sub_held && (resp == NULL ||
 	    json_object_get(resp, "result") == NULL) && c->session != NULL &&
 	    pc_map_del(c->session->subs, c->sub_uri) != NULL) {
+		c->session->sub_bytes -= strlen(c->sub_uri);
 		(void)pc_sub_adjust(c->r, c->sub_uri, -1);
 		/* Sessions that subscribed while this one was on its way
 		 * were told "done" and counted on it: ask again for them. */
@@ -690,6 +691,15 @@ forward_uri(struct pc_call *c, const struct pc_reqinfo *ri, json_t *params,
 		finish_error(c, 200, -32602, "Invalid params: uri is required");
 		return;
 	}
+	/* No listed URI is longer (the catalogue's own cap); a client's
+	 * longer one would only cost memory here and upstream. */
+	if (json_string_length(json_object_get(params, "uri")) >
+	    PC_MAX_URI_LEN || strlen(uri) != json_string_length(
+	    json_object_get(params, "uri"))) {
+		finish_error(c, 200, c->era == PC_CLIENT_MODERN ? -32602 :
+		    -32002, "Resource not found");
+		return;
+	}
 	/* Unsubscribing from what the session holds is always allowed: a
 	 * reload that hid the resource must not pin the subscription. */
 	bool held = subscribe < 0 && c->session != NULL &&
@@ -729,8 +739,9 @@ forward_uri(struct pc_call *c, const struct pc_reqinfo *ri, json_t *params,
 			pc_call_finish_result(c, json_object());	/* nothing changes */
 			return;
 		}
-		if (subscribe > 0 && pc_map_count(c->session->subs) >=
-		    PC_MAX_SESSION_SUBS) {
+		if (subscribe > 0 && (pc_map_count(c->session->subs) >=
+		    PC_MAX_SESSION_SUBS || c->session->sub_bytes +
+		    strlen(uri) > PC_MAX_SESSION_SUB_BYTES)) {
 			free(orig);
 			finish_error(c, 200, PC_RPC_GENERIC, "Too many "
 			    "subscriptions on this session; unsubscribe first");
@@ -742,6 +753,10 @@ forward_uri(struct pc_call *c, const struct pc_reqinfo *ri, json_t *params,
 			finish_error(c, 200, -32603, "Internal error");
 			return;
 		}
+		if (subscribe > 0)
+			c->session->sub_bytes += strlen(uri);
+		else
+			c->session->sub_bytes -= strlen(uri);
 		/* Others hold it: the upstream already has it, unless it
 		 * refused to take it again; then this one asks it. */
 		if (pc_sub_adjust(c->r, uri, subscribe) != 0 && !lost) {
@@ -752,6 +767,7 @@ forward_uri(struct pc_call *c, const struct pc_reqinfo *ri, json_t *params,
 		/* Sent upstream: settled by the answer (sub_settle). */
 		if (subscribe > 0 && (c->sub_uri = strdup(uri)) == NULL) {
 			pc_map_del(c->session->subs, uri);
+			c->session->sub_bytes -= strlen(uri);
 			(void)pc_sub_adjust(c->r, uri, -1);
 			free(orig);
 			finish_error(c, 200, -32603, "Internal error");
@@ -924,16 +940,37 @@ sub_send_to(struct pc_router *r, const char *uri, struct pc_up_slot *slot)
 void
 pc_sub_replay(struct pc_router *r, struct pc_up_slot *slot)
 {
-	size_t pos = 0, n = 0;
+	size_t pos = 0, n = 0, left = 0;
 	const char *uri;
 	void *v;
 
-	while (pc_map_next(r->subs, &pos, &uri, &v))
+	while (pc_map_next(r->subs, &pos, &uri, &v)) {
+		/* All of it is queued in this pass of the loop: past a budget
+		 * the rest wait for their next subscribe, or the child would
+		 * be taken for one that stopped reading and killed, at every
+		 * restart. */
+		if (pc_upstream_queued(slot->up) > PC_SUB_REPLAY_MAX_BYTES) {
+			size_t idx;
+			char *orig = NULL;
+
+			if (pc_catalog_resolve_uri(r->cat, uri, &idx,
+			    &orig) == 0 && idx == slot->idx &&
+			    pc_map_put(r->sub_lost, uri, (void *)1) == 0)
+				left++;
+			free(orig);
+			continue;
+		}
 		if (sub_send_to(r, uri, slot))
 			n++;
+	}
 	if (n > 0)
 		pc_info("upstream '%s': %zu subscription(s) renewed",
 		    pc_upstream_name(slot->up), n);
+	if (left > 0)
+		pc_warn("upstream '%s': %zu more subscription(s) not renewed "
+		    "(over %u bytes queued): the sessions holding them get no "
+		    "updates until one subscribes again",
+		    pc_upstream_name(slot->up), left, PC_SUB_REPLAY_MAX_BYTES);
 }
 
 static void

@@ -31,6 +31,7 @@ struct pc_session {
 					 * at most max_pending_per_client */
 	struct pc_map *pending;		/* gateway id -> struct pc_fwd */
 	struct pc_map *subs;		/* exposed uri -> (void *)1 */
+	size_t sub_bytes;		/* their URIs' lengths, summed */
 	const struct pc_sink_ops *stream_ops;	/* GET stream, or NULL */
 	void *stream;
 	int closing;

@@ -706,6 +706,12 @@ out:
 	return rc;
 }
 
+size_t
+pc_upstream_queued(const struct pc_upstream *up)
+{
+	return up->wbuf != NULL ? evbuffer_get_length(up->wbuf) : 0;
+}
+
 const char *
 pc_upstream_name(const struct pc_upstream *up)
 {

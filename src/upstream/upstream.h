@@ -145,6 +145,8 @@ void pc_upstream_shutdown(struct pc_upstream *up, void (*done)(void *), void *ar
 void pc_upstream_free(struct pc_upstream *up);
 
 const char *pc_upstream_name(const struct pc_upstream *up);
+/* Bytes queued for the child's stdin, not yet written. */
+size_t pc_upstream_queued(const struct pc_upstream *up);
 
 /* Which child this is: the count of children spawned so far. An answer
  * owed to one child (a client's answer to its request) must not reach the

@@ -270,6 +270,46 @@ test('one session holds at most 1024 subscriptions; unsubscribing makes room', a
   await s.close();
 });
 
+test('subscriptions are bounded in bytes too: a URI past 64 KiB, a session past 256 KiB; a restart renews at most 8 MiB at once', { timeout: 120000 }, async () => {
+  // URIs up to max_string_bytes used to be kept whole per session and
+  // all re-sent in one pass at a restart: past 64 MiB queued the fresh
+  // child was killed as one that stopped reading, at every restart.
+  const g = await startGateway({ upstreams: [{ name: 'a', command: upstreamCommands.mini(), timeout: '10s' }] });
+  try {
+    const s = await legacyInit(g.url);
+    const long = await s.request(1, 'resources/subscribe', { uri: `a+mini://item/${'x'.repeat(64 * 1024)}` });
+    assert.equal(long.response?.error?.code, -32002, long.text);
+    const big = (n, i) => `a+mini://item/${n}-${i}-${'y'.repeat(60 * 1024)}`;
+    for (let i = 0; i < 4; i++) assert.ok((await s.request(10 + i, 'resources/subscribe', { uri: big(0, i) })).response?.result);
+    const over = await s.request(20, 'resources/subscribe', { uri: big(0, 4) });
+    assert.match(over.response?.error?.message ?? '', /Too many subscriptions/, over.text);
+    // Unsubscribing gives the bytes back.
+    assert.ok((await s.request(21, 'resources/unsubscribe', { uri: big(0, 0) })).response?.result);
+    assert.ok((await s.request(22, 'resources/subscribe', { uri: big(0, 4) })).response?.result);
+    // 40 sessions x 240 KiB: over the 8 MiB a restart sends at once.
+    const sessions = [s];
+    for (let n = 1; n < 40; n++) {
+      const t = await legacyInit(g.url);
+      sessions.push(t);
+      for (let i = 0; i < 4; i++) assert.ok((await t.request(i + 1, 'resources/subscribe', { uri: big(n, i) })).response?.result);
+    }
+    const from = g.logs.length;
+    await s.request(30, 'tools/call', { name: 'a__crash', arguments: {} });
+    await g.waitForLog((l) => /subscription\(s\) not renewed/.test(l.msg ?? ''), { from, timeoutMs: 30000 });
+    // The restarted child stays up and answers.
+    let r;
+    for (let i = 0; i < 50 && !r?.response?.result; i++) {
+      r = await s.request(100 + i, 'tools/call', { name: 'a__echo', arguments: { text: 'after' } });
+      if (!r.response?.result) await new Promise((res) => setTimeout(res, 200));
+    }
+    assert.equal(r.response?.result?.content?.[0]?.text, 'after', r.text);
+    assert.ok(!g.logs.slice(from).some((l) => /stopped reading/.test(l.msg ?? '')), 'the child was not killed');
+    for (const t of sessions) await t.close();
+  } finally {
+    await g.stop();
+  }
+});
+
 test('an elicitation caused by a 2025-03-26 batch member is refused at once (a batch has no stream to carry it)', async () => {
   const s = await legacyInit(gw.url, { version: '2025-03-26', capabilities: { elicitation: {} } });
   const r = await post(gw.url, [
