@@ -43,7 +43,7 @@
 #include "../limits/flood.h"
 #include "tls.h"
 
-/* X-Forwarded-For lines read; past it the proxy's address is the source. */
+/* X-Forwarded-For lines read: the last ones (a proxy's own is last). */
 #define PC_MAX_XFF_LINES	16
 
 /* How far past limits.max_body_bytes evhttp's own cap sits (apply_limits). */
@@ -891,7 +891,8 @@ serve_prm(struct pc_http *h, struct evhttp_request *req, const char *uri)
  * Where the request comes from, and whether it may come that way: over
  * plaintext only from loopback or a declared TLS-terminating proxy, whose
  * X-Forwarded-For then names the client. 1: the peer is such a proxy, 0:
- * a direct client, PC_E_DENIED: refused.
+ * a direct client, PC_E_DENIED: refused, PC_E_LIMIT: a chunked body
+ * through a proxy (411).
  */
 static int
 resolve_source(struct pc_http *h, struct evhttp_request *req, char *out,
@@ -907,16 +908,32 @@ resolve_source(struct pc_http *h, struct evhttp_request *req, char *out,
 		return PC_E_DENIED;
 	if (trusted) {
 		const struct evkeyvalq *in = evhttp_request_get_input_headers(req);
-		const char *xff[PC_MAX_XFF_LINES];
+		const char *ring[PC_MAX_XFF_LINES], *xff[PC_MAX_XFF_LINES];
 		size_t n = 0;
 
+		/* evhttp merges a chunked body's trailer fields into the
+		 * headers, after the proxy's own: a client could end its body
+		 * with an X-Forwarded-For of its choosing. Through a proxy, a
+		 * body comes with Content-Length. */
+		if (evhttp_find_header(in, "Transfer-Encoding") != NULL)
+			return PC_E_LIMIT;
+		/* The last lines: a client may send as many as it likes
+		 * before the one its proxy adds, and the first 16 would push
+		 * the proxy's out (the source then was the proxy itself, which
+		 * one client could get throttled for everyone behind it). */
 		for (const struct evkeyval *kv = in->tqh_first; kv != NULL;
 		    kv = kv->next.tqe_next) {
 			if (strcasecmp(kv->key, "X-Forwarded-For") != 0)
 				continue;
-			if (n == PC_MAX_XFF_LINES)
-				return 1;	/* the proxy's own address */
-			xff[n++] = kv->value;
+			ring[n % PC_MAX_XFF_LINES] = kv->value;
+			n++;
+		}
+		if (n > PC_MAX_XFF_LINES) {
+			for (size_t i = 0; i < PC_MAX_XFF_LINES; i++)
+				xff[i] = ring[(n + i) % PC_MAX_XFF_LINES];
+			n = PC_MAX_XFF_LINES;
+		} else {
+			memcpy(xff, ring, n * sizeof(*xff));
 		}
 		(void)pc_forwarded_client(xff, n, cfg->trusted_proxies,
 		    cfg->ntrusted_proxies, out, outlen);
@@ -983,6 +1000,13 @@ handle_mcp(struct evhttp_request *req, void *arg)
 		return;
 	}
 	int via = resolve_source(h, req, cx.source, sizeof(cx.source));
+	if (via == PC_E_LIMIT) {
+		pc_http_audit_refusal(h, &cx, "http.chunked_via_proxy");
+		pc_http_send_error(req, 411, NULL, PC_RPC_GENERIC, "Length "
+		    "Required: through a proxy, send the body with "
+		    "Content-Length");
+		return;
+	}
 	if (via < 0) {
 		if (pc_http_audit_refusal(h, &cx, "http.plaintext"))
 			pc_warn("plaintext request from %s refused: not "

@@ -299,6 +299,23 @@ test('behind a trusted proxy the client is read from every X-Forwarded-For line:
     assert.deepEqual(seen, [401, 401, 401, 429]);
     assert.equal((await send(['10.9.9.9'], k.key)).status, 200, 'the victim is not locked out');
     assert.equal((await send(['203.0.113.5'], k.key)).status, 429, 'the attacker is');
+    // 16 lines of its own push the proxy's line past the first 16: the
+    // last lines are read, so the source is still the attacker (another
+    // one here), never the proxy, which everyone behind it shares.
+    const flood = [...Array(16).fill('10.9.9.9'), '198.51.100.77'];
+    const seen2 = [];
+    for (let i = 0; i < 4; i++) seen2.push((await send(flood, bad)).status);
+    assert.deepEqual(seen2, [401, 401, 401, 429]);
+    assert.equal((await send(['198.51.100.77'], k.key)).status, 429, 'the failures counted against the attacker');
+    assert.equal((await send(['198.51.100.78'], k.key)).status, 200, 'another client behind the proxy is not locked out');
+    // A chunked body could carry an X-Forwarded-For as a trailer, which
+    // evhttp merges after the proxy's line: refused through a proxy.
+    const chunked = Buffer.concat([
+      Buffer.from(`POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:${g.port}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nAuthorization: Bearer ${k.key}\r\nX-Forwarded-For: 198.51.100.79\r\nTransfer-Encoding: chunked\r\n\r\n`),
+      Buffer.from(`${init.length.toString(16)}\r\n${init}\r\n0\r\nX-Forwarded-For: 10.9.9.9\r\n\r\n`),
+    ]);
+    const te = await rawRequest(g.port, chunked);
+    assert.equal(te.status, 411, te.body?.toString?.() ?? '');
   } finally {
     await g.stop();
   }
