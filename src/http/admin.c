@@ -4,14 +4,17 @@
  * probes never share limits or allow-lists with MCP clients.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/listener.h>
 #include <jansson.h>
 
 #include "../lib/errors.h"
@@ -31,6 +34,93 @@ is_loopback(const char *addr)
 	if (inet_pton(AF_INET6, addr, &a6) == 1)
 		return IN6_IS_ADDR_LOOPBACK(&a6);
 	return 0;
+}
+
+/* Which gateway a listener belongs to: libevent hands the error callback
+ * evhttp's argument, not ours. A process has one gateway (two listeners). */
+static struct {
+	struct evconnlistener *lev;
+	struct pc_http *h;
+} guards[4];
+
+void
+pc_http_unguard(struct pc_http *h, struct evhttp_bound_socket *bs)
+{
+	struct evconnlistener *lev = bs != NULL ?
+	    evhttp_bound_socket_get_listener(bs) : NULL;
+
+	for (size_t i = 0; i < sizeof(guards) / sizeof(guards[0]); i++)
+		if (guards[i].h == h && (lev == NULL || guards[i].lev == lev)) {
+			guards[i].lev = NULL;
+			guards[i].h = NULL;
+		}
+}
+
+static void
+guard(struct pc_http *h, struct evconnlistener *lev)
+{
+	for (size_t i = 0; i < sizeof(guards) / sizeof(guards[0]); i++)
+		if (guards[i].lev == NULL) {
+			guards[i].lev = lev;
+			guards[i].h = h;
+			return;
+		}
+}
+
+/* Listening again after a pause (accept_failed). */
+static void
+accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct pc_http *h = arg;
+
+	(void)fd;
+	(void)what;
+	if (h->mcp_sock != NULL)
+		evconnlistener_enable(evhttp_bound_socket_get_listener(
+		    h->mcp_sock));
+	if (h->admin_sock != NULL)
+		evconnlistener_enable(evhttp_bound_socket_get_listener(
+		    h->admin_sock));
+}
+
+/*
+ * accept() failed for want of a descriptor (or memory). The pending
+ * connection stays in the backlog, so the listener is readable at once
+ * again: without a pause the loop spun at full CPU, and libevent logged a
+ * line per turn (a million a second), as long as a flood of connections
+ * held the descriptors. Pause listening for a moment instead, and say so
+ * at most every 10 s.
+ */
+static void
+accept_failed(struct evconnlistener *lev, void *arg)
+{
+	static uint64_t said_ms;
+	struct pc_http *h = NULL;
+	int err = EVUTIL_SOCKET_ERROR();
+	struct timeval tv = { 0, PC_ACCEPT_PAUSE_MS * 1000 };
+	uint64_t now = pc_now_ms();
+
+	(void)arg;			/* evhttp's, not ours */
+	for (size_t i = 0; i < sizeof(guards) / sizeof(guards[0]); i++)
+		if (guards[i].lev == lev)
+			h = guards[i].h;
+
+	if (now - said_ms >= 10000) {
+		said_ms = now;
+		pc_warn("accept failed: %s; new connections wait %u ms "
+		    "(connections open hold the descriptors: see "
+		    "limits.read_timeout, and raise the open files limit)",
+		    evutil_socket_error_to_string(err), PC_ACCEPT_PAUSE_MS);
+	}
+	evconnlistener_disable(lev);
+	if (h == NULL) {
+		evconnlistener_enable(lev);
+		return;
+	}
+	if (h->accept_pause == NULL)
+		h->accept_pause = evtimer_new(h->base, accept_resume, h);
+	if (h->accept_pause == NULL || evtimer_add(h->accept_pause, &tv) != 0)
+		evconnlistener_enable(lev);	/* no timer: as before */
 }
 
 int
@@ -60,6 +150,9 @@ pc_http_bind(struct pc_http *h, struct evhttp *http,
 		    l->address, (unsigned)l->port);
 		return PC_E_IO;
 	}
+	guard(h, evhttp_bound_socket_get_listener(bs));
+	evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(bs),
+	    accept_failed);
 	/* Accepted sockets inherit TCP_NODELAY from the listener on Linux.
 	 * Without it a reply written in two pieces (TLS writes the HTTP head
 	 * and body as two records) waits for the client's delayed ACK:

@@ -1229,6 +1229,7 @@ void
 pc_http_stop_accepting(struct pc_http *h)
 {
 	if (h->mcp_sock != NULL) {
+		pc_http_unguard(h, h->mcp_sock);
 		evhttp_del_accept_socket(h->mcp, h->mcp_sock);
 		h->mcp_sock = NULL;
 	}
@@ -1269,6 +1270,9 @@ pc_http_free(struct pc_http *h)
 		evhttp_free(h->admin);
 	if (h->sweep != NULL)
 		event_free(h->sweep);
+	if (h->accept_pause != NULL)
+		event_free(h->accept_pause);
+	pc_http_unguard(h, NULL);
 	evhttp_free(h->mcp);
 	pc_tls_free(h->tls);
 	free(h);

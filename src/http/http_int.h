@@ -57,6 +57,8 @@ struct pc_http {
 					 * records, src/limits/flood.h */
 	struct pc_exchange *exchanges;	/* requests being answered */
 	struct event *sweep;		/* arms EOF watches, see http.c */
+	struct event *accept_pause;	/* listening again after accept()
+					 * failed (admin.c), or NULL */
 	unsigned active;
 };
 
@@ -181,6 +183,9 @@ void pc_http_send_error(struct evhttp_request *req, int status, json_t *id,
 const char *pc_http_reason(int status);
 void pc_http_too_many(struct evhttp_request *req, json_t *id, int rc);
 
+/* Forget bs's listener (NULL: all of h's) before it is freed: accept()
+ * failures pause listening (admin.c). */
+void pc_http_unguard(struct pc_http *h, struct evhttp_bound_socket *bs);
 /* Bind `http` to the listen address, log it. 0, PC_E_IO, PC_E_CONFIG. */
 int pc_http_bind(struct pc_http *h, struct evhttp *http,
     const struct pc_listen_conf *l, const char *name,

@@ -35,8 +35,8 @@
 #define PC_DEF_MAX_PENDING_PER_CLIENT 64u
 #define PC_MAX_MAX_PENDING_PER_CLIENT 4096u
 
-/* Seconds a connection may sit idle or take to send its request. A slow
- * client (slowloris) is dropped after read_timeout. */
+/* Seconds a connection may sit idle, or send nothing while a request is
+ * expected (an inactivity timeout: each byte restarts it; docs/http.md). */
 #define PC_DEF_IDLE_TIMEOUT_S        60u
 #define PC_DEF_READ_TIMEOUT_S        10u
 
@@ -73,6 +73,8 @@
 /* A client that closes its connection while its call runs is noticed
  * within this (cancellation latency), see src/http/http.c. */
 #define PC_WATCH_SWEEP_MS            100u
+/* accept() out of descriptors: listening pauses this long. */
+#define PC_ACCEPT_PAUSE_MS           100u
 
 /* JSON-RPC batch (2025-03-26 only): messages in one array. */
 #define PC_MAX_BATCH                 64u

@@ -4,6 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
+import { readFileSync } from 'node:fs';
 import { startGateway } from '../lib/gateway.mjs';
 import { haveGateway, haveMiniUpstream, upstreamCommands } from '../lib/paths.mjs';
 import { legacyInit, modernMeta, MODERN_VERSION } from '../lib/mcp.mjs';
@@ -319,4 +320,38 @@ test('an answer with \\u0000 or a lone surrogate (legal JSON) does not kill the 
   assert.equal(await calls(3), before + 2);
   assert.ok(gw.logs.some((l) => /escape\(s\) the gateway does not pass on/.test(l.msg ?? '')));
   await s.close();
+});
+
+test('out of descriptors, the gateway pauses accepting instead of spinning, and serves again once they are free', { skip, timeout: 60000 }, async () => {
+  // accept() failing with EMFILE leaves the connection in the backlog:
+  // the listener was readable again at once, the loop spun at full CPU and
+  // libevent logged a line per turn, as long as a flood held descriptors.
+  const g = await startGateway({ upstreams: [] }, { wrapper: ['sh', '-c', 'ulimit -n 48 && exec "$@"', 'sh'] });
+  const socks = [];
+  try {
+    for (let i = 0; i < 80; i++) {
+      const s = connect({ port: g.port, host: '127.0.0.1' });
+      s.on('error', () => {});
+      socks.push(s);
+    }
+    await g.waitForLog((l) => /accept failed/.test(l.msg ?? ''), { timeoutMs: 10000 });
+    const ticks = () => Number(readFileSync(`/proc/${g.pid}/stat`, 'utf8').split(') ')[1].split(' ').slice(11, 13).reduce((a, b) => a + Number(b), 0));
+    const t0 = ticks();
+    await new Promise((r) => setTimeout(r, 2000));
+    const used = ticks() - t0; // clock ticks (100/s) over 2 s: 200 is a whole core
+    assert.ok(used < 100, `the gateway used ${used} ticks of CPU in 2 s while out of descriptors`);
+    assert.ok(!g.stderr.includes('Error from accept() call'), 'no line per failed accept');
+    assert.ok(g.logs.filter((l) => /accept failed/.test(l.msg ?? '')).length <= 1, 'said once');
+    for (const s of socks) s.destroy();
+    socks.length = 0;
+    let status = 0;
+    for (let i = 0; i < 50 && status !== 200; i++) {
+      status = (await fetch(`http://127.0.0.1:${g.adminPort}/healthz`).catch(() => ({ status: 0 }))).status;
+      if (status !== 200) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(status, 200, 'serves again');
+  } finally {
+    for (const s of socks) s.destroy();
+    await g.stop();
+  }
 });
