@@ -368,9 +368,16 @@ map_result(struct pc_call *c, json_t *res)
 		if (json_object_get(res, "resultType") == NULL)
 			json_object_set_new(res, "resultType",
 			    json_string("complete"));
-		if (strcmp(c->method, "resources/read") == 0 &&
-		    json_object_get(res, "ttlMs") == NULL) {
-			json_object_set_new(res, "ttlMs", json_integer(0));
+		/* What a resource holds may differ by caller here (the
+		 * policy hides URIs from some): never "public", which lets a
+		 * shared cache serve it across authorization contexts, as the
+		 * lists already are. */
+		if (strcmp(c->method, "resources/read") == 0) {
+			if (!json_is_integer(json_object_get(res, "ttlMs")) ||
+			    json_integer_value(json_object_get(res,
+			    "ttlMs")) < 0)
+				json_object_set_new(res, "ttlMs",
+				    json_integer(0));
 			json_object_set_new(res, "cacheScope",
 			    json_string("private"));
 		}

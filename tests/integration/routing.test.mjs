@@ -310,6 +310,16 @@ test('subscriptions are bounded in bytes too: a URI past 64 KiB, a session past 
   }
 });
 
+test('a resource an upstream calls publicly cacheable reaches modern clients as private (the policy may hide it from others)', async () => {
+  const r = await modernRequest(gw.url, 1, 'resources/read', { uri: 'a+mini://item/public' });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.response?.result?.cacheScope, 'private', r.text);
+  assert.equal(r.response.result.ttlMs, 3600000);
+  const plain = await modernRequest(gw.url, 2, 'resources/read', { uri: 'a+mini://hello' });
+  assert.equal(plain.response?.result?.cacheScope, 'private', plain.text);
+  assert.equal(plain.response.result.ttlMs, 0);
+});
+
 test('an elicitation caused by a 2025-03-26 batch member is refused at once (a batch has no stream to carry it)', async () => {
   const s = await legacyInit(gw.url, { version: '2025-03-26', capabilities: { elicitation: {} } });
   const r = await post(gw.url, [
