@@ -137,10 +137,13 @@ tkey_fill(struct pc_tls_tkey *k)
 	    RAND_bytes(k->aes, sizeof(k->aes)) != 1 ||
 	    RAND_bytes(k->hmac, sizeof(k->hmac)) != 1)
 		return PC_E_IO;
-	k->born_ms = pc_now_ms();
+	k->born_ms = pc_tls_now_ms();
 	k->valid = true;
 	return 0;
 }
+
+/* The clock ticket keys age by (a test sets its own). */
+uint64_t (*pc_tls_now_ms)(void) = pc_now_ms;
 
 static int
 tkey_mac_init(EVP_MAC_CTX *hctx, struct pc_tls_tkey *k)
@@ -167,14 +170,12 @@ ticket_key_cb(SSL *s, unsigned char *name, unsigned char *iv,
 {
 	struct pc_tls_tickets *tk;
 	struct pc_tls_tkey *k = NULL;
-	uint64_t now = pc_now_ms(), period = PC_TLS_TICKET_ROTATE_S * 1000ull;
+	uint64_t now = pc_tls_now_ms(), period = PC_TLS_TICKET_ROTATE_S * 1000ull;
 	int ret = 1;
 
 	tk = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(s), tickets_idx);
 	if (tk == NULL)
 		return -1;
-	if (tk->prev.valid && now - tk->prev.born_ms >= 2 * period)
-		OPENSSL_cleanse(&tk->prev, sizeof(tk->prev));
 	if (now - tk->cur.born_ms >= period) {
 		tk->prev = tk->cur;
 		if (tkey_fill(&tk->cur) != 0) {
@@ -182,6 +183,11 @@ ticket_key_cb(SSL *s, unsigned char *name, unsigned char *iv,
 			return -1;
 		}
 	}
+	/* After the rotation: rotation is lazy, and after a quiet spell the
+	 * key just retired may be far older than two periods. Checked
+	 * before, it became "previous" and its tickets were accepted again. */
+	if (tk->prev.valid && now - tk->prev.born_ms >= 2 * period)
+		OPENSSL_cleanse(&tk->prev, sizeof(tk->prev));
 	if (enc) {
 		k = &tk->cur;
 		memcpy(name, k->name, sizeof(k->name));

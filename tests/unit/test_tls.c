@@ -961,6 +961,87 @@ resumption(void **st)
 	}
 }
 
+/* The ticket keys' clock, moved forward by the client thread. */
+static _Atomic uint64_t skew_ms;
+
+static uint64_t
+skewed_now(void)
+{
+	return pc_now_ms() + skew_ms;
+}
+
+struct age_res {
+	int version;
+	uint64_t late_ms;		/* how long after the ticket */
+	int first, second, reused;
+};
+
+static void
+run_ticket_age(struct srv *s, void *arg)
+{
+	struct age_res *r = arg;
+	struct copts o = { .minv = r->version, .maxv = r->version };
+	SSL_SESSION *sess;
+	struct conn c;
+	char body[256];
+
+	r->first = r->second = -1;
+	if (cl_open(s->port, &o, &c) != 0)
+		return;
+	r->first = cl_get(&c, body, sizeof(body));
+	sess = SSL_get1_session(c.ssl);
+	cl_close(&c);
+	/* No handshake in between: rotation is lazy, so the next one finds
+	 * keys that many periods old. */
+	skew_ms = r->late_ms;
+	o.resume = sess;
+	if (cl_open(s->port, &o, &c) == 0) {
+		r->reused = SSL_session_reused(c.ssl);
+		r->second = cl_get(&c, body, sizeof(body));
+		cl_close(&c);
+	}
+	SSL_SESSION_free(sess);
+}
+
+/* A ticket is accepted for at most two key periods (two hours), even when
+ * no handshake happened in between to rotate the keys on time. */
+static void
+ticket_lifetime(void **st)
+{
+	static const struct { uint64_t late_ms; int reused; } cases[] = {
+		{ 90u * 60u * 1000u, 1 },	/* previous key: accepted */
+		{ 3u * 3600u * 1000u, 0 },	/* retired: full handshake */
+		{ 10u * 3600u * 1000u, 0 },
+	};
+	struct pc_tls_conf conf;
+	struct age_res r;
+	struct srv s;
+
+	(void)st;
+	pc_tls_now_ms = skewed_now;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		for (int v = TLS1_2_VERSION; v <= TLS1_3_VERSION; v++) {
+			skew_ms = 0;
+			conf_init(&conf, "server.crt", "server.key");
+			conf.session_tickets = true;
+			srv_start(&s, &conf);
+			memset(&r, 0, sizeof(r));
+			r.version = v;
+			r.late_ms = cases[i].late_ms;
+			srv_run(&s, run_ticket_age, &r);
+			srv_stop(&s);
+			assert_int_equal(r.first, 0);
+			assert_int_equal(r.second, 0);
+			if (r.reused != cases[i].reused)
+				fail_msg("TLS 0x%x, %llu ms late: reused %d",
+				    v, (unsigned long long)cases[i].late_ms,
+				    r.reused);
+		}
+	}
+	pc_tls_now_ms = pc_now_ms;
+	skew_ms = 0;
+}
+
 static void
 hsts(void **st)
 {
@@ -1001,6 +1082,7 @@ main(void)
 		cmocka_unit_test(reload),
 		cmocka_unit_test(no_renegotiation),
 		cmocka_unit_test(resumption),
+		cmocka_unit_test(ticket_lifetime),
 		cmocka_unit_test(hsts),
 	};
 
