@@ -417,10 +417,13 @@ watch_cb(evutil_socket_t fd, short what, void *arg)
 	 * unread: under TLS a client that leaves cleanly sends close_notify
 	 * first, which a peek would take for data. Readable without a close
 	 * is a pipelined request (or a TLS record): check again at the next
-	 * sweep rather than spin on a level-triggered event.
+	 * sweep rather than spin on a level-triggered event. A poll that
+	 * failed (EINTR) reports nothing: the same, checked again at the next
+	 * sweep. (Returning with the one-shot event spent and ex->watch set
+	 * stopped the sweep re-arming it: a client leaving went unseen.)
 	 */
-	if (poll(&p, 1, 0) < 0 && errno == EINTR)
-		return;
+	if (poll(&p, 1, 0) < 0)
+		p.revents = 0;
 	if (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) {
 		if (ex->evcon != NULL)
 			evhttp_connection_free(ex->evcon);	/* on_conn_close */

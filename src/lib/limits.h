@@ -67,8 +67,9 @@
 /* Bytes of SSE events queued for one slow stream before it is dropped. */
 #define PC_MAX_STREAM_BACKLOG        (4u * 1024u * 1024u)
 
-/* Decoded length of an Mcp-Name / Mcp-Method header value. */
-#define PC_MAX_HEADER_VALUE          4096u
+/* Decoded length of an Mcp-Name / Mcp-Method header value: as long as
+ * any URI a resources/read may name (max_header_bytes bounds it first). */
+#define PC_MAX_HEADER_VALUE          PC_MAX_URI_LEN
 
 /* A client that closes its connection while its call runs is noticed
  * within this (cancellation latency), see src/http/http.c. */
