@@ -1236,6 +1236,19 @@ pc_router_request(struct pc_router *r, const struct pc_reqinfo *ri,
 		if (client_count(r, who) >= r->cfg->limits.max_pending_per_client)
 			return PC_E_LIMIT;
 	}
+	/* An id a request of this session still holds: its answer could
+	 * not be told from the other's, nor a cancellation aimed at one. */
+	bool dup_id = false;
+	if (ri->session != NULL) {
+		json_t *id = json_object_get(req, "id");
+
+		for (const struct pc_call *o = ri->session->calls; o != NULL;
+		    o = o->snext)
+			if (json_equal(o->client_id, id)) {
+				dup_id = true;
+				break;
+			}
+	}
 	c = call_new(r, ri, req, ops, sink);
 	if (c == NULL)
 		return PC_E_NOMEM;
@@ -1267,6 +1280,13 @@ pc_router_request(struct pc_router *r, const struct pc_reqinfo *ri,
 			*out = NULL;
 		finish_error(c, modern ? 400 : 200, -32602,
 		    "Invalid params: params must be an object");
+		return 0;
+	}
+	if (dup_id) {
+		if (out != NULL)
+			*out = NULL;
+		finish_error(c, 400, -32600, "Invalid Request: this id is "
+		    "already in use by a request in progress on this session");
 		return 0;
 	}
 
