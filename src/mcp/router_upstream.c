@@ -132,6 +132,53 @@ needed_capability(const char *method)
 	return NULL;
 }
 
+/*
+ * An upstream's request as its client will see it. The client knows one
+ * server, the gateway: a sampling request's includeContext ("thisServer",
+ * "allServers") would hand one upstream the context of the others, so it
+ * becomes "none". Its text passes the redactor, like the upstream's log
+ * lines: a server may quote the credential the gateway gave it. And it
+ * names the upstream that asks (an elicitation that wants a password
+ * should say whose it is). NULL: not to be sent (no memory, or its
+ * redaction could not finish).
+ */
+static json_t *
+to_client(struct pc_router *r, struct pc_up_slot *slot, json_t *msg)
+{
+	json_t *fwd = json_deep_copy(msg);
+	json_t *params = json_object_get(fwd, "params");
+	json_t *meta;
+	const char *m = json_string_value(json_object_get(msg, "method"));
+
+	if (fwd == NULL)
+		return NULL;
+	if (json_is_object(params)) {
+		if (m != NULL && strcmp(m, "sampling/createMessage") == 0 &&
+		    json_object_get(params, "includeContext") != NULL)
+			json_object_set_new(params, "includeContext",
+			    json_string("none"));
+		if (r->redactor != NULL) {
+			int rc = pc_redact_json(r->redactor, params, NULL);
+
+			if (rc != 0 && rc != PC_E_LIMIT) {
+				pc_warn("upstream '%s': a %s request that could "
+				    "not be redacted was refused",
+				    pc_upstream_name(slot->up), m ? m : "?");
+				json_decref(fwd);
+				return NULL;
+			}
+		}
+		meta = json_object_get(params, "_meta");
+		if (!json_is_object(meta)) {
+			meta = json_object();
+			json_object_set_new(params, "_meta", meta);
+		}
+		json_object_set_new(meta, "portcullis/upstream",
+		    json_string(pc_upstream_name(slot->up)));
+	}
+	return fwd;
+}
+
 static void
 hook_request(struct pc_upstream *up, json_t *msg, void *call_arg, void *arg)
 {
@@ -192,13 +239,14 @@ hook_request(struct pc_upstream *up, json_t *msg, void *call_arg, void *arg)
 			pc_strlcpy(f->method, asked ? asked : "",
 			    sizeof(f->method));
 			f->gen = pc_upstream_generation(slot->up);
-			if (pc_map_put(c->session->pending, gid, f) == 0) {
-				fwd = json_deep_copy(msg);
+			if ((fwd = to_client(r, slot, msg)) != NULL &&
+			    pc_map_put(c->session->pending, gid, f) == 0) {
 				json_object_set_new(fwd, "id", json_string(gid));
 				c->ops->message(c->sink, fwd);
 				json_decref(fwd);
 				return;
 			}
+			json_decref(fwd);
 			json_decref(f->up_id);
 			free(f);
 		}

@@ -282,3 +282,33 @@ test('SIGHUP with a changed listen address is refused and says why', async () =>
     throw e;
   }
 });
+
+test('an upstream\'s sampling request reaches the client redacted, without other servers\' context, and says who asks', async () => {
+  const { legacyInit } = await import('../lib/mcp.mjs');
+  const { openStream } = await import('../lib/stream.mjs');
+  const gw = await startGateway(
+    { upstreams: [{ name: 'up', command: upstreamCommands.mini(), env: { UPSTREAM_CREDENTIAL: '${env:PC_TEST_CANARY}' } }] },
+    { env: { PC_TEST_CANARY: CANARY } },
+  );
+  try {
+    const s = await legacyInit(gw.url, { capabilities: { sampling: {} } });
+    const st = await openStream(gw.url, { headers: s.headers, body: { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'up__sample', arguments: { env: 'UPSTREAM_CREDENTIAL' } } } });
+    const req = await st.next();
+    assert.equal(req?.method, 'sampling/createMessage', JSON.stringify(req));
+    assert.ok(!JSON.stringify(req).includes(CANARY), JSON.stringify(req));
+    assert.equal(req.params.messages[0].content.text, 'Summarize (key <redacted>)');
+    // "allServers" from the client's side is every upstream behind the
+    // gateway: no upstream gets the others' context.
+    assert.equal(req.params.includeContext, 'none');
+    assert.equal(req.params._meta?.['portcullis/upstream'], 'up');
+    const ans = await post(gw.url, { jsonrpc: '2.0', id: req.id, result: { role: 'assistant', content: { type: 'text', text: 'ok' }, model: 'm' } }, s.headers);
+    assert.equal(ans.status, 202);
+    const done = await st.next();
+    assert.equal(done?.id, 2, JSON.stringify(done));
+    await s.close();
+    await gw.stop();
+  } catch (e) {
+    await gw.kill();
+    throw e;
+  }
+});
