@@ -48,6 +48,7 @@ struct pc_fwd {
 				 * record of the client's answer) */
 	uint64_t gen;		/* the child that asked
 				 * (pc_upstream_generation) */
+	uint64_t born_ms;	/* when it asked (pc_now_ms) */
 };
 
 /* router.c: the child that asked f is still the one running. */

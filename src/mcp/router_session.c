@@ -361,6 +361,44 @@ pc_sessions_broadcast(struct pc_router *r, json_t *msg, const char *uri,
 	}
 }
 
+/*
+ * Requests of upstreams a session's client never answered. One whose child
+ * is gone can never be answered; one older than its upstream's max_timeout
+ * outlived any call it could serve: the child hears it timed out. Else an
+ * upstream asking a client that ignores it filled the session's table
+ * (max_pending_per_client), and every later request to that session, from
+ * any upstream, was refused.
+ */
+static void
+expire_pending(struct pc_session *s, uint64_t now)
+{
+	size_t pos = 0;
+	const char *k;
+	void *v;
+
+	while (pc_map_next(s->pending, &pos, &k, &v)) {
+		struct pc_fwd *f = v;
+		bool current = pc_fwd_current(f);
+
+		if (current && now - f->born_ms <= pc_upstream_conf(
+		    f->slot->up)->max_call_timeout_ms)
+			continue;
+		if (current) {
+			json_t *err = json_pack("{s:i, s:s}", "code",
+			    PC_RPC_UP_TIMEOUT, "message", "The client did not "
+			    "answer in time");
+
+			if (err != NULL)
+				pc_upstream_respond(f->slot->up, f->up_id, NULL,
+				    err);
+			json_decref(err);
+		}
+		pc_map_del(s->pending, k);
+		json_decref(f->up_id);
+		free(f);
+	}
+}
+
 static void
 sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -380,6 +418,8 @@ sweep_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	while (pc_map_next(r->sessions, &pos, &k, &v)) {
 		struct pc_session *s = v;
+
+		expire_pending(s, now);
 		/* A session with work in flight or an open stream is in use. */
 		if (s->inflight > 0 || s->stream_ops != NULL)
 			continue;

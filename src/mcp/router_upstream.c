@@ -239,6 +239,7 @@ hook_request(struct pc_upstream *up, json_t *msg, void *call_arg, void *arg)
 			pc_strlcpy(f->method, asked ? asked : "",
 			    sizeof(f->method));
 			f->gen = pc_upstream_generation(slot->up);
+			f->born_ms = pc_now_ms();
 			if ((fwd = to_client(r, slot, msg)) != NULL &&
 			    pc_map_put(c->session->pending, gid, f) == 0) {
 				json_object_set_new(fwd, "id", json_string(gid));

@@ -320,6 +320,39 @@ test('a resource an upstream calls publicly cacheable reaches modern clients as 
   assert.equal(plain.response.result.ttlMs, 0);
 });
 
+test('upstream requests a client never answers expire after max_timeout: they do not fill the session for good', { timeout: 60000 }, async () => {
+  const g = await startGateway({
+    limits: { max_pending_per_client: 2 },
+    upstreams: [{ name: 'a', command: upstreamCommands.mini(), timeout: '1s', max_timeout: '2s' }],
+  });
+  try {
+    const s = await legacyInit(g.url, { capabilities: { elicitation: {} } });
+    const ask = async (id) => {
+      const st = await openStream(g.url, { body: { jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'a__elicit', arguments: {} } }, headers: s.headers });
+      const first = await st.next(5000);
+      st.abort();
+      return first;
+    };
+    // Two questions left unanswered fill the session's table...
+    assert.equal((await ask(1))?.method, 'elicitation/create');
+    assert.equal((await ask(2))?.method, 'elicitation/create');
+    // ...so a third is refused upstream (the call answers "error").
+    const refused = await ask(3);
+    assert.equal(refused?.result?.content?.[0]?.text, 'error', JSON.stringify(refused));
+    // Past max_timeout (and a sweep) they are gone, and questions reach
+    // the client again.
+    let next;
+    for (let i = 0; i < 40 && next?.method !== 'elicitation/create'; i++) {
+      await new Promise((r) => setTimeout(r, 500));
+      next = await ask(10 + i);
+    }
+    assert.equal(next?.method, 'elicitation/create', JSON.stringify(next));
+    await s.close();
+  } finally {
+    await g.stop();
+  }
+});
+
 test('an elicitation caused by a 2025-03-26 batch member is refused at once (a batch has no stream to carry it)', async () => {
   const s = await legacyInit(gw.url, { version: '2025-03-26', capabilities: { elicitation: {} } });
   const r = await post(gw.url, [
