@@ -59,13 +59,14 @@ static const char *const exact_keys[] = {
 	"apikey", "xapikey", "token", "accesstoken", "refreshtoken", "idtoken",
 	"secret", "clientsecret", "password", "passwd", "pwd", "passphrase",
 	"authorization", "proxyauthorization", "cookie", "setcookie",
-	"privatekey", "credential", "credentials", "sessionid", NULL
+	"privatekey", "credential", "credentials", "sessionid", "jwt",
+	"assertion", "clientassertion", "otp", NULL
 };
 
 /* Any name containing one of these is secret ... */
 static const char *const contains_keys[] = {
 	"token", "secret", "password", "passwd", "passphrase", "apikey",
-	"credential", "privatekey", "authorization", "cookie", NULL
+	"credential", "privatekey", "authorization", "cookie", "jwt", NULL
 };
 
 /* ... except these counters and settings, which contain "token" but hold
@@ -498,6 +499,72 @@ pcs_shape(const unsigned char *s, size_t len, size_t i, size_t *sec)
 	return k;
 }
 
+/* A run of base64url of at least min bytes from s[i]: its end, or 0. */
+static size_t
+b64url_run(const unsigned char *s, size_t len, size_t i, size_t min)
+{
+	size_t k;
+
+	for (k = i; k < len && is_b64url(s[k]); k++)
+		;
+	return k - i >= min ? k : 0;
+}
+
+/* A JSON Web Token (JWS compact form, or the first parts of a JWE):
+ * "eyJ" header "." "eyJ"-or-other payload "." signature, the parts
+ * base64url. A bare token is a bearer credential wherever it appears, with
+ * or without "Bearer". Returns its end, or 0. */
+static size_t
+jwt_shape(const unsigned char *s, size_t len, size_t i)
+{
+	size_t e;
+
+	if (i > 0 && (is_b64url(s[i - 1]) || s[i - 1] == '.'))
+		return 0;
+	if (len - i < 3 || memcmp(s + i, "eyJ", 3) != 0 ||
+	    (e = b64url_run(s, len, i, 10)) == 0 || e >= len || s[e] != '.' ||
+	    (e = b64url_run(s, len, e + 1, 10)) == 0 || e >= len ||
+	    s[e] != '.')
+		return 0;
+	/* The signature may be empty ("alg": "none"); its run ends it. */
+	for (e++; e < len && (is_b64url(s[e]) || s[e] == '.'); e++)
+		;
+	return e;
+}
+
+/* Tokens of well-known services by their published prefixes: the prefix
+ * stays readable (it says what kind of credential it was), the rest is
+ * masked. Returns the token's end and sets *sec, or 0. */
+static size_t
+prefix_shape(const unsigned char *s, size_t len, size_t i, size_t *sec)
+{
+	static const struct { const char *prefix; size_t min; } known[] = {
+		{ "ghp_", 30 }, { "gho_", 30 }, { "ghu_", 30 }, { "ghs_", 30 },
+		{ "ghr_", 30 }, { "github_pat_", 40 },	/* GitHub */
+		{ "glpat-", 20 },			/* GitLab */
+		{ "sk-", 20 },				/* OpenAI, Anthropic */
+		{ "xoxb-", 20 }, { "xoxp-", 20 }, { "xoxa-", 20 },
+		{ "xoxr-", 20 }, { "xapp-", 20 },	/* Slack */
+		{ "AIza", 30 },				/* Google API keys */
+		{ "npm_", 30 },				/* npm */
+		{ "hf_", 30 },				/* Hugging Face */
+	};
+
+	if (i > 0 && (is_b64url(s[i - 1])))
+		return 0;
+	for (size_t n = 0; n < sizeof(known) / sizeof(known[0]); n++) {
+		size_t pl = strlen(known[n].prefix), e;
+
+		if (len - i <= pl || memcmp(s + i, known[n].prefix, pl) != 0)
+			continue;
+		if ((e = b64url_run(s, len, i + pl, known[n].min)) == 0)
+			continue;
+		*sec = i + pl;
+		return e;
+	}
+	return 0;
+}
+
 /* Mark every secret byte of s[0..len) in m; returns whether any. */
 static int
 scan(const struct pc_redactor *r, const unsigned char *s, size_t len,
@@ -526,6 +593,13 @@ scan(const struct pc_redactor *r, const unsigned char *s, size_t len,
 			mark(m, a, e);
 			any = 1;
 		} else if (s[i] == 'p' && (e = pcs_shape(s, len, i, &a)) != 0) {
+			mark(m, a, e);
+			any = 1;
+		} else if (s[i] == 'e' && (e = jwt_shape(s, len, i)) != 0) {
+			mark(m, i, e);
+			any = 1;
+		} else if (strchr("gsxAnh", s[i]) != NULL && s[i] != '\0' &&
+		    (e = prefix_shape(s, len, i, &a)) != 0) {
 			mark(m, a, e);
 			any = 1;
 		}

@@ -127,7 +127,7 @@ test_no_false_redaction(void **state)
 	const char *in = "{\"name\":\"Bob\",\"path\":\"/tmp/x\",\"text\":"
 	    "\"please use a token and a password\",\"max_tokens\":256,"
 	    "\"author\":\"a\",\"passage\":\"p\",\"keys\":[1,2],"
-	    "\"auth\":\"Bearer tokens\"}";
+	    "\"auth\":\"Bearer tokens\",\"signature\":\"s\"}";
 	char *got;
 
 	(void)state;
@@ -470,10 +470,36 @@ test_text_shapes(void **state)
 	expect_text(r, "key=pcs_0123456789abcdef_"
 	    "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_abcde end",
 	    "key=pcs_0123456789abcdef_<redacted> end");
+	/* A bare JWT, wherever it is; a JWE's five parts. */
+	expect_text(r, "id=eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJib2IifQ.c2lnbmF0dXJl"
+	    "X3ZhbHVl; next", "id=<redacted>; next");
+	expect_text(r, "eyJhbGciOiJub25lIn0.eyJzdWIiOiJib2IifQ. x",
+	    "<redacted> x");
+	expect_text(r, "e:eyJlbmMiOiJBMjU2R0NNIn0.a2V5a2V5a2V5a2V5.aXZpdml2aXZp"
+	    ".Y2lwaGVydGV4dA.dGFndGFn", "e:<redacted>");
+	/* Well-known prefixes: the prefix stays. */
+	expect_text(r, "token ghp_16C7e42F292c6912E7710c838347Ae178B4a ok",
+	    "token ghp_<redacted> ok");
+	expect_text(r, "OPENAI=sk-proj-AbCdEfGhIjKlMnOpQrStUvWx end",
+	    "OPENAI=sk-<redacted> end");
+	expect_text(r, "xoxb-1234567890-abcdefghijklmnop",
+	    "xoxb-<redacted>");
+	expect_text(r, "k=AIzaSyA1234567890abcdefghijklmnopqrstu",
+	    "k=AIza<redacted>");
 	/* Not credentials. */
 	expect_text(r, "Bearer tokens are fine; pcs_xyz; Bearer",
 	    "Bearer tokens are fine; pcs_xyz; Bearer");
+	expect_text(r, "eyJ.short.parts; task-list; sk-short; ghp_x; "
+	    "risk-assessment-document-review",
+	    "eyJ.short.parts; task-list; sk-short; ghp_x; "
+	    "risk-assessment-document-review");
 	expect_text(r, "unbearer 1234567890abc", "unbearer 1234567890abc");
+	/* Key names of bearer assertions. */
+	expect_json(r, "{\"jwt\":\"x\",\"client_assertion\":\"y\","
+	    "\"id_jwt\":1,\"otp\":\"123456\",\"auth\":\"kept\"}", NULL,
+	    "{\"auth\":\"kept\",\"client_assertion\":\"<redacted>\","
+	    "\"id_jwt\":\"<redacted>\",\"jwt\":\"<redacted>\","
+	    "\"otp\":\"<redacted>\"}");
 	/* Same shapes inside JSON strings. */
 	expect_json(r, "{\"h\":\"Bearer abcdefghijkl\"}", NULL,
 	    "{\"h\":\"Bearer <redacted>\"}");
