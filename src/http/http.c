@@ -243,9 +243,11 @@ handle_modern(struct pc_http *h, struct evhttp_request *req, json_t *msg,
 	int rc;
 
 	if (!h->cfg->modern_enabled) {
-		pc_http_send_error(req, 400, NULL, -32022,
-		    "Unsupported protocol version: this gateway serves only "
-		    "2025 (session) clients");
+		/* Named, so that a client can fall back to a session. */
+		json_t *e = pc_rpc_era_refused(NULL, false);
+
+		pc_http_send_json(req, 400, e, NULL);
+		json_decref(e);
 		return;
 	}
 	t = pc_rpc_classify(msg, &why);
@@ -486,8 +488,11 @@ handle_legacy(struct pc_http *h, struct evhttp_request *req, json_t *body,
 	int is_batch = json_is_array(body);
 
 	if (!h->cfg->legacy_enabled) {
-		pc_http_send_error(req, 400, NULL, -32600,
-		    "This gateway serves only 2026-07-28 (stateless) clients");
+		/* As a modern-only server answers: the versions it serves. */
+		json_t *e = pc_rpc_era_refused(NULL, true);
+
+		pc_http_send_json(req, 400, e, NULL);
+		json_decref(e);
 		return;
 	}
 	if (ver != NULL && !pc_in_list((char *const *)legacy_versions, ver)) {
@@ -626,9 +631,13 @@ session_for(struct pc_http *h, struct evhttp_request *req,
     const struct pc_rctx *cx, const char *why405)
 {
 	const char *sid = hdr(req, "Mcp-Session-Id");
+	const char *ver = hdr(req, "MCP-Protocol-Version");
 	struct pc_session *s;
 
-	if (sid == NULL || !h->cfg->legacy_enabled) {
+	/* A modern client has neither (its Mcp-Session-Id is ignored, a
+	 * stale one included). */
+	if (sid == NULL || !h->cfg->legacy_enabled ||
+	    (ver != NULL && strcmp(ver, PC_MODERN_VERSION) == 0)) {
 		evhttp_add_header(evhttp_request_get_output_headers(req),
 		    "Allow", "POST");
 		pc_http_send_error(req, 405, NULL, PC_RPC_GENERIC, why405);
@@ -648,7 +657,10 @@ handle_get(struct pc_http *h, struct evhttp_request *req,
 	struct pc_session *s;
 	struct pc_exchange *ex;
 
-	if (!pc_accept_has(hdr(req, "Accept"), "text/event-stream")) {
+	const char *ver = hdr(req, "MCP-Protocol-Version");
+
+	if ((ver == NULL || strcmp(ver, PC_MODERN_VERSION) != 0) &&
+	    !pc_accept_has(hdr(req, "Accept"), "text/event-stream")) {
 		pc_http_send_error(req, 406, NULL, PC_RPC_GENERIC,
 		    "Not Acceptable: GET needs Accept: text/event-stream");
 		return;

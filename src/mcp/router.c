@@ -83,6 +83,22 @@ pc_rpc_error(json_t *id, int code, const char *msg)
 }
 
 json_t *
+pc_rpc_era_refused(json_t *id, bool modern_served)
+{
+	if (modern_served)
+		return json_pack("{s:s, s:O, s:{s:i, s:s, s:{s:[s]}}}",
+		    "jsonrpc", "2.0", "id", id ? id : json_null(), "error",
+		    "code", -32022, "message", "Unsupported protocol version: "
+		    "this gateway serves only 2026-07-28 (stateless) clients",
+		    "data", "supported", PC_MODERN_VERSION);
+	return json_pack("{s:s, s:O, s:{s:i, s:s, s:{s:[s, s, s]}}}",
+	    "jsonrpc", "2.0", "id", id ? id : json_null(), "error", "code",
+	    -32022, "message", "Unsupported protocol version: this gateway "
+	    "serves only 2025 (session) clients", "data", "supported",
+	    "2025-11-25", "2025-06-18", "2025-03-26");
+}
+
+json_t *
 pc_rpc_result(json_t *id, json_t *result)
 {
 	return json_pack("{s:s, s:O, s:o}", "jsonrpc", "2.0", "id",

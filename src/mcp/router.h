@@ -204,6 +204,11 @@ enum pc_rpc_kind pc_rpc_classify(json_t *m, const char **why);
 
 /* JSON-RPC envelopes (new refs). id borrowed (NULL = null); result stolen. */
 json_t *pc_rpc_error(json_t *id, int code, const char *msg);
+/* The answer to a client of an era the configuration switched off (eras:):
+ * -32022 with data.supported naming the versions this gateway does serve,
+ * so that the client can fall back (a modern one to a session). NULL on
+ * OOM. */
+json_t *pc_rpc_era_refused(json_t *id, bool modern_served);
 json_t *pc_rpc_result(json_t *id, json_t *result);
 
 /* --- legacy sessions ---------------------------------------------------- */

@@ -317,18 +317,25 @@ record_response(struct pc_stdio_front *f, json_t *msg)
 	return rc;
 }
 
-/* An error the front answers itself, recorded first (as its outcome). */
+/* An answer the front gives itself, recorded first (as its outcome);
+ * takes e. */
 static void
-refuse(struct pc_stdio_front *f, const struct pc_reqinfo *ri, json_t *msg,
-    json_t *id, int code, const char *text)
+answer_now(struct pc_stdio_front *f, const struct pc_reqinfo *ri,
+    json_t *msg, json_t *id, json_t *e)
 {
-	json_t *e = pc_rpc_error(id, code, text);
-
 	if (e != NULL && record_now(f, ri, msg, e) != 0)
 		put_error(f, id, PC_RPC_UP_UNAVAILABLE, PC_AUDIT_DOWN_MSG);
 	else if (e != NULL)
 		put(f, e);
 	json_decref(e);
+}
+
+/* An error the front answers itself, recorded first (as its outcome). */
+static void
+refuse(struct pc_stdio_front *f, const struct pc_reqinfo *ri, json_t *msg,
+    json_t *id, int code, const char *text)
+{
+	answer_now(f, ri, msg, id, pc_rpc_error(id, code, text));
 }
 
 static void
@@ -551,9 +558,8 @@ handle_line(struct pc_stdio_front *f, const char *line, size_t len)
 		if (!f->cfg->modern_enabled) {
 			ri.era = PC_CLIENT_MODERN;
 			if (id != NULL)	/* a notification is dropped */
-				refuse(f, &ri, msg, id, -32022, "Unsupported "
-				    "protocol version: this gateway serves "
-				    "only 2025 (session) clients");
+				answer_now(f, &ri, msg, id,
+				    pc_rpc_era_refused(id, false));
 			goto out;
 		}
 		handle_modern(f, msg, meta);
@@ -561,8 +567,8 @@ handle_line(struct pc_stdio_front *f, const char *line, size_t len)
 	}
 	if (method != NULL && !f->cfg->legacy_enabled) {
 		if (id != NULL)
-			refuse(f, &ri, msg, id, -32600, "This gateway serves "
-			    "only 2026-07-28 (stateless) clients");
+			answer_now(f, &ri, msg, id, pc_rpc_era_refused(id,
+			    true));
 		goto out;
 	}
 	if (method == NULL) {

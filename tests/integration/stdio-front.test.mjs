@@ -293,6 +293,7 @@ test('the eras switches hold on stdio as on HTTP', async () => {
   try {
     io.send({ jsonrpc: '2.0', id: 2, method: 'ping', params: { _meta: meta } });
     assert.equal((await io.answer(2)).error?.code, -32022, JSON.stringify(io.all));
+    assert.deepEqual(io.answers.get(2).error.data?.supported, ['2025-11-25', '2025-06-18', '2025-03-26']);
     await io.initialize(3);
     assert.equal(await io.close(), 0);
   } finally {
@@ -303,7 +304,9 @@ test('the eras switches hold on stdio as on HTTP', async () => {
   io = startStdio(modernOnly);
   try {
     io.send({ jsonrpc: '2.0', id: 4, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } } });
-    assert.equal((await io.answer(4)).error?.code, -32600, JSON.stringify(io.all));
+    const refused = (await io.answer(4)).error;
+    assert.equal(refused?.code, -32022, JSON.stringify(io.all));
+    assert.deepEqual(refused.data?.supported, ['2026-07-28']);
     io.send({ jsonrpc: '2.0', id: 5, method: 'server/discover', params: { _meta: meta } });
     assert.ok((await io.answer(5)).result, JSON.stringify(io.all));
     assert.equal(await io.close(), 0);

@@ -85,7 +85,10 @@ export function setDotted(obj, dotted, value) {
     if (typeof o[p] !== 'object' || o[p] === null) o[p] = {};
     o = o[p];
   }
-  o[parts.at(-1)] = typeof value === 'string' && /^-?\d+$/.test(value) ? Number(value) : value;
+  o[parts.at(-1)] = typeof value !== 'string' ? value
+    : /^-?\d+$/.test(value) ? Number(value)
+    : value === 'true' || value === 'false' ? value === 'true'
+    : value;
   return obj;
 }
 
