@@ -33,6 +33,8 @@
 #define REDACT_MAX_REF_HOPS PC_REDACT_MAX_REF_HOPS
 /* A Bearer/Basic credential shorter than this is prose ("Bearer tokens"). */
 #define REDACT_MIN_TOKEN   8u
+/* A URI's userinfo without a password this long is taken for a token. */
+#define REDACT_MIN_USER_TOKEN 16u
 
 #define NO_VAL UINT32_MAX
 /* Mask bytes kept on the stack: strings up to 4 KiB need no allocation. */
@@ -733,6 +735,15 @@ put_str(char **o, size_t *len, size_t cap, const char *s, size_t n)
 	return true;
 }
 
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = (char)(c | 0x20);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
 /*
  * Copy the parameter list f..e ("a=1&token=x;b") to the output, the value
  * of each sensitive name replaced; false on NOMEM.
@@ -751,9 +762,25 @@ put_params(const struct pc_redactor *r, char **o, size_t *len, size_t cap,
 			fe++;
 		eq = memchr(f, '=', (size_t)(fe - f));
 		if (eq != NULL && (size_t)(eq - f) < sizeof(name)) {
-			memcpy(name, f, (size_t)(eq - f));
-			name[eq - f] = '\0';
-			hide = key_sensitive(r, name);
+			/* Judged as the server reads it: "api%5Fkey" and
+			 * "access+token" are api_key and "access token". */
+			size_t nl = 0;
+
+			for (const char *c = f; c < eq; c++) {
+				int hi, lo;
+
+				if (*c == '%' && eq - c > 2 &&
+				    (hi = hexval(c[1])) >= 0 &&
+				    (lo = hexval(c[2])) >= 0) {
+					name[nl++] = (char)(hi << 4 | lo);
+					c += 2;
+				} else {
+					name[nl++] = *c == '+' ? ' ' : *c;
+				}
+			}
+			name[nl] = '\0';
+			hide = memchr(name, '\0', nl) != NULL ||
+			    key_sensitive(r, name);
 		} else if (eq != NULL) {
 			hide = true;	/* a name too long to judge */
 		}
@@ -807,17 +834,23 @@ pc_redact_uri(const struct pc_redactor *r, const char *uri)
 		stop = end;
 	/* scheme://user:password@host: the password goes. Only an
 	 * authority before the query or fragment, after a real scheme (a
-	 * "://" inside a parameter is not one), up to its last '@'. */
+	 * "://" inside a parameter is not one), up to its last '@' — also
+	 * past a '/', which a password written unescaped may hold ("a '@'
+	 * in the path" then masks more than needed, never less). A userinfo
+	 * without ':' long enough to be a token (https://TOKEN@host) goes
+	 * whole. */
 	auth = strstr(uri, "://");
 	if (auth != NULL && auth < stop && valid_scheme(uri, auth)) {
-		const char *as = auth + 3, *ae = as, *at = NULL, *colon;
+		const char *as = auth + 3, *at = NULL, *colon;
 
-		while (ae < stop && *ae != '/')
-			ae++;
-		for (const char *c = as; c < ae; c++)
+		for (const char *c = as; c < stop; c++)
 			if (*c == '@')
 				at = c;
 		colon = at != NULL ? memchr(as, ':', (size_t)(at - as)) : NULL;
+		if (colon == NULL && at != NULL &&
+		    (size_t)(at - as) >= REDACT_MIN_USER_TOKEN &&
+		    memchr(as, '/', (size_t)(at - as)) == NULL)
+			colon = as - 1;		/* the whole userinfo */
 		if (colon != NULL) {
 			if (!put_str(&o, &len, cap, uri, (size_t)(colon + 1 -
 			    uri)) || !put_str(&o, &len, cap, PC_REDACTED,

@@ -443,6 +443,14 @@ test_uri(void **state)
 	/* The last '@' ends the userinfo: nothing of the password stays. */
 	expect_uri(r, "postgres://u:p@ss@db/x", "postgres://u:<redacted>@db/x");
 	expect_uri(r, "postgres://u:@db", "postgres://u:<redacted>@db");
+	/* A '/' left unescaped in the password; a token as the user; names
+	 * as the server decodes them. */
+	expect_uri(r, "postgres://app:pa/ss@db/x", "postgres://app:<redacted>@db/x");
+	expect_uri(r, "https://ghp_16C7e42F292c6912E7710c8@github.com/o/r",
+	    "https://<redacted>@github.com/o/r");
+	expect_uri(r, "ssh://git@github.com/o/r", "ssh://git@github.com/o/r");
+	expect_uri(r, "https://h/p?api%5Fkey=K1&access+token=K2&ok%3D=1",
+	    "https://h/p?api%5Fkey=<redacted>&access+token=<redacted>&ok%3D=1");
 	/* OAuth's implicit flow puts the token in the fragment. */
 	expect_uri(r, "https://h/cb#access_token=abc&state=1",
 	    "https://h/cb#access_token=<redacted>&state=1");
