@@ -123,9 +123,9 @@ static int open_limit_db(struct serve_ctx *sc, const struct pc_config *cfg,
 static struct pc_redactor *log_redactor;
 
 static char *
-log_filter(void *arg, const char *line, size_t len)
+log_filter(void *arg, const char *line, size_t len, bool cut)
 {
-	return pc_redact_text(arg, line, len);
+	return pc_redact_text_head(arg, line, len, cut);
 }
 
 /*

@@ -28,10 +28,16 @@ pc_log_set_filter(pc_log_filter_fn fn, void *arg)
 char *
 pc_log_redact(const char *s, size_t len)
 {
+	return pc_log_redact_head(s, len, false);
+}
+
+char *
+pc_log_redact_head(const char *s, size_t len, bool cut)
+{
 	char *c;
 
 	if (log_filter != NULL)
-		return log_filter(log_filter_arg, s, len);
+		return log_filter(log_filter_arg, s, len, cut);
 	if ((c = malloc(len + 1)) == NULL)
 		return NULL;
 	memcpy(c, s, len);
@@ -100,7 +106,7 @@ emit(enum pc_log_level lvl, const char *func, const char *msg, json_t *fields)
 	if (log_filter != NULL) {
 		/* Whole line: a secret may sit in the message or any field, in
 		 * its JSON-escaped spelling. */
-		char *f = log_filter(log_filter_arg, line, strlen(line));
+		char *f = log_filter(log_filter_arg, line, strlen(line), false);
 		free(line);
 		if (f == NULL)
 			return;

@@ -9,6 +9,7 @@
 #define PC_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 struct json_t;
@@ -31,13 +32,18 @@ int pc_log_level_parse(const char *s, enum pc_log_level *out);
  * string, or NULL to drop the line (fail closed: a line that could not be
  * filtered is not written). NULL filter: lines are written as they are.
  */
-typedef char *(*pc_log_filter_fn)(void *arg, const char *line, size_t len);
+/* cut: line is the head of a longer text (see pc_redact_text_head). */
+typedef char *(*pc_log_filter_fn)(void *arg, const char *line, size_t len,
+    bool cut);
 void pc_log_set_filter(pc_log_filter_fn fn, void *arg);
 /* s[0..len) through the filter (a malloc'ed copy without one; NULL when
  * out of memory). For text about to be cut before it is logged: redacted
  * whole first, so that no secret is cut into a prefix the filter would no
  * longer recognise. */
 char *pc_log_redact(const char *s, size_t len);
+/* The same for the head of a longer text, cut by the caller (cut true): a
+ * secret across the cut is not logged by halves. */
+char *pc_log_redact_head(const char *s, size_t len, bool cut);
 
 /* printf-style message. */
 void pc_log_msg(enum pc_log_level lvl, const char *func, const char *fmt, ...)

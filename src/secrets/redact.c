@@ -52,6 +52,7 @@ struct pc_redactor {
 	size_t nkeys;
 	struct rval *vals;
 	size_t nvals, capvals;
+	size_t maxlen;		/* the longest stored value */
 	uint32_t head[NBUCKET];
 	uint8_t first2[65536 / 8];	/* bit set: some value starts with pair */
 };
@@ -236,6 +237,8 @@ add_one(struct pc_redactor *r, const unsigned char *v, size_t len)
 		return PC_E_NOMEM;
 	memcpy(r->vals[r->nvals].p, v, len);
 	r->vals[r->nvals].len = len;
+	if (len > r->maxlen)
+		r->maxlen = len;
 	r->vals[r->nvals].next = r->head[b];
 	r->head[b] = (uint32_t)r->nvals;
 	r->first2[pair >> 3] |= (uint8_t)(1u << (pair & 7));
@@ -629,7 +632,7 @@ mask_new(size_t len, uint8_t *small)
  */
 static int
 redact_bytes(const struct pc_redactor *r, const char *s, size_t len,
-    char **out, size_t *outlen)
+    size_t keep, char **out, size_t *outlen)
 {
 	const size_t ml = sizeof(PC_REDACTED) - 1;
 	uint8_t small[REDACT_SMALL_MASK];
@@ -646,8 +649,10 @@ redact_bytes(const struct pc_redactor *r, const char *s, size_t len,
 		rc = 0;
 		goto out;
 	}
-	/* Size exactly: a 16 MiB log line must not cost 10x that. */
-	for (size_t i = 0; i < len; ) {
+	/* Size exactly: a 16 MiB log line must not cost 10x that. Only
+	 * input before keep is emitted (a run of secret that starts there
+	 * becomes the marker whole). */
+	for (size_t i = 0; i < keep; ) {
 		if (!marked(m, i)) {
 			n++;
 			i++;
@@ -663,7 +668,7 @@ redact_bytes(const struct pc_redactor *r, const char *s, size_t len,
 		rc = PC_E_NOMEM;
 		goto out;
 	}
-	for (size_t i = 0; i < len; ) {
+	for (size_t i = 0; i < keep; ) {
 		if (!marked(m, i)) {
 			o[n++] = s[i++];
 			continue;
@@ -703,23 +708,34 @@ has_secret(const struct pc_redactor *r, const char *s, size_t len)
 char *
 pc_redact_text(const struct pc_redactor *r, const char *s, size_t len)
 {
+	return pc_redact_text_head(r, s, len, false);
+}
+
+char *
+pc_redact_text_head(const struct pc_redactor *r, const char *s, size_t len,
+    bool cut)
+{
 	char *o;
-	size_t n;
+	size_t n, keep = len;
 	int rc;
 
 	if (r == NULL || (s == NULL && len > 0))
 		return NULL;
-	if (len == 0)
+	/* The last maxlen - 1 bytes of a head may hold the start of a known
+	 * value whose rest was cut off: no longer recognisable, they go. */
+	if (cut && r->maxlen > 1)
+		keep = len > r->maxlen - 1 ? len - (r->maxlen - 1) : 0;
+	if (keep == 0)
 		return calloc(1, 1);
-	rc = redact_bytes(r, s, len, &o, &n);
+	rc = redact_bytes(r, s, len, keep, &o, &n);
 	if (rc < 0)
 		return NULL;
 	if (rc == 0) {
-		o = malloc(len + 1);
+		o = malloc(keep + 1);
 		if (o == NULL)
 			return NULL;
-		memcpy(o, s, len);
-		o[len] = '\0';
+		memcpy(o, s, keep);
+		o[keep] = '\0';
 	}
 	return o;
 }
@@ -1049,7 +1065,7 @@ walk_string(const struct walk *w, json_t *v)
 		return rc == 1 ? WALK_FOUND : rc;
 	}
 	rc = redact_bytes(w->r, json_string_value(v), json_string_length(v),
-	    &o, &n);
+	    json_string_length(v), &o, &n);
 	if (rc <= 0)
 		return rc;
 	/* A value that is not valid UTF-8 can match inside a character and
@@ -1077,7 +1093,7 @@ number_secret(const struct walk *w, const json_t *v)
 	t = json_dumps(v, JSON_ENCODE_ANY);
 	if (t == NULL)
 		return PC_E_NOMEM;
-	rc = redact_bytes(w->r, t, strlen(t), &o, &n);
+	rc = redact_bytes(w->r, t, strlen(t), strlen(t), &o, &n);
 	free(o);
 	free(t);
 	return rc;
@@ -1164,7 +1180,7 @@ walk_object(struct walk *w, json_t *v, const json_t *sch, size_t depth)
 			rc = PC_E_NOMEM;
 			goto out;
 		}
-		rc = redact_bytes(w->r, key, strlen(key), &o, &n);
+		rc = redact_bytes(w->r, key, strlen(key), strlen(key), &o, &n);
 		if (rc < 0)
 			goto out;
 		if (rc == 1) {

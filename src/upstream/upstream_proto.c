@@ -479,8 +479,8 @@ protocol_error(struct pc_upstream *up, const char *what, const char *line,
 {
 	char why[512], quote[UP_QUOTE_BYTES + 1];
 	/* Redacted before it is cut to the quote (see log_stderr_line). */
-	char *red = line != NULL ? pc_log_redact(line, len < UP_ERR_WINDOW ?
-	    len : UP_ERR_WINDOW) : NULL;
+	char *red = line != NULL ? pc_log_redact_head(line, len <
+	    UP_ERR_WINDOW ? len : UP_ERR_WINDOW, len > UP_ERR_WINDOW) : NULL;
 	size_t q = 0, rlen = red != NULL ? strlen(red) : 0;
 
 	quote[0] = '\0';
@@ -708,10 +708,13 @@ on_out_read(evutil_socket_t fd, short what, void *arg)
 /*
  * A line of the child's stderr, s[0..len) with len at most UP_ERR_WINDOW:
  * redacted whole, then cut to PC_MAX_STDERR_LINE. Cut first, a secret
- * across the cut would leave a prefix the redactor no longer knows.
+ * across the cut would leave a prefix the redactor no longer knows. When
+ * s is itself the head of a longer line (cut), its last bytes may hold
+ * such a prefix: they are dropped (pc_log_redact_head), or a redaction
+ * earlier in the line, which shortens it, could bring them under the cut.
  */
 static void
-log_stderr_line(struct pc_upstream *up, const char *s, size_t len)
+log_stderr_line(struct pc_upstream *up, const char *s, size_t len, bool cut)
 {
 	json_t *fields;
 	char *line;
@@ -722,7 +725,7 @@ log_stderr_line(struct pc_upstream *up, const char *s, size_t len)
 	/* Empty lines say nothing (and s may be NULL then). */
 	if (len == 0 || !up_log_admit(up))
 		return;
-	if ((line = pc_log_redact(s, len)) == NULL)
+	if ((line = pc_log_redact_head(s, len, cut)) == NULL)
 		return;
 	n = strlen(line);	/* a NUL in the child's text ends it here */
 	if (n > PC_MAX_STDERR_LINE) {
@@ -758,7 +761,8 @@ process_stderr(struct pc_upstream *up, bool final)
 				size_t n = len < UP_ERR_WINDOW ? len :
 				    UP_ERR_WINDOW;
 				log_stderr_line(up, (const char *)
-				    evbuffer_pullup(up->ebuf, (ev_ssize_t)n), n);
+				    evbuffer_pullup(up->ebuf, (ev_ssize_t)n), n,
+				    len > n || !final);
 			}
 			up->err_skip = !final;
 			evbuffer_drain(up->ebuf, len);
@@ -768,7 +772,7 @@ process_stderr(struct pc_upstream *up, bool final)
 		if (!up->err_skip) {
 			size_t m = n < UP_ERR_WINDOW ? n : UP_ERR_WINDOW;
 			log_stderr_line(up, (const char *)evbuffer_pullup(
-			    up->ebuf, (ev_ssize_t)m), m);
+			    up->ebuf, (ev_ssize_t)m), m, n > m);
 		}
 		up->err_skip = false;
 		evbuffer_drain(up->ebuf, n + 1);

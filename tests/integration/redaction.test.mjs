@@ -163,6 +163,32 @@ test('a long stderr line is redacted before it is cut: no prefix of a secret acr
   }
 });
 
+test('a secret longer than the logged part of an overlong stderr line leaves no prefix either', async () => {
+  // The line (4000 bytes, then a 5011-byte secret) is read in an 8 KiB
+  // window: the secret's first 4192 bytes are in it, no longer the whole
+  // value, and the log keeps 4096 bytes: 96 of them were the secret's.
+  const { randomBytes } = await import('node:crypto');
+  const LONG = `LONGCANARY-${randomBytes(2500).toString('hex')}`;
+  const gw = await startGateway(
+    {
+      upstreams: [{
+        name: 'up',
+        command: [...upstreamCommands.mini(), '--stderr-pad', '3965', '--stderr-env', 'UPSTREAM_CREDENTIAL'],
+        env: { UPSTREAM_CREDENTIAL: '${env:PC_TEST_CANARY}' },
+      }],
+    },
+    { env: { PC_TEST_CANARY: LONG } },
+  );
+  try {
+    assert.ok(await waitFor(() => gw.logs.some((l) => /^x{3000}/.test(l.msg ?? '')), 5000), 'the line was forwarded');
+    await gw.stop();
+    assert.ok(!gw.stderr.includes(LONG.slice(0, 16)), 'no prefix of the secret in the log');
+  } catch (e) {
+    await gw.kill();
+    throw e;
+  }
+});
+
 test('redaction.keys: a field named in the config never reaches the audit log (and does without it)', async () => {
   const { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');

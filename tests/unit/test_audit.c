@@ -1704,9 +1704,10 @@ test_warning_not_crowded_out(void **state)
 static int removed_lines;
 
 static char *
-count_removed(void *arg, const char *line, size_t len)
+count_removed(void *arg, const char *line, size_t len, bool cut)
 {
 	(void)arg;
+	(void)cut;
 	if (strstr(line, "was removed or replaced") != NULL)
 		removed_lines++;
 	return strndup(line, len);

@@ -271,6 +271,29 @@ test_key_collision(void **state)
  * cannot finish (here a secret that starts inside a UTF-8 sequence, so
  * the key left behind is no longer text), withheld whole rather than sent
  * half redacted. */
+/* The head of a longer text: its last bytes may start a value cut off. */
+static void
+test_text_head(void **state)
+{
+	struct pc_redactor *r = mk();
+	const char *t = "x=SECRETVALUE-0123456789 y=SECRETVAL";
+	char *o;
+
+	(void)state;
+	assert_int_equal(pc_redactor_add_value(r, "SECRETVALUE-0123456789",
+	    22), 0);
+	o = pc_redact_text_head(r, t, strlen(t), false);
+	assert_string_equal(o, "x=<redacted> y=SECRETVAL");	/* whole */
+	free(o);
+	o = pc_redact_text_head(r, t, strlen(t), true);
+	assert_string_equal(o, "x=<redacted>");
+	free(o);
+	o = pc_redact_text_head(r, "short", 5, true);	/* all of it could be */
+	assert_string_equal(o, "");
+	free(o);
+	pc_redactor_free(r);
+}
+
 static void
 test_rpc_failure(void **state)
 {
@@ -640,6 +663,7 @@ main(void)
 		cmocka_unit_test(test_value_spellings),
 		cmocka_unit_test(test_uri),
 		cmocka_unit_test(test_rpc_failure),
+		cmocka_unit_test(test_text_head),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
