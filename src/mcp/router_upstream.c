@@ -133,14 +133,59 @@ needed_capability(const char *method)
 }
 
 /*
+ * Every string in v (not object keys) through the redactor's values and
+ * credential shapes. Not its key-name rules: in a request the names are
+ * the server's own (an elicitation's form field "password" is a schema to
+ * fill in, not a secret), and replacing their values would break it.
+ * 0, or PC_E_NOMEM / PC_E_LIMIT (deeper than any message the gateway
+ * parses): the request is then not sent.
+ */
+static int
+redact_strings(const struct pc_redactor *red, json_t *v, unsigned depth)
+{
+	const char *k;
+	json_t *e;
+	size_t i;
+	int rc;
+
+	if (depth > PC_MAX_MAX_JSON_DEPTH)
+		return PC_E_LIMIT;
+	if (json_is_string(v)) {
+		char *t = pc_redact_text(red, json_string_value(v),
+		    json_string_length(v));
+
+		if (t == NULL)
+			return PC_E_NOMEM;
+		if (strlen(t) != json_string_length(v) ||
+		    memcmp(t, json_string_value(v), strlen(t)) != 0)
+			rc = json_string_setn(v, t, strlen(t)) == 0 ? 0 :
+			    PC_E_NOMEM;
+		else
+			rc = 0;
+		free(t);
+		return rc;
+	}
+	if (json_is_object(v)) {
+		json_object_foreach(v, k, e)
+			if ((rc = redact_strings(red, e, depth + 1)) != 0)
+				return rc;
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, e)
+			if ((rc = redact_strings(red, e, depth + 1)) != 0)
+				return rc;
+	}
+	return 0;
+}
+
+/*
  * An upstream's request as its client will see it. The client knows one
  * server, the gateway: a sampling request's includeContext ("thisServer",
  * "allServers") would hand one upstream the context of the others, so it
- * becomes "none". Its text passes the redactor, like the upstream's log
- * lines: a server may quote the credential the gateway gave it. And it
- * names the upstream that asks (an elicitation that wants a password
- * should say whose it is). NULL: not to be sent (no memory, or its
- * redaction could not finish).
+ * becomes "none". Its strings pass the redactor (values and credential
+ * shapes), like the upstream's log lines: a server may quote the
+ * credential the gateway gave it. And it names the upstream that asks (an
+ * elicitation that wants a password should say whose it is). NULL: not to
+ * be sent (no memory, or its redaction could not finish).
  */
 static json_t *
 to_client(struct pc_router *r, struct pc_up_slot *slot, json_t *msg)
@@ -158,9 +203,9 @@ to_client(struct pc_router *r, struct pc_up_slot *slot, json_t *msg)
 			json_object_set_new(params, "includeContext",
 			    json_string("none"));
 		if (r->redactor != NULL) {
-			int rc = pc_redact_json(r->redactor, params, NULL);
+			int rc = redact_strings(r->redactor, params, 0);
 
-			if (rc != 0 && rc != PC_E_LIMIT) {
+			if (rc != 0) {
 				pc_warn("upstream '%s': a %s request that could "
 				    "not be redacted was refused",
 				    pc_upstream_name(slot->up), m ? m : "?");

@@ -331,6 +331,15 @@ test('an upstream\'s sampling request reaches the client redacted, without other
     assert.equal(ans.status, 202);
     const done = await st.next();
     assert.equal(done?.id, 2, JSON.stringify(done));
+    // An elicitation's form keeps its fields, "password" included: names
+    // in a request are the server's, not secrets.
+    const s2 = await legacyInit(gw.url, { capabilities: { elicitation: {} } });
+    const el = await openStream(gw.url, { headers: s2.headers, body: { jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'up__elicit', arguments: {} } } });
+    const ask = await el.next();
+    assert.equal(ask?.method, 'elicitation/create', JSON.stringify(ask));
+    assert.deepEqual(ask.params.requestedSchema.properties.password, { type: 'string', format: 'password' });
+    el.abort();
+    await s2.close();
     await s.close();
     await gw.stop();
   } catch (e) {
