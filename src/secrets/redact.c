@@ -539,30 +539,49 @@ jwt_shape(const unsigned char *s, size_t len, size_t i)
 
 /* Tokens of well-known services by their published prefixes: the prefix
  * stays readable (it says what kind of credential it was), the rest is
- * masked. Returns the token's end and sets *sec, or 0. */
+ * masked. Random material, not words: after the prefix, a run of at least
+ * `min` characters (letters and digits only where the service's tokens
+ * are), one unbroken stretch of letters and digits at least `seg` long
+ * in it, and not followed by more word characters
+ * ("npm_config_strict_peer_dependencies", "sk-quarterly-report-2024.pdf"
+ * are not tokens). Returns the token's end and sets *sec, or 0. */
 static size_t
 prefix_shape(const unsigned char *s, size_t len, size_t i, size_t *sec)
 {
-	static const struct { const char *prefix; size_t min; } known[] = {
-		{ "ghp_", 30 }, { "gho_", 30 }, { "ghu_", 30 }, { "ghs_", 30 },
-		{ "ghr_", 30 }, { "github_pat_", 40 },	/* GitHub */
-		{ "glpat-", 20 },			/* GitLab */
-		{ "sk-", 20 },				/* OpenAI, Anthropic */
-		{ "xoxb-", 20 }, { "xoxp-", 20 }, { "xoxa-", 20 },
-		{ "xoxr-", 20 }, { "xapp-", 20 },	/* Slack */
-		{ "AIza", 30 },				/* Google API keys */
-		{ "npm_", 30 },				/* npm */
-		{ "hf_", 30 },				/* Hugging Face */
+	static const struct {
+		const char *prefix;
+		size_t min, seg;
+		bool alnum;		/* letters and digits only */
+	} known[] = {
+		{ "ghp_", 36, 36, true }, { "gho_", 36, 36, true },
+		{ "ghu_", 36, 36, true }, { "ghs_", 36, 36, true },
+		{ "ghr_", 36, 36, true },		/* GitHub */
+		{ "github_pat_", 60, 20, false },
+		{ "glpat-", 20, 10, false },		/* GitLab */
+		{ "sk-", 32, 20, false },		/* OpenAI, Anthropic */
+		{ "xoxb-", 30, 16, false }, { "xoxp-", 30, 16, false },
+		{ "xoxa-", 30, 16, false }, { "xoxr-", 30, 16, false },
+		{ "xapp-", 30, 16, false },		/* Slack */
+		{ "AIza", 35, 12, false },		/* Google API keys */
+		{ "npm_", 36, 36, true },		/* npm */
+		{ "hf_", 30, 30, true },		/* Hugging Face */
 	};
 
-	if (i > 0 && (is_b64url(s[i - 1])))
+	if (i > 0 && is_b64url(s[i - 1]))
 		return 0;
 	for (size_t n = 0; n < sizeof(known) / sizeof(known[0]); n++) {
-		size_t pl = strlen(known[n].prefix), e;
+		size_t pl = strlen(known[n].prefix), e, run = 0, best = 0;
 
 		if (len - i <= pl || memcmp(s + i, known[n].prefix, pl) != 0)
 			continue;
-		if ((e = b64url_run(s, len, i + pl, known[n].min)) == 0)
+		for (e = i + pl; e < len && (known[n].alnum ? isalnum(s[e]) :
+		    is_b64url(s[e])); e++) {
+			run = isalnum(s[e]) ? run + 1 : 0;
+			if (run > best)
+				best = run;
+		}
+		if (e - (i + pl) < known[n].min || best < known[n].seg ||
+		    (e < len && is_b64url(s[e])))
 			continue;
 		*sec = i + pl;
 		return e;

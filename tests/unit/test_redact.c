@@ -511,12 +511,23 @@ test_text_shapes(void **state)
 	/* Well-known prefixes: the prefix stays. */
 	expect_text(r, "token ghp_16C7e42F292c6912E7710c838347Ae178B4a ok",
 	    "token ghp_<redacted> ok");
-	expect_text(r, "OPENAI=sk-proj-AbCdEfGhIjKlMnOpQrStUvWx end",
+	expect_text(r, "OPENAI=sk-proj-AbCdEfGhIjKlMnOpQrStUvWx12-x_Y9 end",
 	    "OPENAI=sk-<redacted> end");
-	expect_text(r, "xoxb-1234567890-abcdefghijklmnop",
+	expect_text(r, "key sk-AbCdEfGhIjKlMnOpQrStUvWxYz012345.",
+	    "key sk-<redacted>.");
+	expect_text(r, "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx",
 	    "xoxb-<redacted>");
-	expect_text(r, "k=AIzaSyA1234567890abcdefghijklmnopqrstu",
+	expect_text(r, "k=AIzaSyA1234567890abcdefghijklmnopqrstuv",
 	    "k=AIza<redacted>");
+	/* Identifiers and names that start like tokens are not tokens. */
+	expect_text(r, "npm_config_strict_peer_dependencies=true "
+	    "/srv/sk-quarterly-report-2024-final-version.pdf "
+	    "hf_hub_download_timeout_seconds_default_value "
+	    "ghp_notatoken",
+	    "npm_config_strict_peer_dependencies=true "
+	    "/srv/sk-quarterly-report-2024-final-version.pdf "
+	    "hf_hub_download_timeout_seconds_default_value "
+	    "ghp_notatoken");
 	/* Not credentials. */
 	expect_text(r, "Bearer tokens are fine; pcs_xyz; Bearer",
 	    "Bearer tokens are fine; pcs_xyz; Bearer");
