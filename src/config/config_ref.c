@@ -89,6 +89,34 @@ cfg_name_looks_secret(const char *name)
 }
 
 bool
+cfg_env_name_holds_secret(const char *name)
+{
+	static const char *const ends[] = {
+		"KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "PWD",
+		"CREDENTIAL", "CREDENTIALS", "PASSPHRASE",
+	};
+	const char *w = name;
+
+	/* Word by word ('_' separates): a word ending in one of these.
+	 * Substrings would take SSH_AUTH_SOCK, GIT_AUTHOR_NAME or KEYBOARD_*
+	 * for secrets and redact their values everywhere. */
+	while (*w != '\0') {
+		size_t n = strcspn(w, "_");
+
+		for (size_t i = 0; i < sizeof(ends) / sizeof(ends[0]); i++) {
+			size_t el = strlen(ends[i]);
+
+			if (n >= el && strncasecmp(w + n - el, ends[i], el) == 0)
+				return true;
+		}
+		w += n;
+		if (*w == '_')
+			w++;
+	}
+	return false;
+}
+
+bool
 cfg_env_name_ok(const char *name)
 {
 	if (!((name[0] >= 'A' && name[0] <= 'Z') ||

@@ -13,6 +13,7 @@
 #include "../lib/errors.h"
 #include "../lib/limits.h"
 #include "../lib/util.h"
+#include "../secrets/redact.h"
 
 /* Local ceilings; tell the lead if they belong in limits.h. */
 #define CFG_MAX_BACKOFF_MS	PC_MAX_BACKOFF_MS
@@ -301,8 +302,9 @@ k_inherit(struct cfg_ctx *ctx, const struct cfg_key *k,
 		const char *val;
 
 		if (u->inherit_env[i] == NULL ||
-		    !cfg_name_looks_secret(u->inherit_env[i]) ||
-		    (val = getenv(u->inherit_env[i])) == NULL)
+		    !cfg_env_name_holds_secret(u->inherit_env[i]) ||
+		    (val = getenv(u->inherit_env[i])) == NULL ||
+		    strlen(val) < PC_REDACT_MIN_VALUE)
 			continue;
 		if (cfg_add_secret(ctx, val, strlen(val)) != 0)
 			ctx->nomem = true;

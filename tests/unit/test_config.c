@@ -605,6 +605,32 @@ struct tmp {
 };
 
 /* Setup/teardown, so that a failed assertion still removes the files. */
+/* inherit_env: values whose name says secret are known to the redactor;
+ * SSH_AUTH_SOCK, GIT_AUTHOR_NAME and short values are not. */
+static void
+test_inherit_env_secrets(void **state)
+{
+	struct pc_config *cfg = NULL;
+	struct pc_config_errors e;
+
+	(void)state;
+	setenv("PCT_SSH_AUTH_SOCK", "/tmp/ssh-agent-12345.sock", 1);
+	setenv("PCT_GIT_AUTHOR_NAME", "Alice Example", 1);
+	setenv("PCT_KEYBOARD_LAYOUT", "us-international", 1);
+	setenv("PCT_OPENAI_API_KEY", "sk-inherited-value-123", 1);
+	setenv("PCT_GITHUB_ACCESSTOKEN", "ghp-inherited-value-456", 1);
+	setenv("PCT_SHORT_TOKEN", "abc", 1);
+	assert_int_equal(load_str("upstreams:\n  - name: a\n    command: [x]\n"
+	    "    inherit_env: [PCT_SSH_AUTH_SOCK, PCT_GIT_AUTHOR_NAME, "
+	    "PCT_KEYBOARD_LAYOUT, PCT_OPENAI_API_KEY, PCT_GITHUB_ACCESSTOKEN, "
+	    "PCT_SHORT_TOKEN]\n", &cfg, &e), 0);
+	assert_int_equal(cfg->nsecrets, 2);
+	assert_string_equal(cfg->secrets[0], "sk-inherited-value-123");
+	assert_string_equal(cfg->secrets[1], "ghp-inherited-value-456");
+	pc_config_free(cfg);
+	pc_config_errors_free(&e);
+}
+
 static int
 tmp_setup(void **state)
 {
@@ -1482,6 +1508,7 @@ main(void)
 		cmocka_unit_test(test_env_ref_unset_no_leak),
 		cmocka_unit_test_setup_teardown(test_file_ref_group_readable, tmp_setup,
 		    tmp_teardown),
+		cmocka_unit_test(test_inherit_env_secrets),
 		cmocka_unit_test_setup_teardown(test_file_ref_ok, tmp_setup,
 		    tmp_teardown),
 		cmocka_unit_test(test_duplicate_names),
