@@ -1301,6 +1301,10 @@ pc_router_request(struct pc_router *r, const struct pc_reqinfo *ri,
 	if (dup_id) {
 		if (out != NULL)
 			*out = NULL;
+		/* With a null id: on stdio, or in a batch, an answer with the
+		 * id would settle the other request in the client's eyes. */
+		json_decref(c->client_id);
+		c->client_id = json_null();
 		finish_error(c, 400, -32600, "Invalid Request: this id is "
 		    "already in use by a request in progress on this session");
 		return 0;

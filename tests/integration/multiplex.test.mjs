@@ -101,7 +101,9 @@ test('an id still in use by a request of the same session is refused (its answer
   await new Promise((r) => setTimeout(r, 300));
   const dup = await s.request(7, 'ping');
   assert.equal(dup.status, 400, dup.text);
-  assert.equal(dup.response?.error?.code, -32600, dup.text);
+  // With a null id: the answer must not pass for the other request's.
+  assert.equal(dup.messages[0]?.error?.code, -32600, dup.text);
+  assert.equal(dup.messages[0].id, null, dup.text);
   // Another session may use the same id meanwhile; the first call still
   // gets its own answer; then the id is free again.
   const t = await legacyInit(gw.url);
@@ -118,6 +120,7 @@ test('an id still in use by a request of the same session is refused (its answer
   assert.equal(r.status, 200, r.text);
   const errs = r.messages.filter((m) => m.error?.code === -32600);
   assert.equal(errs.length, 1, r.text);
+  assert.equal(errs[0].id, null, r.text);
   assert.equal(r.messages.filter((m) => m.result).length, 1, r.text);
   for (const x of [s, t, b]) await x.close();
 });
