@@ -65,6 +65,8 @@ guard(struct pc_http *h, struct evconnlistener *lev)
 			guards[i].h = h;
 			return;
 		}
+	/* Not in this process (one gateway, two listeners): say so. */
+	pc_warn("listener not guarded: accept() failures will not pause it");
 }
 
 /* Listening again after a pause (accept_failed). */

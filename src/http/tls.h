@@ -17,12 +17,13 @@ struct evhttp;
 struct evhttp_connection;
 struct pc_tls;
 
+/* The clock session-ticket keys age by: pc_now_ms. A test hook (as
+ * audit_fdatasync is): only tests assign it, before any TLS context. */
+extern uint64_t (*pc_tls_now_ms)(void);
+
 /* Build from conf (borrowed only during the call). 0, PC_E_CONFIG (bad or
  * unreadable file, key readable by group/others, key not matching the
  * certificate: message in err, no secret in it), PC_E_NOMEM. */
-/* The clock session-ticket keys age by: pc_now_ms (tests set their own). */
-extern uint64_t (*pc_tls_now_ms)(void);
-
 int pc_tls_new(const struct pc_tls_conf *conf, struct pc_tls **out,
     char *err, size_t errlen);
 void pc_tls_free(struct pc_tls *t);

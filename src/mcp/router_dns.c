@@ -16,7 +16,6 @@
  * timer.
  */
 #include <netdb.h>
-#include <strings.h>
 #include <stdlib.h>
 #include <string.h>
 
