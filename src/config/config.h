@@ -64,6 +64,11 @@ struct pc_limits_conf {
 	uint32_t max_pending_per_client;
 	uint32_t idle_timeout_s;
 	uint32_t read_timeout_s;
+	uint32_t request_timeout_s;	/* a whole request, from the end of the
+					 * previous one (or the connection) */
+	uint32_t max_connections;	/* open on the MCP listener */
+	uint32_t max_connections_per_source; /* per client address (trusted
+					 * proxies exempt) */
 	uint32_t max_sessions;
 	uint32_t max_sessions_per_principal;
 	uint32_t session_idle_s;

@@ -338,6 +338,11 @@ pc_config_dump(const struct pc_config *cfg, FILE *f)
 	fprintf(f, "  max_pending_per_client: %u\n", l->max_pending_per_client);
 	put_dur(f, in, "idle_timeout", (uint64_t)l->idle_timeout_s * 1000u);
 	put_dur(f, in, "read_timeout", (uint64_t)l->read_timeout_s * 1000u);
+	put_dur(f, in, "request_timeout",
+	    (uint64_t)l->request_timeout_s * 1000u);
+	fprintf(f, "  max_connections: %u\n", l->max_connections);
+	fprintf(f, "  max_connections_per_source: %u\n",
+	    l->max_connections_per_source);
 	fprintf(f, "  max_sessions: %u\n", l->max_sessions);
 	fprintf(f, "  max_sessions_per_principal: %u\n",
 	    l->max_sessions_per_principal);

@@ -41,6 +41,7 @@
 #include "http_check.h"
 #include "http_int.h"
 #include "../limits/flood.h"
+#include "conns.h"
 #include "tls.h"
 
 /* X-Forwarded-For lines read: the last ones (a proxy's own is last). */
@@ -967,6 +968,8 @@ handle_mcp(struct evhttp_request *req, void *arg)
 	struct pc_rctx cx;
 	char ident[256];
 
+	/* A whole request: no request_timeout until it is answered. */
+	pc_conns_request(h->conns, req);
 	/* Refusals before authentication are recorded like a refused
 	 * credential: no principal, the peer's address. */
 	memset(&cx, 0, sizeof(cx));
@@ -1127,6 +1130,17 @@ apply_limits(struct pc_http *h)
 	    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_HEAD);
 }
 
+/* The bufferevent of a new MCP connection: TLS or plain, counted. */
+static struct bufferevent *
+mcp_bev(struct event_base *base, void *arg)
+{
+	struct pc_http *h = arg;
+
+	return pc_conns_track(h->conns, h->tls != NULL ?
+	    pc_tls_bev_new(h->tls, base) : bufferevent_socket_new(base, -1,
+	    BEV_OPT_CLOSE_ON_FREE));
+}
+
 int
 pc_http_new(struct event_base *base, const struct pc_config *cfg,
     struct pc_router *router, struct pc_authn *authn, struct pc_http **out)
@@ -1156,12 +1170,16 @@ pc_http_new(struct event_base *base, const struct pc_config *cfg,
 		return PC_E_NOMEM;
 	}
 	h->sweep = event_new(base, -1, EV_PERSIST, pc_http_sweep_cb, h);
-	if (h->sweep == NULL) {
+	if (h->sweep == NULL || pc_conns_new(base, cfg, &h->conns) != 0) {
+		if (h->sweep != NULL)
+			event_free(h->sweep);
 		pc_flood_free(h->flood);
 		evhttp_free(h->mcp);
 		free(h);
 		return PC_E_NOMEM;
 	}
+	/* Every connection is counted as it is made (conns.h). */
+	evhttp_set_bevcb(h->mcp, mcp_bev, h);
 	struct timeval tv = { 0, PC_WATCH_SWEEP_MS * 1000 };
 	event_add(h->sweep, &tv);
 	*out = h;
@@ -1181,6 +1199,7 @@ pc_http_set_config(struct pc_http *h, const struct pc_config *cfg)
 	else if (h->tls != NULL)
 		pc_info("reload: TLS certificate loaded");
 	h->cfg = cfg;
+	pc_conns_set_config(h->conns, cfg);
 	pc_http_set_hsts(cfg->tls.enabled ? cfg->tls.hsts_max_age_s : 0);
 	apply_limits(h);
 	if (h->admin != NULL)
@@ -1223,12 +1242,13 @@ pc_http_start(struct pc_http *h)
 			pc_error("TLS: %s", err);
 			return rc;
 		}
-		pc_tls_attach(h->tls, h->mcp);
 		pc_http_set_hsts(h->cfg->tls.hsts_max_age_s);
 	}
 	rc = pc_http_bind(h, h->mcp, &h->cfg->listen, "mcp", &h->mcp_sock);
 	if (rc != 0)
 		return rc;
+	pc_conns_set_listener(h->conns, evhttp_bound_socket_get_listener(
+	    h->mcp_sock));
 	if (h->cfg->admin.address != NULL) {
 		rc = pc_admin_start(h);
 		if (rc != 0)
@@ -1241,6 +1261,7 @@ void
 pc_http_stop_accepting(struct pc_http *h)
 {
 	if (h->mcp_sock != NULL) {
+		pc_conns_set_listener(h->conns, NULL);
 		pc_http_unguard(h, h->mcp_sock);
 		evhttp_del_accept_socket(h->mcp, h->mcp_sock);
 		h->mcp_sock = NULL;
@@ -1286,6 +1307,7 @@ pc_http_free(struct pc_http *h)
 		event_free(h->accept_pause);
 	pc_http_unguard(h, NULL);
 	evhttp_free(h->mcp);
+	pc_conns_free(h->conns);	/* after: evhttp freed the connections */
 	pc_tls_free(h->tls);
 	free(h);
 }

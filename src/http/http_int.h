@@ -29,6 +29,7 @@ struct pc_audit;
 struct pc_held;
 struct pc_redactor;
 struct pc_flood;
+struct pc_conns;
 
 /* What the front learnt about a request before routing it. */
 struct pc_rctx {
@@ -57,6 +58,8 @@ struct pc_http {
 					 * records, src/limits/flood.h */
 	struct pc_exchange *exchanges;	/* requests being answered */
 	struct event *sweep;		/* arms EOF watches, see http.c */
+	struct pc_conns *conns;		/* connections of the MCP listener
+					 * (conns.h); owned */
 	struct event *accept_pause;	/* listening again after accept()
 					 * failed (admin.c), or NULL */
 	unsigned active;

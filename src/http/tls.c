@@ -509,10 +509,9 @@ pc_tls_reload(struct pc_tls *t, const struct pc_tls_conf *conf, char *err,
 	return 0;
 }
 
-static struct bufferevent *
-bev_cb(struct event_base *base, void *arg)
+struct bufferevent *
+pc_tls_bev_new(struct pc_tls *t, struct event_base *base)
 {
-	struct pc_tls *t = arg;
 	struct bufferevent *bev;
 	SSL *ssl;
 
@@ -541,10 +540,16 @@ bev_cb(struct event_base *base, void *arg)
 	return bev;
 }
 
+static struct bufferevent *
+attach_cb(struct event_base *base, void *arg)
+{
+	return pc_tls_bev_new(arg, base);
+}
+
 void
 pc_tls_attach(struct pc_tls *t, struct evhttp *http)
 {
-	evhttp_set_bevcb(http, bev_cb, t);
+	evhttp_set_bevcb(http, attach_cb, t);
 }
 
 int

@@ -33,7 +33,13 @@ void pc_tls_free(struct pc_tls *t);
 int pc_tls_reload(struct pc_tls *t, const struct pc_tls_conf *conf,
     char *err, size_t errlen);
 
-/* Make `http` speak TLS on every new connection (evhttp_set_bevcb). */
+/* The bufferevent of a new TLS connection (for evhttp_set_bevcb): the
+ * context in force now, fd set later by evhttp. Never NULL (aborts rather
+ * than serve cleartext on a TLS listener). */
+struct event_base;
+struct bufferevent *pc_tls_bev_new(struct pc_tls *t, struct event_base *base);
+/* Make `http` speak TLS on every new connection (its bevcb; the gateway
+ * sets its own, which counts connections: tests and tools use this). */
 void pc_tls_attach(struct pc_tls *t, struct evhttp *http);
 
 /* The Strict-Transport-Security value for replies on this listener

@@ -39,6 +39,16 @@
  * expected (an inactivity timeout: each byte restarts it; docs/http.md). */
 #define PC_DEF_IDLE_TIMEOUT_S        60u
 #define PC_DEF_READ_TIMEOUT_S        10u
+/* A whole request (TLS handshake, headers and body) must arrive within
+ * this of the connection's start or of the end of the previous answer,
+ * however slowly its bytes trickle in (slowloris): src/http/conns.c. */
+#define PC_DEF_REQUEST_TIMEOUT_S     30u
+/* Connections open on the MCP listener, in all and per client address
+ * (trusted proxies exempt): past the first, listening pauses; past the
+ * second, the newest of that address are closed. */
+#define PC_DEF_MAX_CONNECTIONS       1024u
+#define PC_MAX_MAX_CONNECTIONS       65536u
+#define PC_DEF_MAX_CONNECTIONS_PER_SOURCE 64u
 
 /* Concurrent legacy sessions, and how long an unused one lives. */
 #define PC_DEF_MAX_SESSIONS          1024u

@@ -355,3 +355,100 @@ test('out of descriptors, the gateway pauses accepting instead of spinning, and 
     await g.stop();
   }
 });
+
+// A raw connection: resolves 'closed' with the ms it lived, or keeps
+// trickling bytes (one every `every` ms) until `maxMs`, then null.
+function trickle(port, bytes, { every = 400, maxMs = 8000 } = {}) {
+  return new Promise((resolve) => {
+    const start = Date.now();
+    const sock = connect({ port, host: '127.0.0.1' });
+    let i = 0;
+    let tick;
+    const done = (v) => {
+      clearInterval(tick);
+      clearTimeout(stop);
+      sock.destroy();
+      resolve(v);
+    };
+    const stop = setTimeout(() => done(null), maxMs);
+    sock.on('connect', () => {
+      tick = setInterval(() => {
+        if (i < bytes.length) sock.write(bytes.subarray(i, i + 1));
+        i++;
+      }, every);
+    });
+    sock.on('data', () => {});
+    sock.on('error', () => {});
+    sock.on('close', () => done(Date.now() - start));
+  });
+}
+
+const idleConn = (port) => new Promise((resolve) => {
+  const s = connect({ port, host: '127.0.0.1' });
+  s.on('error', () => {});
+  s.closedAt = null;
+  s.on('close', () => (s.closedAt = Date.now()));
+  s.on('connect', () => resolve(s));
+});
+
+test('slowloris: a request trickled a byte at a time is cut at request_timeout, however often the bytes come', { skip, timeout: 60000 }, async () => {
+  // read_timeout (inactivity) never fires: a byte comes every 400 ms.
+  const g = await startGateway({ limits: { read_timeout: '10s', request_timeout: '2s' }, upstreams: [] });
+  try {
+    const head = Buffer.from(`POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:${g.port}\r\nContent-Type: application/json\r\n${'X-Pad: y\r\n'.repeat(50)}`);
+    const lived = await trickle(g.port, head, { every: 400, maxMs: 8000 });
+    assert.ok(lived !== null && lived < 6000, `the connection lived ${lived} ms`);
+    // An answer that takes longer than request_timeout is not cut: only
+    // the time to send the request counts.
+    const g2 = await startGateway({ limits: { request_timeout: '1s' }, upstreams: [{ name: 'up', command: command(), timeout: '10s' }] });
+    try {
+      const s = await legacyInit(g2.url);
+      const r = await s.request(2, 'tools/call', { name: 'up__sleep', arguments: { ms: 2500 } });
+      assert.ok(r.response?.result, r.text);
+      await s.close();
+    } finally {
+      await g2.stop();
+    }
+  } finally {
+    await g.stop();
+  }
+});
+
+test('connections are capped: per address the newest go, in all new ones wait until some close', { skip, timeout: 60000 }, async () => {
+  const g = await startGateway({ limits: { max_connections: 6, max_connections_per_source: 4 }, upstreams: [] });
+  const socks = [];
+  try {
+    // Per address: 6 from one address, the 2 newest are closed.
+    for (let i = 0; i < 6; i++) socks.push(await idleConn(g.port));
+    for (let i = 0; i < 40 && socks.filter((s) => s.closedAt).length < 2; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(socks.map((s) => s.closedAt !== null), [false, false, false, false, true, true]);
+    assert.ok(g.logs.some((l) => /max_connections_per_source/.test(l.msg ?? '')));
+    for (const s of socks) s.destroy();
+    socks.length = 0;
+  } finally {
+    for (const s of socks) s.destroy();
+    await g.stop();
+  }
+  // In all: trusted proxies are exempt from the per-address share, so
+  // 127.0.0.1 as a proxy can fill the listener.
+  const h = await startGateway({ trusted_proxies: ['127.0.0.1/32'], limits: { max_connections: 4, max_connections_per_source: 1 }, upstreams: [] });
+  try {
+    for (let i = 0; i < 4; i++) socks.push(await idleConn(h.port));
+    await h.waitForLog((l) => /limits.max_connections/.test(l.msg ?? ''), { timeoutMs: 5000 });
+    const ping = () => fetch(`http://127.0.0.1:${h.port}/mcp`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'x-forwarded-for': '203.0.113.9' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } } }),
+    });
+    let answered = false;
+    const waiting = ping().then((r) => { answered = true; return r; });
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.equal(answered, false, 'a fifth connection waits');
+    socks.shift().destroy();
+    const r = await waiting;
+    assert.equal(r.status, 200);
+  } finally {
+    for (const s of socks) s.destroy();
+    await h.stop();
+  }
+});

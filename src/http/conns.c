@@ -1,0 +1,284 @@
+/*
+ * Connection accounting for the MCP listener; see conns.h.
+ */
+#include <netdb.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/listener.h>
+
+#include "../config/config.h"
+#include "../lib/errors.h"
+#include "../lib/limits.h"
+#include "../lib/log.h"
+#include "../lib/map.h"
+#include "../lib/util.h"
+#include "conns.h"
+#include "http_check.h"
+
+/* How often the sweep runs: the granularity of every limit here. */
+#define CONNS_SWEEP_MS	250u
+
+struct conn {
+	struct bufferevent *bev;	/* one reference is ours */
+	uint64_t idle_since_ms;		/* start, or end of the last answer */
+	bool busy;			/* a request is being answered */
+	bool closing;			/* shut down by us */
+	char source[64];		/* "" until the descriptor is known */
+	char key[24];			/* bev's address, the map's key */
+	struct conn *next, *prev;
+};
+
+struct pc_conns {
+	struct event_base *base;
+	const struct pc_config *cfg;
+	struct evconnlistener *lev;
+	bool paused;			/* the listener, by us */
+	struct conn *head, *tail;	/* oldest first */
+	size_t n;
+	struct pc_map *by_bev;		/* key -> struct conn */
+	struct event *sweep;
+	uint64_t said_full_ms, said_source_ms, said_slow_ms;
+};
+
+static void
+bev_key(const struct bufferevent *bev, char *out, size_t n)
+{
+	snprintf(out, n, "%p", (const void *)bev);
+}
+
+static void
+conn_drop(struct pc_conns *c, struct conn *k)
+{
+	if (c->tail == k)
+		c->tail = k->prev;
+	PC_LIST_UNLINK(c->head, k, next, prev);
+	(void)pc_map_del(c->by_bev, k->key);
+	c->n--;
+	bufferevent_decref(k->bev);
+	free(k);
+}
+
+/* evhttp freed it: bufferevent_free() leaves no callbacks behind. */
+static bool
+gone(const struct conn *k)
+{
+	bufferevent_data_cb r, w;
+	bufferevent_event_cb e;
+	void *arg;
+
+	bufferevent_getcb(k->bev, &r, &w, &e, &arg);
+	return r == NULL && w == NULL && e == NULL && arg == NULL;
+}
+
+static void
+shut(struct conn *k, const char *why, uint64_t now, uint64_t *said)
+{
+	evutil_socket_t fd = bufferevent_getfd(k->bev);
+
+	if (fd < 0 || k->closing)
+		return;
+	/* evhttp sees the end of the stream and frees the connection
+	 * itself; never freed here under its feet. */
+	(void)shutdown(fd, SHUT_RDWR);
+	k->closing = true;
+	if (now - *said >= 10000) {
+		*said = now;
+		pc_warn("connection from %s closed: %s", k->source[0] != '\0' ?
+		    k->source : "-", why);
+	}
+}
+
+static void
+learn_source(struct conn *k)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	evutil_socket_t fd;
+
+	if (k->source[0] != '\0' || (fd = bufferevent_getfd(k->bev)) < 0)
+		return;
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) != 0 ||
+	    getnameinfo((struct sockaddr *)&ss, sl, k->source,
+	    sizeof(k->source), NULL, 0, NI_NUMERICHOST) != 0)
+		pc_strlcpy(k->source, "-", sizeof(k->source));
+}
+
+static void
+sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pc_conns *c = arg;
+	const struct pc_limits_conf *l = &c->cfg->limits;
+	uint64_t now = pc_now_ms(), deadline = (uint64_t)l->request_timeout_s *
+	    1000u;
+	struct pc_map *per = pc_map_new();
+	struct conn *k, *next;
+
+	(void)fd;
+	(void)what;
+	for (k = c->head; k != NULL; k = next) {
+		next = k->next;
+		if (gone(k)) {
+			conn_drop(c, k);
+			continue;
+		}
+		learn_source(k);
+		if (!k->busy && now - k->idle_since_ms > deadline)
+			shut(k, "no whole request within request_timeout",
+			    now, &c->said_slow_ms);
+		/* Oldest first: the newest of an address past its share go. */
+		if (per != NULL && k->source[0] != '\0' && !k->closing &&
+		    !(c->cfg->ntrusted_proxies > 0 && pc_addr_in(
+		    c->cfg->trusted_proxies, c->cfg->ntrusted_proxies,
+		    k->source)) && pc_map_add(per, k->source, 1) >
+		    (long)l->max_connections_per_source)
+			shut(k, "more connections from this address than "
+			    "limits.max_connections_per_source", now,
+			    &c->said_source_ms);
+	}
+	pc_map_free(per);
+	if (c->lev == NULL)
+		return;
+	if (c->n >= l->max_connections) {
+		/* Again each time: a pause after accept() failed may have
+		 * resumed it meanwhile (admin.c). */
+		evconnlistener_disable(c->lev);
+		if (!c->paused && now - c->said_full_ms >= 10000) {
+			c->said_full_ms = now;
+			pc_warn("%zu connections open (limits.max_connections):"
+			    " new ones wait", c->n);
+		}
+		c->paused = true;
+	} else if (c->n < l->max_connections && c->paused) {
+		evconnlistener_enable(c->lev);
+		c->paused = false;
+	}
+}
+
+int
+pc_conns_new(struct event_base *base, const struct pc_config *cfg,
+    struct pc_conns **out)
+{
+	struct pc_conns *c = calloc(1, sizeof(*c));
+	struct timeval tv = { 0, CONNS_SWEEP_MS * 1000 };
+
+	*out = NULL;
+	if (c == NULL)
+		return PC_E_NOMEM;
+	c->base = base;
+	c->cfg = cfg;
+	c->by_bev = pc_map_new();
+	c->sweep = event_new(base, -1, EV_PERSIST, sweep_cb, c);
+	if (c->by_bev == NULL || c->sweep == NULL ||
+	    event_add(c->sweep, &tv) != 0) {
+		pc_conns_free(c);
+		return PC_E_NOMEM;
+	}
+	*out = c;
+	return 0;
+}
+
+void
+pc_conns_set_config(struct pc_conns *c, const struct pc_config *cfg)
+{
+	if (c != NULL)
+		c->cfg = cfg;
+}
+
+void
+pc_conns_set_listener(struct pc_conns *c, struct evconnlistener *lev)
+{
+	if (c == NULL)
+		return;
+	c->lev = lev;
+	c->paused = false;
+}
+
+void
+pc_conns_free(struct pc_conns *c)
+{
+	if (c == NULL)
+		return;
+	if (c->sweep != NULL)
+		event_free(c->sweep);
+	while (c->head != NULL)
+		conn_drop(c, c->head);
+	pc_map_free(c->by_bev);
+	free(c);
+}
+
+struct bufferevent *
+pc_conns_track(struct pc_conns *c, struct bufferevent *bev)
+{
+	struct conn *k;
+
+	if (bev == NULL || c == NULL)
+		return bev;
+	k = calloc(1, sizeof(*k));
+	if (k != NULL) {
+		bev_key(bev, k->key, sizeof(k->key));
+		if (pc_map_put(c->by_bev, k->key, k) != 0) {
+			free(k);
+			k = NULL;
+		}
+	}
+	if (k == NULL) {
+		/* Uncounted: served all the same, but said. */
+		pc_warn("out of memory counting a connection");
+		return bev;
+	}
+	bufferevent_incref(bev);
+	k->bev = bev;
+	k->idle_since_ms = pc_now_ms();
+	k->prev = c->tail;
+	if (c->tail != NULL)
+		c->tail->next = k;
+	else
+		c->head = k;
+	c->tail = k;
+	c->n++;
+	return bev;
+}
+
+static void
+request_done(struct evhttp_request *req, void *arg)
+{
+	struct conn *k = arg;
+
+	(void)req;
+	k->busy = false;
+	k->idle_since_ms = pc_now_ms();
+}
+
+void
+pc_conns_request(struct pc_conns *c, struct evhttp_request *req)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct bufferevent *bev = evcon != NULL ?
+	    evhttp_connection_get_bufferevent(evcon) : NULL;
+	char key[24];
+	struct conn *k;
+
+	if (c == NULL || bev == NULL)
+		return;
+	bev_key(bev, key, sizeof(key));
+	if ((k = pc_map_get(c->by_bev, key)) == NULL)
+		return;
+	k->busy = true;
+	/* Runs while the connection (and so k) still lives: k is dropped
+	 * only once evhttp has freed the connection. */
+	evhttp_request_set_on_complete_cb(req, request_done, k);
+}
+
+size_t
+pc_conns_count(const struct pc_conns *c)
+{
+	return c != NULL ? c->n : 0;
+}
