@@ -21,6 +21,7 @@
 #include "../lib/log.h"
 #include "../mcp/router.h"
 #include "http_check.h"
+#include "conns.h"
 #include "http_int.h"
 
 static int
@@ -77,7 +78,8 @@ accept_resume(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (h->mcp_sock != NULL)
+	/* Not while full: the connection count holds it (conns.c). */
+	if (h->mcp_sock != NULL && !pc_conns_full(h->conns))
 		evconnlistener_enable(evhttp_bound_socket_get_listener(
 		    h->mcp_sock));
 	if (h->admin_sock != NULL)
@@ -110,8 +112,8 @@ accept_failed(struct evconnlistener *lev, void *arg)
 	if (now - said_ms >= 10000) {
 		said_ms = now;
 		pc_warn("accept failed: %s; new connections wait %u ms "
-		    "(connections open hold the descriptors: see "
-		    "limits.read_timeout, and raise the open files limit)",
+		    "(connections open hold the descriptors: lower "
+		    "limits.max_connections, or raise the open files limit)",
 		    evutil_socket_error_to_string(err), PC_ACCEPT_PAUSE_MS);
 	}
 	evconnlistener_disable(lev);

@@ -1,14 +1,17 @@
 /*
  * Connection accounting for the MCP listener; see conns.h.
  */
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
+#include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -25,6 +28,11 @@
 
 /* How often the sweep runs: the granularity of every limit here. */
 #define CONNS_SWEEP_MS	250u
+/* An over-share connection idle this long is shut (a fresh one is given
+ * the time to send its request). */
+#define CONNS_SHARE_GRACE_MS 1000u
+/* Descriptors kept for the rest: upstream pipes, audit files, listeners. */
+#define CONNS_FD_RESERVE 256u
 
 struct conn {
 	struct bufferevent *bev;	/* one reference is ours */
@@ -32,6 +40,10 @@ struct conn {
 	bool busy;			/* a request is being answered */
 	bool closing;			/* shut down by us */
 	char source[64];		/* "" until the descriptor is known */
+	char share[64];			/* what the per-address share counts:
+					 * the address, an IPv6 one's /64;
+					 * "" when exempt (loopback, proxy) */
+	struct evbuffer_cb_entry *watch; /* on the input: evhttp let go */
 	char key[24];			/* bev's address, the map's key */
 	struct conn *next, *prev;
 };
@@ -62,6 +74,11 @@ conn_drop(struct pc_conns *c, struct conn *k)
 	PC_LIST_UNLINK(c->head, k, next, prev);
 	(void)pc_map_del(c->by_bev, k->key);
 	c->n--;
+	if (k->watch != NULL)
+		evbuffer_remove_cb_entry(bufferevent_get_input(k->bev),
+		    k->watch);
+	/* evhttp's bufferevent_free() leaves it reading: not a byte more. */
+	bufferevent_disable(k->bev, EV_READ | EV_WRITE);
 	bufferevent_decref(k->bev);
 	free(k);
 }
@@ -96,8 +113,33 @@ shut(struct conn *k, const char *why, uint64_t now, uint64_t *said)
 	}
 }
 
+/* What an address counts against: IPv6 by its /64 (one host has them
+ * all), IPv4 by itself; "" for loopback and trusted proxies, which share
+ * nothing (a proxy carries everyone; a local client has other means). */
 static void
-learn_source(struct conn *k)
+share_of(const struct pc_config *cfg, const char *src, char *out, size_t n)
+{
+	struct in6_addr a6;
+	char buf[INET6_ADDRSTRLEN];
+
+	out[0] = '\0';
+	if (src[0] == '\0' || strcmp(src, "-") == 0 ||
+	    pc_addr_is_loopback(src) || (cfg->ntrusted_proxies > 0 &&
+	    pc_addr_in(cfg->trusted_proxies, cfg->ntrusted_proxies, src)))
+		return;
+	if (strchr(src, ':') != NULL && inet_pton(AF_INET6, src, &a6) == 1 &&
+	    !IN6_IS_ADDR_V4MAPPED(&a6)) {
+		memset(a6.s6_addr + 8, 0, 8);
+		if (inet_ntop(AF_INET6, &a6, buf, sizeof(buf)) != NULL) {
+			snprintf(out, n, "%s/64", buf);
+			return;
+		}
+	}
+	pc_strlcpy(out, src, n);
+}
+
+static void
+learn_source(const struct pc_conns *c, struct conn *k)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
@@ -109,6 +151,7 @@ learn_source(struct conn *k)
 	    getnameinfo((struct sockaddr *)&ss, sl, k->source,
 	    sizeof(k->source), NULL, 0, NI_NUMERICHOST) != 0)
 		pc_strlcpy(k->source, "-", sizeof(k->source));
+	share_of(c->cfg, k->source, k->share, sizeof(k->share));
 }
 
 static void
@@ -129,16 +172,18 @@ sweep_cb(evutil_socket_t fd, short what, void *arg)
 			conn_drop(c, k);
 			continue;
 		}
-		learn_source(k);
+		learn_source(c, k);
 		if (!k->busy && now - k->idle_since_ms > deadline)
 			shut(k, "no whole request within request_timeout",
 			    now, &c->said_slow_ms);
-		/* Oldest first: the newest of an address past its share go. */
-		if (per != NULL && k->source[0] != '\0' && !k->closing &&
-		    !(c->cfg->ntrusted_proxies > 0 && pc_addr_in(
-		    c->cfg->trusted_proxies, c->cfg->ntrusted_proxies,
-		    k->source)) && pc_map_add(per, k->source, 1) >
-		    (long)l->max_connections_per_source)
+		/* Oldest first: the newest of an address past its share go,
+		 * once idle for a moment (a call being answered is never cut
+		 * here, nor one whose request is on its way; its connection
+		 * counts all the same). */
+		if (per != NULL && k->share[0] != '\0' && !k->closing &&
+		    pc_map_add(per, k->share, 1) >
+		    (long)l->max_connections_per_source && !k->busy &&
+		    now - k->idle_since_ms >= CONNS_SHARE_GRACE_MS)
 			shut(k, "more connections from this address than "
 			    "limits.max_connections_per_source", now,
 			    &c->said_source_ms);
@@ -214,6 +259,19 @@ pc_conns_free(struct pc_conns *c)
 	free(c);
 }
 
+/* Bytes arrived: if evhttp has let the connection go (our reference
+ * keeps it until the sweep), it reads no more. */
+static void
+input_added(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+    void *arg)
+{
+	struct conn *k = arg;
+
+	(void)buf;
+	if (info->n_added > 0 && gone(k))
+		bufferevent_disable(k->bev, EV_READ | EV_WRITE);
+}
+
 struct bufferevent *
 pc_conns_track(struct pc_conns *c, struct bufferevent *bev)
 {
@@ -237,6 +295,8 @@ pc_conns_track(struct pc_conns *c, struct bufferevent *bev)
 	bufferevent_incref(bev);
 	k->bev = bev;
 	k->idle_since_ms = pc_now_ms();
+	k->watch = evbuffer_add_cb(bufferevent_get_input(bev), input_added,
+	    k);
 	k->prev = c->tail;
 	if (c->tail != NULL)
 		c->tail->next = k;
@@ -244,15 +304,46 @@ pc_conns_track(struct pc_conns *c, struct bufferevent *bev)
 		c->head = k;
 	c->tail = k;
 	c->n++;
+	/* At once, not at the next sweep: libevent accepts until EAGAIN,
+	 * a burst would overshoot by a backlog. It stops accepting as soon
+	 * as a callback disables the listener. */
+	if (c->lev != NULL && c->n >= c->cfg->limits.max_connections) {
+		uint64_t now = pc_now_ms();
+
+		evconnlistener_disable(c->lev);
+		if (!c->paused && now - c->said_full_ms >= 10000) {
+			c->said_full_ms = now;
+			pc_warn("%zu connections open (limits.max_connections):"
+			    " new ones wait", c->n);
+		}
+		c->paused = true;
+	}
 	return bev;
+}
+
+static struct conn *
+conn_of(struct pc_conns *c, struct evhttp_request *req)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct bufferevent *bev = evcon != NULL ?
+	    evhttp_connection_get_bufferevent(evcon) : NULL;
+	char key[24];
+
+	if (bev == NULL)
+		return NULL;
+	bev_key(bev, key, sizeof(key));
+	return pc_map_get(c->by_bev, key);
 }
 
 static void
 request_done(struct evhttp_request *req, void *arg)
 {
-	struct conn *k = arg;
+	/* Looked up again, not kept: nothing here trusts a pointer across
+	 * evhttp's callbacks. */
+	struct conn *k = conn_of(arg, req);
 
-	(void)req;
+	if (k == NULL)
+		return;
 	k->busy = false;
 	k->idle_since_ms = pc_now_ms();
 }
@@ -260,21 +351,47 @@ request_done(struct evhttp_request *req, void *arg)
 void
 pc_conns_request(struct pc_conns *c, struct evhttp_request *req)
 {
-	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-	struct bufferevent *bev = evcon != NULL ?
-	    evhttp_connection_get_bufferevent(evcon) : NULL;
-	char key[24];
 	struct conn *k;
 
-	if (c == NULL || bev == NULL)
-		return;
-	bev_key(bev, key, sizeof(key));
-	if ((k = pc_map_get(c->by_bev, key)) == NULL)
+	if (c == NULL || (k = conn_of(c, req)) == NULL)
 		return;
 	k->busy = true;
-	/* Runs while the connection (and so k) still lives: k is dropped
-	 * only once evhttp has freed the connection. */
-	evhttp_request_set_on_complete_cb(req, request_done, k);
+	evhttp_request_set_on_complete_cb(req, request_done, c);
+}
+
+bool
+pc_conns_full(const struct pc_conns *c)
+{
+	return c != NULL && c->n >= c->cfg->limits.max_connections;
+}
+
+void
+pc_conns_check_fds(const struct pc_config *cfg)
+{
+	struct rlimit rl;
+	rlim_t want;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	/* The usual soft limit (1024) is max_connections' default: raise it
+	 * to what the hard limit allows (bounded: a child's descriptors are
+	 * closed up to it where close_range is missing). */
+	want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > 65536 ? 65536 :
+	    rl.rlim_max;
+	if (rl.rlim_cur < want) {
+		rlim_t was = rl.rlim_cur;
+
+		rl.rlim_cur = want;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			rl.rlim_cur = was;
+	}
+	if ((rlim_t)cfg->limits.max_connections + CONNS_FD_RESERVE >
+	    rl.rlim_cur)
+		pc_warn("limits.max_connections (%u) is close to the open files "
+		    "limit (%llu): accept() may run out of descriptors first, "
+		    "and upstreams and the audit log need theirs; lower it or "
+		    "raise the limit", cfg->limits.max_connections,
+		    (unsigned long long)rl.rlim_cur);
 }
 
 size_t

@@ -15,9 +15,10 @@
  * Limits (limits: in the config):
  *  - max_connections: past it, the listener pauses (connections wait in
  *    the kernel's backlog) until some close;
- *  - max_connections_per_source: past it, the newest connections of that
- *    address are shut down (trusted proxies are exempt: they carry
- *    everyone);
+ *  - max_connections_per_source: past it, the newest idle connections of
+ *    that address (an IPv6 one's /64) are shut down; loopback and trusted
+ *    proxies are exempt (a proxy carries everyone; a local client has
+ *    other means, and one local client must not lock the others out);
  *  - request_timeout: a connection not serving a request must complete
  *    the next one within it, from its start or the end of the previous
  *    answer; else it is shut down. A request being answered (an upstream
@@ -26,6 +27,7 @@
 #ifndef PC_HTTP_CONNS_H
 #define PC_HTTP_CONNS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct bufferevent;
@@ -51,7 +53,13 @@ struct bufferevent *pc_conns_track(struct pc_conns *c,
 /* The handler got a whole request on its connection: no deadline until
  * its answer is complete. */
 void pc_conns_request(struct pc_conns *c, struct evhttp_request *req);
+/* At start: raise the soft open files limit as far as the hard one
+ * allows (up to 65536), and warn when max_connections does not fit under
+ * it with room for upstreams and the audit log. */
+void pc_conns_check_fds(const struct pc_config *cfg);
 /* Connections open now (as of the last sweep, plus those since). */
 size_t pc_conns_count(const struct pc_conns *c);
+/* At max_connections: the listener is to stay paused. */
+bool pc_conns_full(const struct pc_conns *c);
 
 #endif

@@ -1244,6 +1244,7 @@ pc_http_start(struct pc_http *h)
 		}
 		pc_http_set_hsts(h->cfg->tls.hsts_max_age_s);
 	}
+	pc_conns_check_fds(h->cfg);
 	rc = pc_http_bind(h, h->mcp, &h->cfg->listen, "mcp", &h->mcp_sock);
 	if (rc != 0)
 		return rc;

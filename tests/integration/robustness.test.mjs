@@ -4,9 +4,14 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
-import { readFileSync } from 'node:fs';
-import { startGateway } from '../lib/gateway.mjs';
-import { haveGateway, haveMiniUpstream, upstreamCommands } from '../lib/paths.mjs';
+import { request as httpsRequest } from 'node:https';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { networkInterfaces, tmpdir } from 'node:os';
+import { startGateway, toYaml } from '../lib/gateway.mjs';
+import { PORTCULLIS_BIN, ROOT, haveGateway, haveMiniUpstream, upstreamCommands } from '../lib/paths.mjs';
 import { legacyInit, modernMeta, MODERN_VERSION } from '../lib/mcp.mjs';
 import { timeUntilClosed } from '../lib/rawhttp.mjs';
 import { openStream } from '../lib/stream.mjs';
@@ -414,36 +419,90 @@ test('slowloris: a request trickled a byte at a time is cut at request_timeout, 
   }
 });
 
-test('connections are capped: per address the newest go, in all new ones wait until some close', { skip, timeout: 60000 }, async () => {
-  const g = await startGateway({ limits: { max_connections: 6, max_connections_per_source: 4 }, upstreams: [] });
+// A non-loopback address of this machine (loopback shares nothing: the
+// per-address share does not apply to it).
+const hostAddr = Object.values(networkInterfaces()).flat().find((a) => !a.internal && a.family === 'IPv4')?.address;
+
+test('connections are capped per address: the newest idle ones go; loopback is exempt', { skip: skip || (!hostAddr && 'this machine has no non-loopback IPv4 address'), timeout: 60000 }, async () => {
+  // A network listener must have TLS or trusted proxies; a proxy list
+  // that does not match us leaves our address an ordinary client.
+  // A network listener also needs authentication: API keys, with a store
+  // made by the CLI.
+  const d = mkdtempSync(join(tmpdir(), 'portcullis-conns-'));
+  writeFileSync(join(d, 'pepper'), randomBytes(32).toString('hex'), { mode: 0o600 });
+  const auth = { api_keys: { store: join(d, 'keys.db'), pepper: `\${file:${join(d, 'pepper')}}` } };
+  writeFileSync(join(d, 'cli.yaml'), toYaml({ auth }));
+  const mk = spawnSync(PORTCULLIS_BIN, ['keys', 'create', '--principal', 'x', '-c', join(d, 'cli.yaml')], { encoding: 'utf8' });
+  assert.equal(mk.status, 0, mk.stderr);
+  const mk2 = spawnSync('bash', [join(ROOT, 'tests/tls/make-certs.sh'), join(d, 'pki')], { encoding: 'utf8', env: { ...process.env, CERT_DAYS: '365' } });
+  assert.equal(mk2.status, 0, mk2.stderr);
+  const key = JSON.parse(spawnSync(PORTCULLIS_BIN, ['keys', 'create', '--principal', 'y', '--json', '-c', join(d, 'cli.yaml')], { encoding: 'utf8' }).stdout).key;
+  const g = await startGateway({
+    auth,
+    listen: `${hostAddr}:0`,
+    tls: { cert: join(d, 'pki', 'server.crt'), key: join(d, 'pki', 'server.key') },
+    limits: { max_connections_per_source: 4 },
+    upstreams: [{ name: 'up', command: command(), timeout: '10s' }],
+  });
   const socks = [];
+  const idleAt = (host, port) => new Promise((resolve) => {
+    const s = connect({ port, host });
+    s.on('error', () => {});
+    s.closedAt = null;
+    s.on('close', () => (s.closedAt = Date.now()));
+    s.on('connect', () => resolve(s));
+  });
   try {
-    // Per address: 6 from one address, the 2 newest are closed.
-    for (let i = 0; i < 6; i++) socks.push(await idleConn(g.port));
+    for (let i = 0; i < 6; i++) socks.push(await idleAt(hostAddr, g.port));
     for (let i = 0; i < 40 && socks.filter((s) => s.closedAt).length < 2; i++) await new Promise((r) => setTimeout(r, 100));
     assert.deepEqual(socks.map((s) => s.closedAt !== null), [false, false, false, false, true, true]);
     assert.ok(g.logs.some((l) => /max_connections_per_source/.test(l.msg ?? '')));
     for (const s of socks) s.destroy();
     socks.length = 0;
+    await new Promise((r) => setTimeout(r, 600));
+    // Calls being answered are never cut for the share: six at once, each
+    // on its own connection, all answered.
+    const call = (id) => new Promise((resolve, reject) => {
+      const body = JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'up__sleep', arguments: { ms: 1500 }, _meta: modernMeta() } });
+      const req = httpsRequest({
+        host: hostAddr, port: g.port, path: '/mcp', method: 'POST', rejectUnauthorized: false, agent: false,
+        headers: { host: 'localhost', authorization: `Bearer ${key}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'content-length': Buffer.byteLength(body), 'mcp-protocol-version': MODERN_VERSION, 'mcp-method': 'tools/call', 'mcp-name': 'up__sleep' },
+      }, (res) => {
+        let t = '';
+        res.on('data', (c) => (t += c));
+        res.on('end', () => resolve({ status: res.statusCode, text: t }));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+    const all = await Promise.all([1, 2, 3, 4, 5, 6].map(call));
+    for (const r of all) assert.equal(r.status, 200, r.text);
   } finally {
     for (const s of socks) s.destroy();
     await g.stop();
+    rmSync(d, { recursive: true, force: true });
   }
-  // In all: trusted proxies are exempt from the per-address share, so
-  // 127.0.0.1 as a proxy can fill the listener.
-  const h = await startGateway({ trusted_proxies: ['127.0.0.1/32'], limits: { max_connections: 4, max_connections_per_source: 1 }, upstreams: [] });
+});
+
+test('connections are capped in all: new ones wait until some close', { skip, timeout: 60000 }, async () => {
+  // Loopback has no per-address share: 6 connections from it stay.
+  const h = await startGateway({ limits: { max_connections: 6, max_connections_per_source: 2 }, upstreams: [] });
+  const socks = [];
   try {
-    for (let i = 0; i < 4; i++) socks.push(await idleConn(h.port));
-    await h.waitForLog((l) => /limits.max_connections/.test(l.msg ?? ''), { timeoutMs: 5000 });
+    // All at once: the listener pauses as the sixth is counted, not at
+    // the next sweep (a burst would overshoot by what arrived meanwhile).
+    socks.push(...(await Promise.all([1, 2, 3, 4, 5, 6].map(() => idleConn(h.port)))));
     const ping = () => fetch(`http://127.0.0.1:${h.port}/mcp`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'x-forwarded-for': '203.0.113.9' },
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
       body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } } }),
     });
     let answered = false;
     const waiting = ping().then((r) => { answered = true; return r; });
     await new Promise((r) => setTimeout(r, 1000));
-    assert.equal(answered, false, 'a fifth connection waits');
+    assert.equal(answered, false, 'a seventh connection waits');
+    assert.ok(h.logs.some((l) => /limits.max_connections/.test(l.msg ?? '')));
+    assert.equal(socks.filter((s) => s.closedAt).length, 0, 'loopback is not held to the per-address share');
     socks.shift().destroy();
     const r = await waiting;
     assert.equal(r.status, 200);
