@@ -154,6 +154,19 @@ learn_source(const struct pc_conns *c, struct conn *k)
 	share_of(c->cfg, k->source, k->share, sizeof(k->share));
 }
 
+/* Full: the listener pauses (said at most every 10 s). */
+static void
+pause_full(struct pc_conns *c, uint64_t now)
+{
+	evconnlistener_disable(c->lev);
+	if (!c->paused && now - c->said_full_ms >= 10000) {
+		c->said_full_ms = now;
+		pc_warn("%zu connections open (limits.max_connections): new "
+		    "ones wait", c->n);
+	}
+	c->paused = true;
+}
+
 static void
 sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -194,13 +207,7 @@ sweep_cb(evutil_socket_t fd, short what, void *arg)
 	if (c->n >= l->max_connections) {
 		/* Again each time: a pause after accept() failed may have
 		 * resumed it meanwhile (admin.c). */
-		evconnlistener_disable(c->lev);
-		if (!c->paused && now - c->said_full_ms >= 10000) {
-			c->said_full_ms = now;
-			pc_warn("%zu connections open (limits.max_connections):"
-			    " new ones wait", c->n);
-		}
-		c->paused = true;
+		pause_full(c, now);
 	} else if (c->n < l->max_connections && c->paused) {
 		evconnlistener_enable(c->lev);
 		c->paused = false;
@@ -307,17 +314,8 @@ pc_conns_track(struct pc_conns *c, struct bufferevent *bev)
 	/* At once, not at the next sweep: libevent accepts until EAGAIN,
 	 * a burst would overshoot by a backlog. It stops accepting as soon
 	 * as a callback disables the listener. */
-	if (c->lev != NULL && c->n >= c->cfg->limits.max_connections) {
-		uint64_t now = pc_now_ms();
-
-		evconnlistener_disable(c->lev);
-		if (!c->paused && now - c->said_full_ms >= 10000) {
-			c->said_full_ms = now;
-			pc_warn("%zu connections open (limits.max_connections):"
-			    " new ones wait", c->n);
-		}
-		c->paused = true;
-	}
+	if (c->lev != NULL && c->n >= c->cfg->limits.max_connections)
+		pause_full(c, pc_now_ms());
 	return bev;
 }
 
