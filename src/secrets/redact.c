@@ -589,6 +589,75 @@ prefix_shape(const unsigned char *s, size_t len, size_t i, size_t *sec)
 	return 0;
 }
 
+static int
+hex_digit(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c |= 0x20;
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/*
+ * Known values in the percent-decoded view of s: encoders escape
+ * different sets (Go's userinfo escaping '@' '/' '?' ':', Python's quote()
+ * leaving '/', lowercase hex), so a value may appear with any mix of raw
+ * and escaped bytes, which no list of spellings covers. Each match marks
+ * the bytes of s it was decoded from. Out of memory: all of s is marked
+ * (fail closed). Whether anything was marked.
+ */
+static int
+scan_decoded(const struct pc_redactor *r, const unsigned char *s, size_t len,
+    uint8_t *m)
+{
+	unsigned char *d = malloc(len);
+	size_t *at = malloc(len * sizeof(*at)), n = 0;
+	int any = 0;
+
+	if (d == NULL || at == NULL) {
+		free(d);
+		free(at);
+		mark(m, 0, len);
+		return 1;
+	}
+	for (size_t i = 0; i < len; n++) {
+		int hi, lo;
+
+		at[n] = i;
+		if (s[i] == '%' && len - i > 2 &&
+		    (hi = hex_digit(s[i + 1])) >= 0 &&
+		    (lo = hex_digit(s[i + 2])) >= 0) {
+			d[n] = (unsigned char)(hi << 4 | lo);
+			i += 3;
+		} else {
+			d[n] = s[i++];
+		}
+	}
+	for (size_t j = 0; j + PC_REDACT_MIN_VALUE <= n; j++) {
+		unsigned pair = pair_of(d + j);
+
+		if (!((r->first2[pair >> 3] >> (pair & 7)) & 1))
+			continue;
+		for (uint32_t v = r->head[bucket_of(d + j)]; v != NO_VAL;
+		    v = r->vals[v].next) {
+			const struct rval *rv = &r->vals[v];
+			size_t last;
+
+			if (rv->len > n - j || memcmp(rv->p, d + j, rv->len) != 0)
+				continue;
+			/* From the first source byte to the end of the last
+			 * one (a "%XX" is three). */
+			last = j + rv->len - 1;
+			mark(m, at[j], last + 1 < n ? at[last + 1] : len);
+			any = 1;
+		}
+	}
+	explicit_bzero(d, n);
+	free(d);
+	free(at);
+	return any;
+}
+
 /* Mark every secret byte of s[0..len) in m; returns whether any. */
 static int
 scan(const struct pc_redactor *r, const unsigned char *s, size_t len,
@@ -628,6 +697,9 @@ scan(const struct pc_redactor *r, const unsigned char *s, size_t len,
 			any = 1;
 		}
 	}
+	if (r->nvals > 0 && memchr(s, '%', len) != NULL &&
+	    scan_decoded(r, s, len, m))
+		any = 1;
 	return any;
 }
 
@@ -770,15 +842,6 @@ put_str(char **o, size_t *len, size_t cap, const char *s, size_t n)
 	return true;
 }
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = (char)(c | 0x20);
-	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 /*
  * Copy the parameter list f..e ("a=1&token=x;b") to the output, the value
  * of each sensitive name replaced; false on NOMEM.
@@ -805,8 +868,8 @@ put_params(const struct pc_redactor *r, char **o, size_t *len, size_t cap,
 				int hi, lo;
 
 				if (*c == '%' && eq - c > 2 &&
-				    (hi = hexval(c[1])) >= 0 &&
-				    (lo = hexval(c[2])) >= 0) {
+				    (hi = hex_digit((unsigned char)c[1])) >= 0 &&
+				    (lo = hex_digit((unsigned char)c[2])) >= 0) {
 					name[nl++] = (char)(hi << 4 | lo);
 					c += 2;
 				} else {

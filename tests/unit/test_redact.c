@@ -271,6 +271,27 @@ test_key_collision(void **state)
  * cannot finish (here a secret that starts inside a UTF-8 sequence, so
  * the key left behind is no longer text), withheld whole rather than sent
  * half redacted. */
+/* A known value however an encoder escaped it: any mix of raw and %XX
+ * bytes, either case of hex. */
+static void
+test_percent_spellings(void **state)
+{
+	struct pc_redactor *r = mk();
+
+	(void)state;
+	assert_int_equal(pc_redactor_add_value(r, "abc+def/ghi1", 12), 0);
+	/* Go's userinfo escaping leaves '+' raw, escapes '/'. */
+	expect_text(r, "postgres://app:abc+def%2Fghi1@db",
+	    "postgres://app:<redacted>@db");
+	/* Python's quote() escapes '+', leaves '/'; lowercase hex. */
+	expect_text(r, "u=abc%2bdef/ghi1&x", "u=<redacted>&x");
+	expect_text(r, "all: abc%2Bdef%2Fghi1.", "all: <redacted>.");
+	/* Escapes that decode to something else are left alone. */
+	expect_text(r, "abc%2Cdef/ghi1 100% sure",
+	    "abc%2Cdef/ghi1 100% sure");
+	pc_redactor_free(r);
+}
+
 /* The head of a longer text: its last bytes may start a value cut off. */
 static void
 test_text_head(void **state)
@@ -675,6 +696,7 @@ main(void)
 		cmocka_unit_test(test_uri),
 		cmocka_unit_test(test_rpc_failure),
 		cmocka_unit_test(test_text_head),
+		cmocka_unit_test(test_percent_spellings),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
