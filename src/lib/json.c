@@ -1,5 +1,6 @@
 #include "json.h"
 #include "errors.h"
+#include "limits.h"
 
 #include <stdio.h>
 #include <stdbool.h>
@@ -276,4 +277,43 @@ pc_json_obj(const json_t *obj, const char *key)
 		return NULL;
 	v = json_object_get(obj, key);
 	return json_is_object(v) ? v : NULL;
+}
+
+static size_t
+weigh(const json_t *v, size_t cap, size_t sum, unsigned depth)
+{
+	const char *k;
+	json_t *e;
+	size_t i;
+
+	if (sum > cap || depth > PC_MAX_MAX_JSON_DEPTH)
+		return cap + 1;
+	switch (json_typeof(v)) {
+	case JSON_STRING:
+		return sum + json_string_length(v) + 2;
+	case JSON_OBJECT:
+		sum += 2;
+		json_object_foreach((json_t *)v, k, e) {
+			sum = weigh(e, cap, sum + strlen(k) + 4, depth + 1);
+			if (sum > cap)
+				return sum;
+		}
+		return sum;
+	case JSON_ARRAY:
+		sum += 2;
+		json_array_foreach(v, i, e) {
+			sum = weigh(e, cap, sum + 1, depth + 1);
+			if (sum > cap)
+				return sum;
+		}
+		return sum;
+	default:
+		return sum + 8;
+	}
+}
+
+size_t
+pc_json_weight(const json_t *v, size_t cap)
+{
+	return v != NULL ? weigh(v, cap, 0, 0) : 0;
 }

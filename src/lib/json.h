@@ -56,6 +56,10 @@ int pc_json_parse(const char *buf, size_t len, const struct pc_json_limits *lim,
  * larger than size means it did not fit; 0 means v cannot be written.
  */
 char *pc_json_dump(const json_t *v);
+/* The bytes v holds (its strings and keys, plus a few per value): what it
+ * costs in memory, close to its serialized size. Stops counting past cap
+ * (returns more than cap). */
+size_t pc_json_weight(const json_t *v, size_t cap);
 size_t pc_json_dumpb(const json_t *v, char *buf, size_t size);
 
 /* Shorthands that tolerate NULL and wrong types. */

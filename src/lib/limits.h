@@ -140,6 +140,13 @@
  * catalogue; a server that paginates forever is cut off here. */
 #define PC_MAX_CATALOG_PAGES         64u
 #define PC_MAX_CATALOG_ITEMS         10000u
+/* ...and bytes: one item (a tool with its description and schemas), and
+ * one kind of one upstream in all. A server whose list is bigger is
+ * truncated (its items past the budget are not offered), an item bigger
+ * is dropped: pages of up to max_line_bytes each would otherwise make the
+ * catalogue gigabytes. */
+#define PC_MAX_CATALOG_ITEM_BYTES    (1024u * 1024u)
+#define PC_MAX_CATALOG_BYTES         (32u * 1024u * 1024u)
 
 /* Tool and prompt names: the spec's SHOULD (1..128 chars), prefix included. */
 #define PC_MAX_NAME_LEN              128u

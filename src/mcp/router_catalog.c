@@ -15,6 +15,7 @@
 #include "../lib/limits.h"
 #include "../lib/log.h"
 #include "../lib/map.h"
+#include "../lib/json.h"
 #include "router_int.h"
 
 static const char *const list_method[PC_CAT__N] = {
@@ -142,7 +143,35 @@ on_page(void *arg, int err, json_t *msg)
 		refresh_end(rf, 1);
 		return;
 	}
-	json_array_extend(rf->acc, items);
+	{
+		size_t i, dropped = 0;
+		json_t *it;
+
+		json_array_foreach(items, i, it) {
+			size_t w = pc_json_weight(it, PC_MAX_CATALOG_ITEM_BYTES);
+
+			if (w > PC_MAX_CATALOG_ITEM_BYTES) {
+				dropped++;
+				continue;
+			}
+			if (rf->bytes + w > PC_MAX_CATALOG_BYTES) {
+				pc_warn("upstream '%s': %s over %u bytes; list "
+				    "truncated", pc_upstream_name(rf->slot->up),
+				    list_key[rf->kind], PC_MAX_CATALOG_BYTES);
+				refresh_end(rf, 1);
+				return;
+			}
+			rf->bytes += w;
+			if (json_array_append(rf->acc, it) != 0) {
+				refresh_end(rf, 0);
+				return;
+			}
+		}
+		if (dropped > 0)
+			pc_warn("upstream '%s': %zu of its %s over %u bytes each "
+			    "left out", pc_upstream_name(rf->slot->up), dropped,
+			    list_key[rf->kind], PC_MAX_CATALOG_ITEM_BYTES);
+	}
 	next = json_string_value(json_object_get(result, "nextCursor"));
 	if (next != NULL && *next != '\0') {
 		if (++rf->pages >= PC_MAX_CATALOG_PAGES) {
@@ -190,6 +219,7 @@ pc_refresh_start(struct pc_up_slot *slot, enum pc_cat_kind kind)
 	rf->kind = kind;
 	rf->busy = 1;
 	rf->pages = 0;
+	rf->bytes = 0;
 	rf->acc = json_array();
 	if (rf->acc == NULL) {
 		rf->busy = 0;

@@ -22,6 +22,7 @@ struct pc_refresh {
 	struct pc_up_slot *slot;
 	enum pc_cat_kind kind;
 	json_t *acc;		/* items gathered so far */
+	size_t bytes;		/* their weight (pc_json_weight) */
 	unsigned pages;
 	int busy;		/* a fetch is running */
 	int again;		/* list_changed arrived while busy */

@@ -353,6 +353,42 @@ test('upstream requests a client never answers expire after max_timeout: they do
   }
 });
 
+test('a huge catalogue is bounded in bytes: an item over 1 MiB is left out, a list over 32 MiB is truncated', { timeout: 120000 }, async () => {
+  const names = async (g) => {
+    const r = await modernRequest(g.url, 1, 'tools/list', { cursor: undefined });
+    const all = [];
+    let page = r.response?.result;
+    let id = 2;
+    while (page) {
+      all.push(...page.tools.map((t) => t.name));
+      if (!page.nextCursor) break;
+      page = (await modernRequest(g.url, id++, 'tools/list', { cursor: page.nextCursor })).response?.result;
+    }
+    return all;
+  };
+  const g = await startGateway({ upstreams: [{ name: 'a', command: [...upstreamCommands.mini(), '--big-tools', '2', '2000000'] }] });
+  try {
+    await g.waitForLog((l) => /over 1048576 bytes each left out/.test(l.msg ?? ''));
+    const got = await names(g);
+    assert.ok(got.includes('a__echo'), got.join(','));
+    assert.ok(!got.some((n) => n.startsWith('a__big')), got.join(','));
+  } finally {
+    await g.stop();
+  }
+  const h = await startGateway({
+    upstreams: [{ name: 'a', max_line_bytes: '64MiB', command: [...upstreamCommands.mini(), '--big-tools', '40', '1000000'] }],
+  });
+  try {
+    await h.waitForLog((l) => /tools over 33554432 bytes; list truncated/.test(l.msg ?? ''), { timeoutMs: 60000 });
+    const got = await names(h);
+    const big = got.filter((n) => n.startsWith('a__big'));
+    assert.ok(got.includes('a__echo'), 'the items before the budget stay');
+    assert.ok(big.length > 0 && big.length < 40, `${big.length} big tools`);
+  } finally {
+    await h.stop();
+  }
+});
+
 test('an elicitation caused by a 2025-03-26 batch member is refused at once (a batch has no stream to carry it)', async () => {
   const s = await legacyInit(gw.url, { version: '2025-03-26', capabilities: { elicitation: {} } });
   const r = await post(gw.url, [

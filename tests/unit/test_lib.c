@@ -428,6 +428,23 @@ json_writer_refuses(void **state)
 	json_decref(loop);
 }
 
+/* pc_json_weight: close to the serialized size, and it stops at cap. */
+static void
+json_weight(void **st)
+{
+	json_t *v = json_pack("{s:s, s:[i, s, {s:b}]}", "name", "abcdef",
+	    "list", 1, "xyz", "k", 1);
+	char *text = json_dumps(v, JSON_COMPACT);
+	size_t w = pc_json_weight(v, 1 << 20);
+
+	(void)st;
+	assert_true(w >= strlen(text) && w <= 3 * strlen(text));
+	assert_true(pc_json_weight(v, 10) > 10);
+	assert_int_equal(pc_json_weight(NULL, 10), 0);
+	free(text);
+	json_decref(v);
+}
+
 /* --- resolver ------------------------------------------------------------ */
 
 struct lookup_seen {
@@ -535,6 +552,7 @@ main(void)
 		cmocka_unit_test(util_read_and_b64url),
 		cmocka_unit_test(request_ids),
 		cmocka_unit_test(resolver_lookups),
+		cmocka_unit_test(json_weight),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
