@@ -212,8 +212,10 @@ int cfg_expand(struct cfg_ctx *ctx, const struct cfg_node *n, char **out,
 bool cfg_name_looks_secret(const char *name);
 /* Whether an environment variable's name says its value is a secret: a
  * '_'-separated word ending in KEY, TOKEN, SECRET, PASSWORD, PASSWD, PWD,
- * CREDENTIAL(S) or PASSPHRASE (stricter than cfg_name_looks_secret, which
- * errs towards refusing literals). */
+ * CREDENTIAL, PASSPHRASE, AUTH, AUTHORIZATION or PRIVATE (or one of them
+ * and an S), except PWD, OLDPWD and names ending in _SOCK or _SOCKET
+ * (SSH_AUTH_SOCK). Word-wise, unlike
+ * cfg_name_looks_secret, which errs towards refusing literals. */
 bool cfg_env_name_holds_secret(const char *name);
 /* [A-Za-z_][A-Za-z0-9_]* */
 bool cfg_env_name_ok(const char *name);

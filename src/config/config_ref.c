@@ -93,20 +93,36 @@ cfg_env_name_holds_secret(const char *name)
 {
 	static const char *const ends[] = {
 		"KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "PWD",
-		"CREDENTIAL", "CREDENTIALS", "PASSPHRASE",
+		"CREDENTIAL", "PASSPHRASE", "AUTH", "AUTHORIZATION", "PRIVATE",
 	};
-	const char *w = name;
+	/* Named like secrets, known not to be: a socket path, directories. */
+	static const char *const not_secret[] = {
+		"SSH_AUTH_SOCK", "PWD", "OLDPWD",
+	};
+	const char *w = name, *last = strrchr(name, '_');
 
-	/* Word by word ('_' separates): a word ending in one of these.
-	 * Substrings would take SSH_AUTH_SOCK, GIT_AUTHOR_NAME or KEYBOARD_*
-	 * for secrets and redact their values everywhere. */
+	for (size_t i = 0; i < sizeof(not_secret) / sizeof(not_secret[0]); i++)
+		if (strcasecmp(name, not_secret[i]) == 0)
+			return false;
+	/* ..._SOCK, ..._SOCKET: a socket's path (SSH_AUTH_SOCK and kin). */
+	last = last != NULL ? last + 1 : name;
+	if (strcasecmp(last, "SOCK") == 0 || strcasecmp(last, "SOCKET") == 0)
+		return false;
+	/* Word by word ('_' separates): a word ending in one of these, or
+	 * in one of these and an S (API_KEYS). Substrings would take
+	 * GIT_AUTHOR_NAME or KEYBOARD_* for secrets and redact their values
+	 * everywhere. */
 	while (*w != '\0') {
 		size_t n = strcspn(w, "_");
 
 		for (size_t i = 0; i < sizeof(ends) / sizeof(ends[0]); i++) {
 			size_t el = strlen(ends[i]);
+			size_t m = n > 0 && (w[n - 1] == 'S' || w[n - 1] == 's') ?
+			    n - 1 : n;
 
-			if (n >= el && strncasecmp(w + n - el, ends[i], el) == 0)
+			if ((n >= el && strncasecmp(w + n - el, ends[i], el) ==
+			    0) || (m >= el && m < n && strncasecmp(w + m - el,
+			    ends[i], el) == 0))
 				return true;
 		}
 		w += n;

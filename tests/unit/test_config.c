@@ -620,13 +620,20 @@ test_inherit_env_secrets(void **state)
 	setenv("PCT_OPENAI_API_KEY", "sk-inherited-value-123", 1);
 	setenv("PCT_GITHUB_ACCESSTOKEN", "ghp-inherited-value-456", 1);
 	setenv("PCT_SHORT_TOKEN", "abc", 1);
+	setenv("PCT_API_KEYS", "key-one,key-two", 1);
+	setenv("PCT_NPM_AUTH", "npm-auth-value-789", 1);
+	setenv("SSH_AUTH_SOCK", "/tmp/ssh-agent-real.sock", 1);
+	setenv("OLDPWD", "/home/somebody/work", 1);
 	assert_int_equal(load_str("upstreams:\n  - name: a\n    command: [x]\n"
 	    "    inherit_env: [PCT_SSH_AUTH_SOCK, PCT_GIT_AUTHOR_NAME, "
 	    "PCT_KEYBOARD_LAYOUT, PCT_OPENAI_API_KEY, PCT_GITHUB_ACCESSTOKEN, "
-	    "PCT_SHORT_TOKEN]\n", &cfg, &e), 0);
-	assert_int_equal(cfg->nsecrets, 2);
+	    "PCT_SHORT_TOKEN, PCT_API_KEYS, PCT_NPM_AUTH, SSH_AUTH_SOCK, "
+	    "OLDPWD]\n", &cfg, &e), 0);
+	assert_int_equal(cfg->nsecrets, 4);
 	assert_string_equal(cfg->secrets[0], "sk-inherited-value-123");
 	assert_string_equal(cfg->secrets[1], "ghp-inherited-value-456");
+	assert_string_equal(cfg->secrets[2], "key-one,key-two");
+	assert_string_equal(cfg->secrets[3], "npm-auth-value-789");
 	pc_config_free(cfg);
 	pc_config_errors_free(&e);
 }
