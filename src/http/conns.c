@@ -37,6 +37,7 @@
 struct conn {
 	struct bufferevent *bev;	/* one reference is ours */
 	uint64_t idle_since_ms;		/* start, or end of the last answer */
+	uint64_t last_in_ms;		/* the last bytes received */
 	bool busy;			/* a request is being answered */
 	bool closing;			/* shut down by us */
 	char source[64];		/* "" until the descriptor is known */
@@ -190,13 +191,14 @@ sweep_cb(evutil_socket_t fd, short what, void *arg)
 			shut(k, "no whole request within request_timeout",
 			    now, &c->said_slow_ms);
 		/* Oldest first: the newest of an address past its share go,
-		 * once idle for a moment (a call being answered is never cut
-		 * here, nor one whose request is on its way; its connection
-		 * counts all the same). */
+		 * once quiet for a moment: a call being answered is never cut
+		 * here, nor a request still arriving (request_timeout bounds
+		 * that); they count all the same. */
 		if (per != NULL && k->share[0] != '\0' && !k->closing &&
 		    pc_map_add(per, k->share, 1) >
 		    (long)l->max_connections_per_source && !k->busy &&
-		    now - k->idle_since_ms >= CONNS_SHARE_GRACE_MS)
+		    now - k->idle_since_ms >= CONNS_SHARE_GRACE_MS &&
+		    now - k->last_in_ms >= CONNS_SHARE_GRACE_MS)
 			shut(k, "more connections from this address than "
 			    "limits.max_connections_per_source", now,
 			    &c->said_source_ms);
@@ -275,8 +277,12 @@ input_added(struct evbuffer *buf, const struct evbuffer_cb_info *info,
 	struct conn *k = arg;
 
 	(void)buf;
-	if (info->n_added > 0 && gone(k))
+	if (info->n_added == 0)
+		return;
+	if (gone(k))
 		bufferevent_disable(k->bev, EV_READ | EV_WRITE);
+	else
+		k->last_in_ms = pc_now_ms();
 }
 
 struct bufferevent *

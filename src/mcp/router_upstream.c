@@ -133,8 +133,8 @@ needed_capability(const char *method)
 }
 
 /*
- * Every string in v (not object keys) through the redactor's values and
- * credential shapes. Not its key-name rules: in a request the names are
+ * Every string in v (not object keys, nor numbers: a server's request
+ * quotes text) through the redactor's values and credential shapes. Not its key-name rules: in a request the names are
  * the server's own (an elicitation's form field "password" is a schema to
  * fill in, not a secret), and replacing their values would break it.
  * 0, or PC_E_NOMEM / PC_E_LIMIT (deeper than any message the gateway
@@ -156,12 +156,14 @@ redact_strings(const struct pc_redactor *red, json_t *v, unsigned depth)
 
 		if (t == NULL)
 			return PC_E_NOMEM;
-		if (strlen(t) != json_string_length(v) ||
-		    memcmp(t, json_string_value(v), strlen(t)) != 0)
-			rc = json_string_setn(v, t, strlen(t)) == 0 ? 0 :
-			    PC_E_NOMEM;
-		else
-			rc = 0;
+		rc = 0;
+		/* A match that split a UTF-8 sequence leaves no text: the
+		 * whole string goes instead. */
+		if ((strlen(t) != json_string_length(v) ||
+		    memcmp(t, json_string_value(v), strlen(t)) != 0) &&
+		    json_string_setn(v, t, strlen(t)) != 0 &&
+		    json_string_set(v, PC_REDACTED) != 0)
+			rc = PC_E_NOMEM;
 		free(t);
 		return rc;
 	}

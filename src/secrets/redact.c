@@ -542,7 +542,8 @@ jwt_shape(const unsigned char *s, size_t len, size_t i)
  * masked. Random material, not words: after the prefix, a run of at least
  * `min` characters (letters and digits only where the service's tokens
  * are), one unbroken stretch of letters and digits at least `seg` long
- * in it, and not followed by more word characters
+ * in it (short where the prefix alone is distinctive and the body may
+ * hold '-' and '_' anywhere), and not followed by more word characters
  * ("npm_config_strict_peer_dependencies", "sk-quarterly-report-2024.pdf"
  * are not tokens). Returns the token's end and sets *sec, or 0. */
 static size_t
@@ -557,12 +558,12 @@ prefix_shape(const unsigned char *s, size_t len, size_t i, size_t *sec)
 		{ "ghu_", 36, 36, true }, { "ghs_", 36, 36, true },
 		{ "ghr_", 36, 36, true },		/* GitHub */
 		{ "github_pat_", 60, 20, false },
-		{ "glpat-", 20, 10, false },		/* GitLab */
+		{ "glpat-", 20, 4, false },		/* GitLab */
 		{ "sk-", 32, 20, false },		/* OpenAI, Anthropic */
 		{ "xoxb-", 30, 16, false }, { "xoxp-", 30, 16, false },
 		{ "xoxa-", 30, 16, false }, { "xoxr-", 30, 16, false },
 		{ "xapp-", 30, 16, false },		/* Slack */
-		{ "AIza", 35, 12, false },		/* Google API keys */
+		{ "AIza", 35, 4, false },		/* Google API keys */
 		{ "npm_", 36, 36, true },		/* npm */
 		{ "hf_", 30, 30, true },		/* Hugging Face */
 	};
@@ -796,6 +797,106 @@ has_secret(const struct pc_redactor *r, const char *s, size_t len)
 	return any;
 }
 
+/* Whether some known value starts with s[0..n) and is longer. */
+static bool
+starts_value(const struct pc_redactor *r, const unsigned char *s, size_t n)
+{
+	unsigned pair;
+
+	if (n >= 4) {
+		for (uint32_t v = r->head[bucket_of(s)]; v != NO_VAL;
+		    v = r->vals[v].next)
+			if (r->vals[v].len > n && memcmp(r->vals[v].p, s, n) == 0)
+				return true;
+		return false;
+	}
+	/* Too short for the chains: any value starting with these bytes
+	 * counts (a few bytes more dropped at most). */
+	if (n >= 2) {
+		pair = pair_of(s);
+		return (r->first2[pair >> 3] >> (pair & 7)) & 1;
+	}
+	for (unsigned b = 0; b < 256; b++) {
+		pair = (unsigned)s[0] | (b << 8);
+		if ((r->first2[pair >> 3] >> (pair & 7)) & 1)
+			return true;
+	}
+	return false;
+}
+
+/* A credential shape still open at the end of s[0..len): the start of
+ * the token run it would have masked, or len. */
+static size_t
+open_shape(const unsigned char *s, size_t len)
+{
+	static const char *const starts[] = {
+		"eyJ", "pcs_", "ghp_", "gho_", "ghu_", "ghs_", "ghr_",
+		"github_pat_", "glpat-", "sk-", "xoxb-", "xoxp-", "xoxa-",
+		"xoxr-", "xapp-", "AIza", "npm_", "hf_",
+	};
+	size_t j = len;
+
+	while (j > 0 && (is_tok68(s[j - 1]) || s[j - 1] == '.'))
+		j--;
+	if (j == len)
+		return len;
+	for (size_t i = 0; i < sizeof(starts) / sizeof(starts[0]); i++) {
+		size_t pl = strlen(starts[i]);
+
+		/* The run may hold several words ("a.b_c"): any of its
+		 * tokens that starts like a credential counts. */
+		for (size_t k = j; k + 1 <= len; k++)
+			if ((k == j || !is_b64url(s[k - 1])) &&
+			    (len - k < pl ? memcmp(s + k, starts[i], len - k) :
+			    memcmp(s + k, starts[i], pl)) == 0)
+				return k;
+	}
+	/* After "Bearer " or "Basic ": the run is its token. */
+	if (j >= 7 && (strncasecmp((const char *)s + j - 7, "bearer ", 7) == 0))
+		return j;
+	if (j >= 6 && (strncasecmp((const char *)s + j - 6, "basic ", 6) == 0))
+		return j;
+	return len;
+}
+
+/*
+ * Where a head cut from a longer text must end: before the first byte
+ * that may start a known value (a longer one than what is left) or a
+ * credential shape cut off, and on a UTF-8 boundary.
+ */
+static size_t
+cut_point(const struct pc_redactor *r, const unsigned char *s, size_t len)
+{
+	size_t from = r->maxlen > 1 && len > r->maxlen - 1 ?
+	    len - (r->maxlen - 1) : 0, keep = len;
+
+	if (r->nvals > 0)
+		for (size_t i = from; i < len; i++)
+			if (starts_value(r, s + i, len - i)) {
+				keep = i;
+				break;
+			}
+	{
+		size_t sh = open_shape(s, keep);
+
+		if (sh < keep)
+			keep = sh;
+	}
+	/* A UTF-8 sequence left incomplete at the end goes too. */
+	{
+		size_t b = keep, cont = 0;
+
+		while (b > 0 && (s[b - 1] & 0xC0) == 0x80 && cont < 3) {
+			b--;
+			cont++;
+		}
+		if (b > 0 && s[b - 1] >= 0xC0 && cont + 1 < (s[b - 1] >= 0xF0 ?
+		    4u : s[b - 1] >= 0xE0 ? 3u : 2u))
+			keep = b - 1;
+	}
+	return keep;
+}
+
 char *
 pc_redact_text(const struct pc_redactor *r, const char *s, size_t len)
 {
@@ -812,10 +913,8 @@ pc_redact_text_head(const struct pc_redactor *r, const char *s, size_t len,
 
 	if (r == NULL || (s == NULL && len > 0))
 		return NULL;
-	/* The last maxlen - 1 bytes of a head may hold the start of a known
-	 * value whose rest was cut off: no longer recognisable, they go. */
-	if (cut && r->maxlen > 1)
-		keep = len > r->maxlen - 1 ? len - (r->maxlen - 1) : 0;
+	if (cut)
+		keep = cut_point(r, (const unsigned char *)s, len);
 	if (keep == 0)
 		return calloc(1, 1);
 	rc = redact_bytes(r, s, len, keep, &o, &n);
@@ -939,9 +1038,20 @@ pc_redact_uri(const struct pc_redactor *r, const char *uri)
 	 * whole. */
 	auth = strstr(uri, "://");
 	if (auth != NULL && auth < stop && valid_scheme(uri, auth)) {
-		const char *as = auth + 3, *at = NULL, *colon;
+		const char *as = auth + 3, *at = NULL, *colon, *slash;
+		const char *lim = stop;
 
-		for (const char *c = as; c < stop; c++)
+		/* Past a '/' only when what precedes it could be a password:
+		 * not an empty authority (file:///C:/x/@types) and not a
+		 * port (localhost:5173/@vite). */
+		slash = memchr(as, '/', (size_t)(stop - as));
+		colon = slash != NULL ? memchr(as, ':', (size_t)(slash - as)) :
+		    NULL;
+		if (slash == as || (colon != NULL && colon + 1 < slash &&
+		    strspn(colon + 1, "0123456789") == (size_t)(slash - colon -
+		    1)))
+			lim = slash;
+		for (const char *c = as; c < lim; c++)
 			if (*c == '@')
 				at = c;
 		colon = at != NULL ? memchr(as, ':', (size_t)(at - as)) : NULL;

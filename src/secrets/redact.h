@@ -92,12 +92,12 @@ int pc_redact_json_needed(const struct pc_redactor *r, const json_t *v,
  * (or a NULL r / s with len > 0). r may not be NULL.
  */
 char *pc_redact_text(const struct pc_redactor *r, const char *s, size_t len);
-/* The same for s[0..len) cut from a longer text when cut is true: its last
- * bytes may hold the start of a known value whose rest was cut off, which
- * no longer matches, so the output covers only the input before the last
- * (longest value - 1) bytes (empty when the head is no longer than that).
- * For text cut before it is logged (an overlong line of a child's
- * stderr). */
+/* The same for s[0..len) cut from a longer text when cut is true: its end
+ * may hold the start of a known value, or of a credential shape, whose rest
+ * was cut off and which no longer matches; the output covers only the
+ * input before the first byte that could start one (and ends on a UTF-8
+ * boundary). For text cut before it is logged (an overlong line of a
+ * child's stderr). */
 char *pc_redact_text_head(const struct pc_redactor *r, const char *s,
     size_t len, bool cut);
 

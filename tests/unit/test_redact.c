@@ -307,10 +307,24 @@ test_text_head(void **state)
 	assert_string_equal(o, "x=<redacted> y=SECRETVAL");	/* whole */
 	free(o);
 	o = pc_redact_text_head(r, t, strlen(t), true);
-	assert_string_equal(o, "x=<redacted>");
+	assert_string_equal(o, "x=<redacted> y=");	/* only what could be */
 	free(o);
-	o = pc_redact_text_head(r, "short", 5, true);	/* all of it could be */
-	assert_string_equal(o, "");
+	o = pc_redact_text_head(r, "short", 5, true);
+	assert_string_equal(o, "short");
+	free(o);
+	/* A credential shape cut off: its run goes; a split UTF-8 sequence
+	 * too. */
+	o = pc_redact_text_head(r, "token ghp_16C7e42F292c", 22, true);
+	assert_string_equal(o, "token ");
+	free(o);
+	o = pc_redact_text_head(r, "auth: Bearer abc", 16, true);
+	assert_string_equal(o, "auth: Bearer ");
+	free(o);
+	o = pc_redact_text_head(r, "caf\xc3\xa9 ok SECR", 13, true);
+	assert_string_equal(o, "caf\xc3\xa9 ok ");
+	free(o);
+	o = pc_redact_text_head(r, "caf\xc3", 4, true);
+	assert_string_equal(o, "caf");
 	free(o);
 	pc_redactor_free(r);
 }
@@ -493,6 +507,11 @@ test_uri(void **state)
 	expect_uri(r, "https://ghp_16C7e42F292c6912E7710c8@github.com/o/r",
 	    "https://<redacted>@github.com/o/r");
 	expect_uri(r, "ssh://git@github.com/o/r", "ssh://git@github.com/o/r");
+	/* A '@' in the path after an empty authority or a port is a path. */
+	expect_uri(r, "file:///C:/Users/a/node_modules/@types/node/fs.d.ts",
+	    "file:///C:/Users/a/node_modules/@types/node/fs.d.ts");
+	expect_uri(r, "http://localhost:5173/@vite/client",
+	    "http://localhost:5173/@vite/client");
 	expect_uri(r, "https://h/p?api%5Fkey=K1&access+token=K2&ok%3D=1",
 	    "https://h/p?api%5Fkey=<redacted>&access+token=<redacted>&ok%3D=1");
 	/* OAuth's implicit flow puts the token in the fragment. */
@@ -540,6 +559,8 @@ test_text_shapes(void **state)
 	    "xoxb-<redacted>");
 	expect_text(r, "k=AIzaSyA1234567890abcdefghijklmnopqrstuv",
 	    "k=AIza<redacted>");
+	/* Bodies with '-' and '_' anywhere, as GitLab's and Google's are. */
+	expect_text(r, "glpat-abcdEFGH1-jklmn_pqrs x", "glpat-<redacted> x");
 	/* Identifiers and names that start like tokens are not tokens. */
 	expect_text(r, "npm_config_strict_peer_dependencies=true "
 	    "/srv/sk-quarterly-report-2024-final-version.pdf "
