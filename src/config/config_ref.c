@@ -116,9 +116,10 @@ cfg_env_name_holds_secret(const char *name)
 		size_t n = strcspn(w, "_");
 
 		for (size_t i = 0; i < sizeof(ends) / sizeof(ends[0]); i++) {
-			size_t el = strlen(ends[i]);
-			size_t m = n > 0 && (w[n - 1] == 'S' || w[n - 1] == 's') ?
-			    n - 1 : n;
+			size_t el = strlen(ends[i]), m = n;
+
+			if (n > 0 && (w[n - 1] == 'S' || w[n - 1] == 's'))
+				m = n - 1;
 
 			if ((n >= el && strncasecmp(w + n - el, ends[i], el) ==
 			    0) || (m >= el && m < n && strncasecmp(w + m - el,

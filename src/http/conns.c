@@ -391,10 +391,10 @@ pc_conns_check_fds(const struct pc_config *cfg)
 	}
 	if ((rlim_t)cfg->limits.max_connections + CONNS_FD_RESERVE >
 	    rl.rlim_cur)
-		pc_warn("limits.max_connections (%u) is close to the open files "
-		    "limit (%llu): accept() may run out of descriptors first, "
-		    "and upstreams and the audit log need theirs; lower it or "
-		    "raise the limit", cfg->limits.max_connections,
+		pc_warn("limits.max_connections (%u) is close to the open "
+		    "files limit (%llu): accept() may run out of descriptors "
+		    "first, and upstreams and the audit log need theirs; "
+		    "lower it or raise the limit", cfg->limits.max_connections,
 		    (unsigned long long)rl.rlim_cur);
 }
 

@@ -1308,7 +1308,8 @@ pc_http_free(struct pc_http *h)
 		event_free(h->accept_pause);
 	pc_http_unguard(h, NULL);
 	evhttp_free(h->mcp);
-	pc_conns_free(h->conns);	/* after: evhttp freed the connections */
+	/* After evhttp_free: it has freed the connections. */
+	pc_conns_free(h->conns);
 	pc_tls_free(h->tls);
 	free(h);
 }

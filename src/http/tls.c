@@ -170,7 +170,8 @@ ticket_key_cb(SSL *s, unsigned char *name, unsigned char *iv,
 {
 	struct pc_tls_tickets *tk;
 	struct pc_tls_tkey *k = NULL;
-	uint64_t now = pc_tls_now_ms(), period = PC_TLS_TICKET_ROTATE_S * 1000ull;
+	uint64_t now = pc_tls_now_ms();
+	uint64_t period = PC_TLS_TICKET_ROTATE_S * 1000ull;
 	int ret = 1;
 
 	tk = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(s), tickets_idx);

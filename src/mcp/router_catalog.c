@@ -112,6 +112,42 @@ refresh_end(struct pc_refresh *rf, int ok)
 	}
 }
 
+/*
+ * Add a page's items to rf->acc within the byte budgets: an item over
+ * PC_MAX_CATALOG_ITEM_BYTES is left out (warned), and past
+ * PC_MAX_CATALOG_BYTES the list stops. 0, 1 (stopped: keep what came
+ * before), or PC_E_NOMEM.
+ */
+static int
+take_items(struct pc_refresh *rf, json_t *items)
+{
+	size_t i, dropped = 0;
+	json_t *it;
+
+	json_array_foreach(items, i, it) {
+		size_t w = pc_json_weight(it, PC_MAX_CATALOG_ITEM_BYTES);
+
+		if (w > PC_MAX_CATALOG_ITEM_BYTES) {
+			dropped++;
+			continue;
+		}
+		if (rf->bytes + w > PC_MAX_CATALOG_BYTES) {
+			pc_warn("upstream '%s': %s over %u bytes; list truncated",
+			    pc_upstream_name(rf->slot->up), list_key[rf->kind],
+			    PC_MAX_CATALOG_BYTES);
+			return 1;
+		}
+		rf->bytes += w;
+		if (json_array_append(rf->acc, it) != 0)
+			return PC_E_NOMEM;
+	}
+	if (dropped > 0)
+		pc_warn("upstream '%s': %zu of its %s over %u bytes each left "
+		    "out", pc_upstream_name(rf->slot->up), dropped,
+		    list_key[rf->kind], PC_MAX_CATALOG_ITEM_BYTES);
+	return 0;
+}
+
 static void
 on_page(void *arg, int err, json_t *msg)
 {
@@ -143,34 +179,15 @@ on_page(void *arg, int err, json_t *msg)
 		refresh_end(rf, 1);
 		return;
 	}
-	{
-		size_t i, dropped = 0;
-		json_t *it;
-
-		json_array_foreach(items, i, it) {
-			size_t w = pc_json_weight(it, PC_MAX_CATALOG_ITEM_BYTES);
-
-			if (w > PC_MAX_CATALOG_ITEM_BYTES) {
-				dropped++;
-				continue;
-			}
-			if (rf->bytes + w > PC_MAX_CATALOG_BYTES) {
-				pc_warn("upstream '%s': %s over %u bytes; list "
-				    "truncated", pc_upstream_name(rf->slot->up),
-				    list_key[rf->kind], PC_MAX_CATALOG_BYTES);
-				refresh_end(rf, 1);
-				return;
-			}
-			rf->bytes += w;
-			if (json_array_append(rf->acc, it) != 0) {
-				refresh_end(rf, 0);
-				return;
-			}
-		}
-		if (dropped > 0)
-			pc_warn("upstream '%s': %zu of its %s over %u bytes each "
-			    "left out", pc_upstream_name(rf->slot->up), dropped,
-			    list_key[rf->kind], PC_MAX_CATALOG_ITEM_BYTES);
+	switch (take_items(rf, items)) {
+	case 0:
+		break;
+	case 1:
+		refresh_end(rf, 1);	/* truncated at the byte budget */
+		return;
+	default:
+		refresh_end(rf, 0);
+		return;
 	}
 	next = json_string_value(json_object_get(result, "nextCursor"));
 	if (next != NULL && *next != '\0') {

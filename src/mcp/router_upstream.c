@@ -134,9 +134,10 @@ needed_capability(const char *method)
 
 /*
  * Every string in v (not object keys, nor numbers: a server's request
- * quotes text) through the redactor's values and credential shapes. Not its key-name rules: in a request the names are
- * the server's own (an elicitation's form field "password" is a schema to
- * fill in, not a secret), and replacing their values would break it.
+ * quotes text) through the redactor's values and credential shapes. Not
+ * its key-name rules: in a request the names are the server's own (an
+ * elicitation's form field "password" is a schema to fill in, not a
+ * secret), and replacing their values would break it.
  * 0, or PC_E_NOMEM / PC_E_LIMIT (deeper than any message the gateway
  * parses): the request is then not sent.
  */
@@ -208,8 +209,8 @@ to_client(struct pc_router *r, struct pc_up_slot *slot, json_t *msg)
 			int rc = redact_strings(r->redactor, params, 0);
 
 			if (rc != 0) {
-				pc_warn("upstream '%s': a %s request that could "
-				    "not be redacted was refused",
+				pc_warn("upstream '%s': a %s request that "
+				    "could not be redacted was refused",
 				    pc_upstream_name(slot->up), m ? m : "?");
 				json_decref(fwd);
 				return NULL;

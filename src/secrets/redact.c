@@ -644,7 +644,8 @@ scan_decoded(const struct pc_redactor *r, const unsigned char *s, size_t len,
 			const struct rval *rv = &r->vals[v];
 			size_t last;
 
-			if (rv->len > n - j || memcmp(rv->p, d + j, rv->len) != 0)
+			if (rv->len > n - j ||
+			    memcmp(rv->p, d + j, rv->len) != 0)
 				continue;
 			/* From the first source byte to the end of the last
 			 * one (a "%XX" is three). */
@@ -806,7 +807,8 @@ starts_value(const struct pc_redactor *r, const unsigned char *s, size_t n)
 	if (n >= 4) {
 		for (uint32_t v = r->head[bucket_of(s)]; v != NO_VAL;
 		    v = r->vals[v].next)
-			if (r->vals[v].len > n && memcmp(r->vals[v].p, s, n) == 0)
+			if (r->vals[v].len > n &&
+			    memcmp(r->vals[v].p, s, n) == 0)
 				return true;
 		return false;
 	}
@@ -941,6 +943,28 @@ put_str(char **o, size_t *len, size_t cap, const char *s, size_t n)
 	return true;
 }
 
+/* A parameter name f..e percent-decoded, '+' as a space, into out (room
+ * for e - f + 1 bytes): its length. */
+static size_t
+decode_name(const char *f, const char *e, char *out)
+{
+	size_t n = 0;
+	int hi, lo;
+
+	for (const char *c = f; c < e; c++) {
+		if (*c == '%' && e - c > 2 &&
+		    (hi = hex_digit((unsigned char)c[1])) >= 0 &&
+		    (lo = hex_digit((unsigned char)c[2])) >= 0) {
+			out[n++] = (char)(hi << 4 | lo);
+			c += 2;
+		} else {
+			out[n++] = *c == '+' ? ' ' : *c;
+		}
+	}
+	out[n] = '\0';
+	return n;
+}
+
 /*
  * Copy the parameter list f..e ("a=1&token=x;b") to the output, the value
  * of each sensitive name replaced; false on NOMEM.
@@ -961,21 +985,8 @@ put_params(const struct pc_redactor *r, char **o, size_t *len, size_t cap,
 		if (eq != NULL && (size_t)(eq - f) < sizeof(name)) {
 			/* Judged as the server reads it: "api%5Fkey" and
 			 * "access+token" are api_key and "access token". */
-			size_t nl = 0;
+			size_t nl = decode_name(f, eq, name);
 
-			for (const char *c = f; c < eq; c++) {
-				int hi, lo;
-
-				if (*c == '%' && eq - c > 2 &&
-				    (hi = hex_digit((unsigned char)c[1])) >= 0 &&
-				    (lo = hex_digit((unsigned char)c[2])) >= 0) {
-					name[nl++] = (char)(hi << 4 | lo);
-					c += 2;
-				} else {
-					name[nl++] = *c == '+' ? ' ' : *c;
-				}
-			}
-			name[nl] = '\0';
 			hide = memchr(name, '\0', nl) != NULL ||
 			    key_sensitive(r, name);
 		} else if (eq != NULL) {

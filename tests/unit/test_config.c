@@ -604,9 +604,9 @@ struct tmp {
 	char sec[128];
 };
 
-/* Setup/teardown, so that a failed assertion still removes the files. */
-/* inherit_env: values whose name says secret are known to the redactor;
- * SSH_AUTH_SOCK, GIT_AUTHOR_NAME and short values are not. */
+/* inherit_env: values whose name says secret are known to the redactor
+ * (plurals, AUTH words too); sockets, GIT_AUTHOR_NAME, PWD and short
+ * values are not. */
 static void
 test_inherit_env_secrets(void **state)
 {
@@ -638,6 +638,7 @@ test_inherit_env_secrets(void **state)
 	pc_config_errors_free(&e);
 }
 
+/* Setup/teardown, so that a failed assertion still removes the files. */
 static int
 tmp_setup(void **state)
 {

@@ -267,10 +267,6 @@ test_key_collision(void **state)
 	pc_redactor_free(r);
 }
 
-/* A failure on its way to a client: redacted; and when the redaction
- * cannot finish (here a secret that starts inside a UTF-8 sequence, so
- * the key left behind is no longer text), withheld whole rather than sent
- * half redacted. */
 /* A known value however an encoder escaped it: any mix of raw and %XX
  * bytes, either case of hex. */
 static void
@@ -329,6 +325,10 @@ test_text_head(void **state)
 	pc_redactor_free(r);
 }
 
+/* A failure on its way to a client: redacted; and when the redaction
+ * cannot finish (here a secret that starts inside a UTF-8 sequence, so
+ * the key left behind is no longer text), withheld whole rather than sent
+ * half redacted. */
 static void
 test_rpc_failure(void **state)
 {
