@@ -611,10 +611,20 @@ static int
 scan_decoded(const struct pc_redactor *r, const unsigned char *s, size_t len,
     uint8_t *m)
 {
-	unsigned char *d = malloc(len);
-	size_t *at = malloc(len * sizeof(*at)), n = 0;
+	const unsigned char *p = s, *end = s + len;
+	unsigned char *d;
+	uint32_t *at;			/* strings are far below 4 GiB */
+	size_t n = 0;
 	int any = 0;
 
+	/* Only a real escape makes a different view ("100%" does not). */
+	while ((p = memchr(p, '%', (size_t)(end - p))) != NULL &&
+	    !(end - p > 2 && hex_digit(p[1]) >= 0 && hex_digit(p[2]) >= 0))
+		p++;
+	if (p == NULL || len > UINT32_MAX)
+		return 0;
+	d = malloc(len);
+	at = malloc(len * sizeof(*at));
 	if (d == NULL || at == NULL) {
 		free(d);
 		free(at);
@@ -624,7 +634,7 @@ scan_decoded(const struct pc_redactor *r, const unsigned char *s, size_t len,
 	for (size_t i = 0; i < len; n++) {
 		int hi, lo;
 
-		at[n] = i;
+		at[n] = (uint32_t)i;
 		if (s[i] == '%' && len - i > 2 &&
 		    (hi = hex_digit(s[i + 1])) >= 0 &&
 		    (lo = hex_digit(s[i + 2])) >= 0) {
