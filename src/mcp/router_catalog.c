@@ -132,9 +132,9 @@ take_items(struct pc_refresh *rf, json_t *items)
 			continue;
 		}
 		if (rf->bytes + w > PC_MAX_CATALOG_BYTES) {
-			pc_warn("upstream '%s': %s over %u bytes; list truncated",
-			    pc_upstream_name(rf->slot->up), list_key[rf->kind],
-			    PC_MAX_CATALOG_BYTES);
+			pc_warn("upstream '%s': %s over %u bytes; list "
+			    "truncated", pc_upstream_name(rf->slot->up),
+			    list_key[rf->kind], PC_MAX_CATALOG_BYTES);
 			return 1;
 		}
 		rf->bytes += w;
