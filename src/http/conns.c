@@ -61,10 +61,19 @@ struct pc_conns {
 	uint64_t said_full_ms, said_source_ms, said_slow_ms;
 };
 
+/* The map's key: the address in hex (no printf on the request path). */
 static void
 bev_key(const struct bufferevent *bev, char *out, size_t n)
 {
-	snprintf(out, n, "%p", (const void *)bev);
+	static const char hex[] = "0123456789abcdef";
+	uintptr_t v = (uintptr_t)bev;
+	size_t i = 0;
+
+	while (i + 1 < n && (i == 0 || v != 0)) {
+		out[i++] = hex[v & 15];
+		v >>= 4;
+	}
+	out[i] = '\0';
 }
 
 static void
