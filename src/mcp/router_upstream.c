@@ -98,6 +98,21 @@ hook_notification(struct pc_upstream *up, json_t *msg, void *call_arg,
 	} else if (strcmp(m, "notifications/resources/updated") == 0) {
 		const char *uri = json_string_value(json_object_get(params, "uri"));
 		char *e = uri ? pc_catalog_expose_uri(r->cat, slot->idx, uri) : NULL;
+		char *orig = NULL;
+		size_t owner;
+
+		/* An unprefixed upstream's URI that routes to another
+		 * upstream ("fs+file:///x" from it) would tell that one's
+		 * subscribers of a change it never made. */
+		if (e != NULL && pc_catalog_resolve_uri(r->cat, e, &owner,
+		    &orig) == 0 && owner != slot->idx) {
+			pc_warn("upstream '%s': resources/updated for a URI "
+			    "another upstream owns: dropped",
+			    pc_upstream_name(slot->up));
+			free(e);
+			e = NULL;
+		}
+		free(orig);
 		if (e != NULL) {
 			json_t *n = json_pack("{s:s, s:s, s:{s:s}}", "jsonrpc",
 			    "2.0", "method", m, "params", "uri", e);

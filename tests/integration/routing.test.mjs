@@ -389,6 +389,33 @@ test('a huge catalogue is bounded in bytes: an item over 1 MiB is left out, a li
   }
 });
 
+test('an unprefixed upstream cannot announce a change to another upstream\'s resource', async () => {
+  const g = await startGateway({
+    upstreams: [
+      { name: 'fs', prefix: 'fs', command: upstreamCommands.mini() },
+      { name: 'u', prefix: '', command: upstreamCommands.mini() },
+    ],
+  });
+  try {
+    const s = await legacyInit(g.url);
+    const get = await openStream(g.url, { method: 'GET', headers: s.headers });
+    assert.ok((await s.request(1, 'resources/subscribe', { uri: 'fs+mini://hello' })).response?.result);
+    // The unprefixed one claims fs+mini://hello changed: not passed on.
+    const lie = await s.request(2, 'tools/call', { name: 'touch', arguments: { uri: 'fs+mini://hello', always: true } });
+    assert.ok(lie.response?.result, lie.text);
+    await g.waitForLog((l) => /another upstream owns: dropped/.test(l.msg ?? ''));
+    assert.ok(await get.none(300), 'the subscriber heard nothing');
+    // The owner's own announcement still arrives.
+    assert.equal((await s.request(3, 'tools/call', { name: 'fs__touch', arguments: { uri: 'mini://hello' } })).response?.result?.content?.[0]?.text, 'updated');
+    const u = await get.next();
+    assert.equal(u?.params?.uri, 'fs+mini://hello');
+    get.abort();
+    await s.close();
+  } finally {
+    await g.stop();
+  }
+});
+
 test('an elicitation caused by a 2025-03-26 batch member is refused at once (a batch has no stream to carry it)', async () => {
   const s = await legacyInit(gw.url, { version: '2025-03-26', capabilities: { elicitation: {} } });
   const r = await post(gw.url, [
