@@ -26,6 +26,8 @@
 #include "conns.h"
 #include "http_check.h"
 
+/* A connection's key in the map: its bufferevent's address in hex. */
+#define BEV_KEY_LEN (2 * sizeof(void *) + 1)
 /* How often the sweep runs: the granularity of every limit here. */
 #define CONNS_SWEEP_MS	250u
 /* An over-share connection idle this long is shut (a fresh one is given
@@ -45,7 +47,7 @@ struct conn {
 					 * the address, an IPv6 one's /64;
 					 * "" when exempt (loopback, proxy) */
 	struct evbuffer_cb_entry *watch; /* on the input: evhttp let go */
-	char key[24];			/* bev's address, the map's key */
+	char key[BEV_KEY_LEN];		/* bev's address, the map's key */
 	struct conn *next, *prev;
 };
 
@@ -63,17 +65,9 @@ struct pc_conns {
 
 /* The map's key: the address in hex (no printf on the request path). */
 static void
-bev_key(const struct bufferevent *bev, char *out, size_t n)
+bev_key(const struct bufferevent *bev, char out[BEV_KEY_LEN])
 {
-	static const char hex[] = "0123456789abcdef";
-	uintptr_t v = (uintptr_t)bev;
-	size_t i = 0;
-
-	while (i + 1 < n && (i == 0 || v != 0)) {
-		out[i++] = hex[v & 15];
-		v >>= 4;
-	}
-	out[i] = '\0';
+	pc_hex_encode(&bev, sizeof(bev), out);
 }
 
 static void
@@ -303,7 +297,7 @@ pc_conns_track(struct pc_conns *c, struct bufferevent *bev)
 		return bev;
 	k = calloc(1, sizeof(*k));
 	if (k != NULL) {
-		bev_key(bev, k->key, sizeof(k->key));
+		bev_key(bev, k->key);
 		if (pc_map_put(c->by_bev, k->key, k) != 0) {
 			free(k);
 			k = NULL;
@@ -340,11 +334,11 @@ conn_of(struct pc_conns *c, struct evhttp_request *req)
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	struct bufferevent *bev = evcon != NULL ?
 	    evhttp_connection_get_bufferevent(evcon) : NULL;
-	char key[24];
+	char key[BEV_KEY_LEN];
 
 	if (bev == NULL)
 		return NULL;
-	bev_key(bev, key, sizeof(key));
+	bev_key(bev, key);
 	return pc_map_get(c->by_bev, key);
 }
 

@@ -268,3 +268,12 @@ pc_utf8_seq(const unsigned char *s, size_t n)
 		return 0;
 	return need;
 }
+
+int
+pc_hex_digit(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c |= 0x20;
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}

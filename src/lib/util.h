@@ -11,6 +11,8 @@ int pc_random_bytes(void *buf, size_t n);
 /* Write the 2*n lowercase hex digits of in[0..n), plus NUL, into out
  * (room for 2n+1). */
 void pc_hex_encode(const void *in, size_t n, char *out);
+/* The value of one hex digit (either case), or -1. */
+int pc_hex_digit(unsigned char c);
 
 /* Write 2*n lowercase hex chars of n random bytes, plus NUL, into out
  * (outlen >= 2n+1). 0 or negative PC_E_*. */

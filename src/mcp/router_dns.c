@@ -92,31 +92,24 @@ looked_up(void *arg, int gai, const struct addrinfo *res)
 	resume(d);
 }
 
+/* No answer to wait for: the lookup took too long (its worker is let go),
+ * or it could not even start (the queue was full; the timer then fires at
+ * once, so that the check that asked is never re-entered from inside
+ * itself). Either way the name counts as refused. */
 static void
-timed_out(evutil_socket_t fd, short what, void *arg)
+no_answer(evutil_socket_t fd, short what, void *arg)
 {
 	struct pc_rdns *d = arg;
 
 	(void)fd;
 	(void)what;
-	pc_lookup_cancel(d->lookup);
-	d->lookup = NULL;
-	/* The name stays out of the log: it is part of an argument. */
-	pc_warn("policy: a URL host lookup took over %u ms: refused",
-	    PC_URL_LOOKUP_TIMEOUT_MS);
-	pc_url_memo_put(&d->memo, EAI_AGAIN, NULL);
-	resume(d);
-}
-
-/* A lookup that cannot even start refuses the name, later on the loop
- * (never from inside the check that asked). */
-static void
-refuse_soon(evutil_socket_t fd, short what, void *arg)
-{
-	struct pc_rdns *d = arg;
-
-	(void)fd;
-	(void)what;
+	if (d->lookup != NULL) {
+		pc_lookup_cancel(d->lookup);
+		d->lookup = NULL;
+		/* The name stays out of the log: it is part of an argument. */
+		pc_warn("policy: a URL host lookup took over %u ms: refused",
+		    PC_URL_LOOKUP_TIMEOUT_MS);
+	}
 	pc_url_memo_put(&d->memo, EAI_FAIL, NULL);
 	resume(d);
 }
@@ -132,13 +125,9 @@ pc_rdns_wait(struct pc_call *c, const struct pc_reqinfo *ri, json_t *params)
 
 	if (d == NULL || d->lookup != NULL || d->memo.need[0] == '\0')
 		return PC_E_INVAL;
-	if (d->timer == NULL) {
-		d->timer = evtimer_new(r->base, timed_out, d);
-		if (d->timer == NULL)
-			return PC_E_NOMEM;
-	}
-	/* Not pending here (no lookup runs): it may be set up anew. */
-	evtimer_assign(d->timer, r->base, timed_out, d);
+	if (d->timer == NULL &&
+	    (d->timer = evtimer_new(r->base, no_answer, d)) == NULL)
+		return PC_E_NOMEM;
 	if (d->params == NULL) {
 		if (ri->principal != NULL)
 			d->who = *ri->principal;
@@ -151,8 +140,7 @@ pc_rdns_wait(struct pc_call *c, const struct pc_reqinfo *ri, json_t *params)
 	    &d->lookup);
 	if (rc == PC_E_LIMIT) {
 		pc_warn("policy: too many URL host lookups waiting: refused");
-		evtimer_assign(d->timer, r->base, refuse_soon, d);
-		tv.tv_sec = tv.tv_usec = 0;
+		tv.tv_sec = tv.tv_usec = 0;	/* d->lookup is NULL */
 	} else if (rc != 0) {
 		return rc;
 	}

@@ -537,66 +537,62 @@ jwt_shape(const unsigned char *s, size_t len, size_t i)
 	return e;
 }
 
-/* Tokens of well-known services by their published prefixes: the prefix
- * stays readable (it says what kind of credential it was), the rest is
- * masked. Random material, not words: after the prefix, a run of at least
- * `min` characters (letters and digits only where the service's tokens
- * are), one unbroken stretch of letters and digits at least `seg` long
- * in it (short where the prefix alone is distinctive and the body may
- * hold '-' and '_' anywhere), and not followed by more word characters
+/* Tokens of well-known services by their published prefixes (see
+ * prefix_shape for what must follow). */
+static const struct token_prefix {
+	const char *prefix;
+	size_t min, seg;
+	bool alnum;			/* letters and digits only */
+} prefixes[] = {
+	{ "ghp_", 36, 36, true }, { "gho_", 36, 36, true },
+	{ "ghu_", 36, 36, true }, { "ghs_", 36, 36, true },
+	{ "ghr_", 36, 36, true },		/* GitHub */
+	{ "github_pat_", 60, 20, false },
+	{ "glpat-", 20, 4, false },		/* GitLab */
+	{ "sk-", 32, 20, false },		/* OpenAI, Anthropic */
+	{ "xoxb-", 30, 16, false }, { "xoxp-", 30, 16, false },
+	{ "xoxa-", 30, 16, false }, { "xoxr-", 30, 16, false },
+	{ "xapp-", 30, 16, false },		/* Slack */
+	{ "AIza", 35, 4, false },		/* Google API keys */
+	{ "npm_", 36, 36, true },		/* npm */
+	{ "hf_", 30, 30, true },		/* Hugging Face */
+};
+
+#define NPREFIX (sizeof(prefixes) / sizeof(prefixes[0]))
+
+/* A token of a well-known service (prefixes[]): the prefix stays readable
+ * (it says what kind of credential it was), the rest is masked. Random
+ * material, not words: after the prefix, a run of at least `min`
+ * characters (letters and digits only where the service's tokens are), one
+ * unbroken stretch of letters and digits at least `seg` long in it (short
+ * where the prefix alone is distinctive and the body may hold '-' and '_'
+ * anywhere), and not followed by more word characters
  * ("npm_config_strict_peer_dependencies", "sk-quarterly-report-2024.pdf"
  * are not tokens). Returns the token's end and sets *sec, or 0. */
 static size_t
 prefix_shape(const unsigned char *s, size_t len, size_t i, size_t *sec)
 {
-	static const struct {
-		const char *prefix;
-		size_t min, seg;
-		bool alnum;		/* letters and digits only */
-	} known[] = {
-		{ "ghp_", 36, 36, true }, { "gho_", 36, 36, true },
-		{ "ghu_", 36, 36, true }, { "ghs_", 36, 36, true },
-		{ "ghr_", 36, 36, true },		/* GitHub */
-		{ "github_pat_", 60, 20, false },
-		{ "glpat-", 20, 4, false },		/* GitLab */
-		{ "sk-", 32, 20, false },		/* OpenAI, Anthropic */
-		{ "xoxb-", 30, 16, false }, { "xoxp-", 30, 16, false },
-		{ "xoxa-", 30, 16, false }, { "xoxr-", 30, 16, false },
-		{ "xapp-", 30, 16, false },		/* Slack */
-		{ "AIza", 35, 4, false },		/* Google API keys */
-		{ "npm_", 36, 36, true },		/* npm */
-		{ "hf_", 30, 30, true },		/* Hugging Face */
-	};
 
 	if (i > 0 && is_b64url(s[i - 1]))
 		return 0;
-	for (size_t n = 0; n < sizeof(known) / sizeof(known[0]); n++) {
-		size_t pl = strlen(known[n].prefix), e, run = 0, best = 0;
+	for (size_t n = 0; n < NPREFIX; n++) {
+		size_t pl = strlen(prefixes[n].prefix), e, run = 0, best = 0;
 
-		if (len - i <= pl || memcmp(s + i, known[n].prefix, pl) != 0)
+		if (len - i <= pl || memcmp(s + i, prefixes[n].prefix, pl) != 0)
 			continue;
-		for (e = i + pl; e < len && (known[n].alnum ? isalnum(s[e]) :
+		for (e = i + pl; e < len && (prefixes[n].alnum ? isalnum(s[e]) :
 		    is_b64url(s[e])); e++) {
 			run = isalnum(s[e]) ? run + 1 : 0;
 			if (run > best)
 				best = run;
 		}
-		if (e - (i + pl) < known[n].min || best < known[n].seg ||
+		if (e - (i + pl) < prefixes[n].min || best < prefixes[n].seg ||
 		    (e < len && is_b64url(s[e])))
 			continue;
 		*sec = i + pl;
 		return e;
 	}
 	return 0;
-}
-
-static int
-hex_digit(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c |= 0x20;
-	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
 /*
@@ -619,7 +615,8 @@ scan_decoded(const struct pc_redactor *r, const unsigned char *s, size_t len,
 
 	/* Only a real escape makes a different view ("100%" does not). */
 	while ((p = memchr(p, '%', (size_t)(end - p))) != NULL &&
-	    !(end - p > 2 && hex_digit(p[1]) >= 0 && hex_digit(p[2]) >= 0))
+	    !(end - p > 2 && pc_hex_digit(p[1]) >= 0 &&
+	    pc_hex_digit(p[2]) >= 0))
 		p++;
 	if (p == NULL || len > UINT32_MAX)
 		return 0;
@@ -636,8 +633,8 @@ scan_decoded(const struct pc_redactor *r, const unsigned char *s, size_t len,
 
 		at[n] = (uint32_t)i;
 		if (s[i] == '%' && len - i > 2 &&
-		    (hi = hex_digit(s[i + 1])) >= 0 &&
-		    (lo = hex_digit(s[i + 2])) >= 0) {
+		    (hi = pc_hex_digit(s[i + 1])) >= 0 &&
+		    (lo = pc_hex_digit(s[i + 2])) >= 0) {
 			d[n] = (unsigned char)(hi << 4 | lo);
 			i += 3;
 		} else {
@@ -841,27 +838,26 @@ starts_value(const struct pc_redactor *r, const unsigned char *s, size_t n)
 static size_t
 open_shape(const unsigned char *s, size_t len)
 {
-	static const char *const starts[] = {
-		"eyJ", "pcs_", "ghp_", "gho_", "ghu_", "ghs_", "ghr_",
-		"github_pat_", "glpat-", "sk-", "xoxb-", "xoxp-", "xoxa-",
-		"xoxr-", "xapp-", "AIza", "npm_", "hf_",
-	};
+	static const char *const more[] = { "eyJ", "pcs_" };
 	size_t j = len;
 
 	while (j > 0 && (is_tok68(s[j - 1]) || s[j - 1] == '.'))
 		j--;
 	if (j == len)
 		return len;
-	for (size_t i = 0; i < sizeof(starts) / sizeof(starts[0]); i++) {
-		size_t pl = strlen(starts[i]);
+	/* The run may hold several words ("a.b_c"): any of its tokens that
+	 * starts like a credential (or like the start of one) counts. */
+	for (size_t k = j; k < len; k++) {
+		if (k > j && is_b64url(s[k - 1]))
+			continue;
+		for (size_t i = 0; i < NPREFIX + 2; i++) {
+			const char *p = i < NPREFIX ? prefixes[i].prefix :
+			    more[i - NPREFIX];
+			size_t pl = strlen(p);
 
-		/* The run may hold several words ("a.b_c"): any of its
-		 * tokens that starts like a credential counts. */
-		for (size_t k = j; k + 1 <= len; k++)
-			if ((k == j || !is_b64url(s[k - 1])) &&
-			    (len - k < pl ? memcmp(s + k, starts[i], len - k) :
-			    memcmp(s + k, starts[i], pl)) == 0)
+			if (memcmp(s + k, p, len - k < pl ? len - k : pl) == 0)
 				return k;
+		}
 	}
 	/* After "Bearer " or "Basic ": the run is its token. */
 	if (j >= 7 && (strncasecmp((const char *)s + j - 7, "bearer ", 7) == 0))
@@ -896,14 +892,12 @@ cut_point(const struct pc_redactor *r, const unsigned char *s, size_t len)
 	}
 	/* A UTF-8 sequence left incomplete at the end goes too. */
 	{
-		size_t b = keep, cont = 0;
+		size_t b = keep;
 
-		while (b > 0 && (s[b - 1] & 0xC0) == 0x80 && cont < 3) {
+		while (b > 0 && keep - b < 3 && (s[b - 1] & 0xC0) == 0x80)
 			b--;
-			cont++;
-		}
-		if (b > 0 && s[b - 1] >= 0xC0 && cont + 1 < (s[b - 1] >= 0xF0 ?
-		    4u : s[b - 1] >= 0xE0 ? 3u : 2u))
+		if (b > 0 && s[b - 1] >= 0x80 &&
+		    pc_utf8_seq(s + b - 1, keep - b + 1) == 0)
 			keep = b - 1;
 	}
 	return keep;
@@ -963,8 +957,8 @@ decode_name(const char *f, const char *e, char *out)
 
 	for (const char *c = f; c < e; c++) {
 		if (*c == '%' && e - c > 2 &&
-		    (hi = hex_digit((unsigned char)c[1])) >= 0 &&
-		    (lo = hex_digit((unsigned char)c[2])) >= 0) {
+		    (hi = pc_hex_digit((unsigned char)c[1])) >= 0 &&
+		    (lo = pc_hex_digit((unsigned char)c[2])) >= 0) {
 			out[n++] = (char)(hi << 4 | lo);
 			c += 2;
 		} else {

@@ -333,18 +333,6 @@ sc_index(struct sc_compiler *c, json_t *doc, const char *base,
 	return index_walk(c, doc, b, dialect);
 }
 
-static int
-hexval(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
 /* Percent-decode in place; a bad escape is kept as it is. */
 static void
 pct_decode(char *s)
@@ -353,8 +341,9 @@ pct_decode(char *s)
 
 	for (; *s != '\0'; s++) {
 		int h, l;
-		if (*s == '%' && (h = hexval(s[1])) >= 0 &&
-		    (l = hexval(s[2])) >= 0) {
+		if (*s == '%' &&
+		    (h = pc_hex_digit((unsigned char)s[1])) >= 0 &&
+		    (l = pc_hex_digit((unsigned char)s[2])) >= 0) {
 			*o++ = (char)(h * 16 + l);
 			s += 2;
 		} else
